@@ -1,0 +1,254 @@
+//! The tool spec: what a publisher signs and every node verifies.
+//!
+//! A [`ToolSpec`] is a normalized [`crate::Manifest`] plus the publisher key,
+//! the creation time and the pinned image digest. Its canonical CBOR bytes
+//! are hashed into its [`crate::ToolId`] and signed into a [`SignedSpec`].
+//! Sets (tags, side effects) are sorted and unique, so two equal specs have
+//! one encoding.
+
+use serde::{Deserialize, Serialize};
+
+use crate::key::PublicKey;
+use crate::limits;
+use crate::signed::{Signed, SignedBody};
+use crate::validate::{self, ValidationError};
+
+/// The spec format this crate writes and reads.
+pub const SPEC_FORMAT: u64 = 1;
+
+/// Domain separation prefix of spec signatures.
+pub const SPEC_SIGNING_PREFIX: &[u8] = b"atr-spec-v1";
+
+/// A signed, verified tool spec. Its [`Signed::hash`] is the [`crate::ToolId`].
+pub type SignedSpec = Signed<ToolSpec>;
+
+/// A tool, as published. Immutable: a new version is a new spec with a new id.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ToolSpec {
+    /// Format version, [`SPEC_FORMAT`].
+    pub v: u64,
+    /// Tool name, `^[a-zA-Z0-9_-]{1,64}$` (a legal OpenAI/Anthropic name).
+    pub name: String,
+    /// Semantic version.
+    pub version: semver::Version,
+    /// What the tool does, for agents and people.
+    pub description: String,
+    /// Sorted, unique tags, each `^[a-z0-9][a-z0-9-]{0,31}$`.
+    pub tags: Vec<String>,
+    /// JSON Schema (draft 2020-12) of the input; its root is `type: object`.
+    pub input_schema: serde_json::Value,
+    /// JSON Schema of the output, if declared.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub output_schema: Option<serde_json::Value>,
+    /// How to run it.
+    pub runtime: Runtime,
+    /// Resource limits applied to every invocation.
+    pub limits: Limits,
+    /// Sorted, unique side effects; `[none]` alone when it has none.
+    pub side_effects: Vec<SideEffect>,
+    /// Cost hint.
+    pub cost: Cost,
+    /// Project homepage (http or https URL).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub homepage: Option<String>,
+    /// SPDX license expression.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub license: Option<String>,
+    /// Example calls with their expected output.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub examples: Vec<Example>,
+    /// The publisher: the signing node's ed25519 key.
+    pub publisher: PublicKey,
+    /// Creation time, milliseconds since the Unix epoch.
+    pub created_at_ms: u64,
+}
+
+impl ToolSpec {
+    /// `name@version`, for messages.
+    pub fn label(&self) -> String {
+        format!("{}@{}", self.name, self.version)
+    }
+
+    /// Whether the tool has no side effects beyond reading.
+    pub fn is_read_only(&self) -> bool {
+        self.side_effects
+            .iter()
+            .all(|s| matches!(s, SideEffect::None | SideEffect::Reads))
+    }
+}
+
+impl SignedBody for ToolSpec {
+    const KIND: &'static str = "tool spec";
+    const SIGNING_PREFIX: &'static [u8] = SPEC_SIGNING_PREFIX;
+    const MAX_BODY_BYTES: usize = limits::MAX_SPEC_BYTES;
+    const FORMAT: u64 = SPEC_FORMAT;
+
+    fn signer(&self) -> &PublicKey {
+        &self.publisher
+    }
+
+    fn check(&self) -> Result<(), ValidationError> {
+        validate::check_spec(self)
+    }
+}
+
+/// The kind of runtime. Only Docker exists today; the field lets others come.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+#[non_exhaustive]
+pub enum RuntimeKind {
+    /// A local Docker image, run in a hardened throw-away container.
+    Docker,
+}
+
+/// How a provider runs the tool.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Runtime {
+    /// The runtime kind.
+    pub kind: RuntimeKind,
+    /// The image reference the publisher used (informative).
+    pub image: String,
+    /// The pinned image id, `sha256:` + 64 hex: the code this id always means.
+    pub image_digest: String,
+    /// Command and arguments; empty means the image's entrypoint.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub command: Vec<String>,
+    /// Working directory inside the container.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub workdir: Option<String>,
+}
+
+/// Resource limits of one invocation. Every field has a safe default and a
+/// hard maximum in [`crate::limits`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Limits {
+    /// Wall-clock limit, milliseconds.
+    pub timeout_ms: u64,
+    /// Memory limit (swap equal: none), bytes.
+    pub memory_bytes: u64,
+    /// CPU share, thousandths of a core.
+    pub cpu_millis: u32,
+    /// Maximum number of processes.
+    pub pids: u32,
+    /// Maximum size of the JSON output, bytes.
+    pub max_output_bytes: u64,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            timeout_ms: limits::DEFAULT_TIMEOUT_MS,
+            memory_bytes: limits::DEFAULT_MEMORY_BYTES,
+            cpu_millis: limits::DEFAULT_CPU_MILLIS,
+            pids: limits::DEFAULT_PIDS,
+            max_output_bytes: limits::DEFAULT_MAX_OUTPUT_BYTES,
+        }
+    }
+}
+
+/// What a tool may do besides computing its output (the ancestor's
+/// `side_effects`; MCP's tool annotations derive from it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+#[non_exhaustive]
+pub enum SideEffect {
+    /// Pure computation.
+    None,
+    /// Reads external state.
+    Reads,
+    /// Creates or updates external state.
+    Writes,
+    /// Deletes external state.
+    Deletes,
+    /// Talks to the network.
+    Network,
+    /// Touches a filesystem outside its sandbox.
+    Filesystem,
+}
+
+impl SideEffect {
+    /// The lowercase name used in manifests and APIs.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Self::None => "none",
+            Self::Reads => "reads",
+            Self::Writes => "writes",
+            Self::Deletes => "deletes",
+            Self::Network => "network",
+            Self::Filesystem => "filesystem",
+        }
+    }
+}
+
+impl std::str::FromStr for SideEffect {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        Ok(match s {
+            "none" => Self::None,
+            "reads" | "read" => Self::Reads,
+            "writes" | "write" => Self::Writes,
+            "deletes" | "delete" => Self::Deletes,
+            "network" => Self::Network,
+            "filesystem" => Self::Filesystem,
+            other => {
+                return Err(format!(
+                    "unknown side effect `{other}` (expected none, reads, writes, deletes, network or filesystem)"
+                ));
+            }
+        })
+    }
+}
+
+/// Cost hint (the ancestor's `cost`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+#[non_exhaustive]
+pub enum Cost {
+    /// No cost.
+    #[default]
+    Free,
+    /// Low.
+    Low,
+    /// Medium.
+    Medium,
+    /// High.
+    High,
+}
+
+impl Cost {
+    /// The lowercase name.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Self::Free => "free",
+            Self::Low => "low",
+            Self::Medium => "medium",
+            Self::High => "high",
+        }
+    }
+}
+
+impl std::str::FromStr for Cost {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        Ok(match s {
+            "free" => Self::Free,
+            "low" => Self::Low,
+            "medium" => Self::Medium,
+            "high" => Self::High,
+            other => return Err(format!("unknown cost `{other}` (expected free, low, medium or high)")),
+        })
+    }
+}
+
+/// One example call: an input and the output it must produce.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Example {
+    /// The input object.
+    pub input: serde_json::Value,
+    /// The expected output.
+    pub output: serde_json::Value,
+}
