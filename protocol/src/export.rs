@@ -39,7 +39,13 @@ pub enum ExportFormat {
 
 impl ExportFormat {
     /// Every format, in a fixed order.
-    pub const ALL: [ExportFormat; 5] = [Self::OpenAi, Self::OpenAiResponses, Self::Anthropic, Self::Mcp, Self::Gemini];
+    pub const ALL: [ExportFormat; 5] = [
+        Self::OpenAi,
+        Self::OpenAiResponses,
+        Self::Anthropic,
+        Self::Mcp,
+        Self::Gemini,
+    ];
 
     /// The name used on command lines and in APIs (`openai`, `openai-responses`, ...).
     pub fn as_str(&self) -> &'static str {
@@ -131,8 +137,19 @@ pub enum ExportError {
     /// The input schema's root is not `"type": "object"`, which every format needs.
     #[error("the input schema must have `\"type\": \"object\"` at its root (every agent format requires it)")]
     InputNotObject,
+    /// The input schema has a combinator at its root that the format refuses (Anthropic:
+    /// `oneOf`, `allOf`, `anyOf`).
+    #[error("the input schema has `{keyword}` at its root, which {format} does not accept")]
+    RootCombinator {
+        /// The keyword.
+        keyword: &'static str,
+        /// The target format.
+        format: ExportFormat,
+    },
     /// Strict mode: the schema uses something OpenAI Structured Outputs cannot express.
-    #[error("cannot make the input schema strict: {what} at {path} is not supported by OpenAI strict mode; export without strict")]
+    #[error(
+        "cannot make the input schema strict: {what} at {path} is not supported by OpenAI strict mode; export without strict"
+    )]
     StrictUnsupported {
         /// What is unsupported (a keyword such as `` `oneOf` ``, or a construct).
         what: String,
@@ -141,13 +158,17 @@ pub enum ExportError {
     },
     /// Strict mode: an object admits extra properties (`additionalProperties` other than
     /// `false`, or `patternProperties`), and strict mode needs closed objects.
-    #[error("cannot make the input schema strict: the object at {path} admits extra properties, but strict mode needs `additionalProperties: false`; export without strict")]
+    #[error(
+        "cannot make the input schema strict: the object at {path} admits extra properties, but strict mode needs `additionalProperties: false`; export without strict"
+    )]
     StrictOpenObject {
         /// Where, as a JSON Pointer fragment.
         path: String,
     },
     /// Strict mode: the schema is over one of OpenAI's size limits.
-    #[error("cannot make the input schema strict: {what} is {count}, over OpenAI's strict-mode limit of {max}")]
+    #[error(
+        "cannot make the input schema strict: {what} is {count}, over OpenAI's strict-mode limit of {max}"
+    )]
     StrictLimit {
         /// Which limit.
         what: &'static str,
@@ -157,7 +178,9 @@ pub enum ExportError {
         max: usize,
     },
     /// A key of [`ExportOptions::meta`] is not a valid MCP `_meta` key, or uses a reserved prefix.
-    #[error("`_meta` key `{key}` is not valid for MCP: use an optional reverse-DNS prefix ending in `/` (not one with an `mcp` or `modelcontextprotocol` label), then a name that starts and ends with a letter or digit")]
+    #[error(
+        "`_meta` key `{key}` is not valid for MCP: use an optional reverse-DNS prefix ending in `/` (not one with an `mcp` or `modelcontextprotocol` label), then a name that starts and ends with a letter or digit"
+    )]
     InvalidMetaKey {
         /// The key.
         key: String,
@@ -180,8 +203,17 @@ pub fn export(spec: &ToolSpec, format: ExportFormat, opts: &ExportOptions) -> Re
 /// The first tool with a given name keeps it; each later one gets `_2`, `_3`, ... (the first
 /// suffix that no other tool uses), its base cut so the result stays within 64 characters.
 /// [`ExportOptions::name`], when set, replaces every spec's name before this renaming.
-pub fn export_many(specs: &[&ToolSpec], format: ExportFormat, opts: &ExportOptions) -> Result<Value, ExportError> {
-    let names = unique_names(specs.iter().map(|s| opts.name.as_deref().unwrap_or(&s.name)).collect());
+pub fn export_many(
+    specs: &[&ToolSpec],
+    format: ExportFormat,
+    opts: &ExportOptions,
+) -> Result<Value, ExportError> {
+    let names = unique_names(
+        specs
+            .iter()
+            .map(|s| opts.name.as_deref().unwrap_or(&s.name))
+            .collect(),
+    );
     let mut one = opts.clone();
     let mut out = Vec::with_capacity(specs.len());
     for (spec, name) in specs.iter().zip(names) {
@@ -214,7 +246,10 @@ pub fn export_many(specs: &[&ToolSpec], format: ExportFormat, opts: &ExportOptio
 /// spec's own input schema rejects: drop the `null`s of optional properties before invoking.
 pub fn to_openai(spec: &ToolSpec, opts: &ExportOptions) -> Result<Value, ExportError> {
     let mut function = Map::new();
-    function.insert("name".into(), export_name(spec, opts, ExportFormat::OpenAi)?.into());
+    function.insert(
+        "name".into(),
+        export_name(spec, opts, ExportFormat::OpenAi)?.into(),
+    );
     function.insert("description".into(), spec.description.clone().into());
     function.insert("parameters".into(), parameters(spec, opts.strict)?);
     if opts.strict {
@@ -232,7 +267,10 @@ pub fn to_openai(spec: &ToolSpec, opts: &ExportOptions) -> Result<Value, ExportE
 pub fn to_openai_responses(spec: &ToolSpec, opts: &ExportOptions) -> Result<Value, ExportError> {
     let mut tool = Map::new();
     tool.insert("type".into(), "function".into());
-    tool.insert("name".into(), export_name(spec, opts, ExportFormat::OpenAiResponses)?.into());
+    tool.insert(
+        "name".into(),
+        export_name(spec, opts, ExportFormat::OpenAiResponses)?.into(),
+    );
     tool.insert("description".into(), spec.description.clone().into());
     tool.insert("parameters".into(), parameters(spec, opts.strict)?);
     tool.insert("strict".into(), opts.strict.into());
@@ -244,17 +282,38 @@ pub fn to_openai_responses(spec: &ToolSpec, opts: &ExportOptions) -> Result<Valu
 
 /// Anthropic Messages API: `{"name", "description", "input_schema", "input_examples"?}`.
 ///
-/// `input_examples` lists the inputs of the spec's examples, and is written only when there
-/// are some and every one is a JSON object (the API takes objects only).
+/// `input_examples` lists the inputs of the spec's examples. It is written only when there are
+/// some, every one is a JSON object (the API takes objects only) and every one matches the
+/// input schema (which a verified spec's examples do, see
+/// [`crate::validate::check_examples`]): one bad example would fail the whole request.
+/// The API refuses `oneOf`, `allOf` and `anyOf` at the root of `input_schema`
+/// ([`ExportError::RootCombinator`]).
 pub fn to_anthropic(spec: &ToolSpec, opts: &ExportOptions) -> Result<Value, ExportError> {
     let mut tool = Map::new();
-    tool.insert("name".into(), export_name(spec, opts, ExportFormat::Anthropic)?.into());
+    tool.insert(
+        "name".into(),
+        export_name(spec, opts, ExportFormat::Anthropic)?.into(),
+    );
     tool.insert("description".into(), spec.description.clone().into());
-    tool.insert("input_schema".into(), parameters(spec, false)?);
-    if !spec.examples.is_empty() && spec.examples.iter().all(|e| e.input.is_object()) {
+    let schema = parameters(spec, false)?;
+    if let Some(keyword) = ["oneOf", "allOf", "anyOf"]
+        .into_iter()
+        .find(|k| schema.get(k).is_some())
+    {
+        return Err(ExportError::RootCombinator {
+            keyword,
+            format: ExportFormat::Anthropic,
+        });
+    }
+    if !spec.examples.is_empty()
+        && spec.examples.iter().all(|e| e.input.is_object())
+        && let Ok(compiled) = crate::input::CompiledSchema::new(&schema)
+        && spec.examples.iter().all(|e| compiled.check(&e.input).is_ok())
+    {
         let inputs = spec.examples.iter().map(|e| e.input.clone()).collect();
         tool.insert("input_examples".into(), Value::Array(inputs));
     }
+    tool.insert("input_schema".into(), schema);
     Ok(Value::Object(tool))
 }
 
@@ -306,18 +365,73 @@ pub fn to_mcp(spec: &ToolSpec, opts: &ExportOptions) -> Result<Value, ExportErro
 /// Gemini `FunctionDeclaration`: `{"name", "description", "parametersJsonSchema",
 /// "responseJsonSchema"?}`.
 ///
-/// The schemas go unchanged as JSON Schema (not the lossy OpenAPI-subset `parameters`).
-/// Gemini names must start with a letter or `_`, so a spec named `1abc` fails with
-/// [`ExportError::InvalidName`]; rename it with [`ExportOptions::name`].
+/// The schemas go as JSON Schema (not the lossy OpenAPI-subset `parameters`), unchanged but
+/// for one rewrite: Gemini lets a subschema with `$ref` carry only `$`-keywords, so
+/// `{"$ref": R, "description": D}` becomes the equivalent `{"anyOf": [{"$ref": R}],
+/// "description": D}`. Gemini names must start with a letter or `_`, so a spec named `1abc`
+/// fails with [`ExportError::InvalidName`]; rename it with [`ExportOptions::name`].
 pub fn to_gemini(spec: &ToolSpec, opts: &ExportOptions) -> Result<Value, ExportError> {
     let mut decl = Map::new();
-    decl.insert("name".into(), export_name(spec, opts, ExportFormat::Gemini)?.into());
+    decl.insert(
+        "name".into(),
+        export_name(spec, opts, ExportFormat::Gemini)?.into(),
+    );
     decl.insert("description".into(), spec.description.clone().into());
-    decl.insert("parametersJsonSchema".into(), parameters(spec, false)?);
+    let mut params = parameters(spec, false)?;
+    for_each_subschema(&mut params, &mut isolate_ref);
+    decl.insert("parametersJsonSchema".into(), params);
     if let Some(out) = &spec.output_schema {
-        decl.insert("responseJsonSchema".into(), out.clone());
+        let mut out = out.clone();
+        for_each_subschema(&mut out, &mut isolate_ref);
+        decl.insert("responseJsonSchema".into(), out);
     }
     Ok(Value::Object(decl))
+}
+
+/// Moves a `$ref` that has non-`$` siblings into a one-branch `anyOf` (same meaning). Left as is
+/// when the node already has an `anyOf`.
+fn isolate_ref(obj: &mut Map<String, Value>) {
+    if !obj.contains_key("anyOf")
+        && obj.keys().any(|k| !k.starts_with('$'))
+        && let Some(r) = obj.remove("$ref")
+    {
+        obj.insert("anyOf".into(), json!([{"$ref": r}]));
+    }
+}
+
+/// Calls `f` on every subschema object reachable through the JSON Schema applicators (not
+/// through `$ref`), parents before children.
+fn for_each_subschema(node: &mut Value, f: &mut impl FnMut(&mut Map<String, Value>)) {
+    let Value::Object(obj) = node else { return };
+    f(obj);
+    for (kw, child) in obj.iter_mut() {
+        match (kw.as_str(), child) {
+            (
+                "properties" | "patternProperties" | "$defs" | "definitions" | "dependentSchemas",
+                Value::Object(m),
+            ) => {
+                m.values_mut().for_each(|s| for_each_subschema(s, f));
+            }
+            ("anyOf" | "oneOf" | "allOf" | "prefixItems" | "items", Value::Array(list)) => {
+                list.iter_mut().for_each(|s| for_each_subschema(s, f));
+            }
+            (
+                "items"
+                | "additionalProperties"
+                | "not"
+                | "if"
+                | "then"
+                | "else"
+                | "contains"
+                | "propertyNames"
+                | "unevaluatedProperties"
+                | "unevaluatedItems"
+                | "additionalItems",
+                sub,
+            ) => for_each_subschema(sub, f),
+            _ => {}
+        }
+    }
 }
 
 fn export_name(spec: &ToolSpec, opts: &ExportOptions, format: ExportFormat) -> Result<String, ExportError> {
@@ -384,7 +498,9 @@ fn is_valid_meta_key(key: &str) -> bool {
         None => (None, key),
     };
     let name_ok = name.is_empty()
-        || (name.bytes().all(|c| c.is_ascii_alphanumeric() || matches!(c, b'.' | b'_' | b'-'))
+        || (name
+            .bytes()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'.' | b'_' | b'-'))
             && name.bytes().next().is_some_and(|c| c.is_ascii_alphanumeric())
             && name.bytes().last().is_some_and(|c| c.is_ascii_alphanumeric()));
     let Some(prefix) = prefix else { return name_ok };
@@ -417,7 +533,15 @@ const STRICT_REJECTED: [&str; 8] = [
 /// The only string formats strict mode accepts; others are dropped (a looser hint, not a
 /// different meaning: the tool still validates its input).
 const STRICT_FORMATS: [&str; 9] = [
-    "date-time", "time", "date", "duration", "email", "hostname", "ipv4", "ipv6", "uuid",
+    "date-time",
+    "time",
+    "date",
+    "duration",
+    "email",
+    "hostname",
+    "ipv4",
+    "ipv6",
+    "uuid",
 ];
 
 /// OpenAI: at most 10 levels of object nesting.
@@ -451,9 +575,21 @@ fn strict_schema(schema: &Value) -> Result<Value, ExportError> {
     let mut out = schema.clone();
     walker.visit(&mut out, 0)?;
     let totals = [
-        ("the number of object properties", walker.properties, STRICT_MAX_PROPERTIES),
-        ("the number of enum values", walker.enum_values, STRICT_MAX_ENUM_VALUES),
-        ("the length of all names and enum/const values", walker.chars, STRICT_MAX_CHARS),
+        (
+            "the number of object properties",
+            walker.properties,
+            STRICT_MAX_PROPERTIES,
+        ),
+        (
+            "the number of enum values",
+            walker.enum_values,
+            STRICT_MAX_ENUM_VALUES,
+        ),
+        (
+            "the length of all names and enum/const values",
+            walker.chars,
+            STRICT_MAX_CHARS,
+        ),
     ];
     for (what, count, max) in totals {
         if count > max {
@@ -663,7 +799,9 @@ fn make_nullable(schema: &mut Value) {
     }
     let Value::Object(obj) = schema else { return };
     let null_schema = json!({"type": "null"});
-    let plain = !["enum", "const", "anyOf", "$ref"].iter().any(|k| obj.contains_key(*k));
+    let plain = !["enum", "const", "anyOf", "$ref"]
+        .iter()
+        .any(|k| obj.contains_key(*k));
     match obj.get_mut("type") {
         Some(Value::String(t)) if plain => {
             let t = std::mem::take(t);
@@ -781,15 +919,30 @@ mod tests {
         let spec = sample();
         let plain = ExportOptions::default();
         let cases = [
-            (to_openai(&spec, &plain)?, include_str!("../tests/data/exports/openai.json")),
-            (to_openai(&spec, &strict())?, include_str!("../tests/data/exports/openai-strict.json")),
+            (
+                to_openai(&spec, &plain)?,
+                include_str!("../tests/data/exports/openai.json"),
+            ),
+            (
+                to_openai(&spec, &strict())?,
+                include_str!("../tests/data/exports/openai-strict.json"),
+            ),
             (
                 to_openai_responses(&spec, &plain)?,
                 include_str!("../tests/data/exports/openai-responses.json"),
             ),
-            (to_anthropic(&spec, &plain)?, include_str!("../tests/data/exports/anthropic.json")),
-            (to_mcp(&spec, &mcp_opts())?, include_str!("../tests/data/exports/mcp.json")),
-            (to_gemini(&spec, &plain)?, include_str!("../tests/data/exports/gemini.json")),
+            (
+                to_anthropic(&spec, &plain)?,
+                include_str!("../tests/data/exports/anthropic.json"),
+            ),
+            (
+                to_mcp(&spec, &mcp_opts())?,
+                include_str!("../tests/data/exports/mcp.json"),
+            ),
+            (
+                to_gemini(&spec, &plain)?,
+                include_str!("../tests/data/exports/gemini.json"),
+            ),
         ];
         for (i, (got, want)) in cases.into_iter().enumerate() {
             assert_eq!(
@@ -803,30 +956,18 @@ mod tests {
     }
 
     #[test]
-    #[ignore]
-    fn dump_golden() {
-        let spec = sample();
-        let plain = ExportOptions::default();
-        for (f, v) in [
-            ("openai", to_openai(&spec, &plain)),
-            ("openai-strict", to_openai(&spec, &strict())),
-            ("openai-responses", to_openai_responses(&spec, &plain)),
-            ("anthropic", to_anthropic(&spec, &plain)),
-            ("mcp", to_mcp(&spec, &mcp_opts())),
-            ("gemini", to_gemini(&spec, &plain)),
-        ] {
-            let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/exports/");
-            std::fs::write(format!("{dir}{f}.json"), serde_json::to_string_pretty(&v.unwrap()).unwrap() + "\n").unwrap();
-        }
-    }
-
-    #[test]
     fn dispatcher_matches_functions() -> Result<(), ExportError> {
         let spec = sample();
         let o = mcp_opts();
         assert_eq!(export(&spec, ExportFormat::OpenAi, &o)?, to_openai(&spec, &o)?);
-        assert_eq!(export(&spec, ExportFormat::OpenAiResponses, &o)?, to_openai_responses(&spec, &o)?);
-        assert_eq!(export(&spec, ExportFormat::Anthropic, &o)?, to_anthropic(&spec, &o)?);
+        assert_eq!(
+            export(&spec, ExportFormat::OpenAiResponses, &o)?,
+            to_openai_responses(&spec, &o)?
+        );
+        assert_eq!(
+            export(&spec, ExportFormat::Anthropic, &o)?,
+            to_anthropic(&spec, &o)?
+        );
         assert_eq!(export(&spec, ExportFormat::Mcp, &o)?, to_mcp(&spec, &o)?);
         assert_eq!(export(&spec, ExportFormat::Gemini, &o)?, to_gemini(&spec, &o)?);
         Ok(())
@@ -837,7 +978,10 @@ mod tests {
         for f in ExportFormat::ALL {
             assert_eq!(f.to_string().parse::<ExportFormat>(), Ok(f));
         }
-        assert_eq!("claude".parse::<ExportFormat>(), Err(UnknownFormat("claude".into())));
+        assert_eq!(
+            "claude".parse::<ExportFormat>(),
+            Err(UnknownFormat("claude".into()))
+        );
         assert!("OpenAI".parse::<ExportFormat>().is_err());
     }
 
@@ -848,8 +992,15 @@ mod tests {
         let resp = to_openai_responses(&spec, &strict())?;
         assert_eq!(resp["strict"], json!(true));
         assert_eq!(resp["parameters"], chat["function"]["parameters"]);
-        assert_eq!(to_openai_responses(&spec, &ExportOptions::default())?["strict"], json!(false));
-        assert!(to_openai(&spec, &ExportOptions::default())?["function"].get("strict").is_none());
+        assert_eq!(
+            to_openai_responses(&spec, &ExportOptions::default())?["strict"],
+            json!(false)
+        );
+        assert!(
+            to_openai(&spec, &ExportOptions::default())?["function"]
+                .get("strict")
+                .is_none()
+        );
         Ok(())
     }
 
@@ -861,7 +1012,9 @@ mod tests {
         assert!(ok(json!({"a": 2, "b": 1.5, "tags": ["t"], "mode": "y"})));
         assert!(!ok(json!({"a": 2, "b": 1.5, "tags": null, "mode": "z"})));
         assert!(!ok(json!({"a": null, "b": null, "tags": null, "mode": null})));
-        assert!(!ok(json!({"a": 1, "b": null, "tags": null, "mode": null, "extra": 1})));
+        assert!(!ok(
+            json!({"a": 1, "b": null, "tags": null, "mode": null, "extra": 1})
+        ));
         Ok(())
     }
 
@@ -900,7 +1053,12 @@ mod tests {
             },
             "required": ["k", "list", "n", "p", "q", "t", "u"]
         });
-        assert_eq!(got, want, "{}", serde_json::to_string_pretty(&got).unwrap_or_default());
+        assert_eq!(
+            got,
+            want,
+            "{}",
+            serde_json::to_string_pretty(&got).unwrap_or_default()
+        );
         Ok(())
     }
 
@@ -913,25 +1071,24 @@ mod tests {
 
     #[test]
     fn strict_rejects_what_it_cannot_express() {
-        let nested = |sub: Value| {
-            json!({"type": "object", "properties": {"outer": {"type": "object", "properties": {"x": sub}}}})
-        };
+        let nested = |sub: Value| json!({"type": "object", "properties": {"outer": {"type": "object", "properties": {"x": sub}}}});
         for kw in ["allOf", "oneOf", "not", "if"] {
-            let err = strict_params(nested(json!({kw: [{"type": "string"}]}))).unwrap_err();
             assert_eq!(
-                err,
-                ExportError::StrictUnsupported {
+                strict_params(nested(json!({kw: [{"type": "string"}]}))),
+                Err(ExportError::StrictUnsupported {
                     what: format!("`{kw}`"),
                     path: "#/properties/outer/properties/x".into()
-                }
+                })
             );
         }
-        let open = strict_params(nested(json!({"type": "object", "additionalProperties": {"type": "string"}})));
+        let open = strict_params(nested(
+            json!({"type": "object", "additionalProperties": {"type": "string"}}),
+        ));
         assert_eq!(
-            open.unwrap_err(),
-            ExportError::StrictOpenObject {
+            open,
+            Err(ExportError::StrictOpenObject {
                 path: "#/properties/outer/properties/x".into()
-            }
+            })
         );
         let root_any = strict_params(json!({"type": "object", "anyOf": [{"required": ["a"]}]}));
         assert!(matches!(root_any, Err(ExportError::StrictUnsupported { .. })));
@@ -943,7 +1100,10 @@ mod tests {
         for _ in 0..11 {
             deep = json!({"type": "object", "properties": {"n": deep}, "required": ["n"]});
         }
-        assert!(matches!(strict_params(deep), Err(ExportError::StrictLimit { max: 10, .. })));
+        assert!(matches!(
+            strict_params(deep),
+            Err(ExportError::StrictLimit { max: 10, .. })
+        ));
         // Without strict, the same schema exports as is.
         let mut spec = sample();
         spec.input_schema = nested(json!({"oneOf": [{"type": "string"}]}));
@@ -957,14 +1117,18 @@ mod tests {
             spec.side_effects = effects;
             Ok(to_mcp(&spec, &ExportOptions::default())?["annotations"].clone())
         };
-        let hints = |r: bool, d: bool, i: bool, o: bool| {
-            json!({"readOnlyHint": r, "destructiveHint": d, "idempotentHint": i, "openWorldHint": o})
-        };
+        let hints = |r: bool, d: bool, i: bool, o: bool| json!({"readOnlyHint": r, "destructiveHint": d, "idempotentHint": i, "openWorldHint": o});
         assert_eq!(ann(vec![SideEffect::None])?, hints(true, false, true, false));
         assert_eq!(ann(vec![SideEffect::Reads])?, hints(true, false, true, false));
-        assert_eq!(ann(vec![SideEffect::Reads, SideEffect::Network])?, hints(false, false, false, true));
+        assert_eq!(
+            ann(vec![SideEffect::Reads, SideEffect::Network])?,
+            hints(false, false, false, true)
+        );
         assert_eq!(ann(vec![SideEffect::Writes])?, hints(false, false, false, false));
-        assert_eq!(ann(vec![SideEffect::Deletes, SideEffect::Network])?, hints(false, true, false, true));
+        assert_eq!(
+            ann(vec![SideEffect::Deletes, SideEffect::Network])?,
+            hints(false, true, false, true)
+        );
         Ok(())
     }
 
@@ -976,9 +1140,16 @@ mod tests {
         assert!(tool.get("outputSchema").is_none());
         assert!(tool.get("_meta").is_none());
         // Other formats keep it.
-        assert_eq!(to_gemini(&spec, &ExportOptions::default())?["responseJsonSchema"]["type"], "array");
+        assert_eq!(
+            to_gemini(&spec, &ExportOptions::default())?["responseJsonSchema"]["type"],
+            "array"
+        );
         spec.output_schema = None;
-        assert!(to_openai_responses(&spec, &ExportOptions::default())?.get("output_schema").is_none());
+        assert!(
+            to_openai_responses(&spec, &ExportOptions::default())?
+                .get("output_schema")
+                .is_none()
+        );
         Ok(())
     }
 
@@ -987,7 +1158,17 @@ mod tests {
         for good in ["dev.atr/id", "id", "a.b-c/x_y.z", "dev.atr/", "com.example.mcp/x"] {
             assert!(is_valid_meta_key(good), "{good}");
         }
-        for bad in ["io.modelcontextprotocol/x", "dev.mcp/x", "mcp.dev/x", "mcp.dev.atr/x", "-x", "x-", "1dev/x", "dev..atr/x", "a/b/c"] {
+        for bad in [
+            "io.modelcontextprotocol/x",
+            "dev.mcp/x",
+            "mcp.dev/x",
+            "mcp.dev.atr/x",
+            "-x",
+            "x-",
+            "1dev/x",
+            "dev..atr/x",
+            "a/b/c",
+        ] {
             assert!(!is_valid_meta_key(bad), "{bad}");
         }
         let mut meta = Map::new();
@@ -996,7 +1177,60 @@ mod tests {
             meta: Some(meta),
             ..ExportOptions::default()
         };
-        assert!(matches!(to_mcp(&sample(), &opts), Err(ExportError::InvalidMetaKey { .. })));
+        assert!(matches!(
+            to_mcp(&sample(), &opts),
+            Err(ExportError::InvalidMetaKey { .. })
+        ));
+    }
+
+    #[test]
+    fn anthropic_refuses_root_combinators_and_bad_examples() -> Result<(), ExportError> {
+        let mut spec = sample();
+        spec.input_schema["anyOf"] = json!([{"required": ["a"]}, {"required": ["b"]}]);
+        assert_eq!(
+            to_anthropic(&spec, &ExportOptions::default()),
+            Err(ExportError::RootCombinator {
+                keyword: "anyOf",
+                format: ExportFormat::Anthropic
+            })
+        );
+        let mut spec = sample();
+        spec.examples.push(Example {
+            input: json!({"a": "not an integer"}),
+            output: json!({"result": 1}),
+        });
+        assert!(
+            to_anthropic(&spec, &ExportOptions::default())?
+                .get("input_examples")
+                .is_none()
+        );
+        Ok(())
+    }
+
+    #[test]
+    fn gemini_isolates_refs_with_siblings() -> Result<(), ExportError> {
+        let mut spec = sample();
+        spec.input_schema = json!({
+            "type": "object",
+            "$defs": {"P": {"type": "object", "properties": {"next": {"$ref": "#/$defs/P", "description": "Next."}}}},
+            "properties": {
+                "p": {"$ref": "#/$defs/P", "description": "A point."},
+                "q": {"$ref": "#/$defs/P"},
+                "r": {"type": "array", "items": {"$ref": "#/$defs/P", "title": "R"}}
+            }
+        });
+        let got = to_gemini(&spec, &ExportOptions::default())?["parametersJsonSchema"].clone();
+        let want = json!({
+            "type": "object",
+            "$defs": {"P": {"type": "object", "properties": {"next": {"anyOf": [{"$ref": "#/$defs/P"}], "description": "Next."}}}},
+            "properties": {
+                "p": {"anyOf": [{"$ref": "#/$defs/P"}], "description": "A point."},
+                "q": {"$ref": "#/$defs/P"},
+                "r": {"type": "array", "items": {"anyOf": [{"$ref": "#/$defs/P"}], "title": "R"}}
+            }
+        });
+        assert_eq!(got, want);
+        Ok(())
     }
 
     #[test]
@@ -1006,9 +1240,17 @@ mod tests {
             input: json!([1]),
             output: json!(null),
         });
-        assert!(to_anthropic(&spec, &ExportOptions::default())?.get("input_examples").is_none());
+        assert!(
+            to_anthropic(&spec, &ExportOptions::default())?
+                .get("input_examples")
+                .is_none()
+        );
         spec.examples.clear();
-        assert!(to_anthropic(&spec, &ExportOptions::default())?.get("input_examples").is_none());
+        assert!(
+            to_anthropic(&spec, &ExportOptions::default())?
+                .get("input_examples")
+                .is_none()
+        );
         Ok(())
     }
 
@@ -1017,8 +1259,13 @@ mod tests {
         let mut spec = sample();
         spec.name = "1tool".into();
         assert!(to_openai(&spec, &ExportOptions::default()).is_ok());
-        let err = to_gemini(&spec, &ExportOptions::default()).unwrap_err();
-        assert!(matches!(err, ExportError::InvalidName { format: ExportFormat::Gemini, .. }));
+        assert!(matches!(
+            to_gemini(&spec, &ExportOptions::default()),
+            Err(ExportError::InvalidName {
+                format: ExportFormat::Gemini,
+                ..
+            })
+        ));
         let renamed = ExportOptions {
             name: Some("tool_1".into()),
             ..ExportOptions::default()
@@ -1029,10 +1276,16 @@ mod tests {
             ..ExportOptions::default()
         };
         assert_eq!(to_mcp(&spec, &dotted)?["name"], "sample.tool");
-        assert!(matches!(to_anthropic(&spec, &dotted), Err(ExportError::InvalidName { .. })));
+        assert!(matches!(
+            to_anthropic(&spec, &dotted),
+            Err(ExportError::InvalidName { .. })
+        ));
         let mut no_object = sample();
         no_object.input_schema = json!({"type": "string"});
-        assert_eq!(to_anthropic(&no_object, &ExportOptions::default()), Err(ExportError::InputNotObject));
+        assert_eq!(
+            to_anthropic(&no_object, &ExportOptions::default()),
+            Err(ExportError::InputNotObject)
+        );
         Ok(())
     }
 
@@ -1044,7 +1297,14 @@ mod tests {
             s
         };
         let long = "x".repeat(64);
-        let specs = [named("a"), named("a"), named("a_2"), named("a"), named(&long), named(&long)];
+        let specs = [
+            named("a"),
+            named("a"),
+            named("a_2"),
+            named("a"),
+            named(&long),
+            named(&long),
+        ];
         let refs: Vec<&ToolSpec> = specs.iter().collect();
         let out = export_many(&refs, ExportFormat::OpenAi, &ExportOptions::default())?;
         let names: Vec<&str> = out
@@ -1057,7 +1317,10 @@ mod tests {
         assert_eq!(names, ["a", "a_3", "a_2", "a_4", long.as_str(), long_2.as_str()]);
         let mcp = export_many(&refs[..2], ExportFormat::Mcp, &ExportOptions::default())?;
         assert_eq!(mcp[1]["name"], "a_2");
-        assert_eq!(export_many(&[], ExportFormat::Gemini, &ExportOptions::default())?, json!([]));
+        assert_eq!(
+            export_many(&[], ExportFormat::Gemini, &ExportOptions::default())?,
+            json!([])
+        );
         Ok(())
     }
 }

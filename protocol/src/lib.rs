@@ -6,6 +6,7 @@
 //!
 //! Map of the crate:
 //!
+//! - [`api`]: bodies of the node's local HTTP API.
 //! - [`cbor`]: the canonical (deterministic) CBOR encoder and the strict, bounded decoder.
 //! - [`limits`]: every size and count limit, each a named constant with its reason.
 //! - [`id`]: content ids ([`ToolId`], [`ContentHash`]) and [`InvocationId`].
@@ -22,6 +23,7 @@
 #![cfg_attr(not(test), deny(clippy::unwrap_used))]
 #![deny(missing_docs, rustdoc::broken_intra_doc_links)]
 
+pub mod api;
 pub mod cbor;
 pub mod export;
 pub mod id;

@@ -32,6 +32,8 @@ pub const MAX_GOSSIP_BYTES: usize = MAX_ENVELOPE_BYTES + 64;
 pub const MAX_FETCH_IDS: usize = 64;
 /// Cap of a fetch request.
 pub const MAX_FETCH_REQUEST_BYTES: usize = 64 * 40;
+/// Most objects in one fetch response.
+pub const MAX_FETCH_OBJECTS: usize = 512;
 /// Cap of a fetch response; a responder stops adding objects before it.
 pub const MAX_FETCH_RESPONSE_BYTES: usize = 4 * 1024 * 1024;
 /// Number of anti-entropy buckets (first byte of the object hash).
@@ -101,12 +103,19 @@ impl WireObject {
 /// below gossipsub's transmit size, so no second round trip is needed).
 pub type GossipMessage = WireObject;
 
-/// Ask a peer for objects by hash (a spec's hash is its [`ToolId`]).
+/// Ask a peer for objects: by hash (a spec's hash is its [`ToolId`]), or
+/// every active spec it holds with a tag or a name (DHT discovery: the
+/// providers of a tag key are asked which specs they have).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct FetchRequest {
+#[serde(rename_all = "lowercase")]
+#[non_exhaustive]
+pub enum FetchRequest {
     /// Up to [`MAX_FETCH_IDS`] hashes.
-    pub ids: Vec<ToolId>,
+    Ids(Vec<ToolId>),
+    /// Specs with this tag.
+    Tag(String),
+    /// Specs with this name.
+    Name(String),
 }
 
 /// The objects a peer has among those asked for; missing ones are left out.
@@ -210,11 +219,17 @@ impl FetchRequest {
     /// Decodes and checks the id count.
     pub fn decode(bytes: &[u8]) -> Result<Self, WireError> {
         let r: Self = decode_message(bytes, MAX_FETCH_REQUEST_BYTES, "fetch request")?;
-        if r.ids.len() > MAX_FETCH_IDS {
-            return Err(WireError::Limit {
-                what: "fetch request",
-                detail: format!("{} ids, more than {MAX_FETCH_IDS}", r.ids.len()),
-            });
+        let bad = |detail: String| WireError::Limit {
+            what: "fetch request",
+            detail,
+        };
+        match &r {
+            Self::Ids(ids) if ids.len() > MAX_FETCH_IDS => {
+                return Err(bad(format!("{} ids, more than {MAX_FETCH_IDS}", ids.len())));
+            }
+            Self::Tag(t) => crate::validate::check_tag(t).map_err(|e| bad(e.to_string()))?,
+            Self::Name(n) => crate::validate::check_name(n).map_err(|e| bad(e.to_string()))?,
+            _ => {}
         }
         Ok(r)
     }
@@ -261,9 +276,7 @@ mod tests {
 
     #[test]
     fn messages_round_trip_canonically() {
-        let m = FetchRequest {
-            ids: vec![ToolId([1; 32]), ToolId([2; 32])],
-        };
+        let m = FetchRequest::Ids(vec![ToolId([1; 32]), ToolId([2; 32])]);
         let b = encode_message(&m).unwrap();
         assert_eq!(FetchRequest::decode(&b).unwrap(), m);
         let g = WireObject::Spec(ByteBuf(vec![1, 2, 3]));
@@ -275,11 +288,11 @@ mod tests {
 
     #[test]
     fn hostile_messages_are_refused() {
-        let too_many = FetchRequest {
-            ids: vec![ToolId([0; 32]); MAX_FETCH_IDS + 1],
-        };
+        let too_many = FetchRequest::Ids(vec![ToolId([0; 32]); MAX_FETCH_IDS + 1]);
         let b = encode_message(&too_many).unwrap();
         assert!(FetchRequest::decode(&b).is_err());
+        let bad_tag = encode_message(&FetchRequest::Tag("NOT A TAG".into())).unwrap();
+        assert!(FetchRequest::decode(&bad_tag).is_err());
         // unknown variant
         let unknown = cbor::to_canonical(&std::collections::BTreeMap::from([("worm", 1)])).unwrap();
         assert!(matches!(

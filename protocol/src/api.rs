@@ -1,0 +1,187 @@
+//! The node's local HTTP API (`/v1`): request and response bodies, shared by
+//! `atrd` and `atr-client` so the two cannot drift.
+//!
+//! Every error is an [`ApiErrorBody`] with a stable [`ApiErrorBody::code`];
+//! clients match on the code, never on the message.
+
+use serde::{Deserialize, Serialize};
+
+use crate::id::ToolId;
+use crate::key::PublicKey;
+use crate::manifest::Manifest;
+use crate::revocation::RevocationKind;
+use crate::spec::ToolSpec;
+
+/// Default address of the local API.
+pub const DEFAULT_API_ADDR: &str = "127.0.0.1:7878";
+/// Largest request body the API accepts (a manifest with inline schemas).
+pub const MAX_API_BODY_BYTES: usize = 1024 * 1024 + 64 * 1024;
+
+/// Error body of every failed API call.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ApiErrorBody {
+    /// Stable machine-readable code, e.g. `invalid_manifest`, `not_found`, `unauthorized`.
+    pub code: String,
+    /// One line for people.
+    pub message: String,
+    /// The input field at fault, when one is known.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub field: Option<String>,
+}
+
+/// `POST /v1/publish`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PublishRequest {
+    /// The manifest, with schemas inline (clients resolve schema files).
+    pub manifest: Manifest,
+    /// File name to cite in errors.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub file: Option<String>,
+}
+
+/// Answer to a publish.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PublishResponse {
+    /// The new spec's id.
+    pub id: ToolId,
+    /// `false` when the very same spec was already stored.
+    pub created: bool,
+    /// The spec.
+    pub spec: ToolSpec,
+}
+
+/// Lifecycle of a spec as this node knows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "state", rename_all = "lowercase")]
+#[non_exhaustive]
+pub enum SpecStatus {
+    /// Usable.
+    Active,
+    /// Hidden from discovery by default; may name a successor.
+    Deprecated {
+        /// Replacement, if any.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        successor: Option<ToolId>,
+    },
+    /// Never invoked again.
+    Revoked,
+}
+
+/// One spec as the API shows it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SpecView {
+    /// Its id.
+    pub id: ToolId,
+    /// Lifecycle state.
+    pub status: SpecStatus,
+    /// The verified spec.
+    pub spec: ToolSpec,
+    /// The signed envelope, hex, so clients can verify it themselves.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub envelope_hex: Option<String>,
+}
+
+/// Answer to `GET /v1/find`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FindResponse {
+    /// Matching specs.
+    pub results: Vec<SpecView>,
+    /// How many came from the network in this call.
+    pub fetched_from_network: usize,
+}
+
+/// One search hit.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SearchHit {
+    /// BM25 score.
+    pub score: f32,
+    /// The spec.
+    pub view: SpecView,
+}
+
+/// Answer to `GET /v1/search`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SearchResponse {
+    /// Hits, best first.
+    pub hits: Vec<SearchHit>,
+}
+
+/// `POST /v1/revoke`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RevokeRequest {
+    /// One spec id to revoke …
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id: Option<ToolId>,
+    /// … or every version of a name this node published.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// Revoke (default) or deprecate.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kind: Option<RevocationKind>,
+    /// Why.
+    #[serde(default)]
+    pub reason: String,
+    /// Replacement id (deprecations).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub successor: Option<ToolId>,
+}
+
+/// Answer to a revoke.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RevokeResponse {
+    /// Hash of the signed revocation.
+    pub revocation: String,
+    /// Specs it affected on this node.
+    pub affected: Vec<ToolId>,
+}
+
+/// A connected peer.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PeerView {
+    /// Peer id (= publisher key text).
+    pub peer_id: String,
+    /// Known addresses.
+    pub addrs: Vec<String>,
+    /// Gossipsub score, when known.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub score: Option<f64>,
+    /// Bad messages received from it.
+    pub bad_messages: u64,
+}
+
+/// Answer to `GET /v1/peers`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PeersResponse {
+    /// Connected peers.
+    pub peers: Vec<PeerView>,
+}
+
+/// Counts of stored objects.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StoreCountsView {
+    /// Specs.
+    pub specs: u64,
+    /// Revocations.
+    pub revocations: u64,
+    /// Receipts.
+    pub receipts: u64,
+    /// Known peers.
+    pub peers: u64,
+}
+
+/// Answer to `GET /v1/status`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StatusResponse {
+    /// This node's peer id (its publisher key).
+    pub peer_id: PublicKey,
+    /// atrd version.
+    pub version: String,
+    /// Addresses it listens on.
+    pub listen_addrs: Vec<String>,
+    /// Connected peers.
+    pub connected_peers: Vec<String>,
+    /// Stored objects.
+    pub store: StoreCountsView,
+}
