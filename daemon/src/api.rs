@@ -1,0 +1,327 @@
+//! The local HTTP API (axum, JSON, `/v1`), bound to loopback by default.
+//!
+//! | method | path | auth | what |
+//! |---|---|---|---|
+//! | GET | `/health` | – | 200 when ready |
+//! | GET | `/metrics` | – | Prometheus text, series prefixed `atr_` |
+//! | GET | `/v1/status` | – | peer id, listen addresses, peers, store counts |
+//! | POST | `/v1/publish` | token | publish a manifest |
+//! | GET | `/v1/specs/{id}` | – | one spec |
+//! | GET | `/v1/find` | – | find by tag, name, version, publisher, … (`network=true` asks peers) |
+//! | GET | `/v1/search?q=` | – | ranked full-text search |
+//! | POST | `/v1/revoke` | token | revoke or deprecate |
+//! | GET | `/v1/peers` | – | connected peers |
+//!
+//! Mutating calls need `Authorization: Bearer <token>` where the token is the
+//! content of `<data-dir>/api.token` (mode 0600). Errors are [`ApiError`]s.
+
+pub mod error;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use atr_protocol::api::{
+    FindResponse, MAX_API_BODY_BYTES, PeerView, PeersResponse, PublishRequest, PublishResponse, RevokeRequest,
+    RevokeResponse, SearchHit, SearchResponse, SpecStatus, SpecView, StatusResponse, StoreCountsView,
+};
+use atr_protocol::query::{FindQuery, parse_version_req};
+use atr_protocol::revocation::{RevocationKind, RevocationTarget};
+use atr_protocol::ToolId;
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::IntoResponse;
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde::Deserialize;
+use tokio_util::sync::CancellationToken;
+use tracing::{info, warn};
+
+pub use error::ApiError;
+
+use crate::catalog::{Entry, Status};
+use crate::metrics;
+use crate::node::{NodeState, discover, publish};
+
+/// Deadline of one API request (a network find waits up to the DHT deadline plus fetches).
+pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+
+type AppState = Arc<NodeState>;
+
+/// The router, for serving and for in-process tests.
+pub fn router(state: AppState) -> Router {
+    Router::new()
+        .route("/health", get(|| async { "ok" }))
+        .route("/metrics", get(metrics_text))
+        .route("/v1/status", get(status))
+        .route("/v1/publish", post(publish_spec))
+        .route("/v1/specs/{id}", get(get_spec))
+        .route("/v1/find", get(find))
+        .route("/v1/search", get(search))
+        .route("/v1/revoke", post(revoke))
+        .route("/v1/peers", get(peers))
+        .fallback(|| async { ApiError::not_found("no such endpoint; see docs/architecture.md for the API") })
+        .layer(axum::extract::DefaultBodyLimit::max(MAX_API_BODY_BYTES))
+        .layer(tower_http::timeout::TimeoutLayer::with_status_code(
+            StatusCode::REQUEST_TIMEOUT,
+            REQUEST_TIMEOUT,
+        ))
+        .with_state(state)
+}
+
+/// Serves the API until `cancel` fires, then drains in-flight requests.
+pub async fn serve(listener: tokio::net::TcpListener, state: AppState, cancel: CancellationToken) {
+    let app = router(state);
+    let res = axum::serve(listener, app)
+        .with_graceful_shutdown(async move { cancel.cancelled().await })
+        .await;
+    match res {
+        Ok(()) => info!("local API stopped"),
+        Err(e) => warn!(error = %e, "local API failed"),
+    }
+}
+
+fn authorize(state: &NodeState, headers: &HeaderMap) -> Result<(), ApiError> {
+    let given = headers
+        .get(axum::http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .ok_or_else(|| {
+            ApiError::new(
+                StatusCode::UNAUTHORIZED,
+                "unauthorized",
+                "this call needs `Authorization: Bearer <token>`; the token is in <data-dir>/api.token",
+            )
+        })?;
+    // Constant-time comparison: the token guards mutations.
+    let ok = given.len() == state.token.len()
+        && given.bytes().zip(state.token.bytes()).fold(0u8, |acc, (a, b)| acc | (a ^ b)) == 0;
+    if ok {
+        Ok(())
+    } else {
+        Err(ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", "wrong API token"))
+    }
+}
+
+fn view(e: &Entry, with_envelope: bool) -> SpecView {
+    SpecView {
+        id: e.spec.id(),
+        status: match &e.status {
+            Status::Active => SpecStatus::Active,
+            Status::Deprecated { successor, .. } => SpecStatus::Deprecated { successor: *successor },
+            Status::Revoked { .. } => SpecStatus::Revoked,
+        },
+        spec: e.spec.value().clone(),
+        envelope_hex: with_envelope.then(|| hex::encode(e.spec.to_bytes())),
+    }
+}
+
+fn ok<T: serde::Serialize>(v: T) -> axum::response::Response {
+    metrics::API_REQUESTS.with_label("ok").inc();
+    Json(v).into_response()
+}
+
+async fn metrics_text(State(state): State<AppState>) -> impl IntoResponse {
+    let counts = state.blocking(|s| s.store.counts()).await.ok().and_then(Result::ok).unwrap_or_default();
+    let peers = state.net.status().await.map(|s| s.peers.len()).unwrap_or(0);
+    let text = metrics::render(&[
+        ("atr_specs", "Specs in the store.", counts.specs as f64),
+        ("atr_revocations", "Revocations in the store.", counts.revocations as f64),
+        ("atr_connected_peers", "Connected peers.", peers as f64),
+    ]);
+    ([(axum::http::header::CONTENT_TYPE, "text/plain; version=0.0.4")], text)
+}
+
+async fn status(State(state): State<AppState>) -> Result<axum::response::Response, ApiError> {
+    let net = state.net.status().await.map_err(|e| ApiError::internal(e.to_string()))?;
+    let counts = state
+        .blocking(|s| s.store.counts())
+        .await
+        .map_err(|e| ApiError::internal(e.to_string()))?
+        .map_err(|e| ApiError::internal(e.to_string()))?;
+    Ok(ok(StatusResponse {
+        peer_id: state.public_key(),
+        version: env!("CARGO_PKG_VERSION").into(),
+        listen_addrs: net.listen_addrs,
+        connected_peers: net.peers.into_iter().map(|p| p.peer).collect(),
+        store: StoreCountsView {
+            specs: counts.specs,
+            revocations: counts.revocations,
+            receipts: counts.receipts,
+            peers: counts.peers,
+        },
+    }))
+}
+
+async fn publish_spec(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Result<Json<PublishRequest>, axum::extract::rejection::JsonRejection>,
+) -> Result<axum::response::Response, ApiError> {
+    authorize(&state, &headers)?;
+    let Json(req) = body?;
+    let file = req.file.unwrap_or_else(|| "manifest".into());
+    let p = publish::publish(&state, req.manifest, file).await?;
+    let status = if p.created { StatusCode::CREATED } else { StatusCode::OK };
+    metrics::API_REQUESTS.with_label("ok").inc();
+    Ok((
+        status,
+        Json(PublishResponse {
+            id: p.spec.id(),
+            created: p.created,
+            spec: p.spec.value().clone(),
+        }),
+    )
+        .into_response())
+}
+
+fn parse_id(id: &str) -> Result<ToolId, ApiError> {
+    id.parse::<ToolId>()
+        .map_err(|e| ApiError::bad_request(format!("`{}`: {e}", id.chars().take(80).collect::<String>())).with_field("id"))
+}
+
+async fn get_spec(State(state): State<AppState>, Path(id): Path<String>) -> Result<axum::response::Response, ApiError> {
+    let id = parse_id(&id)?;
+    let cat = state.catalog.read().map_err(|_| ApiError::internal("catalog lock poisoned"))?;
+    let e = cat.get(&id).ok_or_else(|| ApiError::not_found(format!("no spec {id} on this node (try `find --network`)")))?;
+    Ok(ok(view(e, true)))
+}
+
+/// Query string of `GET /v1/find`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FindParams {
+    tag: Option<String>,
+    name: Option<String>,
+    version: Option<String>,
+    publisher: Option<String>,
+    side_effects: Option<String>,
+    max_cost: Option<String>,
+    #[serde(default)]
+    include_revoked: bool,
+    #[serde(default)]
+    network: bool,
+    limit: Option<usize>,
+}
+
+fn find_query(p: FindParams) -> Result<FindQuery, ApiError> {
+    let publisher = p
+        .publisher
+        .map(|s| s.parse().map_err(|e| ApiError::bad_request(format!("publisher: {e}")).with_field("publisher")))
+        .transpose()?;
+    let allowed_side_effects = p
+        .side_effects
+        .map(|s| {
+            s.split(',')
+                .map(|x| x.trim().parse().map_err(|e: String| ApiError::bad_request(e).with_field("side_effects")))
+                .collect::<Result<Vec<_>, _>>()
+        })
+        .transpose()?;
+    let max_cost = p
+        .max_cost
+        .map(|c| c.parse().map_err(|e: String| ApiError::bad_request(e).with_field("max_cost")))
+        .transpose()?;
+    if let Some(t) = &p.tag {
+        atr_protocol::validate::check_tag(t).map_err(|e| ApiError::bad_request(e.to_string()).with_field("tag"))?;
+    }
+    if let Some(n) = &p.name {
+        atr_protocol::validate::check_name(n).map_err(|e| ApiError::bad_request(e.to_string()).with_field("name"))?;
+    }
+    Ok(FindQuery {
+        tag: p.tag,
+        name: p.name,
+        version: p.version,
+        publisher,
+        allowed_side_effects,
+        max_cost,
+        include_revoked: p.include_revoked,
+        network: p.network,
+        limit: p.limit,
+    })
+}
+
+async fn find(
+    State(state): State<AppState>,
+    params: Result<Query<FindParams>, axum::extract::rejection::QueryRejection>,
+) -> Result<axum::response::Response, ApiError> {
+    let Query(p) = params?;
+    let q = find_query(p)?;
+    let req = q
+        .version
+        .as_deref()
+        .map(parse_version_req)
+        .transpose()
+        .map_err(|e| ApiError::bad_request(e.to_string()).with_field("version"))?;
+    let fetched = if q.network {
+        discover::from_network(&state, q.tag.as_deref(), q.name.as_deref()).await
+    } else {
+        0
+    };
+    let cat = state.catalog.read().map_err(|_| ApiError::internal("catalog lock poisoned"))?;
+    let results = cat.find(&q, req.as_ref()).into_iter().map(|e| view(e, false)).collect();
+    Ok(ok(FindResponse {
+        results,
+        fetched_from_network: fetched,
+    }))
+}
+
+/// Query string of `GET /v1/search`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SearchParams {
+    q: String,
+    limit: Option<usize>,
+}
+
+async fn search(
+    State(state): State<AppState>,
+    params: Result<Query<SearchParams>, axum::extract::rejection::QueryRejection>,
+) -> Result<axum::response::Response, ApiError> {
+    let Query(p) = params?;
+    if p.q.len() > 256 {
+        return Err(ApiError::bad_request("query over 256 bytes").with_field("q"));
+    }
+    let limit = p.limit.unwrap_or(20).clamp(1, 200);
+    let cat = state.catalog.read().map_err(|_| ApiError::internal("catalog lock poisoned"))?;
+    let hits = cat
+        .search(&p.q, limit)
+        .into_iter()
+        .map(|(score, e)| SearchHit { score, view: view(e, false) })
+        .collect();
+    Ok(ok(SearchResponse { hits }))
+}
+
+async fn revoke(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Result<Json<RevokeRequest>, axum::extract::rejection::JsonRejection>,
+) -> Result<axum::response::Response, ApiError> {
+    authorize(&state, &headers)?;
+    let Json(r) = body?;
+    let target = match (r.id, r.name) {
+        (Some(id), None) => RevocationTarget::Id(id),
+        (None, Some(n)) => RevocationTarget::Name(n),
+        _ => return Err(ApiError::bad_request("give exactly one of `id` or `name`").with_field("id")),
+    };
+    let kind = r.kind.unwrap_or(RevocationKind::Revoke);
+    let (rev, affected) = publish::revoke(&state, target, kind, r.reason, r.successor).await?;
+    Ok(ok(RevokeResponse {
+        revocation: hex::encode(rev.hash()),
+        affected,
+    }))
+}
+
+async fn peers(State(state): State<AppState>) -> Result<axum::response::Response, ApiError> {
+    let s = state.net.status().await.map_err(|e| ApiError::internal(e.to_string()))?;
+    Ok(ok(PeersResponse {
+        peers: s
+            .peers
+            .into_iter()
+            .map(|p| PeerView {
+                peer_id: p.peer,
+                addrs: p.addrs,
+                score: p.score,
+                bad_messages: p.bad_messages,
+            })
+            .collect(),
+    }))
+}

@@ -1,0 +1,881 @@
+//! The in-memory catalog: every known spec with its revocation status,
+//! indexed for find, name resolution and full-text search.
+//!
+//! [`Catalog`] maps each [`ToolId`] to an [`Entry`] (the verified spec and its
+//! [`Status`]) and keeps indexes by tag, name and publisher, plus a BM25
+//! full-text index ([`Catalog::search`]). It is rebuilt at start from the
+//! store ([`crate::store::Store::load_all`]: specs first, then revocations)
+//! and kept in step afterwards: the node inserts each verified spec and
+//! applies each verified revocation here and writes it to the store. It does
+//! no I/O; the caller wraps it in a `std::sync::RwLock`.
+//!
+//! # Revocations
+//!
+//! A revocation is accepted only from the publisher of what it targets
+//! ([`Catalog::apply_revocation`]). One whose target is not known yet is kept
+//! pending, so a spec that arrives after its revocation (gossip does not
+//! preserve order) is born revoked. By-name revocations stay standing: they
+//! also apply to specs of that name and publisher, created at or before the
+//! revocation, that arrive later. Revoke beats deprecate; between two
+//! revocations of one kind the later one (then the larger hash) wins, so
+//! every node reaches the same status whatever the arrival order.
+//!
+//! # Names are not global
+//!
+//! Anyone can publish a spec called `calculator`. [`Catalog::resolve`] picks
+//! a spec by name only among the publishers the caller trusts, or when a
+//! single publisher uses the name; otherwise it fails with
+//! [`ResolveError::Ambiguous`]. An unknown publisher's higher version must
+//! never capture callers of a name (the ancestor's hijack).
+
+use std::cmp::Ordering;
+use std::collections::{BTreeSet, HashMap};
+
+use atr_protocol::query::{FindQuery, MAX_FIND_LIMIT};
+use atr_protocol::revocation::{Revocation, RevocationKind, RevocationTarget};
+use atr_protocol::{PublicKey, SignedRevocation, SignedSpec, ToolId};
+use semver::VersionReq;
+use tracing::warn;
+
+mod search;
+#[cfg(test)]
+pub(crate) mod test_support;
+
+pub use search::{MAX_QUERY_BYTES, MAX_QUERY_TERMS};
+
+/// Most revocations kept for targets not seen yet (pending by-id ones plus
+/// standing by-name ones). Anyone can sign a revocation of an id nobody has,
+/// so this bounds the memory a flood of them can take; it matches the
+/// store's default revocation cap.
+pub const MAX_PENDING_REVOCATIONS: usize = 100_000;
+
+/// A known spec and its status.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Entry {
+    /// The verified spec.
+    pub spec: SignedSpec,
+    /// Whether its publisher revoked or deprecated it.
+    pub status: Status,
+}
+
+/// The revocation status of a spec.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Status {
+    /// Usable and listed.
+    Active,
+    /// Still runs, hidden from discovery by default.
+    Deprecated {
+        /// Hash of the deprecation.
+        by: [u8; 32],
+        /// The replacement the publisher named.
+        successor: Option<ToolId>,
+    },
+    /// Must never be invoked again.
+    Revoked {
+        /// Hash of the revocation.
+        by: [u8; 32],
+    },
+}
+
+impl Status {
+    /// Whether the spec is active.
+    pub fn is_active(&self) -> bool {
+        matches!(self, Self::Active)
+    }
+
+    /// `active`, `deprecated` or `revoked`.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Self::Active => "active",
+            Self::Deprecated { .. } => "deprecated",
+            Self::Revoked { .. } => "revoked",
+        }
+    }
+}
+
+/// Why a revocation was not accepted. The caller drops it; for
+/// [`RevocationRejected::NotPublisher`] it also penalizes the peer that sent it.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum RevocationRejected {
+    /// Signed by someone other than the target's publisher.
+    #[error("revocation of {target} is signed by {signer}, not by its publisher {publisher}")]
+    NotPublisher {
+        /// The targeted spec.
+        target: ToolId,
+        /// Who signed the revocation.
+        signer: PublicKey,
+        /// Who published the spec.
+        publisher: PublicKey,
+    },
+    /// Too many revocations already wait for their targets.
+    #[error("{max} revocations already wait for their targets, the limit; this one is dropped")]
+    TooManyPending {
+        /// [`MAX_PENDING_REVOCATIONS`].
+        max: usize,
+    },
+    /// A target kind this node does not understand.
+    #[error("the revocation's target kind is not supported by this node")]
+    UnsupportedTarget,
+}
+
+/// Why a tool name did not resolve to one spec.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ResolveError {
+    /// No active spec has this name.
+    #[error("no active tool named `{name}` is known here (it may be revoked, or not synced yet: try a network find)")]
+    NotFound {
+        /// The name.
+        name: String,
+    },
+    /// Specs of this name exist, but none from a trusted publisher.
+    #[error("`{name}` is published only by untrusted publishers: {}", join_keys(.publishers))]
+    NotTrusted {
+        /// The name.
+        name: String,
+        /// Who publishes it.
+        publishers: Vec<PublicKey>,
+    },
+    /// Several publishers use this name and none is trusted.
+    #[error(
+        "`{name}` is published by {} different publishers ({}); names are not global, so invoke by id or trust one publisher",
+        .publishers.len(), join_keys(.publishers)
+    )]
+    Ambiguous {
+        /// The name.
+        name: String,
+        /// Who publishes it.
+        publishers: Vec<PublicKey>,
+    },
+    /// No version satisfies the requirement.
+    #[error("no version of `{name}` matches `{req}`; available: {}", .available.join(", "))]
+    NoVersionMatches {
+        /// The name.
+        name: String,
+        /// The requirement.
+        req: String,
+        /// The versions that exist, highest first.
+        available: Vec<String>,
+    },
+}
+
+fn join_keys(keys: &[PublicKey]) -> String {
+    keys.iter().map(ToString::to_string).collect::<Vec<_>>().join(", ")
+}
+
+/// The order of find results: name, then version descending, then id.
+fn listing_order(a: &Entry, b: &Entry) -> Ordering {
+    let (x, y) = (a.spec.value(), b.spec.value());
+    x.name
+        .cmp(&y.name)
+        .then_with(|| y.version.cmp(&x.version))
+        .then_with(|| a.spec.id().cmp(&b.spec.id()))
+}
+
+/// Precedence of a revocation: revoke over deprecate, then the later, then
+/// the larger hash. Arrival order never matters.
+fn precedence(rev: &Revocation, hash: [u8; 32]) -> (u8, u64, [u8; 32]) {
+    let kind = match rev.kind {
+        RevocationKind::Deprecate => 1,
+        // Revoke, and any kind added later: the safe reading is "do not run".
+        _ => 2,
+    };
+    (kind, rev.created_at_ms, hash)
+}
+
+/// Every known spec, indexed. See the module docs.
+#[derive(Debug, Default)]
+pub struct Catalog {
+    entries: HashMap<ToolId, Entry>,
+    by_tag: HashMap<String, BTreeSet<ToolId>>,
+    by_name: HashMap<String, BTreeSet<ToolId>>,
+    by_publisher: HashMap<PublicKey, BTreeSet<ToolId>>,
+    /// Every accepted revocation, applied or waiting, by hash.
+    revocations: HashMap<[u8; 32], SignedRevocation>,
+    /// By-id revocations whose target is not known yet, by target.
+    pending_by_id: HashMap<ToolId, Vec<[u8; 32]>>,
+    /// By-name revocations, by (publisher, name); they stay for late specs.
+    by_name_target: HashMap<(PublicKey, String), Vec<[u8; 32]>>,
+    /// Entries of `pending_by_id` and `by_name_target`.
+    waiting: usize,
+    /// Pending revocations found invalid when their target arrived.
+    rejected: Vec<[u8; 32]>,
+    text: search::TextIndex,
+}
+
+impl Catalog {
+    /// An empty catalog.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Number of specs.
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    /// Whether no spec is known.
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    /// Number of accepted revocations, applied or waiting for their target.
+    pub fn revocation_count(&self) -> usize {
+        self.revocations.len()
+    }
+
+    /// The spec with this id and its status.
+    pub fn get(&self, id: &ToolId) -> Option<&Entry> {
+        self.entries.get(id)
+    }
+
+    /// An accepted revocation by hash (e.g. to show why a spec is revoked).
+    pub fn revocation(&self, hash: &[u8; 32]) -> Option<&SignedRevocation> {
+        self.revocations.get(hash)
+    }
+
+    /// Every entry, in no particular order.
+    pub fn iter(&self) -> impl Iterator<Item = (&ToolId, &Entry)> {
+        self.entries.iter()
+    }
+
+    /// Hashes of pending revocations that turned out not to be signed by
+    /// their target's publisher when the target arrived. They are forgotten
+    /// here; the caller deletes them from the store
+    /// ([`crate::store::Store::remove_revocation`]) so they are not offered
+    /// to peers.
+    pub fn take_rejected_revocations(&mut self) -> Vec<[u8; 32]> {
+        std::mem::take(&mut self.rejected)
+    }
+
+    /// Adds a verified spec, applying any known revocation that targets it.
+    /// Returns whether it was new.
+    pub fn insert_spec(&mut self, spec: SignedSpec) -> bool {
+        let id = spec.id();
+        if self.entries.contains_key(&id) {
+            return false;
+        }
+        let v = spec.value();
+        for tag in &v.tags {
+            self.by_tag.entry(tag.clone()).or_default().insert(id);
+        }
+        self.by_name.entry(v.name.clone()).or_default().insert(id);
+        self.by_publisher.entry(v.publisher).or_default().insert(id);
+        self.text.add(id, v);
+        let name_key = (v.publisher, v.name.clone());
+        self.entries.insert(
+            id,
+            Entry {
+                spec,
+                status: Status::Active,
+            },
+        );
+
+        if let Some(hashes) = self.pending_by_id.remove(&id) {
+            self.waiting -= hashes.len();
+            for hash in hashes {
+                if self.applies(&hash, &id) {
+                    self.set_status(&id, hash);
+                } else {
+                    warn!(
+                        tool = %id.fmt_short(),
+                        revocation = %hex::encode(&hash[..6]),
+                        "dropping a pending revocation not signed by the tool's publisher"
+                    );
+                    self.revocations.remove(&hash);
+                    self.rejected.push(hash);
+                }
+            }
+        }
+        if let Some(hashes) = self.by_name_target.get(&name_key).cloned() {
+            for hash in hashes {
+                if self.applies(&hash, &id) {
+                    self.set_status(&id, hash);
+                }
+            }
+        }
+        true
+    }
+
+    /// Whether the known revocation `hash` applies to the known spec `id`.
+    fn applies(&self, hash: &[u8; 32], id: &ToolId) -> bool {
+        match (self.revocations.get(hash), self.entries.get(id)) {
+            (Some(rev), Some(entry)) => {
+                let s = entry.spec.value();
+                rev.value().applies_to(id, &s.name, &s.publisher, s.created_at_ms)
+            }
+            _ => false,
+        }
+    }
+
+    /// Applies the known revocation `hash` to `id` if it takes precedence
+    /// over the current status. Returns whether the status changed.
+    fn set_status(&mut self, id: &ToolId, hash: [u8; 32]) -> bool {
+        let Some(rev) = self.revocations.get(&hash).map(|r| r.value()) else {
+            return false;
+        };
+        let Some(entry) = self.entries.get(id) else {
+            return false;
+        };
+        let current = match entry.status {
+            Status::Active => None,
+            Status::Deprecated { by, .. } | Status::Revoked { by } => Some(match self.revocations.get(&by) {
+                Some(r) => precedence(r.value(), by),
+                None => (0, 0, by),
+            }),
+        };
+        if current.is_some_and(|c| c >= precedence(rev, hash)) {
+            return false;
+        }
+        let status = match rev.kind {
+            RevocationKind::Deprecate => Status::Deprecated {
+                by: hash,
+                successor: rev.successor,
+            },
+            _ => Status::Revoked { by: hash },
+        };
+        if let Some(entry) = self.entries.get_mut(id) {
+            entry.status = status;
+        }
+        true
+    }
+
+    /// Applies a verified revocation and returns the ids whose status
+    /// changed.
+    ///
+    /// - By id, target known: accepted only from the spec's publisher,
+    ///   otherwise [`RevocationRejected::NotPublisher`].
+    /// - By id, target unknown: kept pending until the spec arrives (then
+    ///   checked against its publisher).
+    /// - By name: applies to every known spec of that name by the signer
+    ///   created at or before the revocation, and stays for later ones.
+    ///
+    /// Pending and by-name revocations count against
+    /// [`MAX_PENDING_REVOCATIONS`] ([`RevocationRejected::TooManyPending`]).
+    /// A revocation already known changes nothing and returns no ids.
+    pub fn apply_revocation(&mut self, rev: &SignedRevocation) -> Result<Vec<ToolId>, RevocationRejected> {
+        let hash = rev.hash();
+        if self.revocations.contains_key(&hash) {
+            return Ok(Vec::new());
+        }
+        let r = rev.value();
+        match &r.target {
+            RevocationTarget::Id(target) => {
+                if let Some(entry) = self.entries.get(target) {
+                    let publisher = entry.spec.value().publisher;
+                    if publisher != r.publisher {
+                        return Err(RevocationRejected::NotPublisher {
+                            target: *target,
+                            signer: r.publisher,
+                            publisher,
+                        });
+                    }
+                    self.revocations.insert(hash, rev.clone());
+                    Ok(if self.set_status(target, hash) { vec![*target] } else { Vec::new() })
+                } else {
+                    self.check_room()?;
+                    self.revocations.insert(hash, rev.clone());
+                    self.pending_by_id.entry(*target).or_default().push(hash);
+                    self.waiting += 1;
+                    Ok(Vec::new())
+                }
+            }
+            RevocationTarget::Name(name) => {
+                self.check_room()?;
+                self.revocations.insert(hash, rev.clone());
+                self.by_name_target
+                    .entry((r.publisher, name.clone()))
+                    .or_default()
+                    .push(hash);
+                self.waiting += 1;
+                let ids: Vec<ToolId> = self
+                    .by_name
+                    .get(name)
+                    .map(|s| s.iter().copied().collect())
+                    .unwrap_or_default();
+                let mut changed = Vec::new();
+                for id in ids {
+                    if self.applies(&hash, &id) && self.set_status(&id, hash) {
+                        changed.push(id);
+                    }
+                }
+                Ok(changed)
+            }
+            _ => Err(RevocationRejected::UnsupportedTarget),
+        }
+    }
+
+    fn check_room(&self) -> Result<(), RevocationRejected> {
+        if self.waiting >= MAX_PENDING_REVOCATIONS {
+            return Err(RevocationRejected::TooManyPending {
+                max: MAX_PENDING_REVOCATIONS,
+            });
+        }
+        Ok(())
+    }
+
+    /// Specs matching `q`, ordered by name, then version descending, then id,
+    /// at most `q.effective_limit()`. `req` is `q.version` parsed by the
+    /// caller ([`atr_protocol::query::parse_version_req`]). Revoked and
+    /// deprecated specs are left out unless `q.include_revoked`.
+    ///
+    /// The smallest of the tag, name and publisher index sets given seeds
+    /// the candidates; [`FindQuery::matches`] checks the rest.
+    pub fn find(&self, q: &FindQuery, req: Option<&VersionReq>) -> Vec<&Entry> {
+        let mut sets: Vec<&BTreeSet<ToolId>> = Vec::new();
+        let lookups = [
+            q.tag.as_ref().map(|t| self.by_tag.get(t)),
+            q.name.as_ref().map(|n| self.by_name.get(n)),
+            q.publisher.as_ref().map(|p| self.by_publisher.get(p)),
+        ];
+        for lookup in lookups.into_iter().flatten() {
+            match lookup {
+                Some(set) => sets.push(set),
+                // A filter no spec satisfies.
+                None => return Vec::new(),
+            }
+        }
+        let keep = |e: &&Entry| (q.include_revoked || e.status.is_active()) && q.matches(e.spec.value(), req);
+        let mut out: Vec<&Entry> = match sets.into_iter().min_by_key(|s| s.len()) {
+            Some(set) => set.iter().filter_map(|id| self.entries.get(id)).filter(keep).collect(),
+            None => self.entries.values().filter(keep).collect(),
+        };
+        let limit = q.effective_limit();
+        if out.len() > limit {
+            out.select_nth_unstable_by(limit - 1, |a, b| listing_order(a, b));
+            out.truncate(limit);
+        }
+        out.sort_by(|a, b| listing_order(a, b));
+        out
+    }
+
+    /// The spec to invoke for `name`: the highest active version matching
+    /// `req` among `trusted` publishers, or among all publishers when
+    /// `trusted` is empty and only one publisher uses the name.
+    ///
+    /// Without `req`, pre-releases are chosen only when no stable version
+    /// exists. Between specs of equal version the latest created wins.
+    /// Ambiguity is judged on all active specs of the name, before the
+    /// version filter, so whether a name resolves does not depend on which
+    /// versions a stranger publishes.
+    pub fn resolve(
+        &self,
+        name: &str,
+        req: Option<&VersionReq>,
+        trusted: &[PublicKey],
+    ) -> Result<&Entry, ResolveError> {
+        let mut candidates: Vec<&Entry> = self
+            .by_name
+            .get(name)
+            .into_iter()
+            .flatten()
+            .filter_map(|id| self.entries.get(id))
+            .filter(|e| e.status.is_active())
+            .collect();
+        if candidates.is_empty() {
+            return Err(ResolveError::NotFound { name: name.into() });
+        }
+        let publishers = |c: &[&Entry]| -> Vec<PublicKey> {
+            c.iter()
+                .map(|e| e.spec.value().publisher)
+                .collect::<BTreeSet<_>>()
+                .into_iter()
+                .collect()
+        };
+        if trusted.is_empty() {
+            let all = publishers(&candidates);
+            if all.len() > 1 {
+                return Err(ResolveError::Ambiguous {
+                    name: name.into(),
+                    publishers: all,
+                });
+            }
+        } else {
+            let all = publishers(&candidates);
+            candidates.retain(|e| trusted.contains(&e.spec.value().publisher));
+            if candidates.is_empty() {
+                return Err(ResolveError::NotTrusted {
+                    name: name.into(),
+                    publishers: all,
+                });
+            }
+        }
+        let available = |c: &[&Entry]| -> Vec<String> {
+            let mut v: Vec<&semver::Version> = c.iter().map(|e| &e.spec.value().version).collect();
+            v.sort_by(|a, b| b.cmp(a));
+            v.dedup();
+            v.into_iter().map(ToString::to_string).collect()
+        };
+        let matching: Vec<&Entry> = match req {
+            Some(r) => candidates
+                .iter()
+                .copied()
+                .filter(|e| r.matches(&e.spec.value().version))
+                .collect(),
+            None => {
+                let stable: Vec<&Entry> = candidates
+                    .iter()
+                    .copied()
+                    .filter(|e| e.spec.value().version.pre.is_empty())
+                    .collect();
+                if stable.is_empty() { candidates.clone() } else { stable }
+            }
+        };
+        matching
+            .into_iter()
+            .max_by(|a, b| {
+                let (x, y) = (a.spec.value(), b.spec.value());
+                x.version
+                    .cmp(&y.version)
+                    .then(x.created_at_ms.cmp(&y.created_at_ms))
+                    .then_with(|| a.spec.id().cmp(&b.spec.id()))
+            })
+            .ok_or_else(|| ResolveError::NoVersionMatches {
+                name: name.into(),
+                req: req.map(ToString::to_string).unwrap_or_else(|| "*".into()),
+                available: available(&candidates),
+            })
+    }
+
+    /// Full-text search over active specs: BM25 over names (×3), tags (×2)
+    /// and descriptions (×1), best first, ties by name, version descending
+    /// and id; at most `limit` (capped at [`MAX_FIND_LIMIT`]) results. The
+    /// query is cut to [`MAX_QUERY_BYTES`] and [`MAX_QUERY_TERMS`] terms.
+    pub fn search(&self, text: &str, limit: usize) -> Vec<(f32, &Entry)> {
+        let mut hits: Vec<(f32, &Entry)> = self
+            .text
+            .score(text)
+            .into_iter()
+            .filter_map(|(score, id)| {
+                self.entries
+                    .get(&id)
+                    .filter(|e| e.status.is_active())
+                    .map(|e| (score, e))
+            })
+            .collect();
+        hits.sort_by(|a, b| b.0.total_cmp(&a.0).then_with(|| listing_order(a.1, b.1)));
+        hits.truncate(limit.min(MAX_FIND_LIMIT));
+        hits
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use atr_protocol::query::parse_version_req;
+    use atr_protocol::spec::{Cost, SideEffect};
+
+    use super::test_support::{CREATED, key, revocation, revoke_id, spec, spec_with};
+    use super::*;
+
+    fn init_tracing() {
+        let _ = tracing_subscriber::fmt().with_test_writer().try_init();
+    }
+
+    fn catalog(specs: &[&SignedSpec]) -> Catalog {
+        init_tracing();
+        let mut c = Catalog::new();
+        for s in specs {
+            assert!(c.insert_spec((*s).clone()));
+        }
+        c
+    }
+
+    fn versions(entries: &[&Entry]) -> Vec<String> {
+        entries.iter().map(|e| e.spec.value().label()).collect()
+    }
+
+    fn query(edit: impl FnOnce(&mut FindQuery)) -> FindQuery {
+        let mut q = FindQuery::default();
+        edit(&mut q);
+        q
+    }
+
+    fn deprecate_id(seed: u8, id: ToolId, successor: Option<ToolId>) -> SignedRevocation {
+        revocation(seed, RevocationKind::Deprecate, RevocationTarget::Id(id), CREATED + 1, successor)
+    }
+
+    #[test]
+    fn find_by_tag_name_and_version() -> Result<(), Box<dyn std::error::Error>> {
+        let specs: Vec<SignedSpec> = ["1.0.0", "1.2.0", "1.5.0", "2.0.0", "3.0.0"]
+            .iter()
+            .map(|v| spec(1, "calc", v, &["math"]))
+            .collect();
+        let other = spec(1, "convert", "1.0.0", &["units"]);
+        let mut c = catalog(&specs.iter().chain([&other]).collect::<Vec<_>>());
+        assert!(!c.insert_spec(other.clone()), "a second insert is not new");
+        assert_eq!(c.len(), 6);
+
+        let math = c.find(&query(|q| q.tag = Some("math".into())), None);
+        assert_eq!(
+            versions(&math),
+            ["calc@3.0.0", "calc@2.0.0", "calc@1.5.0", "calc@1.2.0", "calc@1.0.0"]
+        );
+        let req = parse_version_req(">=1.2, <2")?;
+        let q = query(|q| q.name = Some("calc".into()));
+        assert_eq!(versions(&c.find(&q, Some(&req))), ["calc@1.5.0", "calc@1.2.0"]);
+        assert!(c.find(&query(|q| q.tag = Some("nothing".into())), None).is_empty());
+        // Both filters: the smaller set seeds, the other still applies.
+        let q = query(|q| {
+            q.tag = Some("units".into());
+            q.name = Some("calc".into());
+        });
+        assert!(c.find(&q, None).is_empty());
+        // No filter lists everything, ordered by name; the limit keeps the first.
+        assert_eq!(versions(&c.find(&FindQuery::default(), None)).last().map(String::as_str), Some("convert@1.0.0"));
+        let q = query(|q| q.limit = Some(2));
+        assert_eq!(versions(&c.find(&q, None)), ["calc@3.0.0", "calc@2.0.0"]);
+        Ok(())
+    }
+
+    #[test]
+    fn find_filters_publisher_side_effects_and_cost() {
+        let mine = spec(1, "fetch", "1.0.0", &["web"]);
+        let theirs = spec_with(2, |s| {
+            s.name = "fetch".into();
+            s.tags = vec!["web".into()];
+            s.side_effects = vec![SideEffect::Network, SideEffect::Writes];
+            s.cost = Cost::High;
+        });
+        let c = catalog(&[&mine, &theirs]);
+        let q = query(|q| {
+            q.name = Some("fetch".into());
+            q.publisher = Some(key(2).public());
+        });
+        assert_eq!(c.find(&q, None), vec![c.get(&theirs.id()).expect("known")]);
+        let q = query(|q| q.publisher = Some(key(3).public()));
+        assert!(c.find(&q, None).is_empty());
+
+        let q = query(|q| {
+            q.tag = Some("web".into());
+            q.allowed_side_effects = Some(vec![SideEffect::Network]);
+        });
+        assert_eq!(c.find(&q, None).len(), 1, "writes is not allowed");
+        let q = query(|q| {
+            q.tag = Some("web".into());
+            q.allowed_side_effects = Some(vec![SideEffect::Network, SideEffect::Writes]);
+        });
+        assert_eq!(c.find(&q, None).len(), 2);
+        let q = query(|q| q.max_cost = Some(Cost::Low));
+        assert_eq!(c.find(&q, None), vec![c.get(&mine.id()).expect("known")]);
+    }
+
+    #[test]
+    fn revoked_specs_are_hidden_unless_asked_for() -> Result<(), RevocationRejected> {
+        let s = spec(1, "calc", "1.0.0", &["math"]);
+        let mut c = catalog(&[&s]);
+        let rev = revoke_id(1, s.id());
+        assert_eq!(c.apply_revocation(&rev)?, vec![s.id()]);
+        assert_eq!(c.apply_revocation(&rev)?, vec![], "a known revocation changes nothing");
+        assert_eq!(c.get(&s.id()).map(|e| e.status), Some(Status::Revoked { by: rev.hash() }));
+        assert_eq!(c.revocation_count(), 1);
+        let q = query(|q| q.tag = Some("math".into()));
+        assert!(c.find(&q, None).is_empty());
+        let q = query(|q| {
+            q.tag = Some("math".into());
+            q.include_revoked = true;
+        });
+        assert_eq!(c.find(&q, None).len(), 1);
+        assert!(c.search("calc", 10).is_empty());
+        assert!(matches!(c.resolve("calc", None, &[]), Err(ResolveError::NotFound { .. })));
+        Ok(())
+    }
+
+    #[test]
+    fn revocation_before_its_spec_is_applied_on_arrival() -> Result<(), RevocationRejected> {
+        let s = spec(1, "calc", "1.0.0", &[]);
+        let mut c = catalog(&[]);
+        let rev = revoke_id(1, s.id());
+        assert_eq!(c.apply_revocation(&rev)?, vec![]);
+        assert_eq!(c.revocation_count(), 1);
+        assert!(c.insert_spec(s.clone()));
+        assert_eq!(c.get(&s.id()).map(|e| e.status), Some(Status::Revoked { by: rev.hash() }));
+        assert!(c.take_rejected_revocations().is_empty());
+        Ok(())
+    }
+
+    #[test]
+    fn revocation_by_another_key_is_rejected() -> Result<(), RevocationRejected> {
+        let s = spec(1, "calc", "1.0.0", &[]);
+        let mut c = catalog(&[&s]);
+        let forged = revoke_id(2, s.id());
+        assert_eq!(
+            c.apply_revocation(&forged),
+            Err(RevocationRejected::NotPublisher {
+                target: s.id(),
+                signer: key(2).public(),
+                publisher: key(1).public(),
+            })
+        );
+        assert!(c.get(&s.id()).is_some_and(|e| e.status.is_active()));
+        assert_eq!(c.revocation_count(), 0);
+
+        // Pending, then found forged when the spec arrives.
+        let later = spec(1, "other", "1.0.0", &[]);
+        let forged = revoke_id(2, later.id());
+        assert_eq!(c.apply_revocation(&forged)?, vec![]);
+        c.insert_spec(later.clone());
+        assert!(c.get(&later.id()).is_some_and(|e| e.status.is_active()));
+        assert_eq!(c.take_rejected_revocations(), vec![forged.hash()]);
+        assert_eq!(c.revocation_count(), 0);
+        Ok(())
+    }
+
+    #[test]
+    fn revocation_by_name_covers_earlier_specs_of_its_publisher() -> Result<(), RevocationRejected> {
+        let old = spec_with(1, |s| s.name = "calc".into());
+        let new = spec_with(1, |s| {
+            s.name = "calc".into();
+            s.version = semver::Version::new(2, 0, 0);
+            s.created_at_ms = CREATED + 10;
+        });
+        let stranger = spec(2, "calc", "1.0.0", &[]);
+        let mut c = catalog(&[&old, &stranger]);
+        let rev = revocation(1, RevocationKind::Revoke, RevocationTarget::Name("calc".into()), CREATED + 5, None);
+        assert_eq!(c.apply_revocation(&rev)?, vec![old.id()]);
+        assert!(c.get(&stranger.id()).is_some_and(|e| e.status.is_active()));
+        // A spec of the name arriving later: born revoked if created before.
+        let late_old = spec_with(1, |s| {
+            s.name = "calc".into();
+            s.version = semver::Version::new(1, 1, 0);
+        });
+        c.insert_spec(late_old.clone());
+        c.insert_spec(new.clone());
+        assert!(matches!(c.get(&late_old.id()).map(|e| e.status), Some(Status::Revoked { .. })));
+        assert!(c.get(&new.id()).is_some_and(|e| e.status.is_active()));
+        Ok(())
+    }
+
+    #[test]
+    fn revoke_beats_deprecate_in_any_order() -> Result<(), RevocationRejected> {
+        let s = spec(1, "calc", "1.0.0", &[]);
+        let succ = spec(1, "calc", "2.0.0", &[]);
+        let dep = deprecate_id(1, s.id(), Some(succ.id()));
+        let rev = revoke_id(1, s.id());
+
+        let mut a = catalog(&[&s]);
+        assert_eq!(a.apply_revocation(&dep)?, vec![s.id()]);
+        assert_eq!(
+            a.get(&s.id()).map(|e| e.status),
+            Some(Status::Deprecated {
+                by: dep.hash(),
+                successor: Some(succ.id())
+            })
+        );
+        assert_eq!(a.apply_revocation(&rev)?, vec![s.id()]);
+
+        let mut b = catalog(&[&s]);
+        b.apply_revocation(&rev)?;
+        assert_eq!(b.apply_revocation(&dep)?, vec![], "a deprecation does not soften a revocation");
+        let want = Some(Status::Revoked { by: rev.hash() });
+        assert_eq!(a.get(&s.id()).map(|e| e.status), want);
+        assert_eq!(b.get(&s.id()).map(|e| e.status), want);
+
+        // Deprecated specs are hidden by default and resolve no longer picks them.
+        let mut c = catalog(&[&s]);
+        c.apply_revocation(&dep)?;
+        assert!(c.find(&FindQuery::default(), None).is_empty());
+        Ok(())
+    }
+
+    #[test]
+    fn resolve_refuses_ambiguous_names_and_honours_trust() -> Result<(), Box<dyn std::error::Error>> {
+        let mine = spec(1, "calc", "1.0.0", &[]);
+        let mine_beta = spec(1, "calc", "1.1.0-beta.1", &[]);
+        let hijack = spec(2, "calc", "9.0.0", &[]);
+        let c = catalog(&[&mine, &mine_beta]);
+        // One publisher: the highest stable version.
+        assert_eq!(c.resolve("calc", None, &[]).map(|e| e.spec.id()), Ok(mine.id()));
+        let pre = parse_version_req(">=1.1.0-beta")?;
+        assert_eq!(c.resolve("calc", Some(&pre), &[]).map(|e| e.spec.id()), Ok(mine_beta.id()));
+        let two = parse_version_req("^2")?;
+        assert_eq!(
+            c.resolve("calc", Some(&two), &[]),
+            Err(ResolveError::NoVersionMatches {
+                name: "calc".into(),
+                req: "^2".into(),
+                available: vec!["1.1.0-beta.1".into(), "1.0.0".into()],
+            })
+        );
+        assert!(matches!(c.resolve("nope", None, &[]), Err(ResolveError::NotFound { .. })));
+
+        // A stranger's higher version never captures the name.
+        let c = catalog(&[&mine, &hijack]);
+        match c.resolve("calc", None, &[]) {
+            Err(ResolveError::Ambiguous { publishers, .. }) => assert_eq!(publishers.len(), 2),
+            other => panic!("expected Ambiguous, got {other:?}"),
+        }
+        let one = parse_version_req("^1")?;
+        assert!(matches!(c.resolve("calc", Some(&one), &[]), Err(ResolveError::Ambiguous { .. })));
+        let trusted = [key(1).public()];
+        assert_eq!(c.resolve("calc", None, &trusted).map(|e| e.spec.id()), Ok(mine.id()));
+        assert!(matches!(
+            c.resolve("calc", None, &[key(3).public()]),
+            Err(ResolveError::NotTrusted { .. })
+        ));
+        Ok(())
+    }
+
+    #[test]
+    fn search_ranks_name_matches_first() -> Result<(), RevocationRejected> {
+        let weather = spec_with(1, |s| {
+            s.name = "weather".into();
+            s.description = "Current conditions and forecasts for a city.".into();
+        });
+        let forecast = spec_with(1, |s| {
+            s.name = "forecast_tool".into();
+            s.description = "Unlike the weather tools, this one predicts sales from past weather data.".into();
+        });
+        let tagged = spec_with(2, |s| {
+            s.name = "climate".into();
+            s.tags = vec!["weather".into()];
+            s.description = "Long-term climate statistics.".into();
+        });
+        let unrelated = spec(3, "calc", "1.0.0", &["math"]);
+        let mut c = catalog(&[&forecast, &weather, &tagged, &unrelated]);
+        let hits = c.search("Weather", 10);
+        let names: Vec<&str> = hits.iter().map(|(_, e)| e.spec.value().name.as_str()).collect();
+        assert_eq!(names, ["weather", "climate", "forecast_tool"]);
+        assert!(hits.windows(2).all(|w| w[0].0 >= w[1].0));
+        // Name tokens split on `_`.
+        assert_eq!(c.search("tool", 10).first().map(|(_, e)| e.spec.id()), Some(forecast.id()));
+        assert_eq!(c.search("weather", 1).len(), 1);
+        assert!(c.search("", 10).is_empty());
+        assert!(c.search("zebra", 10).is_empty());
+        // Oversized queries are cut, not refused.
+        let long = format!("{} weather", "x ".repeat(500));
+        assert!(c.search(&long, 10).is_empty(), "`weather` is past the byte cap");
+        c.apply_revocation(&revoke_id(1, weather.id()))?;
+        assert_eq!(c.search("weather", 10).len(), 2);
+        Ok(())
+    }
+
+    #[test]
+    fn ten_thousand_specs_insert_and_query() {
+        let tags = ["math", "web", "text", "data", "image"];
+        let specs: Vec<SignedSpec> = (0..10_000u32)
+            .map(|i| {
+                spec_with((i % 7) as u8, |s| {
+                    s.name = format!("tool_{}", i % 2_000);
+                    s.version = semver::Version::new(1, 0, u64::from(i / 2_000));
+                    s.tags = vec![tags[(i % 5) as usize].to_owned()];
+                    s.description = format!("Tool number {i} does {} things.", tags[(i % 3) as usize]);
+                })
+            })
+            .collect();
+        let mut c = catalog(&[]);
+        for s in specs {
+            c.insert_spec(s);
+        }
+        assert_eq!(c.len(), 10_000);
+        let q = query(|q| {
+            q.tag = Some("web".into());
+            q.limit = Some(1000);
+        });
+        assert_eq!(c.find(&q, None).len(), 1000);
+        let q = query(|q| q.name = Some("tool_42".into()));
+        assert_eq!(c.find(&q, None).len(), 5);
+        assert_eq!(c.search("math things", 20).len(), 20);
+    }
+}

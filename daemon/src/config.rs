@@ -1,0 +1,323 @@
+//! Configuration: defaults < config file < environment < flags.
+//!
+//! [`ConfigFile`] is the TOML file (every field optional, unknown fields
+//! refused); [`Cli`] holds the flags, each also readable from an `ATR_*`
+//! environment variable; [`Config::resolve`] merges them into the validated
+//! [`Config`] the node runs with.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use libp2p::Multiaddr;
+use serde::Deserialize;
+
+use crate::store::StoreOptions;
+
+/// Default TCP/UDP port of the peer-to-peer listener.
+pub const DEFAULT_P2P_PORT: u16 = 4077;
+
+/// Why the configuration is unusable.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ConfigError {
+    /// The config file could not be read.
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        /// File.
+        path: PathBuf,
+        /// Cause.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The config file is not valid TOML of the right shape.
+    #[error("config file {path}: {message}")]
+    Parse {
+        /// File.
+        path: PathBuf,
+        /// Parser message.
+        message: String,
+    },
+    /// A value is invalid.
+    #[error("config `{field}`: {message}")]
+    Invalid {
+        /// Field.
+        field: &'static str,
+        /// Why.
+        message: String,
+    },
+}
+
+/// Log output format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// Human-readable lines.
+    #[default]
+    Text,
+    /// One JSON object per line (for machines and the testnet).
+    Json,
+}
+
+/// Command-line flags of `atrd`; each can also come from the environment.
+#[derive(Debug, Clone, Default, clap::Parser)]
+#[command(name = "atrd", version, about = "atr node: publish, discover and run AI-agent tools over a p2p network")]
+pub struct Cli {
+    /// Config file (TOML). Default: `<data-dir>/atrd.toml` if it exists.
+    #[arg(long, env = "ATR_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// Data directory (key, store, API token). Default: `$XDG_DATA_HOME/atr` or `~/.local/share/atr`.
+    #[arg(long, env = "ATR_DATA_DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// Peer-to-peer listen address (repeatable). Default: TCP and QUIC on port 4077, all interfaces.
+    #[arg(long = "listen", env = "ATR_LISTEN", value_delimiter = ',')]
+    pub listen: Vec<Multiaddr>,
+    /// Local API address. Default: 127.0.0.1:7878.
+    #[arg(long, env = "ATR_API_ADDR")]
+    pub api: Option<SocketAddr>,
+    /// Bootstrap peer, `MULTIADDR/p2p/PEERID` (repeatable).
+    #[arg(long = "bootstrap", env = "ATR_BOOTSTRAP", value_delimiter = ',')]
+    pub bootstrap: Vec<Multiaddr>,
+    /// Log format.
+    #[arg(long, env = "ATR_LOG_FORMAT", value_enum)]
+    pub log_format: Option<LogFormat>,
+}
+
+/// The config file. Every field is optional; `None` means "use the default".
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConfigFile {
+    /// Data directory.
+    pub data_dir: Option<PathBuf>,
+    /// Listen addresses.
+    pub listen: Option<Vec<Multiaddr>>,
+    /// Local API address.
+    pub api: Option<SocketAddr>,
+    /// Bootstrap peers.
+    pub bootstrap: Option<Vec<Multiaddr>>,
+    /// Log format.
+    pub log_format: Option<LogFormat>,
+    /// Publishers whose names resolve without naming the publisher.
+    pub trusted_publishers: Option<Vec<String>>,
+    /// Store limits.
+    pub store: Option<StoreSection>,
+    /// Network tuning.
+    pub network: Option<NetworkSection>,
+}
+
+/// `[store]` of the config file.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StoreSection {
+    /// Most specs kept (default 100 000). At the cap new specs are refused.
+    pub max_specs: Option<usize>,
+}
+
+/// `[network]` of the config file.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NetworkSection {
+    /// Idle connections close after this (default 5 min).
+    #[serde(default, with = "humantime_serde")]
+    pub idle_timeout: Option<Duration>,
+    /// Gossipsub heartbeat (default 700 ms).
+    #[serde(default, with = "humantime_serde")]
+    pub heartbeat: Option<Duration>,
+    /// Anti-entropy round interval (default 30 s).
+    #[serde(default, with = "humantime_serde")]
+    pub sync_interval: Option<Duration>,
+}
+
+/// Network tuning, resolved.
+#[derive(Debug, Clone)]
+pub struct NetworkOptions {
+    /// Listen addresses.
+    pub listen: Vec<Multiaddr>,
+    /// Bootstrap peers.
+    pub bootstrap: Vec<Multiaddr>,
+    /// Idle connection timeout.
+    pub idle_timeout: Duration,
+    /// Gossipsub heartbeat.
+    pub heartbeat: Duration,
+    /// Anti-entropy interval.
+    pub sync_interval: Duration,
+}
+
+impl Default for NetworkOptions {
+    fn default() -> Self {
+        Self {
+            listen: default_listen(),
+            bootstrap: Vec::new(),
+            idle_timeout: Duration::from_secs(300),
+            heartbeat: Duration::from_millis(700),
+            sync_interval: Duration::from_secs(30),
+        }
+    }
+}
+
+/// The validated configuration the node runs with.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Data directory.
+    pub data_dir: PathBuf,
+    /// Local API address.
+    pub api: SocketAddr,
+    /// Log format.
+    pub log_format: LogFormat,
+    /// Trusted publishers for name resolution.
+    pub trusted_publishers: Vec<atr_protocol::PublicKey>,
+    /// Store limits.
+    pub store: StoreOptions,
+    /// Network.
+    pub network: NetworkOptions,
+}
+
+fn default_listen() -> Vec<Multiaddr> {
+    [
+        format!("/ip4/0.0.0.0/tcp/{DEFAULT_P2P_PORT}"),
+        format!("/ip4/0.0.0.0/udp/{DEFAULT_P2P_PORT}/quic-v1"),
+    ]
+    .iter()
+    .filter_map(|s| s.parse().ok())
+    .collect()
+}
+
+/// The default data directory.
+pub fn default_data_dir() -> PathBuf {
+    if let Some(x) = std::env::var_os("XDG_DATA_HOME").filter(|v| !v.is_empty()) {
+        return PathBuf::from(x).join("atr");
+    }
+    match std::env::var_os("HOME").filter(|v| !v.is_empty()) {
+        Some(h) => PathBuf::from(h).join(".local/share/atr"),
+        None => PathBuf::from("atr-data"),
+    }
+}
+
+impl Config {
+    /// A config for `data_dir` with every default (tests and embedding).
+    pub fn with_data_dir(data_dir: impl Into<PathBuf>) -> Self {
+        Self {
+            data_dir: data_dir.into(),
+            api: atr_protocol::api::DEFAULT_API_ADDR
+                .parse()
+                .unwrap_or_else(|_| SocketAddr::from(([127, 0, 0, 1], 7878))),
+            log_format: LogFormat::Text,
+            trusted_publishers: Vec::new(),
+            store: StoreOptions::default(),
+            network: NetworkOptions::default(),
+        }
+    }
+
+    /// Merges defaults, the config file (if any) and the flags/environment.
+    pub fn resolve(cli: &Cli) -> Result<Self, ConfigError> {
+        let data_dir_hint = cli.data_dir.clone().unwrap_or_else(default_data_dir);
+        let file_path = cli.config.clone().or_else(|| {
+            let p = data_dir_hint.join("atrd.toml");
+            p.exists().then_some(p)
+        });
+        let file = match &file_path {
+            Some(p) => Self::read_file(p)?,
+            None => ConfigFile::default(),
+        };
+        let mut c = Self::with_data_dir(cli.data_dir.clone().or(file.data_dir.clone()).unwrap_or(data_dir_hint));
+        if let Some(a) = cli.api.or(file.api) {
+            c.api = a;
+        }
+        c.log_format = cli.log_format.or(file.log_format).unwrap_or_default();
+        if !cli.listen.is_empty() {
+            c.network.listen = cli.listen.clone();
+        } else if let Some(l) = file.listen {
+            c.network.listen = l;
+        }
+        if !cli.bootstrap.is_empty() {
+            c.network.bootstrap = cli.bootstrap.clone();
+        } else if let Some(b) = file.bootstrap {
+            c.network.bootstrap = b;
+        }
+        for b in &c.network.bootstrap {
+            if !b.iter().any(|p| matches!(p, libp2p::multiaddr::Protocol::P2p(_))) {
+                return Err(ConfigError::Invalid {
+                    field: "bootstrap",
+                    message: format!("`{b}` must end in /p2p/PEERID"),
+                });
+            }
+        }
+        for p in file.trusted_publishers.unwrap_or_default() {
+            c.trusted_publishers.push(p.parse().map_err(|e| ConfigError::Invalid {
+                field: "trusted_publishers",
+                message: format!("`{p}`: {e}"),
+            })?);
+        }
+        if let Some(s) = file.store
+            && let Some(m) = s.max_specs
+        {
+            c.store.max_specs = m;
+        }
+        if let Some(n) = file.network {
+            if let Some(d) = n.idle_timeout {
+                c.network.idle_timeout = d;
+            }
+            if let Some(d) = n.heartbeat {
+                if d < Duration::from_millis(50) {
+                    return Err(ConfigError::Invalid {
+                        field: "network.heartbeat",
+                        message: "must be at least 50ms".into(),
+                    });
+                }
+                c.network.heartbeat = d;
+            }
+            if let Some(d) = n.sync_interval {
+                c.network.sync_interval = d;
+            }
+        }
+        Ok(c)
+    }
+
+    fn read_file(path: &Path) -> Result<ConfigFile, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.into(),
+            source,
+        })?;
+        toml::from_str(&text).map_err(|e| ConfigError::Parse {
+            path: path.into(),
+            message: e.to_string(),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[test]
+    fn zero_config_has_defaults() {
+        let c = Config::resolve(&Cli::parse_from(["atrd", "--data-dir", "/nonexistent/x"])).unwrap();
+        assert_eq!(c.api.to_string(), "127.0.0.1:7878");
+        assert_eq!(c.network.listen.len(), 2);
+        assert_eq!(c.data_dir, PathBuf::from("/nonexistent/x"));
+    }
+
+    #[test]
+    fn flags_override_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("c.toml");
+        std::fs::write(&f, "api = \"127.0.0.1:9000\"\nlog_format = \"json\"\n[network]\nsync_interval = \"5s\"\n").unwrap();
+        let cli = Cli::parse_from(["atrd", "--config", f.to_str().unwrap(), "--api", "127.0.0.1:9001"]);
+        let c = Config::resolve(&cli).unwrap();
+        assert_eq!(c.api.port(), 9001);
+        assert_eq!(c.log_format, LogFormat::Json);
+        assert_eq!(c.network.sync_interval, Duration::from_secs(5));
+    }
+
+    #[test]
+    fn bad_file_and_bad_bootstrap_are_clear_errors() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("c.toml");
+        std::fs::write(&f, "apii = 3\n").unwrap();
+        let e = Config::resolve(&Cli::parse_from(["atrd", "--config", f.to_str().unwrap()])).unwrap_err();
+        assert!(e.to_string().contains("unknown field"), "{e}");
+        let e = Config::resolve(&Cli::parse_from(["atrd", "--bootstrap", "/ip4/127.0.0.1/tcp/1"])).unwrap_err();
+        assert!(e.to_string().contains("/p2p/"), "{e}");
+    }
+}

@@ -1,0 +1,139 @@
+//! The peer-to-peer network: one libp2p swarm owned by one task.
+//!
+//! Who talks to whom:
+//!
+//! - [`spawn`] builds the swarm, binds every listen address, dials the
+//!   bootstrap peers and starts the [`event_loop`] task, returning a
+//!   [`NetworkHandle`] and a receiver of [`NetworkEvent`]s.
+//! - The handle (cloneable) sends [`handle::Command`]s over a bounded channel;
+//!   each command that needs an answer carries a oneshot sender.
+//! - The loop turns swarm events into [`NetworkEvent`]s (gossip received,
+//!   inbound requests, peers connected) on a bounded channel; the node's
+//!   services verify and store outside the loop, then answer through the
+//!   handle (gossip verdicts, responses). The loop never awaits slow work.
+//! - The loop ends when its cancellation token fires or every handle is dropped.
+
+pub mod behaviour;
+pub mod codec;
+pub mod event_loop;
+pub mod handle;
+
+use std::time::Duration;
+
+use libp2p::{Multiaddr, PeerId, SwarmBuilder, noise, tcp, yamux};
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+pub use handle::{NetworkError, NetworkHandle, PeerInfo, Proto, StatusInfo};
+
+use crate::config::NetworkOptions;
+use crate::identity::Identity;
+
+/// Capacity of the command channel (handle → loop).
+pub const COMMAND_CAPACITY: usize = 1024;
+/// Capacity of the event channel (loop → node). Events that do not fit are
+/// dropped and counted; gossip then times out unvalidated and is not forwarded.
+pub const EVENT_CAPACITY: usize = 4096;
+/// Number of DHT shards of a tag or name key (see `docs/architecture.md`).
+pub const TAG_SHARDS: u8 = 16;
+/// How long [`spawn`] waits for every listener to bind.
+pub const BIND_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// What the network tells the node.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum NetworkEvent {
+    /// A gossip message awaiting validation.
+    Gossip {
+        /// The peer that forwarded it (penalized on reject).
+        source: PeerId,
+        /// Its content id.
+        message_id: libp2p::gossipsub::MessageId,
+        /// The bytes.
+        data: Vec<u8>,
+    },
+    /// A peer asks something; answer with [`NetworkHandle::respond`].
+    InboundRequest {
+        /// Which protocol.
+        proto: Proto,
+        /// Who asks.
+        peer: PeerId,
+        /// The raw request (capped by the codec).
+        request: Vec<u8>,
+        /// Where the answer goes.
+        channel: libp2p::request_response::ResponseChannel<Vec<u8>>,
+    },
+    /// A connection to a new peer is up.
+    PeerConnected {
+        /// The peer.
+        peer: PeerId,
+    },
+    /// A peer told us its listen addresses.
+    PeerIdentified {
+        /// The peer.
+        peer: PeerId,
+        /// Its listen addresses.
+        addrs: Vec<Multiaddr>,
+    },
+}
+
+/// The DHT keys a publisher provides for a tag: one shard, chosen by the
+/// publisher key so a tag's providers spread over [`TAG_SHARDS`] keys.
+pub fn tag_key(tag: &str, publisher: &atr_protocol::PublicKey) -> Vec<u8> {
+    shard_key("tag", tag, shard_of(publisher))
+}
+
+/// The DHT key a publisher provides for a tool name.
+pub fn name_key(name: &str, publisher: &atr_protocol::PublicKey) -> Vec<u8> {
+    shard_key("name", name, shard_of(publisher))
+}
+
+/// Every shard key of a tag or name (`kind` is `tag` or `name`), for lookups.
+pub fn all_shard_keys(kind: &str, value: &str) -> Vec<Vec<u8>> {
+    (0..TAG_SHARDS).map(|s| shard_key(kind, value, s)).collect()
+}
+
+fn shard_of(publisher: &atr_protocol::PublicKey) -> u8 {
+    blake3::hash(publisher.as_bytes()).as_bytes()[0] % TAG_SHARDS
+}
+
+fn shard_key(kind: &str, value: &str, shard: u8) -> Vec<u8> {
+    format!("/atr/{kind}/{value}/{shard}").into_bytes()
+}
+
+/// Builds the swarm, binds the listeners and starts the event loop.
+pub async fn spawn(
+    identity: &Identity,
+    opts: &NetworkOptions,
+    cancel: CancellationToken,
+) -> Result<(NetworkHandle, mpsc::Receiver<NetworkEvent>, tokio::task::JoinHandle<()>), NetworkError> {
+    let behaviour =
+        behaviour::Behaviour::new(&identity.keypair, opts).map_err(|e| NetworkError::Setup(e.to_string()))?;
+    let idle = opts.idle_timeout;
+    let mut swarm = SwarmBuilder::with_existing_identity(identity.keypair.clone())
+        .with_tokio()
+        .with_tcp(tcp::Config::default().nodelay(true), noise::Config::new, yamux::Config::default)
+        .map_err(|e| NetworkError::Setup(e.to_string()))?
+        .with_quic()
+        .with_behaviour(|_| behaviour)
+        .map_err(|e| NetworkError::Setup(e.to_string()))?
+        .with_swarm_config(|c| c.with_idle_connection_timeout(idle))
+        .build();
+    let mut listeners = Vec::new();
+    for addr in &opts.listen {
+        let id = swarm
+            .listen_on(addr.clone())
+            .map_err(|e| NetworkError::Setup(format!("cannot listen on {addr}: {e}")))?;
+        listeners.push(id);
+    }
+    let listen_addrs = event_loop::wait_for_listeners(&mut swarm, &listeners, BIND_TIMEOUT).await?;
+    for addr in &opts.bootstrap {
+        event_loop::add_bootstrap(&mut swarm, addr);
+    }
+    let (cmd_tx, cmd_rx) = mpsc::channel(COMMAND_CAPACITY);
+    let (ev_tx, ev_rx) = mpsc::channel(EVENT_CAPACITY);
+    let handle = NetworkHandle::new(cmd_tx, *swarm.local_peer_id());
+    let lp = event_loop::NetworkLoop::new(swarm, cmd_rx, ev_tx, listen_addrs, cancel);
+    let join = tokio::spawn(lp.run());
+    Ok((handle, ev_rx, join))
+}

@@ -1,0 +1,134 @@
+//! The composed libp2p behaviour: identify, Kademlia (server mode, atr's own
+//! protocol name, raised provider caps), gossipsub (signed, validated, scored,
+//! content-addressed message ids) and two request-response protocols (fetch
+//! and sync), each with its own timeout and byte caps.
+
+// The `NetworkBehaviour` derive generates an undocumented `BehaviourEvent` enum.
+#![allow(missing_docs)]
+
+use std::time::Duration;
+
+use atr_protocol::wire;
+use libp2p::identity::Keypair;
+use libp2p::swarm::NetworkBehaviour;
+use libp2p::{StreamProtocol, gossipsub, identify, kad, request_response};
+
+use super::codec::CappedBytes;
+use crate::config::NetworkOptions;
+
+/// Providers kept per DHT key. libp2p's default (20) silently drops the rest;
+/// atr also shards tag keys (see `docs/architecture.md`), so a hot tag's
+/// providers spread over [`super::TAG_SHARDS`] keys and each stays far below this.
+pub const MAX_PROVIDERS_PER_KEY: usize = 1024;
+/// Keys this node may provide. Default 1024 would cap a node at ~1000 tools;
+/// one key per distinct tag and per distinct name shard, so 100 000 covers
+/// 10 000 specs with room to spare.
+pub const MAX_PROVIDED_KEYS: usize = 100_000;
+/// Timeout of one fetch request.
+pub const FETCH_TIMEOUT: Duration = Duration::from_secs(10);
+/// Timeout of one sync request.
+pub const SYNC_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// All of atrd's protocols.
+#[derive(NetworkBehaviour)]
+pub struct Behaviour {
+    /// Exchange of listen addresses and protocols.
+    pub identify: identify::Behaviour,
+    /// DHT: provider records for tags and names.
+    pub kad: kad::Behaviour<kad::store::MemoryStore>,
+    /// Spec and revocation propagation.
+    pub gossipsub: gossipsub::Behaviour,
+    /// Fetch objects by hash, tag or name.
+    pub fetch: request_response::Behaviour<CappedBytes>,
+    /// Anti-entropy summaries.
+    pub sync: request_response::Behaviour<CappedBytes>,
+}
+
+/// Why the behaviour could not be built.
+#[derive(Debug, thiserror::Error)]
+#[error("network configuration: {0}")]
+pub struct BuildError(pub String);
+
+impl Behaviour {
+    /// Builds every protocol from the node key and options.
+    pub fn new(key: &Keypair, opts: &NetworkOptions) -> Result<Self, BuildError> {
+        let peer_id = key.public().to_peer_id();
+        let identify = identify::Behaviour::new(
+            identify::Config::new("/atr/id/1".into(), key.public()).with_agent_version(format!("atrd/{}", env!("CARGO_PKG_VERSION"))),
+        );
+
+        let store = kad::store::MemoryStore::with_config(
+            peer_id,
+            kad::store::MemoryStoreConfig {
+                max_records: 1024,
+                max_value_bytes: 65 * 1024,
+                max_providers_per_key: MAX_PROVIDERS_PER_KEY,
+                max_provided_keys: MAX_PROVIDED_KEYS,
+            },
+        );
+        let mut kcfg = kad::Config::new(StreamProtocol::new(wire::KAD_PROTOCOL));
+        kcfg.set_query_timeout(Duration::from_secs(10));
+        let mut kad = kad::Behaviour::with_config(peer_id, store, kcfg);
+        kad.set_mode(Some(kad::Mode::Server));
+
+        let gcfg = gossipsub::ConfigBuilder::default()
+            .heartbeat_interval(opts.heartbeat)
+            .validation_mode(gossipsub::ValidationMode::Strict)
+            .validate_messages()
+            .max_transmit_size(wire::MAX_GOSSIP_BYTES + 1024)
+            .message_id_fn(|m: &gossipsub::Message| gossipsub::MessageId::from(blake3::hash(&m.data).as_bytes().to_vec()))
+            .duplicate_cache_time(Duration::from_secs(120))
+            .build()
+            .map_err(|e| BuildError(e.to_string()))?;
+        let mut gossipsub = gossipsub::Behaviour::new(gossipsub::MessageAuthenticity::Signed(key.clone()), gcfg)
+            .map_err(|e| BuildError(e.to_string()))?;
+        let topic = gossipsub::IdentTopic::new(wire::GOSSIP_TOPIC);
+        let (params, thresholds) = score_params(&topic);
+        gossipsub.with_peer_score(params, thresholds).map_err(BuildError)?;
+        gossipsub.subscribe(&topic).map_err(|e| BuildError(e.to_string()))?;
+
+        let fetch = request_response::Behaviour::with_codec(
+            CappedBytes {
+                max_request: wire::MAX_FETCH_REQUEST_BYTES,
+                max_response: wire::MAX_FETCH_RESPONSE_BYTES,
+            },
+            [(StreamProtocol::new(wire::FETCH_PROTOCOL), request_response::ProtocolSupport::Full)],
+            request_response::Config::default().with_request_timeout(FETCH_TIMEOUT).with_max_concurrent_streams(64),
+        );
+        let sync = request_response::Behaviour::with_codec(
+            CappedBytes {
+                max_request: wire::MAX_SYNC_REQUEST_BYTES,
+                max_response: wire::MAX_SYNC_RESPONSE_BYTES,
+            },
+            [(StreamProtocol::new(wire::SYNC_PROTOCOL), request_response::ProtocolSupport::Full)],
+            request_response::Config::default().with_request_timeout(SYNC_TIMEOUT).with_max_concurrent_streams(16),
+        );
+        Ok(Self {
+            identify,
+            kad,
+            gossipsub,
+            fetch,
+            sync,
+        })
+    }
+}
+
+/// Peer scoring: invalid messages weigh heavily, so a peer that sends forged
+/// or malformed specs is graylisted after a few.
+fn score_params(topic: &gossipsub::IdentTopic) -> (gossipsub::PeerScoreParams, gossipsub::PeerScoreThresholds) {
+    let mut params = gossipsub::PeerScoreParams::default();
+    let tp = gossipsub::TopicScoreParams {
+        topic_weight: 1.0,
+        invalid_message_deliveries_weight: -100.0,
+        invalid_message_deliveries_decay: 0.9,
+        ..Default::default()
+    };
+    params.topics.insert(topic.hash(), tp);
+    let thresholds = gossipsub::PeerScoreThresholds {
+        gossip_threshold: -100.0,
+        publish_threshold: -500.0,
+        graylist_threshold: -1000.0,
+        ..Default::default()
+    };
+    (params, thresholds)
+}

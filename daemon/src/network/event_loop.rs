@@ -1,0 +1,425 @@
+//! The task that owns the swarm. Every `select!` arm is one call; nothing in
+//! here awaits anything but the swarm and the command channel.
+
+use std::collections::{HashMap, HashSet};
+use std::time::Duration;
+
+use atr_protocol::wire;
+use futures::StreamExt;
+use libp2p::core::transport::ListenerId;
+use libp2p::gossipsub::{self, IdentTopic};
+use libp2p::request_response::{self, OutboundRequestId};
+use libp2p::swarm::SwarmEvent;
+use libp2p::{Multiaddr, PeerId, Swarm, identify, kad};
+use tokio::sync::{mpsc, oneshot};
+use tokio_util::sync::CancellationToken;
+use tracing::{debug, info, trace, warn};
+
+use super::behaviour::{Behaviour, BehaviourEvent};
+use super::handle::{Command, NetworkError, PeerInfo, Proto, StatusInfo};
+use super::NetworkEvent;
+use crate::metrics;
+
+/// Bad messages after which a peer is disconnected and blacklisted.
+pub const BAD_MESSAGE_LIMIT: u64 = 16;
+/// Interval of DHT bootstrap (routing table refresh).
+const BOOTSTRAP_INTERVAL: Duration = Duration::from_secs(300);
+
+type Reply<T> = oneshot::Sender<Result<T, NetworkError>>;
+
+/// The loop's state.
+pub(crate) struct NetworkLoop {
+    swarm: Swarm<Behaviour>,
+    commands: mpsc::Receiver<Command>,
+    events: mpsc::Sender<NetworkEvent>,
+    listen_addrs: Vec<Multiaddr>,
+    cancel: CancellationToken,
+    topic: IdentTopic,
+    providers: HashMap<kad::QueryId, (HashSet<PeerId>, Reply<HashSet<PeerId>>)>,
+    fetches: HashMap<OutboundRequestId, (PeerId, Reply<Vec<u8>>)>,
+    syncs: HashMap<OutboundRequestId, (PeerId, Reply<Vec<u8>>)>,
+    dials: HashMap<libp2p::swarm::ConnectionId, (String, Reply<()>)>,
+    bad: HashMap<PeerId, u64>,
+    banned: HashSet<PeerId>,
+}
+
+/// Polls the swarm until each listener reported an address.
+pub(crate) async fn wait_for_listeners(
+    swarm: &mut Swarm<Behaviour>,
+    listeners: &[ListenerId],
+    timeout: Duration,
+) -> Result<Vec<Multiaddr>, NetworkError> {
+    let mut pending: HashSet<ListenerId> = listeners.iter().copied().collect();
+    let mut addrs = Vec::new();
+    let deadline = tokio::time::Instant::now() + timeout;
+    while !pending.is_empty() {
+        let ev = tokio::time::timeout_at(deadline, swarm.select_next_some())
+            .await
+            .map_err(|_| NetworkError::Setup("timed out binding listen addresses".into()))?;
+        match ev {
+            SwarmEvent::NewListenAddr { listener_id, address } => {
+                info!(%address, "listening");
+                pending.remove(&listener_id);
+                addrs.push(address);
+            }
+            SwarmEvent::ListenerClosed { reason, .. } => {
+                return Err(NetworkError::Setup(format!("listener closed: {reason:?}")));
+            }
+            SwarmEvent::ListenerError { error, .. } => {
+                return Err(NetworkError::Setup(format!("listener error: {error}")));
+            }
+            other => trace!(?other, "event before listeners were bound"),
+        }
+    }
+    Ok(addrs)
+}
+
+/// Adds a bootstrap address (`…/p2p/PEERID`) to the DHT and dials it.
+pub(crate) fn add_bootstrap(swarm: &mut Swarm<Behaviour>, addr: &Multiaddr) {
+    let Some(libp2p::multiaddr::Protocol::P2p(peer)) = addr.iter().last() else {
+        warn!(%addr, "bootstrap address without /p2p/PEERID ignored");
+        return;
+    };
+    swarm.behaviour_mut().kad.add_address(&peer, addr.clone());
+    if let Err(e) = swarm.dial(addr.clone()) {
+        warn!(%addr, error = %e, "cannot dial bootstrap peer");
+    }
+}
+
+impl NetworkLoop {
+    pub(crate) fn new(
+        swarm: Swarm<Behaviour>,
+        commands: mpsc::Receiver<Command>,
+        events: mpsc::Sender<NetworkEvent>,
+        listen_addrs: Vec<Multiaddr>,
+        cancel: CancellationToken,
+    ) -> Self {
+        Self {
+            swarm,
+            commands,
+            events,
+            listen_addrs,
+            cancel,
+            topic: IdentTopic::new(wire::GOSSIP_TOPIC),
+            providers: HashMap::new(),
+            fetches: HashMap::new(),
+            syncs: HashMap::new(),
+            dials: HashMap::new(),
+            bad: HashMap::new(),
+            banned: HashSet::new(),
+        }
+    }
+
+    /// Runs until cancelled or every handle is dropped.
+    pub(crate) async fn run(mut self) {
+        let mut bootstrap = tokio::time::interval(BOOTSTRAP_INTERVAL);
+        loop {
+            tokio::select! {
+                biased;
+                _ = self.cancel.cancelled() => break,
+                cmd = self.commands.recv() => match cmd {
+                    Some(c) => self.on_command(c),
+                    None => break,
+                },
+                ev = self.swarm.select_next_some() => self.on_swarm_event(ev),
+                _ = bootstrap.tick() => self.bootstrap(),
+            }
+        }
+        info!("network loop stopped");
+    }
+
+    fn bootstrap(&mut self) {
+        if let Err(e) = self.swarm.behaviour_mut().kad.bootstrap() {
+            debug!(error = %e, "DHT bootstrap skipped");
+        }
+    }
+
+    fn emit(&mut self, ev: NetworkEvent) {
+        if let Err(e) = self.events.try_send(ev) {
+            metrics::EVENTS_DROPPED.inc();
+            warn!(error = %e, "node is not keeping up; network event dropped");
+        }
+    }
+
+    fn on_command(&mut self, cmd: Command) {
+        match cmd {
+            Command::Publish { data, reply } => {
+                let r = match self.swarm.behaviour_mut().gossipsub.publish(self.topic.clone(), data) {
+                    Ok(_) => Ok(true),
+                    Err(gossipsub::PublishError::NoPeersSubscribedToTopic) => Ok(false),
+                    Err(gossipsub::PublishError::Duplicate) => Ok(true),
+                    Err(e) => Err(NetworkError::Publish(e.to_string())),
+                };
+                let _ = reply.send(r);
+            }
+            Command::Verdict {
+                message_id,
+                source,
+                acceptance,
+            } => {
+                self.swarm
+                    .behaviour_mut()
+                    .gossipsub
+                    .report_message_validation_result(&message_id, &source, acceptance);
+            }
+            Command::Penalize { peer, reason } => self.penalize(peer, reason),
+            Command::StartProviding { key, reply } => {
+                let r = self
+                    .swarm
+                    .behaviour_mut()
+                    .kad
+                    .start_providing(kad::RecordKey::new(&key))
+                    .map(|_| ())
+                    .map_err(|e| NetworkError::Dht(e.to_string()));
+                let _ = reply.send(r);
+            }
+            Command::GetProviders { key, reply } => {
+                let id = self.swarm.behaviour_mut().kad.get_providers(kad::RecordKey::new(&key));
+                self.providers.insert(id, (HashSet::new(), reply));
+            }
+            Command::Request {
+                proto,
+                peer,
+                bytes,
+                reply,
+            } => {
+                let b = self.swarm.behaviour_mut();
+                match proto {
+                    Proto::Fetch => {
+                        let id = b.fetch.send_request(&peer, bytes);
+                        self.fetches.insert(id, (peer, reply));
+                    }
+                    Proto::Sync => {
+                        let id = b.sync.send_request(&peer, bytes);
+                        self.syncs.insert(id, (peer, reply));
+                    }
+                }
+            }
+            Command::Respond { proto, channel, bytes } => {
+                let b = self.swarm.behaviour_mut();
+                let r = match proto {
+                    Proto::Fetch => b.fetch.send_response(channel, bytes),
+                    Proto::Sync => b.sync.send_response(channel, bytes),
+                };
+                if r.is_err() {
+                    debug!(?proto, "response dropped: the requester went away");
+                }
+            }
+            Command::Dial { addr, reply } => {
+                let opts = libp2p::swarm::dial_opts::DialOpts::unknown_peer_id().address(addr.clone()).build();
+                let id = opts.connection_id();
+                match self.swarm.dial(opts) {
+                    Ok(()) => {
+                        self.dials.insert(id, (addr.to_string(), reply));
+                    }
+                    Err(e) => {
+                        let _ = reply.send(Err(NetworkError::Dial {
+                            addr: addr.to_string(),
+                            detail: e.to_string(),
+                        }));
+                    }
+                }
+            }
+            Command::Status { reply } => {
+                let _ = reply.send(self.status());
+            }
+        }
+    }
+
+    fn status(&mut self) -> StatusInfo {
+        let mut listen: Vec<String> = self.swarm.listeners().map(|a| a.to_string()).collect();
+        if listen.is_empty() {
+            listen = self.listen_addrs.iter().map(|a| a.to_string()).collect();
+        }
+        let connected: Vec<PeerId> = self.swarm.connected_peers().copied().collect();
+        let gs = &self.swarm.behaviour().gossipsub;
+        let peers = connected
+            .iter()
+            .map(|p| PeerInfo {
+                peer: p.to_string(),
+                addrs: Vec::new(),
+                score: gs.peer_score(p),
+                bad_messages: self.bad.get(p).copied().unwrap_or(0),
+            })
+            .collect();
+        StatusInfo {
+            listen_addrs: listen,
+            peers,
+            mesh_peers: gs.mesh_peers(&self.topic.hash()).count(),
+        }
+    }
+
+    fn penalize(&mut self, peer: PeerId, reason: &'static str) {
+        metrics::BAD_MESSAGES.with_label(reason).inc();
+        let n = self.bad.entry(peer).or_insert(0);
+        *n += 1;
+        warn!(%peer, reason, count = *n, "bad message from peer");
+        if *n >= BAD_MESSAGE_LIMIT && self.banned.insert(peer) {
+            warn!(%peer, "peer exceeded the bad-message limit: disconnected and blacklisted");
+            self.swarm.behaviour_mut().gossipsub.blacklist_peer(&peer);
+            let _ = self.swarm.disconnect_peer_id(peer);
+        }
+    }
+
+    fn on_swarm_event(&mut self, ev: SwarmEvent<super::behaviour::BehaviourEvent>) {
+        match ev {
+            SwarmEvent::Behaviour(BehaviourEvent::Gossipsub(e)) => self.on_gossip(e),
+            SwarmEvent::Behaviour(BehaviourEvent::Kad(e)) => self.on_kad(e),
+            SwarmEvent::Behaviour(BehaviourEvent::Identify(e)) => self.on_identify(e),
+            SwarmEvent::Behaviour(BehaviourEvent::Fetch(e)) => self.on_request_response(Proto::Fetch, e),
+            SwarmEvent::Behaviour(BehaviourEvent::Sync(e)) => self.on_request_response(Proto::Sync, e),
+            SwarmEvent::NewListenAddr { address, .. } => {
+                info!(%address, "listening");
+                self.listen_addrs.push(address);
+            }
+            SwarmEvent::ConnectionEstablished {
+                peer_id,
+                connection_id,
+                num_established,
+                endpoint,
+                ..
+            } => {
+                if self.banned.contains(&peer_id) {
+                    let _ = self.swarm.disconnect_peer_id(peer_id);
+                    return;
+                }
+                if let Some((_, reply)) = self.dials.remove(&connection_id) {
+                    let _ = reply.send(Ok(()));
+                }
+                if endpoint.is_dialer() {
+                    self.swarm
+                        .behaviour_mut()
+                        .kad
+                        .add_address(&peer_id, endpoint.get_remote_address().clone());
+                }
+                if num_established.get() == 1 {
+                    debug!(peer = %peer_id, "connected");
+                    self.emit(NetworkEvent::PeerConnected { peer: peer_id });
+                }
+            }
+            SwarmEvent::OutgoingConnectionError {
+                connection_id, error, ..
+            } => {
+                if let Some((addr, reply)) = self.dials.remove(&connection_id) {
+                    let _ = reply.send(Err(NetworkError::Dial {
+                        addr,
+                        detail: error.to_string(),
+                    }));
+                }
+            }
+            SwarmEvent::ConnectionClosed { peer_id, num_established, .. } if num_established == 0 => {
+                debug!(peer = %peer_id, "disconnected");
+            }
+            other => trace!(?other, "swarm event"),
+        }
+    }
+
+    fn on_gossip(&mut self, e: gossipsub::Event) {
+        match e {
+            gossipsub::Event::Message {
+                propagation_source,
+                message_id,
+                message,
+            } => {
+                metrics::GOSSIP_RECEIVED.inc();
+                self.emit(NetworkEvent::Gossip {
+                    source: propagation_source,
+                    message_id,
+                    data: message.data,
+                });
+            }
+            other => trace!(?other, "gossipsub event"),
+        }
+    }
+
+    fn on_kad(&mut self, e: kad::Event) {
+        match e {
+            kad::Event::OutboundQueryProgressed { id, result, step, .. } => match result {
+                kad::QueryResult::GetProviders(Ok(kad::GetProvidersOk::FoundProviders { providers, .. })) => {
+                    if let Some((set, _)) = self.providers.get_mut(&id) {
+                        set.extend(providers);
+                    }
+                    if step.last {
+                        self.finish_providers(id);
+                    }
+                }
+                kad::QueryResult::GetProviders(Ok(kad::GetProvidersOk::FinishedWithNoAdditionalRecord { .. })) => {
+                    self.finish_providers(id);
+                }
+                kad::QueryResult::GetProviders(Err(e)) => {
+                    // A timeout still returns what was found so far.
+                    debug!(error = %e, "get_providers ended with an error");
+                    self.finish_providers(id);
+                }
+                other => trace!(?other, "kad query progressed"),
+            },
+            kad::Event::RoutingUpdated { peer, .. } => trace!(%peer, "routing updated"),
+            other => trace!(?other, "kad event"),
+        }
+    }
+
+    fn finish_providers(&mut self, id: kad::QueryId) {
+        if let Some((set, reply)) = self.providers.remove(&id) {
+            let _ = reply.send(Ok(set));
+        }
+    }
+
+    fn on_identify(&mut self, e: identify::Event) {
+        if let identify::Event::Received { peer_id, info, .. } = e {
+            let speaks_kad = info.protocols.iter().any(|p| p.as_ref() == wire::KAD_PROTOCOL);
+            if speaks_kad {
+                for a in &info.listen_addrs {
+                    self.swarm.behaviour_mut().kad.add_address(&peer_id, a.clone());
+                }
+            }
+            self.emit(NetworkEvent::PeerIdentified {
+                peer: peer_id,
+                addrs: info.listen_addrs,
+            });
+        }
+    }
+
+    fn on_request_response(&mut self, proto: Proto, e: request_response::Event<Vec<u8>, Vec<u8>>) {
+        let pending = match proto {
+            Proto::Fetch => &mut self.fetches,
+            Proto::Sync => &mut self.syncs,
+        };
+        match e {
+            request_response::Event::Message { peer, message, .. } => match message {
+                request_response::Message::Request { request, channel, .. } => {
+                    if self.banned.contains(&peer) {
+                        return;
+                    }
+                    self.emit(NetworkEvent::InboundRequest {
+                        proto,
+                        peer,
+                        request,
+                        channel,
+                    });
+                }
+                request_response::Message::Response { request_id, response } => {
+                    if let Some((_, reply)) = pending.remove(&request_id) {
+                        let _ = reply.send(Ok(response));
+                    }
+                }
+            },
+            request_response::Event::OutboundFailure {
+                request_id, error, peer, ..
+            } => {
+                if let Some((_, reply)) = pending.remove(&request_id) {
+                    let _ = reply.send(Err(NetworkError::Request {
+                        peer,
+                        detail: error.to_string(),
+                    }));
+                }
+            }
+            request_response::Event::InboundFailure { peer, error, .. } => {
+                debug!(%peer, ?proto, %error, "inbound request failed");
+                if matches!(error, request_response::InboundFailure::Io(_)) {
+                    self.penalize(peer, "malformed_request");
+                }
+            }
+            other => trace!(?other, "request-response event"),
+        }
+    }
+}

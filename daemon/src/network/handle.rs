@@ -1,0 +1,212 @@
+//! The cloneable handle to the network loop: one async method per command,
+//! each answered on a oneshot. If the loop has ended, methods return
+//! [`NetworkError::Closed`].
+
+use std::collections::HashSet;
+
+use libp2p::gossipsub::{MessageAcceptance, MessageId};
+use libp2p::request_response::ResponseChannel;
+use libp2p::{Multiaddr, PeerId};
+use serde::Serialize;
+use tokio::sync::{mpsc, oneshot};
+
+/// Which request-response protocol.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[non_exhaustive]
+pub enum Proto {
+    /// `/atr/fetch/1`.
+    Fetch,
+    /// `/atr/sync/1`.
+    Sync,
+}
+
+/// Why a network operation failed.
+#[derive(Debug, Clone, thiserror::Error)]
+#[non_exhaustive]
+pub enum NetworkError {
+    /// The network task has stopped.
+    #[error("the network task has stopped")]
+    Closed,
+    /// Setting up the swarm failed.
+    #[error("network setup failed: {0}")]
+    Setup(String),
+    /// A request to a peer failed (timeout, refused, connection lost).
+    #[error("request to {peer} failed: {detail}")]
+    Request {
+        /// The peer.
+        peer: PeerId,
+        /// Why.
+        detail: String,
+    },
+    /// Publishing on gossip failed.
+    #[error("gossip publish failed: {0}")]
+    Publish(String),
+    /// A DHT operation failed.
+    #[error("DHT: {0}")]
+    Dht(String),
+    /// Dialing failed.
+    #[error("dial {addr}: {detail}")]
+    Dial {
+        /// Address.
+        addr: String,
+        /// Why.
+        detail: String,
+    },
+}
+
+/// A connected peer as the loop sees it.
+#[derive(Debug, Clone, Serialize)]
+pub struct PeerInfo {
+    /// Peer id.
+    pub peer: String,
+    /// Addresses we know for it.
+    pub addrs: Vec<String>,
+    /// Gossipsub score.
+    pub score: Option<f64>,
+    /// Bad messages counted against it.
+    pub bad_messages: u64,
+}
+
+/// The loop's view of itself.
+#[derive(Debug, Clone, Serialize)]
+pub struct StatusInfo {
+    /// Bound listen addresses.
+    pub listen_addrs: Vec<String>,
+    /// Connected peers.
+    pub peers: Vec<PeerInfo>,
+    /// Peers in the gossip mesh of the atr topic.
+    pub mesh_peers: usize,
+}
+
+/// Commands the handle sends to the loop.
+#[derive(Debug)]
+pub(crate) enum Command {
+    Publish {
+        data: Vec<u8>,
+        reply: oneshot::Sender<Result<bool, NetworkError>>,
+    },
+    Verdict {
+        message_id: MessageId,
+        source: PeerId,
+        acceptance: MessageAcceptance,
+    },
+    Penalize {
+        peer: PeerId,
+        reason: &'static str,
+    },
+    StartProviding {
+        key: Vec<u8>,
+        reply: oneshot::Sender<Result<(), NetworkError>>,
+    },
+    GetProviders {
+        key: Vec<u8>,
+        reply: oneshot::Sender<Result<HashSet<PeerId>, NetworkError>>,
+    },
+    Request {
+        proto: Proto,
+        peer: PeerId,
+        bytes: Vec<u8>,
+        reply: oneshot::Sender<Result<Vec<u8>, NetworkError>>,
+    },
+    Respond {
+        proto: Proto,
+        channel: ResponseChannel<Vec<u8>>,
+        bytes: Vec<u8>,
+    },
+    Dial {
+        addr: Multiaddr,
+        reply: oneshot::Sender<Result<(), NetworkError>>,
+    },
+    Status {
+        reply: oneshot::Sender<StatusInfo>,
+    },
+}
+
+/// Cloneable handle to the network loop.
+#[derive(Debug, Clone)]
+pub struct NetworkHandle {
+    tx: mpsc::Sender<Command>,
+    local: PeerId,
+}
+
+impl NetworkHandle {
+    pub(crate) fn new(tx: mpsc::Sender<Command>, local: PeerId) -> Self {
+        Self { tx, local }
+    }
+
+    /// This node's peer id.
+    pub fn local_peer_id(&self) -> PeerId {
+        self.local
+    }
+
+    async fn call<T>(&self, make: impl FnOnce(oneshot::Sender<T>) -> Command) -> Result<T, NetworkError> {
+        let (tx, rx) = oneshot::channel();
+        self.tx.send(make(tx)).await.map_err(|_| NetworkError::Closed)?;
+        rx.await.map_err(|_| NetworkError::Closed)
+    }
+
+    fn send_nowait(&self, cmd: Command) -> Result<(), NetworkError> {
+        self.tx.try_send(cmd).map_err(|_| NetworkError::Closed)
+    }
+
+    /// Publishes bytes on the atr gossip topic. `Ok(false)` when no peer was
+    /// there to receive it (anti-entropy will carry it later).
+    pub async fn publish(&self, data: Vec<u8>) -> Result<bool, NetworkError> {
+        self.call(|reply| Command::Publish { data, reply }).await?
+    }
+
+    /// Reports the validation verdict of a gossip message (never blocks).
+    pub fn verdict(&self, message_id: MessageId, source: PeerId, acceptance: MessageAcceptance) {
+        // A full command channel means the loop is overloaded; gossipsub then
+        // drops the message on its own after the validation window.
+        let _ = self.send_nowait(Command::Verdict {
+            message_id,
+            source,
+            acceptance,
+        });
+    }
+
+    /// Counts a bad message against `peer`; repeated offenders are disconnected.
+    pub fn penalize(&self, peer: PeerId, reason: &'static str) {
+        let _ = self.send_nowait(Command::Penalize { peer, reason });
+    }
+
+    /// Announces this node as a provider of `key` in the DHT.
+    pub async fn start_providing(&self, key: Vec<u8>) -> Result<(), NetworkError> {
+        self.call(|reply| Command::StartProviding { key, reply }).await?
+    }
+
+    /// Finds the providers of `key` in the DHT.
+    pub async fn get_providers(&self, key: Vec<u8>) -> Result<HashSet<PeerId>, NetworkError> {
+        self.call(|reply| Command::GetProviders { key, reply }).await?
+    }
+
+    /// Sends a request and waits for the response (the protocol's timeout applies).
+    pub async fn request(&self, proto: Proto, peer: PeerId, bytes: Vec<u8>) -> Result<Vec<u8>, NetworkError> {
+        self.call(|reply| Command::Request {
+            proto,
+            peer,
+            bytes,
+            reply,
+        })
+        .await?
+    }
+
+    /// Answers an inbound request.
+    pub async fn respond(&self, proto: Proto, channel: ResponseChannel<Vec<u8>>, bytes: Vec<u8>) -> Result<(), NetworkError> {
+        self.tx
+            .send(Command::Respond { proto, channel, bytes })
+            .await
+            .map_err(|_| NetworkError::Closed)
+    }
+
+    /// Dials an address.
+    pub async fn dial(&self, addr: Multiaddr) -> Result<(), NetworkError> {
+        self.call(|reply| Command::Dial { addr, reply }).await?
+    }
+
+    /// Listen addresses and connected peers.
+    pub async fn status(&self) -> Result<StatusInfo, NetworkError> {
+        self.call(|reply| Command::Status { reply }).await
+    }
+}

@@ -1,0 +1,149 @@
+//! Answering peers: fetch (objects by hash, tag or name) and sync (which
+//! objects in differing buckets). Malformed requests are answered with an
+//! empty response and counted against the peer.
+
+use std::sync::Arc;
+
+use atr_protocol::id::ByteBuf;
+use atr_protocol::query::FindQuery;
+use atr_protocol::wire::{self, FetchRequest, FetchResponse, SyncRequest, SyncResponse, WireObject};
+use libp2p::PeerId;
+use libp2p::request_response::ResponseChannel;
+use tracing::{debug, warn};
+
+use super::NodeState;
+use crate::metrics;
+use crate::network::Proto;
+
+fn empty_sync() -> SyncResponse {
+    SyncResponse {
+        ids: vec![],
+        truncated: false,
+    }
+}
+
+/// Handles one inbound request.
+pub async fn on_request(state: &Arc<NodeState>, proto: Proto, peer: PeerId, request: Vec<u8>, channel: ResponseChannel<Vec<u8>>) {
+    let answer = match proto {
+        Proto::Fetch => {
+            let resp = match FetchRequest::decode(&request) {
+                Ok(req) => {
+                    metrics::PEER_REQUESTS.with_label("fetch").inc();
+                    state
+                        .blocking(move |s| answer_fetch(s, &req))
+                        .await
+                        .unwrap_or(FetchResponse { objects: vec![] })
+                }
+                Err(e) => {
+                    debug!(%peer, error = %e, "bad fetch request");
+                    state.net.penalize(peer, "bad_fetch_request");
+                    FetchResponse { objects: vec![] }
+                }
+            };
+            wire::encode_message(&resp)
+        }
+        Proto::Sync => {
+            let resp = match SyncRequest::decode(&request) {
+                Ok(req) => {
+                    metrics::PEER_REQUESTS.with_label("sync").inc();
+                    state.blocking(move |s| answer_sync(s, &req)).await.unwrap_or_else(|_| empty_sync())
+                }
+                Err(e) => {
+                    debug!(%peer, error = %e, "bad sync request");
+                    state.net.penalize(peer, "bad_sync_request");
+                    empty_sync()
+                }
+            };
+            wire::encode_message(&resp)
+        }
+    };
+    match answer {
+        Ok(bytes) => {
+            if let Err(e) = state.net.respond(proto, channel, bytes).await {
+                debug!(error = %e, "could not respond");
+            }
+        }
+        Err(e) => warn!(error = %e, "could not encode a response"),
+    }
+}
+
+/// Builds a fetch response within the object and byte caps (blocking).
+pub fn answer_fetch(state: &NodeState, req: &FetchRequest) -> FetchResponse {
+    let mut out = Vec::new();
+    let mut bytes = 0usize;
+    let mut push = |o: WireObject| -> bool {
+        let n = o.envelope().len() + 16;
+        if out.len() >= wire::MAX_FETCH_OBJECTS || bytes + n > wire::MAX_FETCH_RESPONSE_BYTES - 1024 {
+            return false;
+        }
+        bytes += n;
+        out.push(o);
+        true
+    };
+    match req {
+        FetchRequest::Ids(ids) => {
+            for id in ids {
+                match state.store.get_object(id.as_bytes()) {
+                    Ok(Some(o)) => {
+                        if !push(o) {
+                            break;
+                        }
+                    }
+                    Ok(None) => {}
+                    Err(e) => warn!(error = %e, "store read failed while serving fetch"),
+                }
+            }
+        }
+        FetchRequest::Tag(_) | FetchRequest::Name(_) => {
+            let q = match req {
+                FetchRequest::Tag(t) => FindQuery {
+                    tag: Some(t.clone()),
+                    limit: Some(atr_protocol::query::MAX_FIND_LIMIT),
+                    ..Default::default()
+                },
+                FetchRequest::Name(n) => FindQuery {
+                    name: Some(n.clone()),
+                    limit: Some(atr_protocol::query::MAX_FIND_LIMIT),
+                    ..Default::default()
+                },
+                _ => return FetchResponse { objects: out },
+            };
+            let envelopes: Vec<Vec<u8>> = match state.catalog.read() {
+                Ok(cat) => cat.find(&q, None).iter().map(|e| e.spec.to_bytes()).collect(),
+                Err(_) => Vec::new(),
+            };
+            for e in envelopes {
+                if !push(WireObject::Spec(ByteBuf(e))) {
+                    break;
+                }
+            }
+        }
+        _ => {}
+    }
+    FetchResponse { objects: out }
+}
+
+/// Lists this node's objects in the buckets whose digests differ (blocking).
+pub fn answer_sync(state: &NodeState, req: &SyncRequest) -> SyncResponse {
+    let mine = match state.store.sync_digests() {
+        Ok(d) => d,
+        Err(e) => {
+            warn!(error = %e, "cannot compute sync digests");
+            return empty_sync();
+        }
+    };
+    let differing: Vec<u8> = (0..wire::SYNC_BUCKETS)
+        .filter(|&b| req.digests.get(b).map(|d| d.0.as_slice()) != mine.get(b).map(|d| d.as_slice()))
+        .map(|b| b as u8)
+        .collect();
+    match state.store.ids_in_buckets(&differing, wire::MAX_SYNC_REFS) {
+        Ok((ids, truncated)) => SyncResponse {
+            ids: ids.into_iter().map(atr_protocol::ToolId).collect(),
+            truncated,
+        },
+        Err(e) => {
+            warn!(error = %e, "cannot list sync ids");
+            empty_sync()
+        }
+    }
+}
