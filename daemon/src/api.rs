@@ -20,13 +20,14 @@ pub mod error;
 use std::sync::Arc;
 use std::time::Duration;
 
+use atr_protocol::ToolId;
 use atr_protocol::api::{
-    FindResponse, MAX_API_BODY_BYTES, PeerView, PeersResponse, PublishRequest, PublishResponse, RevokeRequest,
-    RevokeResponse, SearchHit, SearchResponse, SpecStatus, SpecView, StatusResponse, StoreCountsView,
+    FindResponse, MAX_API_BODY_BYTES, PeerView, PeersResponse, PublishRequest, PublishResponse,
+    RevokeRequest, RevokeResponse, SearchHit, SearchResponse, SpecStatus, SpecView, StatusResponse,
+    StoreCountsView,
 };
 use atr_protocol::query::{FindQuery, parse_version_req};
 use atr_protocol::revocation::{RevocationKind, RevocationTarget};
-use atr_protocol::ToolId;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::IntoResponse;
@@ -94,11 +95,19 @@ fn authorize(state: &NodeState, headers: &HeaderMap) -> Result<(), ApiError> {
         })?;
     // Constant-time comparison: the token guards mutations.
     let ok = given.len() == state.token.len()
-        && given.bytes().zip(state.token.bytes()).fold(0u8, |acc, (a, b)| acc | (a ^ b)) == 0;
+        && given
+            .bytes()
+            .zip(state.token.bytes())
+            .fold(0u8, |acc, (a, b)| acc | (a ^ b))
+            == 0;
     if ok {
         Ok(())
     } else {
-        Err(ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", "wrong API token"))
+        Err(ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "unauthorized",
+            "wrong API token",
+        ))
     }
 }
 
@@ -107,7 +116,9 @@ fn view(e: &Entry, with_envelope: bool) -> SpecView {
         id: e.spec.id(),
         status: match &e.status {
             Status::Active => SpecStatus::Active,
-            Status::Deprecated { successor, .. } => SpecStatus::Deprecated { successor: *successor },
+            Status::Deprecated { successor, .. } => SpecStatus::Deprecated {
+                successor: *successor,
+            },
             Status::Revoked { .. } => SpecStatus::Revoked,
         },
         spec: e.spec.value().clone(),
@@ -121,18 +132,34 @@ fn ok<T: serde::Serialize>(v: T) -> axum::response::Response {
 }
 
 async fn metrics_text(State(state): State<AppState>) -> impl IntoResponse {
-    let counts = state.blocking(|s| s.store.counts()).await.ok().and_then(Result::ok).unwrap_or_default();
+    let counts = state
+        .blocking(|s| s.store.counts())
+        .await
+        .ok()
+        .and_then(Result::ok)
+        .unwrap_or_default();
     let peers = state.net.status().await.map(|s| s.peers.len()).unwrap_or(0);
     let text = metrics::render(&[
         ("atr_specs", "Specs in the store.", counts.specs as f64),
-        ("atr_revocations", "Revocations in the store.", counts.revocations as f64),
+        (
+            "atr_revocations",
+            "Revocations in the store.",
+            counts.revocations as f64,
+        ),
         ("atr_connected_peers", "Connected peers.", peers as f64),
     ]);
-    ([(axum::http::header::CONTENT_TYPE, "text/plain; version=0.0.4")], text)
+    (
+        [(axum::http::header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        text,
+    )
 }
 
 async fn status(State(state): State<AppState>) -> Result<axum::response::Response, ApiError> {
-    let net = state.net.status().await.map_err(|e| ApiError::internal(e.to_string()))?;
+    let net = state
+        .net
+        .status()
+        .await
+        .map_err(|e| ApiError::internal(e.to_string()))?;
     let counts = state
         .blocking(|s| s.store.counts())
         .await
@@ -161,7 +188,11 @@ async fn publish_spec(
     let Json(req) = body?;
     let file = req.file.unwrap_or_else(|| "manifest".into());
     let p = publish::publish(&state, req.manifest, file).await?;
-    let status = if p.created { StatusCode::CREATED } else { StatusCode::OK };
+    let status = if p.created {
+        StatusCode::CREATED
+    } else {
+        StatusCode::OK
+    };
     metrics::API_REQUESTS.with_label("ok").inc();
     Ok((
         status,
@@ -175,14 +206,23 @@ async fn publish_spec(
 }
 
 fn parse_id(id: &str) -> Result<ToolId, ApiError> {
-    id.parse::<ToolId>()
-        .map_err(|e| ApiError::bad_request(format!("`{}`: {e}", id.chars().take(80).collect::<String>())).with_field("id"))
+    id.parse::<ToolId>().map_err(|e| {
+        ApiError::bad_request(format!("`{}`: {e}", id.chars().take(80).collect::<String>())).with_field("id")
+    })
 }
 
-async fn get_spec(State(state): State<AppState>, Path(id): Path<String>) -> Result<axum::response::Response, ApiError> {
+async fn get_spec(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<axum::response::Response, ApiError> {
     let id = parse_id(&id)?;
-    let cat = state.catalog.read().map_err(|_| ApiError::internal("catalog lock poisoned"))?;
-    let e = cat.get(&id).ok_or_else(|| ApiError::not_found(format!("no spec {id} on this node (try `find --network`)")))?;
+    let cat = state
+        .catalog
+        .read()
+        .map_err(|_| ApiError::internal("catalog lock poisoned"))?;
+    let e = cat
+        .get(&id)
+        .ok_or_else(|| ApiError::not_found(format!("no spec {id} on this node (try `find --network`)")))?;
     Ok(ok(view(e, true)))
 }
 
@@ -206,25 +246,37 @@ pub struct FindParams {
 fn find_query(p: FindParams) -> Result<FindQuery, ApiError> {
     let publisher = p
         .publisher
-        .map(|s| s.parse().map_err(|e| ApiError::bad_request(format!("publisher: {e}")).with_field("publisher")))
+        .map(|s| {
+            s.parse()
+                .map_err(|e| ApiError::bad_request(format!("publisher: {e}")).with_field("publisher"))
+        })
         .transpose()?;
     let allowed_side_effects = p
         .side_effects
         .map(|s| {
             s.split(',')
-                .map(|x| x.trim().parse().map_err(|e: String| ApiError::bad_request(e).with_field("side_effects")))
+                .map(|x| {
+                    x.trim()
+                        .parse()
+                        .map_err(|e: String| ApiError::bad_request(e).with_field("side_effects"))
+                })
                 .collect::<Result<Vec<_>, _>>()
         })
         .transpose()?;
     let max_cost = p
         .max_cost
-        .map(|c| c.parse().map_err(|e: String| ApiError::bad_request(e).with_field("max_cost")))
+        .map(|c| {
+            c.parse()
+                .map_err(|e: String| ApiError::bad_request(e).with_field("max_cost"))
+        })
         .transpose()?;
     if let Some(t) = &p.tag {
-        atr_protocol::validate::check_tag(t).map_err(|e| ApiError::bad_request(e.to_string()).with_field("tag"))?;
+        atr_protocol::validate::check_tag(t)
+            .map_err(|e| ApiError::bad_request(e.to_string()).with_field("tag"))?;
     }
     if let Some(n) = &p.name {
-        atr_protocol::validate::check_name(n).map_err(|e| ApiError::bad_request(e.to_string()).with_field("name"))?;
+        atr_protocol::validate::check_name(n)
+            .map_err(|e| ApiError::bad_request(e.to_string()).with_field("name"))?;
     }
     Ok(FindQuery {
         tag: p.tag,
@@ -256,8 +308,15 @@ async fn find(
     } else {
         0
     };
-    let cat = state.catalog.read().map_err(|_| ApiError::internal("catalog lock poisoned"))?;
-    let results = cat.find(&q, req.as_ref()).into_iter().map(|e| view(e, false)).collect();
+    let cat = state
+        .catalog
+        .read()
+        .map_err(|_| ApiError::internal("catalog lock poisoned"))?;
+    let results = cat
+        .find(&q, req.as_ref())
+        .into_iter()
+        .map(|e| view(e, false))
+        .collect();
     Ok(ok(FindResponse {
         results,
         fetched_from_network: fetched,
@@ -281,11 +340,17 @@ async fn search(
         return Err(ApiError::bad_request("query over 256 bytes").with_field("q"));
     }
     let limit = p.limit.unwrap_or(20).clamp(1, 200);
-    let cat = state.catalog.read().map_err(|_| ApiError::internal("catalog lock poisoned"))?;
+    let cat = state
+        .catalog
+        .read()
+        .map_err(|_| ApiError::internal("catalog lock poisoned"))?;
     let hits = cat
         .search(&p.q, limit)
         .into_iter()
-        .map(|(score, e)| SearchHit { score, view: view(e, false) })
+        .map(|(score, e)| SearchHit {
+            score,
+            view: view(e, false),
+        })
         .collect();
     Ok(ok(SearchResponse { hits }))
 }
@@ -311,7 +376,11 @@ async fn revoke(
 }
 
 async fn peers(State(state): State<AppState>) -> Result<axum::response::Response, ApiError> {
-    let s = state.net.status().await.map_err(|e| ApiError::internal(e.to_string()))?;
+    let s = state
+        .net
+        .status()
+        .await
+        .map_err(|e| ApiError::internal(e.to_string()))?;
     Ok(ok(PeersResponse {
         peers: s
             .peers

@@ -125,7 +125,9 @@ pub enum RevocationRejected {
 #[non_exhaustive]
 pub enum ResolveError {
     /// No active spec has this name.
-    #[error("no active tool named `{name}` is known here (it may be revoked, or not synced yet: try a network find)")]
+    #[error(
+        "no active tool named `{name}` is known here (it may be revoked, or not synced yet: try a network find)"
+    )]
     NotFound {
         /// The name.
         name: String,
@@ -162,7 +164,10 @@ pub enum ResolveError {
 }
 
 fn join_keys(keys: &[PublicKey]) -> String {
-    keys.iter().map(ToString::to_string).collect::<Vec<_>>().join(", ")
+    keys.iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// The order of find results: name, then version descending, then id.
@@ -373,7 +378,11 @@ impl Catalog {
                         });
                     }
                     self.revocations.insert(hash, rev.clone());
-                    Ok(if self.set_status(target, hash) { vec![*target] } else { Vec::new() })
+                    Ok(if self.set_status(target, hash) {
+                        vec![*target]
+                    } else {
+                        Vec::new()
+                    })
                 } else {
                     self.check_room()?;
                     self.revocations.insert(hash, rev.clone());
@@ -439,7 +448,11 @@ impl Catalog {
         }
         let keep = |e: &&Entry| (q.include_revoked || e.status.is_active()) && q.matches(e.spec.value(), req);
         let mut out: Vec<&Entry> = match sets.into_iter().min_by_key(|s| s.len()) {
-            Some(set) => set.iter().filter_map(|id| self.entries.get(id)).filter(keep).collect(),
+            Some(set) => set
+                .iter()
+                .filter_map(|id| self.entries.get(id))
+                .filter(keep)
+                .collect(),
             None => self.entries.values().filter(keep).collect(),
         };
         let limit = q.effective_limit();
@@ -520,7 +533,11 @@ impl Catalog {
                     .copied()
                     .filter(|e| e.spec.value().version.pre.is_empty())
                     .collect();
-                if stable.is_empty() { candidates.clone() } else { stable }
+                if stable.is_empty() {
+                    candidates.clone()
+                } else {
+                    stable
+                }
             }
         };
         matching
@@ -593,7 +610,13 @@ mod tests {
     }
 
     fn deprecate_id(seed: u8, id: ToolId, successor: Option<ToolId>) -> SignedRevocation {
-        revocation(seed, RevocationKind::Deprecate, RevocationTarget::Id(id), CREATED + 1, successor)
+        revocation(
+            seed,
+            RevocationKind::Deprecate,
+            RevocationTarget::Id(id),
+            CREATED + 1,
+            successor,
+        )
     }
 
     #[test]
@@ -610,12 +633,21 @@ mod tests {
         let math = c.find(&query(|q| q.tag = Some("math".into())), None);
         assert_eq!(
             versions(&math),
-            ["calc@3.0.0", "calc@2.0.0", "calc@1.5.0", "calc@1.2.0", "calc@1.0.0"]
+            [
+                "calc@3.0.0",
+                "calc@2.0.0",
+                "calc@1.5.0",
+                "calc@1.2.0",
+                "calc@1.0.0"
+            ]
         );
         let req = parse_version_req(">=1.2, <2")?;
         let q = query(|q| q.name = Some("calc".into()));
         assert_eq!(versions(&c.find(&q, Some(&req))), ["calc@1.5.0", "calc@1.2.0"]);
-        assert!(c.find(&query(|q| q.tag = Some("nothing".into())), None).is_empty());
+        assert!(
+            c.find(&query(|q| q.tag = Some("nothing".into())), None)
+                .is_empty()
+        );
         // Both filters: the smaller set seeds, the other still applies.
         let q = query(|q| {
             q.tag = Some("units".into());
@@ -623,7 +655,12 @@ mod tests {
         });
         assert!(c.find(&q, None).is_empty());
         // No filter lists everything, ordered by name; the limit keeps the first.
-        assert_eq!(versions(&c.find(&FindQuery::default(), None)).last().map(String::as_str), Some("convert@1.0.0"));
+        assert_eq!(
+            versions(&c.find(&FindQuery::default(), None))
+                .last()
+                .map(String::as_str),
+            Some("convert@1.0.0")
+        );
         let q = query(|q| q.limit = Some(2));
         assert_eq!(versions(&c.find(&q, None)), ["calc@3.0.0", "calc@2.0.0"]);
         Ok(())
@@ -667,8 +704,15 @@ mod tests {
         let mut c = catalog(&[&s]);
         let rev = revoke_id(1, s.id());
         assert_eq!(c.apply_revocation(&rev)?, vec![s.id()]);
-        assert_eq!(c.apply_revocation(&rev)?, vec![], "a known revocation changes nothing");
-        assert_eq!(c.get(&s.id()).map(|e| e.status), Some(Status::Revoked { by: rev.hash() }));
+        assert_eq!(
+            c.apply_revocation(&rev)?,
+            vec![],
+            "a known revocation changes nothing"
+        );
+        assert_eq!(
+            c.get(&s.id()).map(|e| e.status),
+            Some(Status::Revoked { by: rev.hash() })
+        );
         assert_eq!(c.revocation_count(), 1);
         let q = query(|q| q.tag = Some("math".into()));
         assert!(c.find(&q, None).is_empty());
@@ -678,7 +722,10 @@ mod tests {
         });
         assert_eq!(c.find(&q, None).len(), 1);
         assert!(c.search("calc", 10).is_empty());
-        assert!(matches!(c.resolve("calc", None, &[]), Err(ResolveError::NotFound { .. })));
+        assert!(matches!(
+            c.resolve("calc", None, &[]),
+            Err(ResolveError::NotFound { .. })
+        ));
         Ok(())
     }
 
@@ -690,7 +737,10 @@ mod tests {
         assert_eq!(c.apply_revocation(&rev)?, vec![]);
         assert_eq!(c.revocation_count(), 1);
         assert!(c.insert_spec(s.clone()));
-        assert_eq!(c.get(&s.id()).map(|e| e.status), Some(Status::Revoked { by: rev.hash() }));
+        assert_eq!(
+            c.get(&s.id()).map(|e| e.status),
+            Some(Status::Revoked { by: rev.hash() })
+        );
         assert!(c.take_rejected_revocations().is_empty());
         Ok(())
     }
@@ -732,7 +782,13 @@ mod tests {
         });
         let stranger = spec(2, "calc", "1.0.0", &[]);
         let mut c = catalog(&[&old, &stranger]);
-        let rev = revocation(1, RevocationKind::Revoke, RevocationTarget::Name("calc".into()), CREATED + 5, None);
+        let rev = revocation(
+            1,
+            RevocationKind::Revoke,
+            RevocationTarget::Name("calc".into()),
+            CREATED + 5,
+            None,
+        );
         assert_eq!(c.apply_revocation(&rev)?, vec![old.id()]);
         assert!(c.get(&stranger.id()).is_some_and(|e| e.status.is_active()));
         // A spec of the name arriving later: born revoked if created before.
@@ -742,7 +798,10 @@ mod tests {
         });
         c.insert_spec(late_old.clone());
         c.insert_spec(new.clone());
-        assert!(matches!(c.get(&late_old.id()).map(|e| e.status), Some(Status::Revoked { .. })));
+        assert!(matches!(
+            c.get(&late_old.id()).map(|e| e.status),
+            Some(Status::Revoked { .. })
+        ));
         assert!(c.get(&new.id()).is_some_and(|e| e.status.is_active()));
         Ok(())
     }
@@ -767,7 +826,11 @@ mod tests {
 
         let mut b = catalog(&[&s]);
         b.apply_revocation(&rev)?;
-        assert_eq!(b.apply_revocation(&dep)?, vec![], "a deprecation does not soften a revocation");
+        assert_eq!(
+            b.apply_revocation(&dep)?,
+            vec![],
+            "a deprecation does not soften a revocation"
+        );
         let want = Some(Status::Revoked { by: rev.hash() });
         assert_eq!(a.get(&s.id()).map(|e| e.status), want);
         assert_eq!(b.get(&s.id()).map(|e| e.status), want);
@@ -788,7 +851,10 @@ mod tests {
         // One publisher: the highest stable version.
         assert_eq!(c.resolve("calc", None, &[]).map(|e| e.spec.id()), Ok(mine.id()));
         let pre = parse_version_req(">=1.1.0-beta")?;
-        assert_eq!(c.resolve("calc", Some(&pre), &[]).map(|e| e.spec.id()), Ok(mine_beta.id()));
+        assert_eq!(
+            c.resolve("calc", Some(&pre), &[]).map(|e| e.spec.id()),
+            Ok(mine_beta.id())
+        );
         let two = parse_version_req("^2")?;
         assert_eq!(
             c.resolve("calc", Some(&two), &[]),
@@ -798,7 +864,10 @@ mod tests {
                 available: vec!["1.1.0-beta.1".into(), "1.0.0".into()],
             })
         );
-        assert!(matches!(c.resolve("nope", None, &[]), Err(ResolveError::NotFound { .. })));
+        assert!(matches!(
+            c.resolve("nope", None, &[]),
+            Err(ResolveError::NotFound { .. })
+        ));
 
         // A stranger's higher version never captures the name.
         let c = catalog(&[&mine, &hijack]);
@@ -807,9 +876,15 @@ mod tests {
             other => panic!("expected Ambiguous, got {other:?}"),
         }
         let one = parse_version_req("^1")?;
-        assert!(matches!(c.resolve("calc", Some(&one), &[]), Err(ResolveError::Ambiguous { .. })));
+        assert!(matches!(
+            c.resolve("calc", Some(&one), &[]),
+            Err(ResolveError::Ambiguous { .. })
+        ));
         let trusted = [key(1).public()];
-        assert_eq!(c.resolve("calc", None, &trusted).map(|e| e.spec.id()), Ok(mine.id()));
+        assert_eq!(
+            c.resolve("calc", None, &trusted).map(|e| e.spec.id()),
+            Ok(mine.id())
+        );
         assert!(matches!(
             c.resolve("calc", None, &[key(3).public()]),
             Err(ResolveError::NotTrusted { .. })
@@ -825,7 +900,8 @@ mod tests {
         });
         let forecast = spec_with(1, |s| {
             s.name = "forecast_tool".into();
-            s.description = "Unlike the weather tools, this one predicts sales from past weather data.".into();
+            s.description =
+                "Unlike the weather tools, this one predicts sales from past weather data.".into();
         });
         let tagged = spec_with(2, |s| {
             s.name = "climate".into();
@@ -839,7 +915,10 @@ mod tests {
         assert_eq!(names, ["weather", "climate", "forecast_tool"]);
         assert!(hits.windows(2).all(|w| w[0].0 >= w[1].0));
         // Name tokens split on `_`.
-        assert_eq!(c.search("tool", 10).first().map(|(_, e)| e.spec.id()), Some(forecast.id()));
+        assert_eq!(
+            c.search("tool", 10).first().map(|(_, e)| e.spec.id()),
+            Some(forecast.id())
+        );
         assert_eq!(c.search("weather", 1).len(), 1);
         assert!(c.search("", 10).is_empty());
         assert!(c.search("zebra", 10).is_empty());

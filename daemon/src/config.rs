@@ -61,7 +61,11 @@ pub enum LogFormat {
 
 /// Command-line flags of `atrd`; each can also come from the environment.
 #[derive(Debug, Clone, Default, clap::Parser)]
-#[command(name = "atrd", version, about = "atr node: publish, discover and run AI-agent tools over a p2p network")]
+#[command(
+    name = "atrd",
+    version,
+    about = "atr node: publish, discover and run AI-agent tools over a p2p network"
+)]
 pub struct Cli {
     /// Config file (TOML). Default: `<data-dir>/atrd.toml` if it exists.
     #[arg(long, env = "ATR_CONFIG")]
@@ -219,7 +223,12 @@ impl Config {
             Some(p) => Self::read_file(p)?,
             None => ConfigFile::default(),
         };
-        let mut c = Self::with_data_dir(cli.data_dir.clone().or(file.data_dir.clone()).unwrap_or(data_dir_hint));
+        let mut c = Self::with_data_dir(
+            cli.data_dir
+                .clone()
+                .or(file.data_dir.clone())
+                .unwrap_or(data_dir_hint),
+        );
         if let Some(a) = cli.api.or(file.api) {
             c.api = a;
         }
@@ -243,10 +252,11 @@ impl Config {
             }
         }
         for p in file.trusted_publishers.unwrap_or_default() {
-            c.trusted_publishers.push(p.parse().map_err(|e| ConfigError::Invalid {
-                field: "trusted_publishers",
-                message: format!("`{p}`: {e}"),
-            })?);
+            c.trusted_publishers
+                .push(p.parse().map_err(|e| ConfigError::Invalid {
+                    field: "trusted_publishers",
+                    message: format!("`{p}`: {e}"),
+                })?);
         }
         if let Some(s) = file.store
             && let Some(m) = s.max_specs
@@ -302,7 +312,11 @@ mod tests {
     fn flags_override_file() {
         let dir = tempfile::tempdir().unwrap();
         let f = dir.path().join("c.toml");
-        std::fs::write(&f, "api = \"127.0.0.1:9000\"\nlog_format = \"json\"\n[network]\nsync_interval = \"5s\"\n").unwrap();
+        std::fs::write(
+            &f,
+            "api = \"127.0.0.1:9000\"\nlog_format = \"json\"\n[network]\nsync_interval = \"5s\"\n",
+        )
+        .unwrap();
         let cli = Cli::parse_from(["atrd", "--config", f.to_str().unwrap(), "--api", "127.0.0.1:9001"]);
         let c = Config::resolve(&cli).unwrap();
         assert_eq!(c.api.port(), 9001);
@@ -317,7 +331,8 @@ mod tests {
         std::fs::write(&f, "apii = 3\n").unwrap();
         let e = Config::resolve(&Cli::parse_from(["atrd", "--config", f.to_str().unwrap()])).unwrap_err();
         assert!(e.to_string().contains("unknown field"), "{e}");
-        let e = Config::resolve(&Cli::parse_from(["atrd", "--bootstrap", "/ip4/127.0.0.1/tcp/1"])).unwrap_err();
+        let e =
+            Config::resolve(&Cli::parse_from(["atrd", "--bootstrap", "/ip4/127.0.0.1/tcp/1"])).unwrap_err();
         assert!(e.to_string().contains("/p2p/"), "{e}");
     }
 }

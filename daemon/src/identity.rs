@@ -25,7 +25,9 @@ pub enum IdentityError {
         source: std::io::Error,
     },
     /// The file is not a 32-byte seed.
-    #[error("key file {path} is {len} bytes; expected a 32-byte ed25519 seed (move it away to create a new identity)")]
+    #[error(
+        "key file {path} is {len} bytes; expected a 32-byte ed25519 seed (move it away to create a new identity)"
+    )]
     Malformed {
         /// File.
         path: String,
@@ -79,7 +81,10 @@ impl Identity {
     pub fn load_or_create(data_dir: &Path) -> Result<Self, IdentityError> {
         let path = data_dir.join(KEY_FILE);
         let p = path.display().to_string();
-        let io = |source| IdentityError::Io { path: p.clone(), source };
+        let io = |source| IdentityError::Io {
+            path: p.clone(),
+            source,
+        };
         match std::fs::read(&path) {
             Ok(bytes) => {
                 #[cfg(unix)]
@@ -90,10 +95,13 @@ impl Identity {
                         return Err(IdentityError::Permissions { path: p, mode });
                     }
                 }
-                let seed: [u8; 32] = bytes.as_slice().try_into().map_err(|_| IdentityError::Malformed {
-                    path: p.clone(),
-                    len: bytes.len(),
-                })?;
+                let seed: [u8; 32] = bytes
+                    .as_slice()
+                    .try_into()
+                    .map_err(|_| IdentityError::Malformed {
+                        path: p.clone(),
+                        len: bytes.len(),
+                    })?;
                 Ok(Self::from_seed(seed))
             }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
@@ -136,11 +144,18 @@ mod tests {
         let a = Identity::load_or_create(dir.path()).unwrap();
         let b = Identity::load_or_create(dir.path()).unwrap();
         assert_eq!(a.secret.public(), b.secret.public());
-        assert_eq!(a.peer_id().to_string(), a.secret.public().to_string(), "peer id = publisher key text");
+        assert_eq!(
+            a.peer_id().to_string(),
+            a.secret.public().to_string(),
+            "peer id = publisher key text"
+        );
         #[cfg(unix)]
         {
             use std::os::unix::fs::PermissionsExt;
-            let mode = std::fs::metadata(dir.path().join(KEY_FILE)).unwrap().permissions().mode();
+            let mode = std::fs::metadata(dir.path().join(KEY_FILE))
+                .unwrap()
+                .permissions()
+                .mode();
             assert_eq!(mode & 0o777, 0o600);
         }
     }

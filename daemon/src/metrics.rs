@@ -84,7 +84,10 @@ impl LabeledCounter {
     }
     /// Value of one series.
     pub fn get(&self, value: &str) -> u64 {
-        self.values.lock().map(|m| m.get(value).copied().unwrap_or(0)).unwrap_or(0)
+        self.values
+            .lock()
+            .map(|m| m.get(value).copied().unwrap_or(0))
+            .unwrap_or(0)
     }
 }
 
@@ -129,28 +132,44 @@ const LATENCY_BUCKETS: &[f64] = &[0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0,
 /// Specs stored (gauge-like counter of inserts).
 pub static SPECS_STORED: Counter = Counter::new("atr_specs_stored_total", "Specs verified and stored.");
 /// Revocations stored.
-pub static REVOCATIONS_STORED: Counter = Counter::new("atr_revocations_stored_total", "Revocations verified and stored.");
+pub static REVOCATIONS_STORED: Counter =
+    Counter::new("atr_revocations_stored_total", "Revocations verified and stored.");
 /// Gossip messages received.
 pub static GOSSIP_RECEIVED: Counter = Counter::new("atr_gossip_received_total", "Gossip messages received.");
 /// Gossip verdicts by outcome.
-pub static GOSSIP_VERDICTS: LabeledCounter =
-    LabeledCounter::new("atr_gossip_verdicts_total", "Gossip validation verdicts.", "outcome");
+pub static GOSSIP_VERDICTS: LabeledCounter = LabeledCounter::new(
+    "atr_gossip_verdicts_total",
+    "Gossip validation verdicts.",
+    "outcome",
+);
 /// Bad peer messages by reason.
-pub static BAD_MESSAGES: LabeledCounter =
-    LabeledCounter::new("atr_bad_peer_messages_total", "Malformed or invalid peer messages.", "reason");
+pub static BAD_MESSAGES: LabeledCounter = LabeledCounter::new(
+    "atr_bad_peer_messages_total",
+    "Malformed or invalid peer messages.",
+    "reason",
+);
 /// Network events dropped because the node was not keeping up.
-pub static EVENTS_DROPPED: Counter =
-    Counter::new("atr_network_events_dropped_total", "Network events dropped (node overloaded).");
+pub static EVENTS_DROPPED: Counter = Counter::new(
+    "atr_network_events_dropped_total",
+    "Network events dropped (node overloaded).",
+);
 /// API requests by outcome.
-pub static API_REQUESTS: LabeledCounter = LabeledCounter::new("atr_api_requests_total", "Local API requests.", "outcome");
+pub static API_REQUESTS: LabeledCounter =
+    LabeledCounter::new("atr_api_requests_total", "Local API requests.", "outcome");
 /// Peer requests served, by protocol.
 pub static PEER_REQUESTS: LabeledCounter =
     LabeledCounter::new("atr_peer_requests_total", "Requests served to peers.", "protocol");
 /// Objects learned by anti-entropy sync.
-pub static SYNC_OBJECTS: Counter = Counter::new("atr_sync_objects_total", "Objects learned through anti-entropy sync.");
+pub static SYNC_OBJECTS: Counter = Counter::new(
+    "atr_sync_objects_total",
+    "Objects learned through anti-entropy sync.",
+);
 /// DHT provider lookup latency.
-pub static DHT_QUERY_SECONDS: Histogram =
-    Histogram::new("atr_dht_query_seconds", "Latency of DHT provider lookups.", LATENCY_BUCKETS);
+pub static DHT_QUERY_SECONDS: Histogram = Histogram::new(
+    "atr_dht_query_seconds",
+    "Latency of DHT provider lookups.",
+    LATENCY_BUCKETS,
+);
 
 fn escape(v: &str) -> String {
     v.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n")
@@ -159,8 +178,22 @@ fn escape(v: &str) -> String {
 /// Renders every metric; `gauges` adds point-in-time values (name, help, value).
 pub fn render(gauges: &[(&str, &str, f64)]) -> String {
     let mut out = String::new();
-    for c in [&SPECS_STORED, &REVOCATIONS_STORED, &GOSSIP_RECEIVED, &EVENTS_DROPPED, &SYNC_OBJECTS] {
-        let _ = writeln!(out, "# HELP {} {}\n# TYPE {} counter\n{} {}", c.name, c.help, c.name, c.name, c.get());
+    for c in [
+        &SPECS_STORED,
+        &REVOCATIONS_STORED,
+        &GOSSIP_RECEIVED,
+        &EVENTS_DROPPED,
+        &SYNC_OBJECTS,
+    ] {
+        let _ = writeln!(
+            out,
+            "# HELP {} {}\n# TYPE {} counter\n{} {}",
+            c.name,
+            c.help,
+            c.name,
+            c.name,
+            c.get()
+        );
     }
     for f in [&GOSSIP_VERDICTS, &BAD_MESSAGES, &API_REQUESTS, &PEER_REQUESTS] {
         let _ = writeln!(out, "# HELP {} {}\n# TYPE {} counter", f.name, f.help, f.name);
@@ -174,9 +207,19 @@ pub fn render(gauges: &[(&str, &str, f64)]) -> String {
     let _ = writeln!(out, "# HELP {} {}\n# TYPE {} histogram", h.name, h.help, h.name);
     if let Ok(c) = h.counts.lock() {
         for (i, b) in h.buckets.iter().enumerate() {
-            let _ = writeln!(out, "{}_bucket{{le=\"{}\"}} {}", h.name, b, c.0.get(i).copied().unwrap_or(0));
+            let _ = writeln!(
+                out,
+                "{}_bucket{{le=\"{}\"}} {}",
+                h.name,
+                b,
+                c.0.get(i).copied().unwrap_or(0)
+            );
         }
-        let _ = writeln!(out, "{}_bucket{{le=\"+Inf\"}} {}\n{}_sum {}\n{}_count {}", h.name, c.1, h.name, c.2, h.name, c.1);
+        let _ = writeln!(
+            out,
+            "{}_bucket{{le=\"+Inf\"}} {}\n{}_sum {}\n{}_count {}",
+            h.name, c.1, h.name, c.2, h.name, c.1
+        );
     }
     for (name, help, v) in gauges {
         let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {v}");

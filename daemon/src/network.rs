@@ -106,13 +106,24 @@ pub async fn spawn(
     identity: &Identity,
     opts: &NetworkOptions,
     cancel: CancellationToken,
-) -> Result<(NetworkHandle, mpsc::Receiver<NetworkEvent>, tokio::task::JoinHandle<()>), NetworkError> {
+) -> Result<
+    (
+        NetworkHandle,
+        mpsc::Receiver<NetworkEvent>,
+        tokio::task::JoinHandle<()>,
+    ),
+    NetworkError,
+> {
     let behaviour =
         behaviour::Behaviour::new(&identity.keypair, opts).map_err(|e| NetworkError::Setup(e.to_string()))?;
     let idle = opts.idle_timeout;
     let mut swarm = SwarmBuilder::with_existing_identity(identity.keypair.clone())
         .with_tokio()
-        .with_tcp(tcp::Config::default().nodelay(true), noise::Config::new, yamux::Config::default)
+        .with_tcp(
+            tcp::Config::default().nodelay(true),
+            noise::Config::new,
+            yamux::Config::default,
+        )
         .map_err(|e| NetworkError::Setup(e.to_string()))?
         .with_quic()
         .with_behaviour(|_| behaviour)

@@ -69,7 +69,9 @@ pub enum NodeError {
     #[error(transparent)]
     Network(#[from] crate::network::NetworkError),
     /// API bind.
-    #[error("cannot serve the local API on {addr}: {source} (is another atrd running? use --api to pick another address)")]
+    #[error(
+        "cannot serve the local API on {addr}: {source} (is another atrd running? use --api to pick another address)"
+    )]
     ApiBind {
         /// Address.
         addr: SocketAddr,
@@ -151,7 +153,7 @@ impl Node {
         };
         let token = load_or_create_token(&dir)?;
         let store_path = dir.join(STORE_FILE);
-        let opts = config.store.clone();
+        let opts = config.store;
         let store = tokio::task::spawn_blocking(move || Store::open(&store_path, opts))
             .await
             .map_err(|e| NodeError::Task(e.to_string()))??;
@@ -173,15 +175,26 @@ impl Node {
         info!(specs = n_specs, revocations = n_revs, "catalog loaded");
 
         let cancel = CancellationToken::new();
-        let (net, events, net_task) = network::spawn(&identity, &config.network, cancel.child_token()).await?;
+        let (net, events, net_task) =
+            network::spawn(&identity, &config.network, cancel.child_token()).await?;
         let status = net.status().await?;
-        let listen_addrs: Vec<libp2p::Multiaddr> = status.listen_addrs.iter().filter_map(|a| a.parse().ok()).collect();
+        let listen_addrs: Vec<libp2p::Multiaddr> = status
+            .listen_addrs
+            .iter()
+            .filter_map(|a| a.parse().ok())
+            .collect();
         info!(peer_id = %identity.peer_id(), listen = ?status.listen_addrs, "atrd started");
 
         let listener = tokio::net::TcpListener::bind(config.api)
             .await
-            .map_err(|source| NodeError::ApiBind { addr: config.api, source })?;
-        let api_addr = listener.local_addr().map_err(|source| NodeError::ApiBind { addr: config.api, source })?;
+            .map_err(|source| NodeError::ApiBind {
+                addr: config.api,
+                source,
+            })?;
+        let api_addr = listener.local_addr().map_err(|source| NodeError::ApiBind {
+            addr: config.api,
+            source,
+        })?;
 
         let state = Arc::new(NodeState {
             identity,
@@ -235,7 +248,10 @@ impl Node {
         self.state.cancel.cancel();
         let _ = tokio::time::timeout(SHUTDOWN_GRACE, self.api_task).await;
         self.state.tasks.close();
-        if tokio::time::timeout(SHUTDOWN_GRACE, self.state.tasks.wait()).await.is_err() {
+        if tokio::time::timeout(SHUTDOWN_GRACE, self.state.tasks.wait())
+            .await
+            .is_err()
+        {
             warn!("in-flight tasks did not finish within the grace period");
         }
         let _ = tokio::time::timeout(SHUTDOWN_GRACE, self.net_task).await;
@@ -275,7 +291,9 @@ async fn dispatch(state: Arc<NodeState>, mut events: tokio::sync::mpsc::Receiver
             _ = state.cancel.cancelled() => break,
             ev = events.recv() => match ev { Some(e) => e, None => break },
         };
-        let Ok(permit) = state.peer_tasks.clone().acquire_owned().await else { break };
+        let Ok(permit) = state.peer_tasks.clone().acquire_owned().await else {
+            break;
+        };
         let st = state.clone();
         match ev {
             NetworkEvent::Gossip {

@@ -29,8 +29,8 @@
 //! each envelope is decoded and its signature re-verified. Measured on
 //! 10 000 specs of 1.7 KB in an unoptimized test build: 1.3 s for
 //! `load_all` and 0.9 s to fill the catalog (an optimized build is several
-//! times faster); one `put_spec` with its fsync took about 0.8 ms. The index tables
-//! here are the fallback and cross-check path ([`Store::ids_by_tag`],
+//! times faster); one `put_spec` with its fsync took about 0.8 ms. The
+//! index tables here are the fallback and cross-check path ([`Store::ids_by_tag`],
 //! [`Store::ids_by_name`], [`Store::ids_by_publisher`]): range scans that
 //! need no rebuild, used to verify the catalog and by tools that read the
 //! store without loading it. They cost three small rows per spec.
@@ -69,7 +69,9 @@ use atr_protocol::id::ByteBuf;
 use atr_protocol::signed::SignedBody;
 use atr_protocol::wire::WireObject;
 use atr_protocol::{PublicKey, Signed, SignedReceipt, SignedRevocation, SignedSpec, ToolId};
-use redb::{Database, ReadTransaction, ReadableDatabase, ReadableTable, ReadableTableMetadata, WriteTransaction};
+use redb::{
+    Database, ReadTransaction, ReadableDatabase, ReadableTable, ReadableTableMetadata, WriteTransaction,
+};
 use serde::Serialize;
 use tracing::warn;
 
@@ -80,8 +82,8 @@ mod tables;
 pub use peers::{MAX_PEER_ADDR_LEN, MAX_PEER_ADDRS, MAX_PEER_ID_LEN, MAX_PEERS, PeerRecord};
 
 use tables::{
-    META, META_RECEIPT_SEQ, META_SCHEMA, NAME_INDEX, PUBLISHER_INDEX, RECEIPT_LOG, RECEIPTS, REVOCATIONS, SCHEMA_VERSION,
-    SPECS, TAG_INDEX,
+    META, META_RECEIPT_SEQ, META_SCHEMA, NAME_INDEX, PUBLISHER_INDEX, RECEIPT_LOG, RECEIPTS, REVOCATIONS,
+    SCHEMA_VERSION, SPECS, TAG_INDEX,
 };
 
 /// Default cap on stored specs: far above any one network's catalog today,
@@ -138,7 +140,9 @@ pub enum StoreError {
     )]
     Database(String),
     /// A cap of [`StoreOptions`] is reached; nothing was written.
-    #[error("the store holds {count} {what}, its limit of {max}; new {what} are refused until the limit is raised")]
+    #[error(
+        "the store holds {count} {what}, its limit of {max}; new {what} are refused until the limit is raised"
+    )]
     Full {
         /// `specs`, `revocations` or `receipts`.
         what: &'static str,
@@ -260,7 +264,9 @@ pub struct Store {
 
 impl fmt::Debug for Store {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Store").field("opts", &self.opts).finish_non_exhaustive()
+        f.debug_struct("Store")
+            .field("opts", &self.opts)
+            .finish_non_exhaustive()
     }
 }
 
@@ -339,7 +345,10 @@ impl Store {
 
     /// Runs `f` in one write transaction. It commits when `f` returns
     /// `Ok((true, _))` and aborts when `f` returns `Ok((false, _))` or fails.
-    fn write<T>(&self, f: impl FnOnce(&WriteTransaction) -> Result<(bool, T), StoreError>) -> Result<T, StoreError> {
+    fn write<T>(
+        &self,
+        f: impl FnOnce(&WriteTransaction) -> Result<(bool, T), StoreError>,
+    ) -> Result<T, StoreError> {
         let txn = self.db.begin_write()?;
         let (commit, out) = f(&txn)?;
         if commit {
@@ -605,7 +614,11 @@ impl Store {
 
 /// Decodes and verifies a stored envelope and checks it is stored under its
 /// own hash.
-fn decode_signed<T: SignedBody>(table: &'static str, key: &[u8; 32], bytes: &[u8]) -> Result<Signed<T>, StoreError> {
+fn decode_signed<T: SignedBody>(
+    table: &'static str,
+    key: &[u8; 32],
+    bytes: &[u8],
+) -> Result<Signed<T>, StoreError> {
     let label = || match table {
         "specs" => ToolId(*key).to_string(),
         _ => hex::encode(key),
@@ -636,7 +649,11 @@ fn decode_receipt(invocation: &[u8; 16], bytes: &[u8]) -> Result<SignedReceipt, 
     if r.value().invocation.0 != *invocation {
         return Err(StoreError::Corrupt {
             table: "receipts",
-            detail: format!("row {} holds the receipt of invocation {}", label(), r.value().invocation),
+            detail: format!(
+                "row {} holds the receipt of invocation {}",
+                label(),
+                r.value().invocation
+            ),
         });
     }
     Ok(r)
@@ -688,7 +705,10 @@ mod tests {
             other => panic!("expected a spec, got {other:?}"),
         }
         let counts = store.counts()?;
-        assert_eq!((counts.specs, counts.revocations, counts.receipts, counts.peers), (1, 0, 0, 0));
+        assert_eq!(
+            (counts.specs, counts.revocations, counts.receipts, counts.peers),
+            (1, 0, 0, 0)
+        );
         Ok(())
     }
 
@@ -751,7 +771,10 @@ mod tests {
         store.put_revocation(&revoke_id(1, a.id()))?;
         assert!(matches!(
             store.put_revocation(&revoke_id(1, b.id())),
-            Err(StoreError::Full { what: "revocations", .. })
+            Err(StoreError::Full {
+                what: "revocations",
+                ..
+            })
         ));
         store.put_receipt(&receipt(5, 1, a.id()))?;
         assert!(matches!(
@@ -769,7 +792,13 @@ mod tests {
         let s = spec(1, "calc", "1.0.0", &[]);
         store.put_spec(&s)?;
         let r = revoke_id(1, s.id());
-        let by_name = revocation(1, RevocationKind::Deprecate, RevocationTarget::Name("calc".into()), CREATED + 9, None);
+        let by_name = revocation(
+            1,
+            RevocationKind::Deprecate,
+            RevocationTarget::Name("calc".into()),
+            CREATED + 9,
+            None,
+        );
         assert_eq!(store.put_revocation(&r)?, Put::Inserted);
         assert_eq!(store.put_revocation(&r)?, Put::Existing);
         store.put_revocation(&by_name)?;
@@ -802,7 +831,9 @@ mod tests {
 
     #[test]
     fn sync_digests_track_the_object_set() -> TestResult {
-        let objects: Vec<SignedSpec> = (0..40).map(|i| spec(i % 3, &format!("t{i}"), "1.0.0", &[])).collect();
+        let objects: Vec<SignedSpec> = (0..40)
+            .map(|i| spec(i % 3, &format!("t{i}"), "1.0.0", &[]))
+            .collect();
         let rev = revoke_id(0, objects[0].id());
         let a = mem(StoreOptions::default())?;
         let b = mem(StoreOptions::default())?;
@@ -898,7 +929,10 @@ mod tests {
             store.get_spec(&moved.id()),
             Err(StoreError::Corrupt { table: "specs", .. })
         ));
-        assert!(matches!(store.get_object(&bad.hash()), Err(StoreError::Corrupt { .. })));
+        assert!(matches!(
+            store.get_object(&bad.hash()),
+            Err(StoreError::Corrupt { .. })
+        ));
         let (specs, _) = store.load_all()?;
         assert_eq!(specs, vec![good.clone()]);
         assert_eq!(store.counts()?.corrupt_skipped, 2);
@@ -935,12 +969,18 @@ mod tests {
         assert_eq!(store.peers()?[0].1, rec(50));
 
         let noisy = PeerRecord {
-            addrs: (0..40).map(|i| format!("/ip4/10.0.0.{i}/tcp/1")).chain(["x".repeat(1000)]).collect(),
+            addrs: (0..40)
+                .map(|i| format!("/ip4/10.0.0.{i}/tcp/1"))
+                .chain(["x".repeat(1000)])
+                .collect(),
             last_seen_ms: 60,
         };
         store.put_peer("e", &noisy)?;
         assert_eq!(store.peers()?[0].1.addrs.len(), MAX_PEER_ADDRS);
-        assert!(matches!(store.put_peer("", &rec(1)), Err(StoreError::InvalidPeer(_))));
+        assert!(matches!(
+            store.put_peer("", &rec(1)),
+            Err(StoreError::InvalidPeer(_))
+        ));
         assert!(matches!(
             store.put_peer(&"p".repeat(500), &rec(1)),
             Err(StoreError::InvalidPeer(_))
@@ -959,10 +999,13 @@ mod tests {
             let store = Store::open(&path, StoreOptions::default())?;
             store.put_spec(&s)?;
             store.put_revocation(&rev)?;
-            store.put_peer("a", &PeerRecord {
-                addrs: vec!["/ip4/1.2.3.4/tcp/1".into()],
-                last_seen_ms: 1,
-            })?;
+            store.put_peer(
+                "a",
+                &PeerRecord {
+                    addrs: vec!["/ip4/1.2.3.4/tcp/1".into()],
+                    last_seen_ms: 1,
+                },
+            )?;
             assert!(matches!(
                 Store::open(&path, StoreOptions::default()),
                 Err(StoreError::AlreadyOpen { .. })

@@ -12,7 +12,14 @@ const MANIFEST: &str = include_str!("../tests/data/calculator.toml");
 fn bench(c: &mut Criterion) {
     let key = SecretKey::from_seed(&[42; 32]);
     let spec = Manifest::from_toml(MANIFEST, "calculator.toml")
-        .and_then(|m| m.to_spec("calculator.toml", key.public(), 1_764_000_000_000, Some(&format!("sha256:{}", "ab".repeat(32)))))
+        .and_then(|m| {
+            m.to_spec(
+                "calculator.toml",
+                key.public(),
+                1_764_000_000_000,
+                Some(&format!("sha256:{}", "ab".repeat(32))),
+            )
+        })
         .expect("bench manifest is valid");
     let signed = SignedSpec::sign(spec, &key).expect("signs");
     let envelope = signed.to_bytes();
@@ -39,7 +46,9 @@ fn bench(c: &mut Criterion) {
     g.bench_function("validation_rules_only", |b| {
         b.iter(|| atr_protocol::validate::check_spec(black_box(signed.value())).expect("valid"))
     });
-    g.bench_function("blake3_id_only", |b| b.iter(|| atr_protocol::ToolId::of(black_box(signed.body()))));
+    g.bench_function("blake3_id_only", |b| {
+        b.iter(|| atr_protocol::ToolId::of(black_box(signed.body())))
+    });
     g.finish();
 }
 

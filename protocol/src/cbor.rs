@@ -196,8 +196,10 @@ fn encode_integer(i: i128, out: &mut Vec<u8>) -> Result<(), EncodeError> {
 
 /// The integer a float stands for under rule 5, if any.
 fn integral_value(x: f64) -> Option<i128> {
-    // 2^64 and -2^63 are exactly representable; the range test keeps the cast exact.
-    if x.fract() == 0.0 && (-9.223_372_036_854_775_808e18..1.844_674_407_370_955_2e19).contains(&x) {
+    // -2^63 and 2^64 are exactly representable; the range test keeps the cast exact.
+    const MIN: f64 = -9_223_372_036_854_775_808.0; // -2^63
+    const MAX: f64 = 18_446_744_073_709_551_616.0; // 2^64
+    if x.fract() == 0.0 && (MIN..MAX).contains(&x) {
         Some(x as i128)
     } else {
         None
@@ -349,19 +351,31 @@ impl Decoder<'_> {
             25 => {
                 let b = self.take(2, start)?;
                 let n = u16::from_be_bytes([b[0], b[1]]) as u64;
-                if n <= u8::MAX as u64 { Err(non_shortest) } else { Ok(n) }
+                if n <= u8::MAX as u64 {
+                    Err(non_shortest)
+                } else {
+                    Ok(n)
+                }
             }
             26 => {
                 let b = self.take(4, start)?;
                 let n = u32::from_be_bytes([b[0], b[1], b[2], b[3]]) as u64;
-                if n <= u16::MAX as u64 { Err(non_shortest) } else { Ok(n) }
+                if n <= u16::MAX as u64 {
+                    Err(non_shortest)
+                } else {
+                    Ok(n)
+                }
             }
             27 => {
                 let b = self.take(8, start)?;
                 let mut a = [0u8; 8];
                 a.copy_from_slice(b);
                 let n = u64::from_be_bytes(a);
-                if n <= u32::MAX as u64 { Err(non_shortest) } else { Ok(n) }
+                if n <= u32::MAX as u64 {
+                    Err(non_shortest)
+                } else {
+                    Ok(n)
+                }
             }
             31 => Err(DecodeError::NonCanonical {
                 offset: start,
@@ -393,12 +407,12 @@ impl Decoder<'_> {
             0 => Ok(Value::Integer(Integer::from(self.argument(info, start)?))),
             1 => {
                 let n = self.argument(info, start)?;
-                Ok(Value::Integer(Integer::try_from(-1 - n as i128).map_err(|_| {
-                    DecodeError::Unsupported {
+                Ok(Value::Integer(Integer::try_from(-1 - n as i128).map_err(
+                    |_| DecodeError::Unsupported {
                         offset: start,
                         what: "integer out of range",
-                    }
-                })?))
+                    },
+                )?))
             }
             2 => {
                 let n = self.length(info, start, 1)?;
@@ -576,7 +590,10 @@ mod tests {
         assert_eq!(hex(&Value::Float(65504.5)), "fa477fe080");
         assert_eq!(hex(&Value::Float(-0.0)), "00", "negative zero is the integer 0");
         assert_eq!(encode(&Value::Float(f64::NAN)), Err(EncodeError::NonFiniteFloat));
-        assert_eq!(encode(&Value::Float(f64::INFINITY)), Err(EncodeError::NonFiniteFloat));
+        assert_eq!(
+            encode(&Value::Float(f64::INFINITY)),
+            Err(EncodeError::NonFiniteFloat)
+        );
     }
 
     #[test]
@@ -597,7 +614,10 @@ mod tests {
             ("190017", "integer or length not in its shortest form"),
             ("5f41014102ff", "indefinite length"),
             ("f93c00", "float not in its shortest exact form, or integral"),
-            ("fb3ff8000000000000", "float not in its shortest exact form, or integral"),
+            (
+                "fb3ff8000000000000",
+                "float not in its shortest exact form, or integral",
+            ),
             ("a2616201616101", "map keys not sorted by their encoded bytes"),
         ];
         for (h, what) in cases {
@@ -612,13 +632,19 @@ mod tests {
     #[test]
     fn decoder_rejects_other_malformations_with_distinct_errors() {
         let d = |h: &str| decode(&hex::decode(h).unwrap(), 64);
-        assert!(matches!(d("a2616101616102"), Err(DecodeError::DuplicateKey { .. })));
+        assert!(matches!(
+            d("a2616101616102"),
+            Err(DecodeError::DuplicateKey { .. })
+        ));
         assert!(matches!(d("c11a514b67b0"), Err(DecodeError::Unsupported { .. })));
         assert!(matches!(d("f7"), Err(DecodeError::Unsupported { .. })));
         assert!(matches!(d("f97e00"), Err(DecodeError::NonFiniteFloat { .. })));
         assert!(matches!(d("f97c00"), Err(DecodeError::NonFiniteFloat { .. })));
         assert!(matches!(d("6261"), Err(DecodeError::Truncated { .. })));
-        assert!(matches!(d("9bffffffffffffffff"), Err(DecodeError::Truncated { .. })));
+        assert!(matches!(
+            d("9bffffffffffffffff"),
+            Err(DecodeError::Truncated { .. })
+        ));
         assert!(matches!(d("0101"), Err(DecodeError::TrailingBytes { count: 1 })));
         assert!(matches!(d("62c328"), Err(DecodeError::InvalidUtf8 { .. })));
         assert!(matches!(

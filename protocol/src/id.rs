@@ -76,7 +76,9 @@ impl fmt::Debug for ToolId {
 impl FromStr for ToolId {
     type Err = IdParseError;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        let body = s.strip_prefix(TOOL_ID_PREFIX).ok_or(IdParseError::MissingPrefix)?;
+        let body = s
+            .strip_prefix(TOOL_ID_PREFIX)
+            .ok_or(IdParseError::MissingPrefix)?;
         let err = IdParseError::Malformed {
             what: "tool id",
             expected: 52,
@@ -224,8 +226,14 @@ mod tests {
     #[test]
     fn tool_id_rejects_bad_text() {
         assert_eq!("abc".parse::<ToolId>(), Err(IdParseError::MissingPrefix));
-        assert!(matches!("atr_abc".parse::<ToolId>(), Err(IdParseError::Malformed { .. })));
-        let upper = ToolId::of(b"x").to_string().to_uppercase().replace("ATR_", "atr_");
+        assert!(matches!(
+            "atr_abc".parse::<ToolId>(),
+            Err(IdParseError::Malformed { .. })
+        ));
+        let upper = ToolId::of(b"x")
+            .to_string()
+            .to_uppercase()
+            .replace("ATR_", "atr_");
         assert!(upper.parse::<ToolId>().is_err());
     }
 

@@ -75,7 +75,10 @@ impl CompiledSchema {
 }
 
 /// Compiles `schema` and checks `instance` against it.
-pub fn validate_input(schema: &serde_json::Value, instance: &serde_json::Value) -> Result<(), SchemaCheckError> {
+pub fn validate_input(
+    schema: &serde_json::Value,
+    instance: &serde_json::Value,
+) -> Result<(), SchemaCheckError> {
     CompiledSchema::new(schema)?.check(instance)
 }
 

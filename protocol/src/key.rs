@@ -92,7 +92,9 @@ impl FromStr for PublicKey {
         if s.len() > 64 {
             return Err(KeyError::MalformedPeerId);
         }
-        let b = bs58::decode(s).into_vec().map_err(|_| KeyError::MalformedPeerId)?;
+        let b = bs58::decode(s)
+            .into_vec()
+            .map_err(|_| KeyError::MalformedPeerId)?;
         Self::from_peer_id_bytes(&b)
     }
 }

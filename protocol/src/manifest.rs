@@ -32,7 +32,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::key::PublicKey;
 use crate::limits::{MAX_SCHEMA_BYTES, MAX_TAGS};
-use crate::spec::{Cost, Example, Limits, Runtime, RuntimeKind, SideEffect, SPEC_FORMAT, ToolSpec};
+use crate::spec::{Cost, Example, Limits, Runtime, RuntimeKind, SPEC_FORMAT, SideEffect, ToolSpec};
 use crate::validate::{self, ValidationError};
 
 /// Largest manifest file accepted.
@@ -263,8 +263,12 @@ impl Manifest {
         let from_rule = |e: ValidationError| field_err(e.field(), e.to_string());
 
         validate::check_name(&self.name).map_err(from_rule)?;
-        let version = semver::Version::parse(&self.version)
-            .map_err(|e| field_err("version", format!("`{}` is not a semantic version: {e}", self.version)))?;
+        let version = semver::Version::parse(&self.version).map_err(|e| {
+            field_err(
+                "version",
+                format!("`{}` is not a semantic version: {e}", self.version),
+            )
+        })?;
         let mut tags: Vec<String> = self.tags.iter().map(|t| t.trim().to_lowercase()).collect();
         tags.sort();
         tags.dedup();
@@ -293,7 +297,10 @@ impl Manifest {
         if self.runtime.kind != "docker" {
             return Err(field_err(
                 "runtime.kind",
-                format!("unknown runtime `{}` (only `docker` is supported)", self.runtime.kind),
+                format!(
+                    "unknown runtime `{}` (only `docker` is supported)",
+                    self.runtime.kind
+                ),
             ));
         }
         let digest = image_digest
@@ -307,7 +314,10 @@ impl Manifest {
             })?;
         let mut side_effects = Vec::new();
         for s in &self.side_effects {
-            side_effects.push(s.parse::<SideEffect>().map_err(|e| field_err("side_effects", e))?);
+            side_effects.push(
+                s.parse::<SideEffect>()
+                    .map_err(|e| field_err("side_effects", e))?,
+            );
         }
         side_effects.sort();
         side_effects.dedup();

@@ -99,7 +99,10 @@ impl FindQuery {
             return false;
         }
         if let Some(allowed) = &self.allowed_side_effects
-            && !spec.side_effects.iter().all(|s| *s == SideEffect::None || allowed.contains(s))
+            && !spec
+                .side_effects
+                .iter()
+                .all(|s| *s == SideEffect::None || allowed.contains(s))
         {
             return false;
         }
@@ -120,10 +123,17 @@ mod tests {
     fn ranges_keep_both_bounds() {
         let r = parse_version_req(">=1.2, <2").unwrap();
         assert!(r.matches(&"1.5.0".parse().unwrap()));
-        assert!(!r.matches(&"3.0.0".parse().unwrap()), "the ancestor matched 3.0.0 here");
+        assert!(
+            !r.matches(&"3.0.0".parse().unwrap()),
+            "the ancestor matched 3.0.0 here"
+        );
         let caret = parse_version_req("^0.2.0").unwrap();
         assert!(!caret.matches(&"0.9.0".parse().unwrap()));
-        assert!(!parse_version_req(">=1.0.0").unwrap().matches(&"1.1.0-beta".parse().unwrap()));
+        assert!(
+            !parse_version_req(">=1.0.0")
+                .unwrap()
+                .matches(&"1.1.0-beta".parse().unwrap())
+        );
         assert!(parse_version_req("latest").is_err());
     }
 }

@@ -100,7 +100,9 @@ impl SignedBody for Receipt {
     fn check(&self) -> Result<(), ValidationError> {
         validate::check_image_digest(&self.image_digest)?;
         if self.finished_at_ms < self.started_at_ms {
-            return Err(ValidationError::Inconsistent("a receipt cannot finish before it starts"));
+            return Err(ValidationError::Inconsistent(
+                "a receipt cannot finish before it starts",
+            ));
         }
         if self.started_at_ms == 0 {
             return Err(ValidationError::CreatedAtMissing);

@@ -86,7 +86,9 @@ impl SignedBody for Revocation {
             validate::check_name(n)?;
         }
         if self.successor.is_some() && self.kind != RevocationKind::Deprecate {
-            return Err(ValidationError::Inconsistent("only a deprecation may name a successor"));
+            return Err(ValidationError::Inconsistent(
+                "only a deprecation may name a successor",
+            ));
         }
         if let (RevocationTarget::Id(t), Some(s)) = (&self.target, &self.successor)
             && t == s

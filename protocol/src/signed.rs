@@ -201,7 +201,8 @@ impl<T: SignedBody> Signed<T> {
                 max: T::MAX_BODY_BYTES,
             });
         }
-        let raw = cbor::decode(&body, T::MAX_BODY_BYTES).map_err(|source| VerifyError::Decode { kind, source })?;
+        let raw =
+            cbor::decode(&body, T::MAX_BODY_BYTES).map_err(|source| VerifyError::Decode { kind, source })?;
         let found = format_version(&raw).ok_or_else(|| VerifyError::Decode {
             kind,
             source: DecodeError::Shape("the body has no format version field `v`".into()),
@@ -221,7 +222,9 @@ impl<T: SignedBody> Signed<T> {
         if again != body {
             return Err(VerifyError::NonCanonical { kind });
         }
-        value.check().map_err(|source| VerifyError::Invalid { kind, source })?;
+        value
+            .check()
+            .map_err(|source| VerifyError::Invalid { kind, source })?;
         let signer = *value.signer();
         signer
             .verify(&signing_message(T::SIGNING_PREFIX, &body), &signature)
@@ -297,17 +300,21 @@ fn write_bytes_head(out: &mut Vec<u8>, len: usize) {
 fn split_envelope(envelope: &[u8]) -> Result<(Vec<u8>, Signature), VerifyError> {
     let v = cbor::decode(envelope, MAX_ENVELOPE_BYTES).map_err(|e| VerifyError::Envelope(e.to_string()))?;
     let Value::Array(items) = v else {
-        return Err(VerifyError::Envelope("expected an array [body, signature]".into()));
+        return Err(VerifyError::Envelope(
+            "expected an array [body, signature]".into(),
+        ));
     };
     let mut it = items.into_iter();
     match (it.next(), it.next(), it.next()) {
         (Some(Value::Bytes(body)), Some(Value::Bytes(sig)), None) => {
-            let sig: [u8; 64] = sig
-                .try_into()
-                .map_err(|s: Vec<u8>| VerifyError::Envelope(format!("signature is {} bytes, expected 64", s.len())))?;
+            let sig: [u8; 64] = sig.try_into().map_err(|s: Vec<u8>| {
+                VerifyError::Envelope(format!("signature is {} bytes, expected 64", s.len()))
+            })?;
             Ok((body, Signature(sig)))
         }
-        _ => Err(VerifyError::Envelope("expected an array [body, signature]".into())),
+        _ => Err(VerifyError::Envelope(
+            "expected an array [body, signature]".into(),
+        )),
     }
 }
 

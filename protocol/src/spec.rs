@@ -238,7 +238,11 @@ impl std::str::FromStr for Cost {
             "low" => Self::Low,
             "medium" => Self::Medium,
             "high" => Self::High,
-            other => return Err(format!("unknown cost `{other}` (expected free, low, medium or high)")),
+            other => {
+                return Err(format!(
+                    "unknown cost `{other}` (expected free, low, medium or high)"
+                ));
+            }
         })
     }
 }

@@ -13,7 +13,9 @@ use crate::spec::{Limits, RuntimeKind, SideEffect, ToolSpec};
 #[non_exhaustive]
 pub enum ValidationError {
     /// Name is not `^[a-zA-Z0-9_-]{1,64}$`.
-    #[error("name `{name}` must be 1-64 characters of a-z, A-Z, 0-9, `_` or `-` (a legal OpenAI/Anthropic tool name)")]
+    #[error(
+        "name `{name}` must be 1-64 characters of a-z, A-Z, 0-9, `_` or `-` (a legal OpenAI/Anthropic tool name)"
+    )]
     NameSyntax {
         /// The name, truncated for display.
         name: String,
@@ -68,7 +70,9 @@ pub enum ValidationError {
         detail: String,
     },
     /// The input schema's root is not `{"type": "object", ...}`.
-    #[error("`input_schema` must be an object schema with `\"type\": \"object\"` at its root (every agent format requires it)")]
+    #[error(
+        "`input_schema` must be an object schema with `\"type\": \"object\"` at its root (every agent format requires it)"
+    )]
     InputNotObject,
     /// A limit outside its allowed range.
     #[error("`limits.{field}` = {value} is outside the allowed range {min}..={max}")]
@@ -165,7 +169,9 @@ fn truncate(s: &str) -> String {
 pub fn check_name(name: &str) -> Result<(), ValidationError> {
     let ok = !name.is_empty()
         && name.len() <= MAX_NAME_LEN
-        && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
     if ok {
         Ok(())
     } else {
@@ -179,7 +185,8 @@ pub fn check_tag(tag: &str) -> Result<(), ValidationError> {
     let ok = !b.is_empty()
         && b.len() <= MAX_TAG_LEN
         && (b[0].is_ascii_lowercase() || b[0].is_ascii_digit())
-        && b.iter().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == b'-');
+        && b.iter()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == b'-');
     if ok {
         Ok(())
     } else {
@@ -204,16 +211,20 @@ pub fn check_side_effects(v: &[SideEffect]) -> Result<(), ValidationError> {
         return Err(ValidationError::SideEffectsInvalid);
     }
     if !is_sorted_set(v) {
-        return Err(ValidationError::NotASet { field: "side_effects" });
+        return Err(ValidationError::NotASet {
+            field: "side_effects",
+        });
     }
     Ok(())
 }
 
 /// `sha256:` + 64 lowercase hex.
 pub fn check_image_digest(d: &str) -> Result<(), ValidationError> {
-    let ok = d
-        .strip_prefix("sha256:")
-        .is_some_and(|h| h.len() == 64 && h.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)));
+    let ok = d.strip_prefix("sha256:").is_some_and(|h| {
+        h.len() == 64
+            && h.bytes()
+                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+    });
     if ok {
         Ok(())
     } else {
@@ -227,7 +238,12 @@ pub fn check_limits(l: &Limits) -> Result<(), ValidationError> {
         if (min..=max).contains(&value) {
             Ok(())
         } else {
-            Err(ValidationError::LimitOutOfRange { field, value, min, max })
+            Err(ValidationError::LimitOutOfRange {
+                field,
+                value,
+                min,
+                max,
+            })
         }
     };
     range("timeout_ms", l.timeout_ms, 100, MAX_TIMEOUT_MS)?;
@@ -322,8 +338,12 @@ pub fn check_spec(s: &ToolSpec) -> Result<(), ValidationError> {
         });
     }
     for (index, e) in s.examples.iter().enumerate() {
-        let len = serde_json::to_vec(&e.input).map(|v| v.len()).unwrap_or(usize::MAX)
-            + serde_json::to_vec(&e.output).map(|v| v.len()).unwrap_or(usize::MAX);
+        let len = serde_json::to_vec(&e.input)
+            .map(|v| v.len())
+            .unwrap_or(usize::MAX)
+            + serde_json::to_vec(&e.output)
+                .map(|v| v.len())
+                .unwrap_or(usize::MAX);
         if len > MAX_EXAMPLE_BYTES {
             return Err(ValidationError::ExampleInvalid {
                 index,

@@ -211,7 +211,11 @@ pub fn encode_message<T: Serialize>(msg: &T) -> Result<Vec<u8>, EncodeError> {
 }
 
 /// Decodes a message of kind `what` under the cap `max`.
-pub fn decode_message<T: DeserializeOwned>(bytes: &[u8], max: usize, what: &'static str) -> Result<T, WireError> {
+pub fn decode_message<T: DeserializeOwned>(
+    bytes: &[u8],
+    max: usize,
+    what: &'static str,
+) -> Result<T, WireError> {
     cbor::from_canonical(bytes, max).map_err(|source| WireError::Decode { what, source })
 }
 
@@ -281,7 +285,7 @@ mod tests {
         assert_eq!(FetchRequest::decode(&b).unwrap(), m);
         let g = WireObject::Spec(ByteBuf(vec![1, 2, 3]));
         let b = encode_message(&g).unwrap();
-        assert_eq!(hex::encode(&b), "a16473706563" .to_owned() + "43010203");
+        assert_eq!(hex::encode(&b), "a16473706563".to_owned() + "43010203");
         let back: WireObject = decode_message(&b, MAX_GOSSIP_BYTES, "gossip").unwrap();
         assert_eq!(back, g);
     }

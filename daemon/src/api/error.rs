@@ -70,7 +70,10 @@ impl From<JsonRejection> for ApiError {
             JsonRejection::BytesRejection(_) => Self::new(
                 StatusCode::PAYLOAD_TOO_LARGE,
                 "body_too_large",
-                format!("request body over the {}-byte limit", atr_protocol::api::MAX_API_BODY_BYTES),
+                format!(
+                    "request body over the {}-byte limit",
+                    atr_protocol::api::MAX_API_BODY_BYTES
+                ),
             ),
             JsonRejection::MissingJsonContentType(_) => Self::new(
                 StatusCode::UNSUPPORTED_MEDIA_TYPE,
@@ -93,16 +96,26 @@ impl From<PublishError> for ApiError {
         match &e {
             PublishError::Manifest(m) => {
                 let field = m.field().map(str::to_owned);
-                let mut err = Self::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_manifest", e.to_string());
+                let mut err = Self::new(
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    "invalid_manifest",
+                    e.to_string(),
+                );
                 err.field = field;
                 err
             }
-            PublishError::VersionExists { .. } => Self::new(StatusCode::CONFLICT, "version_exists", e.to_string()),
-            PublishError::NotRevocable(_) => Self::new(StatusCode::FORBIDDEN, "not_revocable", e.to_string()),
-            PublishError::Ingest(crate::node::ingest::IngestError::Store(crate::store::StoreError::Full { .. })) => {
-                Self::new(StatusCode::INSUFFICIENT_STORAGE, "store_full", e.to_string())
+            PublishError::VersionExists { .. } => {
+                Self::new(StatusCode::CONFLICT, "version_exists", e.to_string())
             }
-            PublishError::Sign(_) => Self::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_manifest", e.to_string()),
+            PublishError::NotRevocable(_) => Self::new(StatusCode::FORBIDDEN, "not_revocable", e.to_string()),
+            PublishError::Ingest(crate::node::ingest::IngestError::Store(
+                crate::store::StoreError::Full { .. },
+            )) => Self::new(StatusCode::INSUFFICIENT_STORAGE, "store_full", e.to_string()),
+            PublishError::Sign(_) => Self::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "invalid_manifest",
+                e.to_string(),
+            ),
             _ => Self::internal(e.to_string()),
         }
     }

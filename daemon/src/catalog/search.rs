@@ -76,7 +76,10 @@ impl TextIndex {
         }
         add_field(&spec.description, DESCRIPTION_WEIGHT);
         for (term, f) in tf {
-            self.postings.entry(term.into_boxed_str()).or_default().push((doc, f));
+            self.postings
+                .entry(term.into_boxed_str())
+                .or_default()
+                .push((doc, f));
         }
         self.docs.push(id);
         self.doc_len.push(len);

@@ -84,7 +84,13 @@ pub(crate) fn revocation(
 
 /// A revocation of one id by publisher `seed`.
 pub(crate) fn revoke_id(seed: u8, id: ToolId) -> SignedRevocation {
-    revocation(seed, RevocationKind::Revoke, RevocationTarget::Id(id), CREATED + 1, None)
+    revocation(
+        seed,
+        RevocationKind::Revoke,
+        RevocationTarget::Id(id),
+        CREATED + 1,
+        None,
+    )
 }
 
 /// A receipt of invocation `[n; 16]` of `tool`, signed by provider `seed`.

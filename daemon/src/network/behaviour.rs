@@ -54,7 +54,8 @@ impl Behaviour {
     pub fn new(key: &Keypair, opts: &NetworkOptions) -> Result<Self, BuildError> {
         let peer_id = key.public().to_peer_id();
         let identify = identify::Behaviour::new(
-            identify::Config::new("/atr/id/1".into(), key.public()).with_agent_version(format!("atrd/{}", env!("CARGO_PKG_VERSION"))),
+            identify::Config::new("/atr/id/1".into(), key.public())
+                .with_agent_version(format!("atrd/{}", env!("CARGO_PKG_VERSION"))),
         );
 
         let store = kad::store::MemoryStore::with_config(
@@ -76,32 +77,49 @@ impl Behaviour {
             .validation_mode(gossipsub::ValidationMode::Strict)
             .validate_messages()
             .max_transmit_size(wire::MAX_GOSSIP_BYTES + 1024)
-            .message_id_fn(|m: &gossipsub::Message| gossipsub::MessageId::from(blake3::hash(&m.data).as_bytes().to_vec()))
+            .message_id_fn(|m: &gossipsub::Message| {
+                gossipsub::MessageId::from(blake3::hash(&m.data).as_bytes().to_vec())
+            })
             .duplicate_cache_time(Duration::from_secs(120))
             .build()
             .map_err(|e| BuildError(e.to_string()))?;
-        let mut gossipsub = gossipsub::Behaviour::new(gossipsub::MessageAuthenticity::Signed(key.clone()), gcfg)
-            .map_err(|e| BuildError(e.to_string()))?;
+        let mut gossipsub =
+            gossipsub::Behaviour::new(gossipsub::MessageAuthenticity::Signed(key.clone()), gcfg)
+                .map_err(|e| BuildError(e.to_string()))?;
         let topic = gossipsub::IdentTopic::new(wire::GOSSIP_TOPIC);
         let (params, thresholds) = score_params(&topic);
-        gossipsub.with_peer_score(params, thresholds).map_err(BuildError)?;
-        gossipsub.subscribe(&topic).map_err(|e| BuildError(e.to_string()))?;
+        gossipsub
+            .with_peer_score(params, thresholds)
+            .map_err(BuildError)?;
+        gossipsub
+            .subscribe(&topic)
+            .map_err(|e| BuildError(e.to_string()))?;
 
         let fetch = request_response::Behaviour::with_codec(
             CappedBytes {
                 max_request: wire::MAX_FETCH_REQUEST_BYTES,
                 max_response: wire::MAX_FETCH_RESPONSE_BYTES,
             },
-            [(StreamProtocol::new(wire::FETCH_PROTOCOL), request_response::ProtocolSupport::Full)],
-            request_response::Config::default().with_request_timeout(FETCH_TIMEOUT).with_max_concurrent_streams(64),
+            [(
+                StreamProtocol::new(wire::FETCH_PROTOCOL),
+                request_response::ProtocolSupport::Full,
+            )],
+            request_response::Config::default()
+                .with_request_timeout(FETCH_TIMEOUT)
+                .with_max_concurrent_streams(64),
         );
         let sync = request_response::Behaviour::with_codec(
             CappedBytes {
                 max_request: wire::MAX_SYNC_REQUEST_BYTES,
                 max_response: wire::MAX_SYNC_RESPONSE_BYTES,
             },
-            [(StreamProtocol::new(wire::SYNC_PROTOCOL), request_response::ProtocolSupport::Full)],
-            request_response::Config::default().with_request_timeout(SYNC_TIMEOUT).with_max_concurrent_streams(16),
+            [(
+                StreamProtocol::new(wire::SYNC_PROTOCOL),
+                request_response::ProtocolSupport::Full,
+            )],
+            request_response::Config::default()
+                .with_request_timeout(SYNC_TIMEOUT)
+                .with_max_concurrent_streams(16),
         );
         Ok(Self {
             identify,
@@ -115,7 +133,9 @@ impl Behaviour {
 
 /// Peer scoring: invalid messages weigh heavily, so a peer that sends forged
 /// or malformed specs is graylisted after a few.
-fn score_params(topic: &gossipsub::IdentTopic) -> (gossipsub::PeerScoreParams, gossipsub::PeerScoreThresholds) {
+fn score_params(
+    topic: &gossipsub::IdentTopic,
+) -> (gossipsub::PeerScoreParams, gossipsub::PeerScoreThresholds) {
     let mut params = gossipsub::PeerScoreParams::default();
     let tp = gossipsub::TopicScoreParams {
         topic_weight: 1.0,

@@ -29,7 +29,11 @@ async fn read_capped<T: AsyncRead + Unpin + Send>(io: &mut T, max: usize) -> io:
     Ok(buf)
 }
 
-async fn write_all_close<T: AsyncWrite + Unpin + Send>(io: &mut T, bytes: &[u8], max: usize) -> io::Result<()> {
+async fn write_all_close<T: AsyncWrite + Unpin + Send>(
+    io: &mut T,
+    bytes: &[u8],
+    max: usize,
+) -> io::Result<()> {
     if bytes.len() > max {
         return Err(io::Error::new(
             io::ErrorKind::InvalidInput,

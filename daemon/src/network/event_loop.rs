@@ -15,9 +15,9 @@ use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, trace, warn};
 
+use super::NetworkEvent;
 use super::behaviour::{Behaviour, BehaviourEvent};
 use super::handle::{Command, NetworkError, PeerInfo, Proto, StatusInfo};
-use super::NetworkEvent;
 use crate::metrics;
 
 /// Bad messages after which a peer is disconnected and blacklisted.
@@ -144,7 +144,12 @@ impl NetworkLoop {
     fn on_command(&mut self, cmd: Command) {
         match cmd {
             Command::Publish { data, reply } => {
-                let r = match self.swarm.behaviour_mut().gossipsub.publish(self.topic.clone(), data) {
+                let r = match self
+                    .swarm
+                    .behaviour_mut()
+                    .gossipsub
+                    .publish(self.topic.clone(), data)
+                {
                     Ok(_) => Ok(true),
                     Err(gossipsub::PublishError::NoPeersSubscribedToTopic) => Ok(false),
                     Err(gossipsub::PublishError::Duplicate) => Ok(true),
@@ -174,7 +179,11 @@ impl NetworkLoop {
                 let _ = reply.send(r);
             }
             Command::GetProviders { key, reply } => {
-                let id = self.swarm.behaviour_mut().kad.get_providers(kad::RecordKey::new(&key));
+                let id = self
+                    .swarm
+                    .behaviour_mut()
+                    .kad
+                    .get_providers(kad::RecordKey::new(&key));
                 self.providers.insert(id, (HashSet::new(), reply));
             }
             Command::Request {
@@ -195,7 +204,11 @@ impl NetworkLoop {
                     }
                 }
             }
-            Command::Respond { proto, channel, bytes } => {
+            Command::Respond {
+                proto,
+                channel,
+                bytes,
+            } => {
                 let b = self.swarm.behaviour_mut();
                 let r = match proto {
                     Proto::Fetch => b.fetch.send_response(channel, bytes),
@@ -206,7 +219,9 @@ impl NetworkLoop {
                 }
             }
             Command::Dial { addr, reply } => {
-                let opts = libp2p::swarm::dial_opts::DialOpts::unknown_peer_id().address(addr.clone()).build();
+                let opts = libp2p::swarm::dial_opts::DialOpts::unknown_peer_id()
+                    .address(addr.clone())
+                    .build();
                 let id = opts.connection_id();
                 match self.swarm.dial(opts) {
                     Ok(()) => {
@@ -307,7 +322,11 @@ impl NetworkLoop {
                     }));
                 }
             }
-            SwarmEvent::ConnectionClosed { peer_id, num_established, .. } if num_established == 0 => {
+            SwarmEvent::ConnectionClosed {
+                peer_id,
+                num_established: 0,
+                ..
+            } => {
                 debug!(peer = %peer_id, "disconnected");
             }
             other => trace!(?other, "swarm event"),
@@ -335,7 +354,9 @@ impl NetworkLoop {
     fn on_kad(&mut self, e: kad::Event) {
         match e {
             kad::Event::OutboundQueryProgressed { id, result, step, .. } => match result {
-                kad::QueryResult::GetProviders(Ok(kad::GetProvidersOk::FoundProviders { providers, .. })) => {
+                kad::QueryResult::GetProviders(Ok(kad::GetProvidersOk::FoundProviders {
+                    providers, ..
+                })) => {
                     if let Some((set, _)) = self.providers.get_mut(&id) {
                         set.extend(providers);
                     }
@@ -343,7 +364,9 @@ impl NetworkLoop {
                         self.finish_providers(id);
                     }
                 }
-                kad::QueryResult::GetProviders(Ok(kad::GetProvidersOk::FinishedWithNoAdditionalRecord { .. })) => {
+                kad::QueryResult::GetProviders(Ok(kad::GetProvidersOk::FinishedWithNoAdditionalRecord {
+                    ..
+                })) => {
                     self.finish_providers(id);
                 }
                 kad::QueryResult::GetProviders(Err(e)) => {
@@ -404,7 +427,10 @@ impl NetworkLoop {
                 }
             },
             request_response::Event::OutboundFailure {
-                request_id, error, peer, ..
+                request_id,
+                error,
+                peer,
+                ..
             } => {
                 if let Some((_, reply)) = pending.remove(&request_id) {
                     let _ = reply.send(Err(NetworkError::Request {

@@ -193,9 +193,18 @@ impl NetworkHandle {
     }
 
     /// Answers an inbound request.
-    pub async fn respond(&self, proto: Proto, channel: ResponseChannel<Vec<u8>>, bytes: Vec<u8>) -> Result<(), NetworkError> {
+    pub async fn respond(
+        &self,
+        proto: Proto,
+        channel: ResponseChannel<Vec<u8>>,
+        bytes: Vec<u8>,
+    ) -> Result<(), NetworkError> {
         self.tx
-            .send(Command::Respond { proto, channel, bytes })
+            .send(Command::Respond {
+                proto,
+                channel,
+                bytes,
+            })
             .await
             .map_err(|_| NetworkError::Closed)
     }

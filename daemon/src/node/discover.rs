@@ -43,8 +43,10 @@ pub async fn from_network(state: &Arc<NodeState>, tag: Option<&str>, name: Optio
     metrics::DHT_QUERY_SECONDS.observe(started.elapsed().as_secs_f64());
     providers.remove(&state.net.local_peer_id());
     debug!(kind, %value, providers = providers.len(), "DHT providers found");
-    let Ok(bytes) = wire::encode_message(&req) else { return 0 };
-    let stored = futures::stream::iter(providers.into_iter().take(MAX_PROVIDERS_ASKED))
+    let Ok(bytes) = wire::encode_message(&req) else {
+        return 0;
+    };
+    futures::stream::iter(providers.into_iter().take(MAX_PROVIDERS_ASKED))
         .map(|peer| {
             let bytes = bytes.clone();
             async move {
@@ -59,6 +61,5 @@ pub async fn from_network(state: &Arc<NodeState>, tag: Option<&str>, name: Optio
         })
         .buffer_unordered(FETCH_CONCURRENCY)
         .fold(0usize, |acc, n| async move { acc + n })
-        .await;
-    stored
+        .await
 }

@@ -67,16 +67,20 @@ impl IngestError {
 
 /// Verifies and stores a spec (blocking: call from `spawn_blocking`).
 pub fn spec_blocking(state: &NodeState, envelope: &[u8]) -> Result<(SignedSpec, Ingested), IngestError> {
-    let spec = SignedSpec::from_bytes(envelope).map_err(|source| IngestError::Invalid {
-        kind: "spec",
-        source,
-    })?;
+    let spec =
+        SignedSpec::from_bytes(envelope).map_err(|source| IngestError::Invalid { kind: "spec", source })?;
     store_spec_blocking(state, spec)
 }
 
 /// Stores and indexes an already verified spec (blocking).
-pub fn store_spec_blocking(state: &NodeState, spec: SignedSpec) -> Result<(SignedSpec, Ingested), IngestError> {
-    let mut cat = state.catalog.write().map_err(|_| IngestError::Internal("catalog lock poisoned".into()))?;
+pub fn store_spec_blocking(
+    state: &NodeState,
+    spec: SignedSpec,
+) -> Result<(SignedSpec, Ingested), IngestError> {
+    let mut cat = state
+        .catalog
+        .write()
+        .map_err(|_| IngestError::Internal("catalog lock poisoned".into()))?;
     if cat.get(&spec.id()).is_some() {
         return Ok((spec, Ingested::Known));
     }
@@ -106,7 +110,10 @@ pub fn store_revocation_blocking(
     state: &NodeState,
     rev: SignedRevocation,
 ) -> Result<(SignedRevocation, Ingested, Vec<ToolId>), IngestError> {
-    let mut cat = state.catalog.write().map_err(|_| IngestError::Internal("catalog lock poisoned".into()))?;
+    let mut cat = state
+        .catalog
+        .write()
+        .map_err(|_| IngestError::Internal("catalog lock poisoned".into()))?;
     if state.store.has_object(&rev.hash())? {
         return Ok((rev, Ingested::Known, Vec::new()));
     }

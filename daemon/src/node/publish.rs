@@ -56,7 +56,11 @@ pub struct Published {
 }
 
 /// Publishes a manifest whose schemas are inline.
-pub async fn publish(state: &Arc<NodeState>, manifest: Manifest, file: String) -> Result<Published, PublishError> {
+pub async fn publish(
+    state: &Arc<NodeState>,
+    manifest: Manifest,
+    file: String,
+) -> Result<Published, PublishError> {
     let st = state.clone();
     let res = state
         .blocking(move |s| publish_blocking(s, &manifest, &file))
@@ -75,7 +79,10 @@ fn publish_blocking(state: &NodeState, manifest: &Manifest, file: &str) -> Resul
     // sandbox is configured the manifest must carry it.
     let spec = manifest.to_spec(file, me, now_ms(), None)?;
     {
-        let cat = state.catalog.read().map_err(|_| PublishError::Internal("catalog lock poisoned".into()))?;
+        let cat = state
+            .catalog
+            .read()
+            .map_err(|_| PublishError::Internal("catalog lock poisoned".into()))?;
         let q = atr_protocol::query::FindQuery {
             name: Some(spec.name.clone()),
             publisher: Some(me),
@@ -188,7 +195,10 @@ pub async fn revoke(
 ) -> Result<(SignedRevocation, Vec<ToolId>), PublishError> {
     let me = state.public_key();
     {
-        let cat = state.catalog.read().map_err(|_| PublishError::Internal("catalog lock poisoned".into()))?;
+        let cat = state
+            .catalog
+            .read()
+            .map_err(|_| PublishError::Internal("catalog lock poisoned".into()))?;
         match &target {
             RevocationTarget::Id(id) => match cat.get(id) {
                 None => return Err(PublishError::NotRevocable(format!("unknown tool id {id}"))),
@@ -208,7 +218,9 @@ pub async fn revoke(
                     ..Default::default()
                 };
                 if cat.find(&q, None).is_empty() {
-                    return Err(PublishError::NotRevocable(format!("this node published no tool named `{n}`")));
+                    return Err(PublishError::NotRevocable(format!(
+                        "this node published no tool named `{n}`"
+                    )));
                 }
             }
             _ => return Err(PublishError::NotRevocable("unsupported target".into())),

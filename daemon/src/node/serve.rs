@@ -23,7 +23,13 @@ fn empty_sync() -> SyncResponse {
 }
 
 /// Handles one inbound request.
-pub async fn on_request(state: &Arc<NodeState>, proto: Proto, peer: PeerId, request: Vec<u8>, channel: ResponseChannel<Vec<u8>>) {
+pub async fn on_request(
+    state: &Arc<NodeState>,
+    proto: Proto,
+    peer: PeerId,
+    request: Vec<u8>,
+    channel: ResponseChannel<Vec<u8>>,
+) {
     let answer = match proto {
         Proto::Fetch => {
             let resp = match FetchRequest::decode(&request) {
@@ -46,7 +52,10 @@ pub async fn on_request(state: &Arc<NodeState>, proto: Proto, peer: PeerId, requ
             let resp = match SyncRequest::decode(&request) {
                 Ok(req) => {
                     metrics::PEER_REQUESTS.with_label("sync").inc();
-                    state.blocking(move |s| answer_sync(s, &req)).await.unwrap_or_else(|_| empty_sync())
+                    state
+                        .blocking(move |s| answer_sync(s, &req))
+                        .await
+                        .unwrap_or_else(|_| empty_sync())
                 }
                 Err(e) => {
                     debug!(%peer, error = %e, "bad sync request");

@@ -41,7 +41,9 @@ pub struct RoundStats {
 /// Runs one round with `peer`, logging the outcome.
 pub async fn with_peer(state: &Arc<NodeState>, peer: PeerId) {
     match round(state, peer).await {
-        Ok(s) if s.missing > 0 => info!(%peer, missing = s.missing, stored = s.stored, refused = s.refused, "sync round"),
+        Ok(s) if s.missing > 0 => {
+            info!(%peer, missing = s.missing, stored = s.stored, refused = s.refused, "sync round")
+        }
         Ok(_) => debug!(%peer, "sync round: in sync"),
         Err(e) => debug!(%peer, error = %e, "sync round failed"),
     }
@@ -109,14 +111,15 @@ pub async fn ingest_fetched(
     raw: &[u8],
     asked: Option<HashSet<[u8; 32]>>,
 ) -> (usize, usize) {
-    let resp: FetchResponse = match wire::decode_message(raw, wire::MAX_FETCH_RESPONSE_BYTES, "fetch response") {
-        Ok(r) => r,
-        Err(e) => {
-            debug!(%peer, error = %e, "bad fetch response");
-            state.net.penalize(peer, "bad_fetch_response");
-            return (0, 1);
-        }
-    };
+    let resp: FetchResponse =
+        match wire::decode_message(raw, wire::MAX_FETCH_RESPONSE_BYTES, "fetch response") {
+            Ok(r) => r,
+            Err(e) => {
+                debug!(%peer, error = %e, "bad fetch response");
+                state.net.penalize(peer, "bad_fetch_response");
+                return (0, 1);
+            }
+        };
     if resp.objects.len() > wire::MAX_FETCH_OBJECTS {
         state.net.penalize(peer, "oversized_fetch_response");
         return (0, 1);
@@ -180,7 +183,9 @@ pub async fn periodic(state: Arc<NodeState>) {
             _ = state.cancel.cancelled() => break,
             _ = tick.tick() => {}
         }
-        let Ok(status) = state.net.status().await else { break };
+        let Ok(status) = state.net.status().await else {
+            break;
+        };
         let peers: Vec<PeerId> = status.peers.iter().filter_map(|p| p.peer.parse().ok()).collect();
         let pick = peers.choose(&mut rand::rng()).copied();
         if let Some(peer) = pick {
@@ -208,7 +213,9 @@ pub async fn dial_known_peers(state: Arc<NodeState>) {
     peers.sort_by_key(|(_, r)| std::cmp::Reverse(r.last_seen_ms));
     let me = state.identity.peer_id().to_string();
     for (peer, rec) in peers.into_iter().filter(|(p, _)| *p != me).take(MAX_START_DIALS) {
-        let Some(addr) = rec.addrs.iter().find_map(|a| a.parse::<Multiaddr>().ok()) else { continue };
+        let Some(addr) = rec.addrs.iter().find_map(|a| a.parse::<Multiaddr>().ok()) else {
+            continue;
+        };
         let Ok(pid) = peer.parse::<PeerId>() else { continue };
         let addr = addr.with(libp2p::multiaddr::Protocol::P2p(pid));
         let st = state.clone();

@@ -20,7 +20,12 @@ impl Api {
             http: reqwest::Client::new(),
         }
     }
-    async fn post(&self, path: &str, body: &serde_json::Value, token: Option<&str>) -> (StatusCode, serde_json::Value) {
+    async fn post(
+        &self,
+        path: &str,
+        body: &serde_json::Value,
+        token: Option<&str>,
+    ) -> (StatusCode, serde_json::Value) {
         let mut r = self.http.post(format!("{}{path}", self.base)).json(body);
         if let Some(t) = token {
             r = r.bearer_auth(t);
@@ -30,15 +35,25 @@ impl Api {
         (status, resp.json().await.unwrap_or(serde_json::Value::Null))
     }
     async fn get(&self, path: &str) -> (StatusCode, serde_json::Value) {
-        let resp = self.http.get(format!("{}{path}", self.base)).send().await.unwrap();
+        let resp = self
+            .http
+            .get(format!("{}{path}", self.base))
+            .send()
+            .await
+            .unwrap();
         let status = resp.status();
         let text = resp.text().await.unwrap();
-        (status, serde_json::from_str(&text).unwrap_or(serde_json::Value::String(text)))
+        (
+            status,
+            serde_json::from_str(&text).unwrap_or(serde_json::Value::String(text)),
+        )
     }
 }
 
 fn code(v: &serde_json::Value) -> String {
-    serde_json::from_value::<ApiErrorBody>(v.clone()).map(|b| b.code).unwrap_or_default()
+    serde_json::from_value::<ApiErrorBody>(v.clone())
+        .map(|b| b.code)
+        .unwrap_or_default()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -68,13 +83,21 @@ async fn api_happy_paths_and_every_error() {
     let mut other = body.clone();
     other["manifest"]["description"] = json!("Something else entirely.");
     let (s, v) = api.post("/v1/publish", &other, Some(&api.token)).await;
-    assert_eq!((s, code(&v).as_str()), (StatusCode::CONFLICT, "version_exists"), "{v}");
+    assert_eq!(
+        (s, code(&v).as_str()),
+        (StatusCode::CONFLICT, "version_exists"),
+        "{v}"
+    );
 
     // Invalid manifest: the error names the field.
     let mut bad = body.clone();
     bad["manifest"]["name"] = json!("bad name!");
     let (s, v) = api.post("/v1/publish", &bad, Some(&api.token)).await;
-    assert_eq!((s, code(&v).as_str()), (StatusCode::UNPROCESSABLE_ENTITY, "invalid_manifest"), "{v}");
+    assert_eq!(
+        (s, code(&v).as_str()),
+        (StatusCode::UNPROCESSABLE_ENTITY, "invalid_manifest"),
+        "{v}"
+    );
     assert_eq!(v["field"], json!("name"));
     let mut bad = body.clone();
     bad["manifest"]["limits"] = json!({"timeout_ms": 999_999_999});
@@ -94,8 +117,14 @@ async fn api_happy_paths_and_every_error() {
         .unwrap();
     assert_eq!(resp.status(), StatusCode::BAD_REQUEST);
     assert_eq!(code(&resp.json().await.unwrap()), "malformed_json");
-    let (s, v) = api.post("/v1/publish", &json!({"manifesto": 1}), Some(&api.token)).await;
-    assert_eq!((s, code(&v).as_str()), (StatusCode::BAD_REQUEST, "malformed_json"), "{v}");
+    let (s, v) = api
+        .post("/v1/publish", &json!({"manifesto": 1}), Some(&api.token))
+        .await;
+    assert_eq!(
+        (s, code(&v).as_str()),
+        (StatusCode::BAD_REQUEST, "malformed_json"),
+        "{v}"
+    );
 
     // Oversized body.
     let huge = "x".repeat(atr_protocol::api::MAX_API_BODY_BYTES + 10);
@@ -126,11 +155,19 @@ async fn api_happy_paths_and_every_error() {
     let found: FindResponse = serde_json::from_value(v).unwrap();
     assert_eq!(found.results.len(), 1);
     let (s, v) = api.get("/v1/find?version=latest").await;
-    assert_eq!((s, code(&v).as_str()), (StatusCode::BAD_REQUEST, "bad_request"), "{v}");
+    assert_eq!(
+        (s, code(&v).as_str()),
+        (StatusCode::BAD_REQUEST, "bad_request"),
+        "{v}"
+    );
     let (s, v) = api.get("/v1/find?tag=BAD%20TAG").await;
     assert_eq!(s, StatusCode::BAD_REQUEST, "{v}");
     let (s, v) = api.get("/v1/find?bogus=1").await;
-    assert_eq!((s, code(&v).as_str()), (StatusCode::BAD_REQUEST, "bad_query"), "{v}");
+    assert_eq!(
+        (s, code(&v).as_str()),
+        (StatusCode::BAD_REQUEST, "bad_query"),
+        "{v}"
+    );
     let (s, v) = api.get("/v1/search?q=adds%20integers").await;
     assert_eq!(s, StatusCode::OK);
     assert_eq!(v["hits"].as_array().map(Vec::len), Some(1), "{v}");
@@ -148,13 +185,37 @@ async fn api_happy_paths_and_every_error() {
     assert_eq!(s, StatusCode::NOT_FOUND);
 
     // Revoke: bad request, unknown id, then real.
-    let (s, v) = api.post("/v1/revoke", &json!({"reason": "x"}), Some(&api.token)).await;
-    assert_eq!((s, code(&v).as_str()), (StatusCode::BAD_REQUEST, "bad_request"), "{v}");
-    let (s, v) = api.post("/v1/revoke", &json!({"id": unknown, "reason": "x"}), Some(&api.token)).await;
-    assert_eq!((s, code(&v).as_str()), (StatusCode::FORBIDDEN, "not_revocable"), "{v}");
-    let (s, v) = api.post("/v1/revoke", &json!({"id": published.id, "reason": "x"}), None).await;
+    let (s, v) = api
+        .post("/v1/revoke", &json!({"reason": "x"}), Some(&api.token))
+        .await;
+    assert_eq!(
+        (s, code(&v).as_str()),
+        (StatusCode::BAD_REQUEST, "bad_request"),
+        "{v}"
+    );
+    let (s, v) = api
+        .post(
+            "/v1/revoke",
+            &json!({"id": unknown, "reason": "x"}),
+            Some(&api.token),
+        )
+        .await;
+    assert_eq!(
+        (s, code(&v).as_str()),
+        (StatusCode::FORBIDDEN, "not_revocable"),
+        "{v}"
+    );
+    let (s, v) = api
+        .post("/v1/revoke", &json!({"id": published.id, "reason": "x"}), None)
+        .await;
     assert_eq!(s, StatusCode::UNAUTHORIZED, "{v}");
-    let (s, v) = api.post("/v1/revoke", &json!({"id": published.id, "reason": "bug"}), Some(&api.token)).await;
+    let (s, v) = api
+        .post(
+            "/v1/revoke",
+            &json!({"id": published.id, "reason": "bug"}),
+            Some(&api.token),
+        )
+        .await;
     assert_eq!(s, StatusCode::OK, "{v}");
     let (_, v) = api.get("/v1/find?tag=math").await;
     assert_eq!(v["results"].as_array().map(Vec::len), Some(0));

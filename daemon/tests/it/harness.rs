@@ -40,10 +40,16 @@ pub(crate) async fn start_node(seed: u8, bootstrap: Vec<libp2p::Multiaddr>) -> T
     start_node_in(seed, bootstrap, dir).await
 }
 
-pub(crate) async fn start_node_in(seed: u8, bootstrap: Vec<libp2p::Multiaddr>, dir: tempfile::TempDir) -> TestNode {
+pub(crate) async fn start_node_in(
+    seed: u8,
+    bootstrap: Vec<libp2p::Multiaddr>,
+    dir: tempfile::TempDir,
+) -> TestNode {
     let mut c = test_config(dir.path());
     c.network.bootstrap = bootstrap;
-    let node = Node::bind_with_identity(c, Some(Identity::from_seed([seed; 32]))).await.unwrap();
+    let node = Node::bind_with_identity(c, Some(Identity::from_seed([seed; 32])))
+        .await
+        .unwrap();
     TestNode { node, _dir: dir }
 }
 
@@ -57,7 +63,9 @@ pub(crate) async fn start_network(n: usize, first_seed: u8) -> Vec<TestNode> {
         if i > 0 {
             boot.extend(nodes[i - 1].node.dial_addrs().into_iter().take(1));
             if i > 1 {
-                rng = rng.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+                rng = rng
+                    .wrapping_mul(6364136223846793005)
+                    .wrapping_add(1442695040888963407);
                 let j = (rng >> 33) as usize % (i - 1);
                 boot.extend(nodes[j].node.dial_addrs().into_iter().take(1));
             }
@@ -66,9 +74,19 @@ pub(crate) async fn start_network(n: usize, first_seed: u8) -> Vec<TestNode> {
     }
     // Wait until every node has at least one peer.
     for (i, t) in nodes.iter().enumerate() {
-        wait_for(Duration::from_secs(10), &format!("node {i} connected"), || async {
-            t.node.state().net.status().await.map(|s| !s.peers.is_empty()).unwrap_or(false)
-        })
+        wait_for(
+            Duration::from_secs(10),
+            &format!("node {i} connected"),
+            || async {
+                t.node
+                    .state()
+                    .net
+                    .status()
+                    .await
+                    .map(|s| !s.peers.is_empty())
+                    .unwrap_or(false)
+            },
+        )
         .await;
     }
     nodes
@@ -93,7 +111,11 @@ where
 }
 
 pub(crate) fn manifest(name: &str, version: &str, tags: &[&str]) -> Manifest {
-    let tags = tags.iter().map(|t| format!("\"{t}\"")).collect::<Vec<_>>().join(", ");
+    let tags = tags
+        .iter()
+        .map(|t| format!("\"{t}\""))
+        .collect::<Vec<_>>()
+        .join(", ");
     let src = format!(
         r#"
 name = "{name}"

@@ -1,6 +1,8 @@
 //! Integration tests of atrd: real libp2p swarms on loopback, real redb files,
 //! the real `atrd` binary. One test binary, one module per concern.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod api;
 mod harness;
 mod network;

@@ -29,20 +29,33 @@ async fn publish_on_a_is_found_by_tag_and_name_on_e_then_revoke_hides_it_everywh
     let e = &nodes[4].node;
     let s1 = publish_on(a, "adder", "1.2.0", &["math", "demo"]).await;
     let s2 = publish_on(a, "adder", "2.0.0", &["math"]).await;
-    wait_for(T, "E finds both by tag", || async { find_local(e, by_tag("math")).len() == 2 }).await;
+    wait_for(T, "E finds both by tag", || async {
+        find_local(e, by_tag("math")).len() == 2
+    })
+    .await;
     let req = parse_version_req(">=1.2, <2").unwrap();
-    let cat = e.state().catalog.read().unwrap();
     let q = FindQuery {
         name: Some("adder".into()),
         ..Default::default()
     };
-    let hits: Vec<_> = cat.find(&q, Some(&req)).into_iter().map(|x| x.spec.id()).collect();
+    let hits: Vec<_> = {
+        let cat = e.state().catalog.read().unwrap();
+        cat.find(&q, Some(&req))
+            .into_iter()
+            .map(|x| x.spec.id())
+            .collect()
+    };
     assert_eq!(hits, vec![s1.id()], "the range keeps its upper bound");
-    drop(cat);
 
-    publish::revoke(a.state(), RevocationTarget::Id(s1.id()), RevocationKind::Revoke, "bug".into(), None)
-        .await
-        .unwrap();
+    publish::revoke(
+        a.state(),
+        RevocationTarget::Id(s1.id()),
+        RevocationKind::Revoke,
+        "bug".into(),
+        None,
+    )
+    .await
+    .unwrap();
     for (i, t) in nodes.iter().enumerate() {
         wait_for(T, &format!("node {i} hides the revoked spec"), || async {
             find_local(&t.node, by_tag("math")) == vec![s2.id()]
@@ -50,7 +63,11 @@ async fn publish_on_a_is_found_by_tag_and_name_on_e_then_revoke_hides_it_everywh
         .await;
         let mut all = by_tag("math");
         all.include_revoked = true;
-        assert_eq!(find_local(&t.node, all).len(), 2, "node {i} still knows it, as revoked");
+        assert_eq!(
+            find_local(&t.node, all).len(),
+            2,
+            "node {i} still knows it, as revoked"
+        );
     }
     for t in nodes {
         t.node.shutdown().await.unwrap();
@@ -64,11 +81,21 @@ async fn a_node_started_late_catches_up_by_sync() {
     let a = &nodes[0].node;
     let mut ids = Vec::new();
     for i in 0..20 {
-        ids.push(publish_on(a, &format!("tool-{i}"), "1.0.0", &["batch"]).await.id());
+        ids.push(
+            publish_on(a, &format!("tool-{i}"), "1.0.0", &["batch"])
+                .await
+                .id(),
+        );
     }
-    publish::revoke(a.state(), RevocationTarget::Id(ids[0]), RevocationKind::Revoke, "old".into(), None)
-        .await
-        .unwrap();
+    publish::revoke(
+        a.state(),
+        RevocationTarget::Id(ids[0]),
+        RevocationKind::Revoke,
+        "old".into(),
+        None,
+    )
+    .await
+    .unwrap();
     // D joins after everything was gossiped: only anti-entropy can tell it.
     let late = start_node(40, nodes[2].node.dial_addrs()).await;
     wait_for(T, "late node has 19 active + 1 revoked", || async {
@@ -90,7 +117,40 @@ async fn three_hundred_publishers_of_one_tag_are_all_found_by_a_fresh_node() {
     // 300 distinct publishers (keys), their specs held by the network.
     let specs: Vec<SignedSpec> = (0..300u16)
         .map(|i| {
-            let seed = [(i % 251) as u8, (i / 251) as u8 + 1, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7];
+            let seed = [
+                (i % 251) as u8,
+                (i / 251) as u8 + 1,
+                7,
+                7,
+                7,
+                7,
+                7,
+                7,
+                7,
+                7,
+                7,
+                7,
+                7,
+                7,
+                7,
+                7,
+                7,
+                7,
+                7,
+                7,
+                7,
+                7,
+                7,
+                7,
+                7,
+                7,
+                7,
+                7,
+                7,
+                7,
+                7,
+                7,
+            ];
             let key = SecretKey::from_seed(&seed);
             let spec = manifest(&format!("t{i}"), "1.0.0", &["popular"])
                 .to_spec("t.toml", key.public(), 1_764_000_000_000, None)
@@ -133,27 +193,28 @@ async fn dht_finds_every_provider_of_a_tag_across_shards() {
     })
     .await;
     let n = atrd::node::discover::from_network(asker.state(), Some("shared"), None).await;
-    assert!(find_local(asker, by_tag("shared")).len() == 5, "fetched {n}, found all five");
+    assert!(
+        find_local(asker, by_tag("shared")).len() == 5,
+        "fetched {n}, found all five"
+    );
     for t in nodes {
         t.node.shutdown().await.unwrap();
     }
 }
 
-fn bad_count(n: &atrd::Node, rogue: libp2p::PeerId) -> impl std::future::Future<Output = u64> + '_ {
-    async move {
-        n.state()
-            .net
-            .status()
-            .await
-            .map(|s| {
-                s.peers
-                    .iter()
-                    .find(|p| p.peer == rogue.to_string())
-                    .map(|p| p.bad_messages)
-                    .unwrap_or(0)
-            })
-            .unwrap_or(0)
-    }
+async fn bad_count(n: &atrd::Node, rogue: libp2p::PeerId) -> u64 {
+    n.state()
+        .net
+        .status()
+        .await
+        .map(|s| {
+            s.peers
+                .iter()
+                .find(|p| p.peer == rogue.to_string())
+                .map(|p| p.bad_messages)
+                .unwrap_or(0)
+        })
+        .unwrap_or(0)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -163,7 +224,13 @@ async fn forged_tampered_and_oversized_gossip_is_rejected_and_counted() {
     let honest = &nodes[0].node;
     let rogue = &nodes[1].node;
     wait_for(T, "gossip mesh formed", || async {
-        rogue.state().net.status().await.map(|s| s.mesh_peers > 0).unwrap_or(false)
+        rogue
+            .state()
+            .net
+            .status()
+            .await
+            .map(|s| s.mesh_peers > 0)
+            .unwrap_or(false)
     })
     .await;
     let good = foreign_spec(90, "victim", &["x"]);
@@ -176,8 +243,16 @@ async fn forged_tampered_and_oversized_gossip_is_rejected_and_counted() {
     let mut forged_spec = good.value().clone();
     forged_spec.publisher = SecretKey::from_seed(&[91; 32]).public();
     let body = atr_protocol::cbor::to_canonical(&forged_spec).unwrap();
-    let sig = SecretKey::from_seed(&[90; 32]).sign(&atr_protocol::signed::signing_message(b"atr-spec-v1", &body));
-    let forged = [vec![0x82, 0x59], (body.len() as u16).to_be_bytes().to_vec(), body, vec![0x58, 64], sig.0.to_vec()].concat();
+    let sig =
+        SecretKey::from_seed(&[90; 32]).sign(&atr_protocol::signed::signing_message(b"atr-spec-v1", &body));
+    let forged = [
+        vec![0x82, 0x59],
+        (body.len() as u16).to_be_bytes().to_vec(),
+        body,
+        vec![0x58, 64],
+        sig.0.to_vec(),
+    ]
+    .concat();
     // Oversized: over atr's gossip cap (still under gossipsub's transmit size,
     // so it reaches the validator instead of being dropped by the transport).
     let oversized = vec![0xa1u8; wire::MAX_GOSSIP_BYTES + 500];
@@ -196,7 +271,11 @@ async fn forged_tampered_and_oversized_gossip_is_rejected_and_counted() {
         bad_count(honest, rogue.peer_id()).await >= 4
     })
     .await;
-    assert_eq!(honest.state().store.counts().unwrap().specs, before, "nothing reached the store");
+    assert_eq!(
+        honest.state().store.counts().unwrap().specs,
+        before,
+        "nothing reached the store"
+    );
     assert!(honest.state().catalog.read().unwrap().get(&good.id()).is_none());
     // The honest node still works: a valid spec from the same peer is accepted.
     let ok = publish_on(rogue, "fine", "1.0.0", &["x"]).await;
@@ -217,9 +296,20 @@ async fn a_revocation_signed_by_a_non_publisher_is_rejected() {
     let b = &nodes[1].node;
     let spec = publish_on(a, "mine", "1.0.0", &["own"]).await;
     for t in &nodes {
-        wait_for(T, "spec everywhere", || async { find_local(&t.node, by_tag("own")).len() == 1 }).await;
+        wait_for(T, "spec everywhere", || async {
+            find_local(&t.node, by_tag("own")).len() == 1
+        })
+        .await;
     }
-    wait_for(T, "B in mesh", || async { b.state().net.status().await.map(|s| s.mesh_peers > 0).unwrap_or(false) }).await;
+    wait_for(T, "B in mesh", || async {
+        b.state()
+            .net
+            .status()
+            .await
+            .map(|s| s.mesh_peers > 0)
+            .unwrap_or(false)
+    })
+    .await;
     let rev = Revocation {
         v: 1,
         kind: RevocationKind::Revoke,
@@ -232,16 +322,29 @@ async fn a_revocation_signed_by_a_non_publisher_is_rejected() {
     let signed = SignedRevocation::sign(rev, &b.state().identity.secret).unwrap();
     // B's own API refuses it.
     assert!(
-        publish::revoke(b.state(), RevocationTarget::Id(spec.id()), RevocationKind::Revoke, "x".into(), None)
-            .await
-            .is_err()
+        publish::revoke(
+            b.state(),
+            RevocationTarget::Id(spec.id()),
+            RevocationKind::Revoke,
+            "x".into(),
+            None
+        )
+        .await
+        .is_err()
     );
     // Sent raw over gossip, it is rejected and counted.
     let bytes = wire::encode_message(&WireObject::Revocation(ByteBuf(signed.to_bytes()))).unwrap();
     b.state().net.publish(bytes).await.unwrap();
-    wait_for(T, "rejection counted against B", || async { bad_count(a, b.peer_id()).await >= 1 }).await;
+    wait_for(T, "rejection counted against B", || async {
+        bad_count(a, b.peer_id()).await >= 1
+    })
+    .await;
     for (i, t) in nodes.iter().enumerate() {
-        assert_eq!(find_local(&t.node, by_tag("own")), vec![spec.id()], "node {i}: still active");
+        assert_eq!(
+            find_local(&t.node, by_tag("own")),
+            vec![spec.id()],
+            "node {i}: still active"
+        );
     }
     for t in nodes {
         t.node.shutdown().await.unwrap();

@@ -8,7 +8,11 @@ use atr_protocol::api::{FindResponse, PublishRequest, PublishResponse};
 use crate::harness::*;
 
 fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 fn spawn_atrd(dir: &std::path::Path, api_port: u16) -> Child {
@@ -25,7 +29,10 @@ fn spawn_atrd(dir: &std::path::Path, api_port: u16) -> Child {
 
 async fn wait_healthy(http: &reqwest::Client, base: &str) {
     wait_for(Duration::from_secs(30), "atrd healthy", || async {
-        http.get(format!("{base}/health")).send().await.is_ok_and(|r| r.status().is_success())
+        http.get(format!("{base}/health"))
+            .send()
+            .await
+            .is_ok_and(|r| r.status().is_success())
     })
     .await;
 }
@@ -79,6 +86,9 @@ async fn published_spec_survives_sigkill_and_restart() {
     // SIGTERM shuts down gracefully.
     let pid = child.id().to_string();
     Command::new("kill").args(["-TERM", &pid]).status().unwrap();
-    let status = tokio::task::spawn_blocking(move || child.wait()).await.unwrap().unwrap();
+    let status = tokio::task::spawn_blocking(move || child.wait())
+        .await
+        .unwrap()
+        .unwrap();
     assert!(status.success(), "graceful exit on SIGTERM: {status:?}");
 }

@@ -1,5 +1,7 @@
 //! Integration tests of atr-protocol: one binary, one module per concern.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod fixtures;
 mod manifest;
 mod props;

@@ -17,17 +17,23 @@ fn excluded(hex: &str, decoded: Option<&Json>, roundtrip: bool) -> Option<&'stat
     if (0xc0..=0xdb).contains(&first) {
         return Some("tagged item");
     }
-    if (0xf9..=0xfb).contains(&first) {
-        if let Some(x) = d.as_f64()
-            && x.fract() == 0.0
-        {
-            return Some("integral float: atr encodes it as an integer (rule 5)");
-        }
+    if (0xf9..=0xfb).contains(&first)
+        && let Some(x) = d.as_f64()
+        && x.fract() == 0.0
+    {
+        return Some("integral float: atr encodes it as an integer (rule 5)");
     }
-    if d.is_number() && d.as_u64().is_none() && d.as_i64().is_none() && d.as_f64().is_some_and(|x| x.fract() == 0.0) {
+    if d.is_number()
+        && d.as_u64().is_none()
+        && d.as_i64().is_none()
+        && d.as_f64().is_some_and(|x| x.fract() == 0.0)
+    {
         return Some("integer beyond 64 bits");
     }
-    if first >> 5 == 5 && d.as_object().is_some_and(|o| o.keys().any(|k| k.parse::<i64>().is_ok())) {
+    if first >> 5 == 5
+        && d.as_object()
+            .is_some_and(|o| o.keys().any(|k| k.parse::<i64>().is_ok()))
+    {
         return Some("map with integer keys (no JSON form)");
     }
     if first == 0x5f || first == 0x7f || first == 0x9f || first == 0xbf {

@@ -20,7 +20,10 @@ fn signed_spec_round_trips_and_has_content_id() {
     assert_eq!(back.id(), ToolId::of(s.body()));
     assert_eq!(back.to_bytes(), bytes);
     back.expect_id(&s.id()).unwrap();
-    assert!(matches!(back.expect_id(&ToolId([0; 32])), Err(VerifyError::IdMismatch { .. })));
+    assert!(matches!(
+        back.expect_id(&ToolId([0; 32])),
+        Err(VerifyError::IdMismatch { .. })
+    ));
 }
 
 #[test]
@@ -52,7 +55,10 @@ fn every_single_byte_change_is_rejected() {
         for flip in [0x01u8, 0x80] {
             let mut b = bytes.clone();
             b[i] ^= flip;
-            assert!(SignedSpec::from_bytes(&b).is_err(), "flip {flip:#x} at byte {i} accepted");
+            assert!(
+                SignedSpec::from_bytes(&b).is_err(),
+                "flip {flip:#x} at byte {i} accepted"
+            );
         }
     }
 }
@@ -63,18 +69,33 @@ fn hostile_envelopes_get_distinct_errors() {
     let bytes = good.to_bytes();
 
     let huge = vec![0u8; 70 * 1024];
-    assert!(matches!(SignedSpec::from_bytes(&huge), Err(VerifyError::EnvelopeTooLarge { .. })));
+    assert!(matches!(
+        SignedSpec::from_bytes(&huge),
+        Err(VerifyError::EnvelopeTooLarge { .. })
+    ));
 
-    assert!(matches!(SignedSpec::from_bytes(&bytes[..bytes.len() - 10]), Err(VerifyError::Envelope(_))));
+    assert!(matches!(
+        SignedSpec::from_bytes(&bytes[..bytes.len() - 10]),
+        Err(VerifyError::Envelope(_))
+    ));
 
-    let body_big = Value::Array(vec![Value::Bytes(vec![0; 64 * 1024 + 1]), Value::Bytes(vec![0; 64])]);
+    let body_big = Value::Array(vec![
+        Value::Bytes(vec![0; 64 * 1024 + 1]),
+        Value::Bytes(vec![0; 64]),
+    ]);
     let e = SignedSpec::from_bytes(&cbor::encode(&body_big).unwrap()).unwrap_err();
     assert!(matches!(e, VerifyError::BodyTooLarge { .. }), "{e:?}");
 
     let truncated_body = good.body()[..good.body().len() - 1].to_vec();
     let e = SignedSpec::from_parts(truncated_body, *good.signature()).unwrap_err();
     assert!(
-        matches!(e, VerifyError::Decode { source: DecodeError::Truncated { .. }, .. }),
+        matches!(
+            e,
+            VerifyError::Decode {
+                source: DecodeError::Truncated { .. },
+                ..
+            }
+        ),
         "{e:?}"
     );
 
@@ -85,7 +106,16 @@ fn hostile_envelopes_get_distinct_errors() {
     let deep_bytes = [vec![0x81u8; 40], vec![0]].concat();
     assert!(cbor::encode(&deep).is_err());
     let e = SignedSpec::from_parts(deep_bytes, *good.signature()).unwrap_err();
-    assert!(matches!(e, VerifyError::Decode { source: DecodeError::TooDeep { .. }, .. }), "{e:?}");
+    assert!(
+        matches!(
+            e,
+            VerifyError::Decode {
+                source: DecodeError::TooDeep { .. },
+                ..
+            }
+        ),
+        "{e:?}"
+    );
 
     // Non-canonical: same map with an integer written in a long form.
     let mut v = cbor::decode(good.body(), 1 << 20).unwrap();
@@ -98,7 +128,13 @@ fn hostile_envelopes_get_distinct_errors() {
     body.extend_from_slice(&cbor::encode(&Value::Integer(CREATED.into())).unwrap());
     let e = SignedSpec::from_parts(body, *good.signature()).unwrap_err();
     assert!(
-        matches!(e, VerifyError::Decode { source: DecodeError::NonCanonical { .. }, .. }),
+        matches!(
+            e,
+            VerifyError::Decode {
+                source: DecodeError::NonCanonical { .. },
+                ..
+            }
+        ),
         "{e:?}"
     );
 
@@ -111,14 +147,26 @@ fn hostile_envelopes_get_distinct_errors() {
     entries.push((Value::Text("examples".into()), Value::Array(vec![])));
     let body = cbor::encode(&v).unwrap();
     let sig = fixtures::key(1).sign(&atr_protocol::signed::signing_message(b"atr-spec-v1", &body));
-    assert!(matches!(SignedSpec::from_parts(body, sig), Err(VerifyError::NonCanonical { .. })));
+    assert!(matches!(
+        SignedSpec::from_parts(body, sig),
+        Err(VerifyError::NonCanonical { .. })
+    ));
 
     // Unknown field is a shape error.
     let mut v = cbor::decode(good.body(), 1 << 20).unwrap();
     let Value::Map(entries) = &mut v else { panic!() };
     entries.push((Value::Text("zzz".into()), Value::Integer(1.into())));
     let e = SignedSpec::from_parts(cbor::encode(&v).unwrap(), *good.signature()).unwrap_err();
-    assert!(matches!(e, VerifyError::Decode { source: DecodeError::Shape(_), .. }), "{e:?}");
+    assert!(
+        matches!(
+            e,
+            VerifyError::Decode {
+                source: DecodeError::Shape(_),
+                ..
+            }
+        ),
+        "{e:?}"
+    );
 }
 
 #[test]
@@ -132,7 +180,17 @@ fn unknown_version_is_refused_before_shape() {
         }
     }
     let e = SignedSpec::from_parts(cbor::encode(&v).unwrap(), *good.signature()).unwrap_err();
-    assert!(matches!(e, VerifyError::UnknownVersion { found: 2, supported: 1, .. }), "{e:?}");
+    assert!(
+        matches!(
+            e,
+            VerifyError::UnknownVersion {
+                found: 2,
+                supported: 1,
+                ..
+            }
+        ),
+        "{e:?}"
+    );
 }
 
 #[test]
@@ -141,7 +199,10 @@ fn invalid_spec_with_valid_signature_is_refused() {
     spec.name = "bad name".into();
     let body = cbor::to_canonical(&spec).unwrap();
     let sig = fixtures::key(1).sign(&atr_protocol::signed::signing_message(b"atr-spec-v1", &body));
-    assert!(matches!(SignedSpec::from_parts(body, sig), Err(VerifyError::Invalid { .. })));
+    assert!(matches!(
+        SignedSpec::from_parts(body, sig),
+        Err(VerifyError::Invalid { .. })
+    ));
 }
 
 #[test]
@@ -184,8 +245,18 @@ fn revocations_sign_verify_and_apply_only_to_their_publisher() {
         ..revocation(RevocationKind::Revoke, None)
     };
     let n = SignedRevocation::sign(by_name, &fixtures::key(1)).unwrap();
-    assert!(n.value().applies_to(&ToolId([9; 32]), "calculator", &fixtures::key(1).public(), CREATED));
-    assert!(!n.value().applies_to(&ToolId([9; 32]), "calculator", &fixtures::key(1).public(), CREATED + 5));
+    assert!(n.value().applies_to(
+        &ToolId([9; 32]),
+        "calculator",
+        &fixtures::key(1).public(),
+        CREATED
+    ));
+    assert!(!n.value().applies_to(
+        &ToolId([9; 32]),
+        "calculator",
+        &fixtures::key(1).public(),
+        CREATED + 5
+    ));
 }
 
 #[test]
@@ -226,7 +297,8 @@ fn receipts_bind_the_answer_to_the_question() {
     let v = back.value();
     let tool = fixtures::signed(1).id();
     let prov = fixtures::key(4).public();
-    v.check_answers(&InvocationId([1; 16]), &tool, input, output, &prov).unwrap();
+    v.check_answers(&InvocationId([1; 16]), &tool, input, output, &prov)
+        .unwrap();
     assert_eq!(
         v.check_answers(&InvocationId([1; 16]), &tool, input, b"3", &prov),
         Err(ReceiptMismatch::Output)
@@ -240,7 +312,13 @@ fn receipts_bind_the_answer_to_the_question() {
         Err(ReceiptMismatch::Invocation { .. })
     ));
     assert!(matches!(
-        v.check_answers(&InvocationId([1; 16]), &tool, input, output, &fixtures::key(5).public()),
+        v.check_answers(
+            &InvocationId([1; 16]),
+            &tool,
+            input,
+            output,
+            &fixtures::key(5).public()
+        ),
         Err(ReceiptMismatch::Provider { .. })
     ));
     // Tampered receipt bytes never verify.

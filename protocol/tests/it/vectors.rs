@@ -63,7 +63,14 @@ fn valid<T: SignedBody>(description: &str, kind: &str, seed: [u8; 32], value: T)
     })
 }
 
-fn invalid(description: &str, seed: [u8; 32], body: Vec<u8>, sig: [u8; 64], id: Option<ToolId>, error: &str) -> Json {
+fn invalid(
+    description: &str,
+    seed: [u8; 32],
+    body: Vec<u8>,
+    sig: [u8; 64],
+    id: Option<ToolId>,
+    error: &str,
+) -> Json {
     let key = SecretKey::from_seed(&seed);
     let mut v = json!({
         "description": description,
@@ -84,7 +91,9 @@ fn invalid(description: &str, seed: [u8; 32], body: Vec<u8>, sig: [u8; 64], id: 
 }
 
 fn sign_raw(seed: [u8; 32], body: &[u8]) -> [u8; 64] {
-    SecretKey::from_seed(&seed).sign(&signing_message(b"atr-spec-v1", body)).0
+    SecretKey::from_seed(&seed)
+        .sign(&signing_message(b"atr-spec-v1", body))
+        .0
 }
 
 fn generate() -> Json {
@@ -94,9 +103,16 @@ fn generate() -> Json {
     let minimal = minimal_spec(&k1);
     let min_body = cbor::to_canonical(&minimal).unwrap();
     let calc = fixtures::manifest()
-        .to_spec("calculator.toml", SecretKey::from_seed(&seed2).public(), fixtures::CREATED, Some(fixtures::DIGEST))
+        .to_spec(
+            "calculator.toml",
+            SecretKey::from_seed(&seed2).public(),
+            fixtures::CREATED,
+            Some(fixtures::DIGEST),
+        )
         .unwrap();
-    let calc_id = SignedSpec::sign(calc.clone(), &SecretKey::from_seed(&seed2)).unwrap().id();
+    let calc_id = SignedSpec::sign(calc.clone(), &SecretKey::from_seed(&seed2))
+        .unwrap()
+        .id();
 
     // Non-canonical: `created_at_ms` re-encoded as a 9-byte integer where 9 bytes are
     // right but `v` (1) written in the two-byte form 0x1801.
@@ -109,36 +125,86 @@ fn generate() -> Json {
 
     json!([
         valid("minimal spec, seed 0x01 x32", "spec", seed1, minimal.clone()),
-        valid("realistic calculator spec (the benchmark's 2 KiB spec), seed 00..1f", "spec", seed2, calc),
-        valid("revocation of the calculator spec by its publisher", "revocation", seed2, Revocation {
-            v: 1,
-            kind: RevocationKind::Revoke,
-            target: RevocationTarget::Id(calc_id),
-            publisher: SecretKey::from_seed(&seed2).public(),
-            reason: "superseded".into(),
-            successor: None,
-            created_at_ms: 1_764_000_000_001,
-        }),
-        valid("receipt of one invocation of the minimal spec", "receipt", seed1, Receipt {
-            v: 1,
-            invocation: InvocationId([0x11; 16]),
-            tool: ToolId::of(&min_body),
-            image_digest: minimal.runtime.image_digest.clone(),
-            input_hash: ContentHash::of(b"{\"x\":1}"),
-            output_hash: ContentHash::of(b"{\"x\":1}"),
-            output_bytes: 7,
-            status: InvocationStatus::Ok,
-            exit_code: Some(0),
-            started_at_ms: 1_764_000_000_100,
-            finished_at_ms: 1_764_000_000_142,
-            limits: Limits::default(),
-            provider: k1.public(),
-        }),
-        invalid("minimal spec signed by another key (seed 0x02 x32)", seed1, min_body.clone(), sign_raw([0x02; 32], &min_body), None, "BadSignature"),
-        invalid("minimal spec with `v` written as 0x1801 (non-shortest integer)", seed1, noncanon.clone(), sign_raw(seed1, &noncanon), None, "NonCanonical"),
-        invalid("minimal spec with format version 2", seed1, v2_body.clone(), sign_raw(seed1, &v2_body), None, "UnknownVersion"),
-        invalid("minimal spec fetched under the wrong id", seed1, min_body.clone(), sign_raw(seed1, &min_body), Some(ToolId([0; 32])), "IdMismatch"),
-        invalid("minimal spec truncated by one byte", seed1, min_body[..min_body.len() - 1].to_vec(), sign_raw(seed1, &min_body[..min_body.len() - 1]), None, "Truncated"),
+        valid(
+            "realistic calculator spec (the benchmark's 2 KiB spec), seed 00..1f",
+            "spec",
+            seed2,
+            calc
+        ),
+        valid(
+            "revocation of the calculator spec by its publisher",
+            "revocation",
+            seed2,
+            Revocation {
+                v: 1,
+                kind: RevocationKind::Revoke,
+                target: RevocationTarget::Id(calc_id),
+                publisher: SecretKey::from_seed(&seed2).public(),
+                reason: "superseded".into(),
+                successor: None,
+                created_at_ms: 1_764_000_000_001,
+            }
+        ),
+        valid(
+            "receipt of one invocation of the minimal spec",
+            "receipt",
+            seed1,
+            Receipt {
+                v: 1,
+                invocation: InvocationId([0x11; 16]),
+                tool: ToolId::of(&min_body),
+                image_digest: minimal.runtime.image_digest.clone(),
+                input_hash: ContentHash::of(b"{\"x\":1}"),
+                output_hash: ContentHash::of(b"{\"x\":1}"),
+                output_bytes: 7,
+                status: InvocationStatus::Ok,
+                exit_code: Some(0),
+                started_at_ms: 1_764_000_000_100,
+                finished_at_ms: 1_764_000_000_142,
+                limits: Limits::default(),
+                provider: k1.public(),
+            }
+        ),
+        invalid(
+            "minimal spec signed by another key (seed 0x02 x32)",
+            seed1,
+            min_body.clone(),
+            sign_raw([0x02; 32], &min_body),
+            None,
+            "BadSignature"
+        ),
+        invalid(
+            "minimal spec with `v` written as 0x1801 (non-shortest integer)",
+            seed1,
+            noncanon.clone(),
+            sign_raw(seed1, &noncanon),
+            None,
+            "NonCanonical"
+        ),
+        invalid(
+            "minimal spec with format version 2",
+            seed1,
+            v2_body.clone(),
+            sign_raw(seed1, &v2_body),
+            None,
+            "UnknownVersion"
+        ),
+        invalid(
+            "minimal spec fetched under the wrong id",
+            seed1,
+            min_body.clone(),
+            sign_raw(seed1, &min_body),
+            Some(ToolId([0; 32])),
+            "IdMismatch"
+        ),
+        invalid(
+            "minimal spec truncated by one byte",
+            seed1,
+            min_body[..min_body.len() - 1].to_vec(),
+            sign_raw(seed1, &min_body[..min_body.len() - 1]),
+            None,
+            "Truncated"
+        ),
     ])
 }
 
@@ -146,8 +212,14 @@ fn error_name(e: &VerifyError) -> &'static str {
     match e {
         VerifyError::BadSignature { .. } => "BadSignature",
         VerifyError::NonCanonical { .. } => "NonCanonical",
-        VerifyError::Decode { source: cbor::DecodeError::NonCanonical { .. }, .. } => "NonCanonical",
-        VerifyError::Decode { source: cbor::DecodeError::Truncated { .. }, .. } => "Truncated",
+        VerifyError::Decode {
+            source: cbor::DecodeError::NonCanonical { .. },
+            ..
+        } => "NonCanonical",
+        VerifyError::Decode {
+            source: cbor::DecodeError::Truncated { .. },
+            ..
+        } => "Truncated",
         VerifyError::UnknownVersion { .. } => "UnknownVersion",
         VerifyError::IdMismatch { .. } => "IdMismatch",
         _ => "Other",
@@ -161,7 +233,10 @@ fn vectors_match_the_checked_in_file() {
         std::fs::write(PATH, serde_json::to_string_pretty(&generated).unwrap() + "\n").unwrap();
     }
     let on_disk: Json = serde_json::from_str(&std::fs::read_to_string(PATH).unwrap()).unwrap();
-    assert_eq!(on_disk, generated, "tests/vectors.json drifted from the implementation");
+    assert_eq!(
+        on_disk, generated,
+        "tests/vectors.json drifted from the implementation"
+    );
 }
 
 /// Checks every vector the way an independent implementation would: blake3 of
@@ -171,16 +246,26 @@ fn vectors_verify_independently() {
     let on_disk: Json = serde_json::from_str(&std::fs::read_to_string(PATH).unwrap()).unwrap();
     for v in on_disk.as_array().unwrap() {
         let body = hex::decode(v["spec_cbor_hex"].as_str().unwrap()).unwrap();
-        let sig: [u8; 64] = hex::decode(v["signature_hex"].as_str().unwrap()).unwrap().try_into().unwrap();
-        let pk: [u8; 32] = hex::decode(v["public_key_hex"].as_str().unwrap()).unwrap().try_into().unwrap();
+        let sig: [u8; 64] = hex::decode(v["signature_hex"].as_str().unwrap())
+            .unwrap()
+            .try_into()
+            .unwrap();
+        let pk: [u8; 32] = hex::decode(v["public_key_hex"].as_str().unwrap())
+            .unwrap()
+            .try_into()
+            .unwrap();
         let vk = ed25519_dalek::VerifyingKey::from_bytes(&pk).unwrap();
         let msg = [v["signing_prefix"].as_str().unwrap().as_bytes(), &body].concat();
-        let sig_ok = vk.verify_strict(&msg, &ed25519_dalek::Signature::from_bytes(&sig)).is_ok();
+        let sig_ok = vk
+            .verify_strict(&msg, &ed25519_dalek::Signature::from_bytes(&sig))
+            .is_ok();
         if v.get("invalid").is_some() {
             let want = v["expected_error"].as_str().unwrap();
             let got = SignedSpec::from_parts(body, atr_protocol::Signature(sig)).and_then(|s| {
                 match v.get("id_hex").and_then(Json::as_str) {
-                    Some(id) => s.expect_id(&ToolId(hex::decode(id).unwrap().try_into().unwrap())).map(|_| s),
+                    Some(id) => s
+                        .expect_id(&ToolId(hex::decode(id).unwrap().try_into().unwrap()))
+                        .map(|_| s),
                     None => Ok(s),
                 }
             });
@@ -188,8 +273,14 @@ fn vectors_verify_independently() {
             assert_eq!(error_name(&e), want, "{}: {e}", v["description"]);
         } else {
             assert!(sig_ok, "{}", v["description"]);
-            assert_eq!(hex::encode(blake3::hash(&body).as_bytes()), v["id_hex"].as_str().unwrap());
-            assert_eq!(cbor::encode(&cbor::decode(&body, 1 << 17).unwrap()).unwrap(), body);
+            assert_eq!(
+                hex::encode(blake3::hash(&body).as_bytes()),
+                v["id_hex"].as_str().unwrap()
+            );
+            assert_eq!(
+                cbor::encode(&cbor::decode(&body, 1 << 17).unwrap()).unwrap(),
+                body
+            );
         }
     }
 }
