@@ -172,6 +172,11 @@ impl Node {
         for r in &revocations {
             let _ = catalog.apply_revocation(r);
         }
+        for forged in catalog.take_rejected_revocations() {
+            warn!(revocation = %hex::encode(forged), "stored revocation not signed by its target's publisher; removed");
+            let s = store.clone();
+            let _ = tokio::task::spawn_blocking(move || s.remove_revocation(&forged)).await;
+        }
         info!(specs = n_specs, revocations = n_revs, "catalog loaded");
 
         let cancel = CancellationToken::new();

@@ -86,6 +86,12 @@ pub fn store_spec_blocking(
     }
     let put = state.store.put_spec(&spec)?;
     cat.insert_spec(spec.clone());
+    // A pending revocation of this spec signed by someone else is now known
+    // to be forged: drop it so sync never offers it again.
+    for forged in cat.take_rejected_revocations() {
+        warn!(revocation = %hex::encode(forged), "pending revocation was not signed by the publisher; removed");
+        state.store.remove_revocation(&forged)?;
+    }
     if put == Put::Inserted {
         metrics::SPECS_STORED.inc();
         info!(target: "atr::_events::spec::stored", tool = %spec.id(), name = %spec.value().name, version = %spec.value().version, "spec stored");

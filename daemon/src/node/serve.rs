@@ -9,6 +9,7 @@ use atr_protocol::query::FindQuery;
 use atr_protocol::wire::{self, FetchRequest, FetchResponse, SyncRequest, SyncResponse, WireObject};
 use libp2p::PeerId;
 use libp2p::request_response::ResponseChannel;
+use rand::seq::SliceRandom;
 use tracing::{debug, warn};
 
 use super::NodeState;
@@ -141,10 +142,13 @@ pub fn answer_sync(state: &NodeState, req: &SyncRequest) -> SyncResponse {
             return empty_sync();
         }
     };
-    let differing: Vec<u8> = (0..wire::SYNC_BUCKETS)
+    let mut differing: Vec<u8> = (0..wire::SYNC_BUCKETS)
         .filter(|&b| req.digests.get(b).map(|d| d.0.as_slice()) != mine.get(b).map(|d| d.as_slice()))
         .map(|b| b as u8)
         .collect();
+    // When the answer is truncated, a fixed bucket order could keep listing
+    // objects the requester already has; a random order makes progress.
+    differing.shuffle(&mut rand::rng());
     match state.store.ids_in_buckets(&differing, wire::MAX_SYNC_REFS) {
         Ok((ids, truncated)) => SyncResponse {
             ids: ids.into_iter().map(atr_protocol::ToolId).collect(),
