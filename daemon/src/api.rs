@@ -11,6 +11,8 @@
 //! | GET | `/v1/search?q=` | – | ranked full-text search |
 //! | POST | `/v1/revoke` | token | revoke or deprecate |
 //! | GET | `/v1/peers` | – | connected peers |
+//! | POST | `/v1/invoke` | token | run a tool (locally or on a provider), with a verified receipt |
+//! | GET | `/v1/receipts` | – | receipts this node issued or received |
 //!
 //! Mutating calls need `Authorization: Bearer <token>` where the token is the
 //! content of `<data-dir>/api.token` (mode 0600). Errors are [`ApiError`]s.
@@ -41,7 +43,8 @@ pub use error::ApiError;
 
 use crate::catalog::{Entry, Status};
 use crate::metrics;
-use crate::node::{NodeState, discover, publish};
+use crate::node::invoke::InvokeError;
+use crate::node::{NodeState, discover, invoke as invoking, publish};
 
 /// Deadline of one API request (a network find waits up to the DHT deadline plus fetches).
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
@@ -60,6 +63,8 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/search", get(search))
         .route("/v1/revoke", post(revoke))
         .route("/v1/peers", get(peers))
+        .route("/v1/invoke", post(invoke))
+        .route("/v1/receipts", get(receipts))
         .fallback(|| async { ApiError::not_found("no such endpoint; see docs/architecture.md for the API") })
         .layer(axum::extract::DefaultBodyLimit::max(MAX_API_BODY_BYTES))
         .layer(tower_http::timeout::TimeoutLayer::with_status_code(
@@ -392,5 +397,71 @@ async fn peers(State(state): State<AppState>) -> Result<axum::response::Response
                 bad_messages: p.bad_messages,
             })
             .collect(),
+    }))
+}
+
+impl From<InvokeError> for ApiError {
+    fn from(e: InvokeError) -> Self {
+        let msg = e.to_string();
+        match e {
+            InvokeError::NotFound(_) => ApiError::not_found(msg),
+            InvokeError::Ambiguous(_) => ApiError::new(StatusCode::CONFLICT, "ambiguous_name", msg).with_field("name"),
+            InvokeError::Revoked(_) => ApiError::new(StatusCode::GONE, "revoked", msg),
+            InvokeError::InvalidInput(v) => {
+                let mut err = ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_input", msg).with_field("input");
+                err.details = serde_json::to_value(&v).ok();
+                err
+            }
+            InvokeError::BadInput(_) => ApiError::bad_request(msg).with_field("input"),
+            InvokeError::NoProvider { attempts, .. } => {
+                let mut err = ApiError::new(StatusCode::BAD_GATEWAY, "no_provider", msg);
+                err.details = serde_json::to_value(&attempts).ok();
+                err
+            }
+            InvokeError::Refused { reason, .. } => {
+                let code = match reason {
+                    atr_protocol::wire::Refusal::InvalidInput => "invalid_input",
+                    atr_protocol::wire::Refusal::Revoked => "revoked",
+                    atr_protocol::wire::Refusal::Denied => "denied",
+                    _ => "refused",
+                };
+                ApiError::new(StatusCode::BAD_GATEWAY, code, msg)
+            }
+            _ => ApiError::internal(msg),
+        }
+    }
+}
+
+async fn invoke(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Result<Json<atr_protocol::api::InvokeRequest>, axum::extract::rejection::JsonRejection>,
+) -> Result<axum::response::Response, ApiError> {
+    authorize(&state, &headers)?;
+    let Json(req) = body?;
+    let resp = invoking::invoke(&state, req).await?;
+    Ok(ok(resp))
+}
+
+/// Query string of `GET /v1/receipts`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReceiptParams {
+    limit: Option<usize>,
+}
+
+async fn receipts(
+    State(state): State<AppState>,
+    params: Result<Query<ReceiptParams>, axum::extract::rejection::QueryRejection>,
+) -> Result<axum::response::Response, ApiError> {
+    let Query(p) = params?;
+    let limit = p.limit.unwrap_or(50).clamp(1, 1000);
+    let list = state
+        .blocking(move |s| s.store.receipts(limit))
+        .await
+        .map_err(|e| ApiError::internal(e.to_string()))?
+        .map_err(|e| ApiError::internal(e.to_string()))?;
+    Ok(ok(atr_protocol::api::ReceiptsResponse {
+        receipts: list.into_iter().map(|r| r.value().clone()).collect(),
     }))
 }

@@ -107,6 +107,66 @@ pub struct ConfigFile {
     pub store: Option<StoreSection>,
     /// Network tuning.
     pub network: Option<NetworkSection>,
+    /// Who may invoke this node's tools.
+    pub invoke: Option<InvokeSection>,
+    /// The Docker sandbox.
+    pub sandbox: Option<SandboxSection>,
+}
+
+/// `[invoke]` of the config file.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct InvokeSection {
+    /// If set, only these peers may invoke (peer ids).
+    pub allow: Option<Vec<String>>,
+    /// These peers may never invoke.
+    pub deny: Option<Vec<String>>,
+}
+
+/// `[sandbox]` of the config file.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SandboxSection {
+    /// Run tools at all (default true; false makes a discovery-only node).
+    pub enabled: Option<bool>,
+    /// Containers at once (default 4); more are answered `busy`.
+    pub max_concurrent: Option<usize>,
+    /// OCI runtime, e.g. `runsc` for gVisor (default: the engine's).
+    pub runtime: Option<String>,
+}
+
+/// Invocation access control, resolved.
+#[derive(Debug, Clone, Default)]
+pub struct InvokeOptions {
+    /// If `Some`, only these peers.
+    pub allow: Option<Vec<libp2p::PeerId>>,
+    /// Never these peers.
+    pub deny: Vec<libp2p::PeerId>,
+}
+
+impl InvokeOptions {
+    /// Whether `peer` may invoke.
+    pub fn allows(&self, peer: &libp2p::PeerId) -> bool {
+        !self.deny.contains(peer) && self.allow.as_ref().is_none_or(|a| a.contains(peer))
+    }
+}
+
+/// Sandbox settings, resolved.
+#[derive(Debug, Clone)]
+pub struct SandboxConfig {
+    /// Run tools at all.
+    pub enabled: bool,
+    /// Sandbox options.
+    pub options: crate::sandbox::SandboxOptions,
+}
+
+impl Default for SandboxConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            options: crate::sandbox::SandboxOptions::default(),
+        }
+    }
 }
 
 /// `[store]` of the config file.
@@ -174,6 +234,10 @@ pub struct Config {
     pub store: StoreOptions,
     /// Network.
     pub network: NetworkOptions,
+    /// Invocation access control.
+    pub invoke: InvokeOptions,
+    /// Sandbox.
+    pub sandbox: SandboxConfig,
 }
 
 fn default_listen() -> Vec<Multiaddr> {
@@ -209,6 +273,8 @@ impl Config {
             trusted_publishers: Vec::new(),
             store: StoreOptions::default(),
             network: NetworkOptions::default(),
+            invoke: InvokeOptions::default(),
+            sandbox: SandboxConfig::default(),
         }
     }
 
@@ -279,6 +345,27 @@ impl Config {
             if let Some(d) = n.sync_interval {
                 c.network.sync_interval = d;
             }
+        }
+        if let Some(i) = file.invoke {
+            let parse = |field: &'static str, v: Vec<String>| -> Result<Vec<libp2p::PeerId>, ConfigError> {
+                v.iter()
+                    .map(|p| {
+                        p.parse().map_err(|e| ConfigError::Invalid {
+                            field,
+                            message: format!("`{p}`: {e}"),
+                        })
+                    })
+                    .collect()
+            };
+            c.invoke.allow = i.allow.map(|a| parse("invoke.allow", a)).transpose()?;
+            c.invoke.deny = parse("invoke.deny", i.deny.unwrap_or_default())?;
+        }
+        if let Some(s) = file.sandbox {
+            c.sandbox.enabled = s.enabled.unwrap_or(true);
+            if let Some(n) = s.max_concurrent {
+                c.sandbox.options.max_concurrent = n.clamp(1, 256);
+            }
+            c.sandbox.options.runtime = s.runtime;
         }
         Ok(c)
     }

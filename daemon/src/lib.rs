@@ -10,6 +10,7 @@
 //! - [`catalog`]: the in-memory index that serves find and search.
 //! - [`network`]: the libp2p swarm, its event loop and handle.
 //! - [`node`]: the running node and its services (ingest, serve, sync, publish, discover).
+//! - [`sandbox`]: hardened throw-away Docker containers (bollard).
 //! - [`api`]: the local HTTP API.
 //! - [`metrics`]: every counter, rendered for Prometheus.
 #![cfg_attr(not(test), deny(clippy::unwrap_used))]
@@ -22,6 +23,7 @@ pub mod identity;
 pub mod metrics;
 pub mod network;
 pub mod node;
+pub mod sandbox;
 pub mod store;
 
 pub use config::Config;

@@ -17,6 +17,7 @@
 
 pub mod discover;
 pub mod ingest;
+pub mod invoke;
 pub mod publish;
 pub mod serve;
 pub mod sync;
@@ -104,6 +105,10 @@ pub struct NodeState {
     pub cancel: CancellationToken,
     /// Tracks spawned tasks.
     pub tasks: TaskTracker,
+    /// The Docker sandbox, when enabled and reachable.
+    pub sandbox: Option<crate::sandbox::Sandbox>,
+    /// Invocation ids seen recently (replay protection).
+    pub seen: invoke::SeenInvocations,
 }
 
 impl NodeState {
@@ -190,6 +195,23 @@ impl Node {
             .collect();
         info!(peer_id = %identity.peer_id(), listen = ?status.listen_addrs, "atrd started");
 
+        let sandbox = if config.sandbox.enabled {
+            match crate::sandbox::Sandbox::connect(&identity.peer_id().to_string(), config.sandbox.options.clone()).await {
+                Ok(sb) => {
+                    if let Err(e) = sb.cleanup_leftovers().await {
+                        warn!(error = %e, "could not clean up leftover sandbox containers");
+                    }
+                    Some(sb)
+                }
+                Err(e) => {
+                    warn!(error = %e, "sandbox unavailable: this node discovers and forwards but runs no tools");
+                    None
+                }
+            }
+        } else {
+            info!("sandbox disabled by config");
+            None
+        };
         let listener = tokio::net::TcpListener::bind(config.api)
             .await
             .map_err(|source| NodeError::ApiBind {
@@ -211,6 +233,8 @@ impl Node {
             peer_tasks: Arc::new(Semaphore::new(MAX_INFLIGHT_PEER_TASKS)),
             cancel: cancel.clone(),
             tasks: TaskTracker::new(),
+            sandbox,
+            seen: invoke::SeenInvocations::default(),
         });
         info!(api = %api_addr, "local API listening");
         let api_task = tokio::spawn(crate::api::serve(listener, state.clone(), cancel.child_token()));

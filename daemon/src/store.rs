@@ -470,6 +470,12 @@ impl Store {
         })
     }
 
+    /// Whether a receipt for this invocation id is stored (replay check).
+    pub fn has_receipt(&self, invocation: &atr_protocol::InvocationId) -> Result<bool, StoreError> {
+        let txn = self.read()?;
+        Ok(txn.open_table(RECEIPTS)?.get(&invocation.0)?.is_some())
+    }
+
     /// Up to `limit` receipts, the most recently stored first. Corrupt rows
     /// are skipped with a warning.
     pub fn receipts(&self, limit: usize) -> Result<Vec<SignedReceipt>, StoreError> {

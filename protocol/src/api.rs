@@ -27,6 +27,9 @@ pub struct ApiErrorBody {
     /// The input field at fault, when one is known.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub field: Option<String>,
+    /// Structured details, e.g. schema violations with JSON pointers.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub details: Option<serde_json::Value>,
 }
 
 /// `POST /v1/publish`.
@@ -184,4 +187,60 @@ pub struct StatusResponse {
     pub connected_peers: Vec<String>,
     /// Stored objects.
     pub store: StoreCountsView,
+}
+
+/// `POST /v1/invoke`: run a tool by id, or by name (+ semver requirement,
+/// + publisher unless the name is unambiguous among trusted publishers).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct InvokeRequest {
+    /// The tool id (preferred: the id is the tool).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id: Option<ToolId>,
+    /// Or a name …
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// … with an optional semver requirement …
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub version: Option<String>,
+    /// … and publisher.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub publisher: Option<PublicKey>,
+    /// The input object.
+    pub input: serde_json::Value,
+}
+
+/// One provider tried during an invocation.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct InvokeAttempt {
+    /// The provider's peer id (`local` for this node).
+    pub provider: String,
+    /// What happened: `ok`, `busy`, `unreachable`, `refused: …`, `bad receipt: …`.
+    pub outcome: String,
+}
+
+/// Answer to an invoke: the tool's output and the provider's verified receipt.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct InvokeResponse {
+    /// The tool that ran.
+    pub id: ToolId,
+    /// Output JSON (an error object when `status` is not `ok`).
+    pub output: serde_json::Value,
+    /// How it ended.
+    pub status: crate::receipt::InvocationStatus,
+    /// The provider that answered (peer id).
+    pub provider: String,
+    /// The verified receipt.
+    pub receipt: crate::receipt::Receipt,
+    /// The signed receipt envelope, hex, for independent checking.
+    pub receipt_hex: String,
+    /// Providers tried, in order.
+    pub attempts: Vec<InvokeAttempt>,
+}
+
+/// Answer to `GET /v1/receipts`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ReceiptsResponse {
+    /// Receipts, newest first.
+    pub receipts: Vec<crate::receipt::Receipt>,
 }

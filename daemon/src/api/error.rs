@@ -21,6 +21,8 @@ pub struct ApiError {
     pub message: String,
     /// Field at fault.
     pub field: Option<String>,
+    /// Structured details.
+    pub details: Option<serde_json::Value>,
 }
 
 impl ApiError {
@@ -31,6 +33,7 @@ impl ApiError {
             code,
             message: message.into(),
             field: None,
+            details: None,
         }
     }
     /// 400 `bad_request`.
@@ -59,6 +62,7 @@ impl IntoResponse for ApiError {
             code: self.code.into(),
             message: self.message,
             field: self.field,
+            details: self.details,
         };
         (self.status, Json(body)).into_response()
     }

@@ -26,6 +26,9 @@ pub const MAX_PROVIDERS_PER_KEY: usize = 1024;
 pub const MAX_PROVIDED_KEYS: usize = 100_000;
 /// Timeout of one fetch request.
 pub const FETCH_TIMEOUT: Duration = Duration::from_secs(10);
+/// Timeout of one invoke request: the longest tool limit plus container
+/// start and transfer time. Callers apply the spec's own, shorter deadline.
+pub const INVOKE_TIMEOUT: Duration = Duration::from_millis(atr_protocol::limits::MAX_TIMEOUT_MS + 30_000);
 /// Timeout of one sync request.
 pub const SYNC_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -42,6 +45,8 @@ pub struct Behaviour {
     pub fetch: request_response::Behaviour<CappedBytes>,
     /// Anti-entropy summaries.
     pub sync: request_response::Behaviour<CappedBytes>,
+    /// Invocations.
+    pub invoke: request_response::Behaviour<CappedBytes>,
 }
 
 /// Why the behaviour could not be built.
@@ -121,12 +126,21 @@ impl Behaviour {
                 .with_request_timeout(SYNC_TIMEOUT)
                 .with_max_concurrent_streams(16),
         );
+        let invoke = request_response::Behaviour::with_codec(
+            CappedBytes {
+                max_request: wire::MAX_INVOKE_REQUEST_BYTES,
+                max_response: wire::MAX_INVOKE_RESPONSE_BYTES,
+            },
+            [(StreamProtocol::new(wire::INVOKE_PROTOCOL), request_response::ProtocolSupport::Full)],
+            request_response::Config::default().with_request_timeout(INVOKE_TIMEOUT).with_max_concurrent_streams(64),
+        );
         Ok(Self {
             identify,
             kad,
             gossipsub,
             fetch,
             sync,
+            invoke,
         })
     }
 }

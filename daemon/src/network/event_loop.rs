@@ -38,6 +38,7 @@ pub(crate) struct NetworkLoop {
     providers: HashMap<kad::QueryId, (HashSet<PeerId>, Reply<HashSet<PeerId>>)>,
     fetches: HashMap<OutboundRequestId, (PeerId, Reply<Vec<u8>>)>,
     syncs: HashMap<OutboundRequestId, (PeerId, Reply<Vec<u8>>)>,
+    invokes: HashMap<OutboundRequestId, (PeerId, Reply<Vec<u8>>)>,
     dials: HashMap<libp2p::swarm::ConnectionId, (String, Reply<()>)>,
     bad: HashMap<PeerId, u64>,
     banned: HashSet<PeerId>,
@@ -104,6 +105,7 @@ impl NetworkLoop {
             providers: HashMap::new(),
             fetches: HashMap::new(),
             syncs: HashMap::new(),
+            invokes: HashMap::new(),
             dials: HashMap::new(),
             bad: HashMap::new(),
             banned: HashSet::new(),
@@ -202,6 +204,10 @@ impl NetworkLoop {
                         let id = b.sync.send_request(&peer, bytes);
                         self.syncs.insert(id, (peer, reply));
                     }
+                    Proto::Invoke => {
+                        let id = b.invoke.send_request(&peer, bytes);
+                        self.invokes.insert(id, (peer, reply));
+                    }
                 }
             }
             Command::Respond {
@@ -213,6 +219,7 @@ impl NetworkLoop {
                 let r = match proto {
                     Proto::Fetch => b.fetch.send_response(channel, bytes),
                     Proto::Sync => b.sync.send_response(channel, bytes),
+                    Proto::Invoke => b.invoke.send_response(channel, bytes),
                 };
                 if r.is_err() {
                     debug!(?proto, "response dropped: the requester went away");
@@ -283,6 +290,7 @@ impl NetworkLoop {
             SwarmEvent::Behaviour(BehaviourEvent::Identify(e)) => self.on_identify(e),
             SwarmEvent::Behaviour(BehaviourEvent::Fetch(e)) => self.on_request_response(Proto::Fetch, e),
             SwarmEvent::Behaviour(BehaviourEvent::Sync(e)) => self.on_request_response(Proto::Sync, e),
+            SwarmEvent::Behaviour(BehaviourEvent::Invoke(e)) => self.on_request_response(Proto::Invoke, e),
             SwarmEvent::NewListenAddr { address, .. } => {
                 info!(%address, "listening");
                 self.listen_addrs.push(address);
@@ -406,6 +414,7 @@ impl NetworkLoop {
         let pending = match proto {
             Proto::Fetch => &mut self.fetches,
             Proto::Sync => &mut self.syncs,
+            Proto::Invoke => &mut self.invokes,
         };
         match e {
             request_response::Event::Message { peer, message, .. } => match message {

@@ -18,6 +18,8 @@ pub enum Proto {
     Fetch,
     /// `/atr/sync/1`.
     Sync,
+    /// `/atr/invoke/1`.
+    Invoke,
 }
 
 /// Why a network operation failed.

@@ -62,8 +62,33 @@ pub async fn publish(
     file: String,
 ) -> Result<Published, PublishError> {
     let st = state.clone();
+    // Pin the image: resolve the reference to the local image id, so the
+    // published id always means exactly this code.
+    let digest = match (&manifest.runtime.digest, &state.sandbox) {
+        (None, Some(sb)) => match sb.resolve_image(&manifest.runtime.image).await {
+            Ok(d) => Some(d),
+            Err(e) => {
+                return Err(PublishError::Manifest(ManifestError::Field {
+                    file,
+                    field: "runtime.image".into(),
+                    rule: format!("cannot pin the image: {e}"),
+                }));
+            }
+        },
+        (Some(given), Some(sb)) => match sb.has_image(given).await {
+            Ok(true) | Err(_) => None,
+            Ok(false) => {
+                return Err(PublishError::Manifest(ManifestError::Field {
+                    file,
+                    field: "runtime.digest".into(),
+                    rule: format!("image {given} is not present on this node, so this node cannot provide it"),
+                }));
+            }
+        },
+        _ => None,
+    };
     let res = state
-        .blocking(move |s| publish_blocking(s, &manifest, &file))
+        .blocking(move |s| publish_blocking(s, &manifest, &file, digest.as_deref()))
         .await
         .map_err(|e| PublishError::Internal(e.to_string()))?;
     let published = res?;
@@ -73,11 +98,14 @@ pub async fn publish(
     Ok(published)
 }
 
-fn publish_blocking(state: &NodeState, manifest: &Manifest, file: &str) -> Result<Published, PublishError> {
+fn publish_blocking(
+    state: &NodeState,
+    manifest: &Manifest,
+    file: &str,
+    digest: Option<&str>,
+) -> Result<Published, PublishError> {
     let me = state.public_key();
-    // Issue 5 resolves the digest from the local Docker Engine; until a
-    // sandbox is configured the manifest must carry it.
-    let spec = manifest.to_spec(file, me, now_ms(), None)?;
+    let spec = manifest.to_spec(file, me, now_ms(), digest)?;
     {
         let cat = state
             .catalog

@@ -66,6 +66,11 @@ pub async fn on_request(
             };
             wire::encode_message(&resp)
         }
+        Proto::Invoke => {
+            metrics::PEER_REQUESTS.with_label("invoke").inc();
+            let resp = super::invoke::serve(state, peer, &request).await;
+            wire::encode_message(&resp)
+        }
     };
     match answer {
         Ok(bytes) => {

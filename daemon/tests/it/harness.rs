@@ -32,6 +32,8 @@ pub(crate) fn test_config(dir: &std::path::Path) -> Config {
     c.network.listen = vec!["/ip4/127.0.0.1/tcp/0".parse().unwrap()];
     c.network.heartbeat = Duration::from_millis(100);
     c.network.sync_interval = Duration::from_millis(500);
+    // Discovery tests use fake image digests; invocation tests enable the sandbox.
+    c.sandbox.enabled = false;
     c
 }
 

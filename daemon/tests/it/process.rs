@@ -41,6 +41,8 @@ async fn wait_healthy(http: &reqwest::Client, base: &str) {
 async fn published_spec_survives_sigkill_and_restart() {
     init_tracing();
     let dir = tempfile::tempdir().unwrap();
+    // The manifests use a made-up image digest: run as a discovery-only node.
+    std::fs::write(dir.path().join("atrd.toml"), "[sandbox]\nenabled = false\n").unwrap();
     let port = free_port();
     let base = format!("http://127.0.0.1:{port}");
     let http = reqwest::Client::new();

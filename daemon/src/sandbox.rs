@@ -1,0 +1,273 @@
+//! The sandbox: one fresh, hardened, throw-away Docker container per invocation.
+//!
+//! Every container gets: `NetworkMode=none`, memory limit with swap equal to
+//! it, a CPU quota, a pids limit, a read-only root filesystem, a small
+//! `noexec` tmpfs at `/tmp`, all capabilities dropped, `no-new-privileges`, a
+//! non-root numeric user, ulimits on open files and file size, no host mounts,
+//! the `none` log driver (the default json-file driver has no size cap), and
+//! labels marking it as atr's ([`LABEL_SANDBOX`], [`LABEL_NODE`], [`LABEL_INSTANCE`]).
+//!
+//! The input goes in on stdin; stdout is read up to the spec's output cap and
+//! stderr up to [`STDERR_CAP`]; the deadline is ours (cgroups have none), after
+//! which the container is killed. The container is force-removed on every
+//! path — the attach stream is dropped first (an unread attach stream blocks
+//! removal: moby#41827). Every Docker call has a timeout.
+//!
+//! [`Sandbox::cleanup_leftovers`] removes containers a crashed run of this
+//! node left behind (found by label).
+
+mod run;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bollard::Docker;
+use bollard::query_parameters::{ListContainersOptions, RemoveContainerOptions};
+use tokio::sync::Semaphore;
+use tracing::{info, warn};
+
+pub use run::{RunOutcome, RunRequest, Timings};
+
+/// Label present on every sandbox container.
+pub const LABEL_SANDBOX: &str = "dev.atr.sandbox";
+/// Label holding the owning node's peer id.
+pub const LABEL_NODE: &str = "dev.atr.node";
+/// Label holding the owning process instance.
+pub const LABEL_INSTANCE: &str = "dev.atr.instance";
+/// Label holding the invocation id.
+pub const LABEL_INVOCATION: &str = "dev.atr.invocation";
+/// Cap on captured stderr, bytes.
+pub const STDERR_CAP: usize = 64 * 1024;
+/// Timeout of each Docker API call (create, start, inspect, remove).
+pub const DOCKER_CALL_TIMEOUT: Duration = Duration::from_secs(30);
+/// Size of the `/tmp` tmpfs, bytes.
+pub const TMPFS_BYTES: u64 = 16 * 1024 * 1024;
+/// `RLIMIT_FSIZE`: largest file a tool may write, bytes.
+pub const MAX_FILE_BYTES: i64 = 8 * 1024 * 1024;
+/// `RLIMIT_NOFILE`: open files per process.
+pub const MAX_OPEN_FILES: i64 = 64;
+
+/// Why the sandbox could not run something.
+#[derive(Debug, Clone, thiserror::Error)]
+#[non_exhaustive]
+pub enum SandboxError {
+    /// The Docker Engine is not reachable.
+    #[error("Docker Engine not reachable: {0} (is dockerd running and is /var/run/docker.sock accessible?)")]
+    Unreachable(String),
+    /// The pinned image is not on this host.
+    #[error("image {0} is not present on this node (images are never pulled: build it locally)")]
+    ImageMissing(String),
+    /// Every sandbox slot is busy.
+    #[error("all {0} sandbox slots are busy")]
+    Busy(usize),
+    /// A Docker call failed.
+    #[error("docker {op}: {detail}")]
+    Docker {
+        /// Which call.
+        op: &'static str,
+        /// The engine's message.
+        detail: String,
+    },
+    /// A Docker call did not answer in time.
+    #[error("docker {0} timed out")]
+    Timeout(&'static str),
+}
+
+/// Sandbox settings.
+#[derive(Debug, Clone)]
+pub struct SandboxOptions {
+    /// Containers running at once; further invocations are answered `busy`.
+    pub max_concurrent: usize,
+    /// OCI runtime (e.g. `runsc` for gVisor); `None` is the engine default.
+    pub runtime: Option<String>,
+}
+
+impl Default for SandboxOptions {
+    fn default() -> Self {
+        Self {
+            max_concurrent: 4,
+            runtime: None,
+        }
+    }
+}
+
+/// A connection to the Docker Engine plus this node's sandbox policy.
+#[derive(Clone)]
+pub struct Sandbox {
+    docker: Docker,
+    node: String,
+    instance: String,
+    slots: Arc<Semaphore>,
+    opts: SandboxOptions,
+}
+
+impl std::fmt::Debug for Sandbox {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Sandbox(node={}, instance={})", self.node, self.instance)
+    }
+}
+
+pub(crate) async fn timed<T, E: std::fmt::Display>(
+    op: &'static str,
+    fut: impl std::future::Future<Output = Result<T, E>>,
+) -> Result<T, SandboxError> {
+    match tokio::time::timeout(DOCKER_CALL_TIMEOUT, fut).await {
+        Ok(Ok(v)) => Ok(v),
+        Ok(Err(e)) => Err(SandboxError::Docker {
+            op,
+            detail: e.to_string(),
+        }),
+        Err(_) => Err(SandboxError::Timeout(op)),
+    }
+}
+
+impl Sandbox {
+    /// Connects to the local Docker Engine (negotiating the API version) and
+    /// checks it answers. `node` labels this node's containers.
+    pub async fn connect(node: &str, opts: SandboxOptions) -> Result<Self, SandboxError> {
+        let docker = Docker::connect_with_local_defaults().map_err(|e| SandboxError::Unreachable(e.to_string()))?;
+        let docker = match tokio::time::timeout(Duration::from_secs(5), docker.negotiate_version()).await {
+            Ok(Ok(d)) => d,
+            Ok(Err(e)) => return Err(SandboxError::Unreachable(e.to_string())),
+            Err(_) => return Err(SandboxError::Unreachable("no answer within 5 s".into())),
+        };
+        match tokio::time::timeout(Duration::from_secs(5), docker.ping()).await {
+            Ok(Ok(_)) => {}
+            Ok(Err(e)) => return Err(SandboxError::Unreachable(e.to_string())),
+            Err(_) => return Err(SandboxError::Unreachable("ping timed out".into())),
+        }
+        let mut b = [0u8; 8];
+        rand::fill(&mut b);
+        Ok(Self {
+            docker,
+            node: node.to_owned(),
+            instance: hex::encode(b),
+            slots: Arc::new(Semaphore::new(opts.max_concurrent.max(1))),
+            opts,
+        })
+    }
+
+    /// The Docker client.
+    pub fn docker(&self) -> &Docker {
+        &self.docker
+    }
+
+    /// Slots free right now.
+    pub fn free_slots(&self) -> usize {
+        self.slots.available_permits()
+    }
+
+    /// The image id (`sha256:…`) of a local image reference, or `ImageMissing`.
+    pub async fn resolve_image(&self, reference: &str) -> Result<String, SandboxError> {
+        match tokio::time::timeout(DOCKER_CALL_TIMEOUT, self.docker.inspect_image(reference)).await {
+            Ok(Ok(img)) => img.id.ok_or_else(|| SandboxError::ImageMissing(reference.into())),
+            Ok(Err(bollard::errors::Error::DockerResponseServerError { status_code: 404, .. })) => {
+                Err(SandboxError::ImageMissing(reference.into()))
+            }
+            Ok(Err(e)) => Err(SandboxError::Docker {
+                op: "inspect image",
+                detail: e.to_string(),
+            }),
+            Err(_) => Err(SandboxError::Timeout("inspect image")),
+        }
+    }
+
+    /// Whether this host holds exactly the pinned image.
+    pub async fn has_image(&self, digest: &str) -> Result<bool, SandboxError> {
+        match self.resolve_image(digest).await {
+            Ok(id) => Ok(id == digest),
+            Err(SandboxError::ImageMissing(_)) => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Runs one invocation in a fresh container. Returns `Busy` at once when
+    /// every slot is taken.
+    pub async fn run(&self, req: RunRequest<'_>) -> Result<RunOutcome, SandboxError> {
+        let permit = self
+            .slots
+            .clone()
+            .try_acquire_owned()
+            .map_err(|_| SandboxError::Busy(self.opts.max_concurrent))?;
+        let out = run::run(self, req).await;
+        drop(permit);
+        out
+    }
+
+    fn labels(&self, invocation: &str) -> HashMap<String, String> {
+        HashMap::from([
+            (LABEL_SANDBOX.to_owned(), "1".to_owned()),
+            (LABEL_NODE.to_owned(), self.node.clone()),
+            (LABEL_INSTANCE.to_owned(), self.instance.clone()),
+            (LABEL_INVOCATION.to_owned(), invocation.to_owned()),
+        ])
+    }
+
+    /// Lists this node's sandbox containers (any instance).
+    pub async fn list_own(&self) -> Result<Vec<String>, SandboxError> {
+        let filters = HashMap::from([(
+            "label".to_owned(),
+            vec![format!("{LABEL_SANDBOX}=1"), format!("{LABEL_NODE}={}", self.node)],
+        )]);
+        let opts = ListContainersOptions {
+            all: true,
+            filters: Some(filters),
+            ..Default::default()
+        };
+        let list = timed("list containers", self.docker.list_containers(Some(opts))).await?;
+        Ok(list.into_iter().filter_map(|c| c.id).collect())
+    }
+
+    /// Removes containers of this node left by an earlier (crashed) run.
+    pub async fn cleanup_leftovers(&self) -> Result<usize, SandboxError> {
+        let filters = HashMap::from([(
+            "label".to_owned(),
+            vec![format!("{LABEL_SANDBOX}=1"), format!("{LABEL_NODE}={}", self.node)],
+        )]);
+        let opts = ListContainersOptions {
+            all: true,
+            filters: Some(filters),
+            ..Default::default()
+        };
+        let list = timed("list containers", self.docker.list_containers(Some(opts))).await?;
+        let mut removed = 0;
+        for c in list {
+            let mine_now = c
+                .labels
+                .as_ref()
+                .and_then(|l| l.get(LABEL_INSTANCE))
+                .is_some_and(|i| *i == self.instance);
+            if mine_now {
+                continue;
+            }
+            if let Some(id) = c.id {
+                match self.remove(&id).await {
+                    Ok(()) => removed += 1,
+                    Err(e) => warn!(container = %id, error = %e, "could not remove leftover container"),
+                }
+            }
+        }
+        if removed > 0 {
+            info!(removed, "removed sandbox containers left by an earlier run");
+        }
+        Ok(removed)
+    }
+
+    pub(crate) async fn remove(&self, id: &str) -> Result<(), SandboxError> {
+        let opts = RemoveContainerOptions {
+            force: true,
+            v: true,
+            ..Default::default()
+        };
+        match tokio::time::timeout(DOCKER_CALL_TIMEOUT, self.docker.remove_container(id, Some(opts))).await {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(bollard::errors::Error::DockerResponseServerError { status_code: 404, .. })) => Ok(()),
+            Ok(Err(e)) => Err(SandboxError::Docker {
+                op: "remove",
+                detail: e.to_string(),
+            }),
+            Err(_) => Err(SandboxError::Timeout("remove")),
+        }
+    }
+}

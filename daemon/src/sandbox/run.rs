@@ -1,0 +1,330 @@
+//! One invocation, in order: create (image by id, hardened host config) →
+//! attach (before start, `logs=false`) → start → write stdin and half-close →
+//! read stdout/stderr under byte caps and the deadline → wait `not-running`
+//! (after EOF: the wait request is lazy, bollard#251) → inspect on 137 for
+//! OOM → drop the attach halves → force-remove.
+
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+use atr_protocol::receipt::InvocationStatus;
+use atr_protocol::spec::Limits;
+use bollard::container::LogOutput;
+use bollard::models::{ContainerCreateBody, HostConfig, HostConfigLogConfig, ResourcesUlimits};
+use bollard::query_parameters::{AttachContainerOptions, CreateContainerOptions, WaitContainerOptions};
+use futures::StreamExt;
+use tokio::io::AsyncWriteExt;
+use tracing::{debug, warn};
+
+use super::{
+    MAX_FILE_BYTES, MAX_OPEN_FILES, STDERR_CAP, Sandbox, SandboxError, TMPFS_BYTES, timed,
+};
+
+/// What to run.
+#[derive(Debug, Clone)]
+pub struct RunRequest<'a> {
+    /// Image id, `sha256:…` (never a mutable tag).
+    pub image: &'a str,
+    /// Command; empty means the image's entrypoint.
+    pub command: &'a [String],
+    /// Working directory.
+    pub workdir: Option<&'a str>,
+    /// Limits to apply.
+    pub limits: &'a Limits,
+    /// JSON input, written to stdin.
+    pub input: &'a [u8],
+    /// Invocation id (hex), for labels and the container name.
+    pub invocation: &'a str,
+}
+
+/// Where the time went, milliseconds.
+#[derive(Debug, Clone, Copy, Default, PartialEq, serde::Serialize)]
+pub struct Timings {
+    /// create_container.
+    pub create_ms: f64,
+    /// attach.
+    pub attach_ms: f64,
+    /// start_container.
+    pub start_ms: f64,
+    /// stdin written → stdout EOF (or the cut).
+    pub run_ms: f64,
+    /// wait_container (+ inspect on 137).
+    pub wait_ms: f64,
+    /// remove_container.
+    pub remove_ms: f64,
+}
+
+/// What happened.
+#[derive(Debug, Clone)]
+pub struct RunOutcome {
+    /// How it ended.
+    pub status: InvocationStatus,
+    /// Stdout, at most the output cap.
+    pub stdout: Vec<u8>,
+    /// Stderr, at most [`STDERR_CAP`].
+    pub stderr: Vec<u8>,
+    /// Exit code, when the process exited.
+    pub exit_code: Option<i64>,
+    /// Start, ms since the epoch.
+    pub started_at_ms: u64,
+    /// End, ms since the epoch.
+    pub finished_at_ms: u64,
+    /// Breakdown.
+    pub timings: Timings,
+}
+
+fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
+fn ms(since: Instant) -> f64 {
+    since.elapsed().as_secs_f64() * 1000.0
+}
+
+fn host_config(sb: &Sandbox, limits: &Limits) -> HostConfig {
+    let mem = i64::try_from(limits.memory_bytes).unwrap_or(i64::MAX);
+    HostConfig {
+        network_mode: Some("none".into()),
+        memory: Some(mem),
+        memory_swap: Some(mem),
+        nano_cpus: Some(i64::from(limits.cpu_millis) * 1_000_000),
+        pids_limit: Some(i64::from(limits.pids)),
+        readonly_rootfs: Some(true),
+        tmpfs: Some(HashMap::from([(
+            "/tmp".to_owned(),
+            format!("rw,noexec,nosuid,nodev,size={TMPFS_BYTES}"),
+        )])),
+        cap_drop: Some(vec!["ALL".into()]),
+        security_opt: Some(vec!["no-new-privileges".into()]),
+        ulimits: Some(vec![
+            ResourcesUlimits {
+                name: Some("nofile".into()),
+                soft: Some(MAX_OPEN_FILES),
+                hard: Some(MAX_OPEN_FILES),
+            },
+            ResourcesUlimits {
+                name: Some("fsize".into()),
+                soft: Some(MAX_FILE_BYTES),
+                hard: Some(MAX_FILE_BYTES),
+            },
+        ]),
+        log_config: Some(HostConfigLogConfig {
+            typ: Some("none".into()),
+            config: None,
+        }),
+        privileged: Some(false),
+        init: Some(false),
+        runtime: sb.opts.runtime.clone(),
+        ..Default::default()
+    }
+}
+
+/// Removes the container when dropped unless it was removed already: covers
+/// cancellation (the caller's future dropped mid-run) and panics.
+struct RemoveOnDrop {
+    sandbox: Sandbox,
+    id: Option<String>,
+}
+
+impl Drop for RemoveOnDrop {
+    fn drop(&mut self) {
+        if let Some(id) = self.id.take() {
+            let sb = self.sandbox.clone();
+            if let Ok(rt) = tokio::runtime::Handle::try_current() {
+                rt.spawn(async move {
+                    if let Err(e) = sb.remove(&id).await {
+                        warn!(container = %id, error = %e, "could not remove sandbox container");
+                    }
+                });
+            }
+        }
+    }
+}
+
+pub(super) async fn run(sb: &Sandbox, req: RunRequest<'_>) -> Result<RunOutcome, SandboxError> {
+    let started_at_ms = now_ms();
+    let mut t = Timings::default();
+    let cmd: Vec<String> = req.command.to_vec();
+    let body = ContainerCreateBody {
+        image: Some(req.image.to_owned()),
+        entrypoint: (!cmd.is_empty()).then(|| cmd.clone()),
+        cmd: (!cmd.is_empty()).then(Vec::new),
+        user: Some("65534:65534".into()),
+        working_dir: req.workdir.map(str::to_owned),
+        attach_stdin: Some(true),
+        attach_stdout: Some(true),
+        attach_stderr: Some(true),
+        open_stdin: Some(true),
+        stdin_once: Some(true),
+        tty: Some(false),
+        network_disabled: Some(true),
+        env: Some(vec![]),
+        labels: Some(sb.labels(req.invocation)),
+        host_config: Some(host_config(sb, req.limits)),
+        ..Default::default()
+    };
+    let name = format!("atr-{}-{}", &sb.instance[..8], req.invocation);
+    let opts = CreateContainerOptions {
+        name: Some(name),
+        ..Default::default()
+    };
+    let t0 = Instant::now();
+    let created = match tokio::time::timeout(super::DOCKER_CALL_TIMEOUT, sb.docker.create_container(Some(opts), body)).await
+    {
+        Ok(Ok(c)) => c,
+        Ok(Err(bollard::errors::Error::DockerResponseServerError { status_code: 404, .. })) => {
+            return Err(SandboxError::ImageMissing(req.image.to_owned()));
+        }
+        Ok(Err(e)) => {
+            return Err(SandboxError::Docker {
+                op: "create",
+                detail: e.to_string(),
+            });
+        }
+        Err(_) => return Err(SandboxError::Timeout("create")),
+    };
+    t.create_ms = ms(t0);
+    let id = created.id;
+    let mut guard = RemoveOnDrop {
+        sandbox: sb.clone(),
+        id: Some(id.clone()),
+    };
+
+    let result = drive(sb, &id, &req, &mut t).await;
+
+    let t0 = Instant::now();
+    guard.id = None;
+    if let Err(e) = sb.remove(&id).await {
+        warn!(container = %id, error = %e, "could not remove sandbox container");
+    }
+    t.remove_ms = ms(t0);
+    let (status, stdout, stderr, exit_code) = result?;
+    debug!(?status, exit_code, ?t, "sandbox run finished");
+    Ok(RunOutcome {
+        status,
+        stdout,
+        stderr,
+        exit_code,
+        started_at_ms,
+        finished_at_ms: now_ms(),
+        timings: t,
+    })
+}
+
+type Driven = (InvocationStatus, Vec<u8>, Vec<u8>, Option<i64>);
+
+async fn drive(sb: &Sandbox, id: &str, req: &RunRequest<'_>, t: &mut Timings) -> Result<Driven, SandboxError> {
+    let t0 = Instant::now();
+    let attach_opts = AttachContainerOptions {
+        stream: true,
+        stdin: true,
+        stdout: true,
+        stderr: true,
+        logs: false,
+        ..Default::default()
+    };
+    let attached = timed("attach", sb.docker.attach_container(id, Some(attach_opts))).await?;
+    t.attach_ms = ms(t0);
+    let t0 = Instant::now();
+    timed("start", sb.docker.start_container(id, None)).await?;
+    t.start_ms = ms(t0);
+
+    let t0 = Instant::now();
+    let deadline = Duration::from_millis(req.limits.timeout_ms);
+    let max_out = usize::try_from(req.limits.max_output_bytes).unwrap_or(usize::MAX);
+    let mut input = attached.input;
+    let mut output = attached.output;
+    let payload = req.input.to_vec();
+    // Written from its own task: a tool that never reads stdin must not
+    // block the reader; write errors are the tool's business.
+    let writer = tokio::spawn(async move {
+        let _ = input.write_all(&payload).await;
+        let _ = input.shutdown().await;
+        input
+    });
+    let reader = async {
+        let mut stdout = Vec::new();
+        let mut stderr = Vec::new();
+        let mut too_large = false;
+        while let Some(item) = output.next().await {
+            match item {
+                Ok(LogOutput::StdOut { message }) | Ok(LogOutput::Console { message }) => {
+                    if stdout.len() + message.len() > max_out {
+                        too_large = true;
+                        break;
+                    }
+                    stdout.extend_from_slice(&message);
+                }
+                Ok(LogOutput::StdErr { message }) => {
+                    let room = STDERR_CAP.saturating_sub(stderr.len());
+                    stderr.extend_from_slice(&message[..message.len().min(room)]);
+                }
+                Ok(_) => {}
+                Err(e) => {
+                    debug!(error = %e, "attach stream ended with an error");
+                    break;
+                }
+            }
+        }
+        (stdout, stderr, too_large)
+    };
+    let timed_out;
+    let (stdout, stderr, too_large) = match tokio::time::timeout(deadline, reader).await {
+        Ok(r) => {
+            timed_out = false;
+            r
+        }
+        Err(_) => {
+            timed_out = true;
+            (Vec::new(), Vec::new(), false)
+        }
+    };
+    writer.abort();
+    // Dropping the attach halves before kill/remove: dockerd writes to
+    // attached clients synchronously (moby#41827).
+    drop(output);
+    t.run_ms = ms(t0);
+    if timed_out {
+        return Ok((InvocationStatus::Timeout, Vec::new(), stderr, None));
+    }
+    if too_large {
+        return Ok((InvocationStatus::OutputTooLarge, Vec::new(), stderr, None));
+    }
+
+    let t0 = Instant::now();
+    let exit_code = wait_exit(sb, id).await?;
+    let mut status = if exit_code == Some(0) {
+        InvocationStatus::Ok
+    } else {
+        InvocationStatus::ToolError
+    };
+    if exit_code == Some(137) {
+        let info = timed("inspect", sb.docker.inspect_container(id, None)).await?;
+        if info.state.and_then(|s| s.oom_killed).unwrap_or(false) {
+            status = InvocationStatus::OutOfMemory;
+        }
+    }
+    t.wait_ms = ms(t0);
+    Ok((status, stdout, stderr, exit_code))
+}
+
+/// Waits for the container to stop after its output ended.
+async fn wait_exit(sb: &Sandbox, id: &str) -> Result<Option<i64>, SandboxError> {
+    let opts = WaitContainerOptions {
+        condition: "not-running".into(),
+    };
+    let mut stream = sb.docker.wait_container(id, Some(opts));
+    match tokio::time::timeout(Duration::from_secs(10), stream.next()).await {
+        Ok(Some(Ok(r))) => Ok(Some(r.status_code)),
+        Ok(Some(Err(bollard::errors::Error::DockerContainerWaitError { code, .. }))) => Ok(Some(code)),
+        Ok(Some(Err(e))) => Err(SandboxError::Docker {
+            op: "wait",
+            detail: e.to_string(),
+        }),
+        Ok(None) => Ok(None),
+        Err(_) => Err(SandboxError::Timeout("wait")),
+    }
+}
