@@ -156,3 +156,51 @@ pub(crate) fn by_tag(tag: &str) -> atr_protocol::query::FindQuery {
         ..Default::default()
     }
 }
+
+/// The example tools image every sandbox test runs.
+pub(crate) const TOOLS_IMAGE: &str = "atr-example-tools:latest";
+
+/// Builds the example tools image once per test binary if the engine lacks it
+/// (CI starts with no images). Under `CI=true` a missing engine is an error.
+pub(crate) fn ensure_tools_image() {
+    static DONE: std::sync::OnceLock<()> = std::sync::OnceLock::new();
+    DONE.get_or_init(|| {
+        let have = std::process::Command::new("docker")
+            .args(["image", "inspect", TOOLS_IMAGE])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success());
+        if have {
+            return;
+        }
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
+        let status = std::process::Command::new(env!("CARGO"))
+            .args(["run", "--quiet", "-p", "atr-testnet", "--", "tools-image"])
+            .current_dir(root)
+            .status()
+            .expect("run atr-testnet tools-image");
+        assert!(status.success(), "building {TOOLS_IMAGE} failed");
+    });
+}
+
+/// Starts a node with the sandbox on (and `max_concurrent` slots).
+pub(crate) async fn start_provider(seed: u8, bootstrap: Vec<libp2p::Multiaddr>, slots: usize) -> TestNode {
+    ensure_tools_image();
+    let dir = tempfile::tempdir().unwrap();
+    let mut c = test_config(dir.path());
+    c.network.bootstrap = bootstrap;
+    c.sandbox.enabled = true;
+    c.sandbox.options.max_concurrent = slots;
+    let node = Node::bind_with_identity(c, Some(Identity::from_seed([seed; 32]))).await.unwrap();
+    assert!(node.state().sandbox.is_some(), "a Docker Engine is required for sandbox tests");
+    TestNode { node, _dir: dir }
+}
+
+/// Reads an example tool manifest from testnet/tools/manifests.
+pub(crate) fn tool_manifest(tool: &str) -> Manifest {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
+    let path = root.join(format!("testnet/tools/manifests/{tool}.toml"));
+    let src = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    Manifest::from_toml(&src, &path.display().to_string()).unwrap()
+}

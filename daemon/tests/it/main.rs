@@ -7,3 +7,5 @@ mod api;
 mod harness;
 mod network;
 mod process;
+mod remote;
+mod sandbox;
