@@ -17,15 +17,64 @@ use atrd::node::{ingest, publish};
 
 const DIGEST: &str = "sha256:2222222222222222222222222222222222222222222222222222222222222222";
 const WORDS: &[&str] = &[
-    "weather", "forecast", "convert", "currency", "translate", "summarize", "search", "image", "resize", "math",
-    "solve", "equation", "calendar", "schedule", "email", "parse", "json", "csv", "sql", "query", "vector", "embed",
-    "hash", "encrypt", "compress", "audio", "transcribe", "video", "geo", "route", "stock", "price", "news", "feed",
-    "pdf", "extract", "table", "chart", "plot", "random", "uuid", "time", "zone", "unit", "distance", "text",
-    "grammar", "spell", "code", "lint",
+    "weather",
+    "forecast",
+    "convert",
+    "currency",
+    "translate",
+    "summarize",
+    "search",
+    "image",
+    "resize",
+    "math",
+    "solve",
+    "equation",
+    "calendar",
+    "schedule",
+    "email",
+    "parse",
+    "json",
+    "csv",
+    "sql",
+    "query",
+    "vector",
+    "embed",
+    "hash",
+    "encrypt",
+    "compress",
+    "audio",
+    "transcribe",
+    "video",
+    "geo",
+    "route",
+    "stock",
+    "price",
+    "news",
+    "feed",
+    "pdf",
+    "extract",
+    "table",
+    "chart",
+    "plot",
+    "random",
+    "uuid",
+    "time",
+    "zone",
+    "unit",
+    "distance",
+    "text",
+    "grammar",
+    "spell",
+    "code",
+    "lint",
 ];
 
 fn manifest(name: &str, tags: &[&str], words: &str) -> Manifest {
-    let tags = tags.iter().map(|t| format!("\"{t}\"")).collect::<Vec<_>>().join(", ");
+    let tags = tags
+        .iter()
+        .map(|t| format!("\"{t}\""))
+        .collect::<Vec<_>>()
+        .join(", ");
     Manifest::from_toml(
         &format!(
             r#"
@@ -82,7 +131,10 @@ async fn propagation(rows: &mut Vec<String>) {
     for i in 0..60 {
         let m = manifest(&format!("prop{i}"), &["bench"], "propagation");
         let t0 = Instant::now();
-        let spec = publish::publish(nodes[0].state(), m, "bench.toml".into()).await.expect("publish").spec;
+        let spec = publish::publish(nodes[0].state(), m, "bench.toml".into())
+            .await
+            .expect("publish")
+            .spec;
         let id = spec.id();
         let mut seen = [None::<f64>; 5];
         seen[0] = Some(t0.elapsed().as_secs_f64() * 1000.0);
@@ -126,11 +178,20 @@ async fn at_scale(rows: &mut Vec<String>) {
     let specs: Vec<SignedSpec> = (0..10_000u32)
         .map(|i| {
             let key = SecretKey::from_seed(&[(i % 250) as u8 + 1; 32]);
-            let tags = [WORDS[(i % 50) as usize], WORDS[((i / 50) % 50) as usize], WORDS[((i * 7) % 50) as usize]];
+            let tags = [
+                WORDS[(i % 50) as usize],
+                WORDS[((i / 50) % 50) as usize],
+                WORDS[((i * 7) % 50) as usize],
+            ];
             let mut tags: Vec<&str> = tags.to_vec();
             tags.sort();
             tags.dedup();
-            let desc = format!("{} {} {}", WORDS[(i * 3 % 50) as usize], WORDS[(i * 11 % 50) as usize], WORDS[(i * 13 % 50) as usize]);
+            let desc = format!(
+                "{} {} {}",
+                WORDS[(i * 3 % 50) as usize],
+                WORDS[(i * 11 % 50) as usize],
+                WORDS[(i * 13 % 50) as usize]
+            );
             let spec = manifest(&format!("tool{i}"), &tags, &desc)
                 .to_spec("b.toml", key.public(), 1_764_000_000_000 + i as u64, None)
                 .expect("spec");
@@ -238,7 +299,10 @@ async fn at_scale(rows: &mut Vec<String>) {
 }
 
 fn main() {
-    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("runtime");
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
     let mut rows = vec![
         "| measurement | result | goal |".to_owned(),
         "|---|---|---|".to_owned(),

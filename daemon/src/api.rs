@@ -46,8 +46,9 @@ use crate::metrics;
 use crate::node::invoke::InvokeError;
 use crate::node::{NodeState, discover, invoke as invoking, publish};
 
-/// Deadline of one API request (a network find waits up to the DHT deadline plus fetches).
-pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+/// Deadline of one API request: the longest tool time limit plus container
+/// start and transfer (a network find ends far sooner on its own deadlines).
+pub const REQUEST_TIMEOUT: Duration = Duration::from_millis(atr_protocol::limits::MAX_TIMEOUT_MS + 30_000);
 
 type AppState = Arc<NodeState>;
 
@@ -405,10 +406,13 @@ impl From<InvokeError> for ApiError {
         let msg = e.to_string();
         match e {
             InvokeError::NotFound(_) => ApiError::not_found(msg),
-            InvokeError::Ambiguous(_) => ApiError::new(StatusCode::CONFLICT, "ambiguous_name", msg).with_field("name"),
+            InvokeError::Ambiguous(_) => {
+                ApiError::new(StatusCode::CONFLICT, "ambiguous_name", msg).with_field("name")
+            }
             InvokeError::Revoked(_) => ApiError::new(StatusCode::GONE, "revoked", msg),
             InvokeError::InvalidInput(v) => {
-                let mut err = ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_input", msg).with_field("input");
+                let mut err =
+                    ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_input", msg).with_field("input");
                 err.details = serde_json::to_value(&v).ok();
                 err
             }

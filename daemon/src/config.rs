@@ -190,6 +190,8 @@ pub struct NetworkSection {
     /// Anti-entropy round interval (default 30 s).
     #[serde(default, with = "humantime_serde")]
     pub sync_interval: Option<Duration>,
+    /// Penalize many peers on one IP (default true; false for single-host testnets).
+    pub ip_colocation_penalty: Option<bool>,
 }
 
 /// Network tuning, resolved.
@@ -205,6 +207,9 @@ pub struct NetworkOptions {
     pub heartbeat: Duration,
     /// Anti-entropy interval.
     pub sync_interval: Duration,
+    /// Penalize many peers sharing one IP (a Sybil defence). Off for
+    /// loopback and single-host testnets, where every peer shares one IP.
+    pub ip_colocation_penalty: bool,
 }
 
 impl Default for NetworkOptions {
@@ -215,6 +220,7 @@ impl Default for NetworkOptions {
             idle_timeout: Duration::from_secs(300),
             heartbeat: Duration::from_millis(700),
             sync_interval: Duration::from_secs(30),
+            ip_colocation_penalty: true,
         }
     }
 }
@@ -344,6 +350,9 @@ impl Config {
             }
             if let Some(d) = n.sync_interval {
                 c.network.sync_interval = d;
+            }
+            if let Some(b) = n.ip_colocation_penalty {
+                c.network.ip_colocation_penalty = b;
             }
         }
         if let Some(i) = file.invoke {

@@ -47,6 +47,8 @@ pub enum NetworkEvent {
     Gossip {
         /// The peer that forwarded it (penalized on reject).
         source: PeerId,
+        /// The peer that created (signed) it.
+        author: Option<PeerId>,
         /// Its content id.
         message_id: libp2p::gossipsub::MessageId,
         /// The bytes.

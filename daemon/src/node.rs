@@ -109,6 +109,22 @@ pub struct NodeState {
     pub sandbox: Option<crate::sandbox::Sandbox>,
     /// Invocation ids seen recently (replay protection).
     pub seen: invoke::SeenInvocations,
+    /// Other publishers' specs this node agreed to run (see `publish::provide_foreign`).
+    pub provided: RwLock<std::collections::HashSet<atr_protocol::ToolId>>,
+}
+
+impl NodeState {
+    /// Whether this node runs `spec` for callers: its own specs, and others'
+    /// it explicitly agreed to provide. Never a stranger's spec merely because
+    /// its pinned image happens to be on this host.
+    pub fn provides(&self, spec: &atr_protocol::SignedSpec) -> bool {
+        spec.value().publisher == self.public_key()
+            || self
+                .provided
+                .read()
+                .map(|p| p.contains(&spec.id()))
+                .unwrap_or(false)
+    }
 }
 
 impl NodeState {
@@ -196,7 +212,12 @@ impl Node {
         info!(peer_id = %identity.peer_id(), listen = ?status.listen_addrs, "atrd started");
 
         let sandbox = if config.sandbox.enabled {
-            match crate::sandbox::Sandbox::connect(&identity.peer_id().to_string(), config.sandbox.options.clone()).await {
+            match crate::sandbox::Sandbox::connect(
+                &identity.peer_id().to_string(),
+                config.sandbox.options.clone(),
+            )
+            .await
+            {
                 Ok(sb) => {
                     if let Err(e) = sb.cleanup_leftovers().await {
                         warn!(error = %e, "could not clean up leftover sandbox containers");
@@ -235,6 +256,7 @@ impl Node {
             tasks: TaskTracker::new(),
             sandbox,
             seen: invoke::SeenInvocations::default(),
+            provided: RwLock::new(std::collections::HashSet::new()),
         });
         info!(api = %api_addr, "local API listening");
         let api_task = tokio::spawn(crate::api::serve(listener, state.clone(), cancel.child_token()));
@@ -284,6 +306,16 @@ impl Node {
             warn!("in-flight tasks did not finish within the grace period");
         }
         let _ = tokio::time::timeout(SHUTDOWN_GRACE, self.net_task).await;
+        if let Some(sb) = &self.state.sandbox {
+            match sb.remove_all_own().await {
+                Ok(0) => {}
+                Ok(n) => info!(
+                    removed = n,
+                    "removed sandbox containers still running at shutdown"
+                ),
+                Err(e) => warn!(error = %e, "could not remove sandbox containers at shutdown"),
+            }
+        }
         info!("stopped");
         Ok(())
     }
@@ -327,11 +359,12 @@ async fn dispatch(state: Arc<NodeState>, mut events: tokio::sync::mpsc::Receiver
         match ev {
             NetworkEvent::Gossip {
                 source,
+                author,
                 message_id,
                 data,
             } => {
                 state.tasks.spawn(async move {
-                    ingest::on_gossip(&st, source, message_id, data).await;
+                    ingest::on_gossip(&st, source, author, message_id, data).await;
                     drop(permit);
                 });
             }

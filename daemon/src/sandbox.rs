@@ -126,7 +126,8 @@ impl Sandbox {
     /// Connects to the local Docker Engine (negotiating the API version) and
     /// checks it answers. `node` labels this node's containers.
     pub async fn connect(node: &str, opts: SandboxOptions) -> Result<Self, SandboxError> {
-        let docker = Docker::connect_with_local_defaults().map_err(|e| SandboxError::Unreachable(e.to_string()))?;
+        let docker =
+            Docker::connect_with_local_defaults().map_err(|e| SandboxError::Unreachable(e.to_string()))?;
         let docker = match tokio::time::timeout(Duration::from_secs(5), docker.negotiate_version()).await {
             Ok(Ok(d)) => d,
             Ok(Err(e)) => return Err(SandboxError::Unreachable(e.to_string())),
@@ -208,7 +209,10 @@ impl Sandbox {
     pub async fn list_own(&self) -> Result<Vec<String>, SandboxError> {
         let filters = HashMap::from([(
             "label".to_owned(),
-            vec![format!("{LABEL_SANDBOX}=1"), format!("{LABEL_NODE}={}", self.node)],
+            vec![
+                format!("{LABEL_SANDBOX}=1"),
+                format!("{LABEL_NODE}={}", self.node),
+            ],
         )]);
         let opts = ListContainersOptions {
             all: true,
@@ -219,11 +223,25 @@ impl Sandbox {
         Ok(list.into_iter().filter_map(|c| c.id).collect())
     }
 
+    /// Removes every container of this node, including this run's (shutdown).
+    pub async fn remove_all_own(&self) -> Result<usize, SandboxError> {
+        let mut removed = 0;
+        for id in self.list_own().await? {
+            if self.remove(&id).await.is_ok() {
+                removed += 1;
+            }
+        }
+        Ok(removed)
+    }
+
     /// Removes containers of this node left by an earlier (crashed) run.
     pub async fn cleanup_leftovers(&self) -> Result<usize, SandboxError> {
         let filters = HashMap::from([(
             "label".to_owned(),
-            vec![format!("{LABEL_SANDBOX}=1"), format!("{LABEL_NODE}={}", self.node)],
+            vec![
+                format!("{LABEL_SANDBOX}=1"),
+                format!("{LABEL_NODE}={}", self.node),
+            ],
         )]);
         let opts = ListContainersOptions {
             all: true,

@@ -92,7 +92,10 @@ impl Behaviour {
             gossipsub::Behaviour::new(gossipsub::MessageAuthenticity::Signed(key.clone()), gcfg)
                 .map_err(|e| BuildError(e.to_string()))?;
         let topic = gossipsub::IdentTopic::new(wire::GOSSIP_TOPIC);
-        let (params, thresholds) = score_params(&topic);
+        let (mut params, thresholds) = score_params(&topic);
+        if !opts.ip_colocation_penalty {
+            params.ip_colocation_factor_weight = 0.0;
+        }
         gossipsub
             .with_peer_score(params, thresholds)
             .map_err(BuildError)?;
@@ -131,8 +134,13 @@ impl Behaviour {
                 max_request: wire::MAX_INVOKE_REQUEST_BYTES,
                 max_response: wire::MAX_INVOKE_RESPONSE_BYTES,
             },
-            [(StreamProtocol::new(wire::INVOKE_PROTOCOL), request_response::ProtocolSupport::Full)],
-            request_response::Config::default().with_request_timeout(INVOKE_TIMEOUT).with_max_concurrent_streams(64),
+            [(
+                StreamProtocol::new(wire::INVOKE_PROTOCOL),
+                request_response::ProtocolSupport::Full,
+            )],
+            request_response::Config::default()
+                .with_request_timeout(INVOKE_TIMEOUT)
+                .with_max_concurrent_streams(64),
         );
         Ok(Self {
             identify,

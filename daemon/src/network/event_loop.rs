@@ -351,6 +351,7 @@ impl NetworkLoop {
                 metrics::GOSSIP_RECEIVED.inc();
                 self.emit(NetworkEvent::Gossip {
                     source: propagation_source,
+                    author: message.source,
                     message_id,
                     data: message.data,
                 });

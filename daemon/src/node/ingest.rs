@@ -52,7 +52,19 @@ pub enum IngestError {
 impl IngestError {
     /// Whether the peer that sent it should be penalized.
     pub fn blames_sender(&self) -> bool {
-        matches!(self, Self::Invalid { .. } | Self::Revocation(_))
+        // A forged revocation is provable only against its author (a relayer
+        // may not have known the target when it accepted it); a full pending
+        // table is this node's own limit.
+        matches!(self, Self::Invalid { .. })
+    }
+
+    /// Whether the object is provably bad (reject it on gossip), even if
+    /// the forwarding peer may be honest.
+    pub fn is_bad_object(&self) -> bool {
+        matches!(
+            self,
+            Self::Invalid { .. } | Self::Revocation(RevocationRejected::NotPublisher { .. })
+        )
     }
     /// A short reason for metrics.
     pub fn reason(&self) -> &'static str {
@@ -123,8 +135,16 @@ pub fn store_revocation_blocking(
     if state.store.has_object(&rev.hash())? {
         return Ok((rev, Ingested::Known, Vec::new()));
     }
-    let affected = cat.apply_revocation(&rev)?;
+    // Stored first, so the node never acts on a revocation it did not keep;
+    // undone if the catalog refuses it.
     state.store.put_revocation(&rev)?;
+    let affected = match cat.apply_revocation(&rev) {
+        Ok(a) => a,
+        Err(e) => {
+            state.store.remove_revocation(&rev.hash())?;
+            return Err(e.into());
+        }
+    };
     metrics::REVOCATIONS_STORED.inc();
     info!(target: "atr::_events::revocation::stored", revocation = %hex::encode(rev.hash()), affected = affected.len(), "revocation stored");
     Ok((rev, Ingested::New, affected))
@@ -140,7 +160,13 @@ pub fn object_blocking(state: &NodeState, obj: &WireObject) -> Result<([u8; 32],
 }
 
 /// Handles one gossip message: decode, verify, store, then report the verdict.
-pub async fn on_gossip(state: &Arc<NodeState>, source: PeerId, message_id: MessageId, data: Vec<u8>) {
+pub async fn on_gossip(
+    state: &Arc<NodeState>,
+    source: PeerId,
+    author: Option<PeerId>,
+    message_id: MessageId,
+    data: Vec<u8>,
+) {
     let obj: WireObject = match wire::decode_message(&data, wire::MAX_GOSSIP_BYTES, "gossip") {
         Ok(o) => o,
         Err(e) => {
@@ -158,9 +184,14 @@ pub async fn on_gossip(state: &Arc<NodeState>, source: PeerId, message_id: Messa
             }
             state.net.verdict(message_id, source, MessageAcceptance::Accept);
         }
-        Ok(Err(e)) if e.blames_sender() => {
+        Ok(Err(e)) if e.blames_sender() || (e.is_bad_object() && author == Some(source)) => {
             warn!(peer = %source, error = %e, "gossip object rejected");
             reject(state, source, message_id, e.reason());
+        }
+        Ok(Err(e)) if e.is_bad_object() => {
+            warn!(peer = %source, error = %e, "gossip object rejected (relayed; its author is penalized by scoring)");
+            metrics::GOSSIP_VERDICTS.with_label("reject").inc();
+            state.net.verdict(message_id, source, MessageAcceptance::Reject);
         }
         Ok(Err(e)) => {
             warn!(peer = %source, error = %e, "gossip object ignored");

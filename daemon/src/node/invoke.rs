@@ -10,7 +10,9 @@ use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use atr_protocol::api::{InvokeAttempt, InvokeRequest as ApiInvokeRequest, InvokeResponse as ApiInvokeResponse};
+use atr_protocol::api::{
+    InvokeAttempt, InvokeRequest as ApiInvokeRequest, InvokeResponse as ApiInvokeResponse,
+};
 use atr_protocol::id::{ByteBuf, ContentHash, InvocationId};
 use atr_protocol::input::{CompiledSchema, SchemaCheckError};
 use atr_protocol::receipt::{InvocationStatus, Receipt, SignedReceipt};
@@ -111,10 +113,10 @@ pub async fn run_local(
     invocation: InvocationId,
     input: &[u8],
 ) -> Result<(Vec<u8>, SignedReceipt), (Refusal, String)> {
-    let sandbox = state
-        .sandbox
-        .as_ref()
-        .ok_or((Refusal::Internal, "this node has no sandbox (Docker Engine not reachable at start)".to_owned()))?;
+    let sandbox = state.sandbox.as_ref().ok_or((
+        Refusal::Internal,
+        "this node has no sandbox (Docker Engine not reachable at start)".to_owned(),
+    ))?;
     let v = spec.value();
     match sandbox.has_image(&v.runtime.image_digest).await {
         Ok(true) => {}
@@ -132,8 +134,11 @@ pub async fn run_local(
         .blocking(move |_| -> Result<Option<CompiledSchema>, (Refusal, String)> {
             let parsed: serde_json::Value = serde_json::from_slice(&input_owned)
                 .map_err(|e| (Refusal::InvalidInput, format!("input is not JSON: {e}")))?;
-            let schema = CompiledSchema::new(&input_schema).map_err(|e| (Refusal::Internal, e.to_string()))?;
-            schema.check(&parsed).map_err(|e| (Refusal::InvalidInput, e.to_string()))?;
+            let schema =
+                CompiledSchema::new(&input_schema).map_err(|e| (Refusal::Internal, e.to_string()))?;
+            schema
+                .check(&parsed)
+                .map_err(|e| (Refusal::InvalidInput, e.to_string()))?;
             output_schema
                 .map(|o| CompiledSchema::new(&o).map_err(|e| (Refusal::Internal, e.to_string())))
                 .transpose()
@@ -166,14 +171,22 @@ pub async fn run_local(
                     Ok(()) => v,
                     Err(e) => {
                         status = InvocationStatus::OutputInvalid;
-                        error_output(status, &format!("output does not match the output schema: {e}"), &outcome.stderr)
+                        error_output(
+                            status,
+                            &format!("output does not match the output schema: {e}"),
+                            &outcome.stderr,
+                        )
                     }
                 },
                 None => v,
             },
             Err(e) => {
                 status = InvocationStatus::ToolError;
-                error_output(status, &format!("the tool's stdout is not one JSON value: {e}"), &outcome.stderr)
+                error_output(
+                    status,
+                    &format!("the tool's stdout is not one JSON value: {e}"),
+                    &outcome.stderr,
+                )
             }
         },
         InvocationStatus::ToolError => error_output(
@@ -193,7 +206,10 @@ pub async fn run_local(
         ),
         InvocationStatus::OutputTooLarge => error_output(
             status,
-            &format!("output exceeded the {} byte cap and was cut", v.limits.max_output_bytes),
+            &format!(
+                "output exceeded the {} byte cap and was cut",
+                v.limits.max_output_bytes
+            ),
             &outcome.stderr,
         ),
         _ => error_output(status, "failed", &outcome.stderr),
@@ -214,7 +230,8 @@ pub async fn run_local(
         limits: v.limits,
         provider: state.public_key(),
     };
-    let signed = SignedReceipt::sign(receipt, &state.identity.secret).map_err(|e| (Refusal::Internal, e.to_string()))?;
+    let signed = SignedReceipt::sign(receipt, &state.identity.secret)
+        .map_err(|e| (Refusal::Internal, e.to_string()))?;
     let s2 = signed.clone();
     if let Ok(Err(e)) = state.blocking(move |s| s.store.put_receipt(&s2)).await {
         warn!(error = %e, "could not store receipt");
@@ -246,13 +263,17 @@ pub async fn serve(state: &Arc<NodeState>, peer: PeerId, request: &[u8]) -> Invo
     if !state.config.invoke.allows(&peer) {
         return refuse(Refusal::Denied, "this provider does not serve you".into());
     }
-    if !state.seen.insert(req.invocation)
+    let inv = req.invocation;
+    let replayed = !state.seen.insert(inv)
         || state
-            .store
-            .has_receipt(&req.invocation)
-            .unwrap_or(false)
-    {
-        return refuse(Refusal::Replay, format!("invocation {} was already used", req.invocation));
+            .blocking(move |s| s.store.has_receipt(&inv).unwrap_or(false))
+            .await
+            .unwrap_or(true);
+    if replayed {
+        return refuse(
+            Refusal::Replay,
+            format!("invocation {} was already used", req.invocation),
+        );
     }
     let spec = {
         let Ok(cat) = state.catalog.read() else {
@@ -261,11 +282,23 @@ pub async fn serve(state: &Arc<NodeState>, peer: PeerId, request: &[u8]) -> Invo
         match cat.get(&req.tool) {
             None => return refuse(Refusal::UnknownTool, format!("unknown tool {}", req.tool)),
             Some(e) if matches!(e.status, Status::Revoked { .. }) => {
-                return refuse(Refusal::Revoked, format!("{} was revoked by its publisher", req.tool));
+                return refuse(
+                    Refusal::Revoked,
+                    format!("{} was revoked by its publisher", req.tool),
+                );
             }
             Some(e) => e.spec.clone(),
         }
     };
+    if !state.provides(&spec) {
+        return refuse(
+            Refusal::UnknownTool,
+            format!(
+                "this node does not provide {} (it runs only its own and explicitly provided specs)",
+                req.tool
+            ),
+        );
+    }
     if let Some(sb) = &state.sandbox
         && sb.free_slots() == 0
     {
@@ -283,9 +316,14 @@ pub async fn serve(state: &Arc<NodeState>, peer: PeerId, request: &[u8]) -> Invo
 
 /// Resolves the API request to one active spec.
 fn resolve(state: &NodeState, req: &ApiInvokeRequest) -> Result<SignedSpec, InvokeError> {
-    let cat = state.catalog.read().map_err(|_| InvokeError::Internal("catalog lock poisoned".into()))?;
+    let cat = state
+        .catalog
+        .read()
+        .map_err(|_| InvokeError::Internal("catalog lock poisoned".into()))?;
     if let Some(id) = &req.id {
-        let e = cat.get(id).ok_or_else(|| InvokeError::NotFound(format!("no tool {id} on this node (find it first)")))?;
+        let e = cat
+            .get(id)
+            .ok_or_else(|| InvokeError::NotFound(format!("no tool {id} on this node (find it first)")))?;
         if matches!(e.status, Status::Revoked { .. }) {
             return Err(InvokeError::Revoked(*id));
         }
@@ -361,8 +399,11 @@ pub async fn invoke(state: &Arc<NodeState>, req: ApiInvokeRequest) -> Result<Api
     let mut attempts = Vec::new();
 
     let local = match &state.sandbox {
-        Some(sb) => sb.has_image(&spec.value().runtime.image_digest).await.unwrap_or(false),
-        None => false,
+        Some(sb) if state.provides(&spec) => sb
+            .has_image(&spec.value().runtime.image_digest)
+            .await
+            .unwrap_or(false),
+        _ => false,
     };
     if local {
         state.seen.insert(invocation);
@@ -393,7 +434,8 @@ pub async fn invoke(state: &Arc<NodeState>, req: ApiInvokeRequest) -> Result<Api
             tokio::time::sleep(BACKOFF * 2u32.pow(n as u32 - 1)).await;
         }
         let provider = peer.to_string();
-        let answer = tokio::time::timeout(deadline, state.net.request(Proto::Invoke, peer, bytes.clone())).await;
+        let answer =
+            tokio::time::timeout(deadline, state.net.request(Proto::Invoke, peer, bytes.clone())).await;
         let raw = match answer {
             Ok(Ok(raw)) => raw,
             Ok(Err(e)) => {
@@ -412,33 +454,36 @@ pub async fn invoke(state: &Arc<NodeState>, req: ApiInvokeRequest) -> Result<Api
                 continue;
             }
         };
-        let resp: InvokeResponse = match wire::decode_message(&raw, wire::MAX_INVOKE_RESPONSE_BYTES, "invoke response") {
-            Ok(r) => r,
-            Err(e) => {
-                state.net.penalize(peer, "bad_invoke_response");
-                attempts.push(InvokeAttempt {
-                    provider,
-                    outcome: format!("bad response: {e}"),
-                });
-                continue;
-            }
-        };
-        match resp {
-            InvokeResponse::Done { output, receipt } => match verify_answer(&spec, invocation, &input, &output.0, &receipt.0, &peer) {
-                Ok(receipt) => {
-                    let r2 = receipt.clone();
-                    let _ = state.blocking(move |s| s.store.put_receipt(&r2)).await;
-                    return finish(&spec, &provider, output.0, receipt, attempts);
-                }
+        let resp: InvokeResponse =
+            match wire::decode_message(&raw, wire::MAX_INVOKE_RESPONSE_BYTES, "invoke response") {
+                Ok(r) => r,
                 Err(e) => {
-                    warn!(%peer, error = %e, "provider answered with a receipt that does not verify");
-                    state.net.penalize(peer, "bad_receipt");
+                    state.net.penalize(peer, "bad_invoke_response");
                     attempts.push(InvokeAttempt {
                         provider,
-                        outcome: format!("bad receipt: {e}"),
+                        outcome: format!("bad response: {e}"),
                     });
+                    continue;
                 }
-            },
+            };
+        match resp {
+            InvokeResponse::Done { output, receipt } => {
+                match verify_answer(&spec, invocation, &input, &output.0, &receipt.0, &peer) {
+                    Ok(receipt) => {
+                        let r2 = receipt.clone();
+                        let _ = state.blocking(move |s| s.store.put_receipt(&r2)).await;
+                        return finish(&spec, &provider, output.0, receipt, attempts);
+                    }
+                    Err(e) => {
+                        warn!(%peer, error = %e, "provider answered with a receipt that does not verify");
+                        state.net.penalize(peer, "bad_receipt");
+                        attempts.push(InvokeAttempt {
+                            provider,
+                            outcome: format!("bad receipt: {e}"),
+                        });
+                    }
+                }
+            }
             InvokeResponse::Busy { .. } => attempts.push(InvokeAttempt {
                 provider,
                 outcome: "busy".into(),
@@ -448,9 +493,8 @@ pub async fn invoke(state: &Arc<NodeState>, req: ApiInvokeRequest) -> Result<Api
                     provider,
                     outcome: format!("refused: {detail}"),
                 });
-                if matches!(reason, Refusal::InvalidInput | Refusal::Revoked) {
-                    return Err(InvokeError::Refused { reason, detail });
-                }
+                // One provider's refusal proves nothing; try the next.
+                debug!(%peer, ?reason, "provider refused");
             }
             _ => attempts.push(InvokeAttempt {
                 provider,
@@ -459,7 +503,8 @@ pub async fn invoke(state: &Arc<NodeState>, req: ApiInvokeRequest) -> Result<Api
         }
     }
     let summary = if attempts.is_empty() {
-        "no provider of this tool is known (the publisher is unreachable and the DHT lists no other)".to_owned()
+        "no provider of this tool is known (the publisher is unreachable and the DHT lists no other)"
+            .to_owned()
     } else {
         attempts
             .iter()
@@ -486,7 +531,14 @@ pub fn verify_answer(
     r.check_answers(&invocation, &spec.id(), input, output, &provider)
         .map_err(|e| e.to_string())?;
     if r.image_digest != spec.value().runtime.image_digest {
-        return Err(format!("receipt names image {}, the spec pins {}", r.image_digest, spec.value().runtime.image_digest));
+        return Err(format!(
+            "receipt names image {}, the spec pins {}",
+            r.image_digest,
+            spec.value().runtime.image_digest
+        ));
+    }
+    if r.limits != spec.value().limits {
+        return Err("receipt limits are not the spec's limits".into());
     }
     if r.output_bytes != output.len() as u64 {
         return Err("receipt output length does not match".into());
@@ -501,8 +553,8 @@ fn finish(
     receipt: SignedReceipt,
     mut attempts: Vec<InvokeAttempt>,
 ) -> Result<ApiInvokeResponse, InvokeError> {
-    let value: serde_json::Value =
-        serde_json::from_slice(&output).map_err(|e| InvokeError::Internal(format!("output is not JSON: {e}")))?;
+    let value: serde_json::Value = serde_json::from_slice(&output)
+        .map_err(|e| InvokeError::Internal(format!("output is not JSON: {e}")))?;
     attempts.push(InvokeAttempt {
         provider: provider.to_owned(),
         outcome: "ok".into(),
@@ -527,10 +579,12 @@ async fn providers(state: &Arc<NodeState>, spec: &SignedSpec) -> Vec<PeerId> {
     {
         out.push(p);
     }
-    let lookups = network::all_shard_keys("name", &spec.value().name).into_iter().map(|k| {
-        let net = state.net.clone();
-        async move { tokio::time::timeout(Duration::from_secs(3), net.get_providers(k)).await }
-    });
+    let lookups = network::all_shard_keys("name", &spec.value().name)
+        .into_iter()
+        .map(|k| {
+            let net = state.net.clone();
+            async move { tokio::time::timeout(Duration::from_secs(3), net.get_providers(k)).await }
+        });
     let mut found: Vec<PeerId> = futures::future::join_all(lookups)
         .await
         .into_iter()

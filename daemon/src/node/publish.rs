@@ -81,7 +81,9 @@ pub async fn publish(
                 return Err(PublishError::Manifest(ManifestError::Field {
                     file,
                     field: "runtime.digest".into(),
-                    rule: format!("image {given} is not present on this node, so this node cannot provide it"),
+                    rule: format!(
+                        "image {given} is not present on this node, so this node cannot provide it"
+                    ),
                 }));
             }
         },
@@ -160,6 +162,27 @@ pub async fn announce(state: &Arc<NodeState>, spec: &SignedSpec) {
     provide(state, spec).await;
 }
 
+/// Offers to run another publisher's spec: allowed only when this node holds
+/// exactly the pinned image. Records the consent and announces the DHT keys.
+pub async fn provide_foreign(state: &Arc<NodeState>, spec: &SignedSpec) -> Result<(), PublishError> {
+    let digest = &spec.value().runtime.image_digest;
+    let held = match &state.sandbox {
+        Some(sb) => sb.has_image(digest).await.unwrap_or(false),
+        None => false,
+    };
+    if !held {
+        return Err(PublishError::NotRevocable(format!(
+            "this node cannot provide {}: it does not hold image {digest}",
+            spec.id()
+        )));
+    }
+    if let Ok(mut p) = state.provided.write() {
+        p.insert(spec.id());
+    }
+    provide(state, spec).await;
+    Ok(())
+}
+
 /// Announces the DHT keys (tag shards and name shard) of a spec.
 pub async fn provide(state: &Arc<NodeState>, spec: &SignedSpec) {
     let v = spec.value();
@@ -179,16 +202,9 @@ pub async fn reprovide_own(state: Arc<NodeState>) {
     let me = state.public_key();
     let specs: Vec<SignedSpec> = match state.catalog.read() {
         Ok(cat) => cat
-            .find(
-                &atr_protocol::query::FindQuery {
-                    publisher: Some(me),
-                    limit: Some(usize::MAX),
-                    ..Default::default()
-                },
-                None,
-            )
-            .into_iter()
-            .map(|e| e.spec.clone())
+            .iter()
+            .filter(|(_, e)| e.spec.value().publisher == me && e.status.is_active())
+            .map(|(_, e)| e.spec.clone())
             .collect(),
         Err(_) => return,
     };

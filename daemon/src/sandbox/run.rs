@@ -16,9 +16,7 @@ use futures::StreamExt;
 use tokio::io::AsyncWriteExt;
 use tracing::{debug, warn};
 
-use super::{
-    MAX_FILE_BYTES, MAX_OPEN_FILES, STDERR_CAP, Sandbox, SandboxError, TMPFS_BYTES, timed,
-};
+use super::{MAX_FILE_BYTES, MAX_OPEN_FILES, STDERR_CAP, Sandbox, SandboxError, TMPFS_BYTES, timed};
 
 /// What to run.
 #[derive(Debug, Clone)]
@@ -172,7 +170,11 @@ pub(super) async fn run(sb: &Sandbox, req: RunRequest<'_>) -> Result<RunOutcome,
         ..Default::default()
     };
     let t0 = Instant::now();
-    let created = match tokio::time::timeout(super::DOCKER_CALL_TIMEOUT, sb.docker.create_container(Some(opts), body)).await
+    let created = match tokio::time::timeout(
+        super::DOCKER_CALL_TIMEOUT,
+        sb.docker.create_container(Some(opts), body),
+    )
+    .await
     {
         Ok(Ok(c)) => c,
         Ok(Err(bollard::errors::Error::DockerResponseServerError { status_code: 404, .. })) => {
@@ -216,7 +218,12 @@ pub(super) async fn run(sb: &Sandbox, req: RunRequest<'_>) -> Result<RunOutcome,
 
 type Driven = (InvocationStatus, Vec<u8>, Vec<u8>, Option<i64>);
 
-async fn drive(sb: &Sandbox, id: &str, req: &RunRequest<'_>, t: &mut Timings) -> Result<Driven, SandboxError> {
+async fn drive(
+    sb: &Sandbox,
+    id: &str,
+    req: &RunRequest<'_>,
+    t: &mut Timings,
+) -> Result<Driven, SandboxError> {
     let t0 = Instant::now();
     let attach_opts = AttachContainerOptions {
         stream: true,

@@ -34,6 +34,7 @@ pub(crate) fn test_config(dir: &std::path::Path) -> Config {
     c.network.sync_interval = Duration::from_millis(500);
     // Discovery tests use fake image digests; invocation tests enable the sandbox.
     c.sandbox.enabled = false;
+    c.network.ip_colocation_penalty = false;
     c
 }
 
@@ -192,8 +193,13 @@ pub(crate) async fn start_provider(seed: u8, bootstrap: Vec<libp2p::Multiaddr>, 
     c.network.bootstrap = bootstrap;
     c.sandbox.enabled = true;
     c.sandbox.options.max_concurrent = slots;
-    let node = Node::bind_with_identity(c, Some(Identity::from_seed([seed; 32]))).await.unwrap();
-    assert!(node.state().sandbox.is_some(), "a Docker Engine is required for sandbox tests");
+    let node = Node::bind_with_identity(c, Some(Identity::from_seed([seed; 32])))
+        .await
+        .unwrap();
+    assert!(
+        node.state().sandbox.is_some(),
+        "a Docker Engine is required for sandbox tests"
+    );
     TestNode { node, _dir: dir }
 }
 

@@ -43,18 +43,31 @@ async fn remote_invocation_returns_a_verified_receipt_and_hostile_answers_are_re
         .unwrap()
         .spec;
     wait_for(T, "caller knows the spec", || async {
-        caller.node.state().catalog.read().unwrap().get(&spec.id()).is_some()
+        caller
+            .node
+            .state()
+            .catalog
+            .read()
+            .unwrap()
+            .get(&spec.id())
+            .is_some()
     })
     .await;
 
-    let r = invoke::invoke(caller.node.state(), by_id(spec.id(), json!({"a": 2, "b": 40}))).await.unwrap();
+    let r = invoke::invoke(caller.node.state(), by_id(spec.id(), json!({"a": 2, "b": 40})))
+        .await
+        .unwrap();
     assert_eq!(r.output, json!(42));
     assert_eq!(r.status, InvocationStatus::Ok);
     assert_eq!(r.provider, provider.node.peer_id().to_string());
     assert_eq!(r.receipt.provider, provider.node.state().public_key());
     let signed = SignedReceipt::from_bytes(&hex::decode(&r.receipt_hex).unwrap()).unwrap();
     assert_eq!(signed.value().tool, spec.id());
-    assert_eq!(caller.node.state().store.counts().unwrap().receipts, 1, "caller keeps the receipt");
+    assert_eq!(
+        caller.node.state().store.counts().unwrap().receipts,
+        1,
+        "caller keeps the receipt"
+    );
 
     // The caller's verification rejects tampered outputs and receipts.
     let inv = InvocationId([3; 16]);
@@ -64,17 +77,28 @@ async fn remote_invocation_returns_a_verified_receipt_and_hostile_answers_are_re
         tool: spec.id(),
         input: ByteBuf(input.to_vec()),
     };
-    let InvokeResponse::Done { output, receipt } = raw_invoke(&caller.node, provider.node.peer_id(), &req).await else {
+    let InvokeResponse::Done { output, receipt } =
+        raw_invoke(&caller.node, provider.node.peer_id(), &req).await
+    else {
         panic!("expected an answer")
     };
     let p = provider.node.peer_id();
     assert!(invoke::verify_answer(&spec, inv, input, &output.0, &receipt.0, &p).is_ok());
-    assert!(invoke::verify_answer(&spec, inv, input, b"3", &receipt.0, &p).is_err(), "tampered output");
+    assert!(
+        invoke::verify_answer(&spec, inv, input, b"3", &receipt.0, &p).is_err(),
+        "tampered output"
+    );
     let mut bad = receipt.0.clone();
     let n = bad.len();
     bad[n - 80] ^= 1;
-    assert!(invoke::verify_answer(&spec, inv, input, &output.0, &bad, &p).is_err(), "tampered receipt");
-    assert!(invoke::verify_answer(&spec, inv, br#"{"a":9,"b":1}"#, &output.0, &receipt.0, &p).is_err(), "other input");
+    assert!(
+        invoke::verify_answer(&spec, inv, input, &output.0, &bad, &p).is_err(),
+        "tampered receipt"
+    );
+    assert!(
+        invoke::verify_answer(&spec, inv, br#"{"a":9,"b":1}"#, &output.0, &receipt.0, &p).is_err(),
+        "other input"
+    );
     assert!(
         invoke::verify_answer(&spec, inv, input, &output.0, &receipt.0, &caller.node.peer_id()).is_err(),
         "signed by someone else than the provider asked"
@@ -82,19 +106,43 @@ async fn remote_invocation_returns_a_verified_receipt_and_hostile_answers_are_re
 
     // Replay of the same invocation id is refused.
     let again = raw_invoke(&caller.node, provider.node.peer_id(), &req).await;
-    assert!(matches!(again, InvokeResponse::Refused { reason: Refusal::Replay, .. }), "{again:?}");
+    assert!(
+        matches!(
+            again,
+            InvokeResponse::Refused {
+                reason: Refusal::Replay,
+                ..
+            }
+        ),
+        "{again:?}"
+    );
 
     // Revoked: the provider refuses even when asked directly.
-    publish::revoke(provider.node.state(), RevocationTarget::Id(spec.id()), RevocationKind::Revoke, "bug".into(), None)
-        .await
-        .unwrap();
+    publish::revoke(
+        provider.node.state(),
+        RevocationTarget::Id(spec.id()),
+        RevocationKind::Revoke,
+        "bug".into(),
+        None,
+    )
+    .await
+    .unwrap();
     let req = InvokeRequest {
         invocation: InvocationId([4; 16]),
         tool: spec.id(),
         input: ByteBuf(input.to_vec()),
     };
     let resp = raw_invoke(&caller.node, provider.node.peer_id(), &req).await;
-    assert!(matches!(resp, InvokeResponse::Refused { reason: Refusal::Revoked, .. }), "{resp:?}");
+    assert!(
+        matches!(
+            resp,
+            InvokeResponse::Refused {
+                reason: Refusal::Revoked,
+                ..
+            }
+        ),
+        "{resp:?}"
+    );
     wait_for(T, "caller learns the revocation", || async {
         matches!(
             invoke::invoke(caller.node.state(), by_id(spec.id(), json!({"a": 1, "b": 1}))).await,
@@ -120,12 +168,24 @@ async fn a_denied_peer_is_refused() {
     let provider = atrd::Node::bind_with_identity(c, Some(atrd::identity::Identity::from_seed([160; 32])))
         .await
         .unwrap();
-    let spec = publish::publish(provider.state(), tool_manifest("echo"), "echo.toml".into()).await.unwrap().spec;
+    let spec = publish::publish(provider.state(), tool_manifest("echo"), "echo.toml".into())
+        .await
+        .unwrap()
+        .spec;
     wait_for(T, "caller knows the spec", || async {
-        caller.node.state().catalog.read().unwrap().get(&spec.id()).is_some()
+        caller
+            .node
+            .state()
+            .catalog
+            .read()
+            .unwrap()
+            .get(&spec.id())
+            .is_some()
     })
     .await;
-    let e = invoke::invoke(caller.node.state(), by_id(spec.id(), json!({"x": 1}))).await.unwrap_err();
+    let e = invoke::invoke(caller.node.state(), by_id(spec.id(), json!({"x": 1})))
+        .await
+        .unwrap_err();
     assert!(e.to_string().contains("does not serve you"), "{e}");
     provider.shutdown().await.unwrap();
     caller.node.shutdown().await.unwrap();
@@ -138,8 +198,14 @@ async fn a_busy_provider_answers_busy_and_the_caller_fails_over() {
     let a = start_provider(170, vec![], 1).await;
     let b = start_provider(171, a.node.dial_addrs(), 2).await;
     let caller = start_node(172, b.node.dial_addrs()).await;
-    let sleeper = publish::publish(a.node.state(), tool_manifest("sleeper"), "sleeper.toml".into()).await.unwrap().spec;
-    let echo = publish::publish(a.node.state(), tool_manifest("echo"), "echo.toml".into()).await.unwrap().spec;
+    let sleeper = publish::publish(a.node.state(), tool_manifest("sleeper"), "sleeper.toml".into())
+        .await
+        .unwrap()
+        .spec;
+    let echo = publish::publish(a.node.state(), tool_manifest("echo"), "echo.toml".into())
+        .await
+        .unwrap()
+        .spec;
     for s in [&sleeper, &echo] {
         wait_for(T, "everyone knows the specs", || async {
             caller.node.state().catalog.read().unwrap().get(&s.id()).is_some()
@@ -148,7 +214,7 @@ async fn a_busy_provider_answers_busy_and_the_caller_fails_over() {
         .await;
     }
     // B holds the same image, so it may provide A's echo too.
-    publish::provide(b.node.state(), &echo).await;
+    publish::provide_foreign(b.node.state(), &echo).await.unwrap();
     wait_for(T, "B is a DHT provider of echo", || async {
         let mut found = std::collections::HashSet::new();
         for k in atrd::network::all_shard_keys("name", "echo") {
@@ -163,8 +229,13 @@ async fn a_busy_provider_answers_busy_and_the_caller_fails_over() {
     let st = caller.node.state().clone();
     let sid = sleeper.id();
     let busy = tokio::spawn(async move { invoke::invoke(&st, by_id(sid, json!({"seconds": 4}))).await });
-    wait_for(T, "A's slot is taken", || async { a.node.state().sandbox.as_ref().unwrap().free_slots() == 0 }).await;
-    let r = invoke::invoke(caller.node.state(), by_id(echo.id(), json!({"hi": 1}))).await.unwrap();
+    wait_for(T, "A's slot is taken", || async {
+        a.node.state().sandbox.as_ref().unwrap().free_slots() == 0
+    })
+    .await;
+    let r = invoke::invoke(caller.node.state(), by_id(echo.id(), json!({"hi": 1})))
+        .await
+        .unwrap();
     assert_eq!(r.output, json!({"hi": 1}));
     assert_eq!(r.provider, b.node.peer_id().to_string(), "{:?}", r.attempts);
     assert_eq!(r.attempts[0].outcome, "busy", "{:?}", r.attempts);

@@ -33,7 +33,10 @@ async fn call(n: &atrd::Node, id: atr_protocol::ToolId, input: Value) -> atr_pro
 
 async fn assert_clean_and_alive(n: &atrd::Node, echo: atr_protocol::ToolId) {
     let sb = n.state().sandbox.as_ref().unwrap();
-    assert!(sb.list_own().await.unwrap().is_empty(), "an atr container was left behind");
+    assert!(
+        sb.list_own().await.unwrap().is_empty(),
+        "an atr container was left behind"
+    );
     let r = call(n, echo, json!({"still": "alive"})).await;
     assert_eq!(r.status, InvocationStatus::Ok);
     assert_eq!(r.output, json!({"still": "alive"}));
@@ -52,7 +55,11 @@ async fn hostile_tools_are_contained_and_cleaned_up() {
     assert_eq!(r.status, InvocationStatus::Ok, "{}", r.output);
     let results = r.output["results"].as_array().expect("probe results");
     assert!(!results.is_empty());
-    assert!(results.iter().all(|x| x["reachable"] == json!(false)), "{}", r.output);
+    assert!(
+        results.iter().all(|x| x["reachable"] == json!(false)),
+        "{}",
+        r.output
+    );
     assert_clean_and_alive(n, echo).await;
 
     // Fork bomb: stopped by the pids limit.
@@ -60,7 +67,11 @@ async fn hostile_tools_are_contained_and_cleaned_up() {
     let pids = fork.value().limits.pids as i64;
     let r = call(n, fork.id(), json!({})).await;
     let spawned = r.output["spawned"].as_i64().unwrap_or(0);
-    assert!(spawned < pids, "spawned {spawned} with pids limit {pids}: {}", r.output);
+    assert!(
+        spawned < pids,
+        "spawned {spawned} with pids limit {pids}: {}",
+        r.output
+    );
     assert_clean_and_alive(n, echo).await;
 
     // Memory hog: OOM-killed and reported.
@@ -88,7 +99,10 @@ async fn hostile_tools_are_contained_and_cleaned_up() {
     let r = call(n, sleeper.id(), json!({"seconds": 3600})).await;
     assert_eq!(r.status, InvocationStatus::Timeout, "{}", r.output);
     let took = r.receipt.finished_at_ms - r.receipt.started_at_ms;
-    assert!(took < sleeper.value().limits.timeout_ms + 10_000, "took {took} ms");
+    assert!(
+        took < sleeper.value().limits.timeout_ms + 10_000,
+        "took {took} ms"
+    );
     assert_clean_and_alive(n, echo).await;
 
     t.node.shutdown().await.unwrap();
@@ -101,7 +115,10 @@ async fn every_example_of_every_tool_runs_in_the_sandbox() {
     let n = &t.node;
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../testnet/tools/manifests");
     let mut ran = 0;
-    let mut entries: Vec<_> = std::fs::read_dir(&dir).unwrap().map(|e| e.unwrap().path()).collect();
+    let mut entries: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
     entries.sort();
     for path in entries {
         let tool = path.file_stem().unwrap().to_str().unwrap().to_owned();
