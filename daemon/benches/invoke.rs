@@ -1,0 +1,233 @@
+//! Invocation benchmarks against the real Docker Engine.
+//!
+//! Run: `cargo bench -p atrd --bench invoke` (needs the `atr-example-tools:latest`
+//! image: `cargo run -p atr-testnet -- tools-image`). Prints a Markdown table for
+//! docs/benchmarks/invoke.md:
+//! - a fresh hardened container cycle, broken down (create, attach, start, run, wait, remove);
+//! - `docker run --rm -i` of the same image and command, in the same run;
+//! - end to end across two nodes on loopback (caller without a sandbox → provider);
+//! - sustained throughput of one provider with 4 concurrent callers, and its RSS.
+
+use std::io::Write;
+use std::time::{Duration, Instant};
+
+use atr_protocol::api::InvokeRequest;
+use atr_protocol::spec::Limits;
+use atrd::Node;
+use atrd::config::Config;
+use atrd::identity::Identity;
+use atrd::node::{invoke, publish};
+use atrd::sandbox::{RunRequest, Sandbox, SandboxOptions, Timings};
+
+const IMAGE: &str = "atr-example-tools:latest";
+const RUNS: usize = 60;
+
+fn pct(v: &[f64], p: f64) -> f64 {
+    let mut v = v.to_vec();
+    v.sort_by(|a, b| a.partial_cmp(b).unwrap_or(std::cmp::Ordering::Equal));
+    if v.is_empty() {
+        return f64::NAN;
+    }
+    v[((v.len() as f64 - 1.0) * p).round() as usize]
+}
+
+fn row(name: &str, v: &[f64]) -> String {
+    format!("| {name} | {:.1} | {:.1} | {} |", pct(v, 0.5), pct(v, 0.95), v.len())
+}
+
+fn rss_mb() -> f64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmRSS:"))
+                .and_then(|l| l.split_whitespace().nth(1).and_then(|k| k.parse::<f64>().ok()))
+        })
+        .map(|kb| kb / 1024.0)
+        .unwrap_or(f64::NAN)
+}
+
+fn config(dir: &std::path::Path, boot: Vec<libp2p::Multiaddr>, sandbox: bool) -> Config {
+    let mut c = Config::with_data_dir(dir);
+    c.api = "127.0.0.1:0".parse().expect("addr");
+    c.network.listen = vec!["/ip4/127.0.0.1/tcp/0".parse().expect("addr")];
+    c.network.bootstrap = boot;
+    c.network.heartbeat = Duration::from_millis(100);
+    c.network.ip_colocation_penalty = false;
+    c.sandbox.enabled = sandbox;
+    c.sandbox.options.max_concurrent = 4;
+    c
+}
+
+async fn fresh_cycle(rows: &mut Vec<String>) -> f64 {
+    let sb = Sandbox::connect("bench", SandboxOptions::default()).await.expect("docker");
+    let image = sb.resolve_image(IMAGE).await.expect("image: run `cargo run -p atr-testnet -- tools-image`");
+    let limits = Limits {
+        timeout_ms: 10_000,
+        memory_bytes: 64 << 20,
+        cpu_millis: 500,
+        pids: 16,
+        max_output_bytes: 1 << 20,
+    };
+    let cmd = vec!["/bin/echo".to_owned()];
+    let mut all: Vec<Timings> = Vec::new();
+    let mut total = Vec::new();
+    for i in 0..RUNS + 5 {
+        let inv = format!("{i:032x}");
+        let t0 = Instant::now();
+        let out = sb
+            .run(RunRequest {
+                image: &image,
+                command: &cmd,
+                workdir: None,
+                limits: &limits,
+                input: br#"{"hello":"world"}"#,
+                invocation: &inv,
+            })
+            .await
+            .expect("run");
+        assert_eq!(out.stdout.trim_ascii(), br#"{"hello":"world"}"#);
+        if i >= 5 {
+            total.push(t0.elapsed().as_secs_f64() * 1000.0);
+            all.push(out.timings);
+        }
+    }
+    let col = |f: fn(&Timings) -> f64| all.iter().map(f).collect::<Vec<_>>();
+    rows.push(row("create", &col(|t| t.create_ms)));
+    rows.push(row("attach", &col(|t| t.attach_ms)));
+    rows.push(row("start", &col(|t| t.start_ms)));
+    rows.push(row("run (stdin → stdout EOF)", &col(|t| t.run_ms)));
+    rows.push(row("wait (exit code)", &col(|t| t.wait_ms)));
+    rows.push(row("remove", &col(|t| t.remove_ms)));
+    rows.push(row("**fresh hardened cycle, total**", &total));
+    pct(&total, 0.5)
+}
+
+fn docker_run(rows: &mut Vec<String>) -> f64 {
+    let mut v = Vec::new();
+    for i in 0..RUNS + 5 {
+        let t0 = Instant::now();
+        let mut child = std::process::Command::new("docker")
+            .args(["run", "--rm", "-i", "--network", "none", "--read-only", "--user", "65534:65534"])
+            .args(["--memory", "64m", "--memory-swap", "64m", "--pids-limit", "16", "--cap-drop", "ALL"])
+            .args(["--security-opt", "no-new-privileges", "--log-driver", "none", IMAGE, "/bin/echo"])
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("docker cli");
+        if let Some(mut stdin) = child.stdin.take() {
+            let _ = stdin.write_all(br#"{"hello":"world"}"#);
+        }
+        let out = child.wait_with_output().expect("docker run");
+        assert!(out.status.success());
+        if i >= 5 {
+            v.push(t0.elapsed().as_secs_f64() * 1000.0);
+        }
+    }
+    rows.push(row("`docker run --rm -i` (same image, same flags), total", &v));
+    pct(&v, 0.5)
+}
+
+async fn end_to_end(rows: &mut Vec<String>) -> (f64, f64, f64, usize) {
+    let d1 = tempfile::tempdir().expect("tmp");
+    let d2 = tempfile::tempdir().expect("tmp");
+    let provider = Node::bind_with_identity(config(d1.path(), vec![], true), Some(Identity::from_seed([230; 32])))
+        .await
+        .expect("provider");
+    let caller = Node::bind_with_identity(
+        config(d2.path(), provider.dial_addrs(), false),
+        Some(Identity::from_seed([231; 32])),
+    )
+    .await
+    .expect("caller");
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../testnet/tools/manifests/echo.toml");
+    let m = atr_protocol::Manifest::from_toml(&std::fs::read_to_string(&root).expect("manifest"), "echo.toml")
+        .expect("manifest");
+    let spec = publish::publish(provider.state(), m, "echo.toml".into()).await.expect("publish").spec;
+    let t0 = Instant::now();
+    while caller.state().catalog.read().expect("lock").get(&spec.id()).is_none() {
+        assert!(t0.elapsed() < Duration::from_secs(20), "spec did not propagate");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let req = |i: usize| InvokeRequest {
+        id: Some(spec.id()),
+        name: None,
+        version: None,
+        publisher: None,
+        input: serde_json::json!({ "n": i }),
+    };
+    let mut v = Vec::new();
+    for i in 0..RUNS + 5 {
+        let t = Instant::now();
+        let r = invoke::invoke(caller.state(), req(i)).await.expect("invoke");
+        assert_eq!(r.output["n"], serde_json::json!(i));
+        if i >= 5 {
+            v.push(t.elapsed().as_secs_f64() * 1000.0);
+        }
+    }
+    rows.push(row("**end to end across two nodes** (caller API call → verified receipt)", &v));
+
+    // Sustained throughput: 4 concurrent callers, bounded by count and time.
+    let rss0 = rss_mb();
+    let started = Instant::now();
+    let budget = Duration::from_secs(20);
+    let mut handles = Vec::new();
+    for w in 0..4 {
+        let st = caller.state().clone();
+        let id = spec.id();
+        handles.push(tokio::spawn(async move {
+            let mut ok = 0usize;
+            let mut busy = 0usize;
+            for i in 0..150 {
+                if started.elapsed() > budget {
+                    break;
+                }
+                let r = invoke::invoke(
+                    &st,
+                    InvokeRequest {
+                        id: Some(id),
+                        name: None,
+                        version: None,
+                        publisher: None,
+                        input: serde_json::json!({ "w": w, "i": i }),
+                    },
+                )
+                .await;
+                match r {
+                    Ok(_) => ok += 1,
+                    Err(_) => busy += 1,
+                }
+            }
+            (ok, busy)
+        }));
+    }
+    let mut ok = 0;
+    let mut failed = 0;
+    for h in handles {
+        let (o, b) = h.await.expect("join");
+        ok += o;
+        failed += b;
+    }
+    let secs = started.elapsed().as_secs_f64();
+    let rss1 = rss_mb();
+    caller.shutdown().await.expect("shutdown");
+    provider.shutdown().await.expect("shutdown");
+    (pct(&v, 0.5), ok as f64 / secs, rss1 - rss0, failed)
+}
+
+fn main() {
+    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("runtime");
+    let mut rows = vec!["| step | p50 ms | p95 ms | runs |".to_owned(), "|---|---|---|---|".to_owned()];
+    let (fresh, cli, (e2e, tput, rss, failed)) = rt.block_on(async {
+        let fresh = fresh_cycle(&mut rows).await;
+        let cli = docker_run(&mut rows);
+        let e = end_to_end(&mut rows).await;
+        (fresh, cli, e)
+    });
+    println!("{}", rows.join("\n"));
+    println!();
+    println!("- fresh cycle vs `docker run --rm -i`: {:.2}× faster (p50 {fresh:.1} ms vs {cli:.1} ms)", cli / fresh);
+    println!("- network + protocol overhead (end to end p50 − fresh cycle p50): {:.1} ms", e2e - fresh);
+    println!("- sustained: {tput:.1} invocations/s from 4 concurrent callers through one provider (4 slots), {failed} failed; process RSS change over the run {rss:+.1} MiB");
+}
