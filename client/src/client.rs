@@ -142,6 +142,7 @@ impl Client {
                 status: resp.status().as_u16(),
                 code: format!("http_{}", resp.status().as_u16()),
                 message: "the node is not ready".into(),
+                details: None,
             })
         }
     }
@@ -311,14 +312,22 @@ impl Client {
         }
     }
 
-    async fn send_raw(&self, req: RequestBuilder, deadline: Duration) -> Result<reqwest::Response, ClientError> {
+    async fn send_raw(
+        &self,
+        req: RequestBuilder,
+        deadline: Duration,
+    ) -> Result<reqwest::Response, ClientError> {
         req.timeout(deadline)
             .send()
             .await
             .map_err(|e| self.transport_error(e, deadline))
     }
 
-    async fn call<T: DeserializeOwned>(&self, req: RequestBuilder, deadline: Duration) -> Result<T, ClientError> {
+    async fn call<T: DeserializeOwned>(
+        &self,
+        req: RequestBuilder,
+        deadline: Duration,
+    ) -> Result<T, ClientError> {
         let mut resp = self.send_raw(req, deadline).await?;
         let status = resp.status();
         let mut body = Vec::new();
@@ -349,7 +358,10 @@ impl Client {
             )),
             Err(_) => {
                 let (code, message) = if status == reqwest::StatusCode::REQUEST_TIMEOUT {
-                    ("request_timeout".to_owned(), "the node gave up on the request".to_owned())
+                    (
+                        "request_timeout".to_owned(),
+                        "the node gave up on the request".to_owned(),
+                    )
                 } else {
                     let text: String = String::from_utf8_lossy(&body).chars().take(200).collect();
                     let reason = status.canonical_reason().unwrap_or("error").to_owned();
@@ -362,6 +374,7 @@ impl Client {
                     status: status.as_u16(),
                     code,
                     message,
+                    details: None,
                 })
             }
         }

@@ -63,7 +63,9 @@ impl TokenSource {
     pub fn hint(&self) -> String {
         match self {
             Self::Explicit => "the token given was refused".into(),
-            Self::Env => format!("the token in ${ENV_TOKEN} was refused; unset it to use the node's token file"),
+            Self::Env => {
+                format!("the token in ${ENV_TOKEN} was refused; unset it to use the node's token file")
+            }
             Self::File(p) => format!(
                 "the token in {} was refused: is {ENV_API} the node whose data dir that is?",
                 p.display()
@@ -194,7 +196,10 @@ mod tests {
     #[test]
     fn urls_are_normalized() {
         assert_eq!(normalize_url("127.0.0.1:9").unwrap(), "http://127.0.0.1:9");
-        assert_eq!(normalize_url("http://localhost:7878/").unwrap(), "http://localhost:7878");
+        assert_eq!(
+            normalize_url("http://localhost:7878/").unwrap(),
+            "http://localhost:7878"
+        );
         assert!(normalize_url("https://x:1").is_err());
         assert!(normalize_url("http://").is_err());
         assert!(normalize_url("").is_err());
@@ -208,6 +213,9 @@ mod tests {
         std::fs::write(&p, "abc\n").unwrap();
         assert_eq!(read_token_file(&p).0.as_deref(), Some("abc"));
         std::fs::write(&p, "").unwrap();
-        assert!(matches!(read_token_file(&p), (None, TokenSource::Unreadable { .. })));
+        assert!(matches!(
+            read_token_file(&p),
+            (None, TokenSource::Unreadable { .. })
+        ));
     }
 }

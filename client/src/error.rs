@@ -99,6 +99,8 @@ pub enum ClientError {
         code: String,
         /// The node's message.
         message: String,
+        /// Structured details the node sent (e.g. schema violations), when any.
+        details: Option<serde_json::Value>,
     },
     /// The node answered something this client cannot read (a different atrd version?).
     #[error("unexpected answer from atrd at {url}: {message}")]
@@ -144,7 +146,12 @@ impl ClientError {
     /// `unauthorized_hint` is what to tell the operator about the token when the code is
     /// `unauthorized`.
     pub fn from_api(status: u16, body: ApiErrorBody, unauthorized_hint: &str) -> Self {
-        let ApiErrorBody { code, message, field } = body;
+        let ApiErrorBody {
+            code,
+            message,
+            field,
+            details,
+        } = body;
         match code.as_str() {
             "unauthorized" => Self::Unauthorized {
                 message,
@@ -156,7 +163,12 @@ impl ClientError {
             "not_revocable" => Self::NotRevocable { message },
             "bad_request" | "bad_query" | "malformed_json" => Self::BadRequest { field, message },
             "store_full" => Self::StoreFull { message },
-            _ => Self::Api { status, code, message },
+            _ => Self::Api {
+                status,
+                code,
+                message,
+                details,
+            },
         }
     }
 
@@ -217,6 +229,7 @@ mod tests {
             code: code.into(),
             message: "m".into(),
             field: field.map(str::to_owned),
+            details: None,
         }
     }
 

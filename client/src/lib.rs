@@ -17,6 +17,7 @@
 pub mod client;
 pub mod endpoint;
 pub mod error;
+pub mod image;
 pub mod mcp;
 
 pub use client::Client;

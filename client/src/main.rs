@@ -1,6 +1,26 @@
-//! `atr`: the command line of the local atr node (work in progress: see issue 6).
+//! `atr`: the command line of the local atr node. Parses the flags, sets up
+//! logging and runs the command (`cli`); exit codes are 0 ok, 1 the operation
+//! failed, 2 usage error.
 
-fn main() {
-    eprintln!("atr: the command line is not built yet; use the atrd API (see README.md)");
-    std::process::exit(2);
+mod cli;
+
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::Parser;
+
+fn main() -> ExitCode {
+    let args = cli::Args::parse();
+    cli::init_logging(args.verbose);
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let code = runtime.block_on(cli::run(args));
+    // A stdio read cannot be cancelled; do not wait for it at exit.
+    runtime.shutdown_timeout(Duration::from_millis(200));
+    code
 }

@@ -28,7 +28,7 @@ use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
-pub use catalog::{META_ID_KEY, META_RECEIPT_KEY, Selection, ServedTool, ToolSet};
+pub use catalog::{META_ID_KEY, META_RECEIPT_KEY, Selection, ServedTool, ToolSet, stable_order};
 pub use handler::{Handler, SERVER_NAME};
 pub use invoke::{Invoker, NotAvailable, ToolOutput};
 
@@ -220,11 +220,16 @@ impl ToolServer {
 
     /// Serves MCP on stdin/stdout until the peer closes stdin or `cancel` fires.
     pub async fn serve_stdio(self: &Arc<Self>, cancel: CancellationToken) -> Result<(), McpServeError> {
-        let running = self
+        let running = match self
             .handler()
             .serve_with_ct(rmcp::transport::stdio_pipes(), cancel.child_token())
             .await
-            .map_err(|e| McpServeError::Transport(e.to_string()))?;
+        {
+            Ok(r) => r,
+            // Stopped (Ctrl-C, SIGTERM) before a client said hello: a clean exit.
+            Err(_) if cancel.is_cancelled() => return Ok(()),
+            Err(e) => return Err(McpServeError::Transport(e.to_string())),
+        };
         running
             .waiting()
             .await

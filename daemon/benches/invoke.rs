@@ -32,7 +32,12 @@ fn pct(v: &[f64], p: f64) -> f64 {
 }
 
 fn row(name: &str, v: &[f64]) -> String {
-    format!("| {name} | {:.1} | {:.1} | {} |", pct(v, 0.5), pct(v, 0.95), v.len())
+    format!(
+        "| {name} | {:.1} | {:.1} | {} |",
+        pct(v, 0.5),
+        pct(v, 0.95),
+        v.len()
+    )
 }
 
 fn rss_mb() -> f64 {
@@ -60,8 +65,13 @@ fn config(dir: &std::path::Path, boot: Vec<libp2p::Multiaddr>, sandbox: bool) ->
 }
 
 async fn fresh_cycle(rows: &mut Vec<String>) -> f64 {
-    let sb = Sandbox::connect("bench", SandboxOptions::default()).await.expect("docker");
-    let image = sb.resolve_image(IMAGE).await.expect("image: run `cargo run -p atr-testnet -- tools-image`");
+    let sb = Sandbox::connect("bench", SandboxOptions::default())
+        .await
+        .expect("docker");
+    let image = sb
+        .resolve_image(IMAGE)
+        .await
+        .expect("image: run `cargo run -p atr-testnet -- tools-image`");
     let limits = Limits {
         timeout_ms: 10_000,
         memory_bytes: 64 << 20,
@@ -103,14 +113,86 @@ async fn fresh_cycle(rows: &mut Vec<String>) -> f64 {
     pct(&total, 0.5)
 }
 
+async fn pooled_cycle(rows: &mut Vec<String>) -> f64 {
+    let opts = SandboxOptions {
+        warm_pool: 2,
+        ..Default::default()
+    };
+    let sb = Sandbox::connect("bench-pool", opts).await.expect("docker");
+    let image = sb.resolve_image(IMAGE).await.expect("image");
+    let limits = Limits {
+        timeout_ms: 10_000,
+        memory_bytes: 64 << 20,
+        cpu_millis: 500,
+        pids: 16,
+        max_output_bytes: 1 << 20,
+    };
+    let cmd = vec!["/bin/echo".to_owned()];
+    let mut total = Vec::new();
+    for i in 0..RUNS + 5 {
+        let inv = format!("{i:032x}");
+        // Calls spaced by 250 ms: the pool refills behind each call (a start
+        // takes ≈100 ms); back-to-back calls faster than that fall back to fresh.
+        tokio::time::sleep(Duration::from_millis(250)).await;
+        let t0 = Instant::now();
+        let out = sb
+            .run(RunRequest {
+                image: &image,
+                command: &cmd,
+                workdir: None,
+                limits: &limits,
+                input: br#"{"hello":"world"}"#,
+                invocation: &inv,
+            })
+            .await
+            .expect("run");
+        assert_eq!(out.stdout.trim_ascii(), br#"{"hello":"world"}"#);
+        if i >= 5 {
+            total.push(t0.elapsed().as_secs_f64() * 1000.0);
+        }
+    }
+    sb.drain_pool();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    rows.push(row(
+        "**warm pool (2 pre-started per tool), claim → output → removed**",
+        &total,
+    ));
+    pct(&total, 0.5)
+}
+
 fn docker_run(rows: &mut Vec<String>) -> f64 {
     let mut v = Vec::new();
     for i in 0..RUNS + 5 {
         let t0 = Instant::now();
         let mut child = std::process::Command::new("docker")
-            .args(["run", "--rm", "-i", "--network", "none", "--read-only", "--user", "65534:65534"])
-            .args(["--memory", "64m", "--memory-swap", "64m", "--pids-limit", "16", "--cap-drop", "ALL"])
-            .args(["--security-opt", "no-new-privileges", "--log-driver", "none", IMAGE, "/bin/echo"])
+            .args([
+                "run",
+                "--rm",
+                "-i",
+                "--network",
+                "none",
+                "--read-only",
+                "--user",
+                "65534:65534",
+            ])
+            .args([
+                "--memory",
+                "64m",
+                "--memory-swap",
+                "64m",
+                "--pids-limit",
+                "16",
+                "--cap-drop",
+                "ALL",
+            ])
+            .args([
+                "--security-opt",
+                "no-new-privileges",
+                "--log-driver",
+                "none",
+                IMAGE,
+                "/bin/echo",
+            ])
             .stdin(std::process::Stdio::piped())
             .stdout(std::process::Stdio::piped())
             .stderr(std::process::Stdio::null())
@@ -129,12 +211,78 @@ fn docker_run(rows: &mut Vec<String>) -> f64 {
     pct(&v, 0.5)
 }
 
+async fn end_to_end_pool(rows: &mut Vec<String>) {
+    let d1 = tempfile::tempdir().expect("tmp");
+    let d2 = tempfile::tempdir().expect("tmp");
+    let mut pc = config(d1.path(), vec![], true);
+    pc.sandbox.options.warm_pool = 2;
+    let provider = Node::bind_with_identity(pc, Some(Identity::from_seed([232; 32])))
+        .await
+        .expect("provider");
+    let caller = Node::bind_with_identity(
+        config(d2.path(), provider.dial_addrs(), false),
+        Some(Identity::from_seed([233; 32])),
+    )
+    .await
+    .expect("caller");
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../testnet/tools/manifests/echo.toml");
+    let m =
+        atr_protocol::Manifest::from_toml(&std::fs::read_to_string(&root).expect("manifest"), "echo.toml")
+            .expect("manifest");
+    let spec = publish::publish(provider.state(), m, "echo.toml".into())
+        .await
+        .expect("publish")
+        .spec;
+    let t0 = Instant::now();
+    while caller
+        .state()
+        .catalog
+        .read()
+        .expect("lock")
+        .get(&spec.id())
+        .is_none()
+    {
+        assert!(t0.elapsed() < Duration::from_secs(20), "spec did not propagate");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let mut v = Vec::new();
+    for i in 0..RUNS + 5 {
+        tokio::time::sleep(Duration::from_millis(250)).await;
+        let t = Instant::now();
+        let r = invoke::invoke(
+            caller.state(),
+            InvokeRequest {
+                id: Some(spec.id()),
+                name: None,
+                version: None,
+                publisher: None,
+                input: serde_json::json!({ "n": i }),
+            },
+        )
+        .await
+        .expect("invoke");
+        assert_eq!(r.output["n"], serde_json::json!(i));
+        if i >= 5 {
+            v.push(t.elapsed().as_secs_f64() * 1000.0);
+        }
+    }
+    rows.push(row(
+        "**end to end across two nodes, provider with a warm pool**",
+        &v,
+    ));
+    caller.shutdown().await.expect("shutdown");
+    provider.shutdown().await.expect("shutdown");
+}
+
 async fn end_to_end(rows: &mut Vec<String>) -> (f64, f64, f64, usize) {
     let d1 = tempfile::tempdir().expect("tmp");
     let d2 = tempfile::tempdir().expect("tmp");
-    let provider = Node::bind_with_identity(config(d1.path(), vec![], true), Some(Identity::from_seed([230; 32])))
-        .await
-        .expect("provider");
+    let provider = Node::bind_with_identity(
+        config(d1.path(), vec![], true),
+        Some(Identity::from_seed([230; 32])),
+    )
+    .await
+    .expect("provider");
     let caller = Node::bind_with_identity(
         config(d2.path(), provider.dial_addrs(), false),
         Some(Identity::from_seed([231; 32])),
@@ -142,11 +290,22 @@ async fn end_to_end(rows: &mut Vec<String>) -> (f64, f64, f64, usize) {
     .await
     .expect("caller");
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../testnet/tools/manifests/echo.toml");
-    let m = atr_protocol::Manifest::from_toml(&std::fs::read_to_string(&root).expect("manifest"), "echo.toml")
-        .expect("manifest");
-    let spec = publish::publish(provider.state(), m, "echo.toml".into()).await.expect("publish").spec;
+    let m =
+        atr_protocol::Manifest::from_toml(&std::fs::read_to_string(&root).expect("manifest"), "echo.toml")
+            .expect("manifest");
+    let spec = publish::publish(provider.state(), m, "echo.toml".into())
+        .await
+        .expect("publish")
+        .spec;
     let t0 = Instant::now();
-    while caller.state().catalog.read().expect("lock").get(&spec.id()).is_none() {
+    while caller
+        .state()
+        .catalog
+        .read()
+        .expect("lock")
+        .get(&spec.id())
+        .is_none()
+    {
         assert!(t0.elapsed() < Duration::from_secs(20), "spec did not propagate");
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
@@ -166,7 +325,10 @@ async fn end_to_end(rows: &mut Vec<String>) -> (f64, f64, f64, usize) {
             v.push(t.elapsed().as_secs_f64() * 1000.0);
         }
     }
-    rows.push(row("**end to end across two nodes** (caller API call → verified receipt)", &v));
+    rows.push(row(
+        "**end to end across two nodes** (caller API call → verified receipt)",
+        &v,
+    ));
 
     // Sustained throughput: 4 concurrent callers, bounded by count and time.
     let rss0 = rss_mb();
@@ -217,17 +379,33 @@ async fn end_to_end(rows: &mut Vec<String>) -> (f64, f64, f64, usize) {
 }
 
 fn main() {
-    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("runtime");
-    let mut rows = vec!["| step | p50 ms | p95 ms | runs |".to_owned(), "|---|---|---|---|".to_owned()];
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let mut rows = vec![
+        "| step | p50 ms | p95 ms | runs |".to_owned(),
+        "|---|---|---|---|".to_owned(),
+    ];
     let (fresh, cli, (e2e, tput, rss, failed)) = rt.block_on(async {
         let fresh = fresh_cycle(&mut rows).await;
+        let _ = pooled_cycle(&mut rows).await;
         let cli = docker_run(&mut rows);
         let e = end_to_end(&mut rows).await;
+        end_to_end_pool(&mut rows).await;
         (fresh, cli, e)
     });
     println!("{}", rows.join("\n"));
     println!();
-    println!("- fresh cycle vs `docker run --rm -i`: {:.2}× faster (p50 {fresh:.1} ms vs {cli:.1} ms)", cli / fresh);
-    println!("- network + protocol overhead (end to end p50 − fresh cycle p50): {:.1} ms", e2e - fresh);
-    println!("- sustained: {tput:.1} invocations/s from 4 concurrent callers through one provider (4 slots), {failed} failed; process RSS change over the run {rss:+.1} MiB");
+    println!(
+        "- fresh cycle vs `docker run --rm -i`: {:.2}× faster (p50 {fresh:.1} ms vs {cli:.1} ms)",
+        cli / fresh
+    );
+    println!(
+        "- network + protocol overhead (end to end p50 − fresh cycle p50): {:.1} ms",
+        e2e - fresh
+    );
+    println!(
+        "- sustained: {tput:.1} invocations/s from 4 concurrent callers through one provider (4 slots), {failed} failed; process RSS change over the run {rss:+.1} MiB"
+    );
 }

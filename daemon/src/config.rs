@@ -133,6 +133,8 @@ pub struct SandboxSection {
     pub max_concurrent: Option<usize>,
     /// OCI runtime, e.g. `runsc` for gVisor (default: the engine's).
     pub runtime: Option<String>,
+    /// Pre-started containers kept per tool (default 0: none).
+    pub warm_pool: Option<usize>,
 }
 
 /// Invocation access control, resolved.
@@ -375,6 +377,7 @@ impl Config {
                 c.sandbox.options.max_concurrent = n.clamp(1, 256);
             }
             c.sandbox.options.runtime = s.runtime;
+            c.sandbox.options.warm_pool = s.warm_pool.unwrap_or(0).min(8);
         }
         Ok(c)
     }

@@ -307,6 +307,7 @@ impl Node {
         }
         let _ = tokio::time::timeout(SHUTDOWN_GRACE, self.net_task).await;
         if let Some(sb) = &self.state.sandbox {
+            sb.drain_pool();
             match sb.remove_all_own().await {
                 Ok(0) => {}
                 Ok(n) => info!(

@@ -25,9 +25,11 @@ use std::time::Duration;
 use bollard::Docker;
 use bollard::query_parameters::{ListContainersOptions, RemoveContainerOptions};
 use tokio::sync::Semaphore;
-use tracing::{info, warn};
+use tracing::{debug, info, warn};
 
 pub use run::{RunOutcome, RunRequest, Timings};
+
+use run::{ContainerKey, Prepared};
 
 /// Label present on every sandbox container.
 pub const LABEL_SANDBOX: &str = "dev.atr.sandbox";
@@ -45,6 +47,10 @@ pub const DOCKER_CALL_TIMEOUT: Duration = Duration::from_secs(30);
 pub const TMPFS_BYTES: u64 = 16 * 1024 * 1024;
 /// `RLIMIT_FSIZE`: largest file a tool may write, bytes.
 pub const MAX_FILE_BYTES: i64 = 8 * 1024 * 1024;
+/// Pooled containers older than this are replaced (not handed out).
+pub const POOL_MAX_AGE: Duration = Duration::from_secs(300);
+/// Most distinct tools with a warm pool.
+pub const POOL_MAX_KEYS: usize = 16;
 /// `RLIMIT_NOFILE`: open files per process.
 pub const MAX_OPEN_FILES: i64 = 64;
 
@@ -81,6 +87,10 @@ pub struct SandboxOptions {
     pub max_concurrent: usize,
     /// OCI runtime (e.g. `runsc` for gVisor); `None` is the engine default.
     pub runtime: Option<String>,
+    /// Pre-started single-use containers kept per tool (0 = no pool). Each
+    /// waits on stdin; an invocation takes one, so only stdin → stdout
+    /// remains on its critical path, and a new one is started behind it.
+    pub warm_pool: usize,
 }
 
 impl Default for SandboxOptions {
@@ -88,6 +98,7 @@ impl Default for SandboxOptions {
         Self {
             max_concurrent: 4,
             runtime: None,
+            warm_pool: 0,
         }
     }
 }
@@ -100,6 +111,7 @@ pub struct Sandbox {
     instance: String,
     slots: Arc<Semaphore>,
     opts: SandboxOptions,
+    pool: Arc<std::sync::Mutex<HashMap<ContainerKey, Vec<Prepared>>>>,
 }
 
 impl std::fmt::Debug for Sandbox {
@@ -146,6 +158,7 @@ impl Sandbox {
             instance: hex::encode(b),
             slots: Arc::new(Semaphore::new(opts.max_concurrent.max(1))),
             opts,
+            pool: Arc::new(std::sync::Mutex::new(HashMap::new())),
         })
     }
 
@@ -191,9 +204,68 @@ impl Sandbox {
             .clone()
             .try_acquire_owned()
             .map_err(|_| SandboxError::Busy(self.opts.max_concurrent))?;
-        let out = run::run(self, req).await;
+        let out = if self.opts.warm_pool > 0 {
+            let key = ContainerKey::of(&req);
+            let warm = self.take_warm(&key);
+            self.refill(key);
+            match warm {
+                Some(p) => run::execute(self, p, &req).await,
+                None => run::run(self, req).await,
+            }
+        } else {
+            run::run(self, req).await
+        };
         drop(permit);
         out
+    }
+
+    /// A pre-started container for `key`, if one is ready and fresh.
+    fn take_warm(&self, key: &ContainerKey) -> Option<Prepared> {
+        let mut pool = self.pool.lock().ok()?;
+        let list = pool.get_mut(key)?;
+        while let Some(p) = list.pop() {
+            if p.born.elapsed() < POOL_MAX_AGE {
+                return Some(p);
+            }
+            // Expired: dropping it removes the container.
+        }
+        None
+    }
+
+    /// Starts containers in the background until `key`'s pool is full.
+    fn refill(&self, key: ContainerKey) {
+        let want = {
+            let Ok(mut pool) = self.pool.lock() else { return };
+            if !pool.contains_key(&key) && pool.len() >= POOL_MAX_KEYS {
+                return;
+            }
+            let have = pool.entry(key.clone()).or_default().len();
+            self.opts.warm_pool.saturating_sub(have)
+        };
+        for _ in 0..want {
+            let sb = self.clone();
+            let key = key.clone();
+            tokio::spawn(async move {
+                match run::prepare(&sb, &key, "pool").await {
+                    Ok(p) => {
+                        if let Ok(mut pool) = sb.pool.lock() {
+                            let list = pool.entry(key).or_default();
+                            if list.len() < sb.opts.warm_pool {
+                                list.push(p);
+                            }
+                        }
+                    }
+                    Err(e) => debug!(error = %e, "could not pre-start a pooled container"),
+                }
+            });
+        }
+    }
+
+    /// Drops every pooled container (they are removed in the background).
+    pub fn drain_pool(&self) {
+        if let Ok(mut pool) = self.pool.lock() {
+            pool.clear();
+        }
     }
 
     fn labels(&self, invocation: &str) -> HashMap<String, String> {

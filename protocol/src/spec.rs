@@ -122,7 +122,7 @@ pub struct Runtime {
 
 /// Resource limits of one invocation. Every field has a safe default and a
 /// hard maximum in [`crate::limits`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Limits {
     /// Wall-clock limit, milliseconds.

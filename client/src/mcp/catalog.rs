@@ -92,7 +92,8 @@ fn newest_per_tool(views: Vec<SpecView>) -> Vec<SpecView> {
     for v in views {
         let key = (v.spec.publisher, v.spec.name.clone());
         let newer = |old: &SpecView| {
-            (&v.spec.version, v.spec.created_at_ms, v.id) > (&old.spec.version, old.spec.created_at_ms, old.id)
+            (&v.spec.version, v.spec.created_at_ms, v.id)
+                > (&old.spec.version, old.spec.created_at_ms, old.id)
         };
         match best.get(&key) {
             Some(old) if !newer(old) => {}
@@ -102,6 +103,20 @@ fn newest_per_tool(views: Vec<SpecView>) -> Vec<SpecView> {
         }
     }
     best.into_values().collect()
+}
+
+/// Sorts specs the way tool lists show them: by name, then newest version first (then newest
+/// spec, then id), so that when names are made unique the newest version keeps the plain name
+/// and the order does not depend on how the node answered.
+pub fn stable_order(views: &mut [SpecView]) {
+    views.sort_by(|a, b| {
+        (&a.spec.name, &b.spec.version, b.spec.created_at_ms, a.id).cmp(&(
+            &b.spec.name,
+            &a.spec.version,
+            a.spec.created_at_ms,
+            b.id,
+        ))
+    });
 }
 
 /// One served tool.
@@ -143,25 +158,27 @@ impl ToolSet {
     /// Exports `views` as MCP tools with unique, stable names and their id in `_meta`.
     /// A spec that cannot be exported is left out with a warning.
     pub fn build(mut views: Vec<SpecView>) -> Self {
-        views.sort_by(|a, b| {
-            (&a.spec.name, &b.spec.version, b.spec.created_at_ms, a.id).cmp(&(
-                &b.spec.name,
-                &a.spec.version,
-                a.spec.created_at_ms,
-                b.id,
-            ))
-        });
+        stable_order(&mut views);
         let specs: Vec<&ToolSpec> = views.iter().map(|v| &v.spec).collect();
         // The names alone: unique across the whole list.
         let names: Vec<String> = match export_many(&specs, ExportFormat::Mcp, &ExportOptions::default()) {
             Ok(Value::Array(tools)) => tools
                 .iter()
-                .map(|t| t.get("name").and_then(Value::as_str).unwrap_or_default().to_owned())
+                .map(|t| {
+                    t.get("name")
+                        .and_then(Value::as_str)
+                        .unwrap_or_default()
+                        .to_owned()
+                })
                 .collect(),
             _ => views.iter().map(|v| v.spec.name.clone()).collect(),
         };
         let mut set = Self::default();
         for (view, name) in views.iter().zip(names) {
+            if set.by_name.contains_key(&name) {
+                warn!(tool = %view.id.fmt_short(), %name, "name already served; leaving this tool out");
+                continue;
+            }
             match served(view, name) {
                 Ok(t) => {
                     set.by_name.insert(t.tool.name.to_string(), set.tools.len());

@@ -11,9 +11,8 @@
 use std::sync::Arc;
 
 use rmcp::model::{
-    CallToolRequestParams, CallToolResponse, CallToolResult, ContentBlock, Implementation,
-    ListToolsResult, MetaObject, PaginatedRequestParams, ServerCapabilities, ServerConfig,
-    SubscriptionFilter, Tool,
+    CallToolRequestParams, CallToolResponse, CallToolResult, ContentBlock, Implementation, ListToolsResult,
+    MetaObject, PaginatedRequestParams, ServerCapabilities, ServerConfig, SubscriptionFilter, Tool,
 };
 use rmcp::service::{NotificationContext, RequestContext, SubscriptionContext};
 use rmcp::{ErrorData, RoleServer, ServerHandler};
@@ -112,7 +111,9 @@ impl ServerHandler for Handler {
         };
         let input = Value::Object(request.arguments.unwrap_or_default());
         if let Err(violations) = tool.check_input(&input) {
-            return Ok(text_error(format!("invalid arguments for `{name}`: {violations}")));
+            return Ok(text_error(format!(
+                "invalid arguments for `{name}`: {violations}"
+            )));
         }
         let id = tool.id;
         drop(set);

@@ -142,16 +142,50 @@ impl Drop for RemoveOnDrop {
     }
 }
 
-pub(super) async fn run(sb: &Sandbox, req: RunRequest<'_>) -> Result<RunOutcome, SandboxError> {
-    let started_at_ms = now_ms();
+/// A created, attached and started container, blocked reading stdin.
+pub(crate) struct Prepared {
+    id: String,
+    attached: bollard::container::AttachContainerResults,
+    guard: RemoveOnDrop,
+    timings: Timings,
+    /// When it was started (pooled containers expire).
+    pub(crate) born: Instant,
+}
+
+/// What a container is made from: everything but the input.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub(crate) struct ContainerKey {
+    pub(crate) image: String,
+    pub(crate) command: Vec<String>,
+    pub(crate) workdir: Option<String>,
+    pub(crate) limits: Limits,
+}
+
+impl ContainerKey {
+    pub(crate) fn of(req: &RunRequest<'_>) -> Self {
+        Self {
+            image: req.image.to_owned(),
+            command: req.command.to_vec(),
+            workdir: req.workdir.map(str::to_owned),
+            limits: *req.limits,
+        }
+    }
+}
+
+/// Create → attach → start. The container then waits for its input.
+pub(crate) async fn prepare(
+    sb: &Sandbox,
+    key: &ContainerKey,
+    invocation: &str,
+) -> Result<Prepared, SandboxError> {
     let mut t = Timings::default();
-    let cmd: Vec<String> = req.command.to_vec();
+    let cmd = key.command.clone();
     let body = ContainerCreateBody {
-        image: Some(req.image.to_owned()),
+        image: Some(key.image.clone()),
         entrypoint: (!cmd.is_empty()).then(|| cmd.clone()),
         cmd: (!cmd.is_empty()).then(Vec::new),
         user: Some("65534:65534".into()),
-        working_dir: req.workdir.map(str::to_owned),
+        working_dir: key.workdir.clone(),
         attach_stdin: Some(true),
         attach_stdout: Some(true),
         attach_stderr: Some(true),
@@ -160,13 +194,14 @@ pub(super) async fn run(sb: &Sandbox, req: RunRequest<'_>) -> Result<RunOutcome,
         tty: Some(false),
         network_disabled: Some(true),
         env: Some(vec![]),
-        labels: Some(sb.labels(req.invocation)),
-        host_config: Some(host_config(sb, req.limits)),
+        labels: Some(sb.labels(invocation)),
+        host_config: Some(host_config(sb, &key.limits)),
         ..Default::default()
     };
-    let name = format!("atr-{}-{}", &sb.instance[..8], req.invocation);
+    let mut suffix = [0u8; 6];
+    rand::fill(&mut suffix);
     let opts = CreateContainerOptions {
-        name: Some(name),
+        name: Some(format!("atr-{}-{}", &sb.instance[..8], hex::encode(suffix))),
         ..Default::default()
     };
     let t0 = Instant::now();
@@ -178,7 +213,7 @@ pub(super) async fn run(sb: &Sandbox, req: RunRequest<'_>) -> Result<RunOutcome,
     {
         Ok(Ok(c)) => c,
         Ok(Err(bollard::errors::Error::DockerResponseServerError { status_code: 404, .. })) => {
-            return Err(SandboxError::ImageMissing(req.image.to_owned()));
+            return Err(SandboxError::ImageMissing(key.image.clone()));
         }
         Ok(Err(e)) => {
             return Err(SandboxError::Docker {
@@ -190,40 +225,10 @@ pub(super) async fn run(sb: &Sandbox, req: RunRequest<'_>) -> Result<RunOutcome,
     };
     t.create_ms = ms(t0);
     let id = created.id;
-    let mut guard = RemoveOnDrop {
+    let guard = RemoveOnDrop {
         sandbox: sb.clone(),
         id: Some(id.clone()),
     };
-
-    let result = drive(sb, &id, &req, &mut t).await;
-
-    let t0 = Instant::now();
-    guard.id = None;
-    if let Err(e) = sb.remove(&id).await {
-        warn!(container = %id, error = %e, "could not remove sandbox container");
-    }
-    t.remove_ms = ms(t0);
-    let (status, stdout, stderr, exit_code) = result?;
-    debug!(?status, exit_code, ?t, "sandbox run finished");
-    Ok(RunOutcome {
-        status,
-        stdout,
-        stderr,
-        exit_code,
-        started_at_ms,
-        finished_at_ms: now_ms(),
-        timings: t,
-    })
-}
-
-type Driven = (InvocationStatus, Vec<u8>, Vec<u8>, Option<i64>);
-
-async fn drive(
-    sb: &Sandbox,
-    id: &str,
-    req: &RunRequest<'_>,
-    t: &mut Timings,
-) -> Result<Driven, SandboxError> {
     let t0 = Instant::now();
     let attach_opts = AttachContainerOptions {
         stream: true,
@@ -233,12 +238,78 @@ async fn drive(
         logs: false,
         ..Default::default()
     };
-    let attached = timed("attach", sb.docker.attach_container(id, Some(attach_opts))).await?;
+    let attached = timed("attach", sb.docker.attach_container(&id, Some(attach_opts))).await?;
     t.attach_ms = ms(t0);
     let t0 = Instant::now();
-    timed("start", sb.docker.start_container(id, None)).await?;
+    timed("start", sb.docker.start_container(&id, None)).await?;
     t.start_ms = ms(t0);
+    Ok(Prepared {
+        id,
+        attached,
+        guard,
+        timings: t,
+        born: Instant::now(),
+    })
+}
 
+/// Runs a fresh container: prepare (retried once: the engine occasionally
+/// fails a start under load, e.g. "cannot start a stopped process") then execute.
+pub(super) async fn run(sb: &Sandbox, req: RunRequest<'_>) -> Result<RunOutcome, SandboxError> {
+    let key = ContainerKey::of(&req);
+    let prepared = match prepare(sb, &key, req.invocation).await {
+        Ok(p) => p,
+        Err(SandboxError::Docker { op, detail }) => {
+            warn!(op, %detail, "sandbox container failed to start; retrying once with a new one");
+            prepare(sb, &key, req.invocation).await?
+        }
+        Err(e) => return Err(e),
+    };
+    execute(sb, prepared, &req).await
+}
+
+/// Feeds the input to a prepared container, collects the outcome, removes it.
+pub(crate) async fn execute(
+    sb: &Sandbox,
+    prepared: Prepared,
+    req: &RunRequest<'_>,
+) -> Result<RunOutcome, SandboxError> {
+    let started_at_ms = now_ms();
+    let Prepared {
+        id,
+        attached,
+        mut guard,
+        mut timings,
+        ..
+    } = prepared;
+    let result = drive(sb, &id, attached, req, &mut timings).await;
+    let t0 = Instant::now();
+    guard.id = None;
+    if let Err(e) = sb.remove(&id).await {
+        warn!(container = %id, error = %e, "could not remove sandbox container");
+    }
+    timings.remove_ms = ms(t0);
+    let (status, stdout, stderr, exit_code) = result?;
+    debug!(?status, exit_code, ?timings, "sandbox run finished");
+    Ok(RunOutcome {
+        status,
+        stdout,
+        stderr,
+        exit_code,
+        started_at_ms,
+        finished_at_ms: now_ms(),
+        timings,
+    })
+}
+
+type Driven = (InvocationStatus, Vec<u8>, Vec<u8>, Option<i64>);
+
+async fn drive(
+    sb: &Sandbox,
+    id: &str,
+    attached: bollard::container::AttachContainerResults,
+    req: &RunRequest<'_>,
+    t: &mut Timings,
+) -> Result<Driven, SandboxError> {
     let t0 = Instant::now();
     let deadline = Duration::from_millis(req.limits.timeout_ms);
     let max_out = usize::try_from(req.limits.max_output_bytes).unwrap_or(usize::MAX);

@@ -172,7 +172,10 @@ pub fn report(error: &ToolError) -> ExitCode {
 /// alone would also accept an array for a struct).
 pub fn parse<T: DeserializeOwned>(input: Value) -> Result<T, ToolError> {
     if !input.is_object() {
-        return Err(ToolError::bad_input("invalid_input", "the input must be a JSON object"));
+        return Err(ToolError::bad_input(
+            "invalid_input",
+            "the input must be a JSON object",
+        ));
     }
     serde_json::from_value(input).map_err(|e| ToolError::bad_input("invalid_input", e.to_string()))
 }
@@ -221,7 +224,10 @@ mod tests {
     #[test]
     fn refuses_nesting_past_serde_limit() {
         let deep = "[".repeat(10_000);
-        assert_eq!(read_input(&mut deep.as_bytes()).unwrap_err().code(), "invalid_json");
+        assert_eq!(
+            read_input(&mut deep.as_bytes()).unwrap_err().code(),
+            "invalid_json"
+        );
     }
 
     #[test]

@@ -43,8 +43,14 @@ mod tests {
 
     #[test]
     fn refuses_overflow_and_non_integers() {
-        assert_eq!(add(json!({"a": i64::MAX, "b": 1})).unwrap_err().code(), "overflow");
-        assert_eq!(add(json!({"a": i64::MIN, "b": -1})).unwrap_err().code(), "overflow");
+        assert_eq!(
+            add(json!({"a": i64::MAX, "b": 1})).unwrap_err().code(),
+            "overflow"
+        );
+        assert_eq!(
+            add(json!({"a": i64::MIN, "b": -1})).unwrap_err().code(),
+            "overflow"
+        );
         for bad in [
             json!({"a": 1.5, "b": 1}),
             json!({"a": u64::MAX, "b": 0}),

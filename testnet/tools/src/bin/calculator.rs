@@ -84,7 +84,10 @@ fn check_variables(vars: &BTreeMap<String, f64>) -> Result<(), ToolError> {
     if vars.len() > MAX_VARIABLES {
         return Err(bad(
             "invalid_variable",
-            format!("{} variables is more than the {MAX_VARIABLES} allowed", vars.len()),
+            format!(
+                "{} variables is more than the {MAX_VARIABLES} allowed",
+                vars.len()
+            ),
         ));
     }
     for name in vars.keys() {
@@ -176,7 +179,10 @@ fn lex(src: &str) -> Result<Vec<(Tok, usize)>, ToolError> {
                 }
                 let text = &src[start..i];
                 let n: f64 = text.parse().map_err(|_| {
-                    bad("syntax_error", format!("`{text}` at position {start} is not a number"))
+                    bad(
+                        "syntax_error",
+                        format!("`{text}` at position {start} is not a number"),
+                    )
                 })?;
                 if !n.is_finite() {
                     return Err(bad(
@@ -557,6 +563,10 @@ mod tests {
     }
 
     #[test]
+    #[allow(
+        clippy::approx_constant,
+        reason = "the expected values are the rounded constants"
+    )]
     fn functions_and_constants() {
         assert_eq!(ok("sqrt(16) + abs(-2)"), json!(6));
         assert_eq!(ok("min(3, 1, 2) + max(3, 9)"), json!(10));
@@ -575,7 +585,9 @@ mod tests {
         let out = calculate(json!({"expression": "1/3", "precision": 0})).unwrap();
         assert_eq!(out, json!({"result": 0}));
         assert_eq!(
-            calculate(json!({"expression": "1", "precision": 16})).unwrap_err().code(),
+            calculate(json!({"expression": "1", "precision": 16}))
+                .unwrap_err()
+                .code(),
             "invalid_input"
         );
         for bad_name in ["sqrt", "pi", "1x", "a-b", ""] {
@@ -583,7 +595,9 @@ mod tests {
             assert_eq!(e.code(), "invalid_variable", "{bad_name}");
         }
         assert_eq!(
-            calculate(json!({"expression": "1", "extra": true})).unwrap_err().code(),
+            calculate(json!({"expression": "1", "extra": true}))
+                .unwrap_err()
+                .code(),
             "invalid_input"
         );
     }
@@ -599,7 +613,9 @@ mod tests {
         assert_eq!(code("factorial(5)"), "unknown_function");
         assert_eq!(code("sqrt(1, 2)"), "wrong_arity");
         assert_eq!(code("round(1, 0.5)"), "domain_error");
-        for syntax in ["", "   ", "1 +", "(1", "1)", "2 3", "1 $ 2", "min(", "min()", "1..2", "sqrt 4", "é"] {
+        for syntax in [
+            "", "   ", "1 +", "(1", "1)", "2 3", "1 $ 2", "min(", "min()", "1..2", "sqrt 4", "é",
+        ] {
             assert_eq!(code(syntax), "syntax_error", "{syntax:?}");
         }
     }
@@ -614,7 +630,10 @@ mod tests {
         assert_eq!(code("1e400"), "overflow");
         assert_eq!(code("-1e308 - 1e308"), "overflow");
         assert_eq!(code(&"9".repeat(400)), "overflow");
-        assert_eq!(code(&format!("{}1{}", "(".repeat(65), ")".repeat(65))), "too_deep");
+        assert_eq!(
+            code(&format!("{}1{}", "(".repeat(65), ")".repeat(65))),
+            "too_deep"
+        );
         assert_eq!(code(&format!("{}1", "-".repeat(200))), "too_deep");
         assert_eq!(code(&format!("{}1", "sqrt(".repeat(70))), "too_deep");
         assert_eq!(code(&"1+".repeat(500)), "syntax_error");

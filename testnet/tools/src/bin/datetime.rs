@@ -141,9 +141,12 @@ fn datetime(input: Value) -> Result<Value, ToolError> {
 fn shift(dt: OffsetDateTime, offset: Option<UtcOffset>) -> Result<OffsetDateTime, ToolError> {
     match offset {
         None => Ok(dt),
-        Some(o) => dt
-            .checked_to_offset(o)
-            .ok_or_else(|| bad("out_of_range", "the time in that offset is outside the supported years")),
+        Some(o) => dt.checked_to_offset(o).ok_or_else(|| {
+            bad(
+                "out_of_range",
+                "the time in that offset is outside the supported years",
+            )
+        }),
     }
 }
 
@@ -178,7 +181,9 @@ fn to_datetime(w: &When, field: &str) -> Result<OffsetDateTime, ToolError> {
             OffsetDateTime::parse(t, &Rfc3339).map_err(|e| {
                 bad(
                     "invalid_datetime",
-                    format!("`{field}` = `{t}` is not an RFC 3339 timestamp such as 2024-02-29T12:00:00Z: {e}"),
+                    format!(
+                        "`{field}` = `{t}` is not an RFC 3339 timestamp such as 2024-02-29T12:00:00Z: {e}"
+                    ),
                 )
             })
         }
@@ -235,7 +240,15 @@ fn rfc3339(dt: OffsetDateTime) -> Result<String, ToolError> {
         .map_err(|e| ToolError::failed("format_failed", format!("cannot write as RFC 3339: {e}")))
 }
 
-const WEEKDAYS: [&str; 7] = ["Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday"];
+const WEEKDAYS: [&str; 7] = [
+    "Monday",
+    "Tuesday",
+    "Wednesday",
+    "Thursday",
+    "Friday",
+    "Saturday",
+    "Sunday",
+];
 const MONTHS: [&str; 12] = [
     "January",
     "February",
@@ -303,7 +316,9 @@ fn strftime(dt: OffsetDateTime, format: &str) -> Result<String, ToolError> {
             other => {
                 return Err(bad(
                     "invalid_format",
-                    format!("unknown directive `%{other}` (known: %Y %y %m %d %e %H %I %p %M %S %f %j %a %A %b %B %u %w %V %z %Z %s %F %T %%)"),
+                    format!(
+                        "unknown directive `%{other}` (known: %Y %y %m %d %e %H %I %p %M %S %f %j %a %A %b %B %u %w %V %z %Z %s %F %T %%)"
+                    ),
                 ));
             }
         };
@@ -361,10 +376,17 @@ mod tests {
             out["formatted"],
             "2024-03-05 07:08:09.123456 -0430 -04:30 Tue Tuesday Mar March 065 07AM  5 2 2 10 24 2024-03-05 07:08:09 1709638689 %"
         );
-        let out = call(json!({"op": "format", "datetime": 1_700_000_000, "format": "%H:%M %Z", "offset": "UTC"}));
+        let out =
+            call(json!({"op": "format", "datetime": 1_700_000_000, "format": "%H:%M %Z", "offset": "UTC"}));
         assert_eq!(out["formatted"], "22:13 UTC");
-        assert_eq!(code(json!({"op": "format", "datetime": 0, "format": "%Q"})), "invalid_format");
-        assert_eq!(code(json!({"op": "format", "datetime": 0, "format": "x%"})), "invalid_format");
+        assert_eq!(
+            code(json!({"op": "format", "datetime": 0, "format": "%Q"})),
+            "invalid_format"
+        );
+        assert_eq!(
+            code(json!({"op": "format", "datetime": 0, "format": "x%"})),
+            "invalid_format"
+        );
         assert_eq!(
             code(json!({"op": "format", "datetime": 0, "format": "%Y".repeat(200)})),
             "invalid_format"
@@ -393,25 +415,44 @@ mod tests {
             code(json!({"op": "add", "datetime": "2000-01-01T00:00:00Z", "seconds": i64::MAX, "minutes": 1})),
             "out_of_range"
         );
-        assert_eq!(code(json!({"op": "add", "datetime": "2000-01-01T00:00:00Z", "months": 1})), "invalid_input");
+        assert_eq!(
+            code(json!({"op": "add", "datetime": "2000-01-01T00:00:00Z", "months": 1})),
+            "invalid_input"
+        );
     }
 
     #[test]
     fn diff_in_units() {
-        let out = call(json!({"op": "diff", "start": "2024-01-01T00:00:00Z", "end": "2024-01-02T12:00:00+00:00"}));
-        assert_eq!(out, json!({"seconds": 129600, "minutes": 2160, "hours": 36, "days": 1.5}));
+        let out =
+            call(json!({"op": "diff", "start": "2024-01-01T00:00:00Z", "end": "2024-01-02T12:00:00+00:00"}));
+        assert_eq!(
+            out,
+            json!({"seconds": 129600, "minutes": 2160, "hours": 36, "days": 1.5})
+        );
         let out = call(json!({"op": "diff", "start": 10, "end": "1970-01-01T00:00:00.25Z"}));
         assert_eq!(out["seconds"], json!(-9.75));
     }
 
     #[test]
     fn refuses_bad_input() {
-        assert_eq!(code(json!({"op": "parse", "datetime": "yesterday"})), "invalid_datetime");
-        assert_eq!(code(json!({"op": "parse", "datetime": "2024-02-30T00:00:00Z"})), "invalid_datetime");
-        assert_eq!(code(json!({"op": "parse", "datetime": "9".repeat(100)})), "invalid_datetime");
+        assert_eq!(
+            code(json!({"op": "parse", "datetime": "yesterday"})),
+            "invalid_datetime"
+        );
+        assert_eq!(
+            code(json!({"op": "parse", "datetime": "2024-02-30T00:00:00Z"})),
+            "invalid_datetime"
+        );
+        assert_eq!(
+            code(json!({"op": "parse", "datetime": "9".repeat(100)})),
+            "invalid_datetime"
+        );
         assert_eq!(code(json!({"op": "parse"})), "invalid_input");
         assert_eq!(code(json!({"op": "parse", "datetime": i64::MAX})), "out_of_range");
-        assert_eq!(code(json!({"op": "now", "offset": "Europe/Paris"})), "invalid_offset");
+        assert_eq!(
+            code(json!({"op": "now", "offset": "Europe/Paris"})),
+            "invalid_offset"
+        );
         assert_eq!(code(json!({"op": "now", "offset": "+24:00"})), "invalid_offset");
         assert_eq!(code(json!({"op": "now", "offset": "+1:00"})), "invalid_offset");
         assert_eq!(code(json!({"op": "convert_timezone"})), "invalid_input");

@@ -70,7 +70,11 @@ mod tests {
 
     #[test]
     fn refuses_unknown_algorithms() {
-        for bad in [json!({"text": "a", "algorithm": "md5"}), json!({"text": 1}), json!({"txt": "a"})] {
+        for bad in [
+            json!({"text": "a", "algorithm": "md5"}),
+            json!({"text": 1}),
+            json!({"txt": "a"}),
+        ] {
             assert_eq!(hash(bad).unwrap_err().code(), "invalid_input");
         }
     }

@@ -39,7 +39,10 @@ fn query(input: Value) -> Result<Value, ToolError> {
     let Value::Object(mut obj) = input else {
         return Err(bad("invalid_input", "the input must be an object"));
     };
-    if let Some(k) = obj.keys().find(|k| !["document", "json", "path"].contains(&k.as_str())) {
+    if let Some(k) = obj
+        .keys()
+        .find(|k| !["document", "json", "path"].contains(&k.as_str()))
+    {
         return Err(bad(
             "invalid_input",
             format!("unknown field `{k}`, expected `document`, `json` or `path`"),
@@ -170,7 +173,10 @@ fn parse_text(text: &str) -> Result<Value, ToolError> {
     if text.len() > MAX_TEXT_BYTES {
         return Err(bad(
             "too_large",
-            format!("`json` is {} bytes, over the {MAX_TEXT_BYTES}-byte limit", text.len()),
+            format!(
+                "`json` is {} bytes, over the {MAX_TEXT_BYTES}-byte limit",
+                text.len()
+            ),
         ));
     }
     let (mut depth, mut values) = (0usize, 0usize);
@@ -275,11 +281,23 @@ mod tests {
         let err = |v: Value| query(v).unwrap_err().code();
         assert_eq!(err(json!({"document": 1, "path": "/~2"})), "invalid_path");
         assert_eq!(err(json!({"document": 1, "path": "a..b"})), "invalid_path");
-        assert_eq!(err(json!({"document": 1, "path": "x".repeat(2000)})), "invalid_path");
-        assert_eq!(err(json!({"document": 1, "path": "/a".repeat(65)})), "invalid_path");
+        assert_eq!(
+            err(json!({"document": 1, "path": "x".repeat(2000)})),
+            "invalid_path"
+        );
+        assert_eq!(
+            err(json!({"document": 1, "path": "/a".repeat(65)})),
+            "invalid_path"
+        );
         assert_eq!(err(json!({"path": "/"})), "invalid_input");
-        assert_eq!(err(json!({"document": 1, "json": "1", "path": ""})), "invalid_input");
-        assert_eq!(err(json!({"document": 1, "path": "", "extra": 1})), "invalid_input");
+        assert_eq!(
+            err(json!({"document": 1, "json": "1", "path": ""})),
+            "invalid_input"
+        );
+        assert_eq!(
+            err(json!({"document": 1, "path": "", "extra": 1})),
+            "invalid_input"
+        );
         assert_eq!(err(json!({"json": 5, "path": ""})), "invalid_input");
         assert_eq!(err(json!({"json": "{", "path": ""})), "invalid_json");
         assert_eq!(err(json!([1])), "invalid_input");
@@ -291,11 +309,17 @@ mod tests {
         // Depth: the scan stops at level 65, whatever follows (even invalid JSON).
         assert_eq!(err(json!({"json": "[".repeat(100_000), "path": ""})), "too_deep");
         let ok_depth = format!("{}{}", "[".repeat(64), "]".repeat(64));
-        assert_eq!(query(json!({"json": ok_depth, "path": ""})).unwrap()["found"], true);
+        assert_eq!(
+            query(json!({"json": ok_depth, "path": ""})).unwrap()["found"],
+            true
+        );
         // Count and size.
         let many = format!("[{}0]", "0,".repeat(MAX_VALUES + 1));
         assert_eq!(err(json!({"json": many, "path": ""})), "too_large");
-        assert_eq!(err(json!({"json": " ".repeat(MAX_TEXT_BYTES + 1), "path": ""})), "too_large");
+        assert_eq!(
+            err(json!({"json": " ".repeat(MAX_TEXT_BYTES + 1), "path": ""})),
+            "too_large"
+        );
         // A parsed document is held to the same limits.
         let mut deep = json!(1);
         for _ in 0..65 {

@@ -159,12 +159,18 @@ mod tests {
         assert_eq!(out["top_words"].as_array().unwrap().len(), 50);
         assert_eq!(out["unique_words"], 5_001);
         let out = text_stats(json!({"text": long_word})).unwrap();
-        assert_eq!(out["top_words"][0]["word"].as_str().unwrap().len(), MAX_WORD_CHARS);
+        assert_eq!(
+            out["top_words"][0]["word"].as_str().unwrap().len(),
+            MAX_WORD_CHARS
+        );
         assert_eq!(out["top_words"][0]["count"], 1);
         assert_eq!(
             text_stats(json!({"text": "a", "top": 51})).unwrap_err().code(),
             "invalid_input"
         );
-        assert_eq!(text_stats(json!({"text": 1})).unwrap_err().code(), "invalid_input");
+        assert_eq!(
+            text_stats(json!({"text": 1})).unwrap_err().code(),
+            "invalid_input"
+        );
     }
 }

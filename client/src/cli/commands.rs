@@ -1,0 +1,354 @@
+//! The node commands: status, publish, find, search, show, revoke, export, peers.
+//!
+//! Each prints the API's JSON with `--json`, else a short human rendering.
+
+use std::path::Path;
+
+use anyhow::Context;
+use atr_client::client::Client;
+use atr_client::endpoint::Endpoint;
+use atr_client::error::ClientError;
+use atr_client::mcp::{META_ID_KEY, stable_order};
+use atr_protocol::ToolSpec;
+use atr_protocol::api::{RevokeRequest, SpecStatus, SpecView};
+use atr_protocol::export::{self as exports, ExportFormat, ExportOptions, export_many};
+use atr_protocol::revocation::RevocationKind;
+use serde_json::Value;
+
+use super::Usage;
+use super::args::{ExportArgs, FindArgs};
+use super::output::{MAX_CELL_CHARS, Table, bytes, cut, print_json, utc, with_spinner};
+
+/// What every command needs: the client and the output mode.
+pub(crate) struct Ctx {
+    pub(crate) client: Client,
+    pub(crate) json: bool,
+}
+
+impl Ctx {
+    pub(crate) fn new(api: Option<&str>, json: bool) -> anyhow::Result<Self> {
+        let endpoint = Endpoint::from_env(api).map_err(usage_if_url)?;
+        let client = Client::new(endpoint).map_err(usage_if_url)?;
+        Ok(Self { client, json })
+    }
+
+    /// Resolves a tool id or short id typed by the user; a malformed one is a usage error.
+    pub(crate) async fn resolve(&self, text: &str) -> anyhow::Result<atr_protocol::ToolId> {
+        match with_spinner("looking up the id", self.client.resolve_id(text)).await {
+            Err(e @ ClientError::InvalidId { .. }) => Err(Usage(e.to_string()).into()),
+            other => Ok(other?),
+        }
+    }
+}
+
+fn usage_if_url(e: ClientError) -> anyhow::Error {
+    match e {
+        ClientError::InvalidUrl { .. } => Usage(e.to_string()).into(),
+        other => other.into(),
+    }
+}
+
+fn status_word(s: &SpecStatus) -> &'static str {
+    match s {
+        SpecStatus::Active => "active",
+        SpecStatus::Deprecated { .. } => "deprecated",
+        SpecStatus::Revoked => "revoked",
+        _ => "other",
+    }
+}
+
+pub(crate) async fn status(ctx: &Ctx) -> anyhow::Result<()> {
+    let s = with_spinner("asking the node", ctx.client.status()).await?;
+    if ctx.json {
+        return print_json(&s);
+    }
+    let mut t = Table::new(&["", ""]);
+    t.row(vec!["node".into(), s.peer_id.to_string()]);
+    t.row(vec!["version".into(), s.version.clone()]);
+    t.row(vec!["api".into(), ctx.client.api_url().to_owned()]);
+    let listening = if s.listen_addrs.is_empty() {
+        "-".to_owned()
+    } else {
+        s.listen_addrs.join(", ")
+    };
+    t.row(vec!["listening".into(), listening]);
+    t.row(vec![
+        "peers".into(),
+        format!("{} connected", s.connected_peers.len()),
+    ]);
+    t.row(vec![
+        "store".into(),
+        format!(
+            "{} specs, {} revocations, {} receipts, {} known peers",
+            s.store.specs, s.store.revocations, s.store.receipts, s.store.peers
+        ),
+    ]);
+    t.row(vec![
+        "token".into(),
+        ctx.client.endpoint().token_source.to_string(),
+    ]);
+    // The header row of a key/value table is empty: skip it.
+    print!("{}", t.render().split_once('\n').map(|x| x.1).unwrap_or_default());
+    Ok(())
+}
+
+pub(crate) async fn publish(ctx: &Ctx, manifest: &Path) -> anyhow::Result<()> {
+    let r = with_spinner("publishing", ctx.client.publish_file(manifest)).await?;
+    if ctx.json {
+        return print_json(&r);
+    }
+    if r.created {
+        println!("published {}  {}", r.spec.label(), r.id);
+    } else {
+        println!("already published (same spec) {}  {}", r.spec.label(), r.id);
+    }
+    Ok(())
+}
+
+fn spec_table(views: &[SpecView]) -> String {
+    let mut t = Table::new(&["ID", "NAME", "VERSION", "STATUS", "TAGS", "DESCRIPTION"]);
+    for v in views {
+        t.row(vec![
+            v.id.fmt_short(),
+            v.spec.name.clone(),
+            v.spec.version.to_string(),
+            status_word(&v.status).into(),
+            v.spec.tags.join(","),
+            cut(&v.spec.description, MAX_CELL_CHARS),
+        ]);
+    }
+    t.render()
+}
+
+pub(crate) async fn find(ctx: &Ctx, f: &FindArgs) -> anyhow::Result<()> {
+    let q = f.query();
+    let what = if q.network {
+        "asking the network"
+    } else {
+        "searching"
+    };
+    let r = with_spinner(what, ctx.client.find(&q)).await?;
+    if ctx.json {
+        return print_json(&r);
+    }
+    if r.results.is_empty() {
+        println!(
+            "no tools found{}",
+            if q.network {
+                ""
+            } else {
+                " (add --network to ask peers)"
+            }
+        );
+        return Ok(());
+    }
+    print!("{}", spec_table(&r.results));
+    if r.fetched_from_network > 0 {
+        println!("({} fetched from the network)", r.fetched_from_network);
+    }
+    Ok(())
+}
+
+pub(crate) async fn search(ctx: &Ctx, text: &str, limit: usize) -> anyhow::Result<()> {
+    let r = with_spinner("searching", ctx.client.search(text, Some(limit))).await?;
+    if ctx.json {
+        return print_json(&r);
+    }
+    if r.hits.is_empty() {
+        println!("no tools match `{text}`");
+        return Ok(());
+    }
+    let mut t = Table::new(&["SCORE", "ID", "NAME", "VERSION", "DESCRIPTION"]);
+    for h in &r.hits {
+        t.row(vec![
+            format!("{:.2}", h.score),
+            h.view.id.fmt_short(),
+            h.view.spec.name.clone(),
+            h.view.spec.version.to_string(),
+            cut(&h.view.spec.description, MAX_CELL_CHARS),
+        ]);
+    }
+    print!("{}", t.render());
+    Ok(())
+}
+
+fn indented_json(v: &Value) -> String {
+    serde_json::to_string_pretty(v)
+        .unwrap_or_default()
+        .lines()
+        .map(|l| format!("  {l}\n"))
+        .collect()
+}
+
+pub(crate) async fn show(ctx: &Ctx, id: &str) -> anyhow::Result<()> {
+    let id = ctx.resolve(id).await?;
+    let v = with_spinner("asking the node", ctx.client.spec(&id)).await?;
+    if ctx.json {
+        return print_json(&v);
+    }
+    let s = &v.spec;
+    let status = match &v.status {
+        SpecStatus::Deprecated { successor: Some(n) } => format!("deprecated, use {n}"),
+        other => status_word(other).to_owned(),
+    };
+    println!("{}  ({status})", s.label());
+    let mut t = Table::new(&["", ""]);
+    t.row(vec!["id".into(), v.id.to_string()]);
+    t.row(vec!["publisher".into(), s.publisher.to_string()]);
+    t.row(vec!["created".into(), utc(s.created_at_ms)]);
+    t.row(vec!["tags".into(), s.tags.join(", ")]);
+    let effects: Vec<&str> = s.side_effects.iter().map(|e| e.as_str()).collect();
+    t.row(vec!["side effects".into(), effects.join(", ")]);
+    t.row(vec!["cost".into(), s.cost.as_str().into()]);
+    t.row(vec![
+        "image".into(),
+        format!("{} ({})", s.runtime.image, s.runtime.image_digest),
+    ]);
+    let l = &s.limits;
+    t.row(vec![
+        "limits".into(),
+        format!(
+            "{} ms, {} memory, {} cpu, {} processes, {} output",
+            l.timeout_ms,
+            bytes(l.memory_bytes),
+            f64::from(l.cpu_millis) / 1000.0,
+            l.pids,
+            bytes(l.max_output_bytes)
+        ),
+    ]);
+    if let Some(h) = &s.homepage {
+        t.row(vec!["homepage".into(), h.clone()]);
+    }
+    if let Some(lic) = &s.license {
+        t.row(vec!["license".into(), lic.clone()]);
+    }
+    print!("{}", t.render().split_once('\n').map(|x| x.1).unwrap_or_default());
+    println!("\ndescription\n  {}", s.description.replace('\n', "\n  "));
+    println!("\ninput schema\n{}", indented_json(&s.input_schema));
+    if let Some(o) = &s.output_schema {
+        println!("output schema\n{}", indented_json(o));
+    }
+    if !s.examples.is_empty() {
+        println!("examples");
+        for e in &s.examples {
+            println!("  {}  ->  {}", e.input, e.output);
+        }
+    }
+    Ok(())
+}
+
+pub(crate) async fn revoke(
+    ctx: &Ctx,
+    id: &str,
+    reason: String,
+    successor: Option<&str>,
+    deprecate: bool,
+) -> anyhow::Result<()> {
+    let id = ctx.resolve(id).await?;
+    let successor = match successor {
+        Some(s) => Some(ctx.resolve(s).await.context("--successor")?),
+        None => None,
+    };
+    let req = RevokeRequest {
+        id: Some(id),
+        name: None,
+        kind: Some(if deprecate {
+            RevocationKind::Deprecate
+        } else {
+            RevocationKind::Revoke
+        }),
+        reason,
+        successor,
+    };
+    let r = with_spinner("revoking", ctx.client.revoke(&req)).await?;
+    if ctx.json {
+        return print_json(&r);
+    }
+    let verb = if deprecate { "deprecated" } else { "revoked" };
+    let ids: Vec<String> = r.affected.iter().map(|i| i.fmt_short()).collect();
+    println!(
+        "{verb} {} spec(s): {}  (revocation {})",
+        r.affected.len(),
+        ids.join(", "),
+        cut(&r.revocation, 17)
+    );
+    Ok(())
+}
+
+async fn export_views(ctx: &Ctx, a: &ExportArgs) -> anyhow::Result<Vec<SpecView>> {
+    if a.ids.is_empty() {
+        let q = a.find.query();
+        let what = if q.network {
+            "asking the network"
+        } else {
+            "finding tools"
+        };
+        return Ok(with_spinner(what, ctx.client.find(&q)).await?.results);
+    }
+    let mut views = Vec::new();
+    for text in &a.ids {
+        let id = ctx.resolve(text).await?;
+        views.push(with_spinner("asking the node", ctx.client.spec(&id)).await?);
+    }
+    Ok(views)
+}
+
+pub(crate) async fn export(ctx: &Ctx, a: &ExportArgs) -> anyhow::Result<()> {
+    let mut views = export_views(ctx, a).await?;
+    stable_order(&mut views);
+    let format = ExportFormat::from(a.format);
+    let opts = ExportOptions {
+        strict: a.strict,
+        ..ExportOptions::default()
+    };
+    // One spec at a time first, so a failure names its tool.
+    for v in &views {
+        exports::export(&v.spec, format, &opts).with_context(|| {
+            format!(
+                "cannot export {} ({}) as {format}",
+                v.spec.label(),
+                v.id.fmt_short()
+            )
+        })?;
+    }
+    let specs: Vec<&ToolSpec> = views.iter().map(|v| &v.spec).collect();
+    let mut out = export_many(&specs, format, &opts).with_context(|| format!("cannot export as {format}"))?;
+    if format == ExportFormat::Mcp
+        && let Value::Array(tools) = &mut out
+    {
+        for (tool, v) in tools.iter_mut().zip(&views) {
+            if let Value::Object(o) = tool {
+                let mut meta = serde_json::Map::new();
+                meta.insert(META_ID_KEY.into(), v.id.to_string().into());
+                o.insert("_meta".into(), Value::Object(meta));
+            }
+        }
+    }
+    print_json(&out)?;
+    if views.is_empty() && !ctx.json {
+        eprintln!("note: no tools matched; the array is empty");
+    }
+    Ok(())
+}
+
+pub(crate) async fn peers(ctx: &Ctx) -> anyhow::Result<()> {
+    let r = with_spinner("asking the node", ctx.client.peers()).await?;
+    if ctx.json {
+        return print_json(&r);
+    }
+    if r.peers.is_empty() {
+        println!("no peers connected");
+        return Ok(());
+    }
+    let mut t = Table::new(&["PEER", "SCORE", "BAD MESSAGES", "ADDRESSES"]);
+    for p in &r.peers {
+        t.row(vec![
+            p.peer_id.clone(),
+            p.score.map_or_else(|| "-".into(), |s| format!("{s:.1}")),
+            p.bad_messages.to_string(),
+            p.addrs.join(", "),
+        ]);
+    }
+    print!("{}", t.render());
+    Ok(())
+}

@@ -1,0 +1,8 @@
+//! Integration tests of `atr-client`: the real `atr` binary and MCP server
+//! against real `atrd` processes, one module per concern.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod cli;
+mod harness;
+mod mcp;

@@ -1,0 +1,261 @@
+//! `atr mcp` driven by a client this project did not write: the official Python MCP SDK
+//! (`client/tests/mcp_client.py`), over stdio and streamable HTTP, with the legacy
+//! initialize handshake and with 2026-07-28 discovery.
+//!
+//! Without the `mcp` Python package the tests print a skip notice, except under `CI=true`,
+//! where they fail: CI must install it (`python3 -m pip install mcp==2.3.0`).
+
+use std::path::PathBuf;
+use std::process::Command;
+use std::time::Duration;
+
+use serde_json::{Value, json};
+
+use crate::harness::*;
+
+/// Exit code of `mcp_client.py` when the SDK cannot be imported.
+const SDK_MISSING: i32 = 77;
+
+fn script() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/mcp_client.py")
+}
+
+/// Whether the Python MCP SDK is importable; `false` means "skip this test".
+fn python_sdk() -> bool {
+    let ok = Command::new("python3")
+        .args(["-c", "import mcp, mcp_types"])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !ok {
+        assert!(
+            std::env::var("CI").as_deref() != Ok("true"),
+            "the Python MCP SDK is required under CI: python3 -m pip install mcp==2.3.0"
+        );
+        eprintln!("SKIPPED: python3 cannot import the MCP SDK (python3 -m pip install mcp==2.3.0)");
+    }
+    ok
+}
+
+fn client(node: &Node, mode: &str, extra: &[&str]) -> Command {
+    let mut cmd = Command::new("python3");
+    cmd.arg(script())
+        .args(["--mode", mode])
+        .args(extra)
+        .env("ATR_API", node.api())
+        .env("ATR_DATA_DIR", node.dir.path())
+        .env_remove("ATR_TOKEN")
+        .env("XDG_DATA_HOME", "/nonexistent/atr-test-xdg")
+        .env_remove("RUST_LOG");
+    cmd
+}
+
+#[track_caller]
+fn report(out: &Out) -> Value {
+    assert_ne!(out.code, SDK_MISSING, "mcp SDK vanished: {out:?}");
+    assert_eq!(out.code, 0, "python MCP client failed: {out:#?}");
+    let last = out.stdout.lines().last().unwrap_or_default();
+    serde_json::from_str(last).unwrap_or_else(|e| panic!("no report ({e}): {out:#?}"))
+}
+
+/// A served tool by name.
+fn tool<'a>(r: &'a Value, key: &str, name: &str) -> &'a Value {
+    r[key]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["name"] == name)
+        .unwrap_or_else(|| panic!("no tool {name} in {r:#}"))
+}
+
+fn names(r: &Value, key: &str) -> Vec<String> {
+    r[key]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["name"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+/// What every session must see, whatever the transport and protocol version.
+#[track_caller]
+fn check_session(r: &Value, expected_version: &str, ids: &Ids) {
+    assert_eq!(r["server_name"], "atr", "{r:#}");
+    assert_eq!(r["protocol_version"], expected_version, "{r:#}");
+    assert_eq!(r["tools_capability"]["listChanged"], true, "{r:#}");
+    // The newest adder keeps the name; the explicitly selected old one gets a suffix.
+    assert_eq!(names(r, "tools"), ["adder", "adder_2", "echo"], "{r:#}");
+    let adder = tool(r, "tools", "adder");
+    assert_eq!(adder["_meta"]["dev.atr/id"], ids.adder2.as_str());
+    assert_eq!(
+        tool(r, "tools", "adder_2")["_meta"]["dev.atr/id"],
+        ids.adder1.as_str()
+    );
+    assert_eq!(adder["inputSchema"]["required"], json!(["a", "b"]));
+    assert_eq!(adder["inputSchema"]["properties"]["a"]["type"], "integer");
+    assert_eq!(adder["outputSchema"]["required"], json!(["sum"]));
+    assert_eq!(adder["annotations"]["readOnlyHint"], true);
+
+    assert_eq!(r["call"]["isError"], true, "{r:#}");
+    assert_eq!(
+        r["call"]["text"],
+        json!(["invocation is not available on this node yet"])
+    );
+    assert_eq!(r["bad_call"]["isError"], true, "{r:#}");
+    let bad = r["bad_call"]["text"][0].as_str().unwrap();
+    assert!(bad.starts_with("invalid arguments for `adder`"), "{bad}");
+    assert!(bad.contains("/a"), "names the offending field: {bad}");
+    assert_eq!(r["unknown_call"]["code"], -32602, "{r:#}");
+}
+
+struct Ids {
+    adder1: String,
+    adder2: String,
+}
+
+fn setup(node: &Node, work: &std::path::Path) -> Ids {
+    let adder1 = node.publish(work, "adder", "1.0.0", &["math"]);
+    let adder2 = node.publish(work, "adder", "2.0.0", &["math"]);
+    node.publish(work, "echo", "1.0.0", &["text"]);
+    node.publish(work, "unselected", "1.0.0", &["other"]);
+    Ids { adder1, adder2 }
+}
+
+const CALL: &[&str] = &[
+    "--call",
+    "adder",
+    "--args",
+    r#"{"a": 1, "b": 2}"#,
+    "--bad-args",
+    r#"{"a": "x"}"#,
+];
+
+#[test]
+fn stdio_with_the_python_sdk() {
+    if !python_sdk() {
+        return;
+    }
+    let node = Node::start();
+    let work = tempfile::tempdir().unwrap();
+    let ids = setup(&node, work.path());
+    for (mode, version) in [("legacy", "2025-11-25"), ("auto", "2026-07-28")] {
+        let mut args = CALL.to_vec();
+        args.extend([
+            "stdio",
+            atr_bin(),
+            "mcp",
+            "--tag",
+            "math",
+            "--name",
+            "echo",
+            "--id",
+            &ids.adder1,
+        ]);
+        let out = run(&mut client(&node, mode, &args));
+        check_session(&report(&out), version, &ids);
+    }
+}
+
+#[test]
+fn streamable_http_with_the_python_sdk() {
+    if !python_sdk() {
+        return;
+    }
+    let node = Node::start();
+    let work = tempfile::tempdir().unwrap();
+    let ids = setup(&node, work.path());
+    let server = LineChild::spawn_stderr_lines(&mut node.atr(&[
+        "mcp",
+        "--http",
+        "127.0.0.1:0",
+        "--tag",
+        "math",
+        "--name",
+        "echo",
+        "--id",
+        &ids.adder1,
+    ]));
+    let line = server.line_where(Duration::from_secs(30), |l| l.contains("http://"));
+    let url = line
+        .split_whitespace()
+        .find(|w| w.starts_with("http://"))
+        .unwrap()
+        .to_owned();
+    assert!(url.ends_with("/mcp"), "{line}");
+    for (mode, version) in [("legacy", "2025-11-25"), ("auto", "2026-07-28")] {
+        let mut args = CALL.to_vec();
+        args.extend(["http", &url]);
+        let out = run(&mut client(&node, mode, &args));
+        check_session(&report(&out), version, &ids);
+    }
+    // Another Host header is refused (DNS rebinding guard).
+    let port = url.split(':').nth(2).unwrap().split('/').next().unwrap();
+    let status = {
+        use std::io::{BufRead, BufReader, Write};
+        let mut s = std::net::TcpStream::connect(format!("127.0.0.1:{port}")).unwrap();
+        let body = r#"{"jsonrpc":"2.0","id":1,"method":"ping"}"#;
+        write!(
+            s,
+            "POST /mcp HTTP/1.1\r\nHost: evil.example\r\nContent-Type: application/json\r\nAccept: application/json, text/event-stream\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            body.len()
+        )
+        .unwrap();
+        let mut head = String::new();
+        BufReader::new(s).read_line(&mut head).unwrap();
+        head
+    };
+    assert!(status.contains(" 403 ") || status.contains(" 400 "), "{status}");
+}
+
+/// Publishing a tool that matches the selection reaches connected clients as
+/// `notifications/tools/list_changed`, then in the next `tools/list`.
+#[test]
+fn list_changed_reaches_connected_clients() {
+    if !python_sdk() {
+        return;
+    }
+    let node = Node::start();
+    let work = tempfile::tempdir().unwrap();
+    node.publish(work.path(), "first", "1.0.0", &["live"]);
+    let http = LineChild::spawn_stderr_lines(&mut node.atr(&[
+        "mcp",
+        "--http",
+        "127.0.0.1:0",
+        "--tag",
+        "live",
+        "--refresh-ms",
+        "200",
+    ]));
+    let line = http.line_where(Duration::from_secs(30), |l| l.contains("http://"));
+    let url = line
+        .split_whitespace()
+        .find(|w| w.starts_with("http://"))
+        .unwrap()
+        .to_owned();
+
+    let sessions: [(&str, Vec<&str>); 3] = [
+        // initialize handshake over stdio: a session notification
+        (
+            "legacy",
+            vec!["stdio", atr_bin(), "mcp", "--tag", "live", "--refresh-ms", "200"],
+        ),
+        // 2026-07-28 over stdio and HTTP: subscriptions/listen
+        (
+            "auto",
+            vec!["stdio", atr_bin(), "mcp", "--tag", "live", "--refresh-ms", "200"],
+        ),
+        ("auto", vec!["http", &url]),
+    ];
+    for (i, (mode, target)) in sessions.into_iter().enumerate() {
+        let mut args = vec!["--wait-change"];
+        args.extend(target.iter().copied());
+        let session = LineChild::spawn(&mut client(&node, mode, &args));
+        session.line_where(Duration::from_secs(60), |l| l == "READY");
+        let name = format!("added{i}");
+        let id = node.publish(work.path(), &name, "1.0.0", &["live"]);
+        let last = session.line_where(Duration::from_secs(60), |l| l.starts_with('{'));
+        let r: Value = serde_json::from_str(&last).unwrap();
+        let changed = tool(&r, "changed", &name);
+        assert_eq!(changed["_meta"]["dev.atr/id"], id.as_str(), "{mode}: {r:#}");
+        assert!(names(&r, "changed").contains(&"first".to_owned()));
+    }
+}
