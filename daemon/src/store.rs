@@ -15,7 +15,7 @@
 //! | receipts | invocation id | signed envelope |
 //! | receipt log | local sequence number | invocation id |
 //! | tag / name / publisher index | `(tag, id)`, `(name, id)`, `(publisher, id)` | nothing / version / nothing |
-//! | sync digests | bucket (first hash byte) | XOR of the bucket's hashes |
+//! | sync digests | bucket (first hash byte) | blake3 of the bucket's sorted hashes |
 //! | peers, peers by last seen | peer id, `(last_seen_ms, peer id)` | JSON [`PeerRecord`], nothing |
 //!
 //! Each write is one transaction: a spec, its index rows and its sync digest
@@ -387,6 +387,7 @@ impl Store {
                 });
             }
             specs.insert(&id, spec.to_bytes().as_slice())?;
+            drop(specs);
             let mut tags = txn.open_table(TAG_INDEX)?;
             for tag in &value.tags {
                 tags.insert((tag.as_str(), &id), ())?;
@@ -396,7 +397,7 @@ impl Store {
                 .insert((value.name.as_str(), &id), version.as_str())?;
             txn.open_table(PUBLISHER_INDEX)?
                 .insert((value.publisher.as_bytes(), &id), ())?;
-            sync::toggle_digest(txn, &id)?;
+            sync::update_digest(txn, &id)?;
             Ok((true, Put::Inserted))
         })
     }
@@ -423,7 +424,8 @@ impl Store {
                 });
             }
             revs.insert(&hash, rev.to_bytes().as_slice())?;
-            sync::toggle_digest(txn, &hash)?;
+            drop(revs);
+            sync::update_digest(txn, &hash)?;
             Ok((true, Put::Inserted))
         })
     }
@@ -436,7 +438,7 @@ impl Store {
         self.write(|txn| {
             let removed = txn.open_table(REVOCATIONS)?.remove(hash)?.is_some();
             if removed {
-                sync::toggle_digest(txn, hash)?;
+                sync::update_digest(txn, hash)?;
             }
             Ok((removed, removed))
         })
@@ -866,7 +868,7 @@ mod tests {
         assert_eq!(differing, vec![usize::from(extra.hash()[0])]);
         assert_eq!(db, b.recompute_digests()?);
 
-        // Removing the revocation is undone by XOR.
+        // Removing and re-adding the revocation restores the digest.
         a.remove_revocation(&rev.hash())?;
         assert_ne!(a.sync_digests()?, da);
         assert_eq!(a.sync_digests()?, a.recompute_digests()?);

@@ -127,7 +127,8 @@ pub struct FetchResponse {
 }
 
 /// One side's anti-entropy summary: for each of the [`SYNC_BUCKETS`] buckets
-/// (objects grouped by the first byte of their hash), the XOR of the hashes
+/// (objects grouped by the first byte of their hash), blake3 of `atr-sync-bucket-v1` followed by the
+/// sorted hashes
 /// it holds. Equal digests mean (with overwhelming probability) equal sets.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]

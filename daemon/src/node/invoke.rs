@@ -364,6 +364,12 @@ fn key_peer(key: &PublicKey) -> Option<PeerId> {
     PeerId::from_bytes(&key.peer_id_bytes()).ok()
 }
 
+fn fresh_invocation_id() -> InvocationId {
+    let mut b = [0u8; 16];
+    rand::fill(&mut b);
+    InvocationId(b)
+}
+
 /// Caller side: resolves, runs locally if this node provides the tool, else
 /// asks providers in turn (publisher first, then DHT providers), verifying
 /// the receipt of the answer.
@@ -393,9 +399,7 @@ pub async fn invoke(state: &Arc<NodeState>, req: ApiInvokeRequest) -> Result<Api
         .map_err(|e| InvokeError::Internal(e.to_string()))?
         .map_err(InvokeError::InvalidInput)?;
 
-    let mut b = [0u8; 16];
-    rand::fill(&mut b);
-    let invocation = InvocationId(b);
+    let invocation = fresh_invocation_id();
     let mut attempts = Vec::new();
 
     let local = match &state.sandbox {
@@ -423,19 +427,21 @@ pub async fn invoke(state: &Arc<NodeState>, req: ApiInvokeRequest) -> Result<Api
 
     let candidates = providers(state, &spec).await;
     let deadline = Duration::from_millis(spec.value().limits.timeout_ms) + CALLER_MARGIN;
-    let wire_req = InvokeRequest {
-        invocation,
-        tool: spec.id(),
-        input: ByteBuf(input.clone()),
-    };
-    let bytes = wire::encode_message(&wire_req).map_err(|e| InvokeError::Internal(e.to_string()))?;
     for (n, peer) in candidates.into_iter().take(MAX_ATTEMPTS).enumerate() {
         if n > 0 {
             tokio::time::sleep(BACKOFF * 2u32.pow(n as u32 - 1)).await;
         }
+        // A fresh invocation id per attempt: a hostile provider that forwards
+        // our request to the next one cannot make that attempt a `replay`.
+        let invocation = if n == 0 { invocation } else { fresh_invocation_id() };
+        let wire_req = InvokeRequest {
+            invocation,
+            tool: spec.id(),
+            input: ByteBuf(input.clone()),
+        };
+        let bytes = wire::encode_message(&wire_req).map_err(|e| InvokeError::Internal(e.to_string()))?;
         let provider = peer.to_string();
-        let answer =
-            tokio::time::timeout(deadline, state.net.request(Proto::Invoke, peer, bytes.clone())).await;
+        let answer = tokio::time::timeout(deadline, state.net.request(Proto::Invoke, peer, bytes)).await;
         let raw = match answer {
             Ok(Ok(raw)) => raw,
             Ok(Err(e)) => {

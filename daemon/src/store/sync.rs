@@ -1,11 +1,13 @@
-//! Anti-entropy support: per-bucket XOR digests and bucket scans.
+//! Anti-entropy support: per-bucket digests and bucket scans.
 //!
 //! Objects (specs and revocations together) fall into one of
 //! [`SYNC_BUCKETS`] buckets by the first byte of their hash. A bucket's
-//! digest is the XOR of its hashes; XOR is its own inverse, so adding and
-//! removing an object are the same O(1) update ([`toggle_digest`]), made in
-//! the transaction that adds or removes the object. Two nodes whose digests
-//! are equal hold (with overwhelming probability) the same objects.
+//! digest is blake3 over its hashes in ascending order, recomputed in the
+//! transaction that adds or removes an object ([`update_digest`]; a bucket
+//! holds ≈ n/256 objects, so this hashes a few KiB). Not XOR: XOR digests
+//! are linear, and a peer free to sign objects could pick a set whose XOR
+//! hides an object (e.g. a missed revocation) from anti-entropy. Two nodes
+//! whose digests are equal hold the same objects.
 
 use atr_protocol::wire::SYNC_BUCKETS;
 use redb::{ReadableTable, WriteTransaction};
@@ -13,20 +15,49 @@ use redb::{ReadableTable, WriteTransaction};
 use super::tables::{DIGESTS, REVOCATIONS, SPECS};
 use super::{MAX_ID, Store, StoreError};
 
-/// XORs `hash` into its bucket's digest.
-pub(super) fn toggle_digest(txn: &WriteTransaction, hash: &[u8; 32]) -> Result<(), StoreError> {
-    let mut digests = txn.open_table(DIGESTS)?;
-    let bucket = hash[0];
-    let mut digest = digests.get(bucket)?.map_or([0u8; 32], |g| *g.value());
-    for (d, h) in digest.iter_mut().zip(hash) {
-        *d ^= h;
+/// The digest of a bucket's sorted hashes; all zero for an empty bucket.
+pub(super) fn bucket_digest(mut hashes: Vec<[u8; 32]>) -> [u8; 32] {
+    if hashes.is_empty() {
+        return [0u8; 32];
     }
-    digests.insert(bucket, &digest)?;
+    hashes.sort_unstable();
+    let mut h = blake3::Hasher::new();
+    h.update(b"atr-sync-bucket-v1");
+    for x in &hashes {
+        h.update(x);
+    }
+    *h.finalize().as_bytes()
+}
+
+/// Recomputes the digest of `hash`'s bucket. Callers must have closed their
+/// handles on the spec and revocation tables (redb opens a table once per
+/// write transaction).
+pub(super) fn update_digest(txn: &WriteTransaction, hash: &[u8; 32]) -> Result<(), StoreError> {
+    let bucket = hash[0];
+    let mut lo = [0u8; 32];
+    lo[0] = bucket;
+    let mut hi = MAX_ID;
+    hi[0] = bucket;
+    let mut members = Vec::new();
+    for def in [SPECS, REVOCATIONS] {
+        let table = txn.open_table(def)?;
+        for row in table.range::<&[u8; 32]>(&lo..=&hi)? {
+            let (key, _) = row?;
+            members.push(*key.value());
+        }
+    }
+    let digest = bucket_digest(members);
+    let mut digests = txn.open_table(DIGESTS)?;
+    if digest == [0u8; 32] {
+        digests.remove(bucket)?;
+    } else {
+        digests.insert(bucket, &digest)?;
+    }
     Ok(())
 }
 
 impl Store {
-    /// The [`SYNC_BUCKETS`] (256) digests: for bucket `b`, the XOR of the
+    /// The [`SYNC_BUCKETS`] (256) digests: for bucket `b`, the blake3 digest of the sorted
     /// hashes of every stored spec and revocation whose hash starts with `b`
     /// (all zero for an empty bucket). O(256): digests are kept up to date
     /// by every write.
@@ -80,16 +111,14 @@ impl Store {
     #[cfg(test)]
     pub(super) fn recompute_digests(&self) -> Result<Vec<[u8; 32]>, StoreError> {
         let txn = self.read()?;
-        let mut out = vec![[0u8; 32]; SYNC_BUCKETS];
+        let mut members: Vec<Vec<[u8; 32]>> = vec![Vec::new(); SYNC_BUCKETS];
         for def in [SPECS, REVOCATIONS] {
             for row in txn.open_table(def)?.iter()? {
                 let (key, _) = row?;
-                let key = key.value();
-                for (d, h) in out[usize::from(key[0])].iter_mut().zip(key) {
-                    *d ^= h;
-                }
+                let key = *key.value();
+                members[usize::from(key[0])].push(key);
             }
         }
-        Ok(out)
+        Ok(members.into_iter().map(bucket_digest).collect())
     }
 }

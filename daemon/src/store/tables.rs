@@ -46,10 +46,10 @@ pub(super) const NAME_INDEX: TableDefinition<(&str, &[u8; 32]), &str> = TableDef
 pub(super) const PUBLISHER_INDEX: TableDefinition<(&[u8; 32], &[u8; 32]), ()> =
     TableDefinition::new("publisher_index_v1");
 
-/// Anti-entropy bucket (first hash byte) → XOR of the hashes of every spec
-/// and revocation in it. Updated in the transaction that adds or removes an
-/// object, so a digest never disagrees with the tables.
-pub(super) const DIGESTS: TableDefinition<u8, &[u8; 32]> = TableDefinition::new("sync_digests_v1");
+/// Anti-entropy bucket (first hash byte) → blake3 of the sorted hashes of
+/// every spec and revocation in it. Updated in the transaction that adds or
+/// removes an object, so a digest never disagrees with the tables.
+pub(super) const DIGESTS: TableDefinition<u8, &[u8; 32]> = TableDefinition::new("sync_digests_v2");
 
 /// Small named counters and markers.
 pub(super) const META: TableDefinition<&str, u64> = TableDefinition::new("meta_v1");
