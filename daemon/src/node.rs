@@ -109,6 +109,8 @@ pub struct NodeState {
     pub sandbox: Option<crate::sandbox::Sandbox>,
     /// Invocation ids seen recently (replay protection).
     pub seen: invoke::SeenInvocations,
+    /// Compiled schemas of recently invoked tools.
+    pub schemas: invoke::SchemaCache,
     /// Other publishers' specs this node agreed to run (see `publish::provide_foreign`).
     pub provided: RwLock<std::collections::HashSet<atr_protocol::ToolId>>,
 }
@@ -257,6 +259,7 @@ impl Node {
             sandbox,
             seen: invoke::SeenInvocations::default(),
             provided: RwLock::new(std::collections::HashSet::new()),
+            schemas: invoke::SchemaCache::default(),
         });
         info!(api = %api_addr, "local API listening");
         let api_task = tokio::spawn(crate::api::serve(listener, state.clone(), cancel.child_token()));

@@ -47,6 +47,8 @@ pub const DOCKER_CALL_TIMEOUT: Duration = Duration::from_secs(30);
 pub const TMPFS_BYTES: u64 = 16 * 1024 * 1024;
 /// `RLIMIT_FSIZE`: largest file a tool may write, bytes.
 pub const MAX_FILE_BYTES: i64 = 8 * 1024 * 1024;
+/// How long a positive `has_image` answer is trusted.
+pub const IMAGE_CACHE_TTL: Duration = Duration::from_secs(10);
 /// Pooled containers older than this are replaced (not handed out).
 pub const POOL_MAX_AGE: Duration = Duration::from_secs(300);
 /// Most distinct tools with a warm pool.
@@ -112,6 +114,8 @@ pub struct Sandbox {
     slots: Arc<Semaphore>,
     opts: SandboxOptions,
     pool: Arc<std::sync::Mutex<HashMap<ContainerKey, Vec<Prepared>>>>,
+    removals: tokio_util::task::TaskTracker,
+    images: Arc<std::sync::Mutex<HashMap<String, std::time::Instant>>>,
 }
 
 impl std::fmt::Debug for Sandbox {
@@ -159,6 +163,8 @@ impl Sandbox {
             slots: Arc::new(Semaphore::new(opts.max_concurrent.max(1))),
             opts,
             pool: Arc::new(std::sync::Mutex::new(HashMap::new())),
+            removals: tokio_util::task::TaskTracker::new(),
+            images: Arc::new(std::sync::Mutex::new(HashMap::new())),
         })
     }
 
@@ -188,12 +194,36 @@ impl Sandbox {
     }
 
     /// Whether this host holds exactly the pinned image.
+    /// Positive answers are cached for [`IMAGE_CACHE_TTL`] (one Docker call
+    /// less per invocation); a removed image is noticed after that, and a run
+    /// of a missing image still fails with `ImageMissing` at create.
     pub async fn has_image(&self, digest: &str) -> Result<bool, SandboxError> {
+        if let Ok(c) = self.images.lock()
+            && c.get(digest).is_some_and(|t| t.elapsed() < IMAGE_CACHE_TTL)
+        {
+            return Ok(true);
+        }
         match self.resolve_image(digest).await {
-            Ok(id) => Ok(id == digest),
+            Ok(id) => {
+                let ok = id == digest;
+                if ok && let Ok(mut c) = self.images.lock() {
+                    if c.len() > 1024 {
+                        c.clear();
+                    }
+                    c.insert(digest.to_owned(), std::time::Instant::now());
+                }
+                Ok(ok)
+            }
             Err(SandboxError::ImageMissing(_)) => Ok(false),
             Err(e) => Err(e),
         }
+    }
+
+    /// Waits until background container removals have finished.
+    pub async fn settle(&self) {
+        self.removals.close();
+        self.removals.wait().await;
+        self.removals.reopen();
     }
 
     /// Runs one invocation in a fresh container. Returns `Busy` at once when
@@ -297,6 +327,7 @@ impl Sandbox {
 
     /// Removes every container of this node, including this run's (shutdown).
     pub async fn remove_all_own(&self) -> Result<usize, SandboxError> {
+        self.settle().await;
         let mut removed = 0;
         for id in self.list_own().await? {
             if self.remove(&id).await.is_ok() {

@@ -77,6 +77,48 @@ pub enum InvokeError {
     Internal(String),
 }
 
+/// A spec's compiled input and output schemas.
+pub struct CompiledPair {
+    /// Input schema.
+    pub input: CompiledSchema,
+    /// Output schema, if declared.
+    pub output: Option<CompiledSchema>,
+}
+
+/// Compiled schemas per tool id, so repeated invocations do not recompile
+/// (compiling costs far more than checking). Bounded: cleared when full.
+#[derive(Default)]
+pub struct SchemaCache {
+    map: Mutex<std::collections::HashMap<ToolId, Arc<CompiledPair>>>,
+}
+
+/// Most tools whose schemas stay compiled.
+pub const SCHEMA_CACHE_SIZE: usize = 512;
+
+impl SchemaCache {
+    /// The compiled schemas of `spec`, compiling them on first use.
+    pub fn get(&self, spec: &SignedSpec) -> Result<Arc<CompiledPair>, SchemaCheckError> {
+        let id = spec.id();
+        if let Ok(m) = self.map.lock()
+            && let Some(p) = m.get(&id)
+        {
+            return Ok(p.clone());
+        }
+        let v = spec.value();
+        let pair = Arc::new(CompiledPair {
+            input: CompiledSchema::new(&v.input_schema)?,
+            output: v.output_schema.as_ref().map(CompiledSchema::new).transpose()?,
+        });
+        if let Ok(mut m) = self.map.lock() {
+            if m.len() >= SCHEMA_CACHE_SIZE {
+                m.clear();
+            }
+            m.insert(id, pair.clone());
+        }
+        Ok(pair)
+    }
+}
+
 /// Replay protection: invocation ids being run or recently run.
 #[derive(Debug, Default)]
 pub struct SeenInvocations {
@@ -128,24 +170,25 @@ pub async fn run_local(
         }
         Err(e) => return Err((Refusal::Internal, e.to_string())),
     }
-    let (input_schema, output_schema) = (v.input_schema.clone(), v.output_schema.clone());
     let input_owned = input.to_vec();
+    let spec_owned = spec.clone();
     let checked = state
-        .blocking(move |_| -> Result<Option<CompiledSchema>, (Refusal, String)> {
+        .blocking(move |s| -> Result<Arc<CompiledPair>, (Refusal, String)> {
             let parsed: serde_json::Value = serde_json::from_slice(&input_owned)
                 .map_err(|e| (Refusal::InvalidInput, format!("input is not JSON: {e}")))?;
-            let schema =
-                CompiledSchema::new(&input_schema).map_err(|e| (Refusal::Internal, e.to_string()))?;
-            schema
+            let pair = s
+                .schemas
+                .get(&spec_owned)
+                .map_err(|e| (Refusal::Internal, e.to_string()))?;
+            pair.input
                 .check(&parsed)
                 .map_err(|e| (Refusal::InvalidInput, e.to_string()))?;
-            output_schema
-                .map(|o| CompiledSchema::new(&o).map_err(|e| (Refusal::Internal, e.to_string())))
-                .transpose()
+            Ok(pair)
         })
         .await
         .map_err(|e| (Refusal::Internal, e.to_string()))?;
-    let output_schema = checked?;
+    let pair = checked?;
+    let output_schema = pair.output.as_ref();
     let inv_hex = invocation.to_string();
     let run = sandbox
         .run(RunRequest {
@@ -341,6 +384,10 @@ fn resolve(state: &NodeState, req: &ApiInvokeRequest) -> Result<SignedSpec, Invo
         .map_err(|e| InvokeError::BadInput(e.to_string()))?;
     let trusted: Vec<PublicKey> = match req.publisher {
         Some(p) => vec![p],
+        // With no trusted list, a name held by exactly one publisher
+        // resolves and a second publisher makes it ambiguous (never a silent
+        // capture by a stranger's higher version).
+        None if state.config.trusted_publishers.is_empty() => Vec::new(),
         None => {
             let mut t = state.config.trusted_publishers.clone();
             t.push(state.public_key());
@@ -391,10 +438,10 @@ pub async fn invoke(state: &Arc<NodeState>, req: ApiInvokeRequest) -> Result<Api
         .await
         .map_err(|e| InvokeError::Internal(e.to_string()))??;
     // Fail fast on a bad input, before any network or container work.
-    let schema = spec.value().input_schema.clone();
     let value = req.input.clone();
+    let spec_owned = spec.clone();
     state
-        .blocking(move |_| atr_protocol::input::validate_input(&schema, &value))
+        .blocking(move |s| s.schemas.get(&spec_owned).and_then(|p| p.input.check(&value)))
         .await
         .map_err(|e| InvokeError::Internal(e.to_string()))?
         .map_err(InvokeError::InvalidInput)?;
@@ -425,9 +472,27 @@ pub async fn invoke(state: &Arc<NodeState>, req: ApiInvokeRequest) -> Result<Api
         }
     }
 
-    let candidates = providers(state, &spec).await;
+    // The publisher first; the DHT is asked only if it cannot answer, so the
+    // common case costs no lookup.
+    let me = state.net.local_peer_id();
+    let mut candidates: std::collections::VecDeque<PeerId> = key_peer(&spec.value().publisher)
+        .filter(|p| *p != me)
+        .into_iter()
+        .collect();
+    let mut asked_dht = false;
+    let mut tried: Vec<PeerId> = Vec::new();
     let deadline = Duration::from_millis(spec.value().limits.timeout_ms) + CALLER_MARGIN;
-    for (n, peer) in candidates.into_iter().take(MAX_ATTEMPTS).enumerate() {
+    for n in 0..MAX_ATTEMPTS {
+        if candidates.is_empty() && !asked_dht {
+            asked_dht = true;
+            for p in dht_providers(state, &spec).await {
+                if !tried.contains(&p) && !candidates.contains(&p) {
+                    candidates.push_back(p);
+                }
+            }
+        }
+        let Some(peer) = candidates.pop_front() else { break };
+        tried.push(peer);
         if n > 0 {
             tokio::time::sleep(BACKOFF * 2u32.pow(n as u32 - 1)).await;
         }
@@ -576,15 +641,10 @@ fn finish(
     })
 }
 
-/// Providers to ask, best first: the publisher, then DHT providers of the name.
-async fn providers(state: &Arc<NodeState>, spec: &SignedSpec) -> Vec<PeerId> {
+/// Other providers of the spec's name from the DHT (every shard), this node excluded.
+async fn dht_providers(state: &Arc<NodeState>, spec: &SignedSpec) -> Vec<PeerId> {
     let me = state.net.local_peer_id();
-    let mut out = Vec::new();
-    if let Some(p) = key_peer(&spec.value().publisher)
-        && p != me
-    {
-        out.push(p);
-    }
+    let mut out: Vec<PeerId> = Vec::new();
     let lookups = network::all_shard_keys("name", &spec.value().name)
         .into_iter()
         .map(|k| {

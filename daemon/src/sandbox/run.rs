@@ -48,7 +48,8 @@ pub struct Timings {
     pub run_ms: f64,
     /// wait_container (+ inspect on 137).
     pub wait_ms: f64,
-    /// remove_container.
+    /// remove_container on the critical path (0 when the process had exited:
+    /// then removal runs in the background).
     pub remove_ms: f64,
 }
 
@@ -282,12 +283,28 @@ pub(crate) async fn execute(
         ..
     } = prepared;
     let result = drive(sb, &id, attached, req, &mut timings).await;
-    let t0 = Instant::now();
     guard.id = None;
-    if let Err(e) = sb.remove(&id).await {
-        warn!(container = %id, error = %e, "could not remove sandbox container");
+    let exited = matches!(&result, Ok((s, ..)) if !matches!(s, InvocationStatus::Timeout | InvocationStatus::OutputTooLarge));
+    if exited {
+        // The process has exited: the container holds no CPU or memory, so
+        // its removal leaves the critical path (tracked; `Sandbox::settle`
+        // and shutdown wait for it).
+        let sb2 = sb.clone();
+        let id2 = id.clone();
+        sb.removals.spawn(async move {
+            if let Err(e) = sb2.remove(&id2).await {
+                warn!(container = %id2, error = %e, "could not remove sandbox container");
+            }
+        });
+    } else {
+        // Still running (killed at its deadline or cut at its output cap):
+        // force-remove before the slot is released.
+        let t0 = Instant::now();
+        if let Err(e) = sb.remove(&id).await {
+            warn!(container = %id, error = %e, "could not remove sandbox container");
+        }
+        timings.remove_ms = ms(t0);
     }
-    timings.remove_ms = ms(t0);
     let (status, stdout, stderr, exit_code) = result?;
     debug!(?status, exit_code, ?timings, "sandbox run finished");
     Ok(RunOutcome {

@@ -33,6 +33,7 @@ async fn call(n: &atrd::Node, id: atr_protocol::ToolId, input: Value) -> atr_pro
 
 async fn assert_clean_and_alive(n: &atrd::Node, echo: atr_protocol::ToolId) {
     let sb = n.state().sandbox.as_ref().unwrap();
+    sb.settle().await;
     assert!(
         sb.list_own().await.unwrap().is_empty(),
         "an atr container was left behind"
