@@ -63,15 +63,7 @@ impl Behaviour {
                 .with_agent_version(format!("atrd/{}", env!("CARGO_PKG_VERSION"))),
         );
 
-        let store = kad::store::MemoryStore::with_config(
-            peer_id,
-            kad::store::MemoryStoreConfig {
-                max_records: 1024,
-                max_value_bytes: 65 * 1024,
-                max_providers_per_key: MAX_PROVIDERS_PER_KEY,
-                max_provided_keys: MAX_PROVIDED_KEYS,
-            },
-        );
+        let store = provider_store(peer_id);
         let mut kcfg = kad::Config::new(StreamProtocol::new(wire::KAD_PROTOCOL));
         kcfg.set_query_timeout(Duration::from_secs(10));
         let mut kad = kad::Behaviour::with_config(peer_id, store, kcfg);
@@ -153,6 +145,19 @@ impl Behaviour {
     }
 }
 
+/// The DHT record store with atr's raised caps.
+pub fn provider_store(peer_id: libp2p::PeerId) -> kad::store::MemoryStore {
+    kad::store::MemoryStore::with_config(
+        peer_id,
+        kad::store::MemoryStoreConfig {
+            max_records: 1024,
+            max_value_bytes: 65 * 1024,
+            max_providers_per_key: MAX_PROVIDERS_PER_KEY,
+            max_provided_keys: MAX_PROVIDED_KEYS,
+        },
+    )
+}
+
 /// Peer scoring: invalid messages weigh heavily, so a peer that sends forged
 /// or malformed specs is graylisted after a few.
 fn score_params(
@@ -173,4 +178,45 @@ fn score_params(
         ..Default::default()
     };
     (params, thresholds)
+}
+
+#[cfg(test)]
+mod tests {
+    use libp2p::kad::store::RecordStore;
+    use libp2p::kad::{ProviderRecord, RecordKey};
+
+    use super::*;
+
+    /// libp2p's default store silently keeps 20 providers per key and 1024
+    /// provided keys; atr's keeps 300 providers of one key and 10 000 keys.
+    #[test]
+    fn store_keeps_300_providers_of_one_key_and_10000_provided_keys() {
+        let me = libp2p::PeerId::random();
+        let mut store = provider_store(me);
+        let key = RecordKey::new(&crate::network::tag_key(
+            "popular",
+            &atr_protocol::SecretKey::from_seed(&[1; 32]).public(),
+        ));
+        for _ in 0..300 {
+            store
+                .add_provider(ProviderRecord::new(key.clone(), libp2p::PeerId::random(), vec![]))
+                .unwrap();
+        }
+        assert_eq!(store.providers(&key).len(), 300);
+        for i in 0..10_000 {
+            let k = RecordKey::new(&format!("/atr/name/tool{i}/0"));
+            store.add_provider(ProviderRecord::new(k, me, vec![])).unwrap();
+        }
+        assert_eq!(store.provided().count(), 10_000);
+
+        let mut default = kad::store::MemoryStore::new(me);
+        for _ in 0..300 {
+            let _ = default.add_provider(ProviderRecord::new(key.clone(), libp2p::PeerId::random(), vec![]));
+        }
+        assert_eq!(
+            default.providers(&key).len(),
+            20,
+            "the default the design works around"
+        );
+    }
 }
