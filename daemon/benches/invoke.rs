@@ -3,7 +3,8 @@
 //! Run: `cargo bench -p atrd --bench invoke` (needs the `atr-example-tools:latest`
 //! image: `cargo run -p atr-testnet -- tools-image`). Prints a Markdown table for
 //! docs/benchmarks/invoke.md:
-//! - a fresh hardened container cycle, broken down (create, attach, start, run, wait, remove);
+//! - a fresh hardened container cycle, broken down (create, attach, start, run, wait;
+//!   removal of an exited container runs off the critical path);
 //! - `docker run --rm -i` of the same image and command, in the same run;
 //! - end to end across two nodes on loopback (caller without a sandbox → provider);
 //! - sustained throughput of one provider with 4 concurrent callers, and its RSS.
@@ -108,7 +109,6 @@ async fn fresh_cycle(rows: &mut Vec<String>) -> f64 {
     rows.push(row("start", &col(|t| t.start_ms)));
     rows.push(row("run (stdin → stdout EOF)", &col(|t| t.run_ms)));
     rows.push(row("wait (exit code)", &col(|t| t.wait_ms)));
-    rows.push(row("remove", &col(|t| t.remove_ms)));
     rows.push(row("**fresh hardened cycle, total**", &total));
     pct(&total, 0.5)
 }
@@ -154,7 +154,7 @@ async fn pooled_cycle(rows: &mut Vec<String>) -> f64 {
     sb.drain_pool();
     tokio::time::sleep(Duration::from_millis(500)).await;
     rows.push(row(
-        "**warm pool (2 pre-started per tool), claim → output → removed**",
+        "**warm pool (2 pre-started per tool), claim → output**",
         &total,
     ));
     pct(&total, 0.5)
@@ -211,17 +211,26 @@ fn docker_run(rows: &mut Vec<String>) -> f64 {
     pct(&v, 0.5)
 }
 
-async fn end_to_end_pool(rows: &mut Vec<String>) {
+/// A provider (sandbox on, `warm_pool` pre-started containers) and a caller
+/// without a sandbox, with `echo` published on the provider and known to the caller.
+struct TwoNodes {
+    provider: Node,
+    caller: Node,
+    echo: atr_protocol::ToolId,
+    _dirs: (tempfile::TempDir, tempfile::TempDir),
+}
+
+async fn two_nodes(seed: u8, warm_pool: usize) -> TwoNodes {
     let d1 = tempfile::tempdir().expect("tmp");
     let d2 = tempfile::tempdir().expect("tmp");
     let mut pc = config(d1.path(), vec![], true);
-    pc.sandbox.options.warm_pool = 2;
-    let provider = Node::bind_with_identity(pc, Some(Identity::from_seed([232; 32])))
+    pc.sandbox.options.warm_pool = warm_pool;
+    let provider = Node::bind_with_identity(pc, Some(Identity::from_seed([seed; 32])))
         .await
         .expect("provider");
     let caller = Node::bind_with_identity(
         config(d2.path(), provider.dial_addrs(), false),
-        Some(Identity::from_seed([233; 32])),
+        Some(Identity::from_seed([seed + 1; 32])),
     )
     .await
     .expect("caller");
@@ -245,86 +254,58 @@ async fn end_to_end_pool(rows: &mut Vec<String>) {
         assert!(t0.elapsed() < Duration::from_secs(20), "spec did not propagate");
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
+    TwoNodes {
+        provider,
+        caller,
+        echo: spec.id(),
+        _dirs: (d1, d2),
+    }
+}
+
+fn echo_request(id: atr_protocol::ToolId, input: serde_json::Value) -> InvokeRequest {
+    InvokeRequest {
+        id: Some(id),
+        name: None,
+        version: None,
+        publisher: None,
+        input,
+    }
+}
+
+/// `RUNS` sequential invocations (after 5 warm-up ones), `spacing` apart; latencies in ms.
+async fn sequential(t: &TwoNodes, spacing: Duration) -> Vec<f64> {
     let mut v = Vec::new();
     for i in 0..RUNS + 5 {
-        tokio::time::sleep(Duration::from_millis(250)).await;
-        let t = Instant::now();
+        tokio::time::sleep(spacing).await;
+        let started = Instant::now();
         let r = invoke::invoke(
-            caller.state(),
-            InvokeRequest {
-                id: Some(spec.id()),
-                name: None,
-                version: None,
-                publisher: None,
-                input: serde_json::json!({ "n": i }),
-            },
+            t.caller.state(),
+            echo_request(t.echo, serde_json::json!({ "n": i })),
         )
         .await
         .expect("invoke");
         assert_eq!(r.output["n"], serde_json::json!(i));
         if i >= 5 {
-            v.push(t.elapsed().as_secs_f64() * 1000.0);
+            v.push(started.elapsed().as_secs_f64() * 1000.0);
         }
     }
+    v
+}
+
+async fn end_to_end_pool(rows: &mut Vec<String>) {
+    let t = two_nodes(232, 2).await;
+    let v = sequential(&t, Duration::from_millis(250)).await;
     rows.push(row(
         "**end to end across two nodes, provider with a warm pool**",
         &v,
     ));
-    caller.shutdown().await.expect("shutdown");
-    provider.shutdown().await.expect("shutdown");
+    t.caller.shutdown().await.expect("shutdown");
+    t.provider.shutdown().await.expect("shutdown");
 }
 
 async fn end_to_end(rows: &mut Vec<String>) -> (f64, f64, f64, usize) {
-    let d1 = tempfile::tempdir().expect("tmp");
-    let d2 = tempfile::tempdir().expect("tmp");
-    let provider = Node::bind_with_identity(
-        config(d1.path(), vec![], true),
-        Some(Identity::from_seed([230; 32])),
-    )
-    .await
-    .expect("provider");
-    let caller = Node::bind_with_identity(
-        config(d2.path(), provider.dial_addrs(), false),
-        Some(Identity::from_seed([231; 32])),
-    )
-    .await
-    .expect("caller");
-    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../testnet/tools/manifests/echo.toml");
-    let m =
-        atr_protocol::Manifest::from_toml(&std::fs::read_to_string(&root).expect("manifest"), "echo.toml")
-            .expect("manifest");
-    let spec = publish::publish(provider.state(), m, "echo.toml".into())
-        .await
-        .expect("publish")
-        .spec;
-    let t0 = Instant::now();
-    while caller
-        .state()
-        .catalog
-        .read()
-        .expect("lock")
-        .get(&spec.id())
-        .is_none()
-    {
-        assert!(t0.elapsed() < Duration::from_secs(20), "spec did not propagate");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    let req = |i: usize| InvokeRequest {
-        id: Some(spec.id()),
-        name: None,
-        version: None,
-        publisher: None,
-        input: serde_json::json!({ "n": i }),
-    };
-    let mut v = Vec::new();
-    for i in 0..RUNS + 5 {
-        let t = Instant::now();
-        let r = invoke::invoke(caller.state(), req(i)).await.expect("invoke");
-        assert_eq!(r.output["n"], serde_json::json!(i));
-        if i >= 5 {
-            v.push(t.elapsed().as_secs_f64() * 1000.0);
-        }
-    }
+    let t = two_nodes(230, 0).await;
+    let v = sequential(&t, Duration::ZERO).await;
     rows.push(row(
         "**end to end across two nodes** (caller API call → verified receipt)",
         &v,
@@ -336,45 +317,34 @@ async fn end_to_end(rows: &mut Vec<String>) -> (f64, f64, f64, usize) {
     let budget = Duration::from_secs(20);
     let mut handles = Vec::new();
     for w in 0..4 {
-        let st = caller.state().clone();
-        let id = spec.id();
+        let st = t.caller.state().clone();
+        let id = t.echo;
         handles.push(tokio::spawn(async move {
             let mut ok = 0usize;
-            let mut busy = 0usize;
+            let mut failed = 0usize;
             for i in 0..150 {
                 if started.elapsed() > budget {
                     break;
                 }
-                let r = invoke::invoke(
-                    &st,
-                    InvokeRequest {
-                        id: Some(id),
-                        name: None,
-                        version: None,
-                        publisher: None,
-                        input: serde_json::json!({ "w": w, "i": i }),
-                    },
-                )
-                .await;
-                match r {
+                match invoke::invoke(&st, echo_request(id, serde_json::json!({ "w": w, "i": i }))).await {
                     Ok(_) => ok += 1,
-                    Err(_) => busy += 1,
+                    Err(_) => failed += 1,
                 }
             }
-            (ok, busy)
+            (ok, failed)
         }));
     }
     let mut ok = 0;
     let mut failed = 0;
     for h in handles {
-        let (o, b) = h.await.expect("join");
+        let (o, f) = h.await.expect("join");
         ok += o;
-        failed += b;
+        failed += f;
     }
     let secs = started.elapsed().as_secs_f64();
     let rss1 = rss_mb();
-    caller.shutdown().await.expect("shutdown");
-    provider.shutdown().await.expect("shutdown");
+    t.caller.shutdown().await.expect("shutdown");
+    t.provider.shutdown().await.expect("shutdown");
     (pct(&v, 0.5), ok as f64 / secs, rss1 - rss0, failed)
 }
 

@@ -307,8 +307,8 @@ impl Sandbox {
         ])
     }
 
-    /// Lists this node's sandbox containers (any instance).
-    pub async fn list_own(&self) -> Result<Vec<String>, SandboxError> {
+    /// This node's sandbox containers (any instance), found by label.
+    async fn own_containers(&self) -> Result<Vec<bollard::models::ContainerSummary>, SandboxError> {
         let filters = HashMap::from([(
             "label".to_owned(),
             vec![
@@ -321,8 +321,17 @@ impl Sandbox {
             filters: Some(filters),
             ..Default::default()
         };
-        let list = timed("list containers", self.docker.list_containers(Some(opts))).await?;
-        Ok(list.into_iter().filter_map(|c| c.id).collect())
+        timed("list containers", self.docker.list_containers(Some(opts))).await
+    }
+
+    /// Lists this node's sandbox containers (any instance).
+    pub async fn list_own(&self) -> Result<Vec<String>, SandboxError> {
+        Ok(self
+            .own_containers()
+            .await?
+            .into_iter()
+            .filter_map(|c| c.id)
+            .collect())
     }
 
     /// Removes every container of this node, including this run's (shutdown).
@@ -339,19 +348,7 @@ impl Sandbox {
 
     /// Removes containers of this node left by an earlier (crashed) run.
     pub async fn cleanup_leftovers(&self) -> Result<usize, SandboxError> {
-        let filters = HashMap::from([(
-            "label".to_owned(),
-            vec![
-                format!("{LABEL_SANDBOX}=1"),
-                format!("{LABEL_NODE}={}", self.node),
-            ],
-        )]);
-        let opts = ListContainersOptions {
-            all: true,
-            filters: Some(filters),
-            ..Default::default()
-        };
-        let list = timed("list containers", self.docker.list_containers(Some(opts))).await?;
+        let list = self.own_containers().await?;
         let mut removed = 0;
         for c in list {
             let mine_now = c
