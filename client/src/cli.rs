@@ -50,6 +50,9 @@ pub(crate) async fn run(args: Args) -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {}", one_line(&e));
+            for line in commands::details(&e) {
+                eprintln!("  {line}");
+            }
             if e.downcast_ref::<Usage>().is_some() {
                 ExitCode::from(EXIT_USAGE)
             } else {
@@ -94,6 +97,8 @@ async fn dispatch(args: Args) -> anyhow::Result<()> {
         } => commands::revoke(&ctx, &id, reason, successor.as_deref(), deprecate).await,
         Command::Export(e) => commands::export(&ctx, &e).await,
         Command::Peers => commands::peers(&ctx).await,
+        Command::Invoke(i) => commands::invoke(&ctx, &i).await,
+        Command::Receipts { limit } => commands::receipts(&ctx, limit).await,
         Command::Mcp(m) => serve::mcp(&ctx, m).await,
         Command::Completions { .. } => Ok(()),
     }

@@ -21,18 +21,22 @@
 //! ```
 
 use std::path::Path;
+use std::sync::Arc;
 use std::time::Duration;
 
-use atr_protocol::ToolId;
 use atr_protocol::api::{
-    ApiErrorBody, FindResponse, PeersResponse, PublishRequest, PublishResponse, RevokeRequest,
-    RevokeResponse, SearchResponse, SpecView, StatusResponse,
+    ApiErrorBody, FindResponse, InvokeRequest, InvokeResponse, PeersResponse, PublishRequest,
+    PublishResponse, ReceiptsResponse, RevokeRequest, RevokeResponse, SearchResponse, SpecView,
+    StatusResponse,
 };
 use atr_protocol::id::TOOL_ID_PREFIX;
 use atr_protocol::manifest::{MAX_MANIFEST_BYTES, Manifest};
 use atr_protocol::query::{FindQuery, MAX_FIND_LIMIT};
+use atr_protocol::receipt::InvocationStatus;
+use atr_protocol::{PublicKey, SignedReceipt, SignedSpec, ToolId};
 use reqwest::{Method, RequestBuilder};
 use serde::de::DeserializeOwned;
+use tokio::sync::OnceCell;
 
 use crate::endpoint::Endpoint;
 use crate::error::ClientError;
@@ -55,7 +59,16 @@ pub struct Timeouts {
     /// A call that asks the network (`find` with `network`). Defaults to 45 s: the node
     /// itself gives up after 30 s.
     pub network: Duration,
+    /// An invocation ([`Client::invoke`]). Defaults to [`DEFAULT_INVOKE_TIMEOUT`], 150 s:
+    /// the node's own API deadline (the longest tool time limit, 120 s, plus 30 s for
+    /// container start and transfer) comes first.
+    pub invoke: Duration,
 }
+
+/// Default deadline of an invocation: the node answers (or gives up) within 150 s.
+pub const DEFAULT_INVOKE_TIMEOUT: Duration = Duration::from_secs(150);
+/// Most receipts one [`Client::receipts`] call asks for (the node's cap).
+pub const MAX_RECEIPTS_LIMIT: usize = 1000;
 
 impl Default for Timeouts {
     fn default() -> Self {
@@ -63,6 +76,7 @@ impl Default for Timeouts {
             connect: Duration::from_secs(3),
             request: Duration::from_secs(15),
             network: Duration::from_secs(45),
+            invoke: DEFAULT_INVOKE_TIMEOUT,
         }
     }
 }
@@ -74,7 +88,50 @@ impl Timeouts {
             connect: d,
             request: d,
             network: d,
+            invoke: d,
         }
+    }
+}
+
+/// A verified invocation: the node's answer and the provider's signed receipt, checked by
+/// this client (see [`Client::invoke_verified`]).
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub struct Invocation {
+    /// The node's answer.
+    pub response: InvokeResponse,
+    /// The receipt, decoded from `response.receipt_hex`; its signature is verified.
+    pub receipt: SignedReceipt,
+}
+
+impl Invocation {
+    /// The tool's output (an error object when [`Self::is_ok`] is false).
+    pub fn output(&self) -> &serde_json::Value {
+        &self.response.output
+    }
+
+    /// Whether the tool ran to a valid output (status `ok`).
+    pub fn is_ok(&self) -> bool {
+        self.response.status == InvocationStatus::Ok
+    }
+
+    /// The receipt's id: hex blake3 of its signed body.
+    pub fn receipt_id(&self) -> String {
+        hex_encode(&self.receipt.hash())
+    }
+
+    /// The message of a failed run (`output.error.message`), when the tool did not succeed.
+    pub fn error_message(&self) -> Option<String> {
+        if self.is_ok() {
+            return None;
+        }
+        let message = self
+            .response
+            .output
+            .pointer("/error/message")
+            .and_then(serde_json::Value::as_str)
+            .unwrap_or("the tool failed");
+        Some(format!("{} ({})", message, self.response.status.as_str()))
     }
 }
 
@@ -84,6 +141,8 @@ pub struct Client {
     http: reqwest::Client,
     endpoint: Endpoint,
     timeouts: Timeouts,
+    /// The node's own key, fetched once: receipts of local runs are signed with it.
+    node_key: Arc<OnceCell<PublicKey>>,
 }
 
 impl Client {
@@ -107,6 +166,7 @@ impl Client {
             http,
             endpoint,
             timeouts,
+            node_key: Arc::new(OnceCell::new()),
         })
     }
 
@@ -255,6 +315,79 @@ impl Client {
             .await
     }
 
+    /// `POST /v1/invoke`: runs a tool (by id, or by name with an optional semver requirement
+    /// and publisher) on this node or a provider it finds, and returns the answer once its
+    /// receipt verified on this side (see [`Self::invoke_verified`]). Needs the API token.
+    ///
+    /// A tool that ran but failed (status other than `ok`) is an `Ok` answer with the error
+    /// object as output: it has a signed receipt too. Errors of the node map to
+    /// [`ClientError::InvalidInput`] (with each violation's JSON pointer),
+    /// [`ClientError::Revoked`], [`ClientError::NoProvider`] (with the attempts),
+    /// [`ClientError::AmbiguousName`], [`ClientError::NotFound`] and
+    /// [`ClientError::BadRequest`]; a receipt that does not prove the answer is
+    /// [`ClientError::BadReceipt`].
+    pub async fn invoke(&self, req: &InvokeRequest) -> Result<InvokeResponse, ClientError> {
+        Ok(self.invoke_verified(req).await?.response)
+    }
+
+    /// Like [`Self::invoke`], also returning the decoded, verified receipt.
+    ///
+    /// What is checked here, independently of the node: the receipt envelope decodes and its
+    /// signature verifies; it is the receipt the answer reports; it is signed by the provider
+    /// the answer names (this node's own key for `local`); it names the tool that ran (the
+    /// one asked for, or for a name one whose spec has that name, a matching version and the
+    /// publisher asked for); its image digest and limits are those the tool's signed spec
+    /// pins; its input hash is that of the input sent and its output hash that of the output
+    /// received (the exact bytes are the compact JSON serialization, which is what atrd
+    /// providers hash); its status is the answer's.
+    pub async fn invoke_verified(&self, req: &InvokeRequest) -> Result<Invocation, ClientError> {
+        let builder = self.authed(Method::POST, "/v1/invoke").json(req);
+        let response: InvokeResponse = self.call(builder, self.timeouts.invoke).await?;
+        let provider = if response.provider == LOCAL_PROVIDER {
+            self.node_key().await?
+        } else {
+            response
+                .provider
+                .parse::<PublicKey>()
+                .map_err(|e| bad_receipt(format!("provider `{}` is not a peer id: {e}", response.provider)))?
+        };
+        let spec = self.signed_spec(&response.id).await?;
+        let receipt = verify_invocation(req, &response, &provider, Some(&spec))?;
+        Ok(Invocation { response, receipt })
+    }
+
+    /// `GET /v1/receipts`: the receipts this node issued or received, newest first (the node
+    /// returns 50 by default, at most [`MAX_RECEIPTS_LIMIT`]).
+    pub async fn receipts(&self, limit: Option<usize>) -> Result<ReceiptsResponse, ClientError> {
+        let mut req = self.request(Method::GET, "/v1/receipts");
+        if let Some(l) = limit {
+            req = req.query(&[("limit", l.to_string())]);
+        }
+        self.call(req, self.timeouts.request).await
+    }
+
+    /// This node's public key (its peer id), fetched once from `/v1/status`.
+    pub async fn node_key(&self) -> Result<PublicKey, ClientError> {
+        self.node_key
+            .get_or_try_init(|| async { Ok(self.status().await?.peer_id) })
+            .await
+            .copied()
+    }
+
+    /// The signed spec `id` as this node holds it, with its envelope verified and its id
+    /// checked (the id is the hash of the signed body, so the node cannot swap it).
+    async fn signed_spec(&self, id: &ToolId) -> Result<SignedSpec, ClientError> {
+        let view = self.spec(id).await?;
+        let hex = view
+            .envelope_hex
+            .ok_or_else(|| bad_receipt(format!("the node sent spec {id} without its envelope")))?;
+        let bytes = hex_decode(&hex).map_err(|e| bad_receipt(format!("spec envelope: {e}")))?;
+        let spec = SignedSpec::from_bytes(&bytes).map_err(|e| bad_receipt(format!("spec {id}: {e}")))?;
+        spec.expect_id(id)
+            .map_err(|e| bad_receipt(format!("spec {id}: {e}")))?;
+        Ok(spec)
+    }
+
     /// Turns what a person typed into a tool id: a full id (`atr_…`), or the start of one as
     /// tables show it (at least [`MIN_SHORT_ID_LEN`] characters, with or without `atr_`)
     /// that matches exactly one spec stored on this node.
@@ -395,6 +528,172 @@ impl Client {
     }
 }
 
+/// The `provider` an answer names when this node ran the tool itself.
+pub const LOCAL_PROVIDER: &str = "local";
+
+fn bad_receipt(message: impl Into<String>) -> ClientError {
+    ClientError::BadReceipt {
+        message: message.into(),
+    }
+}
+
+/// The byte strings a JSON value may have been hashed as: its compact serialization as this
+/// build writes it, and with every object's keys sorted (what an atrd built without serde_json's
+/// `preserve_order` writes, whichever way this build orders keys). Both parse back to `value`,
+/// so accepting a hash of either never accepts a different value.
+fn json_encodings(value: &serde_json::Value) -> Vec<Vec<u8>> {
+    fn sorted(v: &serde_json::Value) -> serde_json::Value {
+        match v {
+            serde_json::Value::Object(m) => {
+                let mut entries: Vec<(&String, &serde_json::Value)> = m.iter().collect();
+                entries.sort_by(|a, b| a.0.cmp(b.0));
+                serde_json::Value::Object(entries.into_iter().map(|(k, v)| (k.clone(), sorted(v))).collect())
+            }
+            serde_json::Value::Array(a) => serde_json::Value::Array(a.iter().map(sorted).collect()),
+            other => other.clone(),
+        }
+    }
+    let mut out = Vec::with_capacity(2);
+    if let Ok(b) = serde_json::to_vec(value) {
+        out.push(b);
+    }
+    if let Ok(b) = serde_json::to_vec(&sorted(value))
+        && !out.contains(&b)
+    {
+        out.push(b);
+    }
+    out
+}
+
+/// Checks, without the network, that `resp` is a sound answer to `req`: see
+/// [`Client::invoke_verified`] for the list. `provider` is the key the answer's `provider`
+/// stands for. With `spec` (the signed spec of `resp.id`), the receipt's image and limits and,
+/// for a request by name, the spec's name, version and publisher are checked too.
+///
+/// Returns the decoded receipt.
+pub fn verify_invocation(
+    req: &InvokeRequest,
+    resp: &InvokeResponse,
+    provider: &PublicKey,
+    spec: Option<&SignedSpec>,
+) -> Result<SignedReceipt, ClientError> {
+    let bytes = hex_decode(&resp.receipt_hex).map_err(|e| bad_receipt(format!("receipt_hex: {e}")))?;
+    let signed = SignedReceipt::from_bytes(&bytes).map_err(|e| bad_receipt(e.to_string()))?;
+    let r = signed.value();
+    if *r != resp.receipt {
+        return Err(bad_receipt("the answer's `receipt` is not the signed receipt"));
+    }
+    if let Some(id) = &req.id
+        && resp.id != *id
+    {
+        return Err(bad_receipt(format!(
+            "the node ran {}, not the tool asked for, {id}",
+            resp.id
+        )));
+    }
+    if r.status != resp.status {
+        return Err(bad_receipt(format!(
+            "the receipt says {}, the answer {}",
+            r.status.as_str(),
+            resp.status.as_str()
+        )));
+    }
+    let inputs = json_encodings(&req.input);
+    let outputs = json_encodings(&resp.output);
+    let mut first_error = None;
+    let mut matched_output = None;
+    'search: for input in &inputs {
+        for output in &outputs {
+            match r.check_answers(&r.invocation, &resp.id, input, output, provider) {
+                Ok(()) => {
+                    matched_output = Some(output.len());
+                    break 'search;
+                }
+                Err(e) => {
+                    first_error.get_or_insert(e);
+                }
+            }
+        }
+    }
+    let Some(output_len) = matched_output else {
+        return Err(bad_receipt(
+            first_error.map_or_else(|| "nothing to check".to_owned(), |e| e.to_string()),
+        ));
+    };
+    if r.output_bytes != output_len as u64 {
+        return Err(bad_receipt("the receipt's output length is not the output's"));
+    }
+    if let Some(spec) = spec {
+        let s = spec.value();
+        if spec.id() != resp.id {
+            return Err(bad_receipt(format!("spec {} is not tool {}", spec.id(), resp.id)));
+        }
+        if r.image_digest != s.runtime.image_digest {
+            return Err(bad_receipt(format!(
+                "the receipt names image {}, the tool pins {}",
+                r.image_digest, s.runtime.image_digest
+            )));
+        }
+        if r.limits != s.limits {
+            return Err(bad_receipt("the receipt's limits are not the tool's"));
+        }
+        if req.id.is_none() {
+            if let Some(name) = &req.name
+                && s.name != *name
+            {
+                return Err(bad_receipt(format!("the node ran `{}`, not `{name}`", s.name)));
+            }
+            if let Some(v) = &req.version
+                && let Ok(vreq) = atr_protocol::query::parse_version_req(v)
+                && !vreq.matches(&s.version)
+            {
+                return Err(bad_receipt(format!(
+                    "the node ran version {}, which does not match `{v}`",
+                    s.version
+                )));
+            }
+            if let Some(p) = &req.publisher
+                && s.publisher != *p
+            {
+                return Err(bad_receipt(format!(
+                    "the node ran a tool of {}, not of {p}",
+                    s.publisher
+                )));
+            }
+        }
+    }
+    Ok(signed)
+}
+
+/// Lower-case hex of `bytes`.
+pub(crate) fn hex_encode(bytes: &[u8]) -> String {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut s = String::with_capacity(bytes.len() * 2);
+    for b in bytes {
+        s.push(char::from(DIGITS[usize::from(b >> 4)]));
+        s.push(char::from(DIGITS[usize::from(b & 0x0f)]));
+    }
+    s
+}
+
+/// Decodes hex (either case).
+pub(crate) fn hex_decode(s: &str) -> Result<Vec<u8>, String> {
+    let s = s.trim();
+    if !s.len().is_multiple_of(2) {
+        return Err("odd number of hex digits".into());
+    }
+    let digit = |c: u8| match c {
+        b'0'..=b'9' => Ok(c - b'0'),
+        b'a'..=b'f' => Ok(c - b'a' + 10),
+        b'A'..=b'F' => Ok(c - b'A' + 10),
+        _ => Err(format!("`{}` is not a hex digit", char::from(c))),
+    };
+    s.as_bytes()
+        .chunks(2)
+        .map(|p| Ok((digit(p[0])? << 4) | digit(p[1])?))
+        .collect()
+}
+
 /// Reads, parses and resolves a manifest file; returns it with the file name to cite.
 fn load_manifest(path: &Path) -> Result<(Manifest, String), ClientError> {
     let file = path.display().to_string();
@@ -426,9 +725,91 @@ fn load_manifest(path: &Path) -> Result<(Manifest, String), ClientError> {
     Ok((manifest, file))
 }
 
+/// Signed specs and answers for unit tests, as a node and a provider would make them.
+#[cfg(test)]
+pub(crate) mod testing {
+    use atr_protocol::api::{InvokeAttempt, InvokeRequest, InvokeResponse};
+    use atr_protocol::id::{ContentHash, InvocationId};
+    use atr_protocol::receipt::{InvocationStatus, RECEIPT_FORMAT, Receipt};
+    use atr_protocol::{Manifest, SecretKey, SignedReceipt, SignedSpec};
+    use serde_json::Value;
+
+    pub(crate) const DIGEST: &str = "sha256:1111111111111111111111111111111111111111111111111111111111111111";
+
+    pub(crate) fn key(seed: u8) -> SecretKey {
+        SecretKey::from_seed(&[seed; 32])
+    }
+
+    /// A spec named `name` of `publisher`, whose input is any object.
+    pub(crate) fn spec(name: &str, version: &str, publisher: &SecretKey) -> SignedSpec {
+        let toml = format!(
+            "name = \"{name}\"\nversion = \"{version}\"\ndescription = \"test tool\"\n\
+             [input_schema]\ntype = \"object\"\n[runtime]\nimage = \"i\"\ndigest = \"{DIGEST}\"\n"
+        );
+        let m = Manifest::from_toml(&toml, "t.toml").unwrap();
+        let s = m
+            .to_spec("t.toml", publisher.public(), 1_700_000_000_000, None)
+            .unwrap();
+        SignedSpec::sign(s, publisher).unwrap()
+    }
+
+    /// What a node answers after `provider` ran `spec` on `input`, with the provider's
+    /// signed receipt over the compact JSON of input and output.
+    pub(crate) fn answer(
+        spec: &SignedSpec,
+        provider: &SecretKey,
+        input: &Value,
+        output: Value,
+        status: InvocationStatus,
+    ) -> (InvokeResponse, SignedReceipt) {
+        let out = serde_json::to_vec(&output).unwrap();
+        let receipt = Receipt {
+            v: RECEIPT_FORMAT,
+            invocation: InvocationId([7; 16]),
+            tool: spec.id(),
+            image_digest: spec.value().runtime.image_digest.clone(),
+            input_hash: ContentHash::of(&serde_json::to_vec(input).unwrap()),
+            output_hash: ContentHash::of(&out),
+            output_bytes: out.len() as u64,
+            status,
+            exit_code: Some(0),
+            started_at_ms: 1_700_000_000_000,
+            finished_at_ms: 1_700_000_000_100,
+            limits: spec.value().limits,
+            provider: provider.public(),
+        };
+        let signed = SignedReceipt::sign(receipt, provider).unwrap();
+        let resp = InvokeResponse {
+            id: spec.id(),
+            output,
+            status,
+            provider: provider.public().to_string(),
+            receipt: signed.value().clone(),
+            receipt_hex: super::hex_encode(&signed.to_bytes()),
+            attempts: vec![InvokeAttempt {
+                provider: provider.public().to_string(),
+                outcome: "ok".into(),
+            }],
+        };
+        (resp, signed)
+    }
+
+    pub(crate) fn by_id(spec: &SignedSpec, input: Value) -> InvokeRequest {
+        InvokeRequest {
+            id: Some(spec.id()),
+            name: None,
+            version: None,
+            publisher: None,
+            input,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use atr_protocol::receipt::InvocationStatus;
+    use serde_json::json;
 
     #[test]
     fn manifest_schema_paths_resolve_next_to_the_file() {
@@ -466,5 +847,126 @@ mod tests {
         assert_eq!(e.field(), Some("input_schema"), "{e}");
         let e = load_manifest(&dir.path().join("nope.toml")).unwrap_err();
         assert!(matches!(e, ClientError::Io { .. }));
+    }
+
+    #[test]
+    fn hex_round_trips() {
+        let b = [0u8, 1, 0xab, 0xff];
+        assert_eq!(hex_encode(&b), "0001abff");
+        assert_eq!(hex_decode("0001ABff").unwrap(), b);
+        assert!(hex_decode("abc").is_err());
+        assert!(hex_decode("zz").is_err());
+    }
+
+    #[test]
+    fn a_sound_answer_verifies() {
+        let (publisher, provider) = (testing::key(1), testing::key(2));
+        let spec = testing::spec("add", "1.2.0", &publisher);
+        let input = json!({"b": 3, "a": 2, "nested": {"z": 1, "y": [1.5, -0.0, 1e300]}});
+        let (resp, signed) = testing::answer(&spec, &provider, &input, json!(5), InvocationStatus::Ok);
+        let req = testing::by_id(&spec, input.clone());
+        let got = verify_invocation(&req, &resp, &provider.public(), Some(&spec)).unwrap();
+        assert_eq!(got, signed);
+
+        // By name, version and publisher.
+        let by_name = InvokeRequest {
+            id: None,
+            name: Some("add".into()),
+            version: Some("^1.1".into()),
+            publisher: Some(publisher.public()),
+            input: input.clone(),
+        };
+        verify_invocation(&by_name, &resp, &provider.public(), Some(&spec)).unwrap();
+        for (field, bad) in [
+            (
+                "name",
+                InvokeRequest {
+                    name: Some("sub".into()),
+                    ..by_name.clone()
+                },
+            ),
+            (
+                "version",
+                InvokeRequest {
+                    version: Some("^2".into()),
+                    ..by_name.clone()
+                },
+            ),
+            (
+                "publisher",
+                InvokeRequest {
+                    publisher: Some(provider.public()),
+                    ..by_name.clone()
+                },
+            ),
+        ] {
+            let e = verify_invocation(&bad, &resp, &provider.public(), Some(&spec)).unwrap_err();
+            assert_eq!(e.code(), "bad_receipt", "{field}: {e}");
+        }
+    }
+
+    #[test]
+    fn tampering_is_caught() {
+        let (publisher, provider) = (testing::key(1), testing::key(2));
+        let spec = testing::spec("add", "1.0.0", &publisher);
+        let input = json!({"a": 2, "b": 3});
+        let (resp, _) = testing::answer(&spec, &provider, &input, json!(5), InvocationStatus::Ok);
+        let req = testing::by_id(&spec, input.clone());
+        let check = |req: &InvokeRequest, resp: &InvokeResponse, key: &PublicKey| {
+            let e = verify_invocation(req, resp, key, Some(&spec)).unwrap_err();
+            assert!(matches!(e, ClientError::BadReceipt { .. }), "{e}");
+            e.to_string()
+        };
+        let pk = provider.public();
+
+        let output = InvokeResponse {
+            output: json!(6),
+            ..resp.clone()
+        };
+        assert!(check(&req, &output, &pk).contains("output hash"));
+        let input = testing::by_id(&spec, json!({"a": 2, "b": 4}));
+        assert!(check(&input, &resp, &pk).contains("input hash"));
+        assert!(check(&req, &resp, &publisher.public()).contains("signed by"));
+        let status = InvokeResponse {
+            status: InvocationStatus::ToolError,
+            ..resp.clone()
+        };
+        assert!(check(&req, &status, &pk).contains("tool_error"));
+        let mut field = resp.clone();
+        field.receipt.exit_code = Some(1);
+        assert!(check(&req, &field, &pk).contains("not the signed receipt"));
+        let mut hex = resp.clone();
+        let last = hex.receipt_hex.pop().unwrap();
+        hex.receipt_hex.push(if last == '0' { '1' } else { '0' });
+        check(&req, &hex, &pk);
+        let other = testing::spec("other", "1.0.0", &publisher);
+        let wrong_tool = testing::by_id(&other, json!({"a": 2, "b": 3}));
+        assert!(check(&wrong_tool, &resp, &pk).contains("not the tool asked for"));
+        // A spec pinning another image than the receipt names.
+        let e = verify_invocation(&req, &resp, &pk, Some(&other)).unwrap_err();
+        assert!(e.to_string().contains("is not tool"), "{e}");
+    }
+
+    #[test]
+    fn either_key_order_of_the_same_value_is_accepted() {
+        let (publisher, provider) = (testing::key(1), testing::key(2));
+        let spec = testing::spec("echo", "1.0.0", &publisher);
+        let input = json!({"m": 1, "a": {"z": true, "b": null}});
+        let (resp, _) = testing::answer(&spec, &provider, &input, input.clone(), InvocationStatus::Ok);
+        let encodings = json_encodings(&resp.output);
+        assert!(!encodings.is_empty());
+        for e in &encodings {
+            assert_eq!(
+                serde_json::from_slice::<serde_json::Value>(e).unwrap(),
+                resp.output
+            );
+        }
+        verify_invocation(
+            &testing::by_id(&spec, input),
+            &resp,
+            &provider.public(),
+            Some(&spec),
+        )
+        .unwrap();
     }
 }

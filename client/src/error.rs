@@ -10,7 +10,8 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use atr_protocol::api::ApiErrorBody;
+use atr_protocol::api::{ApiErrorBody, InvokeAttempt};
+use atr_protocol::input::Violation;
 
 /// Why a call to the node failed.
 #[derive(Debug, thiserror::Error)]
@@ -138,6 +139,45 @@ pub enum ClientError {
     /// The node cannot run tools yet.
     #[error("invocation is not available on this node yet")]
     InvocationUnavailable,
+    /// `invalid_input`: the input breaks the tool's input schema (checked by the node before
+    /// any container starts, or by the provider).
+    #[error("{message}")]
+    InvalidInput {
+        /// The node's message (one line, naming every reported violation).
+        message: String,
+        /// Each violation with its JSON pointer into the input (empty when the provider,
+        /// not this node, refused the input).
+        violations: Vec<Violation>,
+        /// How many violations there were in all (`violations` holds at most 32).
+        total: usize,
+    },
+    /// `revoked`: the tool was revoked by its publisher and is never invoked.
+    #[error("{message}")]
+    Revoked {
+        /// The node's message.
+        message: String,
+    },
+    /// `ambiguous_name`: the name is published by several publishers.
+    #[error("{message} — pass --publisher or the tool id")]
+    AmbiguousName {
+        /// The node's message.
+        message: String,
+    },
+    /// `no_provider`: no provider could run the tool (each attempt is listed).
+    #[error("{message}")]
+    NoProvider {
+        /// The node's message, summarizing the attempts.
+        message: String,
+        /// What each provider tried answered, in order.
+        attempts: Vec<InvokeAttempt>,
+    },
+    /// The invocation's receipt does not prove the answer: it does not decode or verify, or it
+    /// does not bind the tool, input, output or provider the node reported.
+    #[error("the receipt does not verify: {message}")]
+    BadReceipt {
+        /// What does not match.
+        message: String,
+    },
 }
 
 impl ClientError {
@@ -163,6 +203,22 @@ impl ClientError {
             "not_revocable" => Self::NotRevocable { message },
             "bad_request" | "bad_query" | "malformed_json" => Self::BadRequest { field, message },
             "store_full" => Self::StoreFull { message },
+            "invalid_input" => {
+                let (violations, total) = details.as_ref().map(violations_of).unwrap_or_default();
+                Self::InvalidInput {
+                    message,
+                    violations,
+                    total,
+                }
+            }
+            "revoked" => Self::Revoked { message },
+            "ambiguous_name" => Self::AmbiguousName { message },
+            "no_provider" => Self::NoProvider {
+                message,
+                attempts: details
+                    .and_then(|d| serde_json::from_value(d).ok())
+                    .unwrap_or_default(),
+            },
             _ => Self::Api {
                 status,
                 code,
@@ -174,7 +230,8 @@ impl ClientError {
 
     /// A stable code for this error: the node's code for answers from the node (`not_found`,
     /// `invalid_manifest`, …), and `unreachable`, `timeout`, `decode`, `io`, `invalid_url`,
-    /// `invalid_id`, `ambiguous_id` or `invocation_unavailable` for failures on this side.
+    /// `invalid_id`, `ambiguous_id`, `bad_receipt` or `invocation_unavailable` for failures on
+    /// this side.
     pub fn code(&self) -> &str {
         match self {
             Self::InvalidUrl { .. } => "invalid_url",
@@ -193,6 +250,11 @@ impl ClientError {
             Self::InvalidId { .. } => "invalid_id",
             Self::AmbiguousId { .. } => "ambiguous_id",
             Self::InvocationUnavailable => "invocation_unavailable",
+            Self::InvalidInput { .. } => "invalid_input",
+            Self::Revoked { .. } => "revoked",
+            Self::AmbiguousName { .. } => "ambiguous_name",
+            Self::NoProvider { .. } => "no_provider",
+            Self::BadReceipt { .. } => "bad_receipt",
         }
     }
 
@@ -209,6 +271,20 @@ impl ClientError {
     pub fn is_connection(&self) -> bool {
         matches!(self, Self::Unreachable { .. } | Self::Timeout { .. })
     }
+}
+
+/// The violations in an `invalid_input` answer's details: the node sends its schema check
+/// error, `{"Violations": {"violations": [...], "total": n}}`; a bare list is accepted too.
+fn violations_of(details: &serde_json::Value) -> (Vec<Violation>, usize) {
+    let inner = details.get("Violations").unwrap_or(details);
+    let list = inner.get("violations").unwrap_or(inner);
+    let violations: Vec<Violation> = serde_json::from_value(list.clone()).unwrap_or_default();
+    let total = inner
+        .get("total")
+        .and_then(serde_json::Value::as_u64)
+        .map_or(violations.len(), |t| usize::try_from(t).unwrap_or(usize::MAX));
+    let total = total.max(violations.len());
+    (violations, total)
 }
 
 impl From<atr_protocol::manifest::ManifestError> for ClientError {
@@ -267,6 +343,52 @@ mod tests {
         ));
         let e = ClientError::from_api(500, body("something_new", None), hint);
         assert_eq!(e.code(), "something_new");
+        assert!(matches!(
+            ClientError::from_api(410, body("revoked", None), hint),
+            ClientError::Revoked { .. }
+        ));
+        assert!(matches!(
+            ClientError::from_api(409, body("ambiguous_name", Some("name")), hint),
+            ClientError::AmbiguousName { .. }
+        ));
+    }
+
+    #[test]
+    fn invocation_errors_keep_their_details() {
+        // As the node sends them: the schema check error, serialized.
+        let schema_error = atr_protocol::input::SchemaCheckError::Violations {
+            violations: vec![Violation {
+                pointer: "/a".into(),
+                message: "\"x\" is not of type \"integer\"".into(),
+            }],
+            total: 40,
+        };
+        let mut b = body("invalid_input", Some("input"));
+        b.details = serde_json::to_value(&schema_error).ok();
+        let ClientError::InvalidInput {
+            violations, total, ..
+        } = ClientError::from_api(422, b, "h")
+        else {
+            panic!("not InvalidInput")
+        };
+        assert_eq!(violations[0].pointer, "/a");
+        assert_eq!(total, 40);
+        // A provider's refusal carries no details.
+        let e = ClientError::from_api(502, body("invalid_input", None), "h");
+        assert!(
+            matches!(&e, ClientError::InvalidInput { violations, total: 0, .. } if violations.is_empty())
+        );
+
+        let mut b = body("no_provider", None);
+        b.details = Some(serde_json::json!([
+            {"provider": "local", "outcome": "refused: busy"},
+            {"provider": "12D3KooWabc", "outcome": "timeout"}
+        ]));
+        let ClientError::NoProvider { attempts, .. } = ClientError::from_api(502, b, "h") else {
+            panic!("not NoProvider")
+        };
+        assert_eq!(attempts.len(), 2);
+        assert_eq!(attempts[1].outcome, "timeout");
     }
 
     #[test]

@@ -10,16 +10,19 @@
 //!   transport failures, each message one line for the operator.
 //! - [`endpoint`]: where the node is and its token (`ATR_API`, `ATR_TOKEN`,
 //!   `ATR_DATA_DIR`), as [`Endpoint`].
+//! - [`compose`]: client-side composition — pipeline, fallback, parallel — each
+//!   step a verified invocation.
 //! - [`mcp`]: the MCP server ([`mcp::ToolServer`]) over stdio and streamable HTTP.
 #![cfg_attr(not(test), deny(clippy::unwrap_used))]
 #![deny(missing_docs)]
 
 pub mod client;
+pub mod compose;
 pub mod endpoint;
 pub mod error;
 pub mod image;
 pub mod mcp;
 
-pub use client::Client;
+pub use client::{Client, Invocation};
 pub use endpoint::Endpoint;
 pub use error::ClientError;

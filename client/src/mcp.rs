@@ -6,7 +6,11 @@
 //!   refresher ([`ToolServer::spawn_refresher`]) polls the node and, when the set
 //!   of selected ids changes, swaps the tool set and wakes every session.
 //! - [`Handler`] is the per-session rmcp handler (`tools/list`, `tools/call`,
-//!   `notifications/tools/list_changed`).
+//!   `notifications/tools/list_changed`). A call runs through the [`Invoker`]
+//!   ([`NodeInvoker`]: through the node, receipts verified); its output comes
+//!   back as structured content (an object: see [`OutputShape`]) and as text,
+//!   with the receipt under `_meta` ([`META_RECEIPT_KEY`], …); a failed run or
+//!   a refused call is a tool error (`isError: true`), never a protocol error.
 //! - [`ToolServer::serve_stdio`] and [`ToolServer::serve_http`] run it.
 //!
 //! Who stops whom: the caller's `CancellationToken` stops the refresher and
@@ -28,9 +32,12 @@ use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
-pub use catalog::{META_ID_KEY, META_RECEIPT_KEY, Selection, ServedTool, ToolSet, stable_order};
+pub use catalog::{
+    META_ID_KEY, META_PROVIDER_KEY, META_RECEIPT_ID_KEY, META_RECEIPT_KEY, META_STATUS_KEY, META_WRAPPED_KEY,
+    OutputShape, RESULT_FIELD, Selection, ServedTool, ToolSet, stable_order, wrapped_output_schema,
+};
 pub use handler::{Handler, SERVER_NAME};
-pub use invoke::{Invoker, NotAvailable, ToolOutput};
+pub use invoke::{Invoker, NodeInvoker, NotAvailable, ToolOutput};
 
 use crate::client::Client;
 use crate::error::ClientError;

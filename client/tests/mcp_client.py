@@ -5,8 +5,11 @@ client/tests/it/mcp.rs against the real `atr mcp` server.
     python3 mcp_client.py [options] http URL
 
 It connects (mode `legacy`: the initialize handshake; `auto`: server/discover first, so
-2026-07-28 when the server speaks it), lists the tools, makes the calls it is asked for and
-prints one JSON object with what it saw on the last stdout line. The Rust test asserts on it.
+2026-07-28 when the server speaks it), lists the tools, makes the calls it is asked for
+(--call with --args, then --bad-args that break the input schema and --fail-args on which the
+tool itself fails) and prints one JSON object with what it saw on the last stdout line: for
+each call `isError`, the text blocks, the structured content (which the SDK has validated
+against the tool's outputSchema) and `_meta` (where atr puts the receipt). The Rust test asserts on it.
 With --wait-change it prints `READY` once it listens for `notifications/tools/list_changed`,
 waits for one, lists again and reports the new list under "changed".
 """
@@ -51,6 +54,7 @@ async def main() -> None:
     parser.add_argument("--call", help="tool name to call")
     parser.add_argument("--args", default="{}", help="JSON arguments of --call")
     parser.add_argument("--bad-args", help="JSON arguments of --call that break its input schema")
+    parser.add_argument("--fail-args", help="JSON arguments of --call on which the tool itself fails")
     parser.add_argument("--wait-change", action="store_true")
     parser.add_argument("transport", choices=["stdio", "http"])
     parser.add_argument("target")
@@ -84,6 +88,8 @@ async def main() -> None:
             report["call"] = call_report(await client.call_tool(a.call, json.loads(a.args)))
             if a.bad_args is not None:
                 report["bad_call"] = call_report(await client.call_tool(a.call, json.loads(a.bad_args)))
+            if a.fail_args is not None:
+                report["fail_call"] = call_report(await client.call_tool(a.call, json.loads(a.fail_args)))
         try:
             await client.call_tool("no_such_tool_here", {})
             report["unknown_call"] = {"error": None}

@@ -1,7 +1,16 @@
 //! # atr-testnet
 //!
-//! Multi-node experiments (issue 7) and what they need. For now:
+//! Multi-node experiments (issue 7) and what they need.
 //!
+//! - [`process`]: [`process::Testnet`], N `atrd` processes on 127.0.0.1 with
+//!   generated keys, data dirs and a seeded bootstrap topology; [`state`]: the
+//!   `testnet.json` state file and [`state::down`], which removes everything a
+//!   testnet made, also after a crash; [`atrd`]: finding the binary.
+//! - [`scenario`]: the TOML scenario format (groups, roles, conditions,
+//!   steps) and the built-in scenarios; [`runner`]: `atr-testnet run`.
+//! - [`logs`]: the nodes' structured log events, the source of arrival times;
+//!   [`resources`]: RSS and CPU per node from `/proc`, machine facts.
+//! - [`report`]: samples, `summary.json`, `summary.md`; [`plot`]: SVG plots.
 //! - [`tools_image`]: builds the example tools (`testnet/tools`, package
 //!   `atr-example-tools`) as static binaries and packs them into the
 //!   `FROM scratch` image [`tools_image::TOOLS_IMAGE`] that sandbox tests and
@@ -9,4 +18,15 @@
 #![cfg_attr(not(test), deny(clippy::unwrap_used))]
 #![deny(missing_docs, rustdoc::broken_intra_doc_links)]
 
+pub mod atrd;
+pub mod commands;
+pub mod demo;
+pub mod logs;
+pub mod plot;
+pub mod process;
+pub mod report;
+pub mod resources;
+pub mod runner;
+pub mod scenario;
+pub mod state;
 pub mod tools_image;

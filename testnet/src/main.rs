@@ -4,6 +4,7 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+use atr_testnet::commands::{self, RunArgs, UpArgs};
 use atr_testnet::tools_image;
 use clap::{Parser, Subcommand};
 
@@ -14,8 +15,108 @@ struct Cli {
     command: Cmd,
 }
 
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum ModeArg {
+    Process,
+    Docker,
+}
+
+impl From<ModeArg> for atr_testnet::state::Mode {
+    fn from(m: ModeArg) -> Self {
+        match m {
+            ModeArg::Process => Self::Process,
+            ModeArg::Docker => Self::Docker,
+        }
+    }
+}
+
+fn duration(s: &str) -> Result<std::time::Duration, String> {
+    humantime_serde::re::humantime::parse_duration(s).map_err(|e| e.to_string())
+}
+
 #[derive(Subcommand)]
 enum Cmd {
+    /// Start N atrd nodes and leave them running (stop them with `down`).
+    Up {
+        /// Nodes to start.
+        #[arg(long, default_value_t = 10)]
+        nodes: usize,
+        /// Testnet directory (node dirs, logs, testnet.json).
+        #[arg(long)]
+        dir: PathBuf,
+        /// The atrd binary (default: next to this one, else built).
+        #[arg(long)]
+        atrd: Option<PathBuf>,
+        /// Seed of keys and bootstrap topology.
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        /// How many nodes (the first ones) run tools (sandbox on).
+        #[arg(long, default_value_t = 0)]
+        providers: usize,
+        /// Gossipsub heartbeat of the nodes.
+        #[arg(long, default_value = "200ms", value_parser = duration)]
+        heartbeat: std::time::Duration,
+        /// Measure idle RSS and CPU over this window after start (0s: skip).
+        #[arg(long, default_value = "5s", value_parser = duration)]
+        measure: std::time::Duration,
+        /// How nodes run.
+        #[arg(long, value_enum, default_value = "process")]
+        mode: ModeArg,
+    },
+    /// Stop and remove everything a testnet made (works after a crash too).
+    Down {
+        /// Testnet directory.
+        #[arg(long)]
+        dir: PathBuf,
+    },
+    /// Run a scenario (built-in name or TOML file) on a fresh network.
+    Run {
+        /// Built-in scenario (see `scenarios`) or a scenario file.
+        scenario: String,
+        /// Network size (default: the scenario's).
+        #[arg(long)]
+        nodes: Option<usize>,
+        /// Repetitions, each on a fresh network.
+        #[arg(long, default_value_t = 1)]
+        repeat: usize,
+        /// Seed (default: the scenario's).
+        #[arg(long)]
+        seed: Option<u64>,
+        /// Output directory (samples, summary, plots).
+        #[arg(long)]
+        out: PathBuf,
+        /// The atrd binary (default: next to this one, else built).
+        #[arg(long)]
+        atrd: Option<PathBuf>,
+        /// Testnet directory while it runs (default: OUT/net; removed after).
+        #[arg(long)]
+        net_dir: Option<PathBuf>,
+        /// How nodes run.
+        #[arg(long, value_enum, default_value = "process")]
+        mode: ModeArg,
+    },
+    /// List the built-in scenarios, or print one's TOML.
+    Scenarios {
+        /// Print this scenario's file.
+        #[arg(long)]
+        show: Option<String>,
+    },
+    /// Start a local 3-node network with the example tools, find and invoke
+    /// one across nodes, then keep running until Ctrl-C.
+    Demo {
+        /// Nodes to start.
+        #[arg(long, default_value_t = 3)]
+        nodes: usize,
+        /// Data directory for the nodes (default: a temp dir removed at exit).
+        #[arg(long)]
+        dir: Option<PathBuf>,
+        /// The atrd binary (default: next to this one, built if needed).
+        #[arg(long)]
+        atrd: Option<PathBuf>,
+        /// Exit after the walkthrough instead of waiting for Ctrl-C.
+        #[arg(long)]
+        once: bool,
+    },
     /// Build the example tools statically and pack them into a FROM scratch
     /// image; prints the image id.
     ToolsImage {
@@ -48,6 +149,68 @@ async fn main() -> ExitCode {
 
 async fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
+        Cmd::Up {
+            nodes,
+            dir,
+            atrd,
+            seed,
+            providers,
+            heartbeat,
+            measure,
+            mode,
+        } => {
+            let mode = mode.into();
+            commands::up(UpArgs {
+                nodes,
+                dir,
+                atrd,
+                seed,
+                providers,
+                heartbeat,
+                measure,
+                mode,
+            })
+            .await?;
+        }
+        Cmd::Down { dir } => commands::down(dir).await?,
+        Cmd::Run {
+            scenario,
+            nodes,
+            repeat,
+            seed,
+            out,
+            atrd,
+            net_dir,
+            mode,
+        } => {
+            let mode = mode.into();
+            commands::run(RunArgs {
+                scenario,
+                nodes,
+                repeat,
+                seed,
+                out,
+                atrd,
+                net_dir,
+                mode,
+            })
+            .await?;
+        }
+        Cmd::Scenarios { show } => commands::scenarios(show)?,
+        Cmd::Demo {
+            nodes,
+            dir,
+            atrd,
+            once,
+        } => {
+            atr_testnet::demo::run(atr_testnet::demo::DemoOptions {
+                nodes,
+                dir,
+                atrd,
+                once,
+            })
+            .await?;
+        }
         Cmd::ToolsImage { tag, workspace_root } => {
             let root = workspace_root.unwrap_or_else(tools_image::default_workspace_root);
             let built = tools_image::build(&root, &tag).await?;

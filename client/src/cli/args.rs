@@ -78,6 +78,14 @@ pub(crate) enum Command {
     Export(ExportArgs),
     /// Show the peers this node is connected to.
     Peers,
+    /// Run a tool through the node; print its output and the provider's verified receipt.
+    Invoke(InvokeArgs),
+    /// Show the receipts of invocations this node ran or received, newest first.
+    Receipts {
+        /// At most this many (the node's default is 50, its cap 1000).
+        #[arg(long)]
+        limit: Option<usize>,
+    },
     /// Serve selected tools to MCP clients over stdio, or streamable HTTP with --http.
     Mcp(McpArgs),
     /// Print a shell completion script.
@@ -161,6 +169,32 @@ pub(crate) struct ExportArgs {
     /// Which tools: the same filters as `atr find` (none: every active tool on this node).
     #[command(flatten)]
     pub(crate) find: FindArgs,
+}
+
+/// `atr invoke`.
+#[derive(Debug, Clone, clap::Args)]
+#[command(
+    after_help = "A short id (as tables show it) that matches a stored spec is that spec; \
+                        anything else is a tool name. Exit codes: 0 ok, 1 the tool or the node failed \
+                        (a schema violation lists each offending JSON pointer), 2 the input is not a \
+                        JSON object."
+)]
+pub(crate) struct InvokeArgs {
+    /// Tool id (`atr_…`, or its first characters), or tool name.
+    #[arg(value_name = "ID|NAME")]
+    pub(crate) tool: String,
+    /// With a name: the newest version matching this semver requirement, e.g. `^1.2`.
+    #[arg(long = "version", value_name = "REQ", value_parser = parse_version_req)]
+    pub(crate) version_req: Option<String>,
+    /// With a name: the tool of this publisher (its peer id).
+    #[arg(long, value_name = "PEER_ID")]
+    pub(crate) publisher: Option<PublicKey>,
+    /// The input object as JSON, e.g. '{"a": 2, "b": 3}' (else --input-file, else stdin).
+    #[arg(long, value_name = "JSON", conflicts_with = "input_file")]
+    pub(crate) input: Option<String>,
+    /// Read the input object from this file (`-`: stdin).
+    #[arg(long, value_name = "FILE")]
+    pub(crate) input_file: Option<PathBuf>,
 }
 
 /// `atr mcp`.

@@ -1,22 +1,27 @@
-//! The node commands: status, publish, find, search, show, revoke, export, peers.
+//! The node commands: status, publish, find, search, show, revoke, export, peers, invoke,
+//! receipts.
 //!
-//! Each prints the API's JSON with `--json`, else a short human rendering.
+//! Each prints the API's JSON with `--json`, else a short human rendering. An error with
+//! more to say than one line is a [`Detailed`]: its headline is the `error:` line, its
+//! details follow, indented.
 
 use std::path::Path;
 
 use anyhow::Context;
-use atr_client::client::Client;
+use atr_client::client::{Client, Invocation, LOCAL_PROVIDER};
 use atr_client::endpoint::Endpoint;
 use atr_client::error::ClientError;
 use atr_client::mcp::{META_ID_KEY, stable_order};
 use atr_protocol::ToolSpec;
-use atr_protocol::api::{RevokeRequest, SpecStatus, SpecView};
+use atr_protocol::api::{InvokeRequest, RevokeRequest, SpecStatus, SpecView};
 use atr_protocol::export::{self as exports, ExportFormat, ExportOptions, export_many};
+use atr_protocol::id::TOOL_ID_PREFIX;
+use atr_protocol::query::FindQuery;
 use atr_protocol::revocation::RevocationKind;
 use serde_json::Value;
 
 use super::Usage;
-use super::args::{ExportArgs, FindArgs};
+use super::args::{ExportArgs, FindArgs, InvokeArgs};
 use super::output::{MAX_CELL_CHARS, Table, bytes, cut, print_json, utc, with_spinner};
 
 /// What every command needs: the client and the output mode.
@@ -347,6 +352,248 @@ pub(crate) async fn peers(ctx: &Ctx) -> anyhow::Result<()> {
             p.score.map_or_else(|| "-".into(), |s| format!("{s:.1}")),
             p.bad_messages.to_string(),
             p.addrs.join(", "),
+        ]);
+    }
+    print!("{}", t.render());
+    Ok(())
+}
+
+/// A failure with a one-line headline (the `error:` line) and detail lines printed under it.
+#[derive(Debug, thiserror::Error)]
+#[error("{headline}")]
+pub(crate) struct Detailed {
+    pub(crate) headline: String,
+    pub(crate) details: Vec<String>,
+}
+
+/// The detail lines of `e`, when it is a [`Detailed`] error.
+pub(crate) fn details(e: &anyhow::Error) -> &[String] {
+    e.downcast_ref::<Detailed>().map_or(&[], |d| d.details.as_slice())
+}
+
+/// Reads the input object: `--input`, else `--input-file` (`-` is stdin), else stdin when it
+/// is not a terminal. Malformed JSON, or JSON that is not an object, is a usage error.
+fn read_input(a: &InvokeArgs) -> anyhow::Result<Value> {
+    use std::io::{IsTerminal, Read};
+    let limit = atr_protocol::limits::MAX_INPUT_BYTES;
+    let read_stdin = || -> anyhow::Result<(String, String)> {
+        let mut buf = String::new();
+        std::io::stdin()
+            .take(limit as u64 + 1)
+            .read_to_string(&mut buf)
+            .context("reading the input from stdin")?;
+        Ok((buf, "stdin".to_owned()))
+    };
+    let (text, from) = match (&a.input, &a.input_file) {
+        (Some(json), _) => (json.clone(), "--input".to_owned()),
+        (None, Some(path)) if path.as_os_str() == "-" => read_stdin()?,
+        (None, Some(path)) => {
+            let len = std::fs::metadata(path)
+                .with_context(|| format!("cannot read {}", path.display()))?
+                .len();
+            if len > limit as u64 {
+                anyhow::bail!(
+                    "{}: {len} bytes is over the {limit}-byte input limit",
+                    path.display()
+                );
+            }
+            let text =
+                std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+            (text, path.display().to_string())
+        }
+        (None, None) if std::io::stdin().is_terminal() => {
+            return Err(Usage(
+                "give the tool's input: --input JSON, --input-file FILE, or JSON on stdin".into(),
+            )
+            .into());
+        }
+        (None, None) => read_stdin()?,
+    };
+    if text.len() > limit {
+        anyhow::bail!("the input from {from} is over the {limit}-byte limit");
+    }
+    if text.trim().is_empty() {
+        return Err(Usage(format!(
+            "the input from {from} is empty; give a JSON object, e.g. --input '{{}}'"
+        ))
+        .into());
+    }
+    let value: Value = serde_json::from_str(&text)
+        .map_err(|e| Usage(format!("the input from {from} is not valid JSON: {e}")))?;
+    if !value.is_object() {
+        return Err(Usage(format!(
+            "the input from {from} must be a JSON object, e.g. '{{\"a\": 1}}'"
+        ))
+        .into());
+    }
+    Ok(value)
+}
+
+/// What `ID|NAME` names. With `--version` or `--publisher`, a name. Else: `atr_…` is an id
+/// (full, or the start of one); a name some stored spec has is that name; the start of a
+/// stored spec's id is that spec; anything else is a name (the node says if it knows none).
+async fn invoke_request(ctx: &Ctx, a: &InvokeArgs, input: Value) -> anyhow::Result<InvokeRequest> {
+    let text = a.tool.trim();
+    let by_id = |id, input| InvokeRequest {
+        id: Some(id),
+        name: None,
+        version: None,
+        publisher: None,
+        input,
+    };
+    let by_name = |input| InvokeRequest {
+        id: None,
+        name: Some(text.to_owned()),
+        version: a.version_req.clone(),
+        publisher: a.publisher,
+        input,
+    };
+    if a.version_req.is_some() || a.publisher.is_some() {
+        return Ok(by_name(input));
+    }
+    if text.starts_with(TOOL_ID_PREFIX) {
+        return Ok(by_id(ctx.resolve(text).await?, input));
+    }
+    // A name lookup is one indexed query; a short id needs a scan, so names go first.
+    let named = FindQuery {
+        name: Some(text.to_owned()),
+        include_revoked: true,
+        limit: Some(1),
+        ..FindQuery::default()
+    };
+    match with_spinner("looking up the tool", ctx.client.find(&named)).await {
+        Ok(found) if !found.results.is_empty() => return Ok(by_name(input)),
+        Ok(_) | Err(ClientError::BadRequest { .. }) => {}
+        Err(e) => return Err(e.into()),
+    }
+    match with_spinner("looking up the id", ctx.client.resolve_id(text)).await {
+        Ok(id) => Ok(by_id(id, input)),
+        Err(ClientError::InvalidId { .. } | ClientError::NotFound { .. }) => Ok(by_name(input)),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Turns the invocation errors that have structure into [`Detailed`] ones.
+fn invoke_error(tool: &str, e: ClientError) -> anyhow::Error {
+    match e {
+        ClientError::InvalidInput {
+            violations, total, ..
+        } if !violations.is_empty() => {
+            let mut details: Vec<String> = violations
+                .iter()
+                .map(|v| {
+                    let at = if v.pointer.is_empty() {
+                        "(root)"
+                    } else {
+                        &v.pointer
+                    };
+                    format!("{at}: {}", v.message)
+                })
+                .collect();
+            if total > violations.len() {
+                details.push(format!("… and {} more", total - violations.len()));
+            }
+            Detailed {
+                headline: format!("invalid input for `{tool}`: {total} violation(s) of its input schema"),
+                details,
+            }
+            .into()
+        }
+        ClientError::NoProvider { attempts, .. } if !attempts.is_empty() => Detailed {
+            headline: format!("no provider could run `{tool}` ({} tried)", attempts.len()),
+            details: attempts
+                .iter()
+                .map(|a| format!("{}: {}", a.provider, a.outcome))
+                .collect(),
+        }
+        .into(),
+        other => other.into(),
+    }
+}
+
+/// One line about the run: status, tool, provider, receipt, time.
+fn receipt_summary(inv: &Invocation) -> String {
+    let r = inv.receipt.value();
+    let provider = if inv.response.provider == LOCAL_PROVIDER {
+        format!("this node ({})", r.provider.fmt_short())
+    } else {
+        r.provider.fmt_short()
+    };
+    format!(
+        "{} · {} · provider {provider} · receipt {} verified · {} ms",
+        r.status.as_str(),
+        inv.response.id.fmt_short(),
+        &inv.receipt_id()[..12],
+        r.finished_at_ms.saturating_sub(r.started_at_ms)
+    )
+}
+
+pub(crate) async fn invoke(ctx: &Ctx, a: &InvokeArgs) -> anyhow::Result<()> {
+    let input = read_input(a)?;
+    let req = invoke_request(ctx, a, input).await?;
+    let tool = a.tool.trim();
+    let inv = with_spinner(&format!("running {tool}"), ctx.client.invoke_verified(&req))
+        .await
+        .map_err(|e| invoke_error(tool, e))?;
+    if ctx.json {
+        print_json(&inv.response)?;
+    } else if inv.is_ok() {
+        print_json(&inv.response.output)?;
+        eprintln!("{}", receipt_summary(&inv));
+    }
+    let Some(message) = inv.error_message() else {
+        return Ok(());
+    };
+    let stderr: Vec<String> = inv
+        .response
+        .output
+        .pointer("/error/stderr")
+        .and_then(Value::as_str)
+        .map(|s| s.lines().rev().take(5).collect::<Vec<_>>())
+        .unwrap_or_default()
+        .into_iter()
+        .rev()
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| format!("stderr: {l}"))
+        .collect();
+    let mut details = stderr;
+    if !ctx.json {
+        details.push(receipt_summary(&inv));
+    }
+    Err(Detailed {
+        headline: format!("`{tool}` failed: {message}"),
+        details,
+    }
+    .into())
+}
+
+pub(crate) async fn receipts(ctx: &Ctx, limit: Option<usize>) -> anyhow::Result<()> {
+    let r = with_spinner("asking the node", ctx.client.receipts(limit)).await?;
+    if ctx.json {
+        return print_json(&r);
+    }
+    if r.receipts.is_empty() {
+        println!("no receipts yet (invoke a tool with `atr invoke`)");
+        return Ok(());
+    }
+    let mut t = Table::new(&[
+        "FINISHED",
+        "TOOL",
+        "STATUS",
+        "PROVIDER",
+        "TIME",
+        "OUTPUT",
+        "INVOCATION",
+    ]);
+    for x in &r.receipts {
+        t.row(vec![
+            utc(x.finished_at_ms),
+            x.tool.fmt_short(),
+            x.status.as_str().into(),
+            x.provider.fmt_short(),
+            format!("{} ms", x.finished_at_ms.saturating_sub(x.started_at_ms)),
+            bytes(x.output_bytes),
+            x.invocation.fmt_short(),
         ]);
     }
     print!("{}", t.render());

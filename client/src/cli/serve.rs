@@ -4,7 +4,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use atr_client::mcp::{HTTP_PATH, McpOptions, McpServeError, NotAvailable, Selection, ToolServer};
+use atr_client::mcp::{HTTP_PATH, McpOptions, McpServeError, NodeInvoker, Selection, ToolServer};
 use tokio_util::sync::CancellationToken;
 
 use super::Usage;
@@ -26,8 +26,8 @@ pub(crate) async fn mcp(ctx: &Ctx, a: McpArgs) -> anyhow::Result<()> {
     let mut options = McpOptions::default();
     options.refresh = Duration::from_millis(a.refresh_ms);
     options.allowed_hosts = a.allow_hosts;
-    // Until the node's API can invoke, every call answers "not available".
-    let invoker = Arc::new(NotAvailable);
+    // Calls run through the node; every output's receipt is verified here first.
+    let invoker = Arc::new(NodeInvoker::new(ctx.client.clone()));
     let what = if selection.network {
         "asking the network for the selected tools"
     } else {

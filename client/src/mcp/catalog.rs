@@ -23,8 +23,86 @@ use crate::error::ClientError;
 
 /// `_meta` key under which each served tool carries its atr id.
 pub const META_ID_KEY: &str = "dev.atr/id";
-/// `_meta` key under which a tool result carries its receipt id.
+/// `_meta` key under which a tool result carries the provider's signed receipt (hex of its
+/// envelope, which anyone can verify with the provider's key).
 pub const META_RECEIPT_KEY: &str = "dev.atr/receipt";
+/// `_meta` key under which a tool result carries its receipt's id (hex blake3 of its body).
+pub const META_RECEIPT_ID_KEY: &str = "dev.atr/receipt_id";
+/// `_meta` key under which a tool result names the provider that ran it (peer id, or `local`).
+pub const META_PROVIDER_KEY: &str = "dev.atr/provider";
+/// `_meta` key under which a tool result carries how the run ended (`ok`, `tool_error`, …).
+pub const META_STATUS_KEY: &str = "dev.atr/status";
+/// `_meta` key a served tool carries when its output is wrapped (see [`OutputShape::Wrapped`]);
+/// the value is the field holding it, [`RESULT_FIELD`].
+pub const META_WRAPPED_KEY: &str = "dev.atr/wrapped_output";
+/// The field of the structured content that holds a non-object output.
+pub const RESULT_FIELD: &str = "result";
+
+/// How a tool's output becomes MCP structured content. MCP before 2026-07-28 only takes an
+/// object there; this server sends the same shape on every protocol version, so a client sees
+/// one shape whatever it negotiated.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum OutputShape {
+    /// The output schema is an object schema: the output is the structured content, and the
+    /// tool's `outputSchema` is the spec's.
+    Object,
+    /// The output schema is not an object schema (e.g. `add` returns an integer): the output
+    /// goes under [`RESULT_FIELD`], and the served `outputSchema` is
+    /// `{"type": "object", "properties": {"result": <the spec's>}, "required": ["result"]}`.
+    Wrapped,
+    /// No output schema: an object output is the structured content as it is, anything else
+    /// goes under [`RESULT_FIELD`]. No `outputSchema` is served.
+    Free,
+}
+
+impl OutputShape {
+    /// Of a spec's output schema.
+    pub fn of(output_schema: Option<&Value>) -> Self {
+        match output_schema {
+            None => Self::Free,
+            Some(s) if s.get("type").and_then(Value::as_str) == Some("object") => Self::Object,
+            Some(_) => Self::Wrapped,
+        }
+    }
+
+    /// The structured content of `output`.
+    pub fn structured(self, output: Value) -> Value {
+        match (self, output) {
+            (Self::Object | Self::Free, Value::Object(o)) => Value::Object(o),
+            (_, other) => {
+                let mut m = Map::new();
+                m.insert(RESULT_FIELD.into(), other);
+                Value::Object(m)
+            }
+        }
+    }
+}
+
+/// The served `outputSchema` of a [`OutputShape::Wrapped`] tool. `$defs`, `definitions`,
+/// `$schema` and `$id` move to the root, so `#/$defs/…` references still resolve.
+pub fn wrapped_output_schema(inner: &Value) -> Value {
+    let mut inner = inner.clone();
+    let mut root = Map::new();
+    root.insert("type".into(), "object".into());
+    if let Value::Object(o) = &mut inner {
+        for k in ["$schema", "$id", "$defs", "definitions"] {
+            if let Some(v) = o.remove(k) {
+                root.insert(k.into(), v);
+            }
+        }
+    }
+    let mut props = Map::new();
+    props.insert(RESULT_FIELD.into(), inner);
+    root.insert("properties".into(), Value::Object(props));
+    root.insert("required".into(), Value::Array(vec![RESULT_FIELD.into()]));
+    root.insert("additionalProperties".into(), false.into());
+    root.insert(
+        "description".into(),
+        format!("The tool's output is under `{RESULT_FIELD}` (MCP structured content is an object).").into(),
+    );
+    Value::Object(root)
+}
 
 /// Which tools to serve. An empty selection is refused by the server: it never serves the
 /// whole network by accident.
@@ -125,6 +203,8 @@ pub struct ServedTool {
     pub id: ToolId,
     /// The tool as `tools/list` shows it.
     pub tool: rmcp::model::Tool,
+    /// How its output becomes structured content.
+    pub output: OutputShape,
     schema: Option<Arc<CompiledSchema>>,
 }
 
@@ -217,14 +297,23 @@ impl ToolSet {
 }
 
 fn served(view: &SpecView, name: String) -> Result<ServedTool, String> {
+    let output = OutputShape::of(view.spec.output_schema.as_ref());
     let mut meta = Map::new();
     meta.insert(META_ID_KEY.into(), view.id.to_string().into());
+    if output == OutputShape::Wrapped {
+        meta.insert(META_WRAPPED_KEY.into(), RESULT_FIELD.into());
+    }
     let opts = ExportOptions {
         name: Some(name),
         meta: Some(meta),
         ..ExportOptions::default()
     };
-    let value = to_mcp(&view.spec, &opts).map_err(|e| e.to_string())?;
+    let mut value = to_mcp(&view.spec, &opts).map_err(|e| e.to_string())?;
+    if let (OutputShape::Wrapped, Some(schema), Value::Object(tool)) =
+        (output, &view.spec.output_schema, &mut value)
+    {
+        tool.insert("outputSchema".into(), wrapped_output_schema(schema));
+    }
     let tool: rmcp::model::Tool = serde_json::from_value(value).map_err(|e| e.to_string())?;
     let schema = match CompiledSchema::new(&view.spec.input_schema) {
         Ok(s) => Some(Arc::new(s)),
@@ -236,6 +325,52 @@ fn served(view: &SpecView, name: String) -> Result<ServedTool, String> {
     Ok(ServedTool {
         id: view.id,
         tool,
+        output,
         schema,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn outputs_become_objects() {
+        assert_eq!(OutputShape::of(None), OutputShape::Free);
+        assert_eq!(
+            OutputShape::of(Some(&json!({"type": "object"}))),
+            OutputShape::Object
+        );
+        assert_eq!(
+            OutputShape::of(Some(&json!({"type": "integer"}))),
+            OutputShape::Wrapped
+        );
+        assert_eq!(OutputShape::Wrapped.structured(json!(5)), json!({"result": 5}));
+        assert_eq!(
+            OutputShape::Wrapped.structured(json!({"a": 1})),
+            json!({"result": {"a": 1}})
+        );
+        assert_eq!(OutputShape::Free.structured(json!({"a": 1})), json!({"a": 1}));
+        assert_eq!(OutputShape::Free.structured(json!([1])), json!({"result": [1]}));
+        assert_eq!(OutputShape::Object.structured(json!({"a": 1})), json!({"a": 1}));
+    }
+
+    #[test]
+    fn wrapped_schemas_keep_their_definitions_resolvable() {
+        let inner = json!({
+            "$defs": {"n": {"type": "integer"}},
+            "$ref": "#/$defs/n",
+            "description": "a + b."
+        });
+        let w = wrapped_output_schema(&inner);
+        assert_eq!(w["type"], "object");
+        assert_eq!(w["required"], json!(["result"]));
+        assert_eq!(w["$defs"]["n"]["type"], "integer");
+        assert!(w["properties"]["result"].get("$defs").is_none());
+        let compiled = CompiledSchema::new(&w).unwrap();
+        assert!(compiled.check(&json!({"result": 5})).is_ok());
+        assert!(compiled.check(&json!({"result": "5"})).is_err());
+        assert!(compiled.check(&json!(5)).is_err());
+    }
 }

@@ -20,8 +20,11 @@ use serde_json::{Map, Value};
 use tracing::debug;
 
 use super::ToolServer;
-use super::catalog::META_RECEIPT_KEY;
+use super::catalog::{
+    META_ID_KEY, META_PROVIDER_KEY, META_RECEIPT_ID_KEY, META_RECEIPT_KEY, META_STATUS_KEY, OutputShape,
+};
 use super::invoke::ToolOutput;
+use crate::error::ClientError;
 
 /// The `serverInfo.name` this server announces.
 pub const SERVER_NAME: &str = "atr";
@@ -49,19 +52,65 @@ fn text_error(message: impl Into<String>) -> CallToolResponse {
     CallToolResult::error(vec![ContentBlock::text(message.into())]).into()
 }
 
-fn tool_result(out: ToolOutput) -> CallToolResponse {
-    let mut result = if out.output.is_object() {
-        CallToolResult::structured(out.output)
-    } else {
-        // MCP before 2026-07-28 only takes objects as structured content: send text alone.
-        CallToolResult::success(vec![ContentBlock::text(out.output.to_string())])
-    };
-    if let Some(r) = out.receipt {
-        let mut meta = Map::new();
-        meta.insert(META_RECEIPT_KEY.into(), Value::String(r));
-        result = result.with_meta(Some(MetaObject(meta)));
+/// The `_meta` of a call's result: the tool id and, when it ran, the receipt.
+fn result_meta(id: &atr_protocol::ToolId, out: &ToolOutput) -> MetaObject {
+    let mut meta = Map::new();
+    meta.insert(META_ID_KEY.into(), Value::String(id.to_string()));
+    meta.insert(META_STATUS_KEY.into(), out.status.as_str().into());
+    if let Some(r) = &out.receipt {
+        meta.insert(META_RECEIPT_KEY.into(), Value::String(r.clone()));
     }
-    result.into()
+    if let Some(r) = &out.receipt_id {
+        meta.insert(META_RECEIPT_ID_KEY.into(), Value::String(r.clone()));
+    }
+    if let Some(p) = &out.provider {
+        meta.insert(META_PROVIDER_KEY.into(), Value::String(p.clone()));
+    }
+    MetaObject(meta)
+}
+
+/// A run's result: on success the output as structured content (an object, see
+/// [`OutputShape`]) and as JSON text; on failure a tool error with the provider's message
+/// (and the tail of the tool's stderr). Both carry the receipt in `_meta`.
+fn tool_result(
+    name: &str,
+    id: &atr_protocol::ToolId,
+    shape: OutputShape,
+    out: ToolOutput,
+) -> CallToolResponse {
+    let meta = result_meta(id, &out);
+    let result = if out.is_ok() {
+        let text = out.output.to_string();
+        let mut r = CallToolResult::structured(shape.structured(out.output));
+        r.content = vec![ContentBlock::text(text)];
+        r
+    } else {
+        let err = out.output.get("error");
+        let message = err
+            .and_then(|e| e.get("message"))
+            .and_then(Value::as_str)
+            .unwrap_or("the tool failed");
+        let mut text = format!("`{name}` failed ({}): {message}", out.status.as_str());
+        if let Some(stderr) = err
+            .and_then(|e| e.get("stderr"))
+            .and_then(Value::as_str)
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+        {
+            text.push_str("\nstderr: ");
+            text.push_str(stderr);
+        }
+        CallToolResult::error(vec![ContentBlock::text(text)])
+    };
+    result.with_meta(Some(meta)).into()
+}
+
+/// A call the node refused or could not complete, as a tool error.
+fn call_error(name: &str, e: &ClientError) -> CallToolResponse {
+    match e {
+        ClientError::InvalidInput { .. } => text_error(format!("invalid arguments for `{name}`: {e}")),
+        _ => text_error(format!("`{name}` could not run: {e}")),
+    }
 }
 
 impl ServerHandler for Handler {
@@ -77,7 +126,9 @@ impl ServerHandler for Handler {
         )
         .with_instructions(
             "Tools published on the atr network and run by their providers in sandboxes. \
-             Each tool's `_meta` carries its content id under `dev.atr/id`.",
+             Each tool's `_meta` carries its content id under `dev.atr/id`; each result's `_meta` \
+             carries the provider's signed receipt (hex) under `dev.atr/receipt`. A tool whose \
+             output is not an object returns it under `result`.",
         )
     }
 
@@ -115,11 +166,11 @@ impl ServerHandler for Handler {
                 "invalid arguments for `{name}`: {violations}"
             )));
         }
-        let id = tool.id;
+        let (id, shape) = (tool.id, tool.output);
         drop(set);
         match self.server.invoker().invoke(id, input).await {
-            Ok(out) => Ok(tool_result(out)),
-            Err(e) => Ok(text_error(e.to_string())),
+            Ok(out) => Ok(tool_result(name, &id, shape, out)),
+            Err(e) => Ok(call_error(name, &e)),
         }
     }
 

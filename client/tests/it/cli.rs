@@ -395,3 +395,143 @@ fn network_find_reaches_another_node() {
     let human = run(&mut b.atr(&["find", "--tag", "remote-only", "--network"])).success();
     assert!(human.stdout.contains("faraway"), "{human:?}");
 }
+
+/// Decodes lower-case hex.
+fn unhex(s: &str) -> Vec<u8> {
+    (0..s.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap())
+        .collect()
+}
+
+/// `atr invoke` and `atr receipts` against a node that runs the example tools in its sandbox.
+#[test]
+fn invoke_and_receipts_in_both_forms() {
+    let Some(node) = Node::start_sandboxed() else {
+        return;
+    };
+    let add = node.publish_example("add");
+    let none = run(&mut node.atr(&["receipts"])).success();
+    assert!(none.stdout.starts_with("no receipts yet"), "{none:?}");
+
+    // By name, human: the output on stdout, the receipt summary on stderr.
+    let out = run(&mut node.atr(&["invoke", "add", "--input", r#"{"a":2,"b":3}"#])).success();
+    assert_eq!(out.stdout.trim(), "5", "{out:?}");
+    let summary = out.stderr.trim();
+    assert!(
+        summary.starts_with("ok · ") && summary.contains("verified") && summary.contains("this node"),
+        "{out:?}"
+    );
+    assert!(summary.contains(&add[4..16]), "names the tool: {out:?}");
+
+    // By short id, JSON: the whole answer, with a receipt anyone can check.
+    let short = &add[4..16];
+    let j = run(&mut node.atr(&["--json", "invoke", short, "--input", r#"{"a":2,"b":3}"#]))
+        .success()
+        .json();
+    assert_eq!(j["output"], 5);
+    assert_eq!(j["status"], "ok");
+    assert_eq!(j["id"], add.as_str());
+    assert_eq!(j["provider"], "local");
+    let receipt =
+        atr_protocol::SignedReceipt::from_bytes(&unhex(j["receipt_hex"].as_str().unwrap())).unwrap();
+    assert_eq!(receipt.value().tool.to_string(), add);
+    assert_eq!(
+        receipt.value().output_hash,
+        atr_protocol::ContentHash::of(b"5"),
+        "the receipt binds the output"
+    );
+
+    // --input-file, and a name with a version requirement.
+    let work = tempfile::tempdir().unwrap();
+    let file = work.path().join("input.json");
+    std::fs::write(&file, r#"{"a": -7, "b": 4}"#).unwrap();
+    let out = run(&mut node.atr(&[
+        "invoke",
+        "add",
+        "--version",
+        "^1",
+        "--input-file",
+        file.to_str().unwrap(),
+    ]))
+    .success();
+    assert_eq!(out.stdout.trim(), "-3", "{out:?}");
+
+    // A schema violation: exit 1, each offending pointer on its own line.
+    for json in [false, true] {
+        let mut args = vec!["invoke", "add", "--input", r#"{"a":"x","b":3}"#];
+        if json {
+            args.insert(0, "--json");
+        }
+        let out = run(&mut node.atr(&args)).failure(1);
+        let lines: Vec<&str> = out.stderr.lines().collect();
+        assert!(
+            lines[0].starts_with("error: invalid input for `add`: 1 violation(s)"),
+            "{out:?}"
+        );
+        assert!(lines[1].trim_start().starts_with("/a: "), "{out:?}");
+        assert!(out.stdout.is_empty(), "{out:?}");
+    }
+
+    // The tool runs and fails (an overflow is refused): exit 1 with its message.
+    let out =
+        run(&mut node.atr(&["invoke", "add", "--input", r#"{"a":9223372036854775807,"b":1}"#])).failure(1);
+    assert!(out.stderr.starts_with("error: `add` failed: "), "{out:?}");
+    assert!(out.stderr.contains("tool_error"), "{out:?}");
+    let failed = run(&mut node.atr(&[
+        "--json",
+        "invoke",
+        "add",
+        "--input",
+        r#"{"a":9223372036854775807,"b":1}"#,
+    ]))
+    .failure(1);
+    assert_eq!(
+        failed.json()["status"],
+        "tool_error",
+        "the answer is still printed: {failed:?}"
+    );
+
+    // Unknown tools, by name and by id: exit 1, one line.
+    let out = run(&mut node.atr(&["invoke", "nosuchtool", "--input", "{}"])).failure(1);
+    assert!(out.error_line().contains("nosuchtool"), "{out:?}");
+    let unknown = format!("atr_{}", "a".repeat(52));
+    let out = run(&mut node.atr(&["invoke", &unknown, "--input", "{}"])).failure(1);
+    assert!(out.error_line().contains(&unknown), "{out:?}");
+
+    // Input that is not a JSON object, or none at all: usage errors.
+    for args in [
+        &["invoke", "add", "--input", "{nope"][..],
+        &["invoke", "add", "--input", "[1, 2]"],
+        &["invoke", "add"],
+        &["invoke", "add", "--input", "{}", "--input-file", "x.json"],
+    ] {
+        let out = run(&mut node.atr(args));
+        assert_eq!(out.code, 2, "{args:?}: {out:?}");
+        assert!(out.stderr.starts_with("error:"), "{args:?}: {out:?}");
+    }
+
+    // Bad token.
+    let out = run(node
+        .atr(&["invoke", "add", "--input", r#"{"a":1,"b":1}"#])
+        .env("ATR_TOKEN", "wrong"))
+    .failure(1);
+    assert!(out.error_line().starts_with("error: unauthorized"), "{out:?}");
+
+    // receipts: newest first, in both forms.
+    let table = run(&mut node.atr(&["receipts"])).success();
+    let lines: Vec<&str> = table.stdout.lines().collect();
+    assert!(
+        lines[0].starts_with("FINISHED") && lines[0].contains("STATUS"),
+        "{table:?}"
+    );
+    assert_eq!(lines.len(), 1 + 5, "header + five runs: {table:?}");
+    assert!(lines[1].contains("tool_error"), "newest first: {table:?}");
+    assert!(table.stdout.contains(&add[4..16]), "{table:?}");
+    let j = run(&mut node.atr(&["--json", "receipts", "--limit", "2"]))
+        .success()
+        .json();
+    let receipts = j["receipts"].as_array().unwrap();
+    assert_eq!(receipts.len(), 2);
+    assert_eq!(receipts[0]["status"], "tool_error");
+}

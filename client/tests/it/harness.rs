@@ -78,11 +78,69 @@ pub(crate) fn http_status(port: u16, path: &str) -> Option<u16> {
     head.split_whitespace().nth(1)?.parse().ok()
 }
 
+/// The example tools image, built by `atr-testnet tools-image`.
+pub(crate) const TOOLS_IMAGE: &str = "atr-example-tools:latest";
+
+/// Whether a Docker Engine answers. Without one, tests that run tools print a skip notice,
+/// except under `CI=true`, where they fail: CI must have one.
+pub(crate) fn docker_available() -> bool {
+    let ok = Command::new("docker")
+        .args(["info", "--format", "{{.ServerVersion}}"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    if !ok {
+        assert!(
+            std::env::var("CI").as_deref() != Ok("true"),
+            "a Docker Engine is required under CI"
+        );
+        eprintln!("SKIPPED: no Docker Engine answers (`docker info` failed)");
+    }
+    ok
+}
+
+/// Builds [`TOOLS_IMAGE`] once (`cargo run -p atr-testnet -- tools-image`) unless the engine
+/// already has it.
+pub(crate) fn ensure_tools_image() {
+    static DONE: OnceLock<()> = OnceLock::new();
+    DONE.get_or_init(|| {
+        let have = Command::new("docker")
+            .args(["image", "inspect", TOOLS_IMAGE])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success());
+        if have {
+            return;
+        }
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
+        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+        let status = Command::new(cargo)
+            .args(["run", "--quiet", "-p", "atr-testnet", "--", "tools-image"])
+            .current_dir(root)
+            .status()
+            .expect("run atr-testnet tools-image");
+        assert!(status.success(), "building {TOOLS_IMAGE} failed");
+    });
+}
+
+/// The manifest of an example tool, `testnet/tools/manifests/TOOL.toml` (it has no digest:
+/// the node pins the image itself).
+pub(crate) fn example_manifest(tool: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap()
+        .join(format!("testnet/tools/manifests/{tool}.toml"))
+}
+
 /// A running `atrd` with its own data dir; killed on drop.
 pub(crate) struct Node {
     child: Child,
     pub(crate) dir: tempfile::TempDir,
     pub(crate) port: u16,
+    /// Whether it runs tools (its sandbox is on).
+    pub(crate) sandboxed: bool,
 }
 
 impl Node {
@@ -93,10 +151,33 @@ impl Node {
 
     /// Starts a node with extra `atrd` flags (e.g. `--bootstrap`).
     pub(crate) fn start_with(extra: &[&str]) -> Self {
-        let dir = tempfile::tempdir().unwrap();
         // Discovery-only node: publishing then trusts the manifest's digest instead of asking
         // a Docker Engine, so these tests need none.
-        std::fs::write(dir.path().join("atrd.toml"), "[sandbox]\nenabled = false\n").unwrap();
+        Self::spawn("[sandbox]\nenabled = false\n", extra)
+    }
+
+    /// Starts a node that runs tools (sandbox on, [`TOOLS_IMAGE`] built if missing); `None`
+    /// (the test skips) without a Docker Engine outside CI.
+    pub(crate) fn start_sandboxed() -> Option<Self> {
+        if !docker_available() {
+            return None;
+        }
+        ensure_tools_image();
+        let mut node = Self::spawn("[sandbox]\nenabled = true\n", &[]);
+        node.sandboxed = true;
+        Some(node)
+    }
+
+    /// Publishes an example tool's manifest (see [`example_manifest`]); returns the id.
+    pub(crate) fn publish_example(&self, tool: &str) -> String {
+        let m = example_manifest(tool);
+        let out = run(&mut self.atr(&["--json", "publish", m.to_str().unwrap()])).success();
+        out.json()["id"].as_str().unwrap().to_owned()
+    }
+
+    fn spawn(config: &str, extra: &[&str]) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("atrd.toml"), config).unwrap();
         let port = free_port();
         let child = Command::new(atrd_bin())
             .arg("--data-dir")
@@ -114,7 +195,12 @@ impl Node {
             .stderr(Stdio::null())
             .spawn()
             .unwrap();
-        let mut node = Self { child, dir, port };
+        let mut node = Self {
+            child,
+            dir,
+            port,
+            sandboxed: false,
+        };
         let start = Instant::now();
         while http_status(port, "/health") != Some(200) {
             if let Ok(Some(status)) = node.child.try_wait() {
@@ -149,9 +235,14 @@ impl Node {
         format!("{addr}/p2p/{peer}")
     }
 
-    /// Publishes a test manifest through `atr --json publish`; returns the id.
+    /// Publishes a test manifest through `atr --json publish`; returns the id. On a sandboxed
+    /// node the placeholder digest is left out, so the node pins the example image.
     pub(crate) fn publish(&self, dir: &Path, name: &str, version: &str, tags: &[&str]) -> String {
         let m = manifest(dir, name, version, tags);
+        if self.sandboxed {
+            let text = std::fs::read_to_string(&m).unwrap();
+            std::fs::write(&m, text.replace(&format!("digest = \"{DIGEST}\"\n"), "")).unwrap();
+        }
         let out = run(&mut self.atr(&["--json", "publish", m.to_str().unwrap()])).success();
         out.json()["id"].as_str().unwrap().to_owned()
     }

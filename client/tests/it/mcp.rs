@@ -1,6 +1,7 @@
 //! `atr mcp` driven by a client this project did not write: the official Python MCP SDK
 //! (`client/tests/mcp_client.py`), over stdio and streamable HTTP, with the legacy
-//! initialize handshake and with 2026-07-28 discovery.
+//! initialize handshake and with 2026-07-28 discovery. Calls run the real `add` example
+//! tool in the sandbox of a node with a Docker Engine.
 //!
 //! Without the `mcp` Python package the tests print a skip notice, except under `CI=true`,
 //! where they fail: CI must install it (`python3 -m pip install mcp==2.3.0`).
@@ -83,7 +84,7 @@ fn check_session(r: &Value, expected_version: &str, ids: &Ids) {
     assert_eq!(r["protocol_version"], expected_version, "{r:#}");
     assert_eq!(r["tools_capability"]["listChanged"], true, "{r:#}");
     // The newest adder keeps the name; the explicitly selected old one gets a suffix.
-    assert_eq!(names(r, "tools"), ["adder", "adder_2", "echo"], "{r:#}");
+    assert_eq!(names(r, "tools"), ["add", "adder", "adder_2", "echo"], "{r:#}");
     let adder = tool(r, "tools", "adder");
     assert_eq!(adder["_meta"]["dev.atr/id"], ids.adder2.as_str());
     assert_eq!(
@@ -94,39 +95,84 @@ fn check_session(r: &Value, expected_version: &str, ids: &Ids) {
     assert_eq!(adder["inputSchema"]["properties"]["a"]["type"], "integer");
     assert_eq!(adder["outputSchema"]["required"], json!(["sum"]));
     assert_eq!(adder["annotations"]["readOnlyHint"], true);
+    // `add` returns a bare integer: served wrapped in an object, and said so.
+    let add = tool(r, "tools", "add");
+    assert_eq!(add["_meta"]["dev.atr/id"], ids.add.as_str());
+    assert_eq!(add["_meta"]["dev.atr/wrapped_output"], "result");
+    assert_eq!(add["outputSchema"]["type"], "object");
+    assert_eq!(add["outputSchema"]["required"], json!(["result"]));
+    assert_eq!(add["outputSchema"]["properties"]["result"]["type"], "integer");
 
-    assert_eq!(r["call"]["isError"], true, "{r:#}");
+    // A real run in the node's sandbox: structured result, text, receipt in `_meta`.
+    let call = &r["call"];
+    assert_eq!(call["isError"], false, "{r:#}");
+    assert_eq!(call["structured"], json!({"result": 5}), "{r:#}");
+    assert_eq!(call["text"], json!(["5"]), "{r:#}");
+    let meta = &call["meta"];
+    assert_eq!(meta["dev.atr/id"], ids.add.as_str(), "{r:#}");
+    assert_eq!(meta["dev.atr/status"], "ok");
+    assert_eq!(meta["dev.atr/provider"], "local");
+    let receipt = atr_protocol::SignedReceipt::from_bytes(&unhex(meta["dev.atr/receipt"].as_str().unwrap()))
+        .expect("the receipt in _meta verifies");
+    assert_eq!(receipt.value().tool.to_string(), ids.add);
+    assert_eq!(receipt.value().output_hash, atr_protocol::ContentHash::of(b"5"));
     assert_eq!(
-        r["call"]["text"],
-        json!(["invocation is not available on this node yet"])
+        meta["dev.atr/receipt_id"].as_str().unwrap(),
+        unhex_inverse(&receipt.hash())
     );
+
     assert_eq!(r["bad_call"]["isError"], true, "{r:#}");
     let bad = r["bad_call"]["text"][0].as_str().unwrap();
-    assert!(bad.starts_with("invalid arguments for `adder`"), "{bad}");
+    assert!(bad.starts_with("invalid arguments for `add`"), "{bad}");
     assert!(bad.contains("/a"), "names the offending field: {bad}");
+    // The tool ran and failed (an overflow): a tool error, with its receipt.
+    let fail = &r["fail_call"];
+    assert_eq!(fail["isError"], true, "{r:#}");
+    let text = fail["text"][0].as_str().unwrap();
+    assert!(text.starts_with("`add` failed (tool_error): "), "{text}");
+    assert!(text.contains("overflow"), "the tool's stderr is kept: {text}");
+    assert_eq!(fail["meta"]["dev.atr/status"], "tool_error", "{r:#}");
+    assert!(fail["meta"]["dev.atr/receipt"].as_str().is_some(), "{r:#}");
     assert_eq!(r["unknown_call"]["code"], -32602, "{r:#}");
 }
 
+fn unhex(s: &str) -> Vec<u8> {
+    (0..s.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap())
+        .collect()
+}
+
+fn unhex_inverse(b: &[u8]) -> String {
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}
+
 struct Ids {
+    add: String,
     adder1: String,
     adder2: String,
 }
 
+/// On a sandboxed node: the real `add` example tool (tag `math`), and test tools (pinned to
+/// the example image too, never called here).
 fn setup(node: &Node, work: &std::path::Path) -> Ids {
+    let add = node.publish_example("add");
     let adder1 = node.publish(work, "adder", "1.0.0", &["math"]);
     let adder2 = node.publish(work, "adder", "2.0.0", &["math"]);
     node.publish(work, "echo", "1.0.0", &["text"]);
     node.publish(work, "unselected", "1.0.0", &["other"]);
-    Ids { adder1, adder2 }
+    Ids { add, adder1, adder2 }
 }
 
 const CALL: &[&str] = &[
     "--call",
-    "adder",
+    "add",
     "--args",
-    r#"{"a": 1, "b": 2}"#,
+    r#"{"a": 2, "b": 3}"#,
     "--bad-args",
-    r#"{"a": "x"}"#,
+    r#"{"a": "x", "b": 3}"#,
+    "--fail-args",
+    r#"{"a": 9223372036854775807, "b": 1}"#,
 ];
 
 #[test]
@@ -134,7 +180,9 @@ fn stdio_with_the_python_sdk() {
     if !python_sdk() {
         return;
     }
-    let node = Node::start();
+    let Some(node) = Node::start_sandboxed() else {
+        return;
+    };
     let work = tempfile::tempdir().unwrap();
     let ids = setup(&node, work.path());
     for (mode, version) in [("legacy", "2025-11-25"), ("auto", "2026-07-28")] {
@@ -160,7 +208,9 @@ fn streamable_http_with_the_python_sdk() {
     if !python_sdk() {
         return;
     }
-    let node = Node::start();
+    let Some(node) = Node::start_sandboxed() else {
+        return;
+    };
     let work = tempfile::tempdir().unwrap();
     let ids = setup(&node, work.path());
     let server = LineChild::spawn_stderr_lines(&mut node.atr(&[

@@ -459,10 +459,13 @@ pub async fn invoke(state: &Arc<NodeState>, req: ApiInvokeRequest) -> Result<Api
     if local {
         state.seen.insert(invocation);
         match run_local(state, &spec, invocation, &input).await {
-            Ok((output, receipt)) => return finish(&spec, "local", output, receipt, attempts),
+            Ok((output, receipt)) => {
+                let me = state.net.local_peer_id().to_string();
+                return finish(&spec, &me, output, receipt, attempts);
+            }
             Err((reason, detail)) => {
                 attempts.push(InvokeAttempt {
-                    provider: "local".into(),
+                    provider: state.net.local_peer_id().to_string(),
                     outcome: format!("refused: {detail}"),
                 });
                 if reason == Refusal::InvalidInput {

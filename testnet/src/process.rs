@@ -1,0 +1,524 @@
+//! Process mode: N `atrd` processes on 127.0.0.1.
+//!
+//! [`Testnet::up`] prepares one directory per node under `DIR/nodes/` (an
+//! identity key generated from the seed, an `atrd.toml`), picks free ports,
+//! and starts the nodes one after another, each bootstrapping from one or two
+//! earlier nodes chosen by the seeded RNG, so the topology is a random
+//! connected graph that the DHT and gossipsub then fill in. Ports stay fixed
+//! for a node's life, so a node restarted after `kill` comes back at the
+//! address its peers remember. The state file ([`crate::state`]) is rewritten
+//! after every start, so `down` works even if this process dies.
+//!
+//! Dropping a [`Testnet`] kills its nodes (a panicking test leaves nothing
+//! behind); [`Testnet::detach`] leaves them running for `atr-testnet up`.
+
+use std::fs::OpenOptions;
+use std::net::{SocketAddr, TcpListener};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use atr_client::endpoint::TokenSource;
+use atr_client::{Client, Endpoint};
+use atr_protocol::SecretKey;
+use rand::rngs::StdRng;
+use rand::seq::IndexedRandom;
+use rand::{Rng, SeedableRng};
+
+use crate::logs::NODE_LOG_FILTER;
+use crate::scenario::{Assignment, NetworkSettings, Role};
+use crate::state::{Mode, NodeRecord, TestnetState};
+
+/// How long one node may take to answer `/health` after it is started.
+pub const NODE_START_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long the whole network may take until every node has a peer.
+pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(60);
+/// Attempts to start a node when its chosen port was taken meanwhile.
+pub const PORT_ATTEMPTS: usize = 3;
+/// Log file of each node, inside its directory.
+pub const LOG_FILE: &str = "atrd.log";
+/// How often a waiting loop polls a node.
+const POLL: Duration = Duration::from_millis(20);
+
+/// What [`Testnet::up`] needs.
+#[derive(Debug, Clone)]
+pub struct UpOptions {
+    /// Testnet directory (created if missing; must hold no running testnet).
+    pub dir: PathBuf,
+    /// The `atrd` binary.
+    pub atrd: PathBuf,
+    /// Seed of keys and topology.
+    pub seed: u64,
+    /// Group and role of each node.
+    pub assignment: Assignment,
+    /// Node settings.
+    pub network: NetworkSettings,
+}
+
+/// One node of a running testnet.
+#[derive(Debug, Clone)]
+pub struct NodeInfo {
+    /// Index.
+    pub index: usize,
+    /// Group id.
+    pub group: String,
+    /// Role.
+    pub role: Role,
+    /// API address.
+    pub api: SocketAddr,
+    /// Peer-to-peer TCP port.
+    pub p2p_port: u16,
+    /// Peer id.
+    pub peer_id: String,
+    /// Data directory.
+    pub dir: PathBuf,
+    /// Its log (JSON lines).
+    pub log: PathBuf,
+    /// Client of its API (with its token).
+    pub client: Client,
+    /// Bootstrap node indices.
+    pub bootstrap: Vec<usize>,
+}
+
+/// A running process-mode testnet.
+pub struct Testnet {
+    dir: PathBuf,
+    atrd: PathBuf,
+    nodes: Vec<NodeInfo>,
+    alive: Vec<AtomicBool>,
+    children: Mutex<Vec<Option<Child>>>,
+    state: Mutex<TestnetState>,
+    detached: bool,
+}
+
+impl std::fmt::Debug for Testnet {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Testnet")
+            .field("dir", &self.dir)
+            .field("nodes", &self.nodes.len())
+            .finish()
+    }
+}
+
+/// A TCP port that was free a moment ago on 127.0.0.1.
+fn free_ports(n: usize) -> anyhow::Result<Vec<u16>> {
+    // Hold every listener until all are chosen, so the ports differ.
+    let ls: Vec<TcpListener> = (0..n)
+        .map(|_| TcpListener::bind("127.0.0.1:0"))
+        .collect::<Result<_, _>>()
+        .context("cannot find a free port on 127.0.0.1")?;
+    ls.iter()
+        .map(|l| Ok(l.local_addr()?.port()))
+        .collect::<Result<_, std::io::Error>>()
+        .context("cannot find a free port on 127.0.0.1")
+}
+
+fn write_private(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut f = OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+        .with_context(|| format!("cannot create {}", path.display()))?;
+    f.write_all(bytes)?;
+    Ok(())
+}
+
+/// The `atrd.toml` of a node.
+pub fn node_config(network: &NetworkSettings, sandbox: bool) -> String {
+    let mut s = String::from("# Written by atr-testnet.\n[network]\n");
+    s += &format!(
+        "heartbeat = \"{}\"\n",
+        humantime_serde::re::humantime::format_duration(network.heartbeat)
+    );
+    if let Some(d) = network.sync_interval {
+        s += &format!(
+            "sync_interval = \"{}\"\n",
+            humantime_serde::re::humantime::format_duration(d)
+        );
+    }
+    // Every node shares 127.0.0.1: without this gossipsub would score all
+    // peers down as a Sybil cluster.
+    s += "ip_colocation_penalty = false\n";
+    s += &format!("\n[sandbox]\nenabled = {sandbox}\n");
+    s
+}
+
+impl Testnet {
+    /// Starts the network; returns once every node answers and has a peer.
+    pub async fn up(opts: UpOptions) -> anyhow::Result<Self> {
+        let n = opts.assignment.nodes.len();
+        anyhow::ensure!(n >= 1, "a testnet needs at least one node");
+        std::fs::create_dir_all(opts.dir.join("nodes"))
+            .with_context(|| format!("cannot create {}", opts.dir.display()))?;
+        let dir = opts.dir.canonicalize()?;
+        if TestnetState::load(&dir)?.is_some() {
+            bail!(
+                "{} already holds a testnet; run `atr-testnet down --dir {}` first",
+                dir.display(),
+                dir.display()
+            );
+        }
+        let atrd = opts
+            .atrd
+            .canonicalize()
+            .with_context(|| format!("no atrd binary at {}", opts.atrd.display()))?;
+        let mut rng = StdRng::seed_from_u64(opts.seed);
+        let state = TestnetState {
+            version: 1,
+            mode: Mode::Process,
+            dir: dir.clone(),
+            atrd: atrd.clone(),
+            seed: opts.seed,
+            created_unix_ms: crate::state::unix_ms(),
+            harness_pid: std::process::id(),
+            nodes: Vec::new(),
+            docker_containers: Vec::new(),
+            docker_networks: Vec::new(),
+        };
+        state.save()?;
+        let mut net = Self {
+            dir: dir.clone(),
+            atrd,
+            nodes: Vec::with_capacity(n),
+            alive: (0..n).map(|_| AtomicBool::new(false)).collect(),
+            children: Mutex::new((0..n).map(|_| None).collect()),
+            state: Mutex::new(state),
+            detached: false,
+        };
+        for (index, (group, role)) in opts.assignment.nodes.iter().enumerate() {
+            let mut seed = [0u8; 32];
+            rng.fill(&mut seed);
+            let peer_id = SecretKey::from_seed(&seed).public().to_string();
+            let bootstrap: Vec<usize> = match index {
+                0 => vec![],
+                1 => vec![0],
+                _ => {
+                    let k = rng.random_range(1..=2);
+                    let earlier: Vec<usize> = (0..index).collect();
+                    earlier.choose_multiple(&mut rng, k).copied().collect()
+                }
+            };
+            let node_dir = dir.join("nodes").join(format!("{index:04}"));
+            std::fs::create_dir_all(&node_dir)?;
+            write_private(&node_dir.join("identity.key"), &seed)?;
+            std::fs::write(
+                node_dir.join("atrd.toml"),
+                node_config(&opts.network, role.runs_tools()),
+            )?;
+            let record = NodeRecord {
+                index,
+                group: group.clone(),
+                role: *role,
+                pid: None,
+                api: SocketAddr::from(([127, 0, 0, 1], 0)),
+                p2p_port: 0,
+                peer_id,
+                dir: node_dir.clone(),
+                sandbox: role.runs_tools(),
+                bootstrap,
+            };
+            net.start_new(record).await?;
+        }
+        net.wait_connected().await?;
+        Ok(net)
+    }
+
+    /// Starts a node for the first time, on fresh ports (retrying if a port
+    /// was taken in between).
+    async fn start_new(&mut self, mut record: NodeRecord) -> anyhow::Result<()> {
+        let mut last_err = None;
+        for _ in 0..PORT_ATTEMPTS {
+            let ports = free_ports(2)?;
+            record.api = SocketAddr::from(([127, 0, 0, 1], ports[0]));
+            record.p2p_port = ports[1];
+            {
+                let mut st = self.lock_state();
+                st.nodes.retain(|r| r.index != record.index);
+                st.nodes.push(record.clone());
+                st.save()?;
+            }
+            match self.spawn(&record).await {
+                Ok(client) => {
+                    let log = record.dir.join(LOG_FILE);
+                    self.nodes.push(NodeInfo {
+                        index: record.index,
+                        group: record.group.clone(),
+                        role: record.role,
+                        api: record.api,
+                        p2p_port: record.p2p_port,
+                        peer_id: record.peer_id.clone(),
+                        dir: record.dir.clone(),
+                        log,
+                        client,
+                        bootstrap: record.bootstrap.clone(),
+                    });
+                    return Ok(());
+                }
+                Err(e) => {
+                    let in_use = format!("{e:#}").contains("in use");
+                    last_err = Some(e);
+                    if !in_use {
+                        break;
+                    }
+                }
+            }
+        }
+        Err(last_err.unwrap_or_else(|| anyhow::anyhow!("node {} did not start", record.index)))
+    }
+
+    fn lock_state(&self) -> std::sync::MutexGuard<'_, TestnetState> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn lock_children(&self) -> std::sync::MutexGuard<'_, Vec<Option<Child>>> {
+        self.children.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn command(&self, r: &NodeRecord, bootstrap: &[String]) -> anyhow::Result<Command> {
+        let log = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(r.dir.join(LOG_FILE))
+            .with_context(|| format!("cannot open the log of node {}", r.index))?;
+        let mut c = Command::new(&self.atrd);
+        c.arg("--data-dir")
+            .arg(&r.dir)
+            .arg("--config")
+            .arg(r.dir.join("atrd.toml"))
+            .args(["--api", &r.api.to_string()])
+            .args(["--listen", &format!("/ip4/127.0.0.1/tcp/{}", r.p2p_port)])
+            .args(["--log-format", "json"]);
+        for b in bootstrap {
+            c.args(["--bootstrap", b]);
+        }
+        for v in [
+            "ATR_CONFIG",
+            "ATR_DATA_DIR",
+            "ATR_LISTEN",
+            "ATR_API_ADDR",
+            "ATR_BOOTSTRAP",
+            "ATR_LOG_FORMAT",
+        ] {
+            c.env_remove(v);
+        }
+        c.env("RUST_LOG", NODE_LOG_FILTER)
+            .stdin(Stdio::null())
+            .stdout(log.try_clone()?)
+            .stderr(log);
+        // Its own process group: a Ctrl-C meant for the harness does not
+        // kill the nodes behind its back; the harness takes them down.
+        std::os::unix::process::CommandExt::process_group(&mut c, 0);
+        Ok(c)
+    }
+
+    fn bootstrap_addrs(&self, r: &NodeRecord) -> Vec<String> {
+        let st = self.lock_state();
+        r.bootstrap
+            .iter()
+            .filter_map(|b| st.nodes.iter().find(|x| x.index == *b))
+            .map(|b| format!("/ip4/127.0.0.1/tcp/{}/p2p/{}", b.p2p_port, b.peer_id))
+            .collect()
+    }
+
+    /// Spawns the node's process and waits until its API answers; returns a client.
+    async fn spawn(&self, r: &NodeRecord) -> anyhow::Result<Client> {
+        let boot = self.bootstrap_addrs(r);
+        let child = self
+            .command(r, &boot)?
+            .spawn()
+            .with_context(|| format!("cannot run {}", self.atrd.display()))?;
+        let pid = child.id();
+        self.lock_children()[r.index] = Some(child);
+        {
+            let mut st = self.lock_state();
+            if let Some(x) = st.nodes.iter_mut().find(|x| x.index == r.index) {
+                x.pid = Some(pid);
+            }
+            st.save()?;
+        }
+        let client = Client::new(Endpoint {
+            api: format!("http://{}", r.api),
+            token: None,
+            token_source: TokenSource::Explicit,
+        })?;
+        let deadline = Instant::now() + NODE_START_TIMEOUT;
+        loop {
+            if client.health().await.is_ok() {
+                break;
+            }
+            let exited = self.lock_children()[r.index]
+                .as_mut()
+                .and_then(|c| c.try_wait().ok().flatten());
+            if let Some(status) = exited {
+                self.lock_children()[r.index] = None;
+                bail!(
+                    "node {} exited at start ({status}); its log ends with:\n{}",
+                    r.index,
+                    log_tail(&r.dir.join(LOG_FILE), 5)
+                );
+            }
+            if Instant::now() > deadline {
+                bail!(
+                    "node {} did not answer on {} within {NODE_START_TIMEOUT:?}; log: {}",
+                    r.index,
+                    r.api,
+                    r.dir.join(LOG_FILE).display()
+                );
+            }
+            tokio::time::sleep(POLL).await;
+        }
+        let token = std::fs::read_to_string(r.dir.join("api.token"))
+            .with_context(|| format!("node {} has no api.token", r.index))?;
+        self.alive[r.index].store(true, Ordering::SeqCst);
+        Ok(Client::new(Endpoint {
+            api: format!("http://{}", r.api),
+            token: Some(token.trim().to_owned()),
+            token_source: TokenSource::Explicit,
+        })?)
+    }
+
+    /// Waits until every live node has at least one connected peer.
+    pub async fn wait_connected(&self) -> anyhow::Result<()> {
+        let deadline = Instant::now() + CONNECT_TIMEOUT;
+        for n in &self.nodes {
+            if self.nodes.len() < 2 || !self.is_alive(n.index) {
+                continue;
+            }
+            loop {
+                if let Ok(s) = n.client.status().await
+                    && !s.connected_peers.is_empty()
+                {
+                    break;
+                }
+                if Instant::now() > deadline {
+                    bail!("node {} has no peer after {CONNECT_TIMEOUT:?}", n.index);
+                }
+                tokio::time::sleep(POLL).await;
+            }
+        }
+        Ok(())
+    }
+
+    /// The testnet directory.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// The nodes.
+    pub fn nodes(&self) -> &[NodeInfo] {
+        &self.nodes
+    }
+
+    /// Whether node `i` is running.
+    pub fn is_alive(&self, i: usize) -> bool {
+        self.alive.get(i).is_some_and(|a| a.load(Ordering::SeqCst))
+    }
+
+    /// The running nodes among `candidates`.
+    pub fn alive_of(&self, candidates: &[usize]) -> Vec<usize> {
+        candidates.iter().copied().filter(|i| self.is_alive(*i)).collect()
+    }
+
+    /// (index, pid) of every running node.
+    pub fn pids(&self) -> Vec<(usize, u32)> {
+        self.lock_children()
+            .iter()
+            .enumerate()
+            .filter_map(|(i, c)| c.as_ref().map(|c| (i, c.id())))
+            .collect()
+    }
+
+    /// Stops node `i`: SIGKILL (a crash), or SIGTERM and wait (`graceful`).
+    pub async fn kill(&self, i: usize, graceful: bool) -> anyhow::Result<()> {
+        self.alive[i].store(false, Ordering::SeqCst);
+        let child = self.lock_children()[i].take();
+        if let Some(mut c) = child {
+            if graceful {
+                let pid = nix::unistd::Pid::from_raw(i32::try_from(c.id())?);
+                let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM);
+            } else {
+                // SIGKILL; an error means it already exited.
+                let _ = c.kill();
+            }
+            tokio::task::spawn_blocking(move || c.wait())
+                .await?
+                .with_context(|| format!("waiting for node {i}"))?;
+        }
+        let mut st = self.lock_state();
+        if let Some(x) = st.nodes.iter_mut().find(|x| x.index == i) {
+            x.pid = None;
+        }
+        st.save()
+    }
+
+    /// Starts stopped node `i` again with its old ports, key and store;
+    /// returns how long it took to answer.
+    pub async fn restart(&self, i: usize) -> anyhow::Result<Duration> {
+        anyhow::ensure!(!self.is_alive(i), "node {i} is running");
+        let record = self
+            .lock_state()
+            .nodes
+            .iter()
+            .find(|x| x.index == i)
+            .cloned()
+            .with_context(|| format!("no node {i}"))?;
+        let t = Instant::now();
+        self.spawn(&record).await?;
+        Ok(t.elapsed())
+    }
+
+    /// Leaves the nodes running (for `atr-testnet up`); `down` stops them later.
+    pub fn detach(mut self) {
+        self.detached = true;
+    }
+
+    /// Stops every node and removes the testnet directory ([`crate::state::down`]).
+    pub async fn down(mut self) -> anyhow::Result<crate::state::DownReport> {
+        self.detached = true;
+        let dir = self.dir.clone();
+        let report = tokio::task::spawn_blocking(move || crate::state::down(&dir)).await??;
+        // Reap the children `down` stopped.
+        let children: Vec<Child> = self.lock_children().iter_mut().filter_map(Option::take).collect();
+        tokio::task::spawn_blocking(move || {
+            for mut c in children {
+                let _ = c.kill();
+                let _ = c.wait();
+            }
+        })
+        .await?;
+        Ok(report)
+    }
+}
+
+impl Drop for Testnet {
+    fn drop(&mut self) {
+        if self.detached {
+            return;
+        }
+        // Not taken down properly (a panic, an early error): do not leave
+        // processes behind. The directory stays for `down` or inspection.
+        for c in self.lock_children().iter_mut().filter_map(Option::take) {
+            let mut c = c;
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+        let mut st = self.lock_state();
+        for n in &mut st.nodes {
+            n.pid = None;
+        }
+        let _ = st.save();
+    }
+}
+
+/// The last `n` lines of a file (for error messages).
+pub fn log_tail(path: &Path, n: usize) -> String {
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    let lines: Vec<&str> = text.lines().collect();
+    lines[lines.len().saturating_sub(n)..].join("\n")
+}

@@ -1,0 +1,196 @@
+//! The built-in scenarios at 5 nodes, and a scenario file written here.
+
+use std::path::Path;
+
+use atr_testnet::report::{SAMPLES_FILE, SUMMARY_JSON, SUMMARY_MD, Sample, Summary};
+use atr_testnet::runner::{RunOptions, run};
+use atr_testnet::scenario::Scenario;
+use atr_testnet::state::Mode;
+
+use crate::{SERIAL, TestResult, atrd_running_under};
+
+async fn run_small(scenario: Scenario, out: &Path) -> Result<Summary, Box<dyn std::error::Error>> {
+    let summary = run(RunOptions {
+        scenario,
+        nodes: Some(5),
+        repeat: 1,
+        seed: None,
+        out: out.to_owned(),
+        atrd: atr_testnet::atrd::locate(None)?,
+        net_dir: None,
+        mode: Mode::Process,
+        command: "cargo test -p atr-testnet".into(),
+    })
+    .await?;
+    Ok(summary)
+}
+
+/// Every result file is there and consistent; the network is gone.
+fn check_files(out: &Path, summary: &Summary, plots: &[&str]) -> TestResult {
+    let samples: Vec<Sample> = std::fs::read_to_string(out.join(SAMPLES_FILE))?
+        .lines()
+        .map(serde_json::from_str)
+        .collect::<Result<_, _>>()?;
+    assert!(!samples.is_empty(), "samples were written");
+    let on_disk: Summary = serde_json::from_slice(&std::fs::read(out.join(SUMMARY_JSON))?)?;
+    assert_eq!(&on_disk, summary);
+    assert_eq!(summary.nodes, 5);
+    assert!(summary.machine.nproc >= 1 && summary.machine.mem_total_bytes > 0);
+    assert!(!summary.git_commit.is_empty());
+    assert!(summary.idle.is_some() && summary.during.is_some());
+    let counted: usize = summary.series.iter().map(|s| s.count + s.aborted).sum();
+    let non_events = samples.iter().filter(|s| s.kind != "event").count();
+    assert_eq!(counted, non_events, "the summary counts every sample");
+    let md = std::fs::read_to_string(out.join(SUMMARY_MD))?;
+    for s in &summary.series {
+        assert!(md.contains(&format!("| {} | {} |", s.series, s.kind)), "{md}");
+    }
+    for p in plots {
+        let svg = std::fs::read_to_string(out.join(p))?;
+        assert!(svg.starts_with("<svg") && svg.contains("</svg>"), "{p} is an SVG");
+    }
+    assert!(!out.join("net").exists(), "the testnet directory is removed");
+    assert_eq!(atrd_running_under(out), Vec::<u32>::new(), "no atrd left running");
+    Ok(())
+}
+
+fn series<'a>(summary: &'a Summary, name: &str, kind: &str) -> &'a atr_testnet::report::SeriesSummary {
+    summary
+        .series
+        .iter()
+        .find(|s| s.series == name && s.kind == kind)
+        .unwrap_or_else(|| panic!("no series {name}/{kind} in {:#?}", summary.series))
+}
+
+fn all_successful(summary: &Summary) {
+    for s in &summary.series {
+        assert_eq!(s.success_rate, 1.0, "{} / {}: {s:?}", s.series, s.kind);
+        assert!(s.count > 0);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn builtin_scenarios_run_at_five_nodes() -> TestResult {
+    let _serial = SERIAL.lock().await;
+    let tmp = tempfile::tempdir()?;
+
+    let out = tmp.path().join("propagation");
+    let s = run_small(Scenario::load("propagation")?, &out).await?;
+    check_files(&out, &s, &["latency_cdf.svg"])?;
+    all_successful(&s);
+    // 20 publishes, each reaching the 4 other nodes.
+    assert_eq!(series(&s, "propagation", "propagation").count, 80);
+    assert_eq!(series(&s, "propagation", "propagation_all").count, 20);
+    assert!(s.payload_bytes.is_some_and(|b| b > 300), "{:?}", s.payload_bytes);
+
+    let out = tmp.path().join("discovery");
+    let s = run_small(Scenario::load("discovery")?, &out).await?;
+    check_files(&out, &s, &["latency_cdf.svg"])?;
+    all_successful(&s);
+    assert_eq!(series(&s, "find_local", "find").count, 200);
+    assert_eq!(series(&s, "find_network", "find").count, 50);
+
+    let out = tmp.path().join("revocation");
+    let s = run_small(Scenario::load("revocation")?, &out).await?;
+    check_files(&out, &s, &["latency_cdf.svg"])?;
+    all_successful(&s);
+    assert_eq!(series(&s, "revocation", "revocation_all").count, 10);
+
+    let out = tmp.path().join("churn");
+    let s = run_small(Scenario::load("churn")?, &out).await?;
+    check_files(&out, &s, &["latency_cdf.svg", "success_over_time.svg"])?;
+    // Faults were injected here: the lookups need not all succeed, but
+    // what involves no killed node must.
+    assert_eq!(series(&s, "propagation", "propagation").success_rate, 1.0);
+    assert_eq!(
+        series(&s, "propagation_during_churn", "propagation").success_rate,
+        1.0
+    );
+    assert_eq!(series(&s, "restart", "restart").success_rate, 1.0);
+    assert_eq!(
+        series(&s, "restart", "restart").count,
+        2,
+        "30 % of 5 nodes, rounded"
+    );
+    let lookups = series(&s, "find_local", "find");
+    assert!(lookups.count > 100, "{lookups:?}");
+    assert!(lookups.success_rate > 0.9, "{lookups:?}");
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_scenario_file_written_here_runs() -> TestResult {
+    let _serial = SERIAL.lock().await;
+    let tmp = tempfile::tempdir()?;
+    let file = tmp.path().join("custom.toml");
+    std::fs::write(
+        &file,
+        r#"
+name = "custom"
+description = "two publishers behind a slow link, callers look up, one revocation"
+seed = 42
+payload_bytes = 2000
+
+[network]
+heartbeat = "100ms"
+sync_interval = "2s"
+
+[[group]]
+id = "slow-publishers"
+role = "publisher"
+count = 2
+[group.conditions]
+delay = "50ms"
+jitter = "5ms"
+loss_percent = 1.0
+
+[[group]]
+id = "callers"
+role = "caller"
+
+[[step]]
+action = "publish"
+group = "slow-publishers"
+per_node = true
+count = 2
+tag = "custom"
+interval = "50ms"
+
+[[step]]
+action = "find"
+group = "callers"
+tag = "custom"
+count = 30
+
+[[step]]
+action = "revoke"
+group = "slow-publishers"
+count = 1
+tag = "custom"
+
+[[step]]
+action = "find"
+group = "callers"
+tag = "custom"
+count = 10
+expect = 3
+label = "after_revocation"
+"#,
+    )?;
+    let out = tmp.path().join("out");
+    let scenario = Scenario::load(file.to_str().ok_or("path")?)?;
+    let s = run_small(scenario, &out).await?;
+    check_files(&out, &s, &["latency_cdf.svg"])?;
+    all_successful(&s);
+    assert_eq!(series(&s, "propagation", "propagation_all").count, 4);
+    assert_eq!(series(&s, "find", "find").count, 30);
+    assert_eq!(series(&s, "after_revocation", "find").count, 10);
+    assert!(s.payload_bytes.is_some_and(|b| b > 2000), "{:?}", s.payload_bytes);
+    assert!(!s.conditions_applied);
+    assert!(
+        s.notes.iter().any(|n| n.contains("NOT applied")),
+        "process mode says the link conditions were not applied: {:?}",
+        s.notes
+    );
+    Ok(())
+}
