@@ -10,6 +10,7 @@ mod args;
 mod commands;
 mod output;
 mod serve;
+mod tool;
 
 use std::process::ExitCode;
 
@@ -82,6 +83,9 @@ async fn dispatch(args: Args) -> anyhow::Result<()> {
         clap_complete::generate(shell, &mut Args::command(), "atr", &mut std::io::stdout());
         return Ok(());
     }
+    if let Command::Tool(t) = args.command {
+        return tool::run(t, args.json).await;
+    }
     let ctx = commands::Ctx::new(args.api.as_deref(), args.json)?;
     match args.command {
         Command::Status => commands::status(&ctx).await,
@@ -100,6 +104,6 @@ async fn dispatch(args: Args) -> anyhow::Result<()> {
         Command::Invoke(i) => commands::invoke(&ctx, &i).await,
         Command::Receipts { limit } => commands::receipts(&ctx, limit).await,
         Command::Mcp(m) => serve::mcp(&ctx, m).await,
-        Command::Completions { .. } => Ok(()),
+        Command::Completions { .. } | Command::Tool(_) => Ok(()),
     }
 }

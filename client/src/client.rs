@@ -102,6 +102,8 @@ pub struct Invocation {
     pub response: InvokeResponse,
     /// The receipt, decoded from `response.receipt_hex`; its signature is verified.
     pub receipt: SignedReceipt,
+    /// Whether the node asked ran the tool itself.
+    pub local: bool,
 }
 
 impl Invocation {
@@ -353,7 +355,12 @@ impl Client {
         };
         let spec = self.signed_spec(&response.id).await?;
         let receipt = verify_invocation(req, &response, &provider, Some(&spec))?;
-        Ok(Invocation { response, receipt })
+        let local = response.provider == LOCAL_PROVIDER || provider == self.node_key().await?;
+        Ok(Invocation {
+            response,
+            receipt,
+            local,
+        })
     }
 
     /// `GET /v1/receipts`: the receipts this node issued or received, newest first (the node

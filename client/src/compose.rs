@@ -813,6 +813,7 @@ mod tests {
                 Ok(Invocation {
                     response: resp,
                     receipt,
+                    local: false,
                 })
             })
         }

@@ -88,6 +88,8 @@ pub(crate) enum Command {
     },
     /// Serve selected tools to MCP clients over stdio, or streamable HTTP with --http.
     Mcp(McpArgs),
+    /// Write, build and test a tool with the atr-tool SDK (new, build, test).
+    Tool(super::tool::ToolArgs),
     /// Print a shell completion script.
     Completions {
         /// The shell.

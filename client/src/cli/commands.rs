@@ -8,7 +8,7 @@
 use std::path::Path;
 
 use anyhow::Context;
-use atr_client::client::{Client, Invocation, LOCAL_PROVIDER};
+use atr_client::client::{Client, Invocation};
 use atr_client::endpoint::Endpoint;
 use atr_client::error::ClientError;
 use atr_client::mcp::{META_ID_KEY, stable_order};
@@ -514,7 +514,7 @@ fn invoke_error(tool: &str, e: ClientError) -> anyhow::Error {
 /// One line about the run: status, tool, provider, receipt, time.
 fn receipt_summary(inv: &Invocation) -> String {
     let r = inv.receipt.value();
-    let provider = if inv.response.provider == LOCAL_PROVIDER {
+    let provider = if inv.local {
         format!("this node ({})", r.provider.fmt_short())
     } else {
         r.provider.fmt_short()

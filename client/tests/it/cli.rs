@@ -432,7 +432,7 @@ fn invoke_and_receipts_in_both_forms() {
     assert_eq!(j["output"], 5);
     assert_eq!(j["status"], "ok");
     assert_eq!(j["id"], add.as_str());
-    assert_eq!(j["provider"], "local");
+    assert_eq!(j["provider"], node.peer_id().as_str(), "the node ran it itself");
     let receipt =
         atr_protocol::SignedReceipt::from_bytes(&unhex(j["receipt_hex"].as_str().unwrap())).unwrap();
     assert_eq!(receipt.value().tool.to_string(), add);

@@ -227,6 +227,12 @@ impl Node {
         cmd
     }
 
+    /// The node's peer id.
+    pub(crate) fn peer_id(&self) -> String {
+        let s = run(&mut self.atr(&["--json", "status"])).success().json();
+        s["peer_id"].as_str().unwrap().to_owned()
+    }
+
     /// A multiaddr others can bootstrap from.
     pub(crate) fn bootstrap_addr(&self) -> String {
         let s = run(&mut self.atr(&["--json", "status"])).success().json();

@@ -111,7 +111,11 @@ fn check_session(r: &Value, expected_version: &str, ids: &Ids) {
     let meta = &call["meta"];
     assert_eq!(meta["dev.atr/id"], ids.add.as_str(), "{r:#}");
     assert_eq!(meta["dev.atr/status"], "ok");
-    assert_eq!(meta["dev.atr/provider"], "local");
+    assert_eq!(
+        meta["dev.atr/provider"],
+        ids.node.as_str(),
+        "the node ran it itself"
+    );
     let receipt = atr_protocol::SignedReceipt::from_bytes(&unhex(meta["dev.atr/receipt"].as_str().unwrap()))
         .expect("the receipt in _meta verifies");
     assert_eq!(receipt.value().tool.to_string(), ids.add);
@@ -148,6 +152,8 @@ fn unhex_inverse(b: &[u8]) -> String {
 }
 
 struct Ids {
+    /// The serving node's peer id (it runs the tools itself).
+    node: String,
     add: String,
     adder1: String,
     adder2: String,
@@ -161,7 +167,12 @@ fn setup(node: &Node, work: &std::path::Path) -> Ids {
     let adder2 = node.publish(work, "adder", "2.0.0", &["math"]);
     node.publish(work, "echo", "1.0.0", &["text"]);
     node.publish(work, "unselected", "1.0.0", &["other"]);
-    Ids { add, adder1, adder2 }
+    Ids {
+        node: node.peer_id(),
+        add,
+        adder1,
+        adder2,
+    }
 }
 
 const CALL: &[&str] = &[

@@ -46,7 +46,8 @@ pub(crate) fn parse(attrs: &[Attribute]) -> syn::Result<Docs> {
                 lit: Lit::Str(s), ..
             }) = &nv.value
         {
-            for line in s.value().lines() {
+            // `split`, not `lines`: an empty `///` line is `#[doc = ""]`, a paragraph break.
+            for line in s.value().split('\n') {
                 let line = line.strip_prefix(' ').unwrap_or(line);
                 lines.push((line.trim_end().to_owned(), s.span()));
             }

@@ -12,7 +12,7 @@
 //!   - the same for the output type (`Output::<T>::of()`);
 //!   - `impl atr_tool::Tool for AddTool`.
 
-use proc_macro2::{Span, TokenStream};
+use proc_macro2::TokenStream;
 use quote::{format_ident, quote, quote_spanned};
 use syn::ext::IdentExt;
 use syn::spanned::Spanned;
@@ -72,8 +72,8 @@ pub(crate) fn tool(attr: TokenStream, item: TokenStream) -> syn::Result<TokenStr
     let fn_name = fn_ident.unraw().to_string();
 
     if !sig.generics.params.is_empty() || sig.generics.where_clause.is_some() {
-        errors.push(syn::Error::new(
-            sig.generics.span(),
+        errors.push(syn::Error::new_spanned(
+            &sig.generics,
             "a tool function cannot be generic: its schema is derived from concrete parameter types",
         ));
     }
@@ -297,7 +297,7 @@ pub(crate) fn tool(attr: TokenStream, item: TokenStream) -> syn::Result<TokenStr
                     #[allow(unused_imports)]
                     use ::atr_tool::__private::{ViaDisplay as _, ViaInto as _};
                     return ::core::result::Result::Err(
-                        (&::atr_tool::__private::ErrorHolder::new(__e)).into_tool_error(),
+                        (&::atr_tool::__private::ErrorHolder::new(__e)).take_tool_error(),
                     );
                 }
             }

@@ -207,21 +207,21 @@ fn taken() -> ToolError {
 }
 
 pub trait ViaInto {
-    fn into_tool_error(&self) -> ToolError;
+    fn take_tool_error(&self) -> ToolError;
 }
 
 impl<E: Into<ToolError>> ViaInto for ErrorHolder<E> {
-    fn into_tool_error(&self) -> ToolError {
+    fn take_tool_error(&self) -> ToolError {
         self.0.take().map_or_else(taken, Into::into)
     }
 }
 
 pub trait ViaDisplay {
-    fn into_tool_error(&self) -> ToolError;
+    fn take_tool_error(&self) -> ToolError;
 }
 
 impl<E: fmt::Display> ViaDisplay for &ErrorHolder<E> {
-    fn into_tool_error(&self) -> ToolError {
+    fn take_tool_error(&self) -> ToolError {
         self.0
             .take()
             .map_or_else(taken, |e| ToolError::failed("tool_error", format!("{e:#}")))

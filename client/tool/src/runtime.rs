@@ -133,10 +133,10 @@ fn dispatch(
         }
         (_, None) => {
             let names: Vec<&str> = tools.iter().map(|t| t.name()).collect();
-            return Err(usage(format!(
+            Err(usage(format!(
                 "this binary has several tools ({}): name one as the first argument or in ${TOOL_ENV}",
                 names.join(", ")
-            )));
+            )))
         }
         (_, Some(t)) => {
             let input = read_input(stdin)?;

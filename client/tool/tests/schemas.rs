@@ -1,6 +1,8 @@
 //! The schema a table of signatures gets, compared whole; the exports of each in every agent
 //! format, checked by the vendors' SDKs (`../shared/tools/check_exports.py`).
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
