@@ -34,9 +34,6 @@ pub struct UpArgs {
 /// `atr-testnet up`: starts the nodes, prints them and their idle cost, and
 /// leaves them running.
 pub async fn up(a: UpArgs) -> anyhow::Result<()> {
-    if a.mode == Mode::Docker {
-        bail!("docker mode is not implemented yet (see docs/testnet.md); use --mode process");
-    }
     anyhow::ensure!(
         (1..=crate::scenario::MAX_NODES).contains(&a.nodes),
         "--nodes must be 1..={}",
@@ -64,6 +61,7 @@ pub async fn up(a: UpArgs) -> anyhow::Result<()> {
             heartbeat: a.heartbeat,
             sync_interval: None,
         },
+        mode: a.mode,
     })
     .await?;
     eprintln!(
@@ -185,5 +183,52 @@ pub fn scenarios(show: Option<String>) -> anyhow::Result<()> {
             }
         }
     }
+    Ok(())
+}
+
+/// Flags of `atr-testnet export`.
+#[derive(Debug, Clone)]
+pub struct ExportArgs {
+    /// Compose file to write.
+    pub compose: PathBuf,
+    /// Nodes.
+    pub nodes: usize,
+    /// Seed of keys and topology.
+    pub seed: u64,
+    /// Host port of node 0's API.
+    pub api_base: u16,
+    /// Build the atrd image first.
+    pub build: bool,
+}
+
+/// `atr-testnet export --compose FILE`.
+pub async fn export(a: ExportArgs) -> anyhow::Result<()> {
+    if a.build {
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .parent()
+            .map(std::path::Path::to_owned)
+            .unwrap_or_default();
+        eprintln!(
+            "building the image {} (first time: minutes)",
+            crate::docker::IMAGE
+        );
+        crate::docker::build_image(&root).await?;
+    }
+    let nodes = crate::compose::export(&crate::compose::ComposeOptions {
+        file: a.compose.clone(),
+        nodes: a.nodes,
+        seed: a.seed,
+        subnet: [10, 213, 250],
+        api_base: a.api_base,
+        network: NetworkSettings::default(),
+    })?;
+    for n in &nodes {
+        println!("{:<8} {:<24} {}", n.service, n.api, n.peer_id);
+    }
+    eprintln!(
+        "wrote {}; start with `docker compose -f {} up -d` (or docker-compose)",
+        a.compose.display(),
+        a.compose.display()
+    );
     Ok(())
 }

@@ -5,7 +5,10 @@
 //! - [`process`]: [`process::Testnet`], N `atrd` processes on 127.0.0.1 with
 //!   generated keys, data dirs and a seeded bootstrap topology; [`state`]: the
 //!   `testnet.json` state file and [`state::down`], which removes everything a
-//!   testnet made, also after a crash; [`atrd`]: finding the binary.
+//!   testnet made, also after a crash; [`atrd`]: finding the binary;
+//!   [`docker`]: docker mode (a `FROM scratch` atrd image, one container per
+//!   node on a private network, cuts and link conditions); [`compose`]: the
+//!   same network as a Docker Compose file.
 //! - [`scenario`]: the TOML scenario format (groups, roles, conditions,
 //!   steps) and the built-in scenarios; [`runner`]: `atr-testnet run`.
 //! - [`logs`]: the nodes' structured log events, the source of arrival times;
@@ -20,7 +23,9 @@
 
 pub mod atrd;
 pub mod commands;
+pub mod compose;
 pub mod demo;
+pub mod docker;
 pub mod logs;
 pub mod plot;
 pub mod process;

@@ -4,7 +4,7 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use atr_testnet::commands::{self, RunArgs, UpArgs};
+use atr_testnet::commands::{self, ExportArgs, RunArgs, UpArgs};
 use atr_testnet::tools_image;
 use clap::{Parser, Subcommand};
 
@@ -94,6 +94,24 @@ enum Cmd {
         /// How nodes run.
         #[arg(long, value_enum, default_value = "process")]
         mode: ModeArg,
+    },
+    /// Write a Docker Compose file (and generated keys) for an N-node network.
+    Export {
+        /// The compose file to write.
+        #[arg(long)]
+        compose: PathBuf,
+        /// Nodes.
+        #[arg(long, default_value_t = 3)]
+        nodes: usize,
+        /// Seed of keys and bootstrap topology.
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        /// Host port of node 0's API (node i gets this + i, on 127.0.0.1).
+        #[arg(long, default_value_t = 17800)]
+        api_base: u16,
+        /// Do not build the atrd image (it must exist where the file runs).
+        #[arg(long)]
+        no_build: bool,
     },
     /// List the built-in scenarios, or print one's TOML.
     Scenarios {
@@ -193,6 +211,23 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 atrd,
                 net_dir,
                 mode,
+            })
+            .await?;
+        }
+        Cmd::Export {
+            compose,
+            nodes,
+            seed,
+            api_base,
+            no_build,
+        } => {
+            let build = !no_build;
+            commands::export(ExportArgs {
+                compose,
+                nodes,
+                seed,
+                api_base,
+                build,
             })
             .await?;
         }

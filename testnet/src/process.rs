@@ -9,6 +9,10 @@
 //! address its peers remember. The state file ([`crate::state`]) is rewritten
 //! after every start, so `down` works even if this process dies.
 //!
+//! In docker mode ([`crate::docker`]) each node is a container of a
+//! `FROM scratch` image on the testnet's own bridge network, at a fixed
+//! address; its output is followed into the same `atrd.log`.
+//!
 //! Dropping a [`Testnet`] kills its nodes (a panicking test leaves nothing
 //! behind); [`Testnet::detach`] leaves them running for `atr-testnet up`.
 
@@ -56,6 +60,8 @@ pub struct UpOptions {
     pub assignment: Assignment,
     /// Node settings.
     pub network: NetworkSettings,
+    /// Processes or containers.
+    pub mode: Mode,
 }
 
 /// One node of a running testnet.
@@ -92,6 +98,8 @@ pub struct Testnet {
     children: Mutex<Vec<Option<Child>>>,
     state: Mutex<TestnetState>,
     detached: bool,
+    /// Docker network name and subnet prefix (docker mode).
+    docker: Option<(String, [u8; 3])>,
 }
 
 impl std::fmt::Debug for Testnet {
@@ -164,14 +172,17 @@ impl Testnet {
                 dir.display()
             );
         }
-        let atrd = opts
-            .atrd
-            .canonicalize()
-            .with_context(|| format!("no atrd binary at {}", opts.atrd.display()))?;
+        let atrd = match opts.mode {
+            Mode::Docker => PathBuf::from(crate::docker::IMAGE),
+            _ => opts
+                .atrd
+                .canonicalize()
+                .with_context(|| format!("no atrd binary at {}", opts.atrd.display()))?,
+        };
         let mut rng = StdRng::seed_from_u64(opts.seed);
         let state = TestnetState {
             version: 1,
-            mode: Mode::Process,
+            mode: opts.mode,
             dir: dir.clone(),
             atrd: atrd.clone(),
             seed: opts.seed,
@@ -182,14 +193,41 @@ impl Testnet {
             docker_networks: Vec::new(),
         };
         state.save()?;
+        let docker = match opts.mode {
+            Mode::Docker => {
+                anyhow::ensure!(
+                    n <= crate::docker::MAX_DOCKER_NODES,
+                    "docker mode runs at most {} nodes",
+                    crate::docker::MAX_DOCKER_NODES
+                );
+                let root = Path::new(env!("CARGO_MANIFEST_DIR"))
+                    .parent()
+                    .context("no workspace")?
+                    .to_owned();
+                eprintln!(
+                    "building the static atrd image {} (first time: minutes)",
+                    crate::docker::IMAGE
+                );
+                crate::docker::build_image(&root).await?;
+                let d = dir.clone();
+                let (name, prefix) =
+                    tokio::task::spawn_blocking(move || crate::docker::create_network(&d)).await??;
+                let mut st = state.clone();
+                st.docker_networks.push(name.clone());
+                st.save()?;
+                Some((name, prefix))
+            }
+            _ => None,
+        };
         let mut net = Self {
             dir: dir.clone(),
             atrd,
             nodes: Vec::with_capacity(n),
             alive: (0..n).map(|_| AtomicBool::new(false)).collect(),
             children: Mutex::new((0..n).map(|_| None).collect()),
-            state: Mutex::new(state),
+            state: Mutex::new(TestnetState::load(&dir)?.context("state file vanished")?),
             detached: false,
+            docker,
         };
         for (index, (group, role)) in opts.assignment.nodes.iter().enumerate() {
             let mut seed = [0u8; 32];
@@ -207,10 +245,9 @@ impl Testnet {
             let node_dir = dir.join("nodes").join(format!("{index:04}"));
             std::fs::create_dir_all(&node_dir)?;
             write_private(&node_dir.join("identity.key"), &seed)?;
-            std::fs::write(
-                node_dir.join("atrd.toml"),
-                node_config(&opts.network, role.runs_tools()),
-            )?;
+            // Containers have no Docker socket: no node runs tools there.
+            let sandbox = role.runs_tools() && opts.mode == Mode::Process;
+            std::fs::write(node_dir.join("atrd.toml"), node_config(&opts.network, sandbox))?;
             let record = NodeRecord {
                 index,
                 group: group.clone(),
@@ -220,8 +257,9 @@ impl Testnet {
                 p2p_port: 0,
                 peer_id,
                 dir: node_dir.clone(),
-                sandbox: role.runs_tools(),
+                sandbox,
                 bootstrap,
+                container: None,
             };
             net.start_new(record).await?;
         }
@@ -234,16 +272,29 @@ impl Testnet {
     async fn start_new(&mut self, mut record: NodeRecord) -> anyhow::Result<()> {
         let mut last_err = None;
         for _ in 0..PORT_ATTEMPTS {
-            let ports = free_ports(2)?;
-            record.api = SocketAddr::from(([127, 0, 0, 1], ports[0]));
-            record.p2p_port = ports[1];
+            if let Some((_, prefix)) = &self.docker {
+                record.api = SocketAddr::from((
+                    crate::docker::node_ip(*prefix, record.index),
+                    crate::docker::API_PORT,
+                ));
+                record.p2p_port = crate::docker::P2P_PORT;
+                record.container = Some(format!(
+                    "{}-{}",
+                    crate::docker::short_name(&self.dir),
+                    record.index
+                ));
+            } else {
+                let ports = free_ports(2)?;
+                record.api = SocketAddr::from(([127, 0, 0, 1], ports[0]));
+                record.p2p_port = ports[1];
+            }
             {
                 let mut st = self.lock_state();
                 st.nodes.retain(|r| r.index != record.index);
                 st.nodes.push(record.clone());
                 st.save()?;
             }
-            match self.spawn(&record).await {
+            match self.spawn(&record, false).await {
                 Ok(client) => {
                     let log = record.dir.join(LOG_FILE);
                     self.nodes.push(NodeInfo {
@@ -261,7 +312,7 @@ impl Testnet {
                     return Ok(());
                 }
                 Err(e) => {
-                    let in_use = format!("{e:#}").contains("in use");
+                    let in_use = self.docker.is_none() && format!("{e:#}").contains("in use");
                     last_err = Some(e);
                     if !in_use {
                         break;
@@ -322,18 +373,49 @@ impl Testnet {
         r.bootstrap
             .iter()
             .filter_map(|b| st.nodes.iter().find(|x| x.index == *b))
-            .map(|b| format!("/ip4/127.0.0.1/tcp/{}/p2p/{}", b.p2p_port, b.peer_id))
+            .map(|b| format!("/ip4/{}/tcp/{}/p2p/{}", b.api.ip(), b.p2p_port, b.peer_id))
             .collect()
     }
 
-    /// Spawns the node's process and waits until its API answers; returns a client.
-    async fn spawn(&self, r: &NodeRecord) -> anyhow::Result<Client> {
+    /// Spawns the node's process (or starts its container) and waits until
+    /// its API answers; returns a client.
+    async fn spawn(&self, r: &NodeRecord, restart: bool) -> anyhow::Result<Client> {
         let boot = self.bootstrap_addrs(r);
-        let child = self
-            .command(r, &boot)?
-            .spawn()
-            .with_context(|| format!("cannot run {}", self.atrd.display()))?;
-        let pid = child.id();
+        let log = r.dir.join(LOG_FILE);
+        let child = match (&self.docker, &r.container) {
+            (Some((network, _)), Some(name)) => {
+                let since = restart.then(|| (crate::runner::unix_us() / 1_000_000) - 1);
+                if restart {
+                    crate::docker::docker(&["start", name])?;
+                } else {
+                    crate::docker::run_container(&crate::docker::ContainerSpec {
+                        name,
+                        network,
+                        ip: match r.api.ip() {
+                            std::net::IpAddr::V4(ip) => ip,
+                            std::net::IpAddr::V6(_) => bail!("docker nodes have IPv4 addresses"),
+                        },
+                        testnet_dir: &self.dir,
+                        node_dir: &r.dir,
+                        log_filter: NODE_LOG_FILTER,
+                        bootstrap: &boot,
+                    })?;
+                    let mut st = self.lock_state();
+                    if !st.docker_containers.contains(name) {
+                        st.docker_containers.push(name.clone());
+                    }
+                }
+                crate::docker::follow_logs(name, since, &log)?
+            }
+            _ => self
+                .command(r, &boot)?
+                .spawn()
+                .with_context(|| format!("cannot run {}", self.atrd.display()))?,
+        };
+        let pid = match &r.container {
+            Some(name) => crate::docker::container_pid(name).context("the container is not running")?,
+            None => child.id(),
+        };
         self.lock_children()[r.index] = Some(child);
         {
             let mut st = self.lock_state();
@@ -425,20 +507,95 @@ impl Testnet {
         candidates.iter().copied().filter(|i| self.is_alive(*i)).collect()
     }
 
-    /// (index, pid) of every running node.
+    /// (index, pid) of every running node (in docker mode the host pid of
+    /// the container's `atrd`).
     pub fn pids(&self) -> Vec<(usize, u32)> {
-        self.lock_children()
+        self.lock_state()
+            .nodes
             .iter()
-            .enumerate()
-            .filter_map(|(i, c)| c.as_ref().map(|c| (i, c.id())))
+            .filter(|n| self.is_alive(n.index))
+            .filter_map(|n| n.pid.map(|p| (n.index, p)))
             .collect()
+    }
+
+    /// The mode.
+    pub fn mode(&self) -> Mode {
+        self.lock_state().mode
+    }
+
+    fn container(&self, i: usize) -> Option<String> {
+        self.lock_state()
+            .nodes
+            .iter()
+            .find(|n| n.index == i)
+            .and_then(|n| n.container.clone())
+    }
+
+    /// Cuts the network into `sides` (node indices): nodes on different sides
+    /// drop each other's packets (docker mode).
+    pub fn partition(&self, sides: &[Vec<usize>]) -> anyhow::Result<()> {
+        let Some((_, prefix)) = &self.docker else {
+            bail!("partitions need docker mode");
+        };
+        let pids = self.pids();
+        for (k, side) in sides.iter().enumerate() {
+            let others: Vec<std::net::Ipv4Addr> = sides
+                .iter()
+                .enumerate()
+                .filter(|(j, _)| *j != k)
+                .flat_map(|(_, s)| s.iter().map(|i| crate::docker::node_ip(*prefix, *i)))
+                .collect();
+            for i in side {
+                if let Some((_, pid)) = pids.iter().find(|(n, _)| n == i) {
+                    crate::docker::cut(*pid, &others).with_context(|| format!("cutting node {i}"))?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Removes every cut (docker mode).
+    pub fn heal(&self) -> anyhow::Result<()> {
+        anyhow::ensure!(self.docker.is_some(), "partitions need docker mode");
+        for (i, pid) in self.pids() {
+            crate::docker::heal(pid).with_context(|| format!("healing node {i}"))?;
+        }
+        Ok(())
+    }
+
+    /// Applies each group's link conditions to its nodes (docker mode).
+    pub fn apply_conditions(
+        &self,
+        conditions: &[(usize, crate::scenario::Conditions)],
+    ) -> anyhow::Result<()> {
+        anyhow::ensure!(
+            self.docker.is_some(),
+            "link conditions need docker mode: in process mode all nodes share the loopback interface"
+        );
+        let pids = self.pids();
+        for (i, c) in conditions {
+            if let Some((_, pid)) = pids.iter().find(|(n, _)| n == i) {
+                crate::docker::apply_conditions(*pid, c).with_context(|| format!("node {i}"))?;
+            }
+        }
+        Ok(())
     }
 
     /// Stops node `i`: SIGKILL (a crash), or SIGTERM and wait (`graceful`).
     pub async fn kill(&self, i: usize, graceful: bool) -> anyhow::Result<()> {
         self.alive[i].store(false, Ordering::SeqCst);
         let child = self.lock_children()[i].take();
-        if let Some(mut c) = child {
+        if let Some(name) = self.container(i) {
+            let r = if graceful {
+                crate::docker::docker(&["stop", "-t", "5", &name])
+            } else {
+                crate::docker::docker(&["kill", "-s", "KILL", &name])
+            };
+            r.with_context(|| format!("stopping node {i}"))?;
+            if let Some(mut c) = child {
+                tokio::task::spawn_blocking(move || c.wait()).await??;
+            }
+        } else if let Some(mut c) = child {
             if graceful {
                 let pid = nix::unistd::Pid::from_raw(i32::try_from(c.id())?);
                 let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM);
@@ -469,7 +626,7 @@ impl Testnet {
             .cloned()
             .with_context(|| format!("no node {i}"))?;
         let t = Instant::now();
-        self.spawn(&record).await?;
+        self.spawn(&record, true).await?;
         Ok(t.elapsed())
     }
 
@@ -507,6 +664,17 @@ impl Drop for Testnet {
             let mut c = c;
             let _ = c.kill();
             let _ = c.wait();
+        }
+        let containers: Vec<String> = self
+            .lock_state()
+            .nodes
+            .iter()
+            .filter_map(|n| n.container.clone())
+            .collect();
+        if !containers.is_empty() {
+            let mut args = vec!["kill"];
+            args.extend(containers.iter().map(String::as_str));
+            let _ = crate::docker::docker(&args);
         }
         let mut st = self.lock_state();
         for n in &mut st.nodes {

@@ -118,6 +118,8 @@ pub fn unix_us() -> i64 {
 }
 
 struct RepeatOutcome {
+    /// Whether link conditions were applied (`Err`: why not).
+    conditions: Result<(), String>,
     startup_s: f64,
     idle: Usage,
     during: Usage,
@@ -127,14 +129,11 @@ struct RepeatOutcome {
 /// Runs the scenario; returns the summary it wrote.
 pub async fn run(opts: RunOptions) -> anyhow::Result<Summary> {
     let s = &opts.scenario;
-    if opts.mode == Mode::Docker {
-        bail!("docker mode is not implemented yet (see docs/testnet.md); run with --mode process");
-    }
-    if s.needs_docker() {
+    if s.needs_docker() && opts.mode == Mode::Process {
         bail!(
-            "scenario `{}` cuts links (partition/heal), which needs docker mode: in process mode every node \
-             shares the loopback interface, and cutting one node pair off needs root network namespaces; \
-             docker mode is not implemented yet (see docs/testnet.md)",
+            "scenario `{}` cuts links (partition/heal), which needs docker mode (--mode docker): in process \
+             mode every node shares the loopback interface, and cutting chosen node pairs off needs a \
+             network namespace per node",
             s.name
         );
     }
@@ -151,7 +150,7 @@ pub async fn run(opts: RunOptions) -> anyhow::Result<Summary> {
     let out = opts.out.canonicalize()?;
     let net_dir = opts.net_dir.clone().unwrap_or_else(|| out.join("net"));
     let mut notes = Vec::new();
-    if s.has_conditions() {
+    if s.has_conditions() && opts.mode == Mode::Process {
         notes.push(
             "the scenario's network conditions (delay, jitter, loss, bandwidth) were NOT applied: in process \
              mode all nodes share the loopback interface, where `tc netem` would delay every node alike \
@@ -169,6 +168,7 @@ pub async fn run(opts: RunOptions) -> anyhow::Result<Summary> {
     let started = Instant::now();
     let started_unix_ms = crate::state::unix_ms();
     let mut first: Option<RepeatOutcome> = None;
+    let mut conditions_applied = false;
     for r in 0..repeat {
         let one = run_repeat(&opts, r, seed + r as u64, &assignment, &net_dir, sink.clone());
         let outcome = tokio::select! {
@@ -187,6 +187,12 @@ pub async fn run(opts: RunOptions) -> anyhow::Result<Summary> {
             }
         };
         if first.is_none() {
+            conditions_applied = outcome.conditions.is_ok() && s.has_conditions();
+            if let Err(e) = &outcome.conditions
+                && !e.is_empty()
+            {
+                notes.push(e.clone());
+            }
             first = Some(outcome);
         }
     }
@@ -200,13 +206,16 @@ pub async fn run(opts: RunOptions) -> anyhow::Result<Summary> {
         scenario: s.name.clone(),
         description: s.description.clone(),
         command: opts.command.clone(),
-        mode: "process".into(),
+        mode: match opts.mode {
+            Mode::Docker => "docker".into(),
+            _ => "process".into(),
+        },
         nodes,
         repeat,
         seed,
         payload_bytes: first.payload_bytes,
         heartbeat_ms: u64::try_from(s.network.heartbeat.as_millis()).unwrap_or(u64::MAX),
-        conditions_applied: false,
+        conditions_applied,
         notes,
         machine: Machine::current(),
         git_commit: crate::report::git_commit(),
@@ -247,9 +256,31 @@ async fn run_repeat(
         seed,
         assignment: assignment.clone(),
         network: s.network.clone(),
+        mode: opts.mode,
     })
     .await?;
     let startup_s = t_up.elapsed().as_secs_f64();
+    let conditions = if s.has_conditions() && opts.mode == Mode::Docker {
+        let per_node: Vec<(usize, crate::scenario::Conditions)> = s
+            .groups
+            .iter()
+            .filter_map(|g| g.conditions.clone().map(|c| (g, c)))
+            .flat_map(|(g, c)| assignment.members(&g.id).into_iter().map(move |i| (i, c.clone())))
+            .collect();
+        match net.apply_conditions(&per_node) {
+            Ok(()) => Ok(()),
+            Err(e) => {
+                let msg = format!(
+                    "the scenario's link conditions were NOT applied ({e:#}); a kernel without \
+                     sch_netem (CONFIG_NET_SCH_NETEM) cannot delay or drop packets, so the run went on without them"
+                );
+                eprintln!("{tag} warning: {msg}");
+                Err(msg)
+            }
+        }
+    } else {
+        Err(String::new())
+    };
     eprintln!("{tag} network up in {startup_s:.1} s; settling {:?}", s.settle);
     tokio::time::sleep(s.settle).await;
     let idle = resources::measure(&net.pids(), IDLE_WINDOW).await;
@@ -294,6 +325,7 @@ async fn run_repeat(
     result?;
     eprintln!("{tag} done; network taken down");
     Ok(RepeatOutcome {
+        conditions,
         startup_s,
         idle,
         during,

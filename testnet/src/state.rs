@@ -60,6 +60,9 @@ pub struct NodeRecord {
     pub sandbox: bool,
     /// Indices of the nodes it bootstraps from.
     pub bootstrap: Vec<usize>,
+    /// Container name (docker mode).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub container: Option<String>,
 }
 
 /// Contents of `testnet.json`.

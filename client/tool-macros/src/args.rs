@@ -6,7 +6,7 @@ use syn::punctuated::Punctuated;
 use syn::{Expr, Ident, Lit, LitInt, LitStr, Token};
 
 /// Keys the attribute takes, for the "unknown key" message.
-const KEYS: &str = "name, description, tags, side_effects, cost, timeout_ms, memory_mb, cpus, pids, \
+const KEYS: &str = "name, version, description, tags, side_effects, cost, timeout_ms, memory_mb, cpus, pids, \
                     max_output_bytes, homepage, license, default(...), example(...)";
 
 /// Side effects a manifest accepts (`atr_protocol::spec::SideEffect`).
@@ -45,6 +45,7 @@ pub(crate) struct DefaultArg {
 #[derive(Default)]
 pub(crate) struct ToolArgs {
     pub(crate) name: Option<LitStr>,
+    pub(crate) version: Option<LitStr>,
     pub(crate) description: Option<LitStr>,
     pub(crate) tags: Vec<LitStr>,
     pub(crate) side_effects: Vec<LitStr>,
@@ -64,13 +65,10 @@ impl ToolArgs {
     pub(crate) fn parse(attr: TokenStream) -> syn::Result<Self> {
         let mut args = ToolArgs::default();
         let parser = syn::meta::parser(|meta| {
-            let key = meta
-                .path
-                .get_ident()
-                .map(Ident::to_string)
-                .unwrap_or_default();
+            let key = meta.path.get_ident().map(Ident::to_string).unwrap_or_default();
             match key.as_str() {
                 "name" => set(&mut args.name, &meta, check_name)?,
+                "version" => set(&mut args.version, &meta, check_version)?,
                 "description" => set(&mut args.description, &meta, |s: &LitStr| {
                     if s.value().trim().is_empty() {
                         Err(syn::Error::new(s.span(), "the description must not be empty"))
@@ -216,7 +214,11 @@ fn one_of(s: &LitStr, allowed: &[&str], what: &str) -> syn::Result<()> {
     } else {
         Err(syn::Error::new(
             s.span(),
-            format!("unknown {what} `{}`; expected one of: {}", s.value(), allowed.join(", ")),
+            format!(
+                "unknown {what} `{}`; expected one of: {}",
+                s.value(),
+                allowed.join(", ")
+            ),
         ))
     }
 }
@@ -239,6 +241,22 @@ fn check_name(s: &LitStr) -> syn::Result<()> {
             s.span(),
             "a tool name must match ^[a-zA-Z0-9_-]{1,64}$ (letters, digits, `_` and `-`: a legal OpenAI, \
              Anthropic, MCP and Gemini name)",
+        ))
+    }
+}
+
+/// `MAJOR.MINOR.PATCH`, optionally with `-pre` and `+build` (the node checks the rest).
+fn check_version(s: &LitStr) -> syn::Result<()> {
+    let v = s.value();
+    let core = v.split(['-', '+']).next().unwrap_or_default();
+    let parts: Vec<&str> = core.split('.').collect();
+    let numeric = |p: &&str| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit());
+    if parts.len() == 3 && parts.iter().all(numeric) {
+        Ok(())
+    } else {
+        Err(syn::Error::new(
+            s.span(),
+            "a version is semantic: `MAJOR.MINOR.PATCH` (default: the crate's version)",
         ))
     }
 }

@@ -42,9 +42,7 @@ pub(crate) fn parse(attrs: &[Attribute]) -> syn::Result<Docs> {
             continue;
         }
         if let Meta::NameValue(nv) = &attr.meta
-            && let Expr::Lit(ExprLit {
-                lit: Lit::Str(s), ..
-            }) = &nv.value
+            && let Expr::Lit(ExprLit { lit: Lit::Str(s), .. }) = &nv.value
         {
             // `split`, not `lines`: an empty `///` line is `#[doc = ""]`, a paragraph break.
             for line in s.value().split('\n') {
@@ -126,10 +124,7 @@ mod tests {
     use super::*;
 
     fn docs(src: &str) -> Docs {
-        let attrs: Vec<Attribute> = src
-            .lines()
-            .map(|l| syn::parse_quote!(#[doc = #l]))
-            .collect();
+        let attrs: Vec<Attribute> = src.lines().map(|l| syn::parse_quote!(#[doc = #l])).collect();
         parse(&attrs).unwrap()
     }
 
@@ -150,6 +145,9 @@ mod tests {
             .iter()
             .map(|a| (a.name.as_str(), a.text.as_str()))
             .collect();
-        assert_eq!(got, [("a", "The first number."), ("b", "Second."), ("c", "dash.")]);
+        assert_eq!(
+            got,
+            [("a", "The first number."), ("b", "Second."), ("c", "dash.")]
+        );
     }
 }

@@ -336,6 +336,10 @@ pub(crate) fn tool(attr: TokenStream, item: TokenStream) -> syn::Result<TokenStr
         Some(h) => quote!(#h),
         None => quote!(::core::env!("CARGO_PKG_HOMEPAGE")),
     };
+    let version = match &args.version {
+        Some(v) => quote!(#v),
+        None => quote!(::core::env!("CARGO_PKG_VERSION")),
+    };
     let license = match &args.license {
         Some(l) => quote!(#l),
         None => quote!(::core::env!("CARGO_PKG_LICENSE")),
@@ -376,7 +380,8 @@ pub(crate) fn tool(attr: TokenStream, item: TokenStream) -> syn::Result<TokenStr
                 name: #tool_name,
                 function: #fn_name,
                 package: ::core::env!("CARGO_PKG_NAME"),
-                version: ::core::env!("CARGO_PKG_VERSION"),
+                package_version: ::core::env!("CARGO_PKG_VERSION"),
+                version: #version,
                 description: #description,
                 tags: &[#(#tags),*],
                 side_effects: &[#(#side_effects),*],
@@ -518,14 +523,8 @@ fn check_type(ty: &Type, what: &str) -> syn::Result<()> {
             f,
             format!("{what}: function pointers are not supported in tool signatures"),
         ),
-        Type::Never(n) => err(
-            n,
-            format!("{what}: `!` is not supported in tool signatures"),
-        ),
-        Type::Infer(i) => err(
-            i,
-            format!("{what}: `_` is not allowed; write the type"),
-        ),
+        Type::Never(n) => err(n, format!("{what}: `!` is not supported in tool signatures")),
+        Type::Infer(i) => err(i, format!("{what}: `_` is not allowed; write the type")),
         Type::Macro(m) => err(
             m,
             format!("{what}: type macros are not supported in tool signatures"),

@@ -167,7 +167,12 @@ impl Args {
         }
     }
 
-    pub fn or_else<T>(&mut self, p: &Param<T>, name: &str, default: impl FnOnce() -> T) -> Result<T, ToolError> {
+    pub fn or_else<T>(
+        &mut self,
+        p: &Param<T>,
+        name: &str,
+        default: impl FnOnce() -> T,
+    ) -> Result<T, ToolError> {
         match self.0.remove(name) {
             None => Ok(default()),
             Some(v) => Self::parse(p, name, v),

@@ -27,6 +27,7 @@
 //! | option | meaning | default |
 //! |---|---|---|
 //! | `name = "..."` | tool name, `^[a-zA-Z0-9_-]{1,64}$` | the function's name |
+//! | `version = "1.2.3"` | the tool's semantic version | the crate's (`CARGO_PKG_VERSION`) |
 //! | `description = "..."` | what agents read | the doc comment's first paragraph |
 //! | `tags = ["math", ...]` | up to 16 tags, `^[a-z0-9][a-z0-9-]{0,31}$` | none |
 //! | `side_effects = ["network", ...]` | `none`, `reads`, `writes`, `deletes`, `network`, `filesystem` | `["none"]` |
@@ -35,8 +36,6 @@
 //! | `homepage = "https://..."`, `license = "MIT"` | | `package.homepage`, `package.license` |
 //! | `default(b = 1.0, mode = Mode::X, n)` | defaults of parameters (`n`: `Default::default()`) | none |
 //! | `example(input = {"a": 1}, output = 2)` | an `[[examples]]` entry, in `serde_json::json!` syntax (repeatable) | none |
-//!
-//! The version is the crate's (`CARGO_PKG_VERSION`).
 //!
 //! ## Parameters and their schema
 //!
@@ -78,7 +77,7 @@
 //!
 //! ## The runtime
 //!
-//! [`serve!`] (or [`main!`] for one tool) writes `fn main`, which calls [`serve`]:
+//! [`serve!`] (or [`main!`] for one tool) writes `fn main`, which calls [`serve()`]:
 //!
 //! - reads one JSON value from stdin (at most 1 MiB), validates it against the input schema,
 //!   calls the function and writes its output as one JSON line on stdout;
@@ -125,7 +124,9 @@ pub struct ToolMeta {
     pub function: &'static str,
     /// The crate's name (`CARGO_PKG_NAME`).
     pub package: &'static str,
-    /// The crate's version (`CARGO_PKG_VERSION`), the tool's version.
+    /// The crate's version (`CARGO_PKG_VERSION`): with `package`, the image tag.
+    pub package_version: &'static str,
+    /// The tool's version: `version = "..."`, else the crate's (`CARGO_PKG_VERSION`).
     pub version: &'static str,
     /// Description.
     pub description: &'static str,
@@ -180,8 +181,12 @@ pub trait Tool {
     /// calls the function, and checks its output against [`Tool::output_schema`]
     /// (`invalid_output`, e.g. a NaN where a number is due).
     fn call(&self, input: Value) -> Result<Value, ToolError> {
-        schema::check(&self.input_schema(), &input)
-            .map_err(|e| ToolError::bad_input("invalid_input", format!("the input does not match the schema: {e}")))?;
+        schema::check(&self.input_schema(), &input).map_err(|e| {
+            ToolError::bad_input(
+                "invalid_input",
+                format!("the input does not match the schema: {e}"),
+            )
+        })?;
         let output = self.call_unchecked(input)?;
         if let Some(out) = self.output_schema() {
             schema::check(&out, &output).map_err(|e| {
@@ -194,8 +199,8 @@ pub trait Tool {
         Ok(output)
     }
 
-    /// The manifest, as `atr publish` reads it: `runtime.image` is `<package>:<version>`,
-    /// `runtime.command` `["/bin/<package>"]` ([`serve`] puts the real binary name), and no
+    /// The manifest, as `atr publish` reads it: `runtime.image` is `<package>:<crate version>`,
+    /// `runtime.command` `["/bin/<package>"]` ([`serve()`] puts the real binary name), and no
     /// digest (`atr tool build` pins it).
     fn manifest(&self) -> Manifest {
         let m = self.meta();
@@ -209,7 +214,7 @@ pub trait Tool {
             output_schema: self.output_schema().map(SchemaSource::Inline),
             runtime: ManifestRuntime {
                 kind: "docker".to_owned(),
-                image: image_tag(m.package, m.version),
+                image: image_tag(m.package, m.package_version),
                 digest: None,
                 command: vec![format!("/bin/{}", m.package)],
                 workdir: None,

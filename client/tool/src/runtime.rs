@@ -115,9 +115,7 @@ fn dispatch(
     }
     let selected = select(tools, named.or(env_tool))?;
     match (mode, selected) {
-        (Mode::Manifest, Some(t)) => {
-            print(stdout, &manifest_toml(&manifest_of(t, binary, multi))?)
-        }
+        (Mode::Manifest, Some(t)) => print(stdout, &manifest_toml(&manifest_of(t, binary, multi))?),
         (Mode::Manifest, None) => {
             let mut out = String::new();
             for t in tools {
@@ -265,12 +263,8 @@ pub(crate) fn read_input(r: &mut dyn Read) -> Result<Value, ToolError> {
             format!("the input is over the {MAX_INPUT_BYTES}-byte limit"),
         ));
     }
-    serde_json::from_slice(&buf).map_err(|e| {
-        ToolError::bad_input(
-            "invalid_json",
-            format!("the input is not one JSON value: {e}"),
-        )
-    })
+    serde_json::from_slice(&buf)
+        .map_err(|e| ToolError::bad_input("invalid_json", format!("the input is not one JSON value: {e}")))
 }
 
 /// Writes `value` and a newline, and flushes.

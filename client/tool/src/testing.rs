@@ -17,7 +17,8 @@ use serde_json::Value;
 use crate::Tool;
 
 /// The image id put in the spec of [`spec`] (a tool not yet built has none).
-pub const PLACEHOLDER_DIGEST: &str = "sha256:0000000000000000000000000000000000000000000000000000000000000000";
+pub const PLACEHOLDER_DIGEST: &str =
+    "sha256:0000000000000000000000000000000000000000000000000000000000000000";
 
 /// The signed spec a node would make of this tool's manifest, with a throw-away publisher key
 /// and [`PLACEHOLDER_DIGEST`]; what `atr_protocol::export` takes.
@@ -94,7 +95,9 @@ pub fn json_eq(a: &Value, b: &Value) -> bool {
             (_, _, Some(i), Some(j)) => i == j,
             _ => x.as_f64() == y.as_f64(),
         },
-        (Value::Array(x), Value::Array(y)) => x.len() == y.len() && x.iter().zip(y).all(|(a, b)| json_eq(a, b)),
+        (Value::Array(x), Value::Array(y)) => {
+            x.len() == y.len() && x.iter().zip(y).all(|(a, b)| json_eq(a, b))
+        }
         (Value::Object(x), Value::Object(y)) => {
             x.len() == y.len() && x.iter().all(|(k, v)| y.get(k).is_some_and(|w| json_eq(v, w)))
         }

@@ -56,7 +56,15 @@ impl Run {
 fn run(tools: &[&dyn Tool], args: &[&str], env: Option<&str>, stdin: &str) -> Run {
     let args: Vec<String> = args.iter().map(|s| (*s).to_owned()).collect();
     let (mut out, mut err) = (Vec::new(), Vec::new());
-    let code = atr_tool::run(tools, "mybin", &args, env, &mut stdin.as_bytes(), &mut out, &mut err);
+    let code = atr_tool::run(
+        tools,
+        "mybin",
+        &args,
+        env,
+        &mut stdin.as_bytes(),
+        &mut out,
+        &mut err,
+    );
     Run {
         code,
         stdout: String::from_utf8(out).unwrap(),
@@ -85,7 +93,12 @@ fn errors_are_json_on_stderr_with_distinct_exit_codes() {
     for (tool, input, code, err) in cases {
         let r = run(&[tool], &[], None, input);
         assert_eq!(r.stdout, "", "{input}");
-        assert_eq!((r.code, r.error()["code"].as_str()), (code, Some(err)), "{input}: {}", r.stderr);
+        assert_eq!(
+            (r.code, r.error()["code"].as_str()),
+            (code, Some(err)),
+            "{input}: {}",
+            r.stderr
+        );
         assert_eq!(r.stderr.matches('\n').count(), 1, "one line: {}", r.stderr);
     }
     let r = run(&[&GrumpyTool], &[], None, r#"{"why": "because"}"#);
@@ -110,9 +123,18 @@ fn several_tools_dispatch_by_argument_or_env() {
     // The argument wins over the environment.
     let r = run(&tools, &["add"], Some("parse"), r#"{"a": 1, "b": 1}"#);
     assert_eq!(r.stdout, "2\n");
-    for (args, env) in [(&[][..], None), (&["nope"][..], None), (&[][..], Some("nope")), (&["add", "x"][..], None)] {
+    for (args, env) in [
+        (&[][..], None),
+        (&["nope"][..], None),
+        (&[][..], Some("nope")),
+        (&["add", "x"][..], None),
+    ] {
         let r = run(&tools, args, env, "{}");
-        assert_eq!((r.code, r.error()["code"].as_str()), (2, Some("usage")), "{args:?} {env:?}");
+        assert_eq!(
+            (r.code, r.error()["code"].as_str()),
+            (2, Some("usage")),
+            "{args:?} {env:?}"
+        );
     }
     let r = run(&tools, &["--list"], None, "");
     assert_eq!(r.stdout, "add\nparse\n");
@@ -145,7 +167,10 @@ fn manifest_is_toml_that_atr_publish_reads() {
     assert_eq!(r.stdout.matches("# ---- tool `").count(), 2);
 
     let r = run(&[&AddTool], &["--schema"], None, "");
-    assert_eq!(serde_json::from_str::<Value>(&r.stdout).unwrap(), AddTool.input_schema());
+    assert_eq!(
+        serde_json::from_str::<Value>(&r.stdout).unwrap(),
+        AddTool.input_schema()
+    );
     let r = run(&[&AddTool], &["--help"], None, "");
     assert!(r.stdout.contains("--manifest") && r.stdout.contains("Add two integers."));
     assert_eq!(AddTool.call(json!({"a": 1, "b": 2})).unwrap(), json!(3));

@@ -234,7 +234,13 @@ fn ancestor_sample_is_exact() {
     let m = SampleToolTool.meta();
     assert_eq!(
         (m.name, m.version, m.description, m.tags, m.cost),
-        ("sample_tool", env!("CARGO_PKG_VERSION"), "Combine a and b under a mode.", &["demo"][..], Some("low"))
+        (
+            "sample_tool",
+            env!("CARGO_PKG_VERSION"),
+            "Combine a and b under a mode.",
+            &["demo"][..],
+            Some("low")
+        )
     );
 }
 
@@ -294,18 +300,15 @@ fn the_table() {
                           "description": "Stop after this many words."}
             }, "required": ["counts", "text"], "additionalProperties": false}),
         ),
-        (
-            &TreeSizeTool,
-            {
-                // A recursive type: inlined once, then by reference.
-                let node = json!({"type": "object", "description": "A tree of labels.", "properties": {
+        (&TreeSizeTool, {
+            // A recursive type: inlined once, then by reference.
+            let node = json!({"type": "object", "description": "A tree of labels.", "properties": {
                     "label": {"type": "string", "description": "The label."},
                     "children": {"type": "array", "items": {"$ref": "#/$defs/Node"}, "description": "The children."}
                 }, "required": ["label", "children"]});
-                json!({"type": "object", "properties": {"tree": node, "type": {"type": "string"}},
+            json!({"type": "object", "properties": {"tree": node, "type": {"type": "string"}},
                        "required": ["tree"], "additionalProperties": false, "$defs": {"Node": node}})
-            },
-        ),
+        }),
         (
             &EchoTool,
             json!({"type": "object", "properties": {
@@ -327,12 +330,17 @@ fn the_table() {
     }
     assert_eq!(AddTool.name(), "calculator");
     assert_eq!(AddTool.meta().function, "add");
-    assert_eq!(AddTool.output_schema(), Some(json!({"type": "integer", "minimum": I64.0, "maximum": I64.1})));
+    assert_eq!(
+        AddTool.output_schema(),
+        Some(json!({"type": "integer", "minimum": I64.0, "maximum": I64.1}))
+    );
     assert_eq!(NowTool.output_schema(), Some(json!({"type": "string"})));
     assert_eq!(EchoTool.output_schema(), None, "any value: no output schema");
     assert_eq!(
         CountTool.output_schema(),
-        Some(json!({"type": "object", "additionalProperties": {"type": "integer", "minimum": 0, "maximum": u32::MAX}}))
+        Some(
+            json!({"type": "object", "additionalProperties": {"type": "integer", "minimum": 0, "maximum": u32::MAX}})
+        )
     );
 }
 
@@ -348,20 +356,40 @@ fn calls_deserialize_defaults_and_validate() {
     assert_eq!(AddTool.call(json!({"a": 1, "b": 2})).unwrap(), json!(3));
     let out = SampleToolTool.call(json!({"a": 2, "tags": ["z", "a"]})).unwrap();
     assert_eq!(out, json!({"result": 2.0, "tags": ["a", "z"]}));
-    assert_eq!(SampleToolTool.call(json!({"a": 2, "b": 0.5, "mode": "y"})).unwrap()["result"], json!(-1.0));
     assert_eq!(
-        AreaTool.call(json!({"shape": {"width": 1.5, "height": 3}, "rounding": "nearest"})).unwrap(),
+        SampleToolTool
+            .call(json!({"a": 2, "b": 0.5, "mode": "y"}))
+            .unwrap()["result"],
+        json!(-1.0)
+    );
+    assert_eq!(
+        AreaTool
+            .call(json!({"shape": {"width": 1.5, "height": 3}, "rounding": "nearest"}))
+            .unwrap(),
         json!(5.0)
     );
-    assert_eq!(PerimeterTool.call(json!({"shape": {"square": {"side": 2}}})).unwrap(), json!(8.0));
-    let tree = json!({"label": "a", "children": [{"label": "b", "children": []}, {"label": "c", "children": []}]});
-    assert_eq!(TreeSizeTool.call(json!({"tree": tree, "type": "x"})).unwrap(), json!(3));
     assert_eq!(
-        CountTool.call(json!({"counts": {"a": 1}, "text": "a b a c", "limit": 3})).unwrap(),
+        PerimeterTool
+            .call(json!({"shape": {"square": {"side": 2}}}))
+            .unwrap(),
+        json!(8.0)
+    );
+    let tree =
+        json!({"label": "a", "children": [{"label": "b", "children": []}, {"label": "c", "children": []}]});
+    assert_eq!(
+        TreeSizeTool.call(json!({"tree": tree, "type": "x"})).unwrap(),
+        json!(3)
+    );
+    assert_eq!(
+        CountTool
+            .call(json!({"counts": {"a": 1}, "text": "a b a c", "limit": 3}))
+            .unwrap(),
         json!({"a": 3, "b": 1})
     );
     assert_eq!(
-        EchoTool.call(json!({"value": [null, 1], "matrix": [[1.5]], "flag": true})).unwrap(),
+        EchoTool
+            .call(json!({"value": [null, 1], "matrix": [[1.5]], "flag": true}))
+            .unwrap(),
         json!([null, 1])
     );
 
@@ -403,8 +431,18 @@ fn exports() -> Vec<(&'static str, &'static str, Vec<Value>)> {
     for (checker, file, format, opts) in [
         ("openai", "openai.json", ExportFormat::OpenAi, &plain),
         ("openai", "openai-strict.json", ExportFormat::OpenAi, &strict),
-        ("openai-responses", "openai-responses.json", ExportFormat::OpenAiResponses, &plain),
-        ("openai-responses", "openai-responses-strict.json", ExportFormat::OpenAiResponses, &strict),
+        (
+            "openai-responses",
+            "openai-responses.json",
+            ExportFormat::OpenAiResponses,
+            &plain,
+        ),
+        (
+            "openai-responses",
+            "openai-responses-strict.json",
+            ExportFormat::OpenAiResponses,
+            &strict,
+        ),
         ("anthropic", "anthropic.json", ExportFormat::Anthropic, &plain),
         ("mcp", "mcp.json", ExportFormat::Mcp, &plain),
         ("gemini", "gemini.json", ExportFormat::Gemini, &plain),
@@ -434,17 +472,35 @@ fn exports_keep_the_exact_schema() {
     assert_eq!(openai["function"]["parameters"], SampleToolTool.input_schema());
     let strict = &find("openai-strict.json")[0]["function"];
     assert_eq!(strict["strict"], true);
-    assert_eq!(strict["parameters"]["required"], json!(["a", "b", "mode", "tags"]));
-    assert_eq!(strict["parameters"]["properties"]["tags"]["type"], json!(["array", "null"]));
-    assert_eq!(strict["parameters"]["properties"]["tags"]["items"], json!({"type": "string"}));
+    assert_eq!(
+        strict["parameters"]["required"],
+        json!(["a", "b", "mode", "tags"])
+    );
+    assert_eq!(
+        strict["parameters"]["properties"]["tags"]["type"],
+        json!(["array", "null"])
+    );
+    assert_eq!(
+        strict["parameters"]["properties"]["tags"]["items"],
+        json!({"type": "string"})
+    );
     let anthropic = &find("anthropic.json")[0];
-    assert_eq!(anthropic["input_schema"]["properties"]["mode"]["enum"], json!(["x", "y"]));
-    assert_eq!(anthropic["input_examples"], json!([{"a": 2, "b": 1.5, "mode": "y"}]));
+    assert_eq!(
+        anthropic["input_schema"]["properties"]["mode"]["enum"],
+        json!(["x", "y"])
+    );
+    assert_eq!(
+        anthropic["input_examples"],
+        json!([{"a": 2, "b": 1.5, "mode": "y"}])
+    );
     let mcp = &find("mcp.json")[0];
     assert_eq!(mcp["inputSchema"]["properties"]["b"]["default"], json!(1.0));
     assert_eq!(mcp["annotations"]["readOnlyHint"], true);
     let gemini = &find("gemini.json")[0];
-    assert_eq!(gemini["parametersJsonSchema"]["properties"]["tags"]["items"], json!({"type": "string"}));
+    assert_eq!(
+        gemini["parametersJsonSchema"]["properties"]["tags"]["items"],
+        json!({"type": "string"})
+    );
     // The strict export of the whole table leaves out only the map tool.
     assert_eq!(find("openai-strict.json").len(), table().len() - 1);
 }
@@ -455,14 +511,20 @@ fn checker() -> Result<(PathBuf, PathBuf), String> {
         .map(PathBuf::from)
         .unwrap_or_else(|| workspace_root().join("../shared/tools/check_exports.py"));
     if !script.is_file() {
-        return Err(format!("no checker at {} (set ATR_EXPORT_CHECKER)", script.display()));
+        return Err(format!(
+            "no checker at {} (set ATR_EXPORT_CHECKER)",
+            script.display()
+        ));
     }
     let python = std::env::var_os("ATR_EXPORT_CHECKER_PYTHON")
         .map(PathBuf::from)
         .or_else(|| Some(PathBuf::from("/tmp/venv-formats/bin/python")).filter(|p| p.is_file()))
         .unwrap_or_else(|| PathBuf::from("python3"));
     let probe = Command::new(&python)
-        .args(["-c", "import openai, anthropic, mcp, mcp_types, google.genai, pydantic, jsonschema"])
+        .args([
+            "-c",
+            "import openai, anthropic, mcp, mcp_types, google.genai, pydantic, jsonschema",
+        ])
         .output();
     match probe {
         Ok(o) if o.status.success() => Ok((python, script)),
@@ -493,7 +555,12 @@ fn exports_pass_the_vendor_sdk_checker() {
     for (format, file, tools) in exports() {
         let path = dir.path().join(file);
         std::fs::write(&path, serde_json::to_vec_pretty(&tools).unwrap()).unwrap();
-        let out = Command::new(&python).arg(&script).arg(format).arg(&path).output().unwrap();
+        let out = Command::new(&python)
+            .arg(&script)
+            .arg(format)
+            .arg(&path)
+            .output()
+            .unwrap();
         let text = format!(
             "{}{}",
             String::from_utf8_lossy(&out.stdout),
@@ -505,5 +572,67 @@ fn exports_pass_the_vendor_sdk_checker() {
         }
         assert!(text.contains(&format!("{} tools valid for {format}", tools.len())) || !out.status.success());
     }
-    assert!(failures.is_empty(), "the checker refused:\n{}", failures.join("\n"));
+    assert!(
+        failures.is_empty(),
+        "the checker refused:\n{}",
+        failures.join("\n")
+    );
+}
+
+// ---- docs/sdk.md shows real output ----
+
+/// Each ```json block after a `<!-- sdk-output: KEY -->` line of `docs/sdk.md` is the output
+/// of this code for KEY.
+#[test]
+fn docs_show_real_output() {
+    let path = workspace_root().join("docs/sdk.md");
+    let Ok(doc) = std::fs::read_to_string(&path) else {
+        panic!("{} is missing", path.display());
+    };
+    let strict = ExportOptions {
+        strict: true,
+        ..ExportOptions::default()
+    };
+    let sample = atr_tool::testing::spec(&SampleToolTool).unwrap();
+    let outputs: Vec<(&str, Value)> = vec![
+        ("add.input_schema", AddTool.input_schema()),
+        (
+            "sample_tool.output_schema",
+            SampleToolTool.output_schema().unwrap(),
+        ),
+        (
+            "sample_tool.openai",
+            export(&sample, ExportFormat::OpenAi, &ExportOptions::default()).unwrap(),
+        ),
+        (
+            "sample_tool.openai_strict",
+            export(&sample, ExportFormat::OpenAi, &strict).unwrap(),
+        ),
+    ];
+    let mut missing = Vec::new();
+    for (key, want) in &outputs {
+        let marker = format!("<!-- sdk-output: {key} -->");
+        let Some(at) = doc.find(&marker) else {
+            missing.push(format!(
+                "{marker} (then a ```json block):\n{}",
+                serde_json::to_string_pretty(want).unwrap()
+            ));
+            continue;
+        };
+        let rest = &doc[at + marker.len()..];
+        let start = rest.find("```json\n").map(|i| i + "```json\n".len()).unwrap();
+        let end = start + rest[start..].find("```").unwrap();
+        let shown: Value = serde_json::from_str(&rest[start..end]).unwrap();
+        if &shown != want {
+            missing.push(format!(
+                "{key} differs; it is now:\n{}",
+                serde_json::to_string_pretty(want).unwrap()
+            ));
+        }
+    }
+    assert!(
+        missing.is_empty(),
+        "docs/sdk.md is out of date:\n{}",
+        missing.join("\n\n")
+    );
 }

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use anyhow::{Context, anyhow, bail, ensure};
+use anyhow::{Context, anyhow, ensure};
 use atr_protocol::api::{InvokeRequest, RevokeRequest};
 use atr_protocol::manifest::Manifest;
 use atr_protocol::query::{FindQuery, MAX_FIND_LIMIT};
@@ -104,7 +104,18 @@ async fn run_step(ctx: &Arc<Ctx>, idx: usize, step: &Step) -> anyhow::Result<Str
         Step::Invoke(s) => invoke(ctx, idx, s).await,
         Step::Kill(s) => kill(ctx, idx, s).await,
         Step::Restart(s) => restart(ctx, idx, s).await,
-        Step::Partition(_) | Step::Heal(_) => bail!("partition and heal need docker mode"),
+        Step::Partition(s) => {
+            let sides: Vec<Vec<usize>> = s
+                .sides
+                .iter()
+                .map(|groups| groups.iter().flat_map(|g| ctx.assignment.members(g)).collect())
+                .collect();
+            ctx.net.partition(&sides)?;
+            ctx.record(ctx.sample(idx, "event", "partition", unix_us()));
+            let sizes: Vec<usize> = sides.iter().map(Vec::len).collect();
+            Ok(format!("cut into sides of {sizes:?} nodes"))
+        }
+        Step::Heal(_) => heal(ctx, idx).await,
         Step::Join(_) => Ok(String::new()),
     }
 }
@@ -608,6 +619,64 @@ async fn kill(ctx: &Arc<Ctx>, idx: usize, s: &KillStep) -> anyhow::Result<String
         victims.len(),
         victims,
         if s.graceful { "SIGTERM" } else { "SIGKILL" }
+    ))
+}
+
+/// Removes the cuts, then times how long until every live node has every
+/// tool published so far (`convergence` per node, `convergence_all`).
+async fn heal(ctx: &Arc<Ctx>, idx: usize) -> anyhow::Result<String> {
+    let t_us = unix_us();
+    ctx.net.heal()?;
+    ctx.record(ctx.sample(idx, "event", "heal", t_us));
+    let ids: Vec<String> = lock(&ctx.published)
+        .iter()
+        .filter(|p| p.done)
+        .map(|p| p.id.to_string())
+        .collect();
+    ctx.wait_until(Instant::now() + RESYNC_TIMEOUT, |arr, alive| {
+        ids.iter().all(|id| {
+            arr.spec(id)
+                .is_some_and(|m| alive.iter().all(|n| m.contains_key(n)))
+        })
+    })
+    .await;
+    let alive = ctx.net.alive_of(&ctx.all_nodes());
+    let watch = lock(&ctx.watch);
+    let (mut lats, mut complete, mut last_all) = (Vec::new(), 0usize, 0f64);
+    for n in &alive {
+        let mut sample = ctx.sample(idx, "convergence", "heal", t_us);
+        sample.node = Some(*n);
+        let times: Vec<Option<i64>> = ids
+            .iter()
+            .map(|id| watch.1.spec(id).and_then(|m| m.get(n)).copied())
+            .collect();
+        let missing = times.iter().filter(|t| t.is_none()).count();
+        let late = times.iter().flatten().copied().filter(|t| *t > t_us).max();
+        if missing > 0 {
+            sample.ok = false;
+            sample.detail = Some(format!("{missing} of {} tools still missing", ids.len()));
+        } else {
+            complete += 1;
+            let l = late.map_or(0.0, |t| (t - t_us) as f64 / 1000.0);
+            sample.latency_ms = Some(l);
+            last_all = last_all.max(l);
+            lats.push(l);
+        }
+        ctx.record(sample);
+    }
+    let mut all = ctx.sample(idx, "convergence_all", "heal", t_us);
+    all.ok = complete == alive.len();
+    all.latency_ms = all.ok.then_some(last_all);
+    all.detail = Some(format!(
+        "{complete}/{} nodes have all {} tools",
+        alive.len(),
+        ids.len()
+    ));
+    ctx.record(all);
+    Ok(format!(
+        "healed; {complete}/{} nodes have every tool; per node {}",
+        alive.len(),
+        brief(lats)
     ))
 }
 

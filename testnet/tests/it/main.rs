@@ -6,6 +6,7 @@
 //! two networks do not compete for the two cores and skew each other.
 
 mod cli;
+mod docker;
 mod scenarios;
 
 /// Held by every test that starts a testnet.

@@ -4,8 +4,12 @@
 //! `/bin/<tool>` in the `FROM scratch` image `atr-example-tools:latest`
 //! (`atr-testnet tools-image` builds it). Their manifests are in `manifests/`.
 //!
-//! This library is the one piece they share: the stdin/stdout contract of an
-//! atr tool, implemented by [`run`].
+//! `add`, `hash` and `text_stats` are written with the atr-tool SDK
+//! (`#[atr_tool::tool]`, `client/tool`): their schemas and manifests are derived
+//! from their signatures (`tests/sdk_manifests.rs` checks the files). The others
+//! take raw JSON, the hostile ones on purpose; this library is what they share:
+//! the stdin/stdout contract of an atr tool, implemented by [`run`] (the same
+//! contract the SDK's runtime implements).
 //!
 //! - **stdin**: one JSON value, the input, at most [`MAX_INPUT_BYTES`].
 //! - **stdout**: one JSON value, the output, followed by a newline.

@@ -1,27 +1,27 @@
-//! `add`: the sum of two 64-bit signed integers. Input `{"a": int, "b": int}`,
-//! output the integer `a + b`; an overflow is refused (code `overflow`)
+//! `add`: the sum of two 64-bit signed integers; an overflow is refused (code `overflow`)
 //! instead of wrapping.
+//!
+//! Written with the atr-tool SDK: the input and output schemas and `manifests/add.toml`
+//! (`add --manifest`) are derived from this function (`tests/sdk_manifests.rs` checks it).
 
-use std::process::ExitCode;
+use atr_tool::ToolError;
 
-use atr_example_tools::{ToolError, parse, run};
-use serde::Deserialize;
-use serde_json::Value;
-
-fn main() -> ExitCode {
-    run(add)
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct Input {
-    a: i64,
-    b: i64,
-}
-
-fn add(input: Value) -> Result<Value, ToolError> {
-    let Input { a, b } = parse(input)?;
-    a.checked_add(b).map(Value::from).ok_or_else(|| {
+/// Add two 64-bit signed integers. An overflow is an error, never a wrapped result.
+#[atr_tool::tool(
+    version = "1.0.0",
+    tags = ["math", "demo"],
+    cost = "free",
+    homepage = "https://github.com/atr-net/atr",
+    timeout_ms = 5000,
+    memory_mb = 16,
+    cpus = 0.25,
+    pids = 4,
+    max_output_bytes = 64,
+    example(input = {"a": 1, "b": 2}, output = 3),
+    example(input = {"a": -7, "b": 4}, output = -3),
+)]
+fn add(a: i64, b: i64) -> Result<i64, ToolError> {
+    a.checked_add(b).ok_or_else(|| {
         ToolError::bad_input(
             "overflow",
             format!("{a} + {b} is outside the 64-bit signed range"),
@@ -29,28 +29,25 @@ fn add(input: Value) -> Result<Value, ToolError> {
     })
 }
 
+atr_tool::main!(add);
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use atr_tool::Tool;
     use serde_json::json;
 
     #[test]
     fn adds() {
-        assert_eq!(add(json!({"a": 1, "b": 2})).unwrap(), json!(3));
-        assert_eq!(add(json!({"a": -5, "b": 2})).unwrap(), json!(-3));
-        assert_eq!(add(json!({"a": i64::MIN, "b": i64::MAX})).unwrap(), json!(-1));
+        assert_eq!(AddTool.call(json!({"a": 1, "b": 2})).unwrap(), json!(3));
+        assert_eq!(AddTool.call(json!({"a": -5, "b": 2})).unwrap(), json!(-3));
+        assert_eq!(add(i64::MIN, i64::MAX).unwrap(), -1);
     }
 
     #[test]
     fn refuses_overflow_and_non_integers() {
-        assert_eq!(
-            add(json!({"a": i64::MAX, "b": 1})).unwrap_err().code(),
-            "overflow"
-        );
-        assert_eq!(
-            add(json!({"a": i64::MIN, "b": -1})).unwrap_err().code(),
-            "overflow"
-        );
+        assert_eq!(add(i64::MAX, 1).unwrap_err().code(), "overflow");
+        assert_eq!(add(i64::MIN, -1).unwrap_err().code(), "overflow");
         for bad in [
             json!({"a": 1.5, "b": 1}),
             json!({"a": u64::MAX, "b": 0}),
@@ -59,7 +56,16 @@ mod tests {
             json!({"a": 1, "b": 2, "c": 3}),
             json!([1, 2]),
         ] {
-            assert_eq!(add(bad.clone()).unwrap_err().code(), "invalid_input", "{bad}");
+            assert_eq!(
+                AddTool.call(bad.clone()).unwrap_err().code(),
+                "invalid_input",
+                "{bad}"
+            );
         }
+    }
+
+    #[test]
+    fn is_a_valid_tool() {
+        atr_tool::testing::assert_valid(&AddTool);
     }
 }

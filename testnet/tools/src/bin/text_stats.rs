@@ -9,13 +9,15 @@
 //! `don't`), compared lowercased. A sentence ends at `.`, `!` or `?` followed
 //! by whitespace or the end; trailing words without a terminator count as one
 //! more sentence. Paragraphs are separated by blank lines.
+//!
+//! Written with the atr-tool SDK: the schemas and `manifests/text_stats.toml`
+//! (`text_stats --manifest`) are derived from the types below (`tests/sdk_manifests.rs`
+//! checks it).
 
 use std::collections::HashMap;
-use std::process::ExitCode;
 
-use atr_example_tools::{ToolError, parse, run};
-use serde::Deserialize;
-use serde_json::{Value, json};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
 
 /// Most entries in `top_words`.
 const MAX_TOP: usize = 50;
@@ -25,35 +27,75 @@ const DEFAULT_TOP: usize = 10;
 /// (they are still counted whole).
 const MAX_WORD_CHARS: usize = 64;
 
-fn main() -> ExitCode {
-    run(text_stats)
+/// How many of the most frequent words to list: 0 to [`MAX_TOP`].
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, JsonSchema)]
+#[serde(transparent)]
+struct Top(#[schemars(range(max = 50))] u8);
+
+/// A word and how often it occurs.
+#[derive(Debug, Serialize, JsonSchema)]
+#[schemars(deny_unknown_fields)]
+struct WordCount {
+    #[schemars(length(max = 64))]
+    word: String,
+    #[schemars(range(min = 1))]
+    count: u64,
 }
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct Input {
-    text: String,
-    #[serde(default)]
-    top: Option<usize>,
+/// What `text_stats` measures.
+#[derive(Debug, Serialize, JsonSchema)]
+#[schemars(deny_unknown_fields)]
+struct Stats {
+    /// Unicode scalar values.
+    characters: u64,
+    /// UTF-8 bytes.
+    bytes: u64,
+    words: u64,
+    unique_words: u64,
+    lines: u64,
+    sentences: u64,
+    paragraphs: u64,
+    #[schemars(length(max = 50))]
+    top_words: Vec<WordCount>,
 }
 
-fn text_stats(input: Value) -> Result<Value, ToolError> {
-    let input: Input = parse(input)?;
-    let top = input.top.unwrap_or(DEFAULT_TOP);
-    if top > MAX_TOP {
-        return Err(ToolError::bad_input(
-            "invalid_input",
-            format!("top {top} is over the maximum of {MAX_TOP}"),
-        ));
-    }
-    Ok(stats(&input.text, top))
+/// Count the characters, bytes, words, distinct words, lines, sentences and paragraphs of a
+/// text, and list its most frequent words (lowercased; ties in alphabetical order; words
+/// longer than 64 characters are shown cut).
+///
+/// # Arguments
+///
+/// * `text` - The text to measure.
+/// * `top` - How many of the most frequent words to list.
+#[atr_tool::tool(
+    version = "1.0.0",
+    tags = ["text", "nlp", "demo"],
+    cost = "free",
+    homepage = "https://github.com/atr-net/atr",
+    timeout_ms = 5000,
+    memory_mb = 64,
+    cpus = 0.5,
+    pids = 4,
+    max_output_bytes = 65536,
+    default(top = Top(DEFAULT_TOP as u8)),
+    example(
+        input = {"text": "The cat sat. The cat ran!", "top": 2},
+        output = {"characters": 25, "bytes": 25, "words": 6, "unique_words": 4, "lines": 1,
+                  "sentences": 2, "paragraphs": 1,
+                  "top_words": [{"word": "cat", "count": 2}, {"word": "the", "count": 2}]}
+    ),
+)]
+fn text_stats(text: String, top: Top) -> Stats {
+    stats(&text, usize::from(top.0).min(MAX_TOP))
 }
+
+atr_tool::main!(text_stats);
 
 fn is_word_char(c: char) -> bool {
     c.is_alphanumeric()
 }
 
-fn stats(text: &str, top: usize) -> Value {
+fn stats(text: &str, top: usize) -> Stats {
     let mut counts: HashMap<String, u64> = HashMap::new();
     let mut words = 0u64;
     let mut sentences = 0u64;
@@ -101,26 +143,35 @@ fn stats(text: &str, top: usize) -> Value {
     let mut ranked: Vec<(String, u64)> = counts.into_iter().collect();
     // Most frequent first; ties alphabetically, so the output is deterministic.
     ranked.sort_unstable_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
-    let top_words: Vec<Value> = ranked
+    let top_words = ranked
         .into_iter()
         .take(top)
-        .map(|(w, n)| json!({ "word": w.chars().take(MAX_WORD_CHARS).collect::<String>(), "count": n }))
+        .map(|(w, count)| WordCount {
+            word: w.chars().take(MAX_WORD_CHARS).collect(),
+            count,
+        })
         .collect();
-    json!({
-        "characters": chars.len(),
-        "bytes": text.len(),
-        "words": words,
-        "unique_words": unique_words,
-        "lines": text.lines().count(),
-        "sentences": sentences,
-        "paragraphs": paragraphs,
-        "top_words": top_words,
-    })
+    Stats {
+        characters: chars.len() as u64,
+        bytes: text.len() as u64,
+        words,
+        unique_words: unique_words as u64,
+        lines: text.lines().count() as u64,
+        sentences,
+        paragraphs: paragraphs as u64,
+        top_words,
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use atr_tool::{Tool, ToolError};
+    use serde_json::{Value, json};
+
+    fn text_stats(input: Value) -> Result<Value, ToolError> {
+        TextStatsTool.call(input)
+    }
 
     #[test]
     fn counts_everything() {
@@ -172,5 +223,10 @@ mod tests {
             text_stats(json!({"text": 1})).unwrap_err().code(),
             "invalid_input"
         );
+    }
+
+    #[test]
+    fn is_a_valid_tool() {
+        atr_tool::testing::assert_valid(&TextStatsTool);
     }
 }

@@ -1,0 +1,291 @@
+//! Docker mode: one `atrd` container per node on a private Docker network.
+//!
+//! [`build_image`] builds `atrd` statically (gnu target + `crt-static`, via
+//! [`atr_client::image::build_static`]) and packs it alone into a `FROM scratch`
+//! image, [`IMAGE`]. [`create_network`] makes a bridge network with its own
+//! /24 subnet, so every node gets a fixed address (`.10` + index) that
+//! survives restarts. Every container and network carries the label
+//! [`crate::state::DOCKER_LABEL`] = testnet directory, which is what `down`
+//! removes. Link cuts and conditions are applied from the host inside each
+//! container's network namespace (`nsenter -t PID -n`): `iptables` DROP rules
+//! for partitions, `tc qdisc … netem` for delay, jitter and loss where the
+//! kernel has `sch_netem`. The harness talks to the containers' APIs over the
+//! bridge (the host reaches bridge addresses directly).
+//!
+//! The docker CLI is used rather than the Engine API: every call is one
+//! command a reader can repeat by hand.
+
+use std::net::Ipv4Addr;
+use std::path::Path;
+use std::process::{Command, Stdio};
+
+use anyhow::{Context, bail};
+use atr_client::image::{self, ImageFile, ScratchImageOptions};
+
+use crate::scenario::Conditions;
+
+/// Tag of the node image.
+pub const IMAGE: &str = "atr-testnet-atrd:latest";
+/// API port inside each container.
+pub const API_PORT: u16 = 7878;
+/// Peer-to-peer TCP port inside each container.
+pub const P2P_PORT: u16 = 4077;
+/// Where a node's directory is mounted in its container.
+pub const DATA_DIR: &str = "/data";
+/// Most nodes of one docker testnet: one /24, addresses `.10` to `.249`.
+pub const MAX_DOCKER_NODES: usize = 240;
+/// Candidate subnets are `10.213.K.0/24`; the first free K is used.
+const SUBNET_BASE: [u8; 2] = [10, 213];
+
+/// Runs `docker ARGS`; returns stdout, or an error with docker's stderr.
+pub fn docker(args: &[&str]) -> anyhow::Result<String> {
+    let out = Command::new("docker")
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .context("cannot run `docker` (is the Docker CLI installed?)")?;
+    if !out.status.success() {
+        bail!(
+            "docker {}: {}",
+            args.first().copied().unwrap_or_default(),
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).trim().to_owned())
+}
+
+/// Builds the static `atrd` in `workspace_root` and the `FROM scratch` image
+/// [`IMAGE`] holding only `/atrd`; returns the image id.
+pub async fn build_image(workspace_root: &Path) -> anyhow::Result<String> {
+    let root = workspace_root.to_owned();
+    let bins = tokio::task::spawn_blocking(move || image::build_static("atrd", &["atrd"], &root))
+        .await?
+        .context("building a static atrd")?;
+    let bin = bins.first().context("cargo built no atrd")?;
+    let bytes = std::fs::read(bin).with_context(|| format!("cannot read {}", bin.display()))?;
+    let docker = image::connect().await?;
+    // Root inside the container: the node writes its data dir, a bind mount
+    // owned by the harness's user.
+    let opts = ScratchImageOptions::default()
+        .with_user("0:0")
+        .with_entrypoint(["/atrd"])
+        .with_label("org.opencontainers.image.title", "atrd (atr-testnet)");
+    let id =
+        image::build_scratch_image(&docker, IMAGE, &[ImageFile::executable("/atrd", bytes)], &opts).await?;
+    Ok(id.to_string())
+}
+
+/// A short name for the testnet in `dir`, used in container and network names.
+pub fn short_name(dir: &Path) -> String {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    dir.hash(&mut h);
+    format!("atr-tn-{:08x}", h.finish() as u32)
+}
+
+/// Creates the testnet's bridge network on the first free `10.213.K.0/24`;
+/// returns its name and the subnet's first three octets.
+pub fn create_network(dir: &Path) -> anyhow::Result<(String, [u8; 3])> {
+    let name = short_name(dir);
+    let label = format!("{}={}", crate::state::DOCKER_LABEL, dir.display());
+    let mut last = None;
+    // 250 and up are left for exported compose files (`10.213.250.0/24`).
+    for k in 0..250u8 {
+        let subnet = format!("{}.{}.{k}.0/24", SUBNET_BASE[0], SUBNET_BASE[1]);
+        match docker(&[
+            "network", "create", "--driver", "bridge", "--subnet", &subnet, "--label", &label, &name,
+        ]) {
+            Ok(_) => return Ok((name, [SUBNET_BASE[0], SUBNET_BASE[1], k])),
+            Err(e) if format!("{e:#}").contains("overlap") => last = Some(e),
+            Err(e) => return Err(e),
+        }
+    }
+    Err(last.unwrap_or_else(|| anyhow::anyhow!("no free 10.213.K.0/24 subnet for the testnet network")))
+}
+
+/// The fixed address of node `index`.
+pub fn node_ip(prefix: [u8; 3], index: usize) -> Ipv4Addr {
+    Ipv4Addr::new(
+        prefix[0],
+        prefix[1],
+        prefix[2],
+        10 + (index % MAX_DOCKER_NODES) as u8,
+    )
+}
+
+/// What [`run_container`] starts.
+#[derive(Debug, Clone)]
+pub struct ContainerSpec<'a> {
+    /// Container name.
+    pub name: &'a str,
+    /// Network name.
+    pub network: &'a str,
+    /// Its address.
+    pub ip: Ipv4Addr,
+    /// Testnet directory (label value).
+    pub testnet_dir: &'a Path,
+    /// Node directory on the host (mounted at [`DATA_DIR`]).
+    pub node_dir: &'a Path,
+    /// `RUST_LOG`.
+    pub log_filter: &'a str,
+    /// Bootstrap multiaddrs.
+    pub bootstrap: &'a [String],
+}
+
+/// Starts a node container (detached).
+pub fn run_container(c: &ContainerSpec<'_>) -> anyhow::Result<()> {
+    let label = format!("{}={}", crate::state::DOCKER_LABEL, c.testnet_dir.display());
+    let mount = format!("{}:{DATA_DIR}", c.node_dir.display());
+    let ip = c.ip.to_string();
+    let env = format!("RUST_LOG={}", c.log_filter);
+    let api = format!("0.0.0.0:{API_PORT}");
+    let listen = format!("/ip4/0.0.0.0/tcp/{P2P_PORT}");
+    let config = format!("{DATA_DIR}/atrd.toml");
+    let mut args = vec![
+        "run",
+        "-d",
+        "--name",
+        c.name,
+        "--hostname",
+        c.name,
+        "--network",
+        c.network,
+        "--ip",
+        &ip,
+        "--label",
+        &label,
+        "-e",
+        &env,
+        "-v",
+        &mount,
+        IMAGE,
+        "--data-dir",
+        DATA_DIR,
+        "--config",
+        &config,
+        "--api",
+        &api,
+        "--listen",
+        &listen,
+        "--log-format",
+        "json",
+    ];
+    for b in c.bootstrap {
+        args.push("--bootstrap");
+        args.push(b);
+    }
+    docker(&args)?;
+    Ok(())
+}
+
+/// The host pid of a running container's `atrd`, if it runs.
+pub fn container_pid(name: &str) -> Option<u32> {
+    docker(&["inspect", "-f", "{{.State.Pid}}", name])
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .filter(|p| *p > 0)
+}
+
+/// Follows a container's output (from `since`, Unix seconds, if given) into
+/// `log`; the returned `docker logs -f` process ends with the container.
+pub fn follow_logs(name: &str, since: Option<i64>, log: &Path) -> anyhow::Result<std::process::Child> {
+    let f = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(log)
+        .with_context(|| format!("cannot open {}", log.display()))?;
+    let mut c = Command::new("docker");
+    c.args(["logs", "-f"]);
+    if let Some(s) = since {
+        c.args(["--since", &s.to_string()]);
+    }
+    c.arg(name).stdin(Stdio::null()).stdout(f.try_clone()?).stderr(f);
+    std::os::unix::process::CommandExt::process_group(&mut c, 0);
+    c.spawn().context("cannot run `docker logs`")
+}
+
+/// Runs a command inside the network namespace of process `pid`.
+fn in_netns(pid: u32, cmd: &[&str]) -> anyhow::Result<()> {
+    let pid = pid.to_string();
+    let out = Command::new("nsenter")
+        .args(["-t", &pid, "-n", "--"])
+        .args(cmd)
+        .stdin(Stdio::null())
+        .output()
+        .context("cannot run `nsenter` (needed to cut links and add delay inside a container)")?;
+    if !out.status.success() {
+        bail!(
+            "{} in the node's network namespace: {}",
+            cmd.join(" "),
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
+    }
+    Ok(())
+}
+
+/// Drops all traffic between the node (netns of `pid`) and `others`.
+pub fn cut(pid: u32, others: &[Ipv4Addr]) -> anyhow::Result<()> {
+    if others.is_empty() {
+        return Ok(());
+    }
+    let list = others.iter().map(|i| i.to_string()).collect::<Vec<_>>().join(",");
+    in_netns(pid, &["iptables", "-I", "INPUT", "-s", &list, "-j", "DROP"])?;
+    in_netns(pid, &["iptables", "-I", "OUTPUT", "-d", &list, "-j", "DROP"])
+}
+
+/// Removes every cut of the node.
+pub fn heal(pid: u32) -> anyhow::Result<()> {
+    in_netns(pid, &["iptables", "-F", "INPUT"])?;
+    in_netns(pid, &["iptables", "-F", "OUTPUT"])
+}
+
+/// Applies link conditions on the node's `eth0` with `tc netem` (and `tbf`
+/// for bandwidth). Fails when the kernel has no `sch_netem`.
+pub fn apply_conditions(pid: u32, c: &Conditions) -> anyhow::Result<()> {
+    let mut netem: Vec<String> = Vec::new();
+    if let Some(d) = c.delay {
+        netem.extend(["delay".into(), format!("{}us", d.as_micros())]);
+        if let Some(j) = c.jitter {
+            netem.push(format!("{}us", j.as_micros()));
+        }
+    }
+    if let Some(l) = c.loss_percent {
+        netem.extend(["loss".into(), format!("{l}%")]);
+    }
+    if !netem.is_empty() {
+        let mut cmd = vec![
+            "tc", "qdisc", "add", "dev", "eth0", "root", "handle", "1:", "netem",
+        ];
+        cmd.extend(netem.iter().map(String::as_str));
+        in_netns(pid, &cmd)?;
+    }
+    if let Some(rate) = &c.bandwidth {
+        let parent: &[&str] = if netem.is_empty() {
+            &["root"]
+        } else {
+            &["parent", "1:"]
+        };
+        let mut cmd = vec!["tc", "qdisc", "add", "dev", "eth0"];
+        cmd.extend(parent);
+        cmd.extend([
+            "handle", "2:", "tbf", "rate", rate, "burst", "32kbit", "latency", "400ms",
+        ]);
+        in_netns(pid, &cmd)?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn addresses_and_names_are_stable() {
+        assert_eq!(node_ip([10, 213, 4], 0).to_string(), "10.213.4.10");
+        assert_eq!(node_ip([10, 213, 4], 239).to_string(), "10.213.4.249");
+        let a = short_name(Path::new("/tmp/a"));
+        assert_eq!(a, short_name(Path::new("/tmp/a")));
+        assert_ne!(a, short_name(Path::new("/tmp/b")));
+        assert!(a.starts_with("atr-tn-") && a.len() == 15);
+    }
+}

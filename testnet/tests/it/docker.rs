@@ -1,0 +1,156 @@
+//! Docker mode (a `FROM scratch` atrd image, one container per node on a
+//! private network) and the exported compose file. The first run builds a
+//! static `atrd` (minutes); later runs reuse cargo's and Docker's caches.
+
+use std::path::Path;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use atr_client::endpoint::TokenSource;
+use atr_client::{Client, Endpoint};
+use atr_protocol::query::FindQuery;
+use atr_testnet::report::Summary;
+use atr_testnet::runner::{RunOptions, run};
+use atr_testnet::scenario::Scenario;
+use atr_testnet::state::{DOCKER_LABEL, Mode};
+
+use crate::{SERIAL, TestResult};
+
+/// Containers and networks labelled with this testnet directory.
+fn docker_objects(dir: &Path) -> Result<String, Box<dyn std::error::Error>> {
+    let filter = format!("label={DOCKER_LABEL}={}", dir.display());
+    let mut all = String::new();
+    for args in [&["ps", "-a", "-q"][..], &["network", "ls", "-q"][..]] {
+        let out = Command::new("docker").args(args).args(["--filter", &filter]).output()?;
+        assert!(out.status.success());
+        all += String::from_utf8_lossy(&out.stdout).trim();
+    }
+    Ok(all)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn partition_runs_in_docker_mode_and_down_removes_everything() -> TestResult {
+    let _serial = SERIAL.lock().await;
+    let tmp = tempfile::tempdir()?;
+    let out = tmp.path().join("out");
+    let summary: Summary = run(RunOptions {
+        scenario: Scenario::load("partition")?,
+        nodes: Some(4),
+        repeat: 1,
+        seed: None,
+        out: out.clone(),
+        atrd: atr_testnet::atrd::locate(None)?,
+        net_dir: None,
+        mode: Mode::Docker,
+        command: "cargo test -p atr-testnet".into(),
+    })
+    .await?;
+    assert_eq!(summary.mode, "docker");
+    let get = |series: &str, kind: &str| {
+        summary
+            .series
+            .iter()
+            .find(|s| s.series == series && s.kind == kind)
+            .cloned()
+            .unwrap_or_else(|| panic!("no {series}/{kind}: {:#?}", summary.series))
+    };
+    // While cut, each tool reaches only its own side: 1 of the 3 others.
+    let during = get("propagation", "propagation");
+    assert_eq!(during.count, 30);
+    assert_eq!(during.ok, 10, "{during:?}");
+    assert_eq!(get("propagation", "propagation_all").ok, 0);
+    // After healing, every node gets everything, and lookups find it all.
+    assert_eq!(get("heal", "convergence_all").success_rate, 1.0);
+    assert_eq!(get("heal", "convergence").count, 4);
+    assert_eq!(get("find_after_heal", "find").success_rate, 1.0);
+    assert!(out.join("summary.md").exists() && out.join("latency_cdf.svg").exists());
+    let net = out.join("net");
+    assert!(!net.exists(), "the testnet directory is removed");
+    assert_eq!(docker_objects(&net)?, "", "no container or network is left");
+    Ok(())
+}
+
+fn compose(file: &Path, project: &str, args: &[&str]) -> Result<(), Box<dyn std::error::Error>> {
+    // `docker compose` (v2 plugin) where there is one, else docker-compose.
+    let v2 = Command::new("docker").args(["compose", "version"]).output()?.status.success();
+    let mut c = if v2 {
+        let mut c = Command::new("docker");
+        c.arg("compose");
+        c
+    } else {
+        Command::new("docker-compose")
+    };
+    let out = c.arg("-f").arg(file).args(["-p", project]).args(args).output()?;
+    assert!(out.status.success(), "compose {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn exported_compose_file_starts_a_working_three_node_network() -> TestResult {
+    let _serial = SERIAL.lock().await;
+    let tmp = tempfile::tempdir()?;
+    let file = tmp.path().join("atr.yml");
+    let out = Command::new(env!("CARGO_BIN_EXE_atr-testnet"))
+        .args(["export", "--nodes", "3", "--api-base", "17850", "--compose"])
+        .arg(&file)
+        .output()?;
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let project = format!("atrtest{}", std::process::id());
+    compose(&file, &project, &["up", "-d"])?;
+    let result = async {
+        let clients: Vec<Client> = (0..3)
+            .map(|i| {
+                let token = std::fs::read_to_string(tmp.path().join(format!("atr-nodes/{i:04}/api.token")))
+                    .ok()
+                    .map(|t| t.trim().to_owned());
+                Client::new(Endpoint {
+                    api: format!("http://127.0.0.1:{}", 17850 + i),
+                    token,
+                    token_source: TokenSource::Explicit,
+                })
+            })
+            .collect::<Result<_, _>>()?;
+        let deadline = Instant::now() + Duration::from_secs(60);
+        for c in &clients {
+            while !c.status().await.is_ok_and(|s| !s.connected_peers.is_empty()) {
+                assert!(Instant::now() < deadline, "{} has no peer", c.api_url());
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+        }
+        // Tokens are written by the nodes at first start: read them now.
+        let token = std::fs::read_to_string(tmp.path().join("atr-nodes/0000/api.token"))?;
+        let publisher = Client::new(Endpoint {
+            api: "http://127.0.0.1:17850".into(),
+            token: Some(token.trim().to_owned()),
+            token_source: TokenSource::Explicit,
+        })?;
+        let manifest = atr_protocol::Manifest::from_toml(
+            r#"
+name = "composed"
+version = "1.0.0"
+description = "Published in a compose network."
+tags = ["compose"]
+input_schema = { type = "object" }
+output_schema = { type = "integer" }
+[runtime]
+image = "atr-example-tools:latest"
+digest = "sha256:1111111111111111111111111111111111111111111111111111111111111111"
+command = ["/bin/add"]
+"#,
+            "t.toml",
+        )?;
+        let id = publisher.publish(manifest).await?.id;
+        let q = FindQuery {
+            tag: Some("compose".into()),
+            ..FindQuery::default()
+        };
+        while !clients[2].find(&q).await.is_ok_and(|r| r.results.iter().any(|v| v.id == id)) {
+            assert!(Instant::now() < deadline, "node2 never saw the tool");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        Ok::<(), Box<dyn std::error::Error>>(())
+    }
+    .await;
+    compose(&file, &project, &["down"])?;
+    result
+}
