@@ -21,7 +21,10 @@ fn docker_objects(dir: &Path) -> Result<String, Box<dyn std::error::Error>> {
     let filter = format!("label={DOCKER_LABEL}={}", dir.display());
     let mut all = String::new();
     for args in [&["ps", "-a", "-q"][..], &["network", "ls", "-q"][..]] {
-        let out = Command::new("docker").args(args).args(["--filter", &filter]).output()?;
+        let out = Command::new("docker")
+            .args(args)
+            .args(["--filter", &filter])
+            .output()?;
         assert!(out.status.success());
         all += String::from_utf8_lossy(&out.stdout).trim();
     }
@@ -72,7 +75,11 @@ async fn partition_runs_in_docker_mode_and_down_removes_everything() -> TestResu
 
 fn compose(file: &Path, project: &str, args: &[&str]) -> Result<(), Box<dyn std::error::Error>> {
     // `docker compose` (v2 plugin) where there is one, else docker-compose.
-    let v2 = Command::new("docker").args(["compose", "version"]).output()?.status.success();
+    let v2 = Command::new("docker")
+        .args(["compose", "version"])
+        .output()?
+        .status
+        .success();
     let mut c = if v2 {
         let mut c = Command::new("docker");
         c.arg("compose");
@@ -81,7 +88,11 @@ fn compose(file: &Path, project: &str, args: &[&str]) -> Result<(), Box<dyn std:
         Command::new("docker-compose")
     };
     let out = c.arg("-f").arg(file).args(["-p", project]).args(args).output()?;
-    assert!(out.status.success(), "compose {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "compose {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     Ok(())
 }
 
@@ -144,7 +155,11 @@ command = ["/bin/add"]
             tag: Some("compose".into()),
             ..FindQuery::default()
         };
-        while !clients[2].find(&q).await.is_ok_and(|r| r.results.iter().any(|v| v.id == id)) {
+        while !clients[2]
+            .find(&q)
+            .await
+            .is_ok_and(|r| r.results.iter().any(|v| v.id == id))
+        {
             assert!(Instant::now() < deadline, "node2 never saw the tool");
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
