@@ -62,6 +62,7 @@ pub async fn up(a: UpArgs) -> anyhow::Result<()> {
             sync_interval: None,
         },
         mode: a.mode,
+        build_image: true,
     })
     .await?;
     eprintln!(
@@ -107,6 +108,10 @@ pub async fn up(a: UpArgs) -> anyhow::Result<()> {
 
 /// `atr-testnet down`.
 pub async fn down(dir: PathBuf) -> anyhow::Result<()> {
+    if !dir.exists() {
+        println!("{}: no such directory, nothing to take down", dir.display());
+        return Ok(());
+    }
     let d = dir.clone();
     let r = tokio::task::spawn_blocking(move || crate::state::down(&d)).await??;
     println!(

@@ -28,14 +28,53 @@ use crate::scenario::Conditions;
 pub const IMAGE: &str = "atr-testnet-atrd:latest";
 /// API port inside each container.
 pub const API_PORT: u16 = 7878;
-/// Peer-to-peer TCP port inside each container.
+/// Peer-to-peer TCP port inside each container of an exported compose file.
 pub const P2P_PORT: u16 = 4077;
+
+/// The peer-to-peer port of a new docker testnet: different for each run.
+/// libp2p dials from its listen port (port reuse), so with one fixed port a
+/// new testnet on a recycled subnet repeats an old run's address 4-tuples,
+/// and the host's connection tracking, still holding the old entries, drops
+/// the new SYNs as invalid: the dial times out (seen as nodes left without
+/// peers at start).
+pub fn fresh_p2p_port() -> u16 {
+    let ms = crate::state::unix_ms();
+    20_000 + (ms % 40_000) as u16
+}
 /// Where a node's directory is mounted in its container.
 pub const DATA_DIR: &str = "/data";
 /// Most nodes of one docker testnet: one /24, addresses `.10` to `.249`.
 pub const MAX_DOCKER_NODES: usize = 240;
 /// Candidate subnets are `10.213.K.0/24`; the first free K is used.
 const SUBNET_BASE: [u8; 2] = [10, 213];
+
+/// Kernel setting that caps the ARP neighbour table, which all network
+/// namespaces share.
+pub const NEIGH_GC_THRESH3: &str = "/proc/sys/net/ipv4/neigh/default/gc_thresh3";
+
+/// A warning when `nodes` containers that all talk to each other need more
+/// ARP neighbour entries (about `nodes²`, one per pair and direction) than
+/// the kernel keeps: then new neighbours fail to resolve ("neighbor table
+/// overflow" in `dmesg`) and dials time out.
+pub fn neighbour_table_warning(nodes: usize) -> Option<String> {
+    let max: usize = std::fs::read_to_string(NEIGH_GC_THRESH3)
+        .ok()?
+        .trim()
+        .parse()
+        .ok()?;
+    let need = nodes * nodes.saturating_sub(1) + 4 * nodes;
+    (need > max).then(|| {
+        format!(
+            "{nodes} containers need about {need} ARP neighbour entries but the kernel keeps at most {max} \
+             ({NEIGH_GC_THRESH3}); some dials will time out. Raise it, e.g. \
+             `sysctl -w net.ipv4.neigh.default.gc_thresh1={} net.ipv4.neigh.default.gc_thresh2={} \
+             net.ipv4.neigh.default.gc_thresh3={}`",
+            need / 2,
+            need,
+            need * 2
+        )
+    })
+}
 
 /// Runs `docker ARGS`; returns stdout, or an error with docker's stderr.
 pub fn docker(args: &[&str]) -> anyhow::Result<String> {
@@ -130,6 +169,8 @@ pub struct ContainerSpec<'a> {
     pub log_filter: &'a str,
     /// Bootstrap multiaddrs.
     pub bootstrap: &'a [String],
+    /// Peer-to-peer port.
+    pub p2p_port: u16,
 }
 
 /// Starts a node container (detached).
@@ -139,7 +180,7 @@ pub fn run_container(c: &ContainerSpec<'_>) -> anyhow::Result<()> {
     let ip = c.ip.to_string();
     let env = format!("RUST_LOG={}", c.log_filter);
     let api = format!("0.0.0.0:{API_PORT}");
-    let listen = format!("/ip4/0.0.0.0/tcp/{P2P_PORT}");
+    let listen = format!("/ip4/0.0.0.0/tcp/{}", c.p2p_port);
     let config = format!("{DATA_DIR}/atrd.toml");
     let mut args = vec![
         "run",

@@ -17,6 +17,18 @@ use time::format_description::well_known::Rfc3339;
 
 /// `RUST_LOG` of every node: warnings, plus the measured events.
 pub const NODE_LOG_FILTER: &str = "warn,atr::_events=info";
+/// Environment variable that replaces [`NODE_LOG_FILTER`] (to debug nodes;
+/// it must keep `atr::_events=info` for the measurements).
+pub const ENV_NODE_LOG: &str = "ATR_TESTNET_NODE_LOG";
+
+/// The nodes' `RUST_LOG`: `$ATR_TESTNET_NODE_LOG` or [`NODE_LOG_FILTER`].
+pub fn node_log_filter() -> String {
+    std::env::var(ENV_NODE_LOG)
+        .ok()
+        .filter(|v| !v.trim().is_empty())
+        .unwrap_or_else(|| NODE_LOG_FILTER.to_owned())
+}
+
 /// Target of a newly stored spec (field `tool`: its id).
 pub const SPEC_STORED: &str = "atr::_events::spec::stored";
 /// Target of a newly stored revocation (field `revocation`: its hash, hex).

@@ -32,7 +32,6 @@ use rand::rngs::StdRng;
 use rand::seq::IndexedRandom;
 use rand::{Rng, SeedableRng};
 
-use crate::logs::NODE_LOG_FILTER;
 use crate::scenario::{Assignment, NetworkSettings, Role};
 use crate::state::{Mode, NodeRecord, TestnetState};
 
@@ -40,6 +39,9 @@ use crate::state::{Mode, NodeRecord, TestnetState};
 pub const NODE_START_TIMEOUT: Duration = Duration::from_secs(30);
 /// How long the whole network may take until every node has a peer.
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(60);
+/// How long a node may stay without any peer before [`Testnet::wait_connected`]
+/// restarts it once. 15 s.
+pub const ISOLATED_RESTART: Duration = Duration::from_secs(15);
 /// Attempts to start a node when its chosen port was taken meanwhile.
 pub const PORT_ATTEMPTS: usize = 3;
 /// Log file of each node, inside its directory.
@@ -62,6 +64,8 @@ pub struct UpOptions {
     pub network: NetworkSettings,
     /// Processes or containers.
     pub mode: Mode,
+    /// Docker mode: build the static `atrd` image first (else it must exist).
+    pub build_image: bool,
 }
 
 /// One node of a running testnet.
@@ -98,8 +102,8 @@ pub struct Testnet {
     children: Mutex<Vec<Option<Child>>>,
     state: Mutex<TestnetState>,
     detached: bool,
-    /// Docker network name and subnet prefix (docker mode).
-    docker: Option<(String, [u8; 3])>,
+    /// Docker network name, subnet prefix and p2p port (docker mode).
+    docker: Option<(String, [u8; 3], u16)>,
 }
 
 impl std::fmt::Debug for Testnet {
@@ -159,7 +163,25 @@ pub fn node_config(network: &NetworkSettings, sandbox: bool) -> String {
 
 impl Testnet {
     /// Starts the network; returns once every node answers and has a peer.
+    /// If that fails, whatever was started is taken down again.
     pub async fn up(opts: UpOptions) -> anyhow::Result<Self> {
+        let dir = opts.dir.clone();
+        let had_state = dir.exists() && TestnetState::load(&dir).ok().flatten().is_some();
+        match Self::try_up(opts).await {
+            Ok(net) => Ok(net),
+            Err(e) => {
+                // ATR_TESTNET_KEEP_FAILED=1 keeps a failed start for inspection
+                // (take it down with `down --dir`).
+                let keep = std::env::var_os("ATR_TESTNET_KEEP_FAILED").is_some_and(|v| v == "1");
+                if !had_state && !keep {
+                    let _ = tokio::task::spawn_blocking(move || crate::state::down(&dir)).await;
+                }
+                Err(e)
+            }
+        }
+    }
+
+    async fn try_up(opts: UpOptions) -> anyhow::Result<Self> {
         let n = opts.assignment.nodes.len();
         anyhow::ensure!(n >= 1, "a testnet needs at least one node");
         std::fs::create_dir_all(opts.dir.join("nodes"))
@@ -204,18 +226,27 @@ impl Testnet {
                     .parent()
                     .context("no workspace")?
                     .to_owned();
-                eprintln!(
-                    "building the static atrd image {} (first time: minutes)",
-                    crate::docker::IMAGE
-                );
-                crate::docker::build_image(&root).await?;
+                if let Some(w) = crate::docker::neighbour_table_warning(n) {
+                    eprintln!("atr-testnet: warning: {w}");
+                }
+                if opts.build_image {
+                    eprintln!(
+                        "building the static atrd image {} (first time: minutes)",
+                        crate::docker::IMAGE
+                    );
+                    crate::docker::build_image(&root).await?;
+                }
                 let d = dir.clone();
-                let (name, prefix) =
-                    tokio::task::spawn_blocking(move || crate::docker::create_network(&d)).await??;
+                let (name, prefix) = tokio::task::spawn_blocking(move || {
+                    // Leftovers of a crashed run in this directory would block the names.
+                    crate::state::docker_cleanup(&d)?;
+                    crate::docker::create_network(&d)
+                })
+                .await??;
                 let mut st = state.clone();
                 st.docker_networks.push(name.clone());
                 st.save()?;
-                Some((name, prefix))
+                Some((name, prefix, crate::docker::fresh_p2p_port()))
             }
             _ => None,
         };
@@ -272,12 +303,12 @@ impl Testnet {
     async fn start_new(&mut self, mut record: NodeRecord) -> anyhow::Result<()> {
         let mut last_err = None;
         for _ in 0..PORT_ATTEMPTS {
-            if let Some((_, prefix)) = &self.docker {
+            if let Some((_, prefix, port)) = &self.docker {
                 record.api = SocketAddr::from((
                     crate::docker::node_ip(*prefix, record.index),
                     crate::docker::API_PORT,
                 ));
-                record.p2p_port = crate::docker::P2P_PORT;
+                record.p2p_port = *port;
                 record.container = Some(format!(
                     "{}-{}",
                     crate::docker::short_name(&self.dir),
@@ -358,7 +389,7 @@ impl Testnet {
         ] {
             c.env_remove(v);
         }
-        c.env("RUST_LOG", NODE_LOG_FILTER)
+        c.env("RUST_LOG", crate::logs::node_log_filter())
             .stdin(Stdio::null())
             .stdout(log.try_clone()?)
             .stderr(log);
@@ -383,7 +414,7 @@ impl Testnet {
         let boot = self.bootstrap_addrs(r);
         let log = r.dir.join(LOG_FILE);
         let child = match (&self.docker, &r.container) {
-            (Some((network, _)), Some(name)) => {
+            (Some((network, _, _)), Some(name)) => {
                 let since = restart.then(|| (crate::runner::unix_us() / 1_000_000) - 1);
                 if restart {
                     crate::docker::docker(&["start", name])?;
@@ -397,8 +428,9 @@ impl Testnet {
                         },
                         testnet_dir: &self.dir,
                         node_dir: &r.dir,
-                        log_filter: NODE_LOG_FILTER,
+                        log_filter: &crate::logs::node_log_filter(),
                         bootstrap: &boot,
+                        p2p_port: r.p2p_port,
                     })?;
                     let mut st = self.lock_state();
                     if !st.docker_containers.contains(name) {
@@ -465,13 +497,17 @@ impl Testnet {
         })?)
     }
 
-    /// Waits until every live node has at least one connected peer.
+    /// Waits until every live node has at least one connected peer. A node
+    /// still alone after [`ISOLATED_RESTART`] is restarted once, which dials
+    /// its bootstrap peers again (see `docs/testnet.md`: atrd does not retry
+    /// a failed bootstrap dial), with a warning on stderr.
     pub async fn wait_connected(&self) -> anyhow::Result<()> {
         let deadline = Instant::now() + CONNECT_TIMEOUT;
         for n in &self.nodes {
             if self.nodes.len() < 2 || !self.is_alive(n.index) {
                 continue;
             }
+            let mut restart_at = Some(Instant::now() + ISOLATED_RESTART);
             loop {
                 if let Ok(s) = n.client.status().await
                     && !s.connected_peers.is_empty()
@@ -480,6 +516,16 @@ impl Testnet {
                 }
                 if Instant::now() > deadline {
                     bail!("node {} has no peer after {CONNECT_TIMEOUT:?}", n.index);
+                }
+                if restart_at.is_some_and(|t| Instant::now() > t) {
+                    restart_at = None;
+                    eprintln!(
+                        "atr-testnet: warning: node {} has no peer after {ISOLATED_RESTART:?} \
+                         (its bootstrap dial failed); restarting it once",
+                        n.index
+                    );
+                    self.kill(n.index, true).await?;
+                    self.restart(n.index).await?;
                 }
                 tokio::time::sleep(POLL).await;
             }
@@ -534,7 +580,7 @@ impl Testnet {
     /// Cuts the network into `sides` (node indices): nodes on different sides
     /// drop each other's packets (docker mode).
     pub fn partition(&self, sides: &[Vec<usize>]) -> anyhow::Result<()> {
-        let Some((_, prefix)) = &self.docker else {
+        let Some((_, prefix, _)) = &self.docker else {
             bail!("partitions need docker mode");
         };
         let pids = self.pids();

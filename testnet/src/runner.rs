@@ -165,6 +165,18 @@ pub async fn run(opts: RunOptions) -> anyhow::Result<Summary> {
         file: BufWriter::new(file),
         all: Vec::new(),
     }));
+    if opts.mode == Mode::Docker {
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .parent()
+            .context("no workspace")?
+            .to_owned();
+        eprintln!(
+            "[{}] building the static atrd image {} (first time: minutes)",
+            s.name,
+            crate::docker::IMAGE
+        );
+        crate::docker::build_image(&root).await?;
+    }
     let started = Instant::now();
     let started_unix_ms = crate::state::unix_ms();
     let mut first: Option<RepeatOutcome> = None;
@@ -257,6 +269,8 @@ async fn run_repeat(
         assignment: assignment.clone(),
         network: s.network.clone(),
         mode: opts.mode,
+        // Built once before the first repetition (see `run`).
+        build_image: false,
     })
     .await?;
     let startup_s = t_up.elapsed().as_secs_f64();

@@ -232,7 +232,7 @@ fn signal(pid: u32, sig: nix::sys::signal::Signal) {
 
 /// Removes Docker containers and networks labelled with this testnet
 /// directory; returns how many of each.
-fn docker_cleanup(dir: &Path) -> anyhow::Result<(usize, usize)> {
+pub(crate) fn docker_cleanup(dir: &Path) -> anyhow::Result<(usize, usize)> {
     let filter = format!("label={DOCKER_LABEL}={}", dir.display());
     let list = |args: &[&str]| -> anyhow::Result<Vec<String>> {
         let out = std::process::Command::new("docker")

@@ -34,7 +34,11 @@ fn check_files(out: &Path, summary: &Summary, plots: &[&str]) -> TestResult {
     assert!(!samples.is_empty(), "samples were written");
     let on_disk: Summary = serde_json::from_slice(&std::fs::read(out.join(SUMMARY_JSON))?)?;
     assert_eq!(&on_disk, summary);
-    assert_eq!(summary.nodes, 5);
+    assert_eq!(
+        summary.idle.as_ref().map(|u| u.nodes.len()),
+        Some(summary.nodes),
+        "every node's cost was measured"
+    );
     assert!(summary.machine.nproc >= 1 && summary.machine.mem_total_bytes > 0);
     assert!(!summary.git_commit.is_empty());
     assert!(summary.idle.is_some() && summary.during.is_some());
@@ -192,5 +196,38 @@ label = "after_revocation"
         "process mode says the link conditions were not applied: {:?}",
         s.notes
     );
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn invoke_runs_at_three_nodes() -> TestResult {
+    let _serial = SERIAL.lock().await;
+    // Providers run the example tools' image: build it (cached after the first time).
+    let root = atr_testnet::tools_image::default_workspace_root();
+    atr_testnet::tools_image::build(&root, atr_testnet::tools_image::TOOLS_IMAGE).await?;
+    let tmp = tempfile::tempdir()?;
+    let out = tmp.path().join("invoke");
+    let mut scenario = Scenario::load("invoke")?;
+    // Two providers and one caller; fewer calls than the built-in's 50.
+    for step in &mut scenario.steps {
+        if let atr_testnet::scenario::Step::Invoke(s) = step {
+            s.count = 10;
+        }
+    }
+    let summary = run(RunOptions {
+        scenario,
+        nodes: Some(3),
+        repeat: 1,
+        seed: None,
+        out: out.clone(),
+        atrd: atr_testnet::atrd::locate(None)?,
+        net_dir: None,
+        mode: Mode::Process,
+        command: "cargo test -p atr-testnet".into(),
+    })
+    .await?;
+    check_files(&out, &summary, &["latency_cdf.svg"])?;
+    all_successful(&summary);
+    assert_eq!(series(&summary, "invoke", "invoke").count, 10);
     Ok(())
 }
