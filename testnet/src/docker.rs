@@ -9,7 +9,8 @@
 //! removes. Link cuts and conditions are applied from the host inside each
 //! container's network namespace (`nsenter -t PID -n`): `iptables` DROP rules
 //! for partitions, `tc qdisc … netem` for delay, jitter and loss where the
-//! kernel has `sch_netem`. The harness talks to the containers' APIs over the
+//! kernel has `sch_netem`, else the harness's user-space emulator
+//! ([`crate::linkem`], an `NFQUEUE` rule per node), and `tbf` for bandwidth. The harness talks to the containers' APIs over the
 //! bridge (the host reaches bridge addresses directly).
 //!
 //! The docker CLI is used rather than the Engine API: every call is one
@@ -280,9 +281,26 @@ pub fn heal(pid: u32) -> anyhow::Result<()> {
     in_netns(pid, &["iptables", "-F", "OUTPUT"])
 }
 
-/// Applies link conditions on the node's `eth0` with `tc netem` (and `tbf`
-/// for bandwidth). Fails when the kernel has no `sch_netem`.
-pub fn apply_conditions(pid: u32, c: &Conditions) -> anyhow::Result<()> {
+/// How a node's link conditions were applied.
+#[derive(Debug)]
+pub enum Applied {
+    /// By the kernel (`tc netem`, and `tbf` for bandwidth).
+    Kernel,
+    /// Bandwidth by `tbf` (if asked), delay/jitter/loss by the harness's
+    /// user-space emulator, which works for as long as this value lives.
+    Userspace(crate::linkem::Emulator),
+}
+
+/// Applies link conditions on the node's `eth0`: `tc netem` where the kernel
+/// has it, else the user-space emulator ([`crate::linkem`]) for delay,
+/// jitter and loss; bandwidth always through `tbf`. `seed` makes the
+/// emulator's jitter and loss reproducible.
+pub fn apply_conditions(pid: u32, c: &Conditions, seed: u64) -> anyhow::Result<Applied> {
+    let params = crate::linkem::LinkParams {
+        delay: c.delay.unwrap_or_default(),
+        jitter: c.jitter.unwrap_or_default(),
+        loss: c.loss_percent.unwrap_or(0.0) / 100.0,
+    };
     let mut netem: Vec<String> = Vec::new();
     if let Some(d) = c.delay {
         netem.extend(["delay".into(), format!("{}us", d.as_micros())]);
@@ -293,18 +311,22 @@ pub fn apply_conditions(pid: u32, c: &Conditions) -> anyhow::Result<()> {
     if let Some(l) = c.loss_percent {
         netem.extend(["loss".into(), format!("{l}%")]);
     }
-    if !netem.is_empty() {
+    let mut kernel = true;
+    if !params.is_noop() {
         let mut cmd = vec![
             "tc", "qdisc", "add", "dev", "eth0", "root", "handle", "1:", "netem",
         ];
         cmd.extend(netem.iter().map(String::as_str));
-        in_netns(pid, &cmd)?;
+        if let Err(e) = in_netns(pid, &cmd) {
+            tracing::debug!(error = %e, "no kernel netem; emulating in user space");
+            kernel = false;
+        }
     }
     if let Some(rate) = &c.bandwidth {
-        let parent: &[&str] = if netem.is_empty() {
-            &["root"]
-        } else {
+        let parent: &[&str] = if kernel && !params.is_noop() {
             &["parent", "1:"]
+        } else {
+            &["root"]
         };
         let mut cmd = vec!["tc", "qdisc", "add", "dev", "eth0"];
         cmd.extend(parent);
@@ -313,7 +335,15 @@ pub fn apply_conditions(pid: u32, c: &Conditions) -> anyhow::Result<()> {
         ]);
         in_netns(pid, &cmd)?;
     }
-    Ok(())
+    if kernel {
+        return Ok(Applied::Kernel);
+    }
+    let ns = std::path::PathBuf::from(format!("/proc/{pid}/ns/net"));
+    let emulator = crate::linkem::Emulator::start(&ns, params, seed)
+        .context("starting the user-space link emulator (needs nfnetlink_queue)")?;
+    let rule = crate::linkem::iptables_rule("eth0");
+    in_netns(pid, &rule.iter().map(String::as_str).collect::<Vec<_>>())?;
+    Ok(Applied::Userspace(emulator))
 }
 
 #[cfg(test)]

@@ -7,7 +7,8 @@
 //!   `testnet.json` state file and [`state::down`], which removes everything a
 //!   testnet made, also after a crash; [`atrd`]: finding the binary;
 //!   [`docker`]: docker mode (a `FROM scratch` atrd image, one container per
-//!   node on a private network, cuts and link conditions); [`compose`]: the
+//!   node on a private network, cuts and link conditions); [`linkem`]: delay,
+//!   jitter and loss from user space where the kernel has no netem; [`compose`]: the
 //!   same network as a Docker Compose file.
 //! - [`scenario`]: the TOML scenario format (groups, roles, conditions,
 //!   steps) and the built-in scenarios; [`runner`]: `atr-testnet run`.
@@ -26,6 +27,7 @@ pub mod commands;
 pub mod compose;
 pub mod demo;
 pub mod docker;
+pub mod linkem;
 pub mod logs;
 pub mod plot;
 pub mod process;

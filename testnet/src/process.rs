@@ -104,6 +104,8 @@ pub struct Testnet {
     detached: bool,
     /// Docker network name, subnet prefix and p2p port (docker mode).
     docker: Option<(String, [u8; 3], u16)>,
+    /// User-space link emulators of nodes with conditions (docker mode).
+    emulators: Mutex<Vec<crate::linkem::Emulator>>,
 }
 
 impl std::fmt::Debug for Testnet {
@@ -259,6 +261,7 @@ impl Testnet {
             state: Mutex::new(TestnetState::load(&dir)?.context("state file vanished")?),
             detached: false,
             docker,
+            emulators: Mutex::new(Vec::new()),
         };
         for (index, (group, role)) in opts.assignment.nodes.iter().enumerate() {
             let mut seed = [0u8; 32];
@@ -609,22 +612,50 @@ impl Testnet {
         Ok(())
     }
 
-    /// Applies each group's link conditions to its nodes (docker mode).
+    /// Applies each group's link conditions to its nodes (docker mode);
+    /// returns how (kernel netem or the user-space emulator).
     pub fn apply_conditions(
         &self,
         conditions: &[(usize, crate::scenario::Conditions)],
-    ) -> anyhow::Result<()> {
+        seed: u64,
+    ) -> anyhow::Result<&'static str> {
         anyhow::ensure!(
             self.docker.is_some(),
             "link conditions need docker mode: in process mode all nodes share the loopback interface"
         );
         let pids = self.pids();
+        let mut how = "kernel netem";
         for (i, c) in conditions {
             if let Some((_, pid)) = pids.iter().find(|(n, _)| n == i) {
-                crate::docker::apply_conditions(*pid, c).with_context(|| format!("node {i}"))?;
+                let node_seed = seed ^ (*i as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+                match crate::docker::apply_conditions(*pid, c, node_seed)
+                    .with_context(|| format!("node {i}"))?
+                {
+                    crate::docker::Applied::Kernel => {}
+                    crate::docker::Applied::Userspace(e) => {
+                        how = "user-space emulator (NFQUEUE; this kernel has no netem)";
+                        self.lock_emulators().push(e);
+                    }
+                }
             }
         }
-        Ok(())
+        Ok(how)
+    }
+
+    /// The user-space emulators' counters summed (`None`: none run).
+    pub fn link_stats(&self) -> Option<crate::linkem::LinkStats> {
+        let all: Vec<_> = self
+            .lock_emulators()
+            .iter()
+            .map(crate::linkem::Emulator::stats)
+            .collect();
+        (!all.is_empty()).then(|| crate::linkem::LinkStats::merge(&all))
+    }
+
+    fn lock_emulators(&self) -> std::sync::MutexGuard<'_, Vec<crate::linkem::Emulator>> {
+        self.emulators
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     /// Stops node `i`: SIGKILL (a crash), or SIGTERM and wait (`graceful`).
@@ -684,6 +715,9 @@ impl Testnet {
     /// Stops every node and removes the testnet directory ([`crate::state::down`]).
     pub async fn down(mut self) -> anyhow::Result<crate::state::DownReport> {
         self.detached = true;
+        // Held packets go out before the nodes go away.
+        let emulators = std::mem::take(&mut *self.lock_emulators());
+        tokio::task::spawn_blocking(move || drop(emulators)).await?;
         let dir = self.dir.clone();
         let report = tokio::task::spawn_blocking(move || crate::state::down(&dir)).await??;
         // Reap the children `down` stopped.

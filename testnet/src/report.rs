@@ -103,6 +103,10 @@ pub struct Summary {
     pub heartbeat_ms: u64,
     /// Whether the groups' network conditions were applied.
     pub conditions_applied: bool,
+    /// Counters of the user-space link emulator, when it applied the
+    /// conditions (first repetition): packets delayed, dropped, lateness.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub link_emulation: Option<crate::linkem::LinkStats>,
     /// Remarks (what was not applied, and why).
     pub notes: Vec<String>,
     /// The machine.

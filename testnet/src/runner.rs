@@ -118,8 +118,10 @@ pub fn unix_us() -> i64 {
 }
 
 struct RepeatOutcome {
-    /// Whether link conditions were applied (`Err`: why not).
-    conditions: Result<(), String>,
+    /// How link conditions were applied (`Err`: why not).
+    conditions: Result<&'static str, String>,
+    /// The user-space link emulators' counters, if they ran.
+    link: Option<crate::linkem::LinkStats>,
     startup_s: f64,
     idle: Usage,
     during: Usage,
@@ -181,6 +183,7 @@ pub async fn run(opts: RunOptions) -> anyhow::Result<Summary> {
     let started_unix_ms = crate::state::unix_ms();
     let mut first: Option<RepeatOutcome> = None;
     let mut conditions_applied = false;
+    let mut link_emulation = None;
     for r in 0..repeat {
         let one = run_repeat(&opts, r, seed + r as u64, &assignment, &net_dir, sink.clone());
         let outcome = tokio::select! {
@@ -200,11 +203,12 @@ pub async fn run(opts: RunOptions) -> anyhow::Result<Summary> {
         };
         if first.is_none() {
             conditions_applied = outcome.conditions.is_ok() && s.has_conditions();
-            if let Err(e) = &outcome.conditions
-                && !e.is_empty()
-            {
-                notes.push(e.clone());
+            match &outcome.conditions {
+                Ok(how) => notes.push(format!("link conditions applied by {how}")),
+                Err(e) if !e.is_empty() => notes.push(e.clone()),
+                Err(_) => {}
             }
+            link_emulation = outcome.link;
             first = Some(outcome);
         }
     }
@@ -228,6 +232,7 @@ pub async fn run(opts: RunOptions) -> anyhow::Result<Summary> {
         payload_bytes: first.payload_bytes,
         heartbeat_ms: u64::try_from(s.network.heartbeat.as_millis()).unwrap_or(u64::MAX),
         conditions_applied,
+        link_emulation,
         notes,
         machine: Machine::current(),
         git_commit: crate::report::git_commit(),
@@ -281,12 +286,15 @@ async fn run_repeat(
             .filter_map(|g| g.conditions.clone().map(|c| (g, c)))
             .flat_map(|(g, c)| assignment.members(&g.id).into_iter().map(move |i| (i, c.clone())))
             .collect();
-        match net.apply_conditions(&per_node) {
-            Ok(()) => Ok(()),
+        match net.apply_conditions(&per_node, seed) {
+            Ok(how) => {
+                eprintln!("{tag} link conditions applied by {how}");
+                Ok(how)
+            }
             Err(e) => {
                 let msg = format!(
-                    "the scenario's link conditions were NOT applied ({e:#}); a kernel without \
-                     sch_netem (CONFIG_NET_SCH_NETEM) cannot delay or drop packets, so the run went on without them"
+                    "the scenario's link conditions were NOT applied ({e:#}): neither kernel netem nor the \
+                     user-space emulator (nfnetlink_queue) worked, so the run went on without them"
                 );
                 eprintln!("{tag} warning: {msg}");
                 Err(msg)
@@ -325,6 +333,7 @@ async fn run_repeat(
     let result = steps::run_all(&ctx, &s.steps, &tag).await;
     let during = usage_between(&net, &before, t_steps.elapsed().as_secs_f64());
     let payload_bytes = ctx.payload_bytes.get().copied();
+    let link = net.link_stats();
     drop(ctx);
     match Arc::try_unwrap(net) {
         Ok(net) => {
@@ -340,6 +349,7 @@ async fn run_repeat(
     eprintln!("{tag} done; network taken down");
     Ok(RepeatOutcome {
         conditions,
+        link,
         startup_s,
         idle,
         during,

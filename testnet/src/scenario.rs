@@ -22,6 +22,10 @@ pub const BUILTINS: &[(&str, &str)] = &[
     ("churn", include_str!("../scenarios/churn.toml")),
     ("invoke", include_str!("../scenarios/invoke.toml")),
     ("partition", include_str!("../scenarios/partition.toml")),
+    (
+        "propagation-wan",
+        include_str!("../scenarios/propagation-wan.toml"),
+    ),
 ];
 
 /// Most nodes a scenario may ask for: far beyond what one machine runs (see

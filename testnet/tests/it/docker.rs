@@ -11,7 +11,7 @@ use atr_client::{Client, Endpoint};
 use atr_protocol::query::FindQuery;
 use atr_testnet::report::Summary;
 use atr_testnet::runner::{RunOptions, run};
-use atr_testnet::scenario::Scenario;
+use atr_testnet::scenario::{Conditions, Scenario};
 use atr_testnet::state::{DOCKER_LABEL, Mode};
 
 use crate::{SERIAL, TestResult};
@@ -36,8 +36,22 @@ async fn partition_runs_in_docker_mode_and_down_removes_everything() -> TestResu
     let _serial = SERIAL.lock().await;
     let tmp = tempfile::tempdir()?;
     let out = tmp.path().join("out");
+    // One side also gets a slow, lossy link: applied by kernel netem where
+    // there is one, else by the harness's user-space emulator.
+    let mut scenario = Scenario::load("partition")?;
+    let left = scenario
+        .groups
+        .iter_mut()
+        .find(|g| g.id == "left")
+        .ok_or("no left group")?;
+    left.conditions = Some(Conditions {
+        delay: Some(Duration::from_millis(20)),
+        jitter: Some(Duration::from_millis(2)),
+        loss_percent: Some(0.5),
+        bandwidth: Some("50mbit".into()),
+    });
     let summary: Summary = run(RunOptions {
-        scenario: Scenario::load("partition")?,
+        scenario,
         nodes: Some(4),
         repeat: 1,
         seed: None,
@@ -49,6 +63,13 @@ async fn partition_runs_in_docker_mode_and_down_removes_everything() -> TestResu
     })
     .await?;
     assert_eq!(summary.mode, "docker");
+    assert!(summary.conditions_applied, "{:?}", summary.notes);
+    if let Some(link) = summary.link_emulation {
+        // User space: the left nodes' packets went through it, each held
+        // at least delay - jitter.
+        assert!(link.packets > 0 && link.released > 0, "{link:?}");
+        assert!(link.min_held_us >= 18_000, "{link:?}");
+    }
     let get = |series: &str, kind: &str| {
         summary
             .series

@@ -7,6 +7,7 @@
 
 mod cli;
 mod docker;
+mod linkem;
 mod scenarios;
 
 /// Held by every test that starts a testnet.
