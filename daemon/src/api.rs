@@ -145,15 +145,31 @@ async fn metrics_text(State(state): State<AppState>) -> impl IntoResponse {
         .and_then(Result::ok)
         .unwrap_or_default();
     let peers = state.net.status().await.map(|s| s.peers.len()).unwrap_or(0);
-    let text = metrics::render(&[
-        ("atr_specs", "Specs in the store.", counts.specs as f64),
+    let gossip = state.net.gossip_counts();
+    let counters = [
         (
-            "atr_revocations",
-            "Revocations in the store.",
-            counts.revocations as f64,
+            metrics::GOSSIP_MESSAGES_RECEIVED,
+            "Gossip messages received by gossipsub, each once (after its duplicate filter).",
+            gossip.unique,
         ),
-        ("atr_connected_peers", "Connected peers.", peers as f64),
-    ]);
+        (
+            metrics::GOSSIP_DUPLICATES_RECEIVED,
+            "Gossip message copies dropped by gossipsub's duplicate filter.",
+            gossip.duplicates(),
+        ),
+    ];
+    let text = metrics::render(
+        &counters,
+        &[
+            ("atr_specs", "Specs in the store.", counts.specs as f64),
+            (
+                "atr_revocations",
+                "Revocations in the store.",
+                counts.revocations as f64,
+            ),
+            ("atr_connected_peers", "Connected peers.", peers as f64),
+        ],
+    );
     (
         [(axum::http::header::CONTENT_TYPE, "text/plain; version=0.0.4")],
         text,

@@ -2,7 +2,9 @@
 //! text format by [`render`] (one `# HELP`/`# TYPE` per family, label values
 //! escaped — the ancestor library got both wrong).
 //!
-//! Counters are process-global statics: cheap to bump from any task.
+//! Counters are process-global statics: cheap to bump from any task. The
+//! gossipsub counters are per node ([`GossipMetrics`]): libp2p-gossipsub
+//! keeps them itself in a registry the node owns.
 
 use std::collections::BTreeMap;
 use std::fmt::Write;
@@ -171,13 +173,74 @@ pub static DHT_QUERY_SECONDS: Histogram = Histogram::new(
     LATENCY_BUCKETS,
 );
 
+/// Name of the per-node counter of unique gossip messages.
+pub const GOSSIP_MESSAGES_RECEIVED: &str = "atr_gossip_messages_received_total";
+/// Name of the per-node counter of duplicate gossip messages.
+pub const GOSSIP_DUPLICATES_RECEIVED: &str = "atr_gossip_duplicates_received_total";
+
+/// One node's gossipsub counters, filled by libp2p-gossipsub (its `metrics`
+/// feature) in a `prometheus_client` registry that only this node uses.
+#[derive(Debug, Default)]
+pub struct GossipMetrics {
+    registry: prometheus_client::registry::Registry,
+}
+
+/// Messages of the atr topic as gossipsub counted them.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct GossipCounts {
+    /// Received after gossipsub's duplicate filter: each message once
+    /// (then validated and, if accepted, delivered and forwarded).
+    pub unique: u64,
+    /// Received before the filter: every copy from every peer.
+    pub all: u64,
+}
+
+impl GossipCounts {
+    /// Copies gossipsub dropped: duplicates of messages already seen (and,
+    /// rarely, messages refused before the filter: this node's own echoed
+    /// back, or from a blacklisted peer).
+    pub fn duplicates(&self) -> u64 {
+        self.all.saturating_sub(self.unique)
+    }
+}
+
+impl GossipMetrics {
+    /// The registry, for `gossipsub::Behaviour::with_metrics` at build time.
+    pub fn registry_mut(&mut self) -> &mut prometheus_client::registry::Registry {
+        &mut self.registry
+    }
+
+    /// Current counts of `topic` (the atr topic).
+    pub fn counts(&self, topic: &str) -> GossipCounts {
+        let mut text = String::new();
+        if prometheus_client::encoding::text::encode_registry(&mut text, &self.registry).is_err() {
+            return GossipCounts::default();
+        }
+        let sample = |family: &str| -> u64 {
+            let prefix = format!("{family}_total{{hash=\"{}\"}} ", escape(topic));
+            text.lines()
+                .find_map(|l| l.strip_prefix(prefix.as_str()))
+                .and_then(|v| v.trim().parse().ok())
+                .unwrap_or(0)
+        };
+        GossipCounts {
+            unique: sample("topic_msg_recv_counts"),
+            all: sample("topic_msg_recv_counts_unfiltered"),
+        }
+    }
+}
+
 fn escape(v: &str) -> String {
     v.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n")
 }
 
-/// Renders every metric; `gauges` adds point-in-time values (name, help, value).
-pub fn render(gauges: &[(&str, &str, f64)]) -> String {
+/// Renders every metric; `counters` adds this node's own counters and
+/// `gauges` point-in-time values (name, help, value).
+pub fn render(counters: &[(&str, &str, u64)], gauges: &[(&str, &str, f64)]) -> String {
     let mut out = String::new();
+    for (name, help, v) in counters {
+        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} counter\n{name} {v}");
+    }
     for c in [
         &SPECS_STORED,
         &REVOCATIONS_STORED,
@@ -234,9 +297,35 @@ mod tests {
     #[test]
     fn labels_are_escaped_and_help_appears_once() {
         BAD_MESSAGES.with_label("x\"} evil 1 #").inc();
-        let text = render(&[("atr_specs", "Specs in the store.", 3.0)]);
+        let text = render(&[], &[("atr_specs", "Specs in the store.", 3.0)]);
         assert!(text.contains(r#"reason="x\"} evil 1 #""#), "{text}");
         assert_eq!(text.matches("# HELP atr_bad_peer_messages_total").count(), 1);
         assert!(text.contains("atr_specs 3"));
+    }
+
+    /// The parser reads the exact families libp2p-gossipsub registers, in
+    /// prometheus-client's encoding.
+    #[test]
+    fn gossip_counts_are_read_from_gossipsubs_families() {
+        use libp2p::gossipsub::TopicHash;
+        use prometheus_client::metrics::counter::Counter as PCounter;
+        use prometheus_client::metrics::family::Family;
+        let mut m = GossipMetrics::default();
+        let unique = Family::<TopicHash, PCounter>::default();
+        let all = Family::<TopicHash, PCounter>::default();
+        m.registry_mut()
+            .register("topic_msg_recv_counts", "after filtering", unique.clone());
+        m.registry_mut().register(
+            "topic_msg_recv_counts_unfiltered",
+            "before filtering",
+            all.clone(),
+        );
+        let topic = TopicHash::from_raw("atr/objects/1");
+        assert_eq!(m.counts("atr/objects/1"), GossipCounts::default());
+        unique.get_or_create(&topic).inc_by(2);
+        all.get_or_create(&topic).inc_by(7);
+        all.get_or_create(&TopicHash::from_raw("other")).inc_by(100);
+        let c = m.counts("atr/objects/1");
+        assert_eq!((c.unique, c.all, c.duplicates()), (2, 7, 5));
     }
 }

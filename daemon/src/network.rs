@@ -18,6 +18,7 @@ pub mod codec;
 pub mod event_loop;
 pub mod handle;
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use libp2p::{Multiaddr, PeerId, SwarmBuilder, noise, tcp, yamux};
@@ -116,8 +117,9 @@ pub async fn spawn(
     ),
     NetworkError,
 > {
-    let behaviour =
-        behaviour::Behaviour::new(&identity.keypair, opts).map_err(|e| NetworkError::Setup(e.to_string()))?;
+    let mut gossip_metrics = crate::metrics::GossipMetrics::default();
+    let behaviour = behaviour::Behaviour::new(&identity.keypair, opts, gossip_metrics.registry_mut())
+        .map_err(|e| NetworkError::Setup(e.to_string()))?;
     let idle = opts.idle_timeout;
     let mut swarm = SwarmBuilder::with_existing_identity(identity.keypair.clone())
         .with_tokio()
@@ -145,7 +147,7 @@ pub async fn spawn(
     }
     let (cmd_tx, cmd_rx) = mpsc::channel(COMMAND_CAPACITY);
     let (ev_tx, ev_rx) = mpsc::channel(EVENT_CAPACITY);
-    let handle = NetworkHandle::new(cmd_tx, *swarm.local_peer_id());
+    let handle = NetworkHandle::new(cmd_tx, *swarm.local_peer_id(), Arc::new(gossip_metrics));
     let lp = event_loop::NetworkLoop::new(swarm, cmd_rx, ev_tx, listen_addrs, cancel);
     let join = tokio::spawn(lp.run());
     Ok((handle, ev_rx, join))

@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use atr_protocol::wire;
 use libp2p::identity::Keypair;
+use libp2p::metrics::Registry;
 use libp2p::swarm::NetworkBehaviour;
 use libp2p::{StreamProtocol, gossipsub, identify, kad, request_response};
 
@@ -55,8 +56,10 @@ pub struct Behaviour {
 pub struct BuildError(pub String);
 
 impl Behaviour {
-    /// Builds every protocol from the node key and options.
-    pub fn new(key: &Keypair, opts: &NetworkOptions) -> Result<Self, BuildError> {
+    /// Builds every protocol from the node key and options. Gossipsub
+    /// registers its counters (messages received with and without duplicate
+    /// filtering, among others) in `registry`.
+    pub fn new(key: &Keypair, opts: &NetworkOptions, registry: &mut Registry) -> Result<Self, BuildError> {
         let peer_id = key.public().to_peer_id();
         let identify = identify::Behaviour::new(
             identify::Config::new("/atr/id/1".into(), key.public())
@@ -80,11 +83,19 @@ impl Behaviour {
             .duplicate_cache_time(Duration::from_secs(120))
             .build()
             .map_err(|e| BuildError(e.to_string()))?;
-        let mut gossipsub =
-            gossipsub::Behaviour::new(gossipsub::MessageAuthenticity::Signed(key.clone()), gcfg)
-                .map_err(|e| BuildError(e.to_string()))?;
         let topic = gossipsub::IdentTopic::new(wire::GOSSIP_TOPIC);
         let (mut params, thresholds) = score_params(&topic);
+        // Only the atr topic gets series: labels never come from peers.
+        let mut mcfg = gossipsub::MetricsConfig {
+            max_topics: 1,
+            max_never_subscribed_topics: 0,
+            ..Default::default()
+        };
+        mcfg.buckets_using_scoring_thresholds(&thresholds);
+        let mut gossipsub =
+            gossipsub::Behaviour::new(gossipsub::MessageAuthenticity::Signed(key.clone()), gcfg)
+                .map_err(|e| BuildError(e.to_string()))?
+                .with_metrics(registry, mcfg);
         if !opts.ip_colocation_penalty {
             params.ip_colocation_factor_weight = 0.0;
         }

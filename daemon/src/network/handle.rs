@@ -3,12 +3,15 @@
 //! [`NetworkError::Closed`].
 
 use std::collections::HashSet;
+use std::sync::Arc;
 
 use libp2p::gossipsub::{MessageAcceptance, MessageId};
 use libp2p::request_response::ResponseChannel;
 use libp2p::{Multiaddr, PeerId};
 use serde::Serialize;
 use tokio::sync::{mpsc, oneshot};
+
+use crate::metrics::{GossipCounts, GossipMetrics};
 
 /// Which request-response protocol.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
@@ -129,11 +132,18 @@ pub(crate) enum Command {
 pub struct NetworkHandle {
     tx: mpsc::Sender<Command>,
     local: PeerId,
+    gossip: Arc<GossipMetrics>,
 }
 
 impl NetworkHandle {
-    pub(crate) fn new(tx: mpsc::Sender<Command>, local: PeerId) -> Self {
-        Self { tx, local }
+    pub(crate) fn new(tx: mpsc::Sender<Command>, local: PeerId, gossip: Arc<GossipMetrics>) -> Self {
+        Self { tx, local, gossip }
+    }
+
+    /// Gossipsub's counts of atr-topic messages received by this node, with
+    /// and without duplicates (read without going through the loop).
+    pub fn gossip_counts(&self) -> GossipCounts {
+        self.gossip.counts(atr_protocol::wire::GOSSIP_TOPIC)
     }
 
     /// This node's peer id.
