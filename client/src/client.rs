@@ -209,6 +209,40 @@ impl Client {
         }
     }
 
+    /// `GET /metrics`: the node's Prometheus text (bounded like every answer).
+    pub async fn metrics(&self) -> Result<String, ClientError> {
+        let mut resp = self
+            .send_raw(self.request(Method::GET, "/metrics"), self.timeouts.request)
+            .await?;
+        let status = resp.status();
+        let mut body = Vec::new();
+        while let Some(chunk) = resp
+            .chunk()
+            .await
+            .map_err(|e| self.transport_error(e, self.timeouts.request))?
+        {
+            if body.len() + chunk.len() > MAX_RESPONSE_BYTES {
+                return Err(ClientError::Decode {
+                    url: self.endpoint.api.clone(),
+                    message: format!("metrics over the {MAX_RESPONSE_BYTES}-byte limit"),
+                });
+            }
+            body.extend_from_slice(&chunk);
+        }
+        if !status.is_success() {
+            return Err(ClientError::Api {
+                status: status.as_u16(),
+                code: format!("http_{}", status.as_u16()),
+                message: "the node did not serve its metrics".into(),
+                details: None,
+            });
+        }
+        String::from_utf8(body).map_err(|e| ClientError::Decode {
+            url: self.endpoint.api.clone(),
+            message: e.to_string(),
+        })
+    }
+
     /// `GET /v1/status`: identity, addresses, peers and store counts.
     pub async fn status(&self) -> Result<StatusResponse, ClientError> {
         self.call(self.request(Method::GET, "/v1/status"), self.timeouts.request)

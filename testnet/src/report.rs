@@ -28,7 +28,9 @@ pub struct Sample {
     /// `propagation_all` (the last node did), `find`, `revocation`,
     /// `revocation_all`, `invoke`, `publish` (a failed publish), `restart`
     /// (time until the API answered), `resync` (time until a restarted node
-    /// had every tool), or `event` (a kill or restart, for plots).
+    /// had every tool), `duplicates` (per node: gossip copies its gossipsub
+    /// dropped per message it received during a publish step; in `value`),
+    /// or `event` (a kill or restart, for plots).
     pub kind: String,
     /// Series name (the step's label), which the summary groups by.
     pub series: String,
@@ -43,6 +45,10 @@ pub struct Sample {
     /// Latency, milliseconds.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub latency_ms: Option<f64>,
+    /// A measurement that is not a latency (kind `duplicates`: gossip
+    /// copies dropped per message received); summarized like latencies.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub value: Option<f64>,
     /// Succeeded.
     pub ok: bool,
     /// Not counted: the calling node was killed while the call was in flight.
@@ -159,7 +165,7 @@ pub fn summarize(samples: &[Sample]) -> Vec<SeriesSummary> {
             let mut lat: Vec<f64> = counted
                 .iter()
                 .filter(|s| s.ok)
-                .filter_map(|s| s.latency_ms)
+                .filter_map(|s| s.latency_ms.or(s.value))
                 .collect();
             lat.sort_by(f64::total_cmp);
             let mean = (!lat.is_empty()).then(|| lat.iter().sum::<f64>() / lat.len() as f64);
@@ -227,6 +233,21 @@ impl Summary {
             );
         }
         s += "\n";
+        if self.series.iter().any(|r| r.kind == "duplicates") {
+            s += "Rows of kind `duplicates` are not milliseconds: per node, the gossip copies its gossipsub \
+                  dropped as duplicates per message it received during the publish step (from `/metrics`).\n\n";
+        }
+        if let Some(l) = &self.link_emulation {
+            s += &format!(
+                "Link conditions applied in user space (NFQUEUE): {} packets, {} dropped, {} released early \
+                 (hold limit); shortest hold {:.1} ms, worst lateness {:.2} ms.\n\n",
+                l.packets,
+                l.dropped,
+                l.overflow,
+                l.min_held_us as f64 / 1000.0,
+                l.max_late_us as f64 / 1000.0
+            );
+        }
         if let Some(b) = self.payload_bytes {
             s += &format!("Signed spec: {b} bytes. ");
         }
@@ -308,6 +329,7 @@ mod tests {
             node: None,
             subject: None,
             latency_ms: Some(lat),
+            value: None,
             ok,
             aborted: false,
             detail: None,

@@ -131,6 +131,7 @@ impl Ctx {
             node: None,
             subject: None,
             latency_ms: None,
+            value: None,
             ok: true,
             aborted: false,
             detail: None,
@@ -278,6 +279,7 @@ async fn publish(ctx: &Arc<Ctx>, idx: usize, s: &PublishStep) -> anyhow::Result<
     let series = s.label.clone().unwrap_or_else(|| "propagation".into());
     let mut mine: Vec<(ToolId, usize, i64)> = Vec::new();
     let mut failed = 0;
+    let gossip_before = gossip_counters(ctx).await;
     for (k, node) in order.iter().enumerate() {
         if k > 0 && !s.interval.is_zero() {
             tokio::time::sleep(s.interval).await;
@@ -326,6 +328,7 @@ async fn publish(ctx: &Arc<Ctx>, idx: usize, s: &PublishStep) -> anyhow::Result<
     })
     .await;
     let targets = ctx.net.alive_of(&ctx.all_nodes());
+    let dups = record_duplicates(ctx, idx, &series, &gossip_before, &gossip_counters(ctx).await);
     let (mut lats, mut complete) = (Vec::new(), 0);
     for (id, from, t_pub) in &mine {
         let subject = id.to_string();
@@ -351,10 +354,94 @@ async fn publish(ctx: &Arc<Ctx>, idx: usize, s: &PublishStep) -> anyhow::Result<
         }
     }
     Ok(format!(
-        "published {} ({failed} failed), {complete} reached every live node; per node {}",
+        "published {} ({failed} failed), {complete} reached every live node; per node {}; gossip \
+         duplicates per message {}",
         mine.len(),
-        brief(lats)
+        brief(lats),
+        brief_values(dups)
     ))
+}
+
+/// Names of the gossip counters in each node's `/metrics`.
+const GOSSIP_UNIQUE: &str = "atr_gossip_messages_received_total";
+const GOSSIP_DUPLICATES: &str = "atr_gossip_duplicates_received_total";
+
+/// One node's gossip counters: messages received once, copies dropped.
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct GossipCounters {
+    unique: f64,
+    duplicates: f64,
+}
+
+/// The value of an unlabelled series in Prometheus text.
+fn metric(text: &str, name: &str) -> Option<f64> {
+    text.lines()
+        .filter(|l| !l.starts_with('#'))
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.trim().parse().ok())
+}
+
+/// Every live node's gossip counters (a node that does not answer is left out).
+async fn gossip_counters(ctx: &Arc<Ctx>) -> Vec<(usize, GossipCounters)> {
+    let mut set = JoinSet::new();
+    for n in ctx.net.alive_of(&ctx.all_nodes()) {
+        let client = ctx.net.nodes()[n].client.clone();
+        set.spawn(async move {
+            let text = client.metrics().await.ok()?;
+            Some((
+                n,
+                GossipCounters {
+                    unique: metric(&text, GOSSIP_UNIQUE)?,
+                    duplicates: metric(&text, GOSSIP_DUPLICATES)?,
+                },
+            ))
+        });
+    }
+    let mut out: Vec<(usize, GossipCounters)> = set.join_all().await.into_iter().flatten().collect();
+    out.sort_by_key(|(n, _)| *n);
+    out
+}
+
+/// Records, per node that received gossip between the two readings, the
+/// duplicate copies per message; returns the values.
+fn record_duplicates(
+    ctx: &Arc<Ctx>,
+    idx: usize,
+    series: &str,
+    before: &[(usize, GossipCounters)],
+    after: &[(usize, GossipCounters)],
+) -> Vec<f64> {
+    let now = unix_us();
+    let mut values = Vec::new();
+    for (n, a) in after {
+        let Some((_, b)) = before.iter().find(|(m, _)| m == n) else {
+            continue;
+        };
+        let unique = a.unique - b.unique;
+        if unique <= 0.0 {
+            continue;
+        }
+        let per_message = (a.duplicates - b.duplicates).max(0.0) / unique;
+        let mut s = ctx.sample(idx, "duplicates", series, now);
+        s.node = Some(*n);
+        s.value = Some(per_message);
+        s.detail = Some(format!(
+            "{unique} messages, {} copies dropped",
+            a.duplicates - b.duplicates
+        ));
+        ctx.record(s);
+        values.push(per_message);
+    }
+    values
+}
+
+/// `p50/p95/max` of plain values.
+fn brief_values(mut v: Vec<f64>) -> String {
+    if v.is_empty() {
+        return "–".into();
+    }
+    v.sort_by(f64::total_cmp);
+    let p = |q| percentile(&v, q).unwrap_or(0.0);
+    format!("p50 {:.2} p95 {:.2} max {:.2}", p(50.0), p(95.0), p(100.0))
 }
 
 async fn find(ctx: &Arc<Ctx>, idx: usize, s: &FindStep) -> anyhow::Result<String> {
@@ -749,4 +836,27 @@ async fn restart(ctx: &Arc<Ctx>, idx: usize, s: &RestartStep) -> anyhow::Result<
         dead.len(),
         brief(lats)
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn gossip_counters_are_read_from_prometheus_text() {
+        let text = "# HELP atr_gossip_messages_received_total x\n\
+                    # TYPE atr_gossip_messages_received_total counter\n\
+                    atr_gossip_messages_received_total 42\n\
+                    atr_gossip_messages_received_total_extra 7\n\
+                    atr_gossip_duplicates_received_total 101\n";
+        assert_eq!(metric(text, GOSSIP_UNIQUE), Some(42.0));
+        assert_eq!(metric(text, GOSSIP_DUPLICATES), Some(101.0));
+        assert_eq!(metric(text, "atr_missing"), None);
+        assert_eq!(
+            metric("atr_gossip_messages_received_total abc\n", GOSSIP_UNIQUE),
+            None
+        );
+        assert_eq!(brief_values(vec![]), "–");
+        assert_eq!(brief_values(vec![3.0, 1.0, 2.0]), "p50 2.00 p95 3.00 max 3.00");
+    }
 }
