@@ -326,7 +326,9 @@ async fn find(
         .transpose()
         .map_err(|e| ApiError::bad_request(e.to_string()).with_field("version"))?;
     let fetched = if q.network {
-        discover::from_network(&state, q.tag.as_deref(), q.name.as_deref()).await
+        discover::from_network(&state, q.tag.as_deref(), q.name.as_deref())
+            .await
+            .stored
     } else {
         0
     };

@@ -166,6 +166,16 @@ pub static SYNC_OBJECTS: Counter = Counter::new(
     "atr_sync_objects_total",
     "Objects learned through anti-entropy sync.",
 );
+/// Spec ids listed by providers to this node's network finds.
+pub static FIND_IDS_LISTED: Counter = Counter::new(
+    "atr_find_ids_listed_total",
+    "Spec ids listed by providers in answer to network finds.",
+);
+/// Spec bodies received by this node's network finds.
+pub static FIND_BODIES_FETCHED: Counter = Counter::new(
+    "atr_find_bodies_fetched_total",
+    "Spec bodies received in answer to network finds.",
+);
 /// DHT provider lookup latency.
 pub static DHT_QUERY_SECONDS: Histogram = Histogram::new(
     "atr_dht_query_seconds",
@@ -247,6 +257,8 @@ pub fn render(counters: &[(&str, &str, u64)], gauges: &[(&str, &str, f64)]) -> S
         &GOSSIP_RECEIVED,
         &EVENTS_DROPPED,
         &SYNC_OBJECTS,
+        &FIND_IDS_LISTED,
+        &FIND_BODIES_FETCHED,
     ] {
         let _ = writeln!(
             out,

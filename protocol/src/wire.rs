@@ -25,6 +25,10 @@ pub const FETCH_PROTOCOL: &str = "/atr/fetch/1";
 pub const SYNC_PROTOCOL: &str = "/atr/sync/1";
 /// Request-response protocol for invocations.
 pub const INVOKE_PROTOCOL: &str = "/atr/invoke/1";
+/// Request-response protocol for listing the ids of the specs a peer holds
+/// with a tag or name (network find asks this first, then fetches by id
+/// only the bodies it lacks).
+pub const INDEX_PROTOCOL: &str = "/atr/index/1";
 
 /// Cap of one gossip message: one envelope and its tag.
 pub const MAX_GOSSIP_BYTES: usize = MAX_ENVELOPE_BYTES + 64;
@@ -44,6 +48,13 @@ pub const MAX_SYNC_REQUEST_BYTES: usize = SYNC_BUCKETS * 40 + 64;
 pub const MAX_SYNC_REFS: usize = 4096;
 /// Cap of a sync response.
 pub const MAX_SYNC_RESPONSE_BYTES: usize = MAX_SYNC_REFS * 40 + 64;
+/// Most ids in one index response (a responder lists at most
+/// [`crate::query::MAX_FIND_LIMIT`]).
+pub const MAX_INDEX_IDS: usize = 1024;
+/// Cap of an index request: the longest tag or name plus framing.
+pub const MAX_INDEX_REQUEST_BYTES: usize = 128;
+/// Cap of an index response.
+pub const MAX_INDEX_RESPONSE_BYTES: usize = MAX_INDEX_IDS * 40 + 64;
 /// Cap of an invoke request: the input plus ids.
 pub const MAX_INVOKE_REQUEST_BYTES: usize = MAX_INPUT_BYTES + 256;
 /// Cap of an invoke response: the output plus a receipt.
@@ -124,6 +135,28 @@ pub enum FetchRequest {
 pub struct FetchResponse {
     /// Envelopes, at most [`MAX_FETCH_RESPONSE_BYTES`] in all.
     pub objects: Vec<WireObject>,
+}
+
+/// Ask a peer which active specs it holds with a tag or a name: ids only,
+/// so the asker fetches ([`FetchRequest::Ids`]) just the bodies it lacks.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+#[non_exhaustive]
+pub enum IndexRequest {
+    /// Specs with this tag.
+    Tag(String),
+    /// Specs with this name.
+    Name(String),
+}
+
+/// The ids of the responder's active specs with the tag or name asked for.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IndexResponse {
+    /// Spec ids, at most [`MAX_INDEX_IDS`].
+    pub ids: Vec<ToolId>,
+    /// True when the responder may hold more than it listed.
+    pub truncated: bool,
 }
 
 /// One side's anti-entropy summary: for each of the [`SYNC_BUCKETS`] buckets
@@ -235,6 +268,36 @@ impl FetchRequest {
             Self::Tag(t) => crate::validate::check_tag(t).map_err(|e| bad(e.to_string()))?,
             Self::Name(n) => crate::validate::check_name(n).map_err(|e| bad(e.to_string()))?,
             _ => {}
+        }
+        Ok(r)
+    }
+}
+
+impl IndexRequest {
+    /// Decodes and checks the tag or name syntax.
+    pub fn decode(bytes: &[u8]) -> Result<Self, WireError> {
+        let r: Self = decode_message(bytes, MAX_INDEX_REQUEST_BYTES, "index request")?;
+        let bad = |detail: String| WireError::Limit {
+            what: "index request",
+            detail,
+        };
+        match &r {
+            Self::Tag(t) => crate::validate::check_tag(t).map_err(|e| bad(e.to_string()))?,
+            Self::Name(n) => crate::validate::check_name(n).map_err(|e| bad(e.to_string()))?,
+        }
+        Ok(r)
+    }
+}
+
+impl IndexResponse {
+    /// Decodes and checks the id count.
+    pub fn decode(bytes: &[u8]) -> Result<Self, WireError> {
+        let r: Self = decode_message(bytes, MAX_INDEX_RESPONSE_BYTES, "index response")?;
+        if r.ids.len() > MAX_INDEX_IDS {
+            return Err(WireError::Limit {
+                what: "index response",
+                detail: format!("{} ids, more than {MAX_INDEX_IDS}", r.ids.len()),
+            });
         }
         Ok(r)
     }

@@ -1,7 +1,7 @@
 //! The composed libp2p behaviour: identify, Kademlia (server mode, atr's own
 //! protocol name, raised provider caps), gossipsub (signed, validated, scored,
-//! content-addressed message ids) and two request-response protocols (fetch
-//! and sync), each with its own timeout and byte caps.
+//! content-addressed message ids) and four request-response protocols
+//! (fetch, sync, invoke and index), each with its own timeout and byte caps.
 
 // The `NetworkBehaviour` derive generates an undocumented `BehaviourEvent` enum.
 #![allow(missing_docs)]
@@ -32,6 +32,8 @@ pub const FETCH_TIMEOUT: Duration = Duration::from_secs(10);
 pub const INVOKE_TIMEOUT: Duration = Duration::from_millis(atr_protocol::limits::MAX_TIMEOUT_MS + 30_000);
 /// Timeout of one sync request.
 pub const SYNC_TIMEOUT: Duration = Duration::from_secs(10);
+/// Timeout of one index request (as a fetch).
+pub const INDEX_TIMEOUT: Duration = FETCH_TIMEOUT;
 
 /// All of atrd's protocols.
 #[derive(NetworkBehaviour)]
@@ -48,6 +50,8 @@ pub struct Behaviour {
     pub sync: request_response::Behaviour<CappedBytes>,
     /// Invocations.
     pub invoke: request_response::Behaviour<CappedBytes>,
+    /// Ids of the specs a peer holds with a tag or name.
+    pub index: request_response::Behaviour<CappedBytes>,
 }
 
 /// Why the behaviour could not be built.
@@ -145,6 +149,19 @@ impl Behaviour {
                 .with_request_timeout(INVOKE_TIMEOUT)
                 .with_max_concurrent_streams(64),
         );
+        let index = request_response::Behaviour::with_codec(
+            CappedBytes {
+                max_request: wire::MAX_INDEX_REQUEST_BYTES,
+                max_response: wire::MAX_INDEX_RESPONSE_BYTES,
+            },
+            [(
+                StreamProtocol::new(wire::INDEX_PROTOCOL),
+                request_response::ProtocolSupport::Full,
+            )],
+            request_response::Config::default()
+                .with_request_timeout(INDEX_TIMEOUT)
+                .with_max_concurrent_streams(64),
+        );
         Ok(Self {
             identify,
             kad,
@@ -152,6 +169,7 @@ impl Behaviour {
             fetch,
             sync,
             invoke,
+            index,
         })
     }
 }

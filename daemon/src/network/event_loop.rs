@@ -39,6 +39,7 @@ pub(crate) struct NetworkLoop {
     fetches: HashMap<OutboundRequestId, (PeerId, Reply<Vec<u8>>)>,
     syncs: HashMap<OutboundRequestId, (PeerId, Reply<Vec<u8>>)>,
     invokes: HashMap<OutboundRequestId, (PeerId, Reply<Vec<u8>>)>,
+    indexes: HashMap<OutboundRequestId, (PeerId, Reply<Vec<u8>>)>,
     dials: HashMap<libp2p::swarm::ConnectionId, (String, Reply<()>)>,
     bad: HashMap<PeerId, u64>,
     banned: HashSet<PeerId>,
@@ -106,6 +107,7 @@ impl NetworkLoop {
             fetches: HashMap::new(),
             syncs: HashMap::new(),
             invokes: HashMap::new(),
+            indexes: HashMap::new(),
             dials: HashMap::new(),
             bad: HashMap::new(),
             banned: HashSet::new(),
@@ -208,6 +210,10 @@ impl NetworkLoop {
                         let id = b.invoke.send_request(&peer, bytes);
                         self.invokes.insert(id, (peer, reply));
                     }
+                    Proto::Index => {
+                        let id = b.index.send_request(&peer, bytes);
+                        self.indexes.insert(id, (peer, reply));
+                    }
                 }
             }
             Command::Respond {
@@ -220,6 +226,7 @@ impl NetworkLoop {
                     Proto::Fetch => b.fetch.send_response(channel, bytes),
                     Proto::Sync => b.sync.send_response(channel, bytes),
                     Proto::Invoke => b.invoke.send_response(channel, bytes),
+                    Proto::Index => b.index.send_response(channel, bytes),
                 };
                 if r.is_err() {
                     debug!(?proto, "response dropped: the requester went away");
@@ -291,6 +298,7 @@ impl NetworkLoop {
             SwarmEvent::Behaviour(BehaviourEvent::Fetch(e)) => self.on_request_response(Proto::Fetch, e),
             SwarmEvent::Behaviour(BehaviourEvent::Sync(e)) => self.on_request_response(Proto::Sync, e),
             SwarmEvent::Behaviour(BehaviourEvent::Invoke(e)) => self.on_request_response(Proto::Invoke, e),
+            SwarmEvent::Behaviour(BehaviourEvent::Index(e)) => self.on_request_response(Proto::Index, e),
             SwarmEvent::NewListenAddr { address, .. } => {
                 info!(%address, "listening");
                 self.listen_addrs.push(address);
@@ -416,6 +424,7 @@ impl NetworkLoop {
             Proto::Fetch => &mut self.fetches,
             Proto::Sync => &mut self.syncs,
             Proto::Invoke => &mut self.invokes,
+            Proto::Index => &mut self.indexes,
         };
         match e {
             request_response::Event::Message { peer, message, .. } => match message {
@@ -443,10 +452,16 @@ impl NetworkLoop {
                 ..
             } => {
                 if let Some((_, reply)) = pending.remove(&request_id) {
-                    let _ = reply.send(Err(NetworkError::Request {
-                        peer,
-                        detail: error.to_string(),
-                    }));
+                    let e = match error {
+                        request_response::OutboundFailure::UnsupportedProtocols => {
+                            NetworkError::Unsupported { peer }
+                        }
+                        other => NetworkError::Request {
+                            peer,
+                            detail: other.to_string(),
+                        },
+                    };
+                    let _ = reply.send(Err(e));
                 }
             }
             request_response::Event::InboundFailure { peer, error, .. } => {

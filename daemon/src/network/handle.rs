@@ -23,6 +23,8 @@ pub enum Proto {
     Sync,
     /// `/atr/invoke/1`.
     Invoke,
+    /// `/atr/index/1`.
+    Index,
 }
 
 /// Why a network operation failed.
@@ -42,6 +44,12 @@ pub enum NetworkError {
         peer: PeerId,
         /// Why.
         detail: String,
+    },
+    /// The peer does not speak the protocol (e.g. an older node).
+    #[error("{peer} does not support the protocol")]
+    Unsupported {
+        /// The peer.
+        peer: PeerId,
     },
     /// Publishing on gossip failed.
     #[error("gossip publish failed: {0}")]

@@ -1,11 +1,19 @@
-//! Discovery from the network: DHT providers of a tag's or name's shard keys,
-//! then a fetch by tag or name to each provider, verifying every spec.
+//! Discovery from the network: DHT providers of a tag's or name's shard keys;
+//! each provider is asked which specs it holds (`/atr/index/1`, ids only),
+//! and only the bodies this node lacks are fetched by id and verified.
+//!
+//! The phases overlap: a provider is asked as soon as the shard lookup that
+//! found it returns, and the ids it lists are fetched from it right away.
+//! Each lacking id is fetched once, from the first provider that listed it;
+//! ids that provider did not deliver are asked once more from another one
+//! that listed them.
 
-use std::collections::HashSet;
-use std::sync::Arc;
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use atr_protocol::wire::{self, FetchRequest};
+use atr_protocol::ToolId;
+use atr_protocol::wire::{self, FetchRequest, IndexRequest, IndexResponse, WireError};
 use futures::StreamExt;
 use libp2p::PeerId;
 use tracing::debug;
@@ -13,7 +21,7 @@ use tracing::debug;
 use super::NodeState;
 use super::sync::ingest_fetched;
 use crate::metrics;
-use crate::network::{self, Proto};
+use crate::network::{self, NetworkError, Proto};
 
 /// Deadline of the DHT phase of a network find.
 pub const DHT_DEADLINE: Duration = Duration::from_secs(5);
@@ -21,45 +29,264 @@ pub const DHT_DEADLINE: Duration = Duration::from_secs(5);
 pub const FETCH_CONCURRENCY: usize = 16;
 /// Most providers asked in one find.
 pub const MAX_PROVIDERS_ASKED: usize = 512;
+/// Most distinct lacking spec ids fetched in one find.
+pub const MAX_FIND_FETCH_IDS: usize = 4096;
+/// Providers remembered per lacking id (the first fetches it, the next one
+/// is asked again if it did not deliver).
+const HOLDERS_KEPT: usize = 4;
 
-/// Asks the network for specs with `tag` or `name`; returns how many new
-/// specs were stored.
-pub async fn from_network(state: &Arc<NodeState>, tag: Option<&str>, name: Option<&str>) -> usize {
-    let (kind, value, req) = match (tag, name) {
-        (Some(t), _) => ("tag", t.to_owned(), FetchRequest::Tag(t.to_owned())),
-        (None, Some(n)) => ("name", n.to_owned(), FetchRequest::Name(n.to_owned())),
-        _ => return 0,
+/// What one network find did.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct FindStats {
+    /// Providers found in the DHT, other than this node, and asked.
+    pub providers: usize,
+    /// Ids listed by the providers, summed over providers.
+    pub listed: usize,
+    /// Distinct listed ids this node lacked.
+    pub missing: usize,
+    /// Spec bodies received in fetch responses.
+    pub fetched: usize,
+    /// Specs verified and newly stored.
+    pub stored: usize,
+}
+
+/// State shared by the concurrent provider tasks of one find (short
+/// critical sections, never held across an await).
+#[derive(Default)]
+struct Shared {
+    /// Lacking id → providers that listed it, in order; the first fetches it.
+    holders: HashMap<ToolId, Vec<PeerId>>,
+    stats: FindStats,
+}
+
+/// Asks the network for specs with `tag` or `name`, storing the ones this
+/// node lacks; the API's `fetched_from_network` is [`FindStats::stored`].
+pub async fn from_network(state: &Arc<NodeState>, tag: Option<&str>, name: Option<&str>) -> FindStats {
+    let (kind, value, index, legacy) = match (tag, name) {
+        (Some(t), _) => (
+            "tag",
+            t.to_owned(),
+            IndexRequest::Tag(t.to_owned()),
+            FetchRequest::Tag(t.to_owned()),
+        ),
+        (None, Some(n)) => (
+            "name",
+            n.to_owned(),
+            IndexRequest::Name(n.to_owned()),
+            FetchRequest::Name(n.to_owned()),
+        ),
+        _ => return FindStats::default(),
+    };
+    let (Ok(index), Ok(legacy)) = (wire::encode_message(&index), wire::encode_message(&legacy)) else {
+        return FindStats::default();
     };
     let started = Instant::now();
-    let lookups = network::all_shard_keys(kind, &value).into_iter().map(|k| {
-        let net = state.net.clone();
-        async move { tokio::time::timeout(DHT_DEADLINE, net.get_providers(k)).await }
-    });
-    let mut providers: HashSet<PeerId> = HashSet::new();
-    let results = futures::future::join_all(lookups).await;
-    for r in results.into_iter().flatten().flatten() {
-        providers.extend(r);
-    }
-    metrics::DHT_QUERY_SECONDS.observe(started.elapsed().as_secs_f64());
-    providers.remove(&state.net.local_peer_id());
-    debug!(kind, %value, providers = providers.len(), "DHT providers found");
-    let Ok(bytes) = wire::encode_message(&req) else {
-        return 0;
-    };
-    futures::stream::iter(providers.into_iter().take(MAX_PROVIDERS_ASKED))
-        .map(|peer| {
-            let bytes = bytes.clone();
+    let keys = network::all_shard_keys(kind, &value);
+    let shards = keys.len();
+    let lookups = futures::stream::iter(keys)
+        .map(|k| {
+            let net = state.net.clone();
             async move {
-                match state.net.request(Proto::Fetch, peer, bytes).await {
-                    Ok(raw) => ingest_fetched(state, peer, &raw, None).await.0,
-                    Err(e) => {
-                        debug!(%peer, error = %e, "provider did not answer");
-                        0
-                    }
+                match tokio::time::timeout(DHT_DEADLINE, net.get_providers(k)).await {
+                    Ok(Ok(p)) => p,
+                    _ => HashSet::new(),
                 }
             }
         })
+        .buffer_unordered(shards)
+        .chain(futures::stream::once(async move {
+            metrics::DHT_QUERY_SECONDS.observe(started.elapsed().as_secs_f64());
+            HashSet::new()
+        }));
+    let me = state.net.local_peer_id();
+    let mut asked: HashSet<PeerId> = HashSet::new();
+    let shared = Mutex::new(Shared::default());
+    lookups
+        .flat_map(futures::stream::iter)
+        .filter(|p| futures::future::ready(*p != me && asked.insert(*p)))
+        .take(MAX_PROVIDERS_ASKED)
+        .map(|peer| ask_provider(state, peer, &index, &legacy, &shared))
         .buffer_unordered(FETCH_CONCURRENCY)
-        .fold(0usize, |acc, n| async move { acc + n })
+        .for_each(|()| async {})
+        .await;
+    retry_undelivered(state, &shared).await;
+    let mut stats = shared.lock().map(|s| s.stats).unwrap_or_default();
+    stats.providers = asked.len();
+    debug!(kind, %value, ?stats, "network find");
+    stats
+}
+
+/// One provider: its ids, then the bodies of the lacking ones nobody else
+/// is fetching. A provider that does not speak `/atr/index/1` (an older
+/// node) is asked for the bodies by tag or name instead.
+async fn ask_provider(
+    state: &Arc<NodeState>,
+    peer: PeerId,
+    index: &[u8],
+    legacy: &[u8],
+    shared: &Mutex<Shared>,
+) {
+    let ids = match state.net.request(Proto::Index, peer, index.to_vec()).await {
+        Ok(raw) => match parse_index_response(&raw) {
+            Ok(ids) => ids,
+            Err(reason) => {
+                debug!(%peer, reason, "bad index response");
+                state.net.penalize(peer, reason);
+                return;
+            }
+        },
+        Err(NetworkError::Unsupported { .. }) => {
+            match state.net.request(Proto::Fetch, peer, legacy.to_vec()).await {
+                Ok(raw) => {
+                    let got = ingest_fetched(state, peer, &raw, None).await;
+                    metrics::FIND_BODIES_FETCHED.add(got.received as u64);
+                    if let Ok(mut s) = shared.lock() {
+                        s.stats.fetched += got.received;
+                        s.stats.stored += got.stored;
+                    }
+                }
+                Err(e) => debug!(%peer, error = %e, "provider did not answer"),
+            }
+            return;
+        }
+        Err(e) => {
+            debug!(%peer, error = %e, "provider did not answer");
+            return;
+        }
+    };
+    metrics::FIND_IDS_LISTED.add(ids.len() as u64);
+    let listed = ids.len();
+    let lacking = state
+        .blocking(move |s| match s.catalog.read() {
+            Ok(cat) => ids.into_iter().filter(|id| cat.get(id).is_none()).collect(),
+            Err(_) => Vec::new(),
+        })
         .await
+        .unwrap_or_default();
+    let mine: Vec<ToolId> = match shared.lock() {
+        Ok(mut s) => {
+            s.stats.listed += listed;
+            let mut mine = Vec::new();
+            for id in lacking {
+                if !s.holders.contains_key(&id) && s.holders.len() >= MAX_FIND_FETCH_IDS {
+                    continue;
+                }
+                let holders = s.holders.entry(id).or_default();
+                if holders.len() < HOLDERS_KEPT && !holders.contains(&peer) {
+                    holders.push(peer);
+                    if holders.len() == 1 {
+                        mine.push(id);
+                    }
+                }
+            }
+            s.stats.missing = s.holders.len();
+            mine
+        }
+        Err(_) => Vec::new(),
+    };
+    fetch_ids(state, peer, &mine, shared).await;
+}
+
+/// Fetches `ids` from `peer` in batches of [`wire::MAX_FETCH_IDS`], verifying
+/// each object (one not asked for is refused and counted against the peer).
+/// Stops at the first request that fails.
+async fn fetch_ids(state: &Arc<NodeState>, peer: PeerId, ids: &[ToolId], shared: &Mutex<Shared>) {
+    for chunk in ids.chunks(wire::MAX_FETCH_IDS) {
+        if state.cancel.is_cancelled() {
+            return;
+        }
+        let asked: HashSet<[u8; 32]> = chunk.iter().map(|id| id.0).collect();
+        let Ok(bytes) = wire::encode_message(&FetchRequest::Ids(chunk.to_vec())) else {
+            return;
+        };
+        let raw = match state.net.request(Proto::Fetch, peer, bytes).await {
+            Ok(raw) => raw,
+            Err(e) => {
+                debug!(%peer, error = %e, "provider did not deliver");
+                return;
+            }
+        };
+        let got = ingest_fetched(state, peer, &raw, Some(asked)).await;
+        metrics::FIND_BODIES_FETCHED.add(got.received as u64);
+        if let Ok(mut s) = shared.lock() {
+            s.stats.fetched += got.received;
+            s.stats.stored += got.stored;
+        }
+    }
+}
+
+/// Ids still lacking after every provider answered (their first lister
+/// failed or left them out) are asked once from the next provider that
+/// listed them.
+async fn retry_undelivered(state: &Arc<NodeState>, shared: &Mutex<Shared>) {
+    let candidates: Vec<(ToolId, PeerId)> = match shared.lock() {
+        Ok(s) => s
+            .holders
+            .iter()
+            .filter_map(|(id, h)| h.get(1).map(|p| (*id, *p)))
+            .collect(),
+        Err(_) => return,
+    };
+    if candidates.is_empty() {
+        return;
+    }
+    let still = state
+        .blocking(move |s| match s.catalog.read() {
+            Ok(cat) => candidates
+                .into_iter()
+                .filter(|(id, _)| cat.get(id).is_none())
+                .collect(),
+            Err(_) => Vec::new(),
+        })
+        .await
+        .unwrap_or_default();
+    let mut by_peer: HashMap<PeerId, Vec<ToolId>> = HashMap::new();
+    for (id, peer) in still {
+        by_peer.entry(peer).or_default().push(id);
+    }
+    futures::stream::iter(by_peer)
+        .map(|(peer, ids)| async move { fetch_ids(state, peer, &ids, shared).await })
+        .buffer_unordered(FETCH_CONCURRENCY)
+        .for_each(|()| async {})
+        .await;
+}
+
+/// Decodes an index response under its caps; on failure, the penalty reason
+/// to count against the peer.
+pub fn parse_index_response(raw: &[u8]) -> Result<Vec<ToolId>, &'static str> {
+    match IndexResponse::decode(raw) {
+        Ok(r) => Ok(r.ids),
+        Err(WireError::Limit { .. }) => Err("oversized_index_response"),
+        Err(_) => Err("bad_index_response"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hostile_index_responses_are_refused_with_a_reason() {
+        let ok = IndexResponse {
+            ids: vec![ToolId([3; 32]); 2],
+            truncated: false,
+        };
+        assert_eq!(
+            parse_index_response(&wire::encode_message(&ok).unwrap()),
+            Ok(vec![ToolId([3; 32]); 2])
+        );
+        let over = IndexResponse {
+            ids: vec![ToolId([3; 32]); wire::MAX_INDEX_IDS + 1],
+            truncated: true,
+        };
+        assert_eq!(
+            parse_index_response(&wire::encode_message(&over).unwrap()),
+            Err("oversized_index_response")
+        );
+        assert_eq!(parse_index_response(b"\xff junk"), Err("bad_index_response"));
+        assert_eq!(
+            parse_index_response(&vec![0x40; wire::MAX_INDEX_RESPONSE_BYTES + 1]),
+            Err("bad_index_response")
+        );
+    }
 }

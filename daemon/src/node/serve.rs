@@ -1,12 +1,14 @@
-//! Answering peers: fetch (objects by hash, tag or name) and sync (which
-//! objects in differing buckets). Malformed requests are answered with an
-//! empty response and counted against the peer.
+//! Answering peers: fetch (objects by hash, tag or name), index (ids by tag
+//! or name) and sync (which objects in differing buckets). Malformed requests
+//! are answered with an empty response and counted against the peer.
 
 use std::sync::Arc;
 
 use atr_protocol::id::ByteBuf;
 use atr_protocol::query::FindQuery;
-use atr_protocol::wire::{self, FetchRequest, FetchResponse, SyncRequest, SyncResponse, WireObject};
+use atr_protocol::wire::{
+    self, FetchRequest, FetchResponse, IndexRequest, IndexResponse, SyncRequest, SyncResponse, WireObject,
+};
 use libp2p::PeerId;
 use libp2p::request_response::ResponseChannel;
 use rand::seq::SliceRandom;
@@ -15,6 +17,13 @@ use tracing::{debug, warn};
 use super::NodeState;
 use crate::metrics;
 use crate::network::Proto;
+
+fn empty_index() -> IndexResponse {
+    IndexResponse {
+        ids: vec![],
+        truncated: false,
+    }
+}
 
 fn empty_sync() -> SyncResponse {
     SyncResponse {
@@ -62,6 +71,23 @@ pub async fn on_request(
                     debug!(%peer, error = %e, "bad sync request");
                     state.net.penalize(peer, "bad_sync_request");
                     empty_sync()
+                }
+            };
+            wire::encode_message(&resp)
+        }
+        Proto::Index => {
+            let resp = match IndexRequest::decode(&request) {
+                Ok(req) => {
+                    metrics::PEER_REQUESTS.with_label("index").inc();
+                    state
+                        .blocking(move |s| answer_index(s, &req))
+                        .await
+                        .unwrap_or_else(|_| empty_index())
+                }
+                Err(e) => {
+                    debug!(%peer, error = %e, "bad index request");
+                    state.net.penalize(peer, "bad_index_request");
+                    empty_index()
                 }
             };
             wire::encode_message(&resp)
@@ -136,6 +162,31 @@ pub fn answer_fetch(state: &NodeState, req: &FetchRequest) -> FetchResponse {
         _ => {}
     }
     FetchResponse { objects: out }
+}
+
+/// Lists the ids of this node's active specs with the tag or name asked for,
+/// in listing order, at most [`MAX_FIND_LIMIT`] (blocking).
+///
+/// [`MAX_FIND_LIMIT`]: atr_protocol::query::MAX_FIND_LIMIT
+pub fn answer_index(state: &NodeState, req: &IndexRequest) -> IndexResponse {
+    let limit = atr_protocol::query::MAX_FIND_LIMIT.min(wire::MAX_INDEX_IDS);
+    let mut q = FindQuery {
+        limit: Some(limit),
+        ..Default::default()
+    };
+    match req {
+        IndexRequest::Tag(t) => q.tag = Some(t.clone()),
+        IndexRequest::Name(n) => q.name = Some(n.clone()),
+        _ => return empty_index(),
+    }
+    let ids: Vec<atr_protocol::ToolId> = match state.catalog.read() {
+        Ok(cat) => cat.find(&q, None).iter().map(|e| e.spec.id()).collect(),
+        Err(_) => return empty_index(),
+    };
+    IndexResponse {
+        truncated: ids.len() >= limit,
+        ids,
+    }
 }
 
 /// Lists this node's objects in the buckets whose digests differ (blocking).

@@ -94,36 +94,51 @@ pub async fn round(state: &Arc<NodeState>, peer: PeerId) -> Result<RoundStats, c
         };
         let raw = state.net.request(Proto::Fetch, peer, bytes).await?;
         budget = budget.saturating_sub(raw.len());
-        let (stored, refused) = ingest_fetched(state, peer, &raw, Some(asked)).await;
-        stats.stored += stored;
-        stats.refused += refused;
+        let got = ingest_fetched(state, peer, &raw, Some(asked)).await;
+        stats.stored += got.stored;
+        stats.refused += got.refused;
     }
     metrics::SYNC_OBJECTS.add(stats.stored as u64);
     Ok(stats)
 }
 
+/// What one fetch response brought.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Fetched {
+    /// Objects in the response (decoded, within the count cap).
+    pub received: usize,
+    /// Objects verified and newly stored.
+    pub stored: usize,
+    /// Objects refused, or 1 for a response refused whole.
+    pub refused: usize,
+}
+
 /// Verifies and stores the objects of a fetch response. With `asked`, an
 /// object that was not asked for is refused and counted against the peer.
-/// Returns (stored, refused).
 pub async fn ingest_fetched(
     state: &Arc<NodeState>,
     peer: PeerId,
     raw: &[u8],
     asked: Option<HashSet<[u8; 32]>>,
-) -> (usize, usize) {
+) -> Fetched {
+    let refused_whole = Fetched {
+        refused: 1,
+        ..Fetched::default()
+    };
     let resp: FetchResponse =
         match wire::decode_message(raw, wire::MAX_FETCH_RESPONSE_BYTES, "fetch response") {
             Ok(r) => r,
             Err(e) => {
                 debug!(%peer, error = %e, "bad fetch response");
                 state.net.penalize(peer, "bad_fetch_response");
-                return (0, 1);
+                return refused_whole;
             }
         };
     if resp.objects.len() > wire::MAX_FETCH_OBJECTS {
         state.net.penalize(peer, "oversized_fetch_response");
-        return (0, 1);
+        return refused_whole;
     }
+    let received = resp.objects.len();
     let results = state
         .blocking(move |s| {
             resp.objects
@@ -146,19 +161,21 @@ pub async fn ingest_fetched(
         })
         .await
         .unwrap_or_default();
-    let mut stored = 0;
-    let mut refused = 0;
+    let mut got = Fetched {
+        received,
+        ..Fetched::default()
+    };
     for r in results {
         match r {
-            Ok(true) => stored += 1,
+            Ok(true) => got.stored += 1,
             Ok(false) => {}
             Err(reason) => {
-                refused += 1;
+                got.refused += 1;
                 state.net.penalize(peer, reason);
             }
         }
     }
-    (stored, refused)
+    got
 }
 
 /// The body of an envelope, for hashing before full verification; empty if malformed.

@@ -48,8 +48,19 @@ pub(crate) async fn start_node_in(
     bootstrap: Vec<libp2p::Multiaddr>,
     dir: tempfile::TempDir,
 ) -> TestNode {
+    start_node_with(seed, bootstrap, dir, |_| {}).await
+}
+
+/// Starts a node after `tune` adjusts its test config.
+pub(crate) async fn start_node_with(
+    seed: u8,
+    bootstrap: Vec<libp2p::Multiaddr>,
+    dir: tempfile::TempDir,
+    tune: impl FnOnce(&mut Config),
+) -> TestNode {
     let mut c = test_config(dir.path());
     c.network.bootstrap = bootstrap;
+    tune(&mut c);
     let node = Node::bind_with_identity(c, Some(Identity::from_seed([seed; 32])))
         .await
         .unwrap();
@@ -87,6 +98,36 @@ pub(crate) async fn start_network(n: usize, first_seed: u8) -> Vec<TestNode> {
                     .status()
                     .await
                     .map(|s| !s.peers.is_empty())
+                    .unwrap_or(false)
+            },
+        )
+        .await;
+    }
+    nodes
+}
+
+/// Starts `n` nodes, each bootstrapping from every earlier one, and waits
+/// until each is connected to all the others.
+pub(crate) async fn start_full_mesh(n: usize, first_seed: u8) -> Vec<TestNode> {
+    let mut nodes: Vec<TestNode> = Vec::new();
+    for i in 0..n {
+        let boot = nodes
+            .iter()
+            .flat_map(|t| t.node.dial_addrs().into_iter().take(1))
+            .collect();
+        nodes.push(start_node(first_seed + i as u8, boot).await);
+    }
+    for (i, t) in nodes.iter().enumerate() {
+        wait_for(
+            Duration::from_secs(20),
+            &format!("node {i} connected to all"),
+            || async {
+                t.node
+                    .state()
+                    .net
+                    .status()
+                    .await
+                    .map(|s| s.peers.len() == n - 1)
                     .unwrap_or(false)
             },
         )

@@ -195,7 +195,7 @@ async fn dht_finds_every_provider_of_a_tag_across_shards() {
     let n = atrd::node::discover::from_network(asker.state(), Some("shared"), None).await;
     assert!(
         find_local(asker, by_tag("shared")).len() == 5,
-        "fetched {n}, found all five"
+        "{n:?}, found all five"
     );
     for t in nodes {
         t.node.shutdown().await.unwrap();
@@ -399,14 +399,7 @@ fn parse_metrics(text: &str) -> std::collections::HashMap<String, f64> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn gossip_duplicates_are_counted_in_a_full_mesh() {
     init_tracing();
-    let mut nodes: Vec<TestNode> = Vec::new();
-    for i in 0..4u8 {
-        let boot = nodes
-            .iter()
-            .flat_map(|t| t.node.dial_addrs().into_iter().take(1))
-            .collect();
-        nodes.push(start_node(110 + i, boot).await);
-    }
+    let nodes = start_full_mesh(4, 110).await;
     for (i, t) in nodes.iter().enumerate() {
         wait_for(T, &format!("node {i} has 3 peers, all in its mesh"), || async {
             t.node
@@ -451,6 +444,88 @@ async fn gossip_duplicates_are_counted_in_a_full_mesh() {
         assert!(before <= dups && dups <= after, "{before} <= {dups} <= {after}");
     }
     for t in nodes {
+        t.node.shutdown().await.unwrap();
+    }
+}
+
+/// A network find lists ids first and fetches only the bodies this node
+/// lacks, each once: D holds A's and B's specs (gossip) but not X, which A
+/// and B hold without having gossiped it (stored directly) and D cannot sync
+/// (its periodic round is an hour away and it is already connected to
+/// everyone, so no connect round runs). The first find fetches exactly X,
+/// from one of the two providers listing it; the second fetches nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn network_find_fetches_only_the_bodies_it_lacks() {
+    init_tracing();
+    let mut nodes = start_full_mesh(3, 120).await;
+    let boot = nodes
+        .iter()
+        .flat_map(|t| t.node.dial_addrs().into_iter().take(1))
+        .collect();
+    let d = start_node_with(123, boot, tempfile::tempdir().unwrap(), |c| {
+        c.network.sync_interval = Duration::from_secs(3600);
+    })
+    .await;
+    wait_for(T, "D connected to all three", || async {
+        d.node
+            .state()
+            .net
+            .status()
+            .await
+            .map(|s| s.peers.len() == 3)
+            .unwrap_or(false)
+    })
+    .await;
+    let (a, b) = (&nodes[0].node, &nodes[1].node);
+    let s1 = publish_on(a, "held-a", "1.0.0", &["held"]).await;
+    let s2 = publish_on(b, "held-b", "1.0.0", &["held"]).await;
+    wait_for(T, "D has both by gossip", || async {
+        find_local(&d.node, by_tag("held")).len() == 2
+    })
+    .await;
+    let x = foreign_spec(124, "held-x", &["held"]);
+    for n in [a, b] {
+        ingest::store_spec_blocking(n.state(), x.clone()).unwrap();
+    }
+    let providers: std::collections::HashSet<_> = [a.peer_id(), b.peer_id()].into();
+    wait_for(T, "A and B found in the DHT", || async {
+        let mut found = std::collections::HashSet::new();
+        for k in atrd::network::all_shard_keys("tag", "held") {
+            if let Ok(p) = d.node.state().net.get_providers(k).await {
+                found.extend(p);
+            }
+        }
+        providers.is_subset(&found)
+    })
+    .await;
+    assert!(
+        find_local(&d.node, by_tag("held")).len() == 2,
+        "D must still lack X"
+    );
+
+    let first = atrd::node::discover::from_network(d.node.state(), Some("held"), None).await;
+    assert!(first.providers >= 2, "{first:?}");
+    assert!(first.listed >= 6, "A and B list 3 ids each: {first:?}");
+    assert_eq!(
+        (first.missing, first.fetched, first.stored),
+        (1, 1, 1),
+        "only X, once: {first:?}"
+    );
+    let mut want = vec![s1.id(), s2.id(), x.id()];
+    want.sort();
+    let mut got = find_local(&d.node, by_tag("held"));
+    got.sort();
+    assert_eq!(got, want);
+
+    let again = atrd::node::discover::from_network(d.node.state(), Some("held"), None).await;
+    assert!(again.listed >= 6, "{again:?}");
+    assert_eq!(
+        (again.missing, again.fetched, again.stored),
+        (0, 0, 0),
+        "a node holding every spec fetches no body: {again:?}"
+    );
+    d.node.shutdown().await.unwrap();
+    for t in nodes.drain(..) {
         t.node.shutdown().await.unwrap();
     }
 }

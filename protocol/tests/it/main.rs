@@ -8,3 +8,4 @@ mod props;
 mod rfc_vectors;
 mod signed;
 mod vectors;
+mod wire;
