@@ -4,7 +4,9 @@
 //!
 //! - [`spawn`] builds the swarm, binds every listen address, dials the
 //!   bootstrap peers and starts the [`event_loop`] task, returning a
-//!   [`NetworkHandle`] and a receiver of [`NetworkEvent`]s.
+//!   [`NetworkHandle`] and a receiver of [`NetworkEvent`]s. While the node
+//!   has no connected peer, the loop dials the bootstrap peers again with
+//!   exponential backoff (1 s doubling to 30 s, jittered).
 //! - The handle (cloneable) sends [`handle::Command`]s over a bounded channel;
 //!   each command that needs an answer carries a oneshot sender.
 //! - The loop turns swarm events into [`NetworkEvent`]s (gossip received,
@@ -148,7 +150,7 @@ pub async fn spawn(
     let (cmd_tx, cmd_rx) = mpsc::channel(COMMAND_CAPACITY);
     let (ev_tx, ev_rx) = mpsc::channel(EVENT_CAPACITY);
     let handle = NetworkHandle::new(cmd_tx, *swarm.local_peer_id(), Arc::new(gossip_metrics));
-    let lp = event_loop::NetworkLoop::new(swarm, cmd_rx, ev_tx, listen_addrs, cancel);
+    let lp = event_loop::NetworkLoop::new(swarm, cmd_rx, ev_tx, listen_addrs, opts.bootstrap.clone(), cancel);
     let join = tokio::spawn(lp.run());
     Ok((handle, ev_rx, join))
 }

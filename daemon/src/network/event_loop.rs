@@ -2,6 +2,7 @@
 //! here awaits anything but the swarm and the command channel.
 
 use std::collections::{HashMap, HashSet};
+use std::pin::Pin;
 use std::time::Duration;
 
 use atr_protocol::wire;
@@ -10,6 +11,7 @@ use libp2p::core::transport::ListenerId;
 use libp2p::gossipsub::{self, IdentTopic};
 use libp2p::request_response::{self, OutboundRequestId};
 use libp2p::swarm::SwarmEvent;
+use libp2p::swarm::dial_opts::{DialOpts, PeerCondition};
 use libp2p::{Multiaddr, PeerId, Swarm, identify, kad};
 use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
@@ -24,6 +26,11 @@ use crate::metrics;
 pub const BAD_MESSAGE_LIMIT: u64 = 16;
 /// Interval of DHT bootstrap (routing table refresh).
 const BOOTSTRAP_INTERVAL: Duration = Duration::from_secs(300);
+/// First delay before the bootstrap peers are dialed again while the node
+/// has no connected peer; it doubles after each attempt.
+pub const BOOTSTRAP_RETRY_MIN: Duration = Duration::from_secs(1);
+/// Longest delay between two bootstrap retries.
+pub const BOOTSTRAP_RETRY_MAX: Duration = Duration::from_secs(30);
 
 type Reply<T> = oneshot::Sender<Result<T, NetworkError>>;
 
@@ -43,6 +50,21 @@ pub(crate) struct NetworkLoop {
     dials: HashMap<libp2p::swarm::ConnectionId, (String, Reply<()>)>,
     bad: HashMap<PeerId, u64>,
     banned: HashSet<PeerId>,
+    /// Configured bootstrap addresses (each ends in `/p2p/PEERID`).
+    bootstrap_addrs: Vec<Multiaddr>,
+    /// Fires the next bootstrap retry while `retry_armed`.
+    retry: Pin<Box<tokio::time::Sleep>>,
+    /// Whether a retry is scheduled (the node has no connected peer).
+    retry_armed: bool,
+    /// Delay before the retry after the next one (doubles, capped).
+    retry_delay: Duration,
+}
+
+/// `delay` with equal jitter: half of it plus a random part of the other half,
+/// so nodes started together do not retry in step.
+fn jittered(delay: Duration) -> Duration {
+    let ms = u64::try_from(delay.as_millis()).unwrap_or(u64::MAX);
+    Duration::from_millis(ms / 2 + rand::random_range(0..=ms / 2))
 }
 
 /// Polls the swarm until each listener reported an address.
@@ -94,8 +116,12 @@ impl NetworkLoop {
         commands: mpsc::Receiver<Command>,
         events: mpsc::Sender<NetworkEvent>,
         listen_addrs: Vec<Multiaddr>,
+        bootstrap_addrs: Vec<Multiaddr>,
         cancel: CancellationToken,
     ) -> Self {
+        // Armed from the start: the first check comes after BOOTSTRAP_RETRY_MIN
+        // and does nothing if the initial dials connected.
+        let retry_armed = !bootstrap_addrs.is_empty();
         Self {
             swarm,
             commands,
@@ -111,6 +137,10 @@ impl NetworkLoop {
             dials: HashMap::new(),
             bad: HashMap::new(),
             banned: HashSet::new(),
+            bootstrap_addrs,
+            retry: Box::pin(tokio::time::sleep(jittered(BOOTSTRAP_RETRY_MIN))),
+            retry_armed,
+            retry_delay: BOOTSTRAP_RETRY_MIN,
         }
     }
 
@@ -126,6 +156,7 @@ impl NetworkLoop {
                     None => break,
                 },
                 ev = self.swarm.select_next_some() => self.on_swarm_event(ev),
+                _ = &mut self.retry, if self.retry_armed => self.retry_bootstrap(),
                 _ = bootstrap.tick() => self.bootstrap(),
             }
         }
@@ -136,6 +167,49 @@ impl NetworkLoop {
         if let Err(e) = self.swarm.behaviour_mut().kad.bootstrap() {
             debug!(error = %e, "DHT bootstrap skipped");
         }
+    }
+
+    /// Schedules a bootstrap retry in about `delay`.
+    fn arm_retry(&mut self, delay: Duration) {
+        self.retry_armed = true;
+        self.retry
+            .as_mut()
+            .reset(tokio::time::Instant::now() + jittered(delay));
+    }
+
+    /// While no peer is connected, dials every bootstrap peer not already
+    /// being dialed and schedules the next retry (1 s doubling to 30 s).
+    fn retry_bootstrap(&mut self) {
+        if self.swarm.connected_peers().next().is_some() {
+            self.retry_armed = false;
+            self.retry_delay = BOOTSTRAP_RETRY_MIN;
+            return;
+        }
+        if self.retry_delay == BOOTSTRAP_RETRY_MIN {
+            info!(
+                peers = self.bootstrap_addrs.len(),
+                "no connected peers: dialing the bootstrap peers again"
+            );
+        } else {
+            debug!(next_in = ?self.retry_delay, "bootstrap retry");
+        }
+        for addr in &self.bootstrap_addrs {
+            let Some(libp2p::multiaddr::Protocol::P2p(peer)) = addr.iter().last() else {
+                continue;
+            };
+            // A failed dial may have removed the address from the routing table.
+            self.swarm.behaviour_mut().kad.add_address(&peer, addr.clone());
+            let opts = DialOpts::peer_id(peer)
+                .addresses(vec![addr.clone()])
+                .condition(PeerCondition::DisconnectedAndNotDialing)
+                .build();
+            if let Err(e) = self.swarm.dial(opts) {
+                debug!(%addr, error = %e, "bootstrap retry dial not started");
+            }
+        }
+        self.retry_delay = (self.retry_delay * 2).min(BOOTSTRAP_RETRY_MAX);
+        let next = self.retry_delay;
+        self.arm_retry(next);
     }
 
     fn emit(&mut self, ev: NetworkEvent) {
@@ -327,6 +401,16 @@ impl NetworkLoop {
                     debug!(peer = %peer_id, "connected");
                     self.emit(NetworkEvent::PeerConnected { peer: peer_id });
                 }
+                if self.retry_armed {
+                    self.retry_armed = false;
+                    if self.retry_delay > BOOTSTRAP_RETRY_MIN {
+                        // Isolated until a retry: refresh the routing table now
+                        // rather than at the next BOOTSTRAP_INTERVAL.
+                        info!(peer = %peer_id, "connected after bootstrap retries");
+                        self.bootstrap();
+                    }
+                    self.retry_delay = BOOTSTRAP_RETRY_MIN;
+                }
             }
             SwarmEvent::OutgoingConnectionError {
                 connection_id, error, ..
@@ -344,6 +428,12 @@ impl NetworkLoop {
                 ..
             } => {
                 debug!(peer = %peer_id, "disconnected");
+                let isolated = self.swarm.connected_peers().next().is_none();
+                if isolated && !self.bootstrap_addrs.is_empty() && !self.retry_armed {
+                    warn!("lost every peer: retrying the bootstrap peers");
+                    self.retry_delay = BOOTSTRAP_RETRY_MIN;
+                    self.arm_retry(BOOTSTRAP_RETRY_MIN);
+                }
             }
             other => trace!(?other, "swarm event"),
         }

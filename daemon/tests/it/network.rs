@@ -529,3 +529,66 @@ async fn network_find_fetches_only_the_bodies_it_lacks() {
         t.node.shutdown().await.unwrap();
     }
 }
+
+/// B starts with A as its bootstrap peer while nothing listens at A's
+/// address; A starts there afterwards and publishes. B's first dial failed,
+/// and A does not know B: only B's bootstrap retry can connect them. Then B
+/// finds A's spec (the connect-time sync or a network find, whichever first).
+/// When A stops, B retries again and reconnects once A is back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_started_before_its_bootstrap_peer_connects_when_it_comes_up() {
+    init_tracing();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let a_id = atrd::identity::Identity::from_seed([140; 32]).peer_id();
+    let a_listen: libp2p::Multiaddr = format!("/ip4/127.0.0.1/tcp/{port}").parse().unwrap();
+    let a_addr = a_listen.clone().with(libp2p::multiaddr::Protocol::P2p(a_id));
+    let b = start_node(141, vec![a_addr]).await;
+    let peers = |n: &atrd::Node| {
+        let net = n.state().net.clone();
+        async move { net.status().await.map(|s| s.peers.len()).unwrap_or(0) }
+    };
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(peers(&b.node).await, 0, "nothing listens at A's address yet");
+
+    let a_listen2 = a_listen.clone();
+    let a = start_node_with(140, vec![], tempfile::tempdir().unwrap(), |c| {
+        c.network.listen = vec![a_listen];
+    })
+    .await;
+    assert_eq!(a.node.peer_id(), a_id);
+    let spec = publish_on(&a.node, "early", "1.0.0", &["late-boot"]).await;
+    wait_for(T, "B connects to A by retrying", || async {
+        b.node
+            .state()
+            .net
+            .status()
+            .await
+            .map(|s| s.peers.iter().any(|p| p.peer == a_id.to_string()))
+            .unwrap_or(false)
+    })
+    .await;
+    wait_for(T, "B finds A's spec", || async {
+        atrd::node::discover::from_network(b.node.state(), Some("late-boot"), None).await;
+        find_local(&b.node, by_tag("late-boot")) == vec![spec.id()]
+    })
+    .await;
+
+    // A goes away: B, left with no peer, resumes retrying and reconnects
+    // when A is back (with a fresh data dir, so A does not dial B itself).
+    a.node.shutdown().await.unwrap();
+    wait_for(T, "B notices it lost A", || async { peers(&b.node).await == 0 }).await;
+    let a = start_node_with(140, vec![], tempfile::tempdir().unwrap(), |c| {
+        c.network.listen = vec![a_listen2];
+    })
+    .await;
+    wait_for(T, "B reconnects to A by retrying", || async {
+        peers(&b.node).await == 1
+    })
+    .await;
+    b.node.shutdown().await.unwrap();
+    a.node.shutdown().await.unwrap();
+}
