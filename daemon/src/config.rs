@@ -194,6 +194,15 @@ pub struct NetworkSection {
     pub sync_interval: Option<Duration>,
     /// Penalize many peers on one IP (default true; false for single-host testnets).
     pub ip_colocation_penalty: Option<bool>,
+    /// Gossipsub mesh degree D (default 6; 2..=16). Each node forwards a
+    /// message to D peers, so a node receives about D copies of each.
+    pub gossip_mesh_n: Option<usize>,
+    /// Whether a publisher sends its own messages to every subscribed peer,
+    /// not only its mesh (default true).
+    pub flood_publish: Option<bool>,
+    /// Messages larger than this many bytes make receivers send IDONTWANT
+    /// to their mesh (gossipsub 1.2; default 1000).
+    pub idontwant_threshold: Option<usize>,
 }
 
 /// Network tuning, resolved.
@@ -212,6 +221,12 @@ pub struct NetworkOptions {
     /// Penalize many peers sharing one IP (a Sybil defence). Off for
     /// loopback and single-host testnets, where every peer shares one IP.
     pub ip_colocation_penalty: bool,
+    /// Gossipsub mesh degree D (low D-1, high 2D).
+    pub gossip_mesh_n: usize,
+    /// Publishers send their own messages to every subscribed peer.
+    pub flood_publish: bool,
+    /// Size above which received messages trigger IDONTWANT, bytes.
+    pub idontwant_threshold: usize,
 }
 
 impl Default for NetworkOptions {
@@ -223,9 +238,19 @@ impl Default for NetworkOptions {
             heartbeat: Duration::from_millis(700),
             sync_interval: Duration::from_secs(30),
             ip_colocation_penalty: true,
+            gossip_mesh_n: DEFAULT_GOSSIP_MESH_N,
+            flood_publish: true,
+            idontwant_threshold: DEFAULT_IDONTWANT_THRESHOLD,
         }
     }
 }
+
+/// Gossipsub's default mesh degree.
+pub const DEFAULT_GOSSIP_MESH_N: usize = 6;
+/// Gossipsub's default IDONTWANT size threshold, bytes.
+pub const DEFAULT_IDONTWANT_THRESHOLD: usize = 1000;
+/// Range of `network.gossip_mesh_n`.
+pub const GOSSIP_MESH_N_RANGE: std::ops::RangeInclusive<usize> = 2..=16;
 
 /// The validated configuration the node runs with.
 #[derive(Debug, Clone)]
@@ -356,6 +381,25 @@ impl Config {
             if let Some(b) = n.ip_colocation_penalty {
                 c.network.ip_colocation_penalty = b;
             }
+            if let Some(d) = n.gossip_mesh_n {
+                if !GOSSIP_MESH_N_RANGE.contains(&d) {
+                    return Err(ConfigError::Invalid {
+                        field: "network.gossip_mesh_n",
+                        message: format!(
+                            "must be {}..={}",
+                            GOSSIP_MESH_N_RANGE.start(),
+                            GOSSIP_MESH_N_RANGE.end()
+                        ),
+                    });
+                }
+                c.network.gossip_mesh_n = d;
+            }
+            if let Some(b) = n.flood_publish {
+                c.network.flood_publish = b;
+            }
+            if let Some(t) = n.idontwant_threshold {
+                c.network.idontwant_threshold = t;
+            }
         }
         if let Some(i) = file.invoke {
             let parse = |field: &'static str, v: Vec<String>| -> Result<Vec<libp2p::PeerId>, ConfigError> {
@@ -405,6 +449,43 @@ mod tests {
         assert_eq!(c.api.to_string(), "127.0.0.1:7878");
         assert_eq!(c.network.listen.len(), 2);
         assert_eq!(c.data_dir, PathBuf::from("/nonexistent/x"));
+    }
+
+    #[test]
+    fn gossip_tuning_is_read_and_checked() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("c.toml");
+        let load = |text: &str| {
+            std::fs::write(&f, text).unwrap();
+            Config::resolve(&Cli::parse_from(["atrd", "--config", f.to_str().unwrap()]))
+        };
+        let c = load("").unwrap();
+        assert_eq!(
+            (
+                c.network.gossip_mesh_n,
+                c.network.flood_publish,
+                c.network.idontwant_threshold
+            ),
+            (6, true, 1000)
+        );
+        let c =
+            load("[network]\ngossip_mesh_n = 4\nflood_publish = false\nidontwant_threshold = 200\n").unwrap();
+        assert_eq!(
+            (
+                c.network.gossip_mesh_n,
+                c.network.flood_publish,
+                c.network.idontwant_threshold
+            ),
+            (4, false, 200)
+        );
+        for bad in [
+            "gossip_mesh_n = 1",
+            "gossip_mesh_n = 17",
+            "flood_publish = 3",
+            "gossip_mesh = 4",
+        ] {
+            assert!(load(&format!("[network]\n{bad}\n")).is_err(), "{bad}");
+        }
     }
 
     #[test]

@@ -59,7 +59,7 @@ pub async fn up(a: UpArgs) -> anyhow::Result<()> {
         assignment: Assignment { nodes },
         network: NetworkSettings {
             heartbeat: a.heartbeat,
-            sync_interval: None,
+            ..NetworkSettings::default()
         },
         mode: a.mode,
         build_image: true,

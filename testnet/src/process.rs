@@ -156,6 +156,15 @@ pub fn node_config(network: &NetworkSettings, sandbox: bool) -> String {
             humantime_serde::re::humantime::format_duration(d)
         );
     }
+    if let Some(d) = network.gossip_mesh_n {
+        s += &format!("gossip_mesh_n = {d}\n");
+    }
+    if let Some(b) = network.flood_publish {
+        s += &format!("flood_publish = {b}\n");
+    }
+    if let Some(t) = network.idontwant_threshold {
+        s += &format!("idontwant_threshold = {t}\n");
+    }
     // Every node shares 127.0.0.1: without this gossipsub would score all
     // peers down as a Sybil cluster.
     s += "ip_colocation_penalty = false\n";
@@ -769,4 +778,34 @@ pub fn log_tail(path: &Path, n: usize) -> String {
     let text = std::fs::read_to_string(path).unwrap_or_default();
     let lines: Vec<&str> = text.lines().collect();
     lines[lines.len().saturating_sub(n)..].join("\n")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn node_config_carries_the_scenarios_gossip_tuning() {
+        let plain = node_config(&NetworkSettings::default(), false);
+        assert!(plain.contains("heartbeat = \"200ms\"") && plain.contains("ip_colocation_penalty = false"));
+        assert!(!plain.contains("gossip_mesh_n") && !plain.contains("flood_publish"));
+        let tuned = NetworkSettings {
+            gossip_mesh_n: Some(4),
+            flood_publish: Some(false),
+            idontwant_threshold: Some(200),
+            ..NetworkSettings::default()
+        };
+        let text = node_config(&tuned, true);
+        for line in [
+            "gossip_mesh_n = 4",
+            "flood_publish = false",
+            "idontwant_threshold = 200",
+            "enabled = true",
+        ] {
+            assert!(text.lines().any(|l| l == line), "{line} in\n{text}");
+        }
+        // What atrd reads back is a TOML table with exactly these keys.
+        let v: toml::Value = toml::from_str(&text).unwrap();
+        assert_eq!(v["network"]["gossip_mesh_n"].as_integer(), Some(4));
+    }
 }

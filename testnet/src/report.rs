@@ -240,10 +240,13 @@ impl Summary {
         if let Some(l) = &self.link_emulation {
             s += &format!(
                 "Link conditions applied in user space (NFQUEUE): {} packets, {} dropped, {} released early \
-                 (hold limit); shortest hold {:.1} ms, worst lateness {:.2} ms.\n\n",
+                 (hold limit), {} released over 5 ms late ({:.2} %); shortest hold {:.1} ms, worst lateness \
+                 {:.2} ms.\n\n",
                 l.packets,
                 l.dropped,
                 l.overflow,
+                l.late,
+                100.0 * l.late as f64 / l.released.max(1) as f64,
                 l.min_held_us as f64 / 1000.0,
                 l.max_late_us as f64 / 1000.0
             );

@@ -108,6 +108,15 @@ pub struct NetworkSettings {
     /// Anti-entropy interval. Defaults to atrd's (30 s).
     #[serde(default, with = "humantime_serde", skip_serializing_if = "Option::is_none")]
     pub sync_interval: Option<Duration>,
+    /// Gossipsub mesh degree D (atrd's `network.gossip_mesh_n`; default 6).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gossip_mesh_n: Option<usize>,
+    /// Whether publishers flood their own messages to every peer (default true).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub flood_publish: Option<bool>,
+    /// IDONTWANT size threshold, bytes (default 1000).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub idontwant_threshold: Option<usize>,
 }
 
 impl Default for NetworkSettings {
@@ -115,6 +124,9 @@ impl Default for NetworkSettings {
         Self {
             heartbeat: default_heartbeat(),
             sync_interval: None,
+            gossip_mesh_n: None,
+            flood_publish: None,
+            idontwant_threshold: None,
         }
     }
 }

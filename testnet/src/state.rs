@@ -263,19 +263,48 @@ pub(crate) fn docker_cleanup(dir: &Path) -> anyhow::Result<(usize, usize)> {
         }
     }
     let networks = list(&["network", "ls"])?;
-    if !networks.is_empty() {
-        let status = std::process::Command::new("docker")
-            .args(["network", "rm"])
-            .args(&networks)
-            .output()?;
-        if !status.status.success() {
-            bail!(
-                "docker network rm: {}",
-                String::from_utf8_lossy(&status.stderr).trim()
-            );
-        }
+    for net in &networks {
+        remove_network(net)?;
     }
     Ok((containers.len(), networks.len()))
+}
+
+/// Removes a Docker network. Right after `docker rm -f` of many containers
+/// the engine may still list some of their endpoints ("has active
+/// endpoints"): those are disconnected by force and the removal retried,
+/// for at most about 10 s.
+fn remove_network(net: &str) -> anyhow::Result<()> {
+    let mut last = String::new();
+    for attempt in 0..20 {
+        let out = std::process::Command::new("docker")
+            .args(["network", "rm", net])
+            .output()?;
+        if out.status.success() {
+            return Ok(());
+        }
+        last = String::from_utf8_lossy(&out.stderr).trim().to_owned();
+        if last.contains("not found") {
+            return Ok(());
+        }
+        if attempt > 0 {
+            let listed = std::process::Command::new("docker")
+                .args([
+                    "network",
+                    "inspect",
+                    "-f",
+                    "{{range $k, $v := .Containers}}{{$k}} {{end}}",
+                    net,
+                ])
+                .output()?;
+            for endpoint in String::from_utf8_lossy(&listed.stdout).split_whitespace() {
+                let _ = std::process::Command::new("docker")
+                    .args(["network", "disconnect", "-f", net, endpoint])
+                    .output();
+            }
+        }
+        std::thread::sleep(std::time::Duration::from_millis(500));
+    }
+    bail!("docker network rm {net}: {last}")
 }
 
 #[cfg(test)]

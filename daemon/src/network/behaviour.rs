@@ -85,6 +85,12 @@ impl Behaviour {
                 gossipsub::MessageId::from(blake3::hash(&m.data).as_bytes().to_vec())
             })
             .duplicate_cache_time(Duration::from_secs(120))
+            .mesh_n(opts.gossip_mesh_n)
+            .mesh_n_low(opts.gossip_mesh_n.saturating_sub(1).max(1))
+            .mesh_n_high(opts.gossip_mesh_n * 2)
+            .mesh_outbound_min((opts.gossip_mesh_n / 3).clamp(1, 2))
+            .flood_publish(opts.flood_publish)
+            .idontwant_message_size_threshold(opts.idontwant_threshold)
             .build()
             .map_err(|e| BuildError(e.to_string()))?;
         let topic = gossipsub::IdentTopic::new(wire::GOSSIP_TOPIC);

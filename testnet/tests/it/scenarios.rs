@@ -86,6 +86,13 @@ async fn builtin_scenarios_run_at_five_nodes() -> TestResult {
     assert_eq!(series(&s, "propagation", "propagation").count, 80);
     assert_eq!(series(&s, "propagation", "propagation_all").count, 20);
     assert!(s.payload_bytes.is_some_and(|b| b > 300), "{:?}", s.payload_bytes);
+    // Every node that received the specs (at least the 4 others) reported
+    // its gossip counters; gossipsub sends a message at most once per peer,
+    // so a node of 5 has at most 4 copies of each: 3 duplicates, plus
+    // slack for a copy re-requested by gossip (IWANT).
+    let dups = series(&s, "propagation", "duplicates");
+    assert!(dups.count >= 4, "{dups:?}");
+    assert!(dups.max_ms.is_some_and(|d| (0.0..=4.0).contains(&d)), "{dups:?}");
 
     let out = tmp.path().join("discovery");
     let s = run_small(Scenario::load("discovery")?, &out).await?;
