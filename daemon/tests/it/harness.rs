@@ -87,22 +87,7 @@ pub(crate) async fn start_network(n: usize, first_seed: u8) -> Vec<TestNode> {
         nodes.push(start_node(first_seed + i as u8, boot).await);
     }
     // Wait until every node has at least one peer.
-    for (i, t) in nodes.iter().enumerate() {
-        wait_for(
-            Duration::from_secs(10),
-            &format!("node {i} connected"),
-            || async {
-                t.node
-                    .state()
-                    .net
-                    .status()
-                    .await
-                    .map(|s| !s.peers.is_empty())
-                    .unwrap_or(false)
-            },
-        )
-        .await;
-    }
+    wait_for_peers(&nodes, Duration::from_secs(10), "connected", |peers| peers > 0).await;
     nodes
 }
 
@@ -117,23 +102,27 @@ pub(crate) async fn start_full_mesh(n: usize, first_seed: u8) -> Vec<TestNode> {
             .collect();
         nodes.push(start_node(first_seed + i as u8, boot).await);
     }
+    wait_for_peers(&nodes, Duration::from_secs(20), "connected to all", |peers| {
+        peers == n - 1
+    })
+    .await;
+    nodes
+}
+
+/// Waits until `enough(connected peers)` holds on every node.
+async fn wait_for_peers(nodes: &[TestNode], timeout: Duration, what: &str, enough: impl Fn(usize) -> bool) {
     for (i, t) in nodes.iter().enumerate() {
-        wait_for(
-            Duration::from_secs(20),
-            &format!("node {i} connected to all"),
-            || async {
-                t.node
-                    .state()
-                    .net
-                    .status()
-                    .await
-                    .map(|s| s.peers.len() == n - 1)
-                    .unwrap_or(false)
-            },
-        )
+        wait_for(timeout, &format!("node {i} {what}"), || async {
+            t.node
+                .state()
+                .net
+                .status()
+                .await
+                .map(|s| enough(s.peers.len()))
+                .unwrap_or(false)
+        })
         .await;
     }
-    nodes
 }
 
 /// Polls `pred` until it holds; panics with `what` after `timeout`.

@@ -199,14 +199,20 @@ fn ms_since(t: Instant) -> f64 {
     t.elapsed().as_secs_f64() * 1000.0
 }
 
-/// "p50 x, p95 y, max z ms" of latencies.
-fn brief(mut v: Vec<f64>) -> String {
+/// p50, p95 and max of some values (`None`: no values).
+fn spread(mut v: Vec<f64>) -> Option<[f64; 3]> {
     if v.is_empty() {
-        return "no latencies".into();
+        return None;
     }
     v.sort_by(f64::total_cmp);
-    let p = |q| percentile(&v, q).unwrap_or(0.0);
-    format!("p50 {:.1}, p95 {:.1}, max {:.1} ms", p(50.0), p(95.0), p(100.0))
+    Some([50.0, 95.0, 100.0].map(|q| percentile(&v, q).unwrap_or(0.0)))
+}
+
+/// "p50 x, p95 y, max z ms" of latencies.
+fn brief(v: Vec<f64>) -> String {
+    spread(v).map_or("no latencies".into(), |[a, b, c]| {
+        format!("p50 {a:.1}, p95 {b:.1}, max {c:.1} ms")
+    })
 }
 
 /// An object sent into the network: what, from which node, when (Unix µs).
@@ -435,13 +441,10 @@ fn record_duplicates(
 }
 
 /// `p50/p95/max` of plain values.
-fn brief_values(mut v: Vec<f64>) -> String {
-    if v.is_empty() {
-        return "–".into();
-    }
-    v.sort_by(f64::total_cmp);
-    let p = |q| percentile(&v, q).unwrap_or(0.0);
-    format!("p50 {:.2} p95 {:.2} max {:.2}", p(50.0), p(95.0), p(100.0))
+fn brief_values(v: Vec<f64>) -> String {
+    spread(v).map_or("–".into(), |[a, b, c]| {
+        format!("p50 {a:.2} p95 {b:.2} max {c:.2}")
+    })
 }
 
 async fn find(ctx: &Arc<Ctx>, idx: usize, s: &FindStep) -> anyhow::Result<String> {
