@@ -20,10 +20,14 @@
 //! passes a size cap, nesting is capped at [`MAX_DEPTH`], and no length is
 //! trusted before the bytes it claims are present.
 //!
-//! The serde bridge ([`to_canonical`], [`from_canonical`]) goes through
-//! [`ciborium::Value`], so atr types are plain serde types.
+//! The serde bridge keeps atr types plain serde types: [`to_canonical`]
+//! serializes directly to canonical bytes (the same bytes as
+//! `encode(&Value::serialized(v))`, without the intermediate tree), and
+//! [`from_canonical`] goes through a strictly decoded [`ciborium::Value`].
 
 use std::cmp::Ordering;
+
+mod direct;
 
 use ciborium::value::{Integer, Value};
 use serde::{Serialize, de::DeserializeOwned};
@@ -136,8 +140,7 @@ pub fn encode(value: &Value) -> Result<Vec<u8>, EncodeError> {
 
 /// Serializes a serde value and encodes it canonically.
 pub fn to_canonical<T: Serialize + ?Sized>(value: &T) -> Result<Vec<u8>, EncodeError> {
-    let v = Value::serialized(value).map_err(|e| EncodeError::Serialize(e.to_string()))?;
-    encode(&v)
+    direct::to_vec(value)
 }
 
 /// Decodes canonical bytes of at most `max_len` bytes into a serde type.
@@ -655,6 +658,67 @@ mod tests {
         assert_eq!(decode(&deep, 1000), Err(DecodeError::TooDeep { max: MAX_DEPTH }));
         let ok_deep = [vec![0x81u8; MAX_DEPTH], vec![0x00]].concat();
         assert!(decode(&ok_deep, 1000).is_ok());
+    }
+
+    /// The direct serializer writes exactly what the `Value` path writes.
+    #[test]
+    fn direct_serializer_matches_value_path() {
+        use std::collections::BTreeMap;
+        #[derive(serde::Serialize)]
+        enum E {
+            Unit,
+            New(u8),
+            Tup(i32, String),
+            St { zz: bool, a: Option<f64> },
+        }
+        #[derive(serde::Serialize)]
+        struct S {
+            zeta: Vec<E>,
+            b: (char, i128, u128, f32),
+            unit: (),
+            none: Option<u8>,
+            json: serde_json::Value,
+            map: BTreeMap<String, i64>,
+        }
+        let s = S {
+            zeta: vec![
+                E::Unit,
+                E::New(200),
+                E::Tup(-1000, "x".into()),
+                E::St {
+                    zz: true,
+                    a: Some(1.5),
+                },
+                E::St { zz: false, a: None },
+            ],
+            b: ('é', -(1i128 << 64), u64::MAX.into(), 0.1),
+            unit: (),
+            none: None,
+            json: serde_json::json!({"type": "object", "properties": {"bb": {"minimum": 1.0}, "a": [0.5, -3, "s", null]}, "c": true}),
+            map: BTreeMap::from([("long key".into(), 1), ("z".into(), -2), ("".into(), 3)]),
+        };
+        let via_value = encode(&Value::serialized(&s).unwrap()).unwrap();
+        assert_eq!(to_canonical(&s).unwrap(), via_value);
+        // Errors: a NaN, a too-deep nesting, a bignum, duplicate keys.
+        assert_eq!(to_canonical(&f64::NAN), Err(EncodeError::NonFiniteFloat));
+        let mut deep = serde_json::json!(0);
+        for _ in 0..=MAX_DEPTH {
+            deep = serde_json::json!([deep]);
+        }
+        assert_eq!(to_canonical(&deep), Err(EncodeError::TooDeep { max: MAX_DEPTH }));
+        assert_eq!(
+            to_canonical(&(1u128 << 64)),
+            Err(EncodeError::Unsupported("CBOR tag"))
+        );
+        struct Pairs(Vec<(f64, i32)>);
+        impl serde::Serialize for Pairs {
+            fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                s.collect_map(self.0.iter().map(|(k, v)| (k, v)))
+            }
+        }
+        // 1.0 is the integer 1 (rule 5): a duplicate of the key `1`.
+        let dup = Pairs(vec![(1.0, 1), (1.5, 2), (1.0, 3)]);
+        assert_eq!(to_canonical(&dup), Err(EncodeError::DuplicateKey));
     }
 
     #[test]

@@ -254,9 +254,32 @@ pub fn check_limits(l: &Limits) -> Result<(), ValidationError> {
     Ok(())
 }
 
+/// Counts the bytes written to it: the length of a value's compact JSON
+/// (exactly `serde_json::to_vec(v).len()`) without building the string.
+struct ByteCounter(usize);
+
+impl std::io::Write for ByteCounter {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0 += buf.len();
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// The length of `v` as compact JSON, `usize::MAX` if it cannot be written.
+fn json_len(v: &serde_json::Value) -> usize {
+    let mut c = ByteCounter(0);
+    match serde_json::to_writer(&mut c, v) {
+        Ok(()) => c.0,
+        Err(_) => usize::MAX,
+    }
+}
+
 /// Checks a JSON Schema's size and validity against the draft 2020-12 meta-schema.
 pub fn check_schema(field: &'static str, schema: &serde_json::Value) -> Result<(), ValidationError> {
-    let len = serde_json::to_vec(schema).map(|v| v.len()).unwrap_or(usize::MAX);
+    let len = json_len(schema);
     if len > MAX_SCHEMA_BYTES {
         return Err(ValidationError::SchemaTooLarge {
             field,
@@ -338,12 +361,7 @@ pub fn check_spec(s: &ToolSpec) -> Result<(), ValidationError> {
         });
     }
     for (index, e) in s.examples.iter().enumerate() {
-        let len = serde_json::to_vec(&e.input)
-            .map(|v| v.len())
-            .unwrap_or(usize::MAX)
-            + serde_json::to_vec(&e.output)
-                .map(|v| v.len())
-                .unwrap_or(usize::MAX);
+        let len = json_len(&e.input).saturating_add(json_len(&e.output));
         if len > MAX_EXAMPLE_BYTES {
             return Err(ValidationError::ExampleInvalid {
                 index,
