@@ -34,6 +34,26 @@ fn value() -> impl Strategy<Value = Value> {
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(512))]
 
+    /// The direct serializer (`to_canonical`, used to sign and to re-check
+    /// specs) writes exactly the bytes of the `Value` encoder, for every value.
+    #[test]
+    fn direct_serializer_equals_value_encoder(v in value()) {
+        let via_value = cbor::encode(&Value::serialized(&v).unwrap());
+        let direct = cbor::to_canonical(&v);
+        prop_assert_eq!(direct, via_value);
+    }
+
+    /// The same for JSON documents (tool schemas and examples are JSON).
+    #[test]
+    fn direct_serializer_equals_value_encoder_on_json(v in value()) {
+        let json: serde_json::Value = match serde_json::to_value(&v) {
+            Ok(j) => j,
+            Err(_) => return Ok(()),
+        };
+        let via_value = cbor::encode(&Value::serialized(&json).unwrap());
+        prop_assert_eq!(cbor::to_canonical(&json), via_value);
+    }
+
     /// encode → decode → encode is the identity on bytes.
     #[test]
     fn encode_decode_encode_is_identity(v in value()) {
