@@ -3,25 +3,15 @@
 //! Run: `cargo bench -p atr-protocol --bench verify`
 //! Results: docs/benchmarks/protocol.md.
 
-use atr_protocol::{Manifest, SecretKey, SignedSpec};
+#[path = "support/fixture.rs"]
+mod fixture;
+
+use atr_protocol::SignedSpec;
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use std::hint::black_box;
 
-const MANIFEST: &str = include_str!("../tests/data/calculator.toml");
-
 fn bench(c: &mut Criterion) {
-    let key = SecretKey::from_seed(&[42; 32]);
-    let spec = Manifest::from_toml(MANIFEST, "calculator.toml")
-        .and_then(|m| {
-            m.to_spec(
-                "calculator.toml",
-                key.public(),
-                1_764_000_000_000,
-                Some(&format!("sha256:{}", "ab".repeat(32))),
-            )
-        })
-        .expect("bench manifest is valid");
-    let signed = SignedSpec::sign(spec, &key).expect("signs");
+    let (key, signed) = fixture::signed_calculator();
     let envelope = signed.to_bytes();
     let body_len = signed.body().len();
     eprintln!("spec body: {body_len} bytes, envelope: {} bytes", envelope.len());

@@ -3,27 +3,17 @@
 //! (stages: full, ed25519, decode, check, blake3). Per-op instructions are
 //! `(Ir(n) - Ir(0)) / n`. Results: docs/benchmarks/protocol.md.
 
-use atr_protocol::{Manifest, SecretKey, SignedSpec};
-use std::hint::black_box;
+#[path = "../benches/support/fixture.rs"]
+mod fixture;
 
-const MANIFEST: &str = include_str!("../tests/data/calculator.toml");
+use atr_protocol::SignedSpec;
+use std::hint::black_box;
 
 fn main() {
     let mut args = std::env::args().skip(1);
     let stage = args.next().unwrap_or_else(|| "full".into());
     let n: usize = args.next().and_then(|s| s.parse().ok()).unwrap_or(1000);
-    let key = SecretKey::from_seed(&[42; 32]);
-    let spec = Manifest::from_toml(MANIFEST, "calculator.toml")
-        .and_then(|m| {
-            m.to_spec(
-                "calculator.toml",
-                key.public(),
-                1_764_000_000_000,
-                Some(&format!("sha256:{}", "ab".repeat(32))),
-            )
-        })
-        .expect("manifest is valid");
-    let signed = SignedSpec::sign(spec, &key).expect("signs");
+    let (key, signed) = fixture::signed_calculator();
     let envelope = signed.to_bytes();
     let msg = atr_protocol::signed::signing_message(b"atr-spec-v1", signed.body());
     let sig = *signed.signature();

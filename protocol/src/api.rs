@@ -244,3 +244,45 @@ pub struct ReceiptsResponse {
     /// Receipts, newest first.
     pub receipts: Vec<crate::receipt::Receipt>,
 }
+
+/// `POST /v1/provide`: agree to run another publisher's spec.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProvideRequest {
+    /// The spec to provide.
+    pub id: ToolId,
+}
+
+/// One foreign spec this node provides.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ProvidedView {
+    /// Spec id.
+    pub id: ToolId,
+    /// Tool name, when the spec is stored.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// Tool version, when the spec is stored.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub version: Option<String>,
+    /// Its publisher, when the spec is stored.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub publisher: Option<crate::PublicKey>,
+}
+
+/// Answer to `POST /v1/provide` and `DELETE /v1/provide/{id}`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ProvideResponse {
+    /// The spec.
+    pub id: ToolId,
+    /// Whether this node now provides it.
+    pub provided: bool,
+    /// Whether the call changed anything (false when consent was already given).
+    pub changed: bool,
+}
+
+/// Answer to `GET /v1/provided`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ProvidedResponse {
+    /// Foreign specs this node provides, by id.
+    pub provided: Vec<ProvidedView>,
+}
