@@ -13,6 +13,9 @@
 //! | GET | `/v1/peers` | – | connected peers |
 //! | POST | `/v1/invoke` | token | run a tool (locally or on a provider), with a verified receipt |
 //! | GET | `/v1/receipts` | – | receipts this node issued or received |
+//! | POST | `/v1/provide` | token | agree to run another publisher's spec (`{"id"}`) |
+//! | DELETE | `/v1/provide/{id}` | token | withdraw that consent |
+//! | GET | `/v1/provided` | – | foreign specs this node provides |
 //!
 //! Mutating calls need `Authorization: Bearer <token>` where the token is the
 //! content of `<data-dir>/api.token` (mode 0600). Errors are [`ApiError`]s.
@@ -24,9 +27,9 @@ use std::time::Duration;
 
 use atr_protocol::ToolId;
 use atr_protocol::api::{
-    FindResponse, MAX_API_BODY_BYTES, PeerView, PeersResponse, PublishRequest, PublishResponse,
-    RevokeRequest, RevokeResponse, SearchHit, SearchResponse, SpecStatus, SpecView, StatusResponse,
-    StoreCountsView,
+    FindResponse, MAX_API_BODY_BYTES, PeerView, PeersResponse, ProvideRequest, ProvideResponse,
+    ProvidedResponse, ProvidedView, PublishRequest, PublishResponse, RevokeRequest, RevokeResponse,
+    SearchHit, SearchResponse, SpecStatus, SpecView, StatusResponse, StoreCountsView,
 };
 use atr_protocol::query::{FindQuery, parse_version_req};
 use atr_protocol::revocation::{RevocationKind, RevocationTarget};
@@ -44,7 +47,8 @@ pub use error::ApiError;
 use crate::catalog::{Entry, Status};
 use crate::metrics;
 use crate::node::invoke::InvokeError;
-use crate::node::{NodeState, discover, invoke as invoking, publish};
+use crate::node::provide::ProvideError;
+use crate::node::{NodeState, discover, invoke as invoking, provide as providing, publish};
 
 /// Deadline of one API request: the longest tool time limit plus container
 /// start and transfer (a network find ends far sooner on its own deadlines).
@@ -66,6 +70,9 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/peers", get(peers))
         .route("/v1/invoke", post(invoke))
         .route("/v1/receipts", get(receipts))
+        .route("/v1/provide", post(provide_spec))
+        .route("/v1/provide/{id}", axum::routing::delete(unprovide_spec))
+        .route("/v1/provided", get(provided))
         .fallback(|| async { ApiError::not_found("no such endpoint; see docs/architecture.md for the API") })
         .layer(axum::extract::DefaultBodyLimit::max(MAX_API_BODY_BYTES))
         .layer(tower_http::timeout::TimeoutLayer::with_status_code(
@@ -485,5 +492,73 @@ async fn receipts(
         .map_err(|e| ApiError::internal(e.to_string()))?;
     Ok(ok(atr_protocol::api::ReceiptsResponse {
         receipts: list.into_iter().map(|r| r.value().clone()).collect(),
+    }))
+}
+
+impl From<ProvideError> for ApiError {
+    fn from(e: ProvideError) -> Self {
+        let msg = e.to_string();
+        match e {
+            ProvideError::UnknownTool(_) => ApiError::not_found(msg).with_field("id"),
+            ProvideError::NotProvided(_) => {
+                ApiError::new(StatusCode::NOT_FOUND, "not_provided", msg).with_field("id")
+            }
+            ProvideError::Revoked(_) => ApiError::new(StatusCode::GONE, "revoked", msg).with_field("id"),
+            ProvideError::OwnSpec(_) => ApiError::new(StatusCode::CONFLICT, "own_spec", msg).with_field("id"),
+            ProvideError::SandboxOff(_) => ApiError::new(StatusCode::CONFLICT, "sandbox_off", msg),
+            ProvideError::ImageMissing { .. } => ApiError::new(StatusCode::CONFLICT, "image_missing", msg),
+            ProvideError::Store(crate::store::StoreError::Full { .. }) => {
+                ApiError::new(StatusCode::INSUFFICIENT_STORAGE, "store_full", msg)
+            }
+            _ => ApiError::internal(msg),
+        }
+    }
+}
+
+async fn provide_spec(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Result<Json<ProvideRequest>, axum::extract::rejection::JsonRejection>,
+) -> Result<axum::response::Response, ApiError> {
+    authorize(&state, &headers)?;
+    let Json(r) = body?;
+    let (_, changed) = providing::provide(&state, &r.id).await?;
+    Ok(ok(ProvideResponse {
+        id: r.id,
+        provided: true,
+        changed,
+    }))
+}
+
+async fn unprovide_spec(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Result<axum::response::Response, ApiError> {
+    authorize(&state, &headers)?;
+    let id = parse_id(&id)?;
+    providing::unprovide(&state, &id).await?;
+    Ok(ok(ProvideResponse {
+        id,
+        provided: false,
+        changed: true,
+    }))
+}
+
+async fn provided(State(state): State<AppState>) -> Result<axum::response::Response, ApiError> {
+    let list = providing::provided(&state)?;
+    Ok(ok(ProvidedResponse {
+        provided: list
+            .into_iter()
+            .map(|(id, spec)| {
+                let v = spec.as_ref().map(|s| s.value());
+                ProvidedView {
+                    id,
+                    name: v.map(|v| v.name.clone()),
+                    version: v.map(|v| v.version.to_string()),
+                    publisher: v.map(|v| v.publisher),
+                }
+            })
+            .collect(),
     }))
 }

@@ -18,6 +18,7 @@
 pub mod discover;
 pub mod ingest;
 pub mod invoke;
+pub mod provide;
 pub mod publish;
 pub mod serve;
 pub mod sync;
@@ -111,7 +112,7 @@ pub struct NodeState {
     pub seen: invoke::SeenInvocations,
     /// Compiled schemas of recently invoked tools.
     pub schemas: invoke::SchemaCache,
-    /// Other publishers' specs this node agreed to run (see `publish::provide_foreign`).
+    /// Other publishers' specs this node agreed to run (see [`provide`]), mirrored from the store.
     pub provided: RwLock<std::collections::HashSet<atr_protocol::ToolId>>,
 }
 
@@ -246,6 +247,14 @@ impl Node {
             source,
         })?;
 
+        // Consent to provide foreign specs, loaded before the API answers.
+        let provided_ids: std::collections::HashSet<atr_protocol::ToolId> = match store.provided_ids() {
+            Ok(ids) => ids.into_iter().collect(),
+            Err(e) => {
+                warn!(error = %e, "cannot load provided specs");
+                std::collections::HashSet::new()
+            }
+        };
         let state = Arc::new(NodeState {
             identity,
             config,
@@ -258,7 +267,7 @@ impl Node {
             tasks: TaskTracker::new(),
             sandbox,
             seen: invoke::SeenInvocations::default(),
-            provided: RwLock::new(std::collections::HashSet::new()),
+            provided: RwLock::new(provided_ids),
             schemas: invoke::SchemaCache::default(),
         });
         info!(api = %api_addr, "local API listening");
@@ -266,6 +275,7 @@ impl Node {
         state.tasks.spawn(dispatch(state.clone(), events));
         state.tasks.spawn(sync::periodic(state.clone()));
         state.tasks.spawn(publish::reprovide_own(state.clone()));
+        state.tasks.spawn(provide::reprovide_foreign(state.clone()));
         state.tasks.spawn(sync::dial_known_peers(state.clone()));
         Ok(Self {
             state,

@@ -96,6 +96,8 @@ pub const DEFAULT_MAX_RECEIPTS: usize = 100_000;
 
 const ZERO_ID: [u8; 32] = [0; 32];
 const MAX_ID: [u8; 32] = [0xff; 32];
+/// Most foreign specs one node agrees to provide (rows of the consent table).
+pub const MAX_PROVIDED: usize = 10_000;
 
 /// Why a store operation failed.
 #[derive(Debug, thiserror::Error)]
@@ -310,6 +312,7 @@ impl Store {
             txn.open_table(NAME_INDEX)?;
             txn.open_table(PUBLISHER_INDEX)?;
             txn.open_table(tables::DIGESTS)?;
+            txn.open_table(tables::PROVIDED)?;
             let mut meta = txn.open_table(META)?;
             let found = meta.get(META_SCHEMA)?.map(|g| g.value());
             match found {
@@ -569,6 +572,47 @@ impl Store {
             }
         }
         Ok(out)
+    }
+
+    /// Records consent to run another publisher's spec. Refuses with
+    /// [`StoreError::Full`] at [`MAX_PROVIDED`] entries. Returns whether it
+    /// was new.
+    pub fn put_provided(&self, id: &ToolId) -> Result<bool, StoreError> {
+        self.write(|txn| {
+            let mut t = txn.open_table(tables::PROVIDED)?;
+            if t.get(id.as_bytes())?.is_some() {
+                return Ok((false, false));
+            }
+            let count = t.len()?;
+            let max = MAX_PROVIDED as u64;
+            if count >= max {
+                return Err(StoreError::Full {
+                    what: "provided specs",
+                    count,
+                    max,
+                });
+            }
+            t.insert(id.as_bytes(), ())?;
+            Ok((true, true))
+        })
+    }
+
+    /// Withdraws consent to run a spec. Returns whether it was recorded.
+    pub fn remove_provided(&self, id: &ToolId) -> Result<bool, StoreError> {
+        self.write(|txn| {
+            let removed = txn.open_table(tables::PROVIDED)?.remove(id.as_bytes())?.is_some();
+            Ok((removed, removed))
+        })
+    }
+
+    /// Ids of the specs this node agreed to provide.
+    pub fn provided_ids(&self) -> Result<Vec<ToolId>, StoreError> {
+        let txn = self.read()?;
+        let table = txn.open_table(tables::PROVIDED)?;
+        Ok(table
+            .iter()?
+            .map(|r| r.map(|(k, _)| ToolId(*k.value())))
+            .collect::<Result<_, _>>()?)
     }
 
     /// Ids of stored specs with this tag (index range scan).

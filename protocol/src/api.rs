@@ -266,7 +266,7 @@ pub struct ProvidedView {
     pub version: Option<String>,
     /// Its publisher, when the spec is stored.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub publisher: Option<crate::PublicKey>,
+    pub publisher: Option<PublicKey>,
 }
 
 /// Answer to `POST /v1/provide` and `DELETE /v1/provide/{id}`.

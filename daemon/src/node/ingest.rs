@@ -145,6 +145,18 @@ pub fn store_revocation_blocking(
             return Err(e.into());
         }
     };
+    let revoked: Vec<ToolId> = affected
+        .iter()
+        .filter(|id| {
+            cat.get(id)
+                .is_some_and(|e| matches!(e.status, crate::catalog::Status::Revoked { .. }))
+        })
+        .copied()
+        .collect();
+    drop(cat);
+    if !revoked.is_empty() {
+        super::provide::drop_revoked_blocking(state, &revoked);
+    }
     metrics::REVOCATIONS_STORED.inc();
     info!(target: "atr::_events::revocation::stored", revocation = %hex::encode(rev.hash()), affected = affected.len(), "revocation stored");
     Ok((rev, Ingested::New, affected))

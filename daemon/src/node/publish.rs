@@ -162,25 +162,14 @@ pub async fn announce(state: &Arc<NodeState>, spec: &SignedSpec) {
     provide(state, spec).await;
 }
 
-/// Offers to run another publisher's spec: allowed only when this node holds
-/// exactly the pinned image. Records the consent and announces the DHT keys.
+/// Offers to run another publisher's spec (see [`super::provide::provide`]):
+/// allowed only when the spec is stored, active, and this node holds exactly
+/// the pinned image. Records the consent and announces the DHT keys.
 pub async fn provide_foreign(state: &Arc<NodeState>, spec: &SignedSpec) -> Result<(), PublishError> {
-    let digest = &spec.value().runtime.image_digest;
-    let held = match &state.sandbox {
-        Some(sb) => sb.has_image(digest).await.unwrap_or(false),
-        None => false,
-    };
-    if !held {
-        return Err(PublishError::NotRevocable(format!(
-            "this node cannot provide {}: it does not hold image {digest}",
-            spec.id()
-        )));
-    }
-    if let Ok(mut p) = state.provided.write() {
-        p.insert(spec.id());
-    }
-    provide(state, spec).await;
-    Ok(())
+    super::provide::provide(state, &spec.id())
+        .await
+        .map(|_| ())
+        .map_err(|e| PublishError::NotRevocable(e.to_string()))
 }
 
 /// Announces the DHT keys (tag shards and name shard) of a spec.

@@ -51,6 +51,10 @@ pub(super) const PUBLISHER_INDEX: TableDefinition<(&[u8; 32], &[u8; 32]), ()> =
 /// removes an object, so a digest never disagrees with the tables.
 pub(super) const DIGESTS: TableDefinition<u8, &[u8; 32]> = TableDefinition::new("sync_digests_v2");
 
+/// Spec id → nothing: other publishers' specs this node agreed to run
+/// (operator consent, `POST /v1/provide`).
+pub(super) const PROVIDED: TableDefinition<&[u8; 32], ()> = TableDefinition::new("provided_v1");
+
 /// Small named counters and markers.
 pub(super) const META: TableDefinition<&str, u64> = TableDefinition::new("meta_v1");
 

@@ -7,5 +7,6 @@ mod api;
 mod harness;
 mod network;
 mod process;
+mod provide;
 mod remote;
 mod sandbox;
