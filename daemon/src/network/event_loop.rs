@@ -256,6 +256,12 @@ impl NetworkLoop {
                     .map_err(|e| NetworkError::Dht(e.to_string()));
                 let _ = reply.send(r);
             }
+            Command::StopProviding { key } => {
+                self.swarm
+                    .behaviour_mut()
+                    .kad
+                    .stop_providing(&kad::RecordKey::new(&key));
+            }
             Command::GetProviders { key, reply } => {
                 let id = self
                     .swarm

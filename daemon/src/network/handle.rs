@@ -111,6 +111,9 @@ pub(crate) enum Command {
         key: Vec<u8>,
         reply: oneshot::Sender<Result<(), NetworkError>>,
     },
+    StopProviding {
+        key: Vec<u8>,
+    },
     GetProviders {
         key: Vec<u8>,
         reply: oneshot::Sender<Result<HashSet<PeerId>, NetworkError>>,
@@ -194,6 +197,12 @@ impl NetworkHandle {
     /// Announces this node as a provider of `key` in the DHT.
     pub async fn start_providing(&self, key: Vec<u8>) -> Result<(), NetworkError> {
         self.call(|reply| Command::StartProviding { key, reply }).await?
+    }
+
+    /// Stops announcing this node as a provider of `key` (records already
+    /// on other nodes expire on their own).
+    pub fn stop_providing(&self, key: Vec<u8>) {
+        let _ = self.send_nowait(Command::StopProviding { key });
     }
 
     /// Finds the providers of `key` in the DHT.

@@ -98,8 +98,35 @@ pub async fn provide(state: &Arc<NodeState>, id: &ToolId) -> Result<(SignedSpec,
     Ok((spec, new))
 }
 
+/// Stops announcing the DHT keys of `spec` that no spec this node still
+/// serves (its own active ones and the remaining provided ones) shares.
+fn stop_announcing(state: &NodeState, spec: &SignedSpec) {
+    let mut keys: std::collections::HashSet<Vec<u8>> = publish::dht_keys(state, spec).into_iter().collect();
+    let me = state.public_key();
+    if let (Ok(cat), Ok(provided)) = (state.catalog.read(), state.provided.read()) {
+        for (_, e) in cat.iter() {
+            if keys.is_empty() {
+                break;
+            }
+            let v = e.spec.value();
+            let serves = e.status.is_active() && (v.publisher == me || provided.contains(&e.spec.id()));
+            if serves {
+                for k in publish::dht_keys(state, &e.spec) {
+                    keys.remove(&k);
+                }
+            }
+        }
+    } else {
+        return;
+    }
+    for k in keys {
+        state.net.stop_providing(k);
+    }
+}
+
 /// Withdraws consent to run `id`: this node stops serving invocations of it
-/// at once. Its DHT provider records are no longer renewed and expire.
+/// at once and stops announcing its DHT keys (unless another spec it serves
+/// shares them); records already on other nodes expire.
 pub async fn unprovide(state: &Arc<NodeState>, id: &ToolId) -> Result<(), ProvideError> {
     let id2 = *id;
     let stored = state
@@ -109,6 +136,14 @@ pub async fn unprovide(state: &Arc<NodeState>, id: &ToolId) -> Result<(), Provid
     let in_memory = state.provided.write().map(|mut p| p.remove(id)).unwrap_or(false);
     if !stored && !in_memory {
         return Err(ProvideError::NotProvided(*id));
+    }
+    let spec = state
+        .catalog
+        .read()
+        .ok()
+        .and_then(|cat| cat.get(id).map(|e| e.spec.clone()));
+    if let Some(spec) = spec {
+        stop_announcing(state, &spec);
     }
     info!(tool = %id, "stopped providing foreign spec");
     Ok(())
@@ -143,7 +178,17 @@ pub fn drop_revoked_blocking(state: &NodeState, revoked: &[ToolId]) {
     for id in revoked {
         let in_memory = state.provided.write().map(|mut p| p.remove(id)).unwrap_or(false);
         match state.store.remove_provided(id) {
-            Ok(stored) if stored || in_memory => info!(tool = %id, "spec revoked; stopped providing it"),
+            Ok(stored) if stored || in_memory => {
+                let spec = state
+                    .catalog
+                    .read()
+                    .ok()
+                    .and_then(|cat| cat.get(id).map(|e| e.spec.clone()));
+                if let Some(spec) = spec {
+                    stop_announcing(state, &spec);
+                }
+                info!(tool = %id, "spec revoked; stopped providing it");
+            }
             Ok(_) => {}
             Err(e) => warn!(tool = %id, error = %e, "cannot drop consent for a revoked spec"),
         }

@@ -172,13 +172,18 @@ pub async fn provide_foreign(state: &Arc<NodeState>, spec: &SignedSpec) -> Resul
         .map_err(|e| PublishError::NotRevocable(e.to_string()))
 }
 
-/// Announces the DHT keys (tag shards and name shard) of a spec.
-pub async fn provide(state: &Arc<NodeState>, spec: &SignedSpec) {
+/// The DHT keys (tag shards and name shard) this node announces for a spec.
+pub fn dht_keys(state: &NodeState, spec: &SignedSpec) -> Vec<Vec<u8>> {
     let v = spec.value();
     let me = state.public_key();
     let mut keys: Vec<Vec<u8>> = v.tags.iter().map(|t| network::tag_key(t, &me)).collect();
     keys.push(network::name_key(&v.name, &me));
-    for k in keys {
+    keys
+}
+
+/// Announces the DHT keys (tag shards and name shard) of a spec.
+pub async fn provide(state: &Arc<NodeState>, spec: &SignedSpec) {
+    for k in dht_keys(state, spec) {
         if let Err(e) = state.net.start_providing(k).await {
             warn!(error = %e, "DHT provide failed");
         }
