@@ -103,6 +103,9 @@ async fn dispatch(args: Args) -> anyhow::Result<()> {
         Command::Peers => commands::peers(&ctx).await,
         Command::Invoke(i) => commands::invoke(&ctx, &i).await,
         Command::Receipts { limit } => commands::receipts(&ctx, limit).await,
+        Command::Provide { tool } => commands::provide(&ctx, &tool).await,
+        Command::Unprovide { tool } => commands::unprovide(&ctx, &tool).await,
+        Command::Provided => commands::provided(&ctx).await,
         Command::Mcp(m) => serve::mcp(&ctx, m).await,
         Command::Completions { .. } | Command::Tool(_) => Ok(()),
     }

@@ -25,9 +25,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use atr_protocol::api::{
-    ApiErrorBody, FindResponse, InvokeRequest, InvokeResponse, PeersResponse, PublishRequest,
-    PublishResponse, ReceiptsResponse, RevokeRequest, RevokeResponse, SearchResponse, SpecView,
-    StatusResponse,
+    ApiErrorBody, FindResponse, InvokeRequest, InvokeResponse, PeersResponse, ProvideRequest,
+    ProvideResponse, ProvidedResponse, PublishRequest, PublishResponse, ReceiptsResponse, RevokeRequest,
+    RevokeResponse, SearchResponse, SpecView, StatusResponse,
 };
 use atr_protocol::id::TOOL_ID_PREFIX;
 use atr_protocol::manifest::{MAX_MANIFEST_BYTES, Manifest};
@@ -343,6 +343,31 @@ impl Client {
     pub async fn revoke(&self, req: &RevokeRequest) -> Result<RevokeResponse, ClientError> {
         let builder = self.authed(Method::POST, "/v1/revoke").json(req);
         self.call(builder, self.timeouts.request).await
+    }
+
+    /// `POST /v1/provide`: this node agrees to run another publisher's spec and
+    /// announces itself as its provider. Needs the API token. The node refuses
+    /// with [`ClientError::NotFound`] (unknown id), [`ClientError::Revoked`], or
+    /// [`ClientError::Api`] with code `image_missing`, `sandbox_off` or `own_spec`.
+    pub async fn provide(&self, id: &ToolId) -> Result<ProvideResponse, ClientError> {
+        let builder = self
+            .authed(Method::POST, "/v1/provide")
+            .json(&ProvideRequest { id: *id });
+        self.call(builder, self.timeouts.request).await
+    }
+
+    /// `DELETE /v1/provide/{id}`: withdraws that consent; the node stops serving
+    /// the spec at once. Needs the API token. Code `not_provided` when it was not provided.
+    pub async fn unprovide(&self, id: &ToolId) -> Result<ProvideResponse, ClientError> {
+        let path = format!("/v1/provide/{id}");
+        self.call(self.authed(Method::DELETE, &path), self.timeouts.request)
+            .await
+    }
+
+    /// `GET /v1/provided`: the foreign specs this node provides.
+    pub async fn provided(&self) -> Result<ProvidedResponse, ClientError> {
+        self.call(self.request(Method::GET, "/v1/provided"), self.timeouts.request)
+            .await
     }
 
     /// `GET /v1/peers`: connected peers.

@@ -86,6 +86,18 @@ pub(crate) enum Command {
         #[arg(long)]
         limit: Option<usize>,
     },
+    /// Run another publisher's tool on this node for callers (its pinned image must be here).
+    Provide {
+        /// Tool id, its first characters, or a tool name (unambiguous among active tools).
+        tool: String,
+    },
+    /// Stop running another publisher's tool for callers.
+    Unprovide {
+        /// Tool id, its first characters, or the name of a provided tool.
+        tool: String,
+    },
+    /// List the other publishers' tools this node provides.
+    Provided,
     /// Serve selected tools to MCP clients over stdio, or streamable HTTP with --http.
     Mcp(McpArgs),
     /// Write, build and test a tool with the atr-tool SDK (new, build, test).

@@ -1,5 +1,5 @@
 //! The node commands: status, publish, find, search, show, revoke, export, peers, invoke,
-//! receipts.
+//! receipts, provide, unprovide, provided.
 //!
 //! Each prints the API's JSON with `--json`, else a short human rendering. An error with
 //! more to say than one line is a [`Detailed`]: its headline is the `error:` line, its
@@ -277,6 +277,100 @@ pub(crate) async fn revoke(
         ids.join(", "),
         cut(&r.revocation, 17)
     );
+    Ok(())
+}
+
+/// Resolves a tool id, short id, or a name unambiguous among active tools.
+async fn resolve_tool(ctx: &Ctx, text: &str) -> anyhow::Result<atr_protocol::ToolId> {
+    if text.starts_with(TOOL_ID_PREFIX) {
+        return ctx.resolve(text).await;
+    }
+    let q = FindQuery {
+        name: Some(text.to_owned()),
+        limit: Some(atr_protocol::query::MAX_FIND_LIMIT),
+        ..Default::default()
+    };
+    let found = with_spinner("finding the tool", ctx.client.find(&q))
+        .await?
+        .results;
+    match found.as_slice() {
+        [one] => Ok(one.id),
+        [] => Err(Usage(format!("no active tool named `{text}` on this node; give its id")).into()),
+        many => {
+            let ids: Vec<String> = many.iter().map(|v| v.id.to_string()).collect();
+            Err(Usage(format!(
+                "{} active tools are named `{text}`; give one id: {}",
+                many.len(),
+                ids.join(", ")
+            ))
+            .into())
+        }
+    }
+}
+
+pub(crate) async fn provide(ctx: &Ctx, tool: &str) -> anyhow::Result<()> {
+    let id = resolve_tool(ctx, tool).await?;
+    let r = with_spinner("asking the node", ctx.client.provide(&id)).await?;
+    if ctx.json {
+        return print_json(&r);
+    }
+    if r.changed {
+        println!("providing {}", r.id);
+    } else {
+        println!("already providing {}", r.id);
+    }
+    Ok(())
+}
+
+pub(crate) async fn unprovide(ctx: &Ctx, tool: &str) -> anyhow::Result<()> {
+    let id = if tool.starts_with(TOOL_ID_PREFIX) {
+        ctx.resolve(tool).await?
+    } else {
+        let list = with_spinner("asking the node", ctx.client.provided())
+            .await?
+            .provided;
+        let hits: Vec<_> = list.iter().filter(|p| p.name.as_deref() == Some(tool)).collect();
+        match hits.as_slice() {
+            [one] => one.id,
+            [] => return Err(Usage(format!("this node provides no tool named `{tool}`")).into()),
+            many => {
+                let ids: Vec<String> = many.iter().map(|p| p.id.to_string()).collect();
+                return Err(Usage(format!(
+                    "this node provides {} tools named `{tool}`; give one id: {}",
+                    many.len(),
+                    ids.join(", ")
+                ))
+                .into());
+            }
+        }
+    };
+    let r = with_spinner("asking the node", ctx.client.unprovide(&id)).await?;
+    if ctx.json {
+        return print_json(&r);
+    }
+    println!("stopped providing {}", r.id);
+    Ok(())
+}
+
+pub(crate) async fn provided(ctx: &Ctx) -> anyhow::Result<()> {
+    let r = with_spinner("asking the node", ctx.client.provided()).await?;
+    if ctx.json {
+        return print_json(&r);
+    }
+    if r.provided.is_empty() {
+        println!("this node provides no other publisher's tools");
+        return Ok(());
+    }
+    let mut t = Table::new(&["ID", "NAME", "VERSION", "PUBLISHER"]);
+    for p in &r.provided {
+        t.row(vec![
+            p.id.fmt_short(),
+            p.name.clone().unwrap_or_else(|| "?".into()),
+            p.version.clone().unwrap_or_default(),
+            p.publisher.map(|k| k.fmt_short()).unwrap_or_default(),
+        ]);
+    }
+    print!("{}", t.render());
     Ok(())
 }
 

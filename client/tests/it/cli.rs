@@ -535,3 +535,66 @@ fn invoke_and_receipts_in_both_forms() {
     assert_eq!(receipts.len(), 2);
     assert_eq!(receipts[0]["status"], "tool_error");
 }
+
+/// `atr provide`, `atr provided` and `atr unprovide` against two sandboxed nodes: B
+/// agrees to run A's tool, by name and by id, in both output forms.
+#[test]
+fn provide_provided_unprovide_in_both_forms() {
+    let Some(a) = Node::start_sandboxed() else {
+        return;
+    };
+    let Some(b) = Node::start_sandboxed_with(&["--bootstrap", &a.bootstrap_addr()]) else {
+        return;
+    };
+    let id = a.publish_example("echo");
+    wait_for(std::time::Duration::from_secs(30), "B to learn A's spec", || {
+        b.atr(&["--json", "show", &id])
+            .output()
+            .is_ok_and(|o| o.status.success())
+    });
+
+    let none = run(&mut b.atr(&["provided"])).success();
+    assert!(
+        none.stdout
+            .starts_with("this node provides no other publisher's tools"),
+        "{none:?}"
+    );
+    let j = run(&mut b.atr(&["--json", "provided"])).success().json();
+    assert_eq!(j["provided"], serde_json::json!([]));
+
+    // By name, human; again by id, JSON (idempotent).
+    let out = run(&mut b.atr(&["provide", "echo"])).success();
+    assert_eq!(out.stdout.trim(), format!("providing {id}"), "{out:?}");
+    let j = run(&mut b.atr(&["--json", "provide", &id])).success().json();
+    assert_eq!(j["id"], id.as_str());
+    assert_eq!(j["provided"], true);
+    assert_eq!(j["changed"], false);
+
+    let j = run(&mut b.atr(&["--json", "provided"])).success().json();
+    assert_eq!(j["provided"][0]["id"], id.as_str(), "{j}");
+    assert_eq!(j["provided"][0]["name"], "echo", "{j}");
+    let human = run(&mut b.atr(&["provided"])).success();
+    assert!(human.stdout.starts_with("ID"), "{human:?}");
+    assert!(human.stdout.contains("echo"), "{human:?}");
+
+    // A tool published by the node itself is refused in one line, exit 1.
+    let own = b.publish_example("add");
+    let out = run(&mut b.atr(&["provide", &own])).failure(1);
+    assert!(out.error_line().contains("published by this node"), "{out:?}");
+    assert_eq!(out.stderr.lines().count(), 1, "{out:?}");
+    // An unknown name is a usage error.
+    let out = run(&mut b.atr(&["provide", "no-such-tool"])).failure(2);
+    assert!(out.error_line().contains("no active tool named"), "{out:?}");
+
+    // Withdraw by name (human), then again by id (JSON): not provided, exit 1.
+    let out = run(&mut b.atr(&["unprovide", "echo"])).success();
+    assert_eq!(out.stdout.trim(), format!("stopped providing {id}"), "{out:?}");
+    let out = run(&mut b.atr(&["--json", "unprovide", &id])).failure(1);
+    assert!(out.error_line().contains("does not provide"), "{out:?}");
+    let j = run(&mut b.atr(&["--json", "provide", &id])).success().json();
+    assert_eq!(j["changed"], true);
+    let j = run(&mut b.atr(&["--json", "unprovide", &id])).success().json();
+    assert_eq!(j["provided"], false);
+    let j = run(&mut b.atr(&["--json", "provided"])).success().json();
+    assert_eq!(j["provided"], serde_json::json!([]));
+}

@@ -159,11 +159,16 @@ impl Node {
     /// Starts a node that runs tools (sandbox on, [`TOOLS_IMAGE`] built if missing); `None`
     /// (the test skips) without a Docker Engine outside CI.
     pub(crate) fn start_sandboxed() -> Option<Self> {
+        Self::start_sandboxed_with(&[])
+    }
+
+    /// [`Self::start_sandboxed`] with extra `atrd` flags (e.g. `--bootstrap`).
+    pub(crate) fn start_sandboxed_with(extra: &[&str]) -> Option<Self> {
         if !docker_available() {
             return None;
         }
         ensure_tools_image();
-        let mut node = Self::spawn("[sandbox]\nenabled = true\n", &[]);
+        let mut node = Self::spawn("[sandbox]\nenabled = true\n", extra);
         node.sandboxed = true;
         Some(node)
     }
