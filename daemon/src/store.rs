@@ -796,6 +796,34 @@ mod tests {
     }
 
     #[test]
+    fn provided_consent_is_idempotent_capped_removable_and_survives_reopen() -> TestResult {
+        let dir = tempfile::tempdir()?;
+        let path = dir.path().join("atr.redb");
+        {
+            let store = Store::open(&path, StoreOptions::default())?;
+            for i in 0..MAX_PROVIDED as u32 {
+                let mut id = [0u8; 32];
+                id[..4].copy_from_slice(&i.to_be_bytes());
+                assert!(store.put_provided(&ToolId(id))?);
+            }
+            assert!(!store.put_provided(&ToolId([0; 32]))?, "existing: no change");
+            match store.put_provided(&ToolId([0xff; 32])) {
+                Err(StoreError::Full { count, max, .. }) => {
+                    assert_eq!((count, max), (MAX_PROVIDED as u64, MAX_PROVIDED as u64));
+                }
+                other => panic!("expected Full, got {other:?}"),
+            }
+            assert!(store.remove_provided(&ToolId([0; 32]))?);
+            assert!(!store.remove_provided(&ToolId([0; 32]))?);
+        }
+        let store = Store::open(&path, StoreOptions::default())?;
+        let ids = store.provided_ids()?;
+        assert_eq!(ids.len(), MAX_PROVIDED - 1);
+        assert!(!ids.contains(&ToolId([0; 32])));
+        Ok(())
+    }
+
+    #[test]
     fn full_store_refuses_new_objects_and_keeps_old_ones() -> TestResult {
         let opts = StoreOptions {
             max_specs: 2,
