@@ -137,6 +137,13 @@ pub async fn unprovide(state: &Arc<NodeState>, id: &ToolId) -> Result<(), Provid
     if !stored && !in_memory {
         return Err(ProvideError::NotProvided(*id));
     }
+    stop_announcing_id(state, id);
+    info!(tool = %id, "stopped providing foreign spec");
+    Ok(())
+}
+
+/// Stops announcing the stored spec `id` (nothing when it is not stored).
+fn stop_announcing_id(state: &NodeState, id: &ToolId) {
     let spec = state
         .catalog
         .read()
@@ -145,8 +152,6 @@ pub async fn unprovide(state: &Arc<NodeState>, id: &ToolId) -> Result<(), Provid
     if let Some(spec) = spec {
         stop_announcing(state, &spec);
     }
-    info!(tool = %id, "stopped providing foreign spec");
-    Ok(())
 }
 
 /// The foreign specs this node provides, with their specs when stored.
@@ -179,14 +184,7 @@ pub fn drop_revoked_blocking(state: &NodeState, revoked: &[ToolId]) {
         let in_memory = state.provided.write().map(|mut p| p.remove(id)).unwrap_or(false);
         match state.store.remove_provided(id) {
             Ok(stored) if stored || in_memory => {
-                let spec = state
-                    .catalog
-                    .read()
-                    .ok()
-                    .and_then(|cat| cat.get(id).map(|e| e.spec.clone()));
-                if let Some(spec) = spec {
-                    stop_announcing(state, &spec);
-                }
+                stop_announcing_id(state, id);
                 info!(tool = %id, "spec revoked; stopped providing it");
             }
             Ok(_) => {}
