@@ -215,39 +215,61 @@ fn print(out: &mut dyn Write, s: &str) -> Result<(), ToolError> {
         .map_err(|e| ToolError::failed("stdout_failed", format!("could not write to stdout: {e}")))
 }
 
-/// Calls the tool; a panic becomes a `panic` error whose message says where. The panic hook
-/// writes nothing (stderr carries only the JSON error).
+thread_local! {
+    /// `Some` while this thread runs a tool: the message of a panic, once one happened.
+    static PANIC_SLOT: std::cell::RefCell<Option<Option<String>>> = const { std::cell::RefCell::new(None) };
+}
+
+/// Installs, once per process, the panic hook that records a panic's message for the thread
+/// running a tool (and writes nothing: stderr carries only the JSON error). Panics of other
+/// threads go to the hook that was there before. One hook for the process, with per-thread
+/// slots, so that tools called at the same time on several threads (a host, or tests) each
+/// get their own message.
+fn install_panic_hook() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        let previous = panic::take_hook();
+        panic::set_hook(Box::new(move |info| {
+            let payload = info.payload();
+            let msg = payload
+                .downcast_ref::<&str>()
+                .map(|s| (*s).to_owned())
+                .or_else(|| payload.downcast_ref::<String>().cloned())
+                .unwrap_or_else(|| "(no message)".to_owned());
+            let text = match info.location() {
+                Some(l) => format!("the tool panicked at {}:{}: {msg}", l.file(), l.line()),
+                None => format!("the tool panicked: {msg}"),
+            };
+            let recorded = PANIC_SLOT
+                .try_with(|slot| match slot.try_borrow_mut() {
+                    Ok(mut s) if s.is_some() => {
+                        *s = Some(Some(text.clone()));
+                        true
+                    }
+                    _ => false,
+                })
+                .unwrap_or(false);
+            if !recorded {
+                previous(info);
+            } else if cfg!(panic = "abort") {
+                // Also right away: with `panic = "abort"` nothing after this runs.
+                let _ = report(&mut io::stderr().lock(), &ToolError::failed("panic", text));
+            }
+        }));
+    });
+}
+
+/// Calls the tool; a panic becomes a `panic` error whose message says where.
 fn call_catching_panics(tool: &dyn Tool, input: Value) -> Result<Value, ToolError> {
-    let caught = std::sync::Arc::new(std::sync::Mutex::new(None::<String>));
-    let sink = caught.clone();
-    panic::set_hook(Box::new(move |info| {
-        let payload = info.payload();
-        let msg = payload
-            .downcast_ref::<&str>()
-            .map(|s| (*s).to_owned())
-            .or_else(|| payload.downcast_ref::<String>().cloned())
-            .unwrap_or_else(|| "(no message)".to_owned());
-        let text = match info.location() {
-            Some(l) => format!("the tool panicked at {}:{}: {msg}", l.file(), l.line()),
-            None => format!("the tool panicked: {msg}"),
-        };
-        if let Ok(mut slot) = sink.lock() {
-            *slot = Some(text.clone());
-        }
-        // Also right away: with `panic = "abort"` nothing after this runs.
-        if cfg!(panic = "abort") {
-            let _ = report(&mut io::stderr().lock(), &ToolError::failed("panic", text));
-        }
-    }));
+    install_panic_hook();
+    PANIC_SLOT.with(|s| *s.borrow_mut() = Some(None));
     let result = panic::catch_unwind(AssertUnwindSafe(|| tool.call(input)));
-    let _ = panic::take_hook();
+    let caught = PANIC_SLOT.with(|s| s.borrow_mut().take()).flatten();
     result.unwrap_or_else(|_| {
-        let message = caught
-            .lock()
-            .ok()
-            .and_then(|mut s| s.take())
-            .unwrap_or_else(|| "the tool panicked".to_owned());
-        Err(ToolError::failed("panic", message))
+        Err(ToolError::failed(
+            "panic",
+            caught.unwrap_or_else(|| "the tool panicked".to_owned()),
+        ))
     })
 }
 

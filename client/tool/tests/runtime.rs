@@ -175,3 +175,27 @@ fn manifest_is_toml_that_atr_publish_reads() {
     assert!(r.stdout.contains("--manifest") && r.stdout.contains("Add two integers."));
     assert_eq!(AddTool.call(json!({"a": 1, "b": 2})).unwrap(), json!(3));
 }
+
+/// Tools called at the same time on several threads (a host running many, or tests) each
+/// report their own panic's message: the panic hook is one per process, the slots per thread.
+#[test]
+fn concurrent_panics_each_report_their_own_message() {
+    let threads: Vec<_> = (0..8)
+        .map(|_| {
+            std::thread::spawn(|| {
+                for _ in 0..50 {
+                    let r = run(&[&BoomTool], &[], None, r#"{"really": true}"#);
+                    assert_eq!(r.code, 1);
+                    let msg = r.error()["message"].as_str().unwrap().to_owned();
+                    assert!(msg.contains("runtime.rs") && msg.ends_with("asked to"), "{msg}");
+                    // A call that does not panic in between leaves nothing behind.
+                    let ok = run(&[&BoomTool], &[], None, r#"{"really": false}"#);
+                    assert_eq!((ok.code, ok.stdout.as_str()), (0, "0\n"));
+                }
+            })
+        })
+        .collect();
+    for t in threads {
+        t.join().unwrap();
+    }
+}
