@@ -233,34 +233,18 @@ fn signal(pid: u32, sig: nix::sys::signal::Signal) {
 /// Removes Docker containers and networks labelled with this testnet
 /// directory; returns how many of each.
 pub(crate) fn docker_cleanup(dir: &Path) -> anyhow::Result<(usize, usize)> {
+    use crate::docker::docker;
     let filter = format!("label={DOCKER_LABEL}={}", dir.display());
     let list = |args: &[&str]| -> anyhow::Result<Vec<String>> {
-        let out = std::process::Command::new("docker")
-            .args(args)
-            .args(["--filter", &filter, "-q"])
-            .output()
-            .context("cannot run `docker` to remove this testnet's containers")?;
-        if !out.status.success() {
-            bail!(
-                "docker {}: {}",
-                args.join(" "),
-                String::from_utf8_lossy(&out.stderr).trim()
-            );
-        }
-        Ok(String::from_utf8_lossy(&out.stdout)
-            .split_whitespace()
-            .map(str::to_owned)
-            .collect())
+        let mut all = args.to_vec();
+        all.extend(["--filter", &filter, "-q"]);
+        Ok(docker(&all)?.split_whitespace().map(str::to_owned).collect())
     };
     let containers = list(&["ps", "-a"])?;
     if !containers.is_empty() {
-        let status = std::process::Command::new("docker")
-            .args(["rm", "-f"])
-            .args(&containers)
-            .output()?;
-        if !status.status.success() {
-            bail!("docker rm: {}", String::from_utf8_lossy(&status.stderr).trim());
-        }
+        let mut rm = vec!["rm", "-f"];
+        rm.extend(containers.iter().map(String::as_str));
+        docker(&rm)?;
     }
     let networks = list(&["network", "ls"])?;
     for net in &networks {
@@ -274,37 +258,30 @@ pub(crate) fn docker_cleanup(dir: &Path) -> anyhow::Result<(usize, usize)> {
 /// endpoints"): those are disconnected by force and the removal retried,
 /// for at most about 10 s.
 fn remove_network(net: &str) -> anyhow::Result<()> {
-    let mut last = String::new();
+    use crate::docker::docker;
+    let mut last = None;
     for attempt in 0..20 {
-        let out = std::process::Command::new("docker")
-            .args(["network", "rm", net])
-            .output()?;
-        if out.status.success() {
+        let e = match docker(&["network", "rm", net]) {
+            Ok(_) => return Ok(()),
+            Err(e) => e,
+        };
+        if format!("{e:#}").contains("not found") {
             return Ok(());
         }
-        last = String::from_utf8_lossy(&out.stderr).trim().to_owned();
-        if last.contains("not found") {
-            return Ok(());
-        }
+        last = Some(e);
         if attempt > 0 {
-            let listed = std::process::Command::new("docker")
-                .args([
-                    "network",
-                    "inspect",
-                    "-f",
-                    "{{range $k, $v := .Containers}}{{$k}} {{end}}",
-                    net,
-                ])
-                .output()?;
-            for endpoint in String::from_utf8_lossy(&listed.stdout).split_whitespace() {
-                let _ = std::process::Command::new("docker")
-                    .args(["network", "disconnect", "-f", net, endpoint])
-                    .output();
+            let format = "{{range $k, $v := .Containers}}{{$k}} {{end}}";
+            let listed = docker(&["network", "inspect", "-f", format, net]).unwrap_or_default();
+            for endpoint in listed.split_whitespace() {
+                let _ = docker(&["network", "disconnect", "-f", net, endpoint]);
             }
         }
         std::thread::sleep(std::time::Duration::from_millis(500));
     }
-    bail!("docker network rm {net}: {last}")
+    Err(last.map_or_else(
+        || anyhow::anyhow!("docker network rm {net}"),
+        |e| e.context(format!("removing network {net}")),
+    ))
 }
 
 #[cfg(test)]
