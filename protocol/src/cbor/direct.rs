@@ -45,6 +45,18 @@ impl Encoder {
         Ok(())
     }
 
+    /// Writes `{variant: ` and goes one level deeper for the variant's
+    /// content (undone when that level is too deep).
+    fn enter_variant(&mut self, variant: &str) -> Result<(), EncodeError> {
+        self.variant_key(variant)?;
+        self.depth += 1;
+        if let Err(e) = self.enter() {
+            self.depth -= 1;
+            return Err(e);
+        }
+        Ok(())
+    }
+
     /// Serializes a child item one level deeper.
     fn child<T: Serialize + ?Sized>(&mut self, v: &T) -> Result<(), EncodeError> {
         self.depth += 1;
@@ -316,12 +328,7 @@ impl<'a> ser::Serializer for &'a mut Encoder {
         if (name, variant) == ("@@TAG@@", "@@TAGGED@@") {
             return Err(EncodeError::Unsupported("CBOR tag"));
         }
-        self.variant_key(variant)?;
-        self.depth += 1;
-        if let Err(e) = self.enter() {
-            self.depth -= 1;
-            return Err(e);
-        }
+        self.enter_variant(variant)?;
         let start = self.out.len();
         Ok(Seq {
             enc: self,
@@ -350,12 +357,7 @@ impl<'a> ser::Serializer for &'a mut Encoder {
         variant: &'static str,
         len: usize,
     ) -> Result<Map<'a>, EncodeError> {
-        self.variant_key(variant)?;
-        self.depth += 1;
-        if let Err(e) = self.enter() {
-            self.depth -= 1;
-            return Err(e);
-        }
+        self.enter_variant(variant)?;
         let start = self.out.len();
         Ok(Map {
             enc: self,
