@@ -154,6 +154,26 @@ impl Ctx {
         from.choose(&mut *lock(&self.rng)).copied()
     }
 
+    /// Ids of the tools whose publish step ended.
+    fn published_ids(&self) -> Vec<String> {
+        lock(&self.published)
+            .iter()
+            .filter(|p| p.done)
+            .map(|p| p.id.to_string())
+            .collect()
+    }
+
+    /// Waits until every one of `ids` has been stored on `nodes` (`None`:
+    /// every live node) or `deadline` passes.
+    async fn wait_arrived(&self, ids: &[String], nodes: Option<&[usize]>, deadline: Instant) {
+        self.wait_until(deadline, |arr, alive| {
+            let on = nodes.unwrap_or(alive);
+            ids.iter()
+                .all(|id| arr.spec(id).is_some_and(|m| on.iter().all(|n| m.contains_key(n))))
+        })
+        .await;
+    }
+
     /// Polls the logs until `done` holds for the live nodes or `deadline` passes.
     async fn wait_until(&self, deadline: Instant, mut done: impl FnMut(&Arrivals, &[usize]) -> bool) {
         let all = self.all_nodes();
@@ -326,13 +346,7 @@ async fn publish(ctx: &Arc<Ctx>, idx: usize, s: &PublishStep) -> anyhow::Result<
         let _ = ctx.payload_bytes.set(h.len() / 2);
     }
     let ids: Vec<String> = mine.iter().map(|m| m.0.to_string()).collect();
-    ctx.wait_until(Instant::now() + s.timeout, |arr, alive| {
-        ids.iter().all(|id| {
-            arr.spec(id)
-                .is_some_and(|m| alive.iter().all(|n| m.contains_key(n)))
-        })
-    })
-    .await;
+    ctx.wait_arrived(&ids, None, Instant::now() + s.timeout).await;
     let targets = ctx.net.alive_of(&ctx.all_nodes());
     let dups = record_duplicates(ctx, idx, &series, &gossip_before, &gossip_counters(ctx).await);
     let (mut lats, mut complete) = (Vec::new(), 0);
@@ -718,18 +732,9 @@ async fn heal(ctx: &Arc<Ctx>, idx: usize) -> anyhow::Result<String> {
     let t_us = unix_us();
     ctx.net.heal()?;
     ctx.record(ctx.sample(idx, "event", "heal", t_us));
-    let ids: Vec<String> = lock(&ctx.published)
-        .iter()
-        .filter(|p| p.done)
-        .map(|p| p.id.to_string())
-        .collect();
-    ctx.wait_until(Instant::now() + RESYNC_TIMEOUT, |arr, alive| {
-        ids.iter().all(|id| {
-            arr.spec(id)
-                .is_some_and(|m| alive.iter().all(|n| m.contains_key(n)))
-        })
-    })
-    .await;
+    let ids = ctx.published_ids();
+    ctx.wait_arrived(&ids, None, Instant::now() + RESYNC_TIMEOUT)
+        .await;
     let alive = ctx.net.alive_of(&ctx.all_nodes());
     let watch = lock(&ctx.watch);
     let (mut lats, mut complete, mut last_all) = (Vec::new(), 0usize, 0f64);
@@ -797,18 +802,10 @@ async fn restart(ctx: &Arc<Ctx>, idx: usize, s: &RestartStep) -> anyhow::Result<
         return Ok(format!("{} of {} restarted", back.len(), dead.len()));
     }
     // Every tool published so far should reach the restarted nodes again.
-    let ids: Vec<String> = lock(&ctx.published)
-        .iter()
-        .filter(|p| p.done)
-        .map(|p| p.id.to_string())
-        .collect();
-    ctx.wait_until(Instant::now() + RESYNC_TIMEOUT, |arr, _| {
-        ids.iter().all(|id| {
-            arr.spec(id)
-                .is_some_and(|m| back.iter().all(|(n, _)| m.contains_key(n)))
-        })
-    })
-    .await;
+    let ids = ctx.published_ids();
+    let nodes: Vec<usize> = back.iter().map(|(n, _)| *n).collect();
+    ctx.wait_arrived(&ids, Some(&nodes), Instant::now() + RESYNC_TIMEOUT)
+        .await;
     let mut lats = Vec::new();
     let watch = lock(&ctx.watch);
     for (n, t_us) in &back {
