@@ -234,7 +234,7 @@ async fn two_nodes(seed: u8, warm_pool: usize) -> TwoNodes {
     )
     .await
     .expect("caller");
-    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../testnet/tools/manifests/echo.toml");
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../sdk/examples/manifests/echo.toml");
     let m =
         atr_protocol::Manifest::from_toml(&std::fs::read_to_string(&root).expect("manifest"), "echo.toml")
             .expect("manifest");

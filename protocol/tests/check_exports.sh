@@ -3,6 +3,8 @@
 # protocol/src/export.rs compare the exporter's output with) against the vendors' own SDK types.
 #
 # Usage: protocol/tests/check_exports.sh PATH/TO/check_exports.py [CHECKER OPTIONS...]
+#        EXPORTS_DIR=DIR checks DIR's files instead (the SDK's exports, written by
+#        `ATR_SDK_EXPORTS_DIR=DIR cargo test -p atr-tool --test schemas`).
 #        (CI, from the workspace root: protocol/tests/check_exports.sh ../shared/tools/check_exports.py)
 # The checker needs the SDKs: python3 -m venv .venv-formats &&
 #   .venv-formats/bin/pip install openai anthropic mcp google-genai pydantic
@@ -13,7 +15,7 @@ set -eu
 checker=${1:?usage: $0 PATH/TO/check_exports.py [checker options...]}
 shift
 python=${PYTHON:-python3}
-dir=$(cd "$(dirname "$0")/data/exports" && pwd)
+dir=${EXPORTS_DIR:-$(cd "$(dirname "$0")/data/exports" && pwd)}
 
 status=0
 for pair in \

@@ -192,7 +192,7 @@ pub async fn run(opts: DemoOptions) -> anyhow::Result<()> {
     }
 
     eprintln!("• publishing the example tools on node 0 (the node pins each image by digest)…");
-    let dir = root.join("testnet/tools/manifests");
+    let dir = root.join("sdk/examples/manifests");
     let mut paths: Vec<PathBuf> = std::fs::read_dir(&dir)?
         .filter_map(|e| e.ok().map(|e| e.path()))
         .collect();
@@ -272,8 +272,8 @@ pub async fn run(opts: DemoOptions) -> anyhow::Result<()> {
     println!();
     println!("The network is running. Point the `atr` command line at node {last}:");
     println!("  export ATR_API={} ATR_DATA_DIR={}", n.api, n.dir.display());
-    println!("  cargo run -q -p atr-client --bin atr -- find --tag math");
-    println!("  cargo run -q -p atr-client --bin atr -- invoke add --input '{{\"a\": 2, \"b\": 40}}'");
+    println!("  cargo run -q -p atr-cli -- find --tag math");
+    println!("  cargo run -q -p atr-cli -- invoke add --input '{{\"a\": 2, \"b\": 40}}'");
     println!("MCP clients (stdio): command `atr`, args [\"mcp\", \"--tag\", \"math\"], with the env above.");
     if opts.once {
         return Ok(());

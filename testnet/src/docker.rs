@@ -1,7 +1,7 @@
 //! Docker mode: one `atrd` container per node on a private Docker network.
 //!
 //! [`build_image`] builds `atrd` statically (gnu target + `crt-static`, via
-//! [`atr_client::image::build_static`]) and packs it alone into a `FROM scratch`
+//! [`atr_sandbox::image::build_static`]) and packs it alone into a `FROM scratch`
 //! image, [`IMAGE`]. [`create_network`] makes a bridge network with its own
 //! /24 subnet, so every node gets a fixed address (`.10` + index) that
 //! survives restarts. Every container and network carries the label
@@ -21,7 +21,7 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 
 use anyhow::{Context, bail};
-use atr_client::image::{self, ImageFile, ScratchImageOptions};
+use atr_sandbox::image::{self, ImageFile, ScratchImageOptions};
 
 use crate::scenario::Conditions;
 

@@ -15,7 +15,7 @@
 //! - [`logs`]: the nodes' structured log events, the source of arrival times;
 //!   [`resources`]: RSS and CPU per node from `/proc`, machine facts.
 //! - [`report`]: samples, `summary.json`, `summary.md`; [`plot`]: SVG plots.
-//! - [`tools_image`]: builds the example tools (`testnet/tools`, package
+//! - [`tools_image`]: builds the example tools (`sdk/examples`, package
 //!   `atr-example-tools`) as static binaries and packs them into the
 //!   `FROM scratch` image [`tools_image::TOOLS_IMAGE`] that sandbox tests and
 //!   testnet nodes run.

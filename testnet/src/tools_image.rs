@@ -5,13 +5,13 @@
 //! the whole command line.
 //!
 //! [`build`] does it all and returns a [`ToolsImage`] with the image id and
-//! what it cost. The building blocks are in [`atr_client::image`].
+//! what it cost. The building blocks are in [`atr_sandbox::image`].
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
-use atr_client::image::{self, ImageFile, ImageId, ScratchImageOptions};
+use atr_sandbox::image::{self, ImageFile, ImageId, ScratchImageOptions};
 
 /// The package holding the example tools.
 pub const TOOLS_PACKAGE: &str = "atr-example-tools";

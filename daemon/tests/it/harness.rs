@@ -233,10 +233,10 @@ pub(crate) async fn start_provider(seed: u8, bootstrap: Vec<libp2p::Multiaddr>, 
     TestNode { node, _dir: dir }
 }
 
-/// Reads an example tool manifest from testnet/tools/manifests.
+/// Reads an example tool manifest from sdk/examples/manifests.
 pub(crate) fn tool_manifest(tool: &str) -> Manifest {
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
-    let path = root.join(format!("testnet/tools/manifests/{tool}.toml"));
+    let path = root.join(format!("sdk/examples/manifests/{tool}.toml"));
     let src = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
     Manifest::from_toml(&src, &path.display().to_string()).unwrap()
 }

@@ -95,6 +95,7 @@ fn sandboxed(c: &mut atrd::config::Config) {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs a Docker Engine"]
 async fn a_node_provides_a_foreign_spec_via_the_api_and_keeps_it_across_a_restart() {
     init_tracing();
     ensure_tools_image();
@@ -223,6 +224,7 @@ async fn a_node_provides_a_foreign_spec_via_the_api_and_keeps_it_across_a_restar
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs a Docker Engine"]
 async fn provide_refuses_unknown_revoked_own_imageless_and_malformed_requests() {
     init_tracing();
     ensure_tools_image();

@@ -33,6 +33,7 @@ async fn raw_invoke(from: &atrd::Node, to: libp2p::PeerId, req: &InvokeRequest) 
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs a Docker Engine"]
 async fn remote_invocation_returns_a_verified_receipt_and_hostile_answers_are_rejected() {
     init_tracing();
     let provider = start_provider(150, vec![], 2).await;
@@ -156,6 +157,7 @@ async fn remote_invocation_returns_a_verified_receipt_and_hostile_answers_are_re
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs a Docker Engine"]
 async fn a_denied_peer_is_refused() {
     init_tracing();
     ensure_tools_image();
@@ -193,6 +195,7 @@ async fn a_denied_peer_is_refused() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs a Docker Engine"]
 async fn a_busy_provider_answers_busy_and_the_caller_fails_over() {
     init_tracing();
     let a = start_provider(170, vec![], 1).await;

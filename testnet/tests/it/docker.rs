@@ -32,6 +32,7 @@ fn docker_objects(dir: &Path) -> Result<String, Box<dyn std::error::Error>> {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs a Docker Engine"]
 async fn partition_runs_in_docker_mode_and_down_removes_everything() -> TestResult {
     let _serial = SERIAL.lock().await;
     let tmp = tempfile::tempdir()?;

@@ -138,6 +138,7 @@ async fn builtin_scenarios_run_at_five_nodes() -> TestResult {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs a Docker Engine"]
 async fn a_scenario_file_written_here_runs() -> TestResult {
     let _serial = SERIAL.lock().await;
     let tmp = tempfile::tempdir()?;
@@ -225,6 +226,7 @@ label = "after_revocation"
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs a Docker Engine"]
 async fn invoke_runs_at_three_nodes() -> TestResult {
     let _serial = SERIAL.lock().await;
     // Providers run the example tools' image: build it (cached after the first time).

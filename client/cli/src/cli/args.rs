@@ -1,0 +1,272 @@
+//! The command line's shape (clap derive): [`Args`] and one struct per subcommand.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use atr_protocol::PublicKey;
+use atr_protocol::export::ExportFormat;
+use clap::{Parser, Subcommand, ValueEnum};
+
+/// `atr`: talk to your local atr node — publish, find and export AI-agent tools, or serve
+/// them to MCP clients.
+#[derive(Debug, Parser)]
+#[command(
+    name = "atr",
+    version,
+    about = "Publish, find and export AI-agent tools through your local atr node, or serve them over MCP",
+    after_help = "The node is found at --api, else $ATR_API, else http://127.0.0.1:7878. Publishing and \
+                  revoking need its API token: $ATR_TOKEN, else <data dir>/api.token ($ATR_DATA_DIR, \
+                  else ~/.local/share/atr).\nExit codes: 0 ok, 1 the operation failed, 2 usage error."
+)]
+pub struct Args {
+    /// API address of the node [default: $ATR_API, else http://127.0.0.1:7878].
+    #[arg(long, global = true, value_name = "URL")]
+    pub(crate) api: Option<String>,
+    /// Print the API's JSON instead of tables (for scripts).
+    #[arg(long, global = true)]
+    pub(crate) json: bool,
+    /// Log more on stderr (-v: info, -vv: debug; RUST_LOG overrides).
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+    /// What to do.
+    #[command(subcommand)]
+    pub(crate) command: Command,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub(crate) enum Command {
+    /// Show the node's identity, addresses, peers and store counts.
+    Status,
+    /// Publish a tool manifest (TOML; schema file paths are relative to it).
+    Publish {
+        /// The manifest file.
+        #[arg(value_name = "MANIFEST.toml")]
+        manifest: PathBuf,
+    },
+    /// Find tools by tag, name, version or publisher (all filters must match).
+    Find(FindArgs),
+    /// Full-text search of the tools this node knows, best first.
+    Search {
+        /// Words to look for.
+        #[arg(required = true, num_args = 1..)]
+        text: Vec<String>,
+        /// At most this many hits.
+        #[arg(long, default_value_t = 20)]
+        limit: usize,
+    },
+    /// Show one tool spec: everything an agent or operator needs to judge it.
+    Show {
+        /// Tool id (`atr_…`), or its first characters as tables show them.
+        id: String,
+    },
+    /// Revoke (or with --deprecate, deprecate) a tool this node published.
+    Revoke {
+        /// Tool id, or its first characters.
+        id: String,
+        /// Why, for the people who used it.
+        #[arg(long, default_value = "")]
+        reason: String,
+        /// The tool that replaces it.
+        #[arg(long, value_name = "ID")]
+        successor: Option<String>,
+        /// Deprecate (hide from discovery, still runnable) instead of revoking.
+        #[arg(long)]
+        deprecate: bool,
+    },
+    /// Print tool definitions for an agent API (JSON array on stdout).
+    Export(ExportArgs),
+    /// Show the peers this node is connected to.
+    Peers,
+    /// Run a tool through the node; print its output and the provider's verified receipt.
+    Invoke(InvokeArgs),
+    /// Show the receipts of invocations this node ran or received, newest first.
+    Receipts {
+        /// At most this many (the node's default is 50, its cap 1000).
+        #[arg(long)]
+        limit: Option<usize>,
+    },
+    /// Run another publisher's tool on this node for callers (its pinned image must be here).
+    Provide {
+        /// Tool id, its first characters, or a tool name (unambiguous among active tools).
+        tool: String,
+    },
+    /// Stop running another publisher's tool for callers.
+    Unprovide {
+        /// Tool id, its first characters, or the name of a provided tool.
+        tool: String,
+    },
+    /// List the other publishers' tools this node provides.
+    Provided,
+    /// Serve selected tools to MCP clients over stdio, or streamable HTTP with --http.
+    Mcp(McpArgs),
+    /// Write, build and test a tool with the atr-tool SDK (new, build, test).
+    Tool(super::tool::ToolArgs),
+    /// Print a shell completion script.
+    Completions {
+        /// The shell.
+        shell: clap_complete::Shell,
+    },
+}
+
+fn parse_version_req(s: &str) -> Result<String, String> {
+    atr_protocol::query::parse_version_req(s)
+        .map(|_| s.to_owned())
+        .map_err(|e| e.to_string())
+}
+
+/// Filters of `atr find` (and of `atr export`).
+#[derive(Debug, Clone, Default, clap::Args)]
+pub(crate) struct FindArgs {
+    /// Tools with this tag.
+    #[arg(long)]
+    pub(crate) tag: Option<String>,
+    /// Tools with this exact name.
+    #[arg(long)]
+    pub(crate) name: Option<String>,
+    /// Versions matching this semver requirement, e.g. `^1.2` or `>=1, <2`.
+    #[arg(long = "version", value_name = "REQ", value_parser = parse_version_req)]
+    pub(crate) version_req: Option<String>,
+    /// Only tools of this publisher (its peer id).
+    #[arg(long, value_name = "PEER_ID")]
+    pub(crate) publisher: Option<PublicKey>,
+    /// Also ask the network, not only this node (takes up to ~30 s).
+    #[arg(long)]
+    pub(crate) network: bool,
+    /// Include revoked and deprecated tools.
+    #[arg(long)]
+    pub(crate) include_revoked: bool,
+    /// At most this many results.
+    #[arg(long)]
+    pub(crate) limit: Option<usize>,
+}
+
+/// The formats of `atr export`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub(crate) enum Format {
+    /// OpenAI Chat Completions `tools[]`.
+    Openai,
+    /// OpenAI Responses API function tools.
+    OpenaiResponses,
+    /// Anthropic Messages API `tools[]`.
+    Anthropic,
+    /// MCP `Tool`s, as `tools/list` returns them.
+    Mcp,
+    /// Google Gemini function declarations.
+    Gemini,
+}
+
+impl From<Format> for ExportFormat {
+    fn from(f: Format) -> Self {
+        match f {
+            Format::Openai => Self::OpenAi,
+            Format::OpenaiResponses => Self::OpenAiResponses,
+            Format::Anthropic => Self::Anthropic,
+            Format::Mcp => Self::Mcp,
+            Format::Gemini => Self::Gemini,
+        }
+    }
+}
+
+/// `atr export`.
+#[derive(Debug, Clone, clap::Args)]
+pub(crate) struct ExportArgs {
+    /// Target format.
+    #[arg(long, value_enum)]
+    pub(crate) format: Format,
+    /// OpenAI formats: strict (Structured Outputs) schemas.
+    #[arg(long)]
+    pub(crate) strict: bool,
+    /// Export exactly these tools (repeatable) instead of a find.
+    #[arg(long = "id", value_name = "ID")]
+    pub(crate) ids: Vec<String>,
+    /// Which tools: the same filters as `atr find` (none: every active tool on this node).
+    #[command(flatten)]
+    pub(crate) find: FindArgs,
+}
+
+/// `atr invoke`.
+#[derive(Debug, Clone, clap::Args)]
+#[command(
+    after_help = "A short id (as tables show it) that matches a stored spec is that spec; \
+                        anything else is a tool name. Exit codes: 0 ok, 1 the tool or the node failed \
+                        (a schema violation lists each offending JSON pointer), 2 the input is not a \
+                        JSON object."
+)]
+pub(crate) struct InvokeArgs {
+    /// Tool id (`atr_…`, or its first characters), or tool name.
+    #[arg(value_name = "ID|NAME")]
+    pub(crate) tool: String,
+    /// With a name: the newest version matching this semver requirement, e.g. `^1.2`.
+    #[arg(long = "version", value_name = "REQ", value_parser = parse_version_req)]
+    pub(crate) version_req: Option<String>,
+    /// With a name: the tool of this publisher (its peer id).
+    #[arg(long, value_name = "PEER_ID")]
+    pub(crate) publisher: Option<PublicKey>,
+    /// The input object as JSON, e.g. '{"a": 2, "b": 3}' (else --input-file, else stdin).
+    #[arg(long, value_name = "JSON", conflicts_with = "input_file")]
+    pub(crate) input: Option<String>,
+    /// Read the input object from this file (`-`: stdin).
+    #[arg(long, value_name = "FILE")]
+    pub(crate) input_file: Option<PathBuf>,
+}
+
+/// `atr mcp`.
+#[derive(Debug, Clone, clap::Args)]
+pub(crate) struct McpArgs {
+    /// Serve tools with this tag (repeatable).
+    #[arg(long = "tag", value_name = "TAG")]
+    pub(crate) tags: Vec<String>,
+    /// Serve tools with this name (repeatable).
+    #[arg(long = "name", value_name = "NAME")]
+    pub(crate) names: Vec<String>,
+    /// Serve this exact tool (repeatable).
+    #[arg(long = "id", value_name = "ID")]
+    pub(crate) ids: Vec<String>,
+    /// Serve streamable HTTP on this address (path /mcp) instead of stdio, e.g. 127.0.0.1:8765.
+    #[arg(long, value_name = "ADDR")]
+    pub(crate) http: Option<SocketAddr>,
+    /// Also accept this Host header over HTTP (repeatable; loopback names are always accepted).
+    #[arg(long = "allow-host", value_name = "HOST", requires = "http")]
+    pub(crate) allow_hosts: Vec<String>,
+    /// Ask the network for the selection at start, not only this node.
+    #[arg(long)]
+    pub(crate) network: bool,
+    /// How often to re-check the selection, in milliseconds.
+    #[arg(long, value_name = "MS", default_value_t = 5000)]
+    pub(crate) refresh_ms: u64,
+}
+
+impl FindArgs {
+    /// The API query of these filters.
+    pub(crate) fn query(&self) -> atr_protocol::query::FindQuery {
+        atr_protocol::query::FindQuery {
+            tag: self.tag.clone(),
+            name: self.name.clone(),
+            version: self.version_req.clone(),
+            publisher: self.publisher,
+            include_revoked: self.include_revoked,
+            network: self.network,
+            limit: self.limit,
+            ..Default::default()
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn the_command_line_is_consistent() {
+        Args::command().debug_assert();
+    }
+
+    #[test]
+    fn bad_version_requirement_is_a_usage_error() {
+        let e = Args::try_parse_from(["atr", "find", "--version", "latest"]).unwrap_err();
+        assert_eq!(e.exit_code(), 2);
+        assert!(Args::try_parse_from(["atr", "find", "--name", "x", "--version", "^1.2"]).is_ok());
+    }
+}

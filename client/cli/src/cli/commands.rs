@@ -1,0 +1,695 @@
+//! The node commands: status, publish, find, search, show, revoke, export, peers, invoke,
+//! receipts, provide, unprovide, provided.
+//!
+//! Each prints the API's JSON with `--json`, else a short human rendering. An error with
+//! more to say than one line is a [`Detailed`]: its headline is the `error:` line, its
+//! details follow, indented.
+
+use std::path::Path;
+
+use anyhow::Context;
+use atr_client::client::{Client, Invocation};
+use atr_client::endpoint::Endpoint;
+use atr_client::error::ClientError;
+use crate::mcp::{META_ID_KEY, stable_order};
+use atr_protocol::ToolSpec;
+use atr_protocol::api::{InvokeRequest, RevokeRequest, SpecStatus, SpecView};
+use atr_protocol::export::{self as exports, ExportFormat, ExportOptions, export_many};
+use atr_protocol::id::TOOL_ID_PREFIX;
+use atr_protocol::query::FindQuery;
+use atr_protocol::revocation::RevocationKind;
+use serde_json::Value;
+
+use super::Usage;
+use super::args::{ExportArgs, FindArgs, InvokeArgs};
+use super::output::{MAX_CELL_CHARS, Table, bytes, cut, print_json, utc, with_spinner};
+
+/// What every command needs: the client and the output mode.
+pub(crate) struct Ctx {
+    pub(crate) client: Client,
+    pub(crate) json: bool,
+}
+
+impl Ctx {
+    pub(crate) fn new(api: Option<&str>, json: bool) -> anyhow::Result<Self> {
+        let endpoint = Endpoint::from_env(api).map_err(usage_if_url)?;
+        let client = Client::new(endpoint).map_err(usage_if_url)?;
+        Ok(Self { client, json })
+    }
+
+    /// Resolves a tool id or short id typed by the user; a malformed one is a usage error.
+    pub(crate) async fn resolve(&self, text: &str) -> anyhow::Result<atr_protocol::ToolId> {
+        match with_spinner("looking up the id", self.client.resolve_id(text)).await {
+            Err(e @ ClientError::InvalidId { .. }) => Err(Usage(e.to_string()).into()),
+            other => Ok(other?),
+        }
+    }
+}
+
+fn usage_if_url(e: ClientError) -> anyhow::Error {
+    match e {
+        ClientError::InvalidUrl { .. } => Usage(e.to_string()).into(),
+        other => other.into(),
+    }
+}
+
+fn status_word(s: &SpecStatus) -> &'static str {
+    match s {
+        SpecStatus::Active => "active",
+        SpecStatus::Deprecated { .. } => "deprecated",
+        SpecStatus::Revoked => "revoked",
+        _ => "other",
+    }
+}
+
+pub(crate) async fn status(ctx: &Ctx) -> anyhow::Result<()> {
+    let s = with_spinner("asking the node", ctx.client.status()).await?;
+    if ctx.json {
+        return print_json(&s);
+    }
+    let mut t = Table::new(&["", ""]);
+    t.row(vec!["node".into(), s.peer_id.to_string()]);
+    t.row(vec!["version".into(), s.version.clone()]);
+    t.row(vec!["api".into(), ctx.client.api_url().to_owned()]);
+    let listening = if s.listen_addrs.is_empty() {
+        "-".to_owned()
+    } else {
+        s.listen_addrs.join(", ")
+    };
+    t.row(vec!["listening".into(), listening]);
+    t.row(vec![
+        "peers".into(),
+        format!("{} connected", s.connected_peers.len()),
+    ]);
+    t.row(vec![
+        "store".into(),
+        format!(
+            "{} specs, {} revocations, {} receipts, {} known peers",
+            s.store.specs, s.store.revocations, s.store.receipts, s.store.peers
+        ),
+    ]);
+    t.row(vec![
+        "token".into(),
+        ctx.client.endpoint().token_source.to_string(),
+    ]);
+    // The header row of a key/value table is empty: skip it.
+    print!("{}", t.render().split_once('\n').map(|x| x.1).unwrap_or_default());
+    Ok(())
+}
+
+pub(crate) async fn publish(ctx: &Ctx, manifest: &Path) -> anyhow::Result<()> {
+    let r = with_spinner("publishing", ctx.client.publish_file(manifest)).await?;
+    if ctx.json {
+        return print_json(&r);
+    }
+    if r.created {
+        println!("published {}  {}", r.spec.label(), r.id);
+    } else {
+        println!("already published (same spec) {}  {}", r.spec.label(), r.id);
+    }
+    Ok(())
+}
+
+fn spec_table(views: &[SpecView]) -> String {
+    let mut t = Table::new(&["ID", "NAME", "VERSION", "STATUS", "TAGS", "DESCRIPTION"]);
+    for v in views {
+        t.row(vec![
+            v.id.fmt_short(),
+            v.spec.name.clone(),
+            v.spec.version.to_string(),
+            status_word(&v.status).into(),
+            v.spec.tags.join(","),
+            cut(&v.spec.description, MAX_CELL_CHARS),
+        ]);
+    }
+    t.render()
+}
+
+pub(crate) async fn find(ctx: &Ctx, f: &FindArgs) -> anyhow::Result<()> {
+    let q = f.query();
+    let what = if q.network {
+        "asking the network"
+    } else {
+        "searching"
+    };
+    let r = with_spinner(what, ctx.client.find(&q)).await?;
+    if ctx.json {
+        return print_json(&r);
+    }
+    if r.results.is_empty() {
+        println!(
+            "no tools found{}",
+            if q.network {
+                ""
+            } else {
+                " (add --network to ask peers)"
+            }
+        );
+        return Ok(());
+    }
+    print!("{}", spec_table(&r.results));
+    if r.fetched_from_network > 0 {
+        println!("({} fetched from the network)", r.fetched_from_network);
+    }
+    Ok(())
+}
+
+pub(crate) async fn search(ctx: &Ctx, text: &str, limit: usize) -> anyhow::Result<()> {
+    let r = with_spinner("searching", ctx.client.search(text, Some(limit))).await?;
+    if ctx.json {
+        return print_json(&r);
+    }
+    if r.hits.is_empty() {
+        println!("no tools match `{text}`");
+        return Ok(());
+    }
+    let mut t = Table::new(&["SCORE", "ID", "NAME", "VERSION", "DESCRIPTION"]);
+    for h in &r.hits {
+        t.row(vec![
+            format!("{:.2}", h.score),
+            h.view.id.fmt_short(),
+            h.view.spec.name.clone(),
+            h.view.spec.version.to_string(),
+            cut(&h.view.spec.description, MAX_CELL_CHARS),
+        ]);
+    }
+    print!("{}", t.render());
+    Ok(())
+}
+
+fn indented_json(v: &Value) -> String {
+    serde_json::to_string_pretty(v)
+        .unwrap_or_default()
+        .lines()
+        .map(|l| format!("  {l}\n"))
+        .collect()
+}
+
+pub(crate) async fn show(ctx: &Ctx, id: &str) -> anyhow::Result<()> {
+    let id = ctx.resolve(id).await?;
+    let v = with_spinner("asking the node", ctx.client.spec(&id)).await?;
+    if ctx.json {
+        return print_json(&v);
+    }
+    let s = &v.spec;
+    let status = match &v.status {
+        SpecStatus::Deprecated { successor: Some(n) } => format!("deprecated, use {n}"),
+        other => status_word(other).to_owned(),
+    };
+    println!("{}  ({status})", s.label());
+    let mut t = Table::new(&["", ""]);
+    t.row(vec!["id".into(), v.id.to_string()]);
+    t.row(vec!["publisher".into(), s.publisher.to_string()]);
+    t.row(vec!["created".into(), utc(s.created_at_ms)]);
+    t.row(vec!["tags".into(), s.tags.join(", ")]);
+    let effects: Vec<&str> = s.side_effects.iter().map(|e| e.as_str()).collect();
+    t.row(vec!["side effects".into(), effects.join(", ")]);
+    t.row(vec!["cost".into(), s.cost.as_str().into()]);
+    t.row(vec![
+        "image".into(),
+        format!("{} ({})", s.runtime.image, s.runtime.image_digest),
+    ]);
+    let l = &s.limits;
+    t.row(vec![
+        "limits".into(),
+        format!(
+            "{} ms, {} memory, {} cpu, {} processes, {} output",
+            l.timeout_ms,
+            bytes(l.memory_bytes),
+            f64::from(l.cpu_millis) / 1000.0,
+            l.pids,
+            bytes(l.max_output_bytes)
+        ),
+    ]);
+    if let Some(h) = &s.homepage {
+        t.row(vec!["homepage".into(), h.clone()]);
+    }
+    if let Some(lic) = &s.license {
+        t.row(vec!["license".into(), lic.clone()]);
+    }
+    print!("{}", t.render().split_once('\n').map(|x| x.1).unwrap_or_default());
+    println!("\ndescription\n  {}", s.description.replace('\n', "\n  "));
+    println!("\ninput schema\n{}", indented_json(&s.input_schema));
+    if let Some(o) = &s.output_schema {
+        println!("output schema\n{}", indented_json(o));
+    }
+    if !s.examples.is_empty() {
+        println!("examples");
+        for e in &s.examples {
+            println!("  {}  ->  {}", e.input, e.output);
+        }
+    }
+    Ok(())
+}
+
+pub(crate) async fn revoke(
+    ctx: &Ctx,
+    id: &str,
+    reason: String,
+    successor: Option<&str>,
+    deprecate: bool,
+) -> anyhow::Result<()> {
+    let id = ctx.resolve(id).await?;
+    let successor = match successor {
+        Some(s) => Some(ctx.resolve(s).await.context("--successor")?),
+        None => None,
+    };
+    let req = RevokeRequest {
+        id: Some(id),
+        name: None,
+        kind: Some(if deprecate {
+            RevocationKind::Deprecate
+        } else {
+            RevocationKind::Revoke
+        }),
+        reason,
+        successor,
+    };
+    let r = with_spinner("revoking", ctx.client.revoke(&req)).await?;
+    if ctx.json {
+        return print_json(&r);
+    }
+    let verb = if deprecate { "deprecated" } else { "revoked" };
+    let ids: Vec<String> = r.affected.iter().map(|i| i.fmt_short()).collect();
+    println!(
+        "{verb} {} spec(s): {}  (revocation {})",
+        r.affected.len(),
+        ids.join(", "),
+        cut(&r.revocation, 17)
+    );
+    Ok(())
+}
+
+/// Resolves a tool id, short id, or a name unambiguous among active tools.
+async fn resolve_tool(ctx: &Ctx, text: &str) -> anyhow::Result<atr_protocol::ToolId> {
+    if text.starts_with(TOOL_ID_PREFIX) {
+        return ctx.resolve(text).await;
+    }
+    let q = FindQuery {
+        name: Some(text.to_owned()),
+        limit: Some(atr_protocol::query::MAX_FIND_LIMIT),
+        ..Default::default()
+    };
+    let found = with_spinner("finding the tool", ctx.client.find(&q))
+        .await?
+        .results;
+    match found.as_slice() {
+        [one] => Ok(one.id),
+        [] => Err(Usage(format!("no active tool named `{text}` on this node; give its id")).into()),
+        many => {
+            let ids: Vec<String> = many.iter().map(|v| v.id.to_string()).collect();
+            Err(Usage(format!(
+                "{} active tools are named `{text}`; give one id: {}",
+                many.len(),
+                ids.join(", ")
+            ))
+            .into())
+        }
+    }
+}
+
+pub(crate) async fn provide(ctx: &Ctx, tool: &str) -> anyhow::Result<()> {
+    let id = resolve_tool(ctx, tool).await?;
+    let r = with_spinner("asking the node", ctx.client.provide(&id)).await?;
+    if ctx.json {
+        return print_json(&r);
+    }
+    if r.changed {
+        println!("providing {}", r.id);
+    } else {
+        println!("already providing {}", r.id);
+    }
+    Ok(())
+}
+
+pub(crate) async fn unprovide(ctx: &Ctx, tool: &str) -> anyhow::Result<()> {
+    let id = if tool.starts_with(TOOL_ID_PREFIX) {
+        ctx.resolve(tool).await?
+    } else {
+        let list = with_spinner("asking the node", ctx.client.provided())
+            .await?
+            .provided;
+        let hits: Vec<_> = list.iter().filter(|p| p.name.as_deref() == Some(tool)).collect();
+        match hits.as_slice() {
+            [one] => one.id,
+            [] => return Err(Usage(format!("this node provides no tool named `{tool}`")).into()),
+            many => {
+                let ids: Vec<String> = many.iter().map(|p| p.id.to_string()).collect();
+                return Err(Usage(format!(
+                    "this node provides {} tools named `{tool}`; give one id: {}",
+                    many.len(),
+                    ids.join(", ")
+                ))
+                .into());
+            }
+        }
+    };
+    let r = with_spinner("asking the node", ctx.client.unprovide(&id)).await?;
+    if ctx.json {
+        return print_json(&r);
+    }
+    println!("stopped providing {}", r.id);
+    Ok(())
+}
+
+pub(crate) async fn provided(ctx: &Ctx) -> anyhow::Result<()> {
+    let r = with_spinner("asking the node", ctx.client.provided()).await?;
+    if ctx.json {
+        return print_json(&r);
+    }
+    if r.provided.is_empty() {
+        println!("this node provides no other publisher's tools");
+        return Ok(());
+    }
+    let mut t = Table::new(&["ID", "NAME", "VERSION", "PUBLISHER"]);
+    for p in &r.provided {
+        t.row(vec![
+            p.id.fmt_short(),
+            p.name.clone().unwrap_or_else(|| "?".into()),
+            p.version.clone().unwrap_or_default(),
+            p.publisher.map(|k| k.fmt_short()).unwrap_or_default(),
+        ]);
+    }
+    print!("{}", t.render());
+    Ok(())
+}
+
+async fn export_views(ctx: &Ctx, a: &ExportArgs) -> anyhow::Result<Vec<SpecView>> {
+    if a.ids.is_empty() {
+        let q = a.find.query();
+        let what = if q.network {
+            "asking the network"
+        } else {
+            "finding tools"
+        };
+        return Ok(with_spinner(what, ctx.client.find(&q)).await?.results);
+    }
+    let mut views = Vec::new();
+    for text in &a.ids {
+        let id = ctx.resolve(text).await?;
+        views.push(with_spinner("asking the node", ctx.client.spec(&id)).await?);
+    }
+    Ok(views)
+}
+
+pub(crate) async fn export(ctx: &Ctx, a: &ExportArgs) -> anyhow::Result<()> {
+    let mut views = export_views(ctx, a).await?;
+    stable_order(&mut views);
+    let format = ExportFormat::from(a.format);
+    let opts = ExportOptions {
+        strict: a.strict,
+        ..ExportOptions::default()
+    };
+    // One spec at a time first, so a failure names its tool.
+    for v in &views {
+        exports::export(&v.spec, format, &opts).with_context(|| {
+            format!(
+                "cannot export {} ({}) as {format}",
+                v.spec.label(),
+                v.id.fmt_short()
+            )
+        })?;
+    }
+    let specs: Vec<&ToolSpec> = views.iter().map(|v| &v.spec).collect();
+    let mut out = export_many(&specs, format, &opts).with_context(|| format!("cannot export as {format}"))?;
+    if format == ExportFormat::Mcp
+        && let Value::Array(tools) = &mut out
+    {
+        for (tool, v) in tools.iter_mut().zip(&views) {
+            if let Value::Object(o) = tool {
+                let mut meta = serde_json::Map::new();
+                meta.insert(META_ID_KEY.into(), v.id.to_string().into());
+                o.insert("_meta".into(), Value::Object(meta));
+            }
+        }
+    }
+    print_json(&out)?;
+    if views.is_empty() && !ctx.json {
+        eprintln!("note: no tools matched; the array is empty");
+    }
+    Ok(())
+}
+
+pub(crate) async fn peers(ctx: &Ctx) -> anyhow::Result<()> {
+    let r = with_spinner("asking the node", ctx.client.peers()).await?;
+    if ctx.json {
+        return print_json(&r);
+    }
+    if r.peers.is_empty() {
+        println!("no peers connected");
+        return Ok(());
+    }
+    let mut t = Table::new(&["PEER", "SCORE", "BAD MESSAGES", "ADDRESSES"]);
+    for p in &r.peers {
+        t.row(vec![
+            p.peer_id.clone(),
+            p.score.map_or_else(|| "-".into(), |s| format!("{s:.1}")),
+            p.bad_messages.to_string(),
+            p.addrs.join(", "),
+        ]);
+    }
+    print!("{}", t.render());
+    Ok(())
+}
+
+/// A failure with a one-line headline (the `error:` line) and detail lines printed under it.
+#[derive(Debug, thiserror::Error)]
+#[error("{headline}")]
+pub(crate) struct Detailed {
+    pub(crate) headline: String,
+    pub(crate) details: Vec<String>,
+}
+
+/// The detail lines of `e`, when it is a [`Detailed`] error.
+pub(crate) fn details(e: &anyhow::Error) -> &[String] {
+    e.downcast_ref::<Detailed>().map_or(&[], |d| d.details.as_slice())
+}
+
+/// Reads the input object: `--input`, else `--input-file` (`-` is stdin), else stdin when it
+/// is not a terminal. Malformed JSON, or JSON that is not an object, is a usage error.
+fn read_input(a: &InvokeArgs) -> anyhow::Result<Value> {
+    use std::io::{IsTerminal, Read};
+    let limit = atr_protocol::limits::MAX_INPUT_BYTES;
+    let read_stdin = || -> anyhow::Result<(String, String)> {
+        let mut buf = String::new();
+        std::io::stdin()
+            .take(limit as u64 + 1)
+            .read_to_string(&mut buf)
+            .context("reading the input from stdin")?;
+        Ok((buf, "stdin".to_owned()))
+    };
+    let (text, from) = match (&a.input, &a.input_file) {
+        (Some(json), _) => (json.clone(), "--input".to_owned()),
+        (None, Some(path)) if path.as_os_str() == "-" => read_stdin()?,
+        (None, Some(path)) => {
+            let len = std::fs::metadata(path)
+                .with_context(|| format!("cannot read {}", path.display()))?
+                .len();
+            if len > limit as u64 {
+                anyhow::bail!(
+                    "{}: {len} bytes is over the {limit}-byte input limit",
+                    path.display()
+                );
+            }
+            let text =
+                std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+            (text, path.display().to_string())
+        }
+        (None, None) if std::io::stdin().is_terminal() => {
+            return Err(Usage(
+                "give the tool's input: --input JSON, --input-file FILE, or JSON on stdin".into(),
+            )
+            .into());
+        }
+        (None, None) => read_stdin()?,
+    };
+    if text.len() > limit {
+        anyhow::bail!("the input from {from} is over the {limit}-byte limit");
+    }
+    if text.trim().is_empty() {
+        return Err(Usage(format!(
+            "the input from {from} is empty; give a JSON object, e.g. --input '{{}}'"
+        ))
+        .into());
+    }
+    let value: Value = serde_json::from_str(&text)
+        .map_err(|e| Usage(format!("the input from {from} is not valid JSON: {e}")))?;
+    if !value.is_object() {
+        return Err(Usage(format!(
+            "the input from {from} must be a JSON object, e.g. '{{\"a\": 1}}'"
+        ))
+        .into());
+    }
+    Ok(value)
+}
+
+/// What `ID|NAME` names. With `--version` or `--publisher`, a name. Else: `atr_…` is an id
+/// (full, or the start of one); a name some stored spec has is that name; the start of a
+/// stored spec's id is that spec; anything else is a name (the node says if it knows none).
+async fn invoke_request(ctx: &Ctx, a: &InvokeArgs, input: Value) -> anyhow::Result<InvokeRequest> {
+    let text = a.tool.trim();
+    let by_id = |id, input| InvokeRequest {
+        id: Some(id),
+        name: None,
+        version: None,
+        publisher: None,
+        input,
+    };
+    let by_name = |input| InvokeRequest {
+        id: None,
+        name: Some(text.to_owned()),
+        version: a.version_req.clone(),
+        publisher: a.publisher,
+        input,
+    };
+    if a.version_req.is_some() || a.publisher.is_some() {
+        return Ok(by_name(input));
+    }
+    if text.starts_with(TOOL_ID_PREFIX) {
+        return Ok(by_id(ctx.resolve(text).await?, input));
+    }
+    // A name lookup is one indexed query; a short id needs a scan, so names go first.
+    let named = FindQuery {
+        name: Some(text.to_owned()),
+        include_revoked: true,
+        limit: Some(1),
+        ..FindQuery::default()
+    };
+    match with_spinner("looking up the tool", ctx.client.find(&named)).await {
+        Ok(found) if !found.results.is_empty() => return Ok(by_name(input)),
+        Ok(_) | Err(ClientError::BadRequest { .. }) => {}
+        Err(e) => return Err(e.into()),
+    }
+    match with_spinner("looking up the id", ctx.client.resolve_id(text)).await {
+        Ok(id) => Ok(by_id(id, input)),
+        Err(ClientError::InvalidId { .. } | ClientError::NotFound { .. }) => Ok(by_name(input)),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Turns the invocation errors that have structure into [`Detailed`] ones.
+fn invoke_error(tool: &str, e: ClientError) -> anyhow::Error {
+    match e {
+        ClientError::InvalidInput {
+            violations, total, ..
+        } if !violations.is_empty() => {
+            let mut details: Vec<String> = violations
+                .iter()
+                .map(|v| {
+                    let at = if v.pointer.is_empty() {
+                        "(root)"
+                    } else {
+                        &v.pointer
+                    };
+                    format!("{at}: {}", v.message)
+                })
+                .collect();
+            if total > violations.len() {
+                details.push(format!("… and {} more", total - violations.len()));
+            }
+            Detailed {
+                headline: format!("invalid input for `{tool}`: {total} violation(s) of its input schema"),
+                details,
+            }
+            .into()
+        }
+        ClientError::NoProvider { attempts, .. } if !attempts.is_empty() => Detailed {
+            headline: format!("no provider could run `{tool}` ({} tried)", attempts.len()),
+            details: attempts
+                .iter()
+                .map(|a| format!("{}: {}", a.provider, a.outcome))
+                .collect(),
+        }
+        .into(),
+        other => other.into(),
+    }
+}
+
+/// One line about the run: status, tool, provider, receipt, time.
+fn receipt_summary(inv: &Invocation) -> String {
+    let r = inv.receipt.value();
+    let provider = if inv.local {
+        format!("this node ({})", r.provider.fmt_short())
+    } else {
+        r.provider.fmt_short()
+    };
+    format!(
+        "{} · {} · provider {provider} · receipt {} verified · {} ms",
+        r.status.as_str(),
+        inv.response.id.fmt_short(),
+        &inv.receipt_id()[..12],
+        r.finished_at_ms.saturating_sub(r.started_at_ms)
+    )
+}
+
+pub(crate) async fn invoke(ctx: &Ctx, a: &InvokeArgs) -> anyhow::Result<()> {
+    let input = read_input(a)?;
+    let req = invoke_request(ctx, a, input).await?;
+    let tool = a.tool.trim();
+    let inv = with_spinner(&format!("running {tool}"), ctx.client.invoke_verified(&req))
+        .await
+        .map_err(|e| invoke_error(tool, e))?;
+    if ctx.json {
+        print_json(&inv.response)?;
+    } else if inv.is_ok() {
+        print_json(&inv.response.output)?;
+        eprintln!("{}", receipt_summary(&inv));
+    }
+    let Some(message) = inv.error_message() else {
+        return Ok(());
+    };
+    let stderr: Vec<String> = inv
+        .response
+        .output
+        .pointer("/error/stderr")
+        .and_then(Value::as_str)
+        .map(|s| s.lines().rev().take(5).collect::<Vec<_>>())
+        .unwrap_or_default()
+        .into_iter()
+        .rev()
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| format!("stderr: {l}"))
+        .collect();
+    let mut details = stderr;
+    if !ctx.json {
+        details.push(receipt_summary(&inv));
+    }
+    Err(Detailed {
+        headline: format!("`{tool}` failed: {message}"),
+        details,
+    }
+    .into())
+}
+
+pub(crate) async fn receipts(ctx: &Ctx, limit: Option<usize>) -> anyhow::Result<()> {
+    let r = with_spinner("asking the node", ctx.client.receipts(limit)).await?;
+    if ctx.json {
+        return print_json(&r);
+    }
+    if r.receipts.is_empty() {
+        println!("no receipts yet (invoke a tool with `atr invoke`)");
+        return Ok(());
+    }
+    let mut t = Table::new(&[
+        "FINISHED",
+        "TOOL",
+        "STATUS",
+        "PROVIDER",
+        "TIME",
+        "OUTPUT",
+        "INVOCATION",
+    ]);
+    for x in &r.receipts {
+        t.row(vec![
+            utc(x.finished_at_ms),
+            x.tool.fmt_short(),
+            x.status.as_str().into(),
+            x.provider.fmt_short(),
+            format!("{} ms", x.finished_at_ms.saturating_sub(x.started_at_ms)),
+            bytes(x.output_bytes),
+            x.invocation.fmt_short(),
+        ]);
+    }
+    print!("{}", t.render());
+    Ok(())
+}

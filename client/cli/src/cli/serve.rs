@@ -1,0 +1,92 @@
+//! `atr mcp`: serve the selected tools over stdio or streamable HTTP until the
+//! peer leaves (stdio), or Ctrl-C / SIGTERM.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::mcp::{HTTP_PATH, McpOptions, McpServeError, NodeInvoker, Selection, ToolServer};
+use tokio_util::sync::CancellationToken;
+
+use super::Usage;
+use super::args::McpArgs;
+use super::commands::Ctx;
+use super::output::with_spinner;
+
+pub(crate) async fn mcp(ctx: &Ctx, a: McpArgs) -> anyhow::Result<()> {
+    let mut selection = Selection::default();
+    selection.tags = a.tags;
+    selection.names = a.names;
+    selection.network = a.network;
+    for text in &a.ids {
+        selection.ids.push(ctx.resolve(text).await?);
+    }
+    if selection.is_empty() {
+        return Err(Usage(McpServeError::EmptySelection.to_string()).into());
+    }
+    let mut options = McpOptions::default();
+    options.refresh = Duration::from_millis(a.refresh_ms);
+    options.allowed_hosts = a.allow_hosts;
+    // Calls run through the node; every output's receipt is verified here first.
+    let invoker = Arc::new(NodeInvoker::new(ctx.client.clone()));
+    let what = if selection.network {
+        "asking the network for the selected tools"
+    } else {
+        "loading the selected tools"
+    };
+    let server = with_spinner(
+        what,
+        ToolServer::start(ctx.client.clone(), selection, invoker, options),
+    )
+    .await?;
+    let count = server.current().len();
+    if count == 0 {
+        eprintln!(
+            "atr mcp: warning: no tool matches the selection yet; serving an empty list until one does"
+        );
+    }
+    let cancel = CancellationToken::new();
+    let refresher = server.spawn_refresher(cancel.clone());
+    let signals = tokio::spawn({
+        let cancel = cancel.clone();
+        async move {
+            shutdown_signal().await;
+            cancel.cancel();
+        }
+    });
+    let served = match a.http {
+        Some(addr) => {
+            let listener = ToolServer::bind_http(addr).await?;
+            let local = listener.local_addr()?;
+            eprintln!("atr mcp: serving {count} tool(s) at http://{local}{HTTP_PATH} (Ctrl-C to stop)");
+            if !local.ip().is_loopback() {
+                eprintln!(
+                    "atr mcp: only Host headers localhost, 127.0.0.1, ::1 and the bound address are accepted; add others with --allow-host"
+                );
+            }
+            server.serve_http(listener, cancel.clone()).await
+        }
+        None => {
+            eprintln!("atr mcp: serving {count} tool(s) over stdio");
+            server.serve_stdio(cancel.clone()).await
+        }
+    };
+    cancel.cancel();
+    signals.abort();
+    let _ = refresher.await;
+    Ok(served?)
+}
+
+async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        if let Ok(mut term) = signal(SignalKind::terminate()) {
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                _ = term.recv() => {}
+            }
+            return;
+        }
+    }
+    let _ = tokio::signal::ctrl_c().await;
+}

@@ -1,0 +1,299 @@
+//! The MCP server: the network's tools for any MCP client, over stdio or
+//! streamable HTTP, built on the official Rust SDK (`rmcp`).
+//!
+//! - [`ToolServer`] holds what every session shares: the node's [`Client`], the
+//!   [`Selection`] of tools, the current [`ToolSet`] and the [`Invoker`]. Its
+//!   refresher ([`ToolServer::spawn_refresher`]) polls the node and, when the set
+//!   of selected ids changes, swaps the tool set and wakes every session.
+//! - [`Handler`] is the per-session rmcp handler (`tools/list`, `tools/call`,
+//!   `notifications/tools/list_changed`). A call runs through the [`Invoker`]
+//!   ([`NodeInvoker`]: through the node, receipts verified); its output comes
+//!   back as structured content (an object: see [`OutputShape`]) and as text,
+//!   with the receipt under `_meta` ([`META_RECEIPT_KEY`], …); a failed run or
+//!   a refused call is a tool error (`isError: true`), never a protocol error.
+//! - [`ToolServer::serve_stdio`] and [`ToolServer::serve_http`] run it.
+//!
+//! Who stops whom: the caller's `CancellationToken` stops the refresher and
+//! the transports; the stdio server also ends when its peer closes stdin.
+
+mod catalog;
+mod handler;
+mod invoke;
+
+use std::collections::BTreeSet;
+use std::net::SocketAddr;
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use rmcp::ServiceExt;
+use rmcp::transport::streamable_http_server::session::local::LocalSessionManager;
+use rmcp::transport::{StreamableHttpServerConfig, StreamableHttpService};
+use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
+use tracing::{info, warn};
+
+pub use catalog::{
+    META_ID_KEY, META_PROVIDER_KEY, META_RECEIPT_ID_KEY, META_RECEIPT_KEY, META_STATUS_KEY, META_WRAPPED_KEY,
+    OutputShape, RESULT_FIELD, Selection, ServedTool, ToolSet, stable_order, wrapped_output_schema,
+};
+pub use handler::{Handler, SERVER_NAME};
+pub use invoke::{Invoker, NodeInvoker, NotAvailable, ToolOutput};
+
+use atr_client::Client;
+use atr_client::ClientError;
+
+/// How often the selection is re-checked by default. Defaults to 5 s: new versions show up
+/// within seconds, at the cost of one local find per tag or name each time.
+pub const DEFAULT_REFRESH: Duration = Duration::from_secs(5);
+/// Shortest refresh interval accepted, so a typo cannot turn polling into a busy loop.
+pub const MIN_REFRESH: Duration = Duration::from_millis(100);
+/// Path of the MCP endpoint of [`ToolServer::serve_http`].
+pub const HTTP_PATH: &str = "/mcp";
+
+/// Why the MCP server could not start or stopped with an error.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum McpServeError {
+    /// No tag, name or id was selected.
+    #[error(
+        "select the tools to serve with --tag, --name or --id: atr mcp never serves the whole network by accident"
+    )]
+    EmptySelection,
+    /// The node could not be asked for the selection.
+    #[error(transparent)]
+    Client(#[from] ClientError),
+    /// The HTTP address could not be bound.
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        /// The address.
+        addr: SocketAddr,
+        /// The cause.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The MCP transport failed.
+    #[error("MCP transport: {0}")]
+    Transport(String),
+}
+
+/// Settings of a [`ToolServer`].
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct McpOptions {
+    /// How often to re-check the selection ([`DEFAULT_REFRESH`]; at least [`MIN_REFRESH`]).
+    pub refresh: Duration,
+    /// Extra `Host` header values the HTTP server accepts, besides `localhost`, `127.0.0.1`,
+    /// `::1` and the address it is bound to (a guard against DNS rebinding).
+    pub allowed_hosts: Vec<String>,
+}
+
+impl Default for McpOptions {
+    fn default() -> Self {
+        Self {
+            refresh: DEFAULT_REFRESH,
+            allowed_hosts: Vec::new(),
+        }
+    }
+}
+
+/// What every MCP session shares. See the [module docs](self).
+pub struct ToolServer {
+    client: Client,
+    selection: Selection,
+    invoker: Arc<dyn Invoker>,
+    options: McpOptions,
+    current: RwLock<Arc<Loaded>>,
+    changes: watch::Sender<u64>,
+}
+
+/// A tool set and the ids it was built from (some may not have been exportable).
+struct Loaded {
+    set: Arc<ToolSet>,
+    ids: BTreeSet<atr_protocol::ToolId>,
+}
+
+impl std::fmt::Debug for ToolServer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ToolServer")
+            .field("api", &self.client.api_url())
+            .field("selection", &self.selection)
+            .field("tools", &self.current().len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl ToolServer {
+    /// Loads the selection through the node (asking the network first when
+    /// [`Selection::network`] is set) and returns the server, ready to serve.
+    pub async fn start(
+        client: Client,
+        selection: Selection,
+        invoker: Arc<dyn Invoker>,
+        mut options: McpOptions,
+    ) -> Result<Arc<Self>, McpServeError> {
+        if selection.is_empty() {
+            return Err(McpServeError::EmptySelection);
+        }
+        options.refresh = options.refresh.max(MIN_REFRESH);
+        let views = selection.load(&client, selection.network).await?;
+        let loaded = build(views).await;
+        let (changes, _) = watch::channel(0);
+        Ok(Arc::new(Self {
+            client,
+            selection,
+            invoker,
+            options,
+            current: RwLock::new(Arc::new(loaded)),
+            changes,
+        }))
+    }
+
+    /// The tools served now.
+    pub fn current(&self) -> Arc<ToolSet> {
+        match self.current.read() {
+            Ok(l) => l.set.clone(),
+            Err(poisoned) => poisoned.into_inner().set.clone(),
+        }
+    }
+
+    /// The refresh interval.
+    pub fn refresh_interval(&self) -> Duration {
+        self.options.refresh
+    }
+
+    /// The invoker behind `tools/call`.
+    pub fn invoker(&self) -> &Arc<dyn Invoker> {
+        &self.invoker
+    }
+
+    /// A receiver that changes whenever the served tool list does.
+    pub fn subscribe(&self) -> watch::Receiver<u64> {
+        self.changes.subscribe()
+    }
+
+    /// Re-checks the selection (the node's store only); when the set of ids changed, swaps
+    /// the tool set, wakes every session and returns `true`.
+    pub async fn refresh(&self) -> Result<bool, ClientError> {
+        let views = self.selection.load(&self.client, false).await?;
+        let ids: BTreeSet<_> = views.iter().map(|v| v.id).collect();
+        let old_ids = match self.current.read() {
+            Ok(l) => l.ids.clone(),
+            Err(poisoned) => poisoned.into_inner().ids.clone(),
+        };
+        if ids == old_ids {
+            return Ok(false);
+        }
+        let loaded = Arc::new(build(views).await);
+        info!(tools = loaded.set.len(), "selection changed; tool list updated");
+        match self.current.write() {
+            Ok(mut l) => *l = loaded,
+            Err(poisoned) => *poisoned.into_inner() = loaded,
+        }
+        self.changes.send_modify(|generation| *generation += 1);
+        Ok(true)
+    }
+
+    /// Polls the node every [`McpOptions::refresh`] until `cancel` fires. A failed poll is
+    /// logged and the last list kept.
+    pub fn spawn_refresher(self: &Arc<Self>, cancel: CancellationToken) -> tokio::task::JoinHandle<()> {
+        let me = self.clone();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(me.options.refresh);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            tick.tick().await;
+            let mut failing = false;
+            loop {
+                tokio::select! {
+                    biased;
+                    _ = cancel.cancelled() => break,
+                    _ = tick.tick() => {}
+                }
+                match me.refresh().await {
+                    Ok(_) => failing = false,
+                    Err(e) if !failing => {
+                        warn!(error = %e, "cannot refresh the tool list; serving the last one");
+                        failing = true;
+                    }
+                    Err(_) => {}
+                }
+            }
+        })
+    }
+
+    /// A session handler.
+    pub fn handler(self: &Arc<Self>) -> Handler {
+        Handler::new(self.clone())
+    }
+
+    /// Serves MCP on stdin/stdout until the peer closes stdin or `cancel` fires.
+    pub async fn serve_stdio(self: &Arc<Self>, cancel: CancellationToken) -> Result<(), McpServeError> {
+        let running = match self
+            .handler()
+            .serve_with_ct(rmcp::transport::stdio_pipes(), cancel.child_token())
+            .await
+        {
+            Ok(r) => r,
+            // Stopped (Ctrl-C, SIGTERM) before a client said hello: a clean exit.
+            Err(_) if cancel.is_cancelled() => return Ok(()),
+            Err(e) => return Err(McpServeError::Transport(e.to_string())),
+        };
+        running
+            .waiting()
+            .await
+            .map_err(|e| McpServeError::Transport(e.to_string()))?;
+        Ok(())
+    }
+
+    /// Binds `addr` for [`Self::serve_http`].
+    pub async fn bind_http(addr: SocketAddr) -> Result<tokio::net::TcpListener, McpServeError> {
+        tokio::net::TcpListener::bind(addr)
+            .await
+            .map_err(|source| McpServeError::Bind { addr, source })
+    }
+
+    /// Serves MCP over streamable HTTP at [`HTTP_PATH`] on `listener` until `cancel` fires.
+    pub async fn serve_http(
+        self: &Arc<Self>,
+        listener: tokio::net::TcpListener,
+        cancel: CancellationToken,
+    ) -> Result<(), McpServeError> {
+        let local = listener
+            .local_addr()
+            .map_err(|e| McpServeError::Transport(e.to_string()))?;
+        let mut hosts: Vec<String> = vec!["localhost".into(), "127.0.0.1".into(), "::1".into()];
+        if !local.ip().is_unspecified() && !local.ip().is_loopback() {
+            hosts.push(local.ip().to_string());
+        }
+        hosts.extend(self.options.allowed_hosts.iter().cloned());
+        let config = StreamableHttpServerConfig::default()
+            .with_allowed_hosts(hosts)
+            .with_cancellation_token(cancel.child_token());
+        let handler = self.handler();
+        let service = StreamableHttpService::new(
+            move || Ok(handler.clone()),
+            Arc::new(LocalSessionManager::default()),
+            config,
+        );
+        let router = axum::Router::new().route_service(HTTP_PATH, service);
+        axum::serve(listener, router)
+            .with_graceful_shutdown(async move { cancel.cancelled().await })
+            .await
+            .map_err(|e| McpServeError::Transport(e.to_string()))
+    }
+}
+
+/// Builds the tool set off the runtime (schemas are compiled).
+async fn build(views: Vec<atr_protocol::api::SpecView>) -> Loaded {
+    let ids: BTreeSet<_> = views.iter().map(|v| v.id).collect();
+    let set = match tokio::task::spawn_blocking(move || ToolSet::build(views)).await {
+        Ok(set) => set,
+        Err(e) => {
+            warn!(error = %e, "building the tool list failed");
+            ToolSet::default()
+        }
+    };
+    Loaded {
+        set: Arc::new(set),
+        ids,
+    }
+}

@@ -1,9 +1,0 @@
-//! Integration tests of `atr-client`: the real `atr` binary and MCP server
-//! against real `atrd` processes, one module per concern.
-
-#![allow(clippy::unwrap_used, clippy::expect_used)]
-
-mod cli;
-mod compose;
-mod harness;
-mod mcp;
