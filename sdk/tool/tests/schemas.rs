@@ -510,7 +510,8 @@ fn exports_keep_the_exact_schema() {
 #[test]
 fn exports_are_written_for_the_vendor_sdk_checker() {
     let temp = tempfile::tempdir().unwrap();
-    let dir = std::env::var_os("ATR_SDK_EXPORTS_DIR").map_or_else(|| temp.path().to_path_buf(), PathBuf::from);
+    let dir =
+        std::env::var_os("ATR_SDK_EXPORTS_DIR").map_or_else(|| temp.path().to_path_buf(), PathBuf::from);
     std::fs::create_dir_all(&dir).unwrap();
     for (format, file, tools) in exports() {
         assert!(!tools.is_empty(), "{format}: no tools exported");

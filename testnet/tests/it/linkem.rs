@@ -131,7 +131,9 @@ fn round_trips(pair: &Pair, n: usize) -> std::io::Result<Vec<Duration>> {
 }
 
 fn setup() -> Result<Pair, Box<dyn std::error::Error>> {
-    Pair::new().map_err(|e| format!("this test needs root, iproute2 and iptables to make network namespaces: {e}").into())
+    Pair::new().map_err(|e| {
+        format!("this test needs root, iproute2 and iptables to make network namespaces: {e}").into()
+    })
 }
 
 fn add_rule(pair: &Pair) -> TestResult {

@@ -7,11 +7,11 @@
 
 use std::path::Path;
 
+use crate::mcp::{META_ID_KEY, stable_order};
 use anyhow::Context;
 use atr_client::client::{Client, Invocation};
 use atr_client::endpoint::Endpoint;
 use atr_client::error::ClientError;
-use crate::mcp::{META_ID_KEY, stable_order};
 use atr_protocol::ToolSpec;
 use atr_protocol::api::{InvokeRequest, RevokeRequest, SpecStatus, SpecView};
 use atr_protocol::export::{self as exports, ExportFormat, ExportOptions, export_many};

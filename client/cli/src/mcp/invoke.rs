@@ -12,8 +12,8 @@ use atr_protocol::receipt::InvocationStatus;
 use futures::future::BoxFuture;
 use serde_json::Value;
 
-use atr_client::client::{Client, Invocation};
 use atr_client::ClientError;
+use atr_client::client::{Client, Invocation};
 
 /// What an invocation returned: the tool's output and, when it ran through a node, the
 /// verified receipt.

@@ -4,6 +4,5 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod cli;
-mod compose;
 mod harness;
 mod mcp;

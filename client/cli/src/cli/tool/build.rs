@@ -4,8 +4,8 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context, anyhow, bail};
-use atr_sandbox::image::{self, ImageFile, ScratchImageOptions};
 use atr_protocol::{Manifest, SecretKey};
+use atr_sandbox::image::{self, ImageFile, ScratchImageOptions};
 use serde_json::json;
 
 use super::cargo::Crate;

@@ -4,9 +4,9 @@ use std::path::{Path, PathBuf};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context, anyhow, bail};
-use atr_sandbox::image;
 use atr_protocol::input::validate_input;
 use atr_protocol::{Manifest, SecretKey, ToolSpec};
+use atr_sandbox::image;
 use serde_json::{Value, json};
 
 use super::cargo::Crate;
