@@ -13,19 +13,22 @@ use super::commands::Ctx;
 use super::output::with_spinner;
 
 pub(crate) async fn mcp(ctx: &Ctx, a: McpArgs) -> anyhow::Result<()> {
-    let mut selection = Selection::default();
-    selection.tags = a.tags;
-    selection.names = a.names;
-    selection.network = a.network;
+    let mut selection = Selection {
+        tags: a.tags,
+        names: a.names,
+        network: a.network,
+        ..Selection::default()
+    };
     for text in &a.ids {
         selection.ids.push(ctx.resolve(text).await?);
     }
     if selection.is_empty() {
         return Err(Usage(McpServeError::EmptySelection.to_string()).into());
     }
-    let mut options = McpOptions::default();
-    options.refresh = Duration::from_millis(a.refresh_ms);
-    options.allowed_hosts = a.allow_hosts;
+    let options = McpOptions {
+        refresh: Duration::from_millis(a.refresh_ms),
+        allowed_hosts: a.allow_hosts,
+    };
     // Calls run through the node; every output's receipt is verified here first.
     let invoker = Arc::new(NodeInvoker::new(ctx.client.clone()));
     let what = if selection.network {
