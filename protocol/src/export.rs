@@ -404,16 +404,22 @@ fn isolate_ref(obj: &mut Map<String, Value>) {
 fn for_each_subschema(node: &mut Value, f: &mut impl FnMut(&mut Map<String, Value>)) {
     let Value::Object(obj) = node else { return };
     f(obj);
+    for_each_child_subschema(obj, |s| for_each_subschema(s, f));
+}
+
+/// Calls `f` on each direct subschema of the schema object `obj`: the values of every JSON
+/// Schema applicator keyword (`properties`, `anyOf`, `items`, `not`, …), not `$ref` targets.
+/// The one list of applicators that every schema rewrite (this exporter, the SDK's schema
+/// normaliser) walks.
+pub fn for_each_child_subschema(obj: &mut Map<String, Value>, mut f: impl FnMut(&mut Value)) {
     for (kw, child) in obj.iter_mut() {
         match (kw.as_str(), child) {
             (
                 "properties" | "patternProperties" | "$defs" | "definitions" | "dependentSchemas",
                 Value::Object(m),
-            ) => {
-                m.values_mut().for_each(|s| for_each_subschema(s, f));
-            }
+            ) => m.values_mut().for_each(&mut f),
             ("anyOf" | "oneOf" | "allOf" | "prefixItems" | "items", Value::Array(list)) => {
-                list.iter_mut().for_each(|s| for_each_subschema(s, f));
+                list.iter_mut().for_each(&mut f);
             }
             (
                 "items"
@@ -428,7 +434,7 @@ fn for_each_subschema(node: &mut Value, f: &mut impl FnMut(&mut Map<String, Valu
                 | "unevaluatedItems"
                 | "additionalItems",
                 sub,
-            ) => for_each_subschema(sub, f),
+            ) => f(sub),
             _ => {}
         }
     }

@@ -7,9 +7,9 @@
 //! `add`, `hash` and `text_stats` are written with the atr-tool SDK
 //! (`#[atr_tool::tool]`, `sdk/tool`): their schemas and manifests are derived
 //! from their signatures (`tests/sdk_manifests.rs` checks the files). The others
-//! take raw JSON, the hostile ones on purpose; this library is what they share:
-//! the stdin/stdout contract of an atr tool, implemented by [`run`] (the same
-//! contract the SDK's runtime implements).
+//! take raw JSON, the hostile ones on purpose, and run under the SDK's runtime
+//! too ([`run`] is `atr_tool::run_json`); this library adds what they share
+//! ([`parse`], [`number`]).
 //!
 //! - **stdin**: one JSON value, the input, at most [`MAX_INPUT_BYTES`].
 //! - **stdout**: one JSON value, the output, followed by a newline.
@@ -26,148 +26,25 @@
 #![cfg_attr(not(test), deny(clippy::unwrap_used))]
 #![deny(missing_docs, rustdoc::broken_intra_doc_links)]
 
-use std::fmt;
-use std::io::{self, Read, Write};
-use std::process::ExitCode;
-
 use serde::de::DeserializeOwned;
-use serde_json::{Value, json};
+use serde_json::Value;
 
-/// Largest input read from stdin, in bytes (1 MiB): the protocol's cap on one
-/// invocation's input (`atr_protocol::limits::MAX_INPUT_BYTES`), so a tool
-/// never reads more than a node would accept.
-pub const MAX_INPUT_BYTES: usize = 1024 * 1024;
-
-/// Exit code of a tool that failed for a reason other than its input.
-pub const EXIT_TOOL_FAILURE: u8 = 1;
-
-/// Exit code of a tool that refused its input.
-pub const EXIT_BAD_INPUT: u8 = 2;
+pub use atr_tool::run_json as run;
+pub use atr_tool::{EXIT_BAD_INPUT, EXIT_TOOL_FAILURE, ErrorKind, MAX_INPUT_BYTES, ToolError, read_input};
 
 /// Largest magnitude below which an integral `f64` is written as a JSON
 /// integer (2^53: every integer up to it is exact in an `f64`).
 const MAX_EXACT_INTEGER: f64 = 9_007_199_254_740_992.0;
 
-/// Whose fault a [`ToolError`] is; decides the exit code.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum ErrorKind {
-    /// The input was refused: exit code [`EXIT_BAD_INPUT`].
-    BadInput,
-    /// The tool failed on a valid input: exit code [`EXIT_TOOL_FAILURE`].
-    Failed,
-}
-
-/// Why a tool produced no output: a stable machine-readable `code` plus a
-/// message for people.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ToolError {
-    kind: ErrorKind,
-    code: &'static str,
-    message: String,
-}
-
-impl ToolError {
-    /// The input was refused (exit code [`EXIT_BAD_INPUT`]).
-    pub fn bad_input(code: &'static str, message: impl Into<String>) -> Self {
-        Self {
-            kind: ErrorKind::BadInput,
-            code,
-            message: message.into(),
-        }
-    }
-
-    /// The tool failed on a valid input (exit code [`EXIT_TOOL_FAILURE`]).
-    pub fn failed(code: &'static str, message: impl Into<String>) -> Self {
-        Self {
-            kind: ErrorKind::Failed,
-            code,
-            message: message.into(),
-        }
-    }
-
-    /// Whose fault it is.
-    pub fn kind(&self) -> ErrorKind {
-        self.kind
-    }
-
-    /// The stable error code, e.g. `division_by_zero`.
-    pub fn code(&self) -> &'static str {
-        self.code
-    }
-
-    /// The message for people.
-    pub fn message(&self) -> &str {
-        &self.message
-    }
-
-    /// The process exit code for this error.
-    pub fn exit_code(&self) -> u8 {
-        match self.kind {
-            ErrorKind::BadInput => EXIT_BAD_INPUT,
-            ErrorKind::Failed => EXIT_TOOL_FAILURE,
-        }
-    }
-
-    /// The JSON object written to stderr: `{"error": {"code": ..., "message": ...}}`.
-    pub fn to_json(&self) -> Value {
-        json!({ "error": { "code": self.code, "message": self.message } })
-    }
-}
-
-impl fmt::Display for ToolError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}: {}", self.code, self.message)
-    }
-}
-
-impl std::error::Error for ToolError {}
-
-/// Runs `tool` under the stdin/stdout contract: reads and parses stdin, calls
-/// `tool`, writes its output to stdout or its error to stderr, and returns the
-/// exit code. A binary's `main` is `run(my_tool)`.
-pub fn run(tool: fn(Value) -> Result<Value, ToolError>) -> ExitCode {
-    let output = read_input(&mut io::stdin().lock()).and_then(tool);
-    match output.and_then(|v| write_output(&mut io::stdout().lock(), &v)) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => report(&e),
-    }
-}
-
-/// Reads one JSON value of at most [`MAX_INPUT_BYTES`] from `r`. The size is
-/// checked before parsing; serde_json bounds the nesting (128 levels).
-pub fn read_input(r: &mut impl Read) -> Result<Value, ToolError> {
-    let mut buf = Vec::new();
-    r.take(MAX_INPUT_BYTES as u64 + 1)
-        .read_to_end(&mut buf)
-        .map_err(|e| ToolError::failed("stdin_failed", format!("could not read stdin: {e}")))?;
-    if buf.len() > MAX_INPUT_BYTES {
-        return Err(ToolError::bad_input(
-            "input_too_large",
-            format!("the input is over the {MAX_INPUT_BYTES}-byte limit"),
-        ));
-    }
-    serde_json::from_slice(&buf)
-        .map_err(|e| ToolError::bad_input("invalid_json", format!("the input is not one JSON value: {e}")))
-}
-
-/// Writes `value` and a newline to `w` and flushes it.
-pub fn write_output(w: &mut impl Write, value: &Value) -> Result<(), ToolError> {
-    let write = |w: &mut dyn Write| -> io::Result<()> {
-        serde_json::to_writer(&mut *w, value)?;
-        w.write_all(b"\n")?;
-        w.flush()
-    };
-    write(w).map_err(|e| ToolError::failed("stdout_failed", format!("could not write the output: {e}")))
-}
-
-/// Writes `error` as JSON to stderr and returns its exit code.
-pub fn report(error: &ToolError) -> ExitCode {
-    let mut stderr = io::stderr().lock();
+/// Writes `error` as JSON to stderr and returns its exit code (for tools that write their
+/// output themselves instead of going through [`run`]).
+pub fn report(error: &ToolError) -> std::process::ExitCode {
+    use std::io::Write;
+    let mut stderr = std::io::stderr().lock();
     // Nothing better can be done if stderr is gone too: the exit code still tells.
     let _ = serde_json::to_writer(&mut stderr, &error.to_json());
     let _ = stderr.write_all(b"\n");
-    ExitCode::from(error.exit_code())
+    std::process::ExitCode::from(error.exit_code())
 }
 
 /// Deserializes a tool's typed input, refusing it with code `invalid_input`
@@ -204,41 +81,21 @@ pub fn number(x: f64) -> Result<Value, ToolError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
 
     #[test]
-    fn reads_one_value() {
-        assert_eq!(read_input(&mut &b" {\"a\": 1}\n"[..]).unwrap(), json!({"a": 1}));
-    }
-
-    #[test]
-    fn refuses_oversized_input_before_parsing() {
-        let big = vec![b' '; MAX_INPUT_BYTES + 1];
-        let e = read_input(&mut &big[..]).unwrap_err();
-        assert_eq!(e.code(), "input_too_large");
-        assert_eq!(e.exit_code(), EXIT_BAD_INPUT);
-    }
-
-    #[test]
-    fn refuses_bad_json_and_trailing_values() {
-        for bad in [&b""[..], b"{", b"1 2", b"nul"] {
-            assert_eq!(read_input(&mut &bad[..]).unwrap_err().code(), "invalid_json");
+    fn parse_refuses_non_objects_and_wrong_shapes() {
+        #[derive(serde::Deserialize, Debug)]
+        struct In {
+            #[allow(dead_code)]
+            a: i64,
         }
-    }
-
-    #[test]
-    fn refuses_nesting_past_serde_limit() {
-        let deep = "[".repeat(10_000);
+        assert_eq!(parse::<In>(json!([1])).unwrap_err().code(), "invalid_input");
         assert_eq!(
-            read_input(&mut deep.as_bytes()).unwrap_err().code(),
-            "invalid_json"
+            parse::<In>(json!({"a": "x"})).unwrap_err().code(),
+            "invalid_input"
         );
-    }
-
-    #[test]
-    fn error_json_shape_and_exit_codes() {
-        let e = ToolError::failed("x", "y");
-        assert_eq!(e.to_json(), json!({"error": {"code": "x", "message": "y"}}));
-        assert_eq!(e.exit_code(), EXIT_TOOL_FAILURE);
+        assert_eq!(parse::<In>(json!({"a": 1})).unwrap().a, 1);
     }
 
     #[test]
@@ -249,12 +106,6 @@ mod tests {
         assert_eq!(number(1e300).unwrap(), json!(1e300));
         assert_eq!(number(f64::INFINITY).unwrap_err().code(), "not_finite");
         assert_eq!(number(f64::NAN).unwrap_err().code(), "not_finite");
-    }
-
-    #[test]
-    fn output_is_one_line() {
-        let mut out = Vec::new();
-        write_output(&mut out, &json!({"result": 3})).unwrap();
-        assert_eq!(out, b"{\"result\":3}\n");
+        assert_eq!(number(f64::NAN).unwrap_err().exit_code(), EXIT_BAD_INPUT);
     }
 }

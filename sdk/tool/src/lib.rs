@@ -111,7 +111,10 @@ pub use atr_protocol::Manifest;
 pub use atr_protocol::spec::Example;
 pub use atr_tool_macros::{main, serve, tool};
 pub use error::{ErrorKind, ToolError};
-pub use runtime::{EXIT_BAD_INPUT, EXIT_TOOL_FAILURE, MAX_INPUT_BYTES, TOOL_ENV, manifest_of, run, serve};
+pub use runtime::{
+    EXIT_BAD_INPUT, EXIT_TOOL_FAILURE, MAX_INPUT_BYTES, TOOL_ENV, manifest_of, read_input, run, run_json,
+    serve,
+};
 pub use schema::normalize;
 pub use {schemars, serde, serde_json};
 

@@ -53,6 +53,19 @@ pub fn serve(tools: &[&dyn Tool], binary: &str) -> ExitCode {
     ExitCode::from(code)
 }
 
+/// Runs a tool written as a function of raw JSON (no derived schema: its manifest is written by
+/// hand, e.g. a tool that accepts any JSON, or a hostile test tool) under the same stdin/stdout
+/// contract as [`serve`]: one JSON value in (at most [`MAX_INPUT_BYTES`]), one JSON value and a
+/// newline out, or the error as JSON on stderr. Returns the exit code.
+pub fn run_json(tool: fn(Value) -> Result<Value, ToolError>) -> ExitCode {
+    let output = read_input(&mut io::stdin().lock()).and_then(tool);
+    let code = match output.and_then(|v| write_output(&mut io::stdout().lock(), &v)) {
+        Ok(()) => 0,
+        Err(e) => report(&mut io::stderr().lock(), &e),
+    };
+    ExitCode::from(code)
+}
+
 /// [`serve`] with its command line (without the program name), `ATR_TOOL` and streams given:
 /// returns the exit code. For tests.
 pub fn run(
@@ -274,7 +287,8 @@ fn call_catching_panics(tool: &dyn Tool, input: Value) -> Result<Value, ToolErro
 }
 
 /// Reads one JSON value of at most [`MAX_INPUT_BYTES`]; the size is checked before parsing.
-pub(crate) fn read_input(r: &mut dyn Read) -> Result<Value, ToolError> {
+/// Public for tools that stream their output themselves instead of returning it.
+pub fn read_input(r: &mut dyn Read) -> Result<Value, ToolError> {
     let mut buf = Vec::new();
     r.take(MAX_INPUT_BYTES as u64 + 1)
         .read_to_end(&mut buf)

@@ -161,34 +161,7 @@ fn visit(node: &mut Value, root: bool) {
             obj.insert("anyOf".into(), branches);
         }
     }
-    for (key, child) in obj.iter_mut() {
-        match (key.as_str(), child) {
-            (
-                "properties" | "patternProperties" | "$defs" | "definitions" | "dependentSchemas",
-                Value::Object(m),
-            ) => {
-                m.values_mut().for_each(|s| visit(s, false));
-            }
-            ("anyOf" | "oneOf" | "allOf" | "prefixItems" | "items", Value::Array(list)) => {
-                list.iter_mut().for_each(|s| visit(s, false));
-            }
-            (
-                "items"
-                | "additionalProperties"
-                | "not"
-                | "if"
-                | "then"
-                | "else"
-                | "contains"
-                | "propertyNames"
-                | "unevaluatedProperties"
-                | "unevaluatedItems"
-                | "additionalItems",
-                sub,
-            ) => visit(sub, false),
-            _ => {}
-        }
-    }
+    atr_protocol::export::for_each_child_subschema(obj, |s| visit(s, false));
 }
 
 /// Replaces schemars' OpenAPI number formats by bounds.

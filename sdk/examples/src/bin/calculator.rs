@@ -540,8 +540,8 @@ mod tests {
         calc(expr).unwrap_or_else(|e| panic!("{expr}: {e}"))["result"].clone()
     }
 
-    fn code(expr: &str) -> &'static str {
-        calc(expr).unwrap_err().code()
+    fn code(expr: &str) -> String {
+        calc(expr).unwrap_err().code().to_owned()
     }
 
     #[test]

@@ -335,8 +335,8 @@ mod tests {
         datetime(v.clone()).unwrap_or_else(|e| panic!("{v}: {e}"))
     }
 
-    fn code(v: Value) -> &'static str {
-        datetime(v).unwrap_err().code()
+    fn code(v: Value) -> String {
+        datetime(v).unwrap_err().code().to_owned()
     }
 
     #[test]

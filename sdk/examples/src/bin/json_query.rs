@@ -278,7 +278,7 @@ mod tests {
 
     #[test]
     fn refuses_bad_input() {
-        let err = |v: Value| query(v).unwrap_err().code();
+        let err = |v: Value| query(v).unwrap_err().code().to_owned();
         assert_eq!(err(json!({"document": 1, "path": "/~2"})), "invalid_path");
         assert_eq!(err(json!({"document": 1, "path": "a..b"})), "invalid_path");
         assert_eq!(
@@ -305,7 +305,7 @@ mod tests {
 
     #[test]
     fn limits_are_checked_before_parsing() {
-        let err = |v: Value| query(v).unwrap_err().code();
+        let err = |v: Value| query(v).unwrap_err().code().to_owned();
         // Depth: the scan stops at level 65, whatever follows (even invalid JSON).
         assert_eq!(err(json!({"json": "[".repeat(100_000), "path": ""})), "too_deep");
         let ok_depth = format!("{}{}", "[".repeat(64), "]".repeat(64));
