@@ -17,7 +17,6 @@ use atr_protocol::spec::Limits;
 use atrd::Node;
 use atrd::config::Config;
 use atrd::identity::Identity;
-use atrd::node::{invoke, publish};
 use atrd::sandbox::{RunRequest, Sandbox, SandboxOptions, Timings};
 
 const IMAGE: &str = "atr-example-tools:latest";
@@ -238,19 +237,15 @@ async fn two_nodes(seed: u8, warm_pool: usize) -> TwoNodes {
     let m =
         atr_protocol::Manifest::from_toml(&std::fs::read_to_string(&root).expect("manifest"), "echo.toml")
             .expect("manifest");
-    let spec = publish::publish(provider.state(), m, "echo.toml".into())
+    let spec = provider
+        .services()
+        .publisher
+        .publish(m, "echo.toml".into())
         .await
         .expect("publish")
         .spec;
     let t0 = Instant::now();
-    while caller
-        .state()
-        .catalog
-        .read()
-        .expect("lock")
-        .get(&spec.id())
-        .is_none()
-    {
+    while caller.repo().spec(&spec.id()).is_none() {
         assert!(t0.elapsed() < Duration::from_secs(20), "spec did not propagate");
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
@@ -278,12 +273,13 @@ async fn sequential(t: &TwoNodes, spacing: Duration) -> Vec<f64> {
     for i in 0..RUNS + 5 {
         tokio::time::sleep(spacing).await;
         let started = Instant::now();
-        let r = invoke::invoke(
-            t.caller.state(),
-            echo_request(t.echo, serde_json::json!({ "n": i })),
-        )
-        .await
-        .expect("invoke");
+        let r = t
+            .caller
+            .services()
+            .caller
+            .invoke(echo_request(t.echo, serde_json::json!({ "n": i })))
+            .await
+            .expect("invoke");
         assert_eq!(r.output["n"], serde_json::json!(i));
         if i >= 5 {
             v.push(started.elapsed().as_secs_f64() * 1000.0);
@@ -317,7 +313,7 @@ async fn end_to_end(rows: &mut Vec<String>) -> (f64, f64, f64, usize) {
     let budget = Duration::from_secs(20);
     let mut handles = Vec::new();
     for w in 0..4 {
-        let st = t.caller.state().clone();
+        let st = t.caller.services().caller.clone();
         let id = t.echo;
         handles.push(tokio::spawn(async move {
             let mut ok = 0usize;
@@ -326,7 +322,10 @@ async fn end_to_end(rows: &mut Vec<String>) -> (f64, f64, f64, usize) {
                 if started.elapsed() > budget {
                     break;
                 }
-                match invoke::invoke(&st, echo_request(id, serde_json::json!({ "w": w, "i": i }))).await {
+                match st
+                    .invoke(echo_request(id, serde_json::json!({ "w": w, "i": i })))
+                    .await
+                {
                     Ok(_) => ok += 1,
                     Err(_) => failed += 1,
                 }

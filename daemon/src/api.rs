@@ -45,19 +45,44 @@ use tracing::{info, warn};
 pub use error::ApiError;
 
 use crate::catalog::{Entry, Status};
-use crate::metrics;
-use crate::node::invoke::InvokeError;
-use crate::node::provide::ProvideError;
-use crate::node::{NodeState, discover, invoke as invoking, provide as providing, publish};
+use crate::metrics::{self, Metrics, Snapshot};
+use crate::network::NetworkHandle;
+use crate::node::discover::Discovery;
+use crate::node::invoke::caller::{Caller, InvokeError};
+use crate::node::provide::{Consent, ProvideError};
+use crate::node::publish::Publisher;
+use crate::repo::Repo;
 
 /// Deadline of one API request: the longest tool time limit plus container
 /// start and transfer (a network find ends far sooner on its own deadlines).
 pub const REQUEST_TIMEOUT: Duration = Duration::from_millis(atr_protocol::limits::MAX_TIMEOUT_MS + 30_000);
 
-type AppState = Arc<NodeState>;
+/// What the API handlers use.
+#[derive(Clone)]
+pub struct ApiContext {
+    /// Reads (find, search, specs, counts, receipts).
+    pub repo: Repo,
+    /// Status and peers.
+    pub net: NetworkHandle,
+    /// This node's metrics (`/metrics`, request counts).
+    pub metrics: Arc<Metrics>,
+    /// The bearer token mutating calls need.
+    pub token: String,
+    /// `POST /v1/publish`, `POST /v1/revoke`.
+    pub publisher: Publisher,
+    /// `/v1/provide`, `/v1/provided`.
+    pub consent: Consent,
+    /// `GET /v1/find?network=true`.
+    pub discovery: Discovery,
+    /// `POST /v1/invoke`.
+    pub caller: Caller,
+}
+
+type AppState = Arc<ApiContext>;
 
 /// The router, for serving and for in-process tests.
-pub fn router(state: AppState) -> Router {
+pub fn router(ctx: ApiContext) -> Router {
+    let metrics = ctx.metrics.clone();
     Router::new()
         .route("/health", get(|| async { "ok" }))
         .route("/metrics", get(metrics_text))
@@ -74,17 +99,22 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/provide/{id}", axum::routing::delete(unprovide_spec))
         .route("/v1/provided", get(provided))
         .fallback(|| async { ApiError::not_found("no such endpoint; see docs/architecture.md for the API") })
+        .layer(axum::middleware::from_fn(
+            move |req: axum::extract::Request, next: axum::middleware::Next| {
+                metrics::scope_api(metrics.clone(), next.run(req))
+            },
+        ))
         .layer(axum::extract::DefaultBodyLimit::max(MAX_API_BODY_BYTES))
         .layer(tower_http::timeout::TimeoutLayer::with_status_code(
             StatusCode::REQUEST_TIMEOUT,
             REQUEST_TIMEOUT,
         ))
-        .with_state(state)
+        .with_state(Arc::new(ctx))
 }
 
-/// Serves the API until `cancel` fires, then drains in-flight requests.
-pub async fn serve(listener: tokio::net::TcpListener, state: AppState, cancel: CancellationToken) {
-    let app = router(state);
+/// Runs the API on `listener` until `cancel` fires, then drains in-flight requests.
+pub async fn run(listener: tokio::net::TcpListener, ctx: ApiContext, cancel: CancellationToken) {
+    let app = router(ctx);
     let res = axum::serve(listener, app)
         .with_graceful_shutdown(async move { cancel.cancelled().await })
         .await;
@@ -94,7 +124,7 @@ pub async fn serve(listener: tokio::net::TcpListener, state: AppState, cancel: C
     }
 }
 
-fn authorize(state: &NodeState, headers: &HeaderMap) -> Result<(), ApiError> {
+fn authorize(state: &ApiContext, headers: &HeaderMap) -> Result<(), ApiError> {
     let given = headers
         .get(axum::http::header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
@@ -146,41 +176,19 @@ fn ok<T: serde::Serialize>(v: T) -> axum::response::Response {
 
 async fn metrics_text(State(state): State<AppState>) -> impl IntoResponse {
     let counts = state
-        .blocking(|s| s.store.counts())
+        .repo
+        .blocking(|r| r.counts())
         .await
         .ok()
         .and_then(Result::ok)
         .unwrap_or_default();
     let peers = state.net.status().await.map(|s| s.peers.len()).unwrap_or(0);
-    let gossip = state.net.gossip_counts();
-    let counters = [
-        (
-            metrics::GOSSIP_MESSAGES_RECEIVED,
-            "Gossip messages received by gossipsub, each once (after its duplicate filter).",
-            gossip.unique,
-        ),
-        (
-            metrics::GOSSIP_DUPLICATES_RECEIVED,
-            "Gossip message copies dropped by gossipsub's duplicate filter.",
-            gossip.duplicates(),
-        ),
-    ];
-    let text = metrics::render(
-        &counters,
-        &[
-            ("atr_specs", "Specs in the store.", counts.specs as f64),
-            (
-                "atr_revocations",
-                "Revocations in the store.",
-                counts.revocations as f64,
-            ),
-            ("atr_connected_peers", "Connected peers.", peers as f64),
-        ],
-    );
-    (
-        [(axum::http::header::CONTENT_TYPE, "text/plain; version=0.0.4")],
-        text,
-    )
+    let text = state.metrics.render(Snapshot {
+        specs: counts.specs,
+        revocations: counts.revocations,
+        connected_peers: peers,
+    });
+    ([(axum::http::header::CONTENT_TYPE, metrics::CONTENT_TYPE)], text)
 }
 
 async fn status(State(state): State<AppState>) -> Result<axum::response::Response, ApiError> {
@@ -190,12 +198,13 @@ async fn status(State(state): State<AppState>) -> Result<axum::response::Respons
         .await
         .map_err(|e| ApiError::internal(e.to_string()))?;
     let counts = state
-        .blocking(|s| s.store.counts())
+        .repo
+        .blocking(|r| r.counts())
         .await
         .map_err(|e| ApiError::internal(e.to_string()))?
         .map_err(|e| ApiError::internal(e.to_string()))?;
     Ok(ok(StatusResponse {
-        peer_id: state.public_key(),
+        peer_id: state.repo.me(),
         version: env!("CARGO_PKG_VERSION").into(),
         listen_addrs: net.listen_addrs,
         connected_peers: net.peers.into_iter().map(|p| p.peer).collect(),
@@ -216,7 +225,7 @@ async fn publish_spec(
     authorize(&state, &headers)?;
     let Json(req) = body?;
     let file = req.file.unwrap_or_else(|| "manifest".into());
-    let p = publish::publish(&state, req.manifest, file).await?;
+    let p = state.publisher.publish(req.manifest, file).await?;
     let status = if p.created {
         StatusCode::CREATED
     } else {
@@ -245,14 +254,11 @@ async fn get_spec(
     Path(id): Path<String>,
 ) -> Result<axum::response::Response, ApiError> {
     let id = parse_id(&id)?;
-    let cat = state
-        .catalog
-        .read()
-        .map_err(|_| ApiError::internal("catalog lock poisoned"))?;
-    let e = cat
-        .get(&id)
+    let v = state
+        .repo
+        .read(|cat| cat.get(&id).map(|e| view(e, true)))
         .ok_or_else(|| ApiError::not_found(format!("no spec {id} on this node (try `find --network`)")))?;
-    Ok(ok(view(e, true)))
+    Ok(ok(v))
 }
 
 /// Query string of `GET /v1/find`.
@@ -333,21 +339,20 @@ async fn find(
         .transpose()
         .map_err(|e| ApiError::bad_request(e.to_string()).with_field("version"))?;
     let fetched = if q.network {
-        discover::from_network(&state, q.tag.as_deref(), q.name.as_deref())
+        state
+            .discovery
+            .from_network(q.tag.as_deref(), q.name.as_deref())
             .await
             .stored
     } else {
         0
     };
-    let cat = state
-        .catalog
-        .read()
-        .map_err(|_| ApiError::internal("catalog lock poisoned"))?;
-    let results = cat
-        .find(&q, req.as_ref())
-        .into_iter()
-        .map(|e| view(e, false))
-        .collect();
+    let results = state.repo.read(|cat| {
+        cat.find(&q, req.as_ref())
+            .into_iter()
+            .map(|e| view(e, false))
+            .collect()
+    });
     Ok(ok(FindResponse {
         results,
         fetched_from_network: fetched,
@@ -371,18 +376,15 @@ async fn search(
         return Err(ApiError::bad_request("query over 256 bytes").with_field("q"));
     }
     let limit = p.limit.unwrap_or(20).clamp(1, 200);
-    let cat = state
-        .catalog
-        .read()
-        .map_err(|_| ApiError::internal("catalog lock poisoned"))?;
-    let hits = cat
-        .search(&p.q, limit)
-        .into_iter()
-        .map(|(score, e)| SearchHit {
-            score,
-            view: view(e, false),
-        })
-        .collect();
+    let hits = state.repo.read(|cat| {
+        cat.search(&p.q, limit)
+            .into_iter()
+            .map(|(score, e)| SearchHit {
+                score,
+                view: view(e, false),
+            })
+            .collect()
+    });
     Ok(ok(SearchResponse { hits }))
 }
 
@@ -399,7 +401,10 @@ async fn revoke(
         _ => return Err(ApiError::bad_request("give exactly one of `id` or `name`").with_field("id")),
     };
     let kind = r.kind.unwrap_or(RevocationKind::Revoke);
-    let (rev, affected) = publish::revoke(&state, target, kind, r.reason, r.successor).await?;
+    let (rev, affected) = state
+        .publisher
+        .revoke(target, kind, r.reason, r.successor)
+        .await?;
     Ok(ok(RevokeResponse {
         revocation: hex::encode(rev.hash()),
         affected,
@@ -468,7 +473,7 @@ async fn invoke(
 ) -> Result<axum::response::Response, ApiError> {
     authorize(&state, &headers)?;
     let Json(req) = body?;
-    let resp = invoking::invoke(&state, req).await?;
+    let resp = state.caller.invoke(req).await?;
     Ok(ok(resp))
 }
 
@@ -486,7 +491,8 @@ async fn receipts(
     let Query(p) = params?;
     let limit = p.limit.unwrap_or(50).clamp(1, 1000);
     let list = state
-        .blocking(move |s| s.store.receipts(limit))
+        .repo
+        .blocking(move |r| r.receipts(limit))
         .await
         .map_err(|e| ApiError::internal(e.to_string()))?
         .map_err(|e| ApiError::internal(e.to_string()))?;
@@ -522,7 +528,7 @@ async fn provide_spec(
 ) -> Result<axum::response::Response, ApiError> {
     authorize(&state, &headers)?;
     let Json(r) = body?;
-    let (_, changed) = providing::provide(&state, &r.id).await?;
+    let (_, changed) = state.consent.provide(&r.id).await?;
     Ok(ok(ProvideResponse {
         id: r.id,
         provided: true,
@@ -537,7 +543,7 @@ async fn unprovide_spec(
 ) -> Result<axum::response::Response, ApiError> {
     authorize(&state, &headers)?;
     let id = parse_id(&id)?;
-    providing::unprovide(&state, &id).await?;
+    state.consent.unprovide(&id).await?;
     Ok(ok(ProvideResponse {
         id,
         provided: false,
@@ -546,7 +552,7 @@ async fn unprovide_spec(
 }
 
 async fn provided(State(state): State<AppState>) -> Result<axum::response::Response, ApiError> {
-    let list = providing::provided(&state)?;
+    let list = state.consent.provided();
     Ok(ok(ProvidedResponse {
         provided: list
             .into_iter()

@@ -26,7 +26,8 @@
 //! a spec by name only among the publishers the caller trusts, or when a
 //! single publisher uses the name; otherwise it fails with
 //! [`ResolveError::Ambiguous`]. An unknown publisher's higher version must
-//! never capture callers of a name (the ancestor's hijack).
+//! never capture callers of a name (else a stranger's `calculator` 2.0.0
+//! would silently answer every unpinned call of `calculator`).
 
 use std::cmp::Ordering;
 use std::collections::{BTreeSet, HashMap};
@@ -234,11 +235,6 @@ impl Catalog {
     /// The spec with this id and its status.
     pub fn get(&self, id: &ToolId) -> Option<&Entry> {
         self.entries.get(id)
-    }
-
-    /// An accepted revocation by hash (e.g. to show why a spec is revoked).
-    pub fn revocation(&self, hash: &[u8; 32]) -> Option<&SignedRevocation> {
-        self.revocations.get(hash)
     }
 
     /// Every entry, in no particular order.

@@ -7,24 +7,36 @@
 //! - [`config`]: the config file, environment and flags, resolved into [`config::Config`].
 //! - [`identity`]: the node's ed25519 key (its peer id and publisher identity).
 //! - [`store`]: the redb store: signed specs, revocations, receipts, peers.
-//! - [`catalog`]: the in-memory index that serves find and search.
+//! - [`catalog`]: the in-memory index that answers find and search.
+//! - [`repo`]: [`Repo`], the one owner and writer of store, catalog and
+//!   provided set.
 //! - [`network`]: the libp2p swarm, its event loop and handle.
-//! - [`node`]: the running node and its services (ingest, serve, sync, publish, discover).
+//! - [`announce`]: the DHT provider records of the specs this node runs.
+//! - [`node`]: the running [`Node`] and its services (ingest, respond, sync,
+//!   publish, provide, discover, invoke).
 //! - [`sandbox`]: hardened throw-away Docker containers (bollard).
 //! - [`api`]: the local HTTP API.
-//! - [`metrics`]: every counter, rendered for Prometheus.
+//! - [`metrics`]: every counter, in one registry per node.
+//!
+//! Modules depend on each other top-down only (`tests/it/cycles.rs` fails on
+//! an import cycle); locks follow one poisoning policy (`lock`).
 #![cfg_attr(not(test), deny(clippy::unwrap_used))]
 #![deny(missing_docs, rustdoc::broken_intra_doc_links)]
 
+pub mod announce;
 pub mod api;
 pub mod catalog;
 pub mod config;
 pub mod identity;
+mod lock;
 pub mod metrics;
 pub mod network;
 pub mod node;
+pub mod repo;
 pub mod sandbox;
 pub mod store;
+pub mod time;
 
 pub use config::Config;
 pub use node::Node;
+pub use repo::Repo;

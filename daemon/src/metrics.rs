@@ -1,198 +1,267 @@
-//! Every metric of the node, named once here, rendered in the Prometheus
-//! text format by [`render`] (one `# HELP`/`# TYPE` per family, label values
-//! escaped — the ancestor library got both wrong).
+//! Every metric of the node, named once here, held in one
+//! `prometheus_client` [`Registry`] per node and rendered by
+//! [`Metrics::render`] (OpenMetrics text, `prometheus_client`'s encoder).
 //!
-//! Counters are process-global statics: cheap to bump from any task. The
-//! gossipsub counters are per node ([`GossipMetrics`]): libp2p-gossipsub
-//! keeps them itself in a registry the node owns.
+//! [`Metrics`] is created by the node and shared (`Arc`) with the network
+//! loop and the services; two nodes in one process count separately.
+//!
+//! Counters are registered without their `_total` suffix: the encoder
+//! appends it, so `specs_stored` is exposed as `atr_specs_stored_total`.
+//! The exposed names are read by the testnet and the tests: keep them.
+//!
+//! The gossipsub counters are libp2p-gossipsub's own (its `metrics` feature):
+//! it fills them in a registry of its own, [`GossipMetrics`], and keeps the
+//! handles private, so the two `atr_gossip_*` series derived from them are
+//! read from that registry's encoding at scrape time (the one place text is
+//! read back; prometheus-client has no other way to read a value it did not
+//! hand out).
 
-use std::collections::BTreeMap;
-use std::fmt::Write;
-use std::sync::Mutex;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 
-/// A monotonically increasing counter.
+use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric};
+use prometheus_client::metrics::counter::{ConstCounter, Counter};
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::Histogram;
+use prometheus_client::registry::Registry;
+
+use crate::lock;
+
+/// Prefix of every series this node exposes.
+const PREFIX: &str = "atr";
+/// Buckets of latency histograms, seconds.
+const LATENCY_BUCKETS: [f64; 11] = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0];
+/// `Content-Type` of [`Metrics::render`]'s output.
+pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
+
+/// A counter family with one label whose values are a small fixed set of
+/// `&'static str` (reasons, outcomes, protocols), so the series are bounded.
+pub type LabeledCounter = Family<[(&'static str, &'static str); 1], Counter>;
+
+/// One node's metrics.
 #[derive(Debug)]
-pub struct Counter {
-    name: &'static str,
-    help: &'static str,
-    value: AtomicU64,
+pub struct Metrics {
+    registry: Registry,
+    gossip: Arc<GossipMetrics>,
+    /// Specs verified and stored (inserts).
+    pub specs_stored: Counter,
+    /// Revocations verified and stored.
+    pub revocations_stored: Counter,
+    /// Gossip messages delivered by gossipsub to the node.
+    pub gossip_received: Counter,
+    /// Gossip validation verdicts, label `outcome`.
+    gossip_verdicts: LabeledCounter,
+    /// Bad peer messages, label `reason`.
+    bad_messages: LabeledCounter,
+    /// Network events dropped because the node was not keeping up.
+    pub events_dropped: Counter,
+    /// Local API requests, label `outcome` (`ok` or the error code).
+    api_requests: LabeledCounter,
+    /// Requests served to peers, label `protocol`.
+    peer_requests: LabeledCounter,
+    /// Objects learned through anti-entropy sync.
+    pub sync_objects: Counter,
+    /// Spec ids listed by providers in answer to network finds.
+    pub find_ids_listed: Counter,
+    /// Spec bodies received in answer to network finds.
+    pub find_bodies_fetched: Counter,
+    /// Latency of DHT provider lookups, seconds.
+    pub dht_query_seconds: Histogram,
+    /// Specs in the store (set at scrape time).
+    specs: Gauge,
+    /// Revocations in the store (set at scrape time).
+    revocations: Gauge,
+    /// Connected peers (set at scrape time).
+    connected_peers: Gauge,
 }
 
-impl Counter {
-    /// A new counter.
-    pub const fn new(name: &'static str, help: &'static str) -> Self {
-        Self {
-            name,
-            help,
-            value: AtomicU64::new(0),
-        }
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
     }
-    /// Adds one.
+}
+
+impl Metrics {
+    /// A fresh registry with every metric at zero.
+    pub fn new() -> Self {
+        let mut registry = Registry::with_prefix(PREFIX);
+        let gossip = Arc::new(GossipMetrics::default());
+        let m = Self {
+            registry: Registry::default(),
+            gossip: gossip.clone(),
+            specs_stored: Counter::default(),
+            revocations_stored: Counter::default(),
+            gossip_received: Counter::default(),
+            gossip_verdicts: LabeledCounter::default(),
+            bad_messages: LabeledCounter::default(),
+            events_dropped: Counter::default(),
+            api_requests: LabeledCounter::default(),
+            peer_requests: LabeledCounter::default(),
+            sync_objects: Counter::default(),
+            find_ids_listed: Counter::default(),
+            find_bodies_fetched: Counter::default(),
+            dht_query_seconds: Histogram::new(LATENCY_BUCKETS),
+            specs: Gauge::default(),
+            revocations: Gauge::default(),
+            connected_peers: Gauge::default(),
+        };
+        let r = &mut registry;
+        r.register(
+            "specs_stored",
+            "Specs verified and stored",
+            m.specs_stored.clone(),
+        );
+        r.register(
+            "revocations_stored",
+            "Revocations verified and stored",
+            m.revocations_stored.clone(),
+        );
+        r.register(
+            "gossip_received",
+            "Gossip messages received",
+            m.gossip_received.clone(),
+        );
+        r.register(
+            "network_events_dropped",
+            "Network events dropped (node overloaded)",
+            m.events_dropped.clone(),
+        );
+        r.register(
+            "sync_objects",
+            "Objects learned through anti-entropy sync",
+            m.sync_objects.clone(),
+        );
+        r.register(
+            "find_ids_listed",
+            "Spec ids listed by providers in answer to network finds",
+            m.find_ids_listed.clone(),
+        );
+        r.register(
+            "find_bodies_fetched",
+            "Spec bodies received in answer to network finds",
+            m.find_bodies_fetched.clone(),
+        );
+        r.register(
+            "gossip_verdicts",
+            "Gossip validation verdicts",
+            m.gossip_verdicts.clone(),
+        );
+        r.register(
+            "bad_peer_messages",
+            "Malformed or invalid peer messages",
+            m.bad_messages.clone(),
+        );
+        r.register("api_requests", "Local API requests", m.api_requests.clone());
+        r.register(
+            "peer_requests",
+            "Requests served to peers",
+            m.peer_requests.clone(),
+        );
+        r.register(
+            "dht_query_seconds",
+            "Latency of DHT provider lookups",
+            m.dht_query_seconds.clone(),
+        );
+        r.register("specs", "Specs in the store", m.specs.clone());
+        r.register("revocations", "Revocations in the store", m.revocations.clone());
+        r.register("connected_peers", "Connected peers", m.connected_peers.clone());
+        r.register_collector(Box::new(GossipCollector(gossip)));
+        Self { registry, ..m }
+    }
+
+    /// Counts one gossip verdict (`accept`, `reject`, `ignore`).
+    pub fn gossip_verdict(&self, outcome: &'static str) {
+        self.gossip_verdicts.get_or_create(&[("outcome", outcome)]).inc();
+    }
+
+    /// Counts one bad message from a peer.
+    pub fn bad_message(&self, reason: &'static str) {
+        self.bad_messages.get_or_create(&[("reason", reason)]).inc();
+    }
+
+    /// Counts one local API request by outcome.
+    pub fn api_request(&self, outcome: &'static str) {
+        self.api_requests.get_or_create(&[("outcome", outcome)]).inc();
+    }
+
+    /// Counts one request served to a peer.
+    pub fn peer_request(&self, protocol: &'static str) {
+        self.peer_requests.get_or_create(&[("protocol", protocol)]).inc();
+    }
+
+    /// Gossipsub's counters of this node, for building the gossipsub behaviour.
+    pub fn gossip(&self) -> &Arc<GossipMetrics> {
+        &self.gossip
+    }
+
+    /// Renders every series with the point-in-time values given.
+    pub fn render(&self, now: Snapshot) -> String {
+        self.specs.set(now.specs as i64);
+        self.revocations.set(now.revocations as i64);
+        self.connected_peers.set(now.connected_peers as i64);
+        let mut out = String::new();
+        if let Err(e) = prometheus_client::encoding::text::encode(&mut out, &self.registry) {
+            tracing::warn!(error = %e, "cannot encode metrics");
+        }
+        out
+    }
+}
+
+/// Point-in-time values rendered as gauges.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Snapshot {
+    /// Specs in the store.
+    pub specs: u64,
+    /// Revocations in the store.
+    pub revocations: u64,
+    /// Connected peers.
+    pub connected_peers: usize,
+}
+
+/// The local API's request counter, as the API's error type reaches it.
+///
+/// `ApiError::into_response` has no access to the node, so it counts through
+/// this handle, which finds the serving node's [`Metrics`] in a task-local
+/// set by the API's middleware ([`scope_api`]). Outside that scope nothing is
+/// counted.
+pub const API_REQUESTS: ApiRequests = ApiRequests;
+
+/// See [`API_REQUESTS`].
+#[derive(Debug, Clone, Copy)]
+pub struct ApiRequests;
+
+/// One outcome of [`API_REQUESTS`].
+#[derive(Debug, Clone, Copy)]
+pub struct ApiOutcome(&'static str);
+
+impl ApiRequests {
+    /// The series of `outcome` (`ok` or a stable error code).
+    pub fn with_label(&self, outcome: &'static str) -> ApiOutcome {
+        ApiOutcome(outcome)
+    }
+}
+
+impl ApiOutcome {
+    /// Counts one request in the serving node's registry.
     pub fn inc(&self) {
-        self.value.fetch_add(1, Ordering::Relaxed);
-    }
-    /// Adds `n`.
-    pub fn add(&self, n: u64) {
-        self.value.fetch_add(n, Ordering::Relaxed);
-    }
-    /// Current value.
-    pub fn get(&self) -> u64 {
-        self.value.load(Ordering::Relaxed)
+        let _ = CURRENT_API.try_with(|m| m.api_request(self.0));
     }
 }
 
-/// A counter family with one label.
-#[derive(Debug)]
-pub struct LabeledCounter {
-    name: &'static str,
-    help: &'static str,
-    label: &'static str,
-    values: Mutex<BTreeMap<String, u64>>,
+tokio::task_local! {
+    static CURRENT_API: Arc<Metrics>;
 }
 
-/// A handle to one labeled series.
-pub struct Series<'a> {
-    family: &'a LabeledCounter,
-    value: String,
+/// Runs `fut` (one API request) with `metrics` as the node that counts it.
+pub async fn scope_api<F: std::future::Future>(metrics: Arc<Metrics>, fut: F) -> F::Output {
+    CURRENT_API.scope(metrics, fut).await
 }
 
-impl Series<'_> {
-    /// Adds one.
-    pub fn inc(&self) {
-        if let Ok(mut m) = self.family.values.lock() {
-            // The label set is bounded: callers pass &'static str reasons/outcomes.
-            *m.entry(self.value.clone()).or_insert(0) += 1;
-        }
-    }
-}
-
-impl LabeledCounter {
-    /// A new family.
-    pub const fn new(name: &'static str, help: &'static str, label: &'static str) -> Self {
-        Self {
-            name,
-            help,
-            label,
-            values: Mutex::new(BTreeMap::new()),
-        }
-    }
-    /// The series for a label value.
-    pub fn with_label(&self, value: &str) -> Series<'_> {
-        Series {
-            family: self,
-            value: value.to_owned(),
-        }
-    }
-    /// Value of one series.
-    pub fn get(&self, value: &str) -> u64 {
-        self.values
-            .lock()
-            .map(|m| m.get(value).copied().unwrap_or(0))
-            .unwrap_or(0)
-    }
-}
-
-/// A latency histogram in seconds with fixed buckets.
-#[derive(Debug)]
-pub struct Histogram {
-    name: &'static str,
-    help: &'static str,
-    buckets: &'static [f64],
-    counts: Mutex<(Vec<u64>, u64, f64)>,
-}
-
-impl Histogram {
-    /// A new histogram.
-    pub const fn new(name: &'static str, help: &'static str, buckets: &'static [f64]) -> Self {
-        Self {
-            name,
-            help,
-            buckets,
-            counts: Mutex::new((Vec::new(), 0, 0.0)),
-        }
-    }
-    /// Records one observation, seconds.
-    pub fn observe(&self, secs: f64) {
-        if let Ok(mut c) = self.counts.lock() {
-            if c.0.len() != self.buckets.len() {
-                c.0 = vec![0; self.buckets.len()];
-            }
-            for (i, b) in self.buckets.iter().enumerate() {
-                if secs <= *b {
-                    c.0[i] += 1;
-                }
-            }
-            c.1 += 1;
-            c.2 += secs;
-        }
-    }
-}
-
-const LATENCY_BUCKETS: &[f64] = &[0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0];
-
-/// Specs stored (gauge-like counter of inserts).
-pub static SPECS_STORED: Counter = Counter::new("atr_specs_stored_total", "Specs verified and stored.");
-/// Revocations stored.
-pub static REVOCATIONS_STORED: Counter =
-    Counter::new("atr_revocations_stored_total", "Revocations verified and stored.");
-/// Gossip messages received.
-pub static GOSSIP_RECEIVED: Counter = Counter::new("atr_gossip_received_total", "Gossip messages received.");
-/// Gossip verdicts by outcome.
-pub static GOSSIP_VERDICTS: LabeledCounter = LabeledCounter::new(
-    "atr_gossip_verdicts_total",
-    "Gossip validation verdicts.",
-    "outcome",
-);
-/// Bad peer messages by reason.
-pub static BAD_MESSAGES: LabeledCounter = LabeledCounter::new(
-    "atr_bad_peer_messages_total",
-    "Malformed or invalid peer messages.",
-    "reason",
-);
-/// Network events dropped because the node was not keeping up.
-pub static EVENTS_DROPPED: Counter = Counter::new(
-    "atr_network_events_dropped_total",
-    "Network events dropped (node overloaded).",
-);
-/// API requests by outcome.
-pub static API_REQUESTS: LabeledCounter =
-    LabeledCounter::new("atr_api_requests_total", "Local API requests.", "outcome");
-/// Peer requests served, by protocol.
-pub static PEER_REQUESTS: LabeledCounter =
-    LabeledCounter::new("atr_peer_requests_total", "Requests served to peers.", "protocol");
-/// Objects learned by anti-entropy sync.
-pub static SYNC_OBJECTS: Counter = Counter::new(
-    "atr_sync_objects_total",
-    "Objects learned through anti-entropy sync.",
-);
-/// Spec ids listed by providers to this node's network finds.
-pub static FIND_IDS_LISTED: Counter = Counter::new(
-    "atr_find_ids_listed_total",
-    "Spec ids listed by providers in answer to network finds.",
-);
-/// Spec bodies received by this node's network finds.
-pub static FIND_BODIES_FETCHED: Counter = Counter::new(
-    "atr_find_bodies_fetched_total",
-    "Spec bodies received in answer to network finds.",
-);
-/// DHT provider lookup latency.
-pub static DHT_QUERY_SECONDS: Histogram = Histogram::new(
-    "atr_dht_query_seconds",
-    "Latency of DHT provider lookups.",
-    LATENCY_BUCKETS,
-);
-
-/// Name of the per-node counter of unique gossip messages.
-pub const GOSSIP_MESSAGES_RECEIVED: &str = "atr_gossip_messages_received_total";
-/// Name of the per-node counter of duplicate gossip messages.
-pub const GOSSIP_DUPLICATES_RECEIVED: &str = "atr_gossip_duplicates_received_total";
-
-/// One node's gossipsub counters, filled by libp2p-gossipsub (its `metrics`
-/// feature) in a `prometheus_client` registry that only this node uses.
+/// One node's gossipsub counters, filled by libp2p-gossipsub in a
+/// `prometheus_client` registry that only this node uses.
 #[derive(Debug, Default)]
 pub struct GossipMetrics {
-    registry: prometheus_client::registry::Registry,
+    registry: Mutex<Registry>,
 }
 
 /// Messages of the atr topic as gossipsub counted them.
@@ -215,15 +284,16 @@ impl GossipCounts {
 }
 
 impl GossipMetrics {
-    /// The registry, for `gossipsub::Behaviour::with_metrics` at build time.
-    pub fn registry_mut(&mut self) -> &mut prometheus_client::registry::Registry {
-        &mut self.registry
+    /// Lends the registry to `f`, for `gossipsub::Behaviour::with_metrics` at build time.
+    pub fn with_registry<T>(&self, f: impl FnOnce(&mut Registry) -> T) -> T {
+        f(&mut lock::lock(&self.registry))
     }
 
     /// Current counts of `topic` (the atr topic).
     pub fn counts(&self, topic: &str) -> GossipCounts {
         let mut text = String::new();
-        if prometheus_client::encoding::text::encode_registry(&mut text, &self.registry).is_err() {
+        if prometheus_client::encoding::text::encode_registry(&mut text, &lock::lock(&self.registry)).is_err()
+        {
             return GossipCounts::default();
         }
         let sample = |family: &str| -> u64 {
@@ -244,94 +314,114 @@ fn escape(v: &str) -> String {
     v.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n")
 }
 
-/// Renders every metric; `counters` adds this node's own counters and
-/// `gauges` point-in-time values (name, help, value).
-pub fn render(counters: &[(&str, &str, u64)], gauges: &[(&str, &str, f64)]) -> String {
-    let mut out = String::new();
-    for (name, help, v) in counters {
-        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} counter\n{name} {v}");
-    }
-    for c in [
-        &SPECS_STORED,
-        &REVOCATIONS_STORED,
-        &GOSSIP_RECEIVED,
-        &EVENTS_DROPPED,
-        &SYNC_OBJECTS,
-        &FIND_IDS_LISTED,
-        &FIND_BODIES_FETCHED,
-    ] {
-        let _ = writeln!(
-            out,
-            "# HELP {} {}\n# TYPE {} counter\n{} {}",
-            c.name,
-            c.help,
-            c.name,
-            c.name,
-            c.get()
-        );
-    }
-    for f in [&GOSSIP_VERDICTS, &BAD_MESSAGES, &API_REQUESTS, &PEER_REQUESTS] {
-        let _ = writeln!(out, "# HELP {} {}\n# TYPE {} counter", f.name, f.help, f.name);
-        if let Ok(m) = f.values.lock() {
-            for (v, n) in m.iter() {
-                let _ = writeln!(out, "{}{{{}=\"{}\"}} {}", f.name, f.label, escape(v), n);
-            }
+/// Exposes the atr topic's gossipsub counts as `atr_gossip_messages_received_total`
+/// and `atr_gossip_duplicates_received_total`.
+#[derive(Debug)]
+struct GossipCollector(Arc<GossipMetrics>);
+
+impl prometheus_client::collector::Collector for GossipCollector {
+    fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        let c = self.0.counts(atr_protocol::wire::GOSSIP_TOPIC);
+        for (name, help, v) in [
+            (
+                "gossip_messages_received",
+                "Gossip messages received by gossipsub, each once (after its duplicate filter)",
+                c.unique,
+            ),
+            (
+                "gossip_duplicates_received",
+                "Gossip message copies dropped by gossipsub's duplicate filter",
+                c.duplicates(),
+            ),
+        ] {
+            let counter = ConstCounter::new(v);
+            let metric = encoder.encode_descriptor(name, help, None, counter.metric_type())?;
+            counter.encode(metric)?;
         }
+        Ok(())
     }
-    let h = &DHT_QUERY_SECONDS;
-    let _ = writeln!(out, "# HELP {} {}\n# TYPE {} histogram", h.name, h.help, h.name);
-    if let Ok(c) = h.counts.lock() {
-        for (i, b) in h.buckets.iter().enumerate() {
-            let _ = writeln!(
-                out,
-                "{}_bucket{{le=\"{}\"}} {}",
-                h.name,
-                b,
-                c.0.get(i).copied().unwrap_or(0)
-            );
-        }
-        let _ = writeln!(
-            out,
-            "{}_bucket{{le=\"+Inf\"}} {}\n{}_sum {}\n{}_count {}",
-            h.name, c.1, h.name, c.2, h.name, c.1
-        );
-    }
-    for (name, help, v) in gauges {
-        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {v}");
-    }
-    out
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    /// Every series keeps the name the testnet and the tests read, with one
+    /// `# TYPE` per family.
     #[test]
-    fn labels_are_escaped_and_help_appears_once() {
-        BAD_MESSAGES.with_label("x\"} evil 1 #").inc();
-        let text = render(&[], &[("atr_specs", "Specs in the store.", 3.0)]);
-        assert!(text.contains(r#"reason="x\"} evil 1 #""#), "{text}");
-        assert_eq!(text.matches("# HELP atr_bad_peer_messages_total").count(), 1);
-        assert!(text.contains("atr_specs 3"));
+    fn exposed_names_are_stable() {
+        let m = Metrics::new();
+        m.specs_stored.inc();
+        m.bad_message("bad_fetch_request");
+        m.api_request("ok");
+        m.peer_request("fetch");
+        m.gossip_verdict("accept");
+        m.dht_query_seconds.observe(0.02);
+        let text = m.render(Snapshot {
+            specs: 3,
+            revocations: 1,
+            connected_peers: 2,
+        });
+        for line in [
+            "atr_specs_stored_total 1",
+            "atr_revocations_stored_total 0",
+            "atr_gossip_received_total 0",
+            "atr_network_events_dropped_total 0",
+            "atr_sync_objects_total 0",
+            "atr_find_ids_listed_total 0",
+            "atr_find_bodies_fetched_total 0",
+            "atr_bad_peer_messages_total{reason=\"bad_fetch_request\"} 1",
+            "atr_api_requests_total{outcome=\"ok\"} 1",
+            "atr_peer_requests_total{protocol=\"fetch\"} 1",
+            "atr_gossip_verdicts_total{outcome=\"accept\"} 1",
+            "atr_dht_query_seconds_bucket{le=\"0.025\"} 1",
+            "atr_dht_query_seconds_count 1",
+            "atr_specs 3",
+            "atr_revocations 1",
+            "atr_connected_peers 2",
+            "atr_gossip_messages_received_total 0",
+            "atr_gossip_duplicates_received_total 0",
+        ] {
+            assert!(text.lines().any(|l| l == line), "{line} missing in\n{text}");
+        }
+        assert_eq!(text.matches("# TYPE atr_bad_peer_messages counter").count(), 1);
     }
 
-    /// The parser reads the exact families libp2p-gossipsub registers, in
+    #[test]
+    fn two_nodes_count_separately() {
+        let (a, b) = (Metrics::new(), Metrics::new());
+        a.specs_stored.inc();
+        assert_eq!((a.specs_stored.get(), b.specs_stored.get()), (1, 0));
+    }
+
+    #[tokio::test]
+    async fn api_outcomes_count_in_the_scoped_node_only() {
+        let m = Arc::new(Metrics::new());
+        scope_api(m.clone(), async { API_REQUESTS.with_label("not_found").inc() }).await;
+        API_REQUESTS.with_label("not_found").inc();
+        let text = m.render(Snapshot::default());
+        assert!(
+            text.contains("atr_api_requests_total{outcome=\"not_found\"} 1"),
+            "{text}"
+        );
+    }
+
+    /// The reader finds the exact families libp2p-gossipsub registers, in
     /// prometheus-client's encoding.
     #[test]
     fn gossip_counts_are_read_from_gossipsubs_families() {
         use libp2p::gossipsub::TopicHash;
-        use prometheus_client::metrics::counter::Counter as PCounter;
-        use prometheus_client::metrics::family::Family;
-        let mut m = GossipMetrics::default();
-        let unique = Family::<TopicHash, PCounter>::default();
-        let all = Family::<TopicHash, PCounter>::default();
-        m.registry_mut()
-            .register("topic_msg_recv_counts", "after filtering", unique.clone());
-        m.registry_mut().register(
-            "topic_msg_recv_counts_unfiltered",
-            "before filtering",
-            all.clone(),
-        );
+        let m = GossipMetrics::default();
+        let unique = Family::<TopicHash, Counter>::default();
+        let all = Family::<TopicHash, Counter>::default();
+        m.with_registry(|r| {
+            r.register("topic_msg_recv_counts", "after filtering", unique.clone());
+            r.register(
+                "topic_msg_recv_counts_unfiltered",
+                "before filtering",
+                all.clone(),
+            );
+        });
         let topic = TopicHash::from_raw("atr/objects/1");
         assert_eq!(m.counts("atr/objects/1"), GossipCounts::default());
         unique.get_or_create(&topic).inc_by(2);

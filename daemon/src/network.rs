@@ -17,16 +17,20 @@
 
 pub mod behaviour;
 pub mod codec;
+pub mod event;
 pub mod event_loop;
 pub mod handle;
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use libp2p::{Multiaddr, PeerId, SwarmBuilder, noise, tcp, yamux};
+use libp2p::{SwarmBuilder, noise, tcp, yamux};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
+use crate::metrics::Metrics;
+
+pub use event::NetworkEvent;
 pub use handle::{NetworkError, NetworkHandle, PeerInfo, Proto, StatusInfo};
 
 use crate::config::NetworkOptions;
@@ -42,53 +46,13 @@ pub const TAG_SHARDS: u8 = 16;
 /// How long [`spawn`] waits for every listener to bind.
 pub const BIND_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// What the network tells the node.
-#[derive(Debug)]
-#[non_exhaustive]
-pub enum NetworkEvent {
-    /// A gossip message awaiting validation.
-    Gossip {
-        /// The peer that forwarded it (penalized on reject).
-        source: PeerId,
-        /// The peer that created (signed) it.
-        author: Option<PeerId>,
-        /// Its content id.
-        message_id: libp2p::gossipsub::MessageId,
-        /// The bytes.
-        data: Vec<u8>,
-    },
-    /// A peer asks something; answer with [`NetworkHandle::respond`].
-    InboundRequest {
-        /// Which protocol.
-        proto: Proto,
-        /// Who asks.
-        peer: PeerId,
-        /// The raw request (capped by the codec).
-        request: Vec<u8>,
-        /// Where the answer goes.
-        channel: libp2p::request_response::ResponseChannel<Vec<u8>>,
-    },
-    /// A connection to a new peer is up.
-    PeerConnected {
-        /// The peer.
-        peer: PeerId,
-    },
-    /// A peer told us its listen addresses.
-    PeerIdentified {
-        /// The peer.
-        peer: PeerId,
-        /// Its listen addresses.
-        addrs: Vec<Multiaddr>,
-    },
-}
-
-/// The DHT keys a publisher provides for a tag: one shard, chosen by the
+/// The DHT key a publisher announces for a tag: one shard, chosen by the
 /// publisher key so a tag's providers spread over [`TAG_SHARDS`] keys.
 pub fn tag_key(tag: &str, publisher: &atr_protocol::PublicKey) -> Vec<u8> {
     shard_key("tag", tag, shard_of(publisher))
 }
 
-/// The DHT key a publisher provides for a tool name.
+/// The DHT key a publisher announces for a tool name.
 pub fn name_key(name: &str, publisher: &atr_protocol::PublicKey) -> Vec<u8> {
     shard_key("name", name, shard_of(publisher))
 }
@@ -110,6 +74,7 @@ fn shard_key(kind: &str, value: &str, shard: u8) -> Vec<u8> {
 pub async fn spawn(
     identity: &Identity,
     opts: &NetworkOptions,
+    metrics: Arc<Metrics>,
     cancel: CancellationToken,
 ) -> Result<
     (
@@ -119,8 +84,9 @@ pub async fn spawn(
     ),
     NetworkError,
 > {
-    let mut gossip_metrics = crate::metrics::GossipMetrics::default();
-    let behaviour = behaviour::Behaviour::new(&identity.keypair, opts, gossip_metrics.registry_mut())
+    let behaviour = metrics
+        .gossip()
+        .with_registry(|registry| behaviour::Behaviour::new(&identity.keypair, opts, registry))
         .map_err(|e| NetworkError::Setup(e.to_string()))?;
     let idle = opts.idle_timeout;
     let mut swarm = SwarmBuilder::with_existing_identity(identity.keypair.clone())
@@ -149,8 +115,16 @@ pub async fn spawn(
     }
     let (cmd_tx, cmd_rx) = mpsc::channel(COMMAND_CAPACITY);
     let (ev_tx, ev_rx) = mpsc::channel(EVENT_CAPACITY);
-    let handle = NetworkHandle::new(cmd_tx, *swarm.local_peer_id(), Arc::new(gossip_metrics));
-    let lp = event_loop::NetworkLoop::new(swarm, cmd_rx, ev_tx, listen_addrs, opts.bootstrap.clone(), cancel);
+    let handle = NetworkHandle::new(cmd_tx, *swarm.local_peer_id(), metrics.gossip().clone());
+    let lp = event_loop::NetworkLoop::new(
+        swarm,
+        cmd_rx,
+        ev_tx,
+        listen_addrs,
+        opts.bootstrap.clone(),
+        metrics,
+        cancel,
+    );
     let join = tokio::spawn(lp.run());
     Ok((handle, ev_rx, join))
 }

@@ -6,10 +6,19 @@
 //!
 //! - network loop (owns the swarm) → `NetworkEvent`s → the event dispatcher
 //!   task, which spawns one bounded task per gossip message or peer request
-//!   ([`ingest`], [`serve`]) and a sync round per new peer ([`sync`]);
-//! - a periodic anti-entropy task ([`sync`]);
-//! - the API server (axum), calling [`NodeState`] methods ([`publish`], [`discover`]);
-//! - one `CancellationToken` tree: the node's token cancels every task.
+//!   ([`ingest::Ingest`], [`respond::Responder`]) and a sync round per new
+//!   peer ([`sync::Syncer`]);
+//! - a periodic anti-entropy task ([`sync`]) and, at start, one task that
+//!   announces the DHT keys of every spec this node runs ([`crate::announce`]);
+//! - the API server (axum), calling the services it holds
+//!   ([`publish::Publisher`], [`provide::Consent`], [`discover::Discovery`],
+//!   [`invoke::caller::Caller`]).
+//!
+//! Every service holds the handles it uses (the [`Repo`], the network
+//! handle, the metrics, …), not the node; the node builds them in
+//! [`Node::bind`]. Nothing under `node/` imports this file.
+//!
+//! One `CancellationToken` tree: the node's token cancels every task.
 //!
 //! Shutdown order: stop the API (no new requests), cancel the network and the
 //! services, wait for in-flight tasks (bounded), then drop the store (redb
@@ -20,11 +29,11 @@ pub mod ingest;
 pub mod invoke;
 pub mod provide;
 pub mod publish;
-pub mod serve;
+pub mod respond;
 pub mod sync;
 
 use std::net::SocketAddr;
-use std::sync::{Arc, RwLock};
+use std::sync::Arc;
 use std::time::Duration;
 
 use libp2p::PeerId;
@@ -33,11 +42,22 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::{info, warn};
 
-use crate::catalog::Catalog;
+use crate::announce::Announcer;
+use crate::api::ApiContext;
 use crate::config::Config;
 use crate::identity::{Identity, write_private};
+use crate::metrics::Metrics;
 use crate::network::{self, NetworkEvent, NetworkHandle};
+use crate::repo::Repo;
 use crate::store::Store;
+use discover::Discovery;
+use ingest::Ingest;
+use invoke::caller::Caller;
+use invoke::provider::Provider;
+use provide::Consent;
+use publish::Publisher;
+use respond::Responder;
+use sync::Syncer;
 
 /// File name of the API bearer token inside the data dir.
 pub const TOKEN_FILE: &str = "api.token";
@@ -86,72 +106,17 @@ pub enum NodeError {
     Task(String),
 }
 
-/// Everything the services and the API share.
-pub struct NodeState {
-    /// The node key.
-    pub identity: Identity,
-    /// Resolved config.
-    pub config: Config,
-    /// Persistent store.
-    pub store: Store,
-    /// In-memory index.
-    pub catalog: RwLock<Catalog>,
-    /// Network handle.
-    pub net: NetworkHandle,
-    /// API bearer token.
-    pub token: String,
-    /// Bounds concurrent peer tasks.
-    pub peer_tasks: Arc<Semaphore>,
-    /// Cancelled at shutdown.
-    pub cancel: CancellationToken,
-    /// Tracks spawned tasks.
-    pub tasks: TaskTracker,
-    /// The Docker sandbox, when enabled and reachable.
-    pub sandbox: Option<crate::sandbox::Sandbox>,
-    /// Invocation ids seen recently (replay protection).
-    pub seen: invoke::SeenInvocations,
-    /// Compiled schemas of recently invoked tools.
-    pub schemas: invoke::SchemaCache,
-    /// Other publishers' specs this node agreed to run (see [`provide`]), mirrored from the store.
-    pub provided: RwLock<std::collections::HashSet<atr_protocol::ToolId>>,
-}
-
-impl NodeState {
-    /// Whether this node runs `spec` for callers: its own specs, and others'
-    /// it explicitly agreed to provide. Never a stranger's spec merely because
-    /// its pinned image happens to be on this host.
-    pub fn provides(&self, spec: &atr_protocol::SignedSpec) -> bool {
-        spec.value().publisher == self.public_key()
-            || self
-                .provided
-                .read()
-                .map(|p| p.contains(&spec.id()))
-                .unwrap_or(false)
-    }
-}
-
-impl NodeState {
-    /// This node's publisher key.
-    pub fn public_key(&self) -> atr_protocol::PublicKey {
-        self.identity.secret.public()
-    }
-
-    /// Runs blocking work (redb, verification) off the async runtime.
-    pub async fn blocking<T: Send + 'static>(
-        self: &Arc<Self>,
-        f: impl FnOnce(&NodeState) -> T + Send + 'static,
-    ) -> Result<T, NodeError> {
-        let me = self.clone();
-        tokio::task::spawn_blocking(move || f(&me))
-            .await
-            .map_err(|e| NodeError::Task(e.to_string()))
-    }
-}
-
 /// A running node.
 #[must_use = "dropping a Node without shutdown() leaves its tasks running until the runtime stops"]
 pub struct Node {
-    state: Arc<NodeState>,
+    repo: Repo,
+    net: NetworkHandle,
+    identity: Identity,
+    sandbox: Option<crate::sandbox::Sandbox>,
+    services: Services,
+    token: String,
+    cancel: CancellationToken,
+    tasks: TaskTracker,
     api_addr: SocketAddr,
     api_task: tokio::task::JoinHandle<()>,
     net_task: tokio::task::JoinHandle<()>,
@@ -181,31 +146,15 @@ impl Node {
         let store = tokio::task::spawn_blocking(move || Store::open(&store_path, opts))
             .await
             .map_err(|e| NodeError::Task(e.to_string()))??;
-        let loaded = {
-            let s = store.clone();
-            tokio::task::spawn_blocking(move || s.load_all())
-                .await
-                .map_err(|e| NodeError::Task(e.to_string()))??
-        };
-        let mut catalog = Catalog::default();
-        let (specs, revocations) = loaded;
-        let (n_specs, n_revs) = (specs.len(), revocations.len());
-        for s in specs {
-            catalog.insert_spec(s);
-        }
-        for r in &revocations {
-            let _ = catalog.apply_revocation(r);
-        }
-        for forged in catalog.take_rejected_revocations() {
-            warn!(revocation = %hex::encode(forged), "stored revocation not signed by its target's publisher; removed");
-            let s = store.clone();
-            let _ = tokio::task::spawn_blocking(move || s.remove_revocation(&forged)).await;
-        }
-        info!(specs = n_specs, revocations = n_revs, "catalog loaded");
+        let me = identity.secret.public();
+        let repo = tokio::task::spawn_blocking(move || Repo::load(store, me))
+            .await
+            .map_err(|e| NodeError::Task(e.to_string()))??;
 
         let cancel = CancellationToken::new();
+        let metrics = Arc::new(Metrics::new());
         let (net, events, net_task) =
-            network::spawn(&identity, &config.network, cancel.child_token()).await?;
+            network::spawn(&identity, &config.network, metrics.clone(), cancel.child_token()).await?;
         let status = net.status().await?;
         let listen_addrs: Vec<libp2p::Multiaddr> = status
             .listen_addrs
@@ -247,38 +196,86 @@ impl Node {
             source,
         })?;
 
-        // Consent to provide foreign specs, loaded before the API answers.
-        let provided_ids: std::collections::HashSet<atr_protocol::ToolId> = match store.provided_ids() {
-            Ok(ids) => ids.into_iter().collect(),
-            Err(e) => {
-                warn!(error = %e, "cannot load provided specs");
-                std::collections::HashSet::new()
-            }
+        let tasks = TaskTracker::new();
+        let announcer = Announcer::new(net.clone(), me);
+        let ingest = Ingest::new(repo.clone(), announcer.clone(), net.clone(), metrics.clone());
+        let schemas = Arc::new(invoke::SchemaCache::default());
+        let provider = Provider::new(
+            repo.clone(),
+            sandbox.clone(),
+            identity.clone(),
+            config.invoke.clone(),
+            schemas.clone(),
+        );
+        let services = Services {
+            publisher: Publisher::new(
+                repo.clone(),
+                ingest.clone(),
+                announcer.clone(),
+                net.clone(),
+                identity.clone(),
+                sandbox.clone(),
+            ),
+            consent: Consent::new(repo.clone(), announcer.clone(), sandbox.clone()),
+            discovery: Discovery::new(
+                repo.clone(),
+                ingest.clone(),
+                net.clone(),
+                metrics.clone(),
+                cancel.child_token(),
+            ),
+            caller: Caller::new(
+                repo.clone(),
+                net.clone(),
+                provider.clone(),
+                schemas,
+                config.trusted_publishers.clone(),
+            ),
+            ingest: ingest.clone(),
         };
-        let state = Arc::new(NodeState {
-            identity,
-            config,
-            store,
-            catalog: RwLock::new(catalog),
-            net,
-            token,
+        let syncer = Syncer::new(
+            repo.clone(),
+            ingest.clone(),
+            net.clone(),
+            metrics.clone(),
+            config.network.sync_interval,
+            cancel.child_token(),
+            tasks.clone(),
+        );
+        let dispatcher = Dispatcher {
+            ingest,
+            responder: Responder::new(repo.clone(), net.clone(), metrics.clone(), provider),
+            syncer: syncer.clone(),
             peer_tasks: Arc::new(Semaphore::new(MAX_INFLIGHT_PEER_TASKS)),
+            tasks: tasks.clone(),
             cancel: cancel.clone(),
-            tasks: TaskTracker::new(),
-            sandbox,
-            seen: invoke::SeenInvocations::default(),
-            provided: RwLock::new(provided_ids),
-            schemas: invoke::SchemaCache::default(),
-        });
+        };
+        let api = ApiContext {
+            repo: repo.clone(),
+            net: net.clone(),
+            metrics: metrics.clone(),
+            token: token.clone(),
+            publisher: services.publisher.clone(),
+            consent: services.consent.clone(),
+            discovery: services.discovery.clone(),
+            caller: services.caller.clone(),
+        };
         info!(api = %api_addr, "local API listening");
-        let api_task = tokio::spawn(crate::api::serve(listener, state.clone(), cancel.child_token()));
-        state.tasks.spawn(dispatch(state.clone(), events));
-        state.tasks.spawn(sync::periodic(state.clone()));
-        state.tasks.spawn(publish::reprovide_own(state.clone()));
-        state.tasks.spawn(provide::reprovide_foreign(state.clone()));
-        state.tasks.spawn(sync::dial_known_peers(state.clone()));
+        let api_task = tokio::spawn(crate::api::run(listener, api, cancel.child_token()));
+        tasks.spawn(dispatcher.run(events));
+        tasks.spawn(syncer.clone().periodic());
+        let (a, r, c) = (announcer, repo.clone(), cancel.clone());
+        tasks.spawn(async move { a.announce_all(&r, &c).await });
+        tasks.spawn(syncer.dial_known_peers());
         Ok(Self {
-            state,
+            repo,
+            net,
+            identity,
+            sandbox,
+            services,
+            token,
+            cancel,
+            tasks,
             api_addr,
             api_task,
             net_task,
@@ -286,9 +283,33 @@ impl Node {
         })
     }
 
-    /// The shared state (for embedding and tests).
-    pub fn state(&self) -> &Arc<NodeState> {
-        &self.state
+    /// The repository (store, catalog, provided set).
+    pub fn repo(&self) -> &Repo {
+        &self.repo
+    }
+    /// The network handle.
+    pub fn net(&self) -> &NetworkHandle {
+        &self.net
+    }
+    /// The node key.
+    pub fn identity(&self) -> &Identity {
+        &self.identity
+    }
+    /// This node's publisher key.
+    pub fn public_key(&self) -> atr_protocol::PublicKey {
+        self.identity.secret.public()
+    }
+    /// The Docker sandbox, when connected (this node can run tools).
+    pub fn sandbox(&self) -> Option<&crate::sandbox::Sandbox> {
+        self.sandbox.as_ref()
+    }
+    /// The API bearer token.
+    pub fn api_token(&self) -> &str {
+        &self.token
+    }
+    /// The services, for embedding and tests.
+    pub fn services(&self) -> &Services {
+        &self.services
     }
     /// The bound API address.
     pub fn api_addr(&self) -> SocketAddr {
@@ -296,7 +317,7 @@ impl Node {
     }
     /// The peer id.
     pub fn peer_id(&self) -> PeerId {
-        self.state.identity.peer_id()
+        self.identity.peer_id()
     }
     /// Bound listen addresses, each with `/p2p/<peer id>` appended.
     pub fn dial_addrs(&self) -> Vec<libp2p::Multiaddr> {
@@ -309,17 +330,17 @@ impl Node {
     /// Stops the node in order: API, network and services, in-flight tasks, store.
     pub async fn shutdown(self) -> Result<(), NodeError> {
         info!("shutting down");
-        self.state.cancel.cancel();
+        self.cancel.cancel();
         let _ = tokio::time::timeout(SHUTDOWN_GRACE, self.api_task).await;
-        self.state.tasks.close();
-        if tokio::time::timeout(SHUTDOWN_GRACE, self.state.tasks.wait())
+        self.tasks.close();
+        if tokio::time::timeout(SHUTDOWN_GRACE, self.tasks.wait())
             .await
             .is_err()
         {
             warn!("in-flight tasks did not finish within the grace period");
         }
         let _ = tokio::time::timeout(SHUTDOWN_GRACE, self.net_task).await;
-        if let Some(sb) = &self.state.sandbox {
+        if let Some(sb) = &self.sandbox {
             sb.drain_pool();
             match sb.remove_all_own().await {
                 Ok(0) => {}
@@ -358,52 +379,83 @@ fn load_or_create_token(dir: &std::path::Path) -> Result<String, NodeError> {
     }
 }
 
+/// The services the API and embedders call.
+#[derive(Clone)]
+#[non_exhaustive]
+pub struct Services {
+    /// Publish and revoke.
+    pub publisher: Publisher,
+    /// Consent to run foreign specs.
+    pub consent: Consent,
+    /// Find on the network.
+    pub discovery: Discovery,
+    /// Invoke tools.
+    pub caller: Caller,
+    /// Verify and store objects.
+    pub ingest: Ingest,
+}
+
 /// Routes network events to bounded tasks.
-async fn dispatch(state: Arc<NodeState>, mut events: tokio::sync::mpsc::Receiver<NetworkEvent>) {
-    loop {
-        let ev = tokio::select! {
-            biased;
-            _ = state.cancel.cancelled() => break,
-            ev = events.recv() => match ev { Some(e) => e, None => break },
-        };
-        let Ok(permit) = state.peer_tasks.clone().acquire_owned().await else {
-            break;
-        };
-        let st = state.clone();
-        match ev {
-            NetworkEvent::Gossip {
-                source,
-                author,
-                message_id,
-                data,
-            } => {
-                state.tasks.spawn(async move {
-                    ingest::on_gossip(&st, source, author, message_id, data).await;
-                    drop(permit);
-                });
-            }
-            NetworkEvent::InboundRequest {
-                proto,
-                peer,
-                request,
-                channel,
-            } => {
-                state.tasks.spawn(async move {
-                    serve::on_request(&st, proto, peer, request, channel).await;
-                    drop(permit);
-                });
-            }
-            NetworkEvent::PeerConnected { peer } => {
-                state.tasks.spawn(async move {
-                    sync::with_peer(&st, peer).await;
-                    drop(permit);
-                });
-            }
-            NetworkEvent::PeerIdentified { peer, addrs } => {
-                state.tasks.spawn(async move {
-                    sync::remember_peer(&st, peer, addrs).await;
-                    drop(permit);
-                });
+struct Dispatcher {
+    ingest: Ingest,
+    responder: Responder,
+    syncer: Syncer,
+    /// Bounds concurrent peer tasks.
+    peer_tasks: Arc<Semaphore>,
+    tasks: TaskTracker,
+    cancel: CancellationToken,
+}
+
+impl Dispatcher {
+    async fn run(self, mut events: tokio::sync::mpsc::Receiver<NetworkEvent>) {
+        loop {
+            let ev = tokio::select! {
+                biased;
+                _ = self.cancel.cancelled() => break,
+                ev = events.recv() => match ev { Some(e) => e, None => break },
+            };
+            let Ok(permit) = self.peer_tasks.clone().acquire_owned().await else {
+                break;
+            };
+            match ev {
+                NetworkEvent::Gossip {
+                    source,
+                    author,
+                    message_id,
+                    data,
+                } => {
+                    let ingest = self.ingest.clone();
+                    self.tasks.spawn(async move {
+                        ingest.on_gossip(source, author, message_id, data).await;
+                        drop(permit);
+                    });
+                }
+                NetworkEvent::InboundRequest {
+                    proto,
+                    peer,
+                    request,
+                    channel,
+                } => {
+                    let responder = self.responder.clone();
+                    self.tasks.spawn(async move {
+                        responder.on_request(proto, peer, request, channel).await;
+                        drop(permit);
+                    });
+                }
+                NetworkEvent::PeerConnected { peer } => {
+                    let syncer = self.syncer.clone();
+                    self.tasks.spawn(async move {
+                        syncer.with_peer(peer).await;
+                        drop(permit);
+                    });
+                }
+                NetworkEvent::PeerIdentified { peer, addrs } => {
+                    let syncer = self.syncer.clone();
+                    self.tasks.spawn(async move {
+                        syncer.remember_peer(peer, addrs).await;
+                        drop(permit);
+                    });
+                }
             }
         }
     }

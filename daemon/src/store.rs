@@ -14,26 +14,24 @@
 //! | revocations | revocation hash | signed envelope |
 //! | receipts | invocation id | signed envelope |
 //! | receipt log | local sequence number | invocation id |
-//! | tag / name / publisher index | `(tag, id)`, `(name, id)`, `(publisher, id)` | nothing / version / nothing |
 //! | sync digests | bucket (first hash byte) | blake3 of the bucket's sorted hashes |
 //! | peers, peers by last seen | peer id, `(last_seen_ms, peer id)` | JSON [`PeerRecord`], nothing |
 //!
-//! Each write is one transaction: a spec, its index rows and its sync digest
-//! are committed together or not at all, so a crash never leaves an index
-//! row without its spec or a digest that disagrees with the tables.
+//! Each write is one transaction: an object and its sync digest are
+//! committed together or not at all, so a crash never leaves a digest that
+//! disagrees with the tables.
 //!
-//! # Why both index tables and the in-memory catalog
+//! # No index tables
 //!
-//! Queries are served by [`crate::catalog::Catalog`], which is rebuilt at
+//! Queries are answered by [`crate::catalog::Catalog`], which is rebuilt at
 //! start from the specs table ([`Store::load_all`]). The rebuild is O(n):
 //! each envelope is decoded and its signature re-verified. Measured on
 //! 10 000 specs of 1.7 KB in an unoptimized test build: 1.3 s for
 //! `load_all` and 0.9 s to fill the catalog (an optimized build is several
-//! times faster); one `put_spec` with its fsync took about 0.8 ms. The
-//! index tables here are the fallback and cross-check path ([`Store::ids_by_tag`],
-//! [`Store::ids_by_name`], [`Store::ids_by_publisher`]): range scans that
-//! need no rebuild, used to verify the catalog and by tools that read the
-//! store without loading it. They cost three small rows per spec.
+//! times faster); one `put_spec` with its fsync took about 0.8 ms. Stores
+//! written by earlier builds also hold tag, name and publisher index tables
+//! that nothing read; [`Store::open`] deletes them (the layout version is
+//! unchanged: no table this build reads changed).
 //!
 //! # Limits
 //!
@@ -68,7 +66,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use atr_protocol::id::ByteBuf;
 use atr_protocol::signed::SignedBody;
 use atr_protocol::wire::WireObject;
-use atr_protocol::{PublicKey, Signed, SignedReceipt, SignedRevocation, SignedSpec, ToolId};
+use atr_protocol::{Signed, SignedReceipt, SignedRevocation, SignedSpec, ToolId};
 use redb::{
     Database, ReadTransaction, ReadableDatabase, ReadableTable, ReadableTableMetadata, WriteTransaction,
 };
@@ -82,8 +80,7 @@ mod tables;
 pub use peers::{MAX_PEER_ADDR_LEN, MAX_PEER_ADDRS, MAX_PEER_ID_LEN, MAX_PEERS, PeerRecord};
 
 use tables::{
-    META, META_RECEIPT_SEQ, META_SCHEMA, NAME_INDEX, PUBLISHER_INDEX, RECEIPT_LOG, RECEIPTS, REVOCATIONS,
-    SCHEMA_VERSION, SPECS, TAG_INDEX,
+    META, META_RECEIPT_SEQ, META_SCHEMA, RECEIPT_LOG, RECEIPTS, REVOCATIONS, SCHEMA_VERSION, SPECS,
 };
 
 /// Default cap on stored specs: far above any one network's catalog today,
@@ -94,7 +91,6 @@ pub const DEFAULT_MAX_REVOCATIONS: usize = 100_000;
 /// Default cap on stored receipts (each at most 2 KiB).
 pub const DEFAULT_MAX_RECEIPTS: usize = 100_000;
 
-const ZERO_ID: [u8; 32] = [0; 32];
 const MAX_ID: [u8; 32] = [0xff; 32];
 /// Most foreign specs one node agrees to provide (rows of the consent table).
 pub const MAX_PROVIDED: usize = 10_000;
@@ -308,9 +304,9 @@ impl Store {
             txn.open_table(RECEIPT_LOG)?;
             txn.open_table(tables::PEERS)?;
             txn.open_table(tables::PEERS_BY_SEEN)?;
-            txn.open_table(TAG_INDEX)?;
-            txn.open_table(NAME_INDEX)?;
-            txn.open_table(PUBLISHER_INDEX)?;
+            for legacy in tables::LEGACY_INDEXES {
+                txn.delete_table(legacy)?;
+            }
             txn.open_table(tables::DIGESTS)?;
             txn.open_table(tables::PROVIDED)?;
             let mut meta = txn.open_table(META)?;
@@ -335,11 +331,6 @@ impl Store {
             max_peers: MAX_PEERS,
             corrupt_skipped: Arc::new(AtomicU64::new(0)),
         })
-    }
-
-    /// The options the store was opened with.
-    pub fn options(&self) -> StoreOptions {
-        self.opts
     }
 
     fn read(&self) -> Result<ReadTransaction, StoreError> {
@@ -368,13 +359,12 @@ impl Store {
         warn!(error = %err, "skipping a corrupt row of the store");
     }
 
-    /// Stores a verified spec with its index rows and sync digest, in one
+    /// Stores a verified spec with its sync digest, in one
     /// transaction. Refuses with [`StoreError::Full`] at
     /// [`StoreOptions::max_specs`]; a spec already stored is
     /// [`Put::Existing`] even at the cap.
     pub fn put_spec(&self, spec: &SignedSpec) -> Result<Put, StoreError> {
         let id = spec.hash();
-        let value = spec.value();
         let max = self.opts.max_specs as u64;
         self.write(|txn| {
             let mut specs = txn.open_table(SPECS)?;
@@ -391,15 +381,6 @@ impl Store {
             }
             specs.insert(&id, spec.to_bytes().as_slice())?;
             drop(specs);
-            let mut tags = txn.open_table(TAG_INDEX)?;
-            for tag in &value.tags {
-                tags.insert((tag.as_str(), &id), ())?;
-            }
-            let version = value.version.to_string();
-            txn.open_table(NAME_INDEX)?
-                .insert((value.name.as_str(), &id), version.as_str())?;
-            txn.open_table(PUBLISHER_INDEX)?
-                .insert((value.publisher.as_bytes(), &id), ())?;
             sync::update_digest(txn, &id)?;
             Ok((true, Put::Inserted))
         })
@@ -615,42 +596,6 @@ impl Store {
             .collect::<Result<_, _>>()?)
     }
 
-    /// Ids of stored specs with this tag (index range scan).
-    pub fn ids_by_tag(&self, tag: &str) -> Result<Vec<ToolId>, StoreError> {
-        let txn = self.read()?;
-        let table = txn.open_table(TAG_INDEX)?;
-        let rows = table.range((tag, &ZERO_ID)..=(tag, &MAX_ID))?;
-        Ok(rows
-            .map(|r| r.map(|(k, _)| ToolId(*k.value().1)))
-            .collect::<Result<_, _>>()?)
-    }
-
-    /// Ids of stored specs with this exact name (index range scan).
-    pub fn ids_by_name(&self, name: &str) -> Result<Vec<ToolId>, StoreError> {
-        Ok(self.name_versions(name)?.into_iter().map(|(id, _)| id).collect())
-    }
-
-    /// Ids and version texts of stored specs with this exact name.
-    pub fn name_versions(&self, name: &str) -> Result<Vec<(ToolId, String)>, StoreError> {
-        let txn = self.read()?;
-        let table = txn.open_table(NAME_INDEX)?;
-        let rows = table.range((name, &ZERO_ID)..=(name, &MAX_ID))?;
-        Ok(rows
-            .map(|r| r.map(|(k, v)| (ToolId(*k.value().1), v.value().to_owned())))
-            .collect::<Result<_, _>>()?)
-    }
-
-    /// Ids of stored specs by this publisher (index range scan).
-    pub fn ids_by_publisher(&self, publisher: &PublicKey) -> Result<Vec<ToolId>, StoreError> {
-        let txn = self.read()?;
-        let table = txn.open_table(PUBLISHER_INDEX)?;
-        let pk = publisher.as_bytes();
-        let rows = table.range((pk, &ZERO_ID)..=(pk, &MAX_ID))?;
-        Ok(rows
-            .map(|r| r.map(|(k, _)| ToolId(*k.value().1)))
-            .collect::<Result<_, _>>()?)
-    }
-
     /// Row counts, each read in O(1).
     pub fn counts(&self) -> Result<StoreCounts, StoreError> {
         let txn = self.read()?;
@@ -716,7 +661,7 @@ mod tests {
     use atr_protocol::revocation::{RevocationKind, RevocationTarget};
 
     use super::*;
-    use crate::catalog::test_support::{CREATED, key, receipt, revocation, revoke_id, spec};
+    use crate::catalog::test_support::{CREATED, receipt, revocation, revoke_id, spec};
 
     type TestResult = Result<(), Box<dyn std::error::Error>>;
 
@@ -761,37 +706,6 @@ mod tests {
             (counts.specs, counts.revocations, counts.receipts, counts.peers),
             (1, 0, 0, 0)
         );
-        Ok(())
-    }
-
-    #[test]
-    fn index_scans_find_by_tag_name_and_publisher() -> TestResult {
-        let store = mem(StoreOptions::default())?;
-        let a = spec(1, "calc", "1.0.0", &["math", "tools"]);
-        let b = spec(1, "calc", "2.0.0", &["math"]);
-        let c = spec(2, "convert", "1.0.0", &["units"]);
-        // A tag that is a prefix of another must not match it.
-        let d = spec(2, "calculus", "1.0.0", &["mat"]);
-        for s in [&a, &b, &c, &d] {
-            store.put_spec(s)?;
-        }
-        let sorted = |mut v: Vec<ToolId>| {
-            v.sort();
-            v
-        };
-        assert_eq!(sorted(store.ids_by_tag("math")?), sorted(vec![a.id(), b.id()]));
-        assert_eq!(store.ids_by_tag("tools")?, vec![a.id()]);
-        assert_eq!(store.ids_by_tag("mat")?, vec![d.id()]);
-        assert!(store.ids_by_tag("nothing")?.is_empty());
-        assert_eq!(sorted(store.ids_by_name("calc")?), sorted(vec![a.id(), b.id()]));
-        let mut versions: Vec<String> = store.name_versions("calc")?.into_iter().map(|(_, v)| v).collect();
-        versions.sort();
-        assert_eq!(versions, ["1.0.0", "2.0.0"]);
-        assert_eq!(
-            sorted(store.ids_by_publisher(&key(2).public())?),
-            sorted(vec![c.id(), d.id()])
-        );
-        assert!(store.ids_by_publisher(&key(3).public())?.is_empty());
         Ok(())
     }
 
@@ -844,7 +758,6 @@ mod tests {
         // Nothing of the refused spec was written, nothing old was lost.
         assert_eq!(store.put_spec(&a)?, Put::Existing);
         assert_eq!(store.get_spec(&c.id())?, None);
-        assert!(store.ids_by_tag("x")?.len() == 2 && store.ids_by_name("c")?.is_empty());
         assert_eq!(store.sync_digests()?, digests);
         assert_eq!(store.load_all()?.0.len(), 2);
 
@@ -1093,9 +1006,38 @@ mod tests {
         }
         let store = Store::open(&path, StoreOptions::default())?;
         assert_eq!(store.load_all()?, (vec![s.clone()], vec![rev]));
-        assert_eq!(store.ids_by_tag("math")?, vec![s.id()]);
         assert_eq!(store.peers()?.len(), 1);
         assert_eq!(store.sync_digests()?, store.recompute_digests()?);
+        Ok(())
+    }
+
+    /// A store written by a build that kept index tables opens, keeps its
+    /// objects and loses only those tables.
+    #[test]
+    fn legacy_index_tables_are_deleted_at_open() -> TestResult {
+        let dir = tempfile::tempdir()?;
+        let path = dir.path().join("store.redb");
+        let s = spec(1, "calc", "1.0.0", &["math"]);
+        {
+            let store = Store::open(&path, StoreOptions::default())?;
+            store.put_spec(&s)?;
+        }
+        {
+            let db = Database::create(&path)?;
+            let txn = db.begin_write()?;
+            let old: redb::TableDefinition<(&str, &[u8; 32]), ()> =
+                redb::TableDefinition::new("tag_index_v1");
+            txn.open_table(old)?.insert(("math", &s.hash()), ())?;
+            txn.commit()?;
+        }
+        let store = Store::open(&path, StoreOptions::default())?;
+        assert_eq!(store.load_all()?.0, vec![s]);
+        let txn = store.read()?;
+        let names: Vec<String> = txn
+            .list_tables()?
+            .map(|t| redb::TableHandle::name(&t).to_owned())
+            .collect();
+        assert!(!names.iter().any(|n| n.contains("index")), "{names:?}");
         Ok(())
     }
 

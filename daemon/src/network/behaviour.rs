@@ -19,7 +19,7 @@ use crate::config::NetworkOptions;
 
 /// Providers kept per DHT key. libp2p's default (20) silently drops the rest;
 /// atr also shards tag keys (see `docs/architecture.md`), so a hot tag's
-/// providers spread over [`super::TAG_SHARDS`] keys and each stays far below this.
+/// providers spread over [`crate::network::TAG_SHARDS`] keys and each stays far below this.
 pub const MAX_PROVIDERS_PER_KEY: usize = 1024;
 /// Keys this node may provide. Default 1024 would cap a node at ~1000 tools;
 /// one key per distinct tag and per distinct name shard, so 100 000 covers

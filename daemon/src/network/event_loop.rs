@@ -3,6 +3,7 @@
 
 use std::collections::{HashMap, HashSet};
 use std::pin::Pin;
+use std::sync::Arc;
 use std::time::Duration;
 
 use atr_protocol::wire;
@@ -17,10 +18,10 @@ use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, trace, warn};
 
-use super::NetworkEvent;
 use super::behaviour::{Behaviour, BehaviourEvent};
+use super::event::NetworkEvent;
 use super::handle::{Command, NetworkError, PeerInfo, Proto, StatusInfo};
-use crate::metrics;
+use crate::metrics::Metrics;
 
 /// Bad messages after which a peer is disconnected and blacklisted.
 pub const BAD_MESSAGE_LIMIT: u64 = 16;
@@ -40,6 +41,7 @@ pub(crate) struct NetworkLoop {
     commands: mpsc::Receiver<Command>,
     events: mpsc::Sender<NetworkEvent>,
     listen_addrs: Vec<Multiaddr>,
+    metrics: Arc<Metrics>,
     cancel: CancellationToken,
     topic: IdentTopic,
     providers: HashMap<kad::QueryId, (HashSet<PeerId>, Reply<HashSet<PeerId>>)>,
@@ -117,6 +119,7 @@ impl NetworkLoop {
         events: mpsc::Sender<NetworkEvent>,
         listen_addrs: Vec<Multiaddr>,
         bootstrap_addrs: Vec<Multiaddr>,
+        metrics: Arc<Metrics>,
         cancel: CancellationToken,
     ) -> Self {
         // Armed from the start: the first check comes after BOOTSTRAP_RETRY_MIN
@@ -127,6 +130,7 @@ impl NetworkLoop {
             commands,
             events,
             listen_addrs,
+            metrics,
             cancel,
             topic: IdentTopic::new(wire::GOSSIP_TOPIC),
             providers: HashMap::new(),
@@ -214,7 +218,7 @@ impl NetworkLoop {
 
     fn emit(&mut self, ev: NetworkEvent) {
         if let Err(e) = self.events.try_send(ev) {
-            metrics::EVENTS_DROPPED.inc();
+            self.metrics.events_dropped.inc();
             warn!(error = %e, "node is not keeping up; network event dropped");
         }
     }
@@ -246,7 +250,7 @@ impl NetworkLoop {
                     .report_message_validation_result(&message_id, &source, acceptance);
             }
             Command::Penalize { peer, reason } => self.penalize(peer, reason),
-            Command::StartProviding { key, reply } => {
+            Command::Announce { key, reply } => {
                 let r = self
                     .swarm
                     .behaviour_mut()
@@ -256,7 +260,7 @@ impl NetworkLoop {
                     .map_err(|e| NetworkError::Dht(e.to_string()));
                 let _ = reply.send(r);
             }
-            Command::StopProviding { key } => {
+            Command::Withdraw { key } => {
                 self.swarm
                     .behaviour_mut()
                     .kad
@@ -359,7 +363,7 @@ impl NetworkLoop {
     }
 
     fn penalize(&mut self, peer: PeerId, reason: &'static str) {
-        metrics::BAD_MESSAGES.with_label(reason).inc();
+        self.metrics.bad_message(reason);
         let n = self.bad.entry(peer).or_insert(0);
         *n += 1;
         warn!(%peer, reason, count = *n, "bad message from peer");
@@ -452,7 +456,7 @@ impl NetworkLoop {
                 message_id,
                 message,
             } => {
-                metrics::GOSSIP_RECEIVED.inc();
+                self.metrics.gossip_received.inc();
                 self.emit(NetworkEvent::Gossip {
                     source: propagation_source,
                     author: message.source,

@@ -107,11 +107,11 @@ pub(crate) enum Command {
         peer: PeerId,
         reason: &'static str,
     },
-    StartProviding {
+    Announce {
         key: Vec<u8>,
         reply: oneshot::Sender<Result<(), NetworkError>>,
     },
-    StopProviding {
+    Withdraw {
         key: Vec<u8>,
     },
     GetProviders {
@@ -195,14 +195,14 @@ impl NetworkHandle {
     }
 
     /// Announces this node as a provider of `key` in the DHT.
-    pub async fn start_providing(&self, key: Vec<u8>) -> Result<(), NetworkError> {
-        self.call(|reply| Command::StartProviding { key, reply }).await?
+    pub async fn announce(&self, key: Vec<u8>) -> Result<(), NetworkError> {
+        self.call(|reply| Command::Announce { key, reply }).await?
     }
 
     /// Stops announcing this node as a provider of `key` (records already
     /// on other nodes expire on their own).
-    pub fn stop_providing(&self, key: Vec<u8>) {
-        let _ = self.send_nowait(Command::StopProviding { key });
+    pub fn withdraw(&self, key: Vec<u8>) {
+        let _ = self.send_nowait(Command::Withdraw { key });
     }
 
     /// Finds the providers of `key` in the DHT.

@@ -1,29 +1,24 @@
 //! Taking in signed objects from peers (gossip, sync, fetch) and from this
-//! node itself: verify fully, then store, then index — or refuse with a
-//! reason that says whether the sender is to blame.
+//! node itself: verify fully, then write through the [`Repo`] — or refuse
+//! with a reason that says whether the sender is to blame.
 
+use std::collections::HashSet;
 use std::sync::Arc;
 
 use atr_protocol::signed::VerifyError;
-use atr_protocol::wire::{self, WireObject};
+use atr_protocol::wire::{self, FetchResponse, WireObject};
 use atr_protocol::{SignedRevocation, SignedSpec, ToolId};
 use libp2p::PeerId;
 use libp2p::gossipsub::{MessageAcceptance, MessageId};
 use tracing::{debug, info, warn};
 
-use super::NodeState;
+use crate::announce::Announcer;
 use crate::catalog::RevocationRejected;
-use crate::metrics;
-use crate::store::{Put, StoreError};
-
-/// What happened to an object.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Ingested {
-    /// Stored for the first time.
-    New,
-    /// Already known.
-    Known,
-}
+use crate::metrics::Metrics;
+use crate::network::NetworkHandle;
+pub use crate::repo::Ingested;
+use crate::repo::{Repo, RepoError};
+use crate::store::StoreError;
 
 /// Why an object was refused.
 #[derive(Debug, thiserror::Error)]
@@ -44,9 +39,23 @@ pub enum IngestError {
     /// The store refused (full, I/O): not the sender's fault.
     #[error("store: {0}")]
     Store(#[from] StoreError),
-    /// Internal failure.
-    #[error("internal: {0}")]
-    Internal(String),
+    /// A wire object of a kind this node does not know.
+    #[error("unknown object kind")]
+    UnknownKind,
+    /// The blocking task did not finish.
+    #[error(transparent)]
+    Task(#[from] crate::repo::TaskFailed),
+}
+
+impl From<RepoError> for IngestError {
+    fn from(e: RepoError) -> Self {
+        match e {
+            RepoError::Store(s) => Self::Store(s),
+            RepoError::Revocation(r) => Self::Revocation(r),
+            // Not produced by spec or revocation writes.
+            RepoError::NotProvidable(_) => Self::UnknownKind,
+        }
+    }
 }
 
 impl IngestError {
@@ -72,153 +81,228 @@ impl IngestError {
             Self::Invalid { .. } => "invalid_object",
             Self::Revocation(_) => "revocation_not_publisher",
             Self::Store(_) => "store",
-            Self::Internal(_) => "internal",
+            Self::UnknownKind | Self::Task(_) => "internal",
         }
     }
 }
 
-/// Verifies and stores a spec (blocking: call from `spawn_blocking`).
-pub fn spec_blocking(state: &NodeState, envelope: &[u8]) -> Result<(SignedSpec, Ingested), IngestError> {
-    let spec =
-        SignedSpec::from_bytes(envelope).map_err(|source| IngestError::Invalid { kind: "spec", source })?;
-    store_spec_blocking(state, spec)
+/// What one fetch response brought.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Fetched {
+    /// Objects in the response (decoded, within the count cap).
+    pub received: usize,
+    /// Objects verified and newly stored.
+    pub stored: usize,
+    /// Objects refused, or 1 for a response refused whole.
+    pub refused: usize,
 }
 
-/// Stores and indexes an already verified spec (blocking).
-pub fn store_spec_blocking(
-    state: &NodeState,
-    spec: SignedSpec,
-) -> Result<(SignedSpec, Ingested), IngestError> {
-    let mut cat = state
-        .catalog
-        .write()
-        .map_err(|_| IngestError::Internal("catalog lock poisoned".into()))?;
-    if cat.get(&spec.id()).is_some() {
-        return Ok((spec, Ingested::Known));
-    }
-    let put = state.store.put_spec(&spec)?;
-    cat.insert_spec(spec.clone());
-    // A pending revocation of this spec signed by someone else is now known
-    // to be forged: drop it so sync never offers it again.
-    for forged in cat.take_rejected_revocations() {
-        warn!(revocation = %hex::encode(forged), "pending revocation was not signed by the publisher; removed");
-        state.store.remove_revocation(&forged)?;
-    }
-    if put == Put::Inserted {
-        metrics::SPECS_STORED.inc();
-        info!(target: "atr::_events::spec::stored", tool = %spec.id(), name = %spec.value().name, version = %spec.value().version, "spec stored");
-    }
-    Ok((spec, Ingested::New))
+/// Verifies objects and writes them through the repository; answers gossip
+/// validation and penalizes senders through the network handle.
+#[derive(Clone)]
+pub struct Ingest {
+    repo: Repo,
+    announcer: Announcer,
+    net: NetworkHandle,
+    metrics: Arc<Metrics>,
 }
 
-/// Verifies, checks against the catalog and stores a revocation (blocking).
-pub fn revocation_blocking(
-    state: &NodeState,
-    envelope: &[u8],
-) -> Result<(SignedRevocation, Ingested, Vec<ToolId>), IngestError> {
-    let rev = SignedRevocation::from_bytes(envelope).map_err(|source| IngestError::Invalid {
-        kind: "revocation",
-        source,
-    })?;
-    store_revocation_blocking(state, rev)
-}
-
-/// Applies and stores a verified revocation (blocking); returns the specs it affected.
-pub fn store_revocation_blocking(
-    state: &NodeState,
-    rev: SignedRevocation,
-) -> Result<(SignedRevocation, Ingested, Vec<ToolId>), IngestError> {
-    let mut cat = state
-        .catalog
-        .write()
-        .map_err(|_| IngestError::Internal("catalog lock poisoned".into()))?;
-    if state.store.has_object(&rev.hash())? {
-        return Ok((rev, Ingested::Known, Vec::new()));
-    }
-    // Stored first, so the node never acts on a revocation it did not keep;
-    // undone if the catalog refuses it.
-    state.store.put_revocation(&rev)?;
-    let affected = match cat.apply_revocation(&rev) {
-        Ok(a) => a,
-        Err(e) => {
-            state.store.remove_revocation(&rev.hash())?;
-            return Err(e.into());
+impl Ingest {
+    /// An ingest service writing to `repo`.
+    pub fn new(repo: Repo, announcer: Announcer, net: NetworkHandle, metrics: Arc<Metrics>) -> Self {
+        Self {
+            repo,
+            announcer,
+            net,
+            metrics,
         }
-    };
-    let revoked: Vec<ToolId> = affected
-        .iter()
-        .filter(|id| {
-            cat.get(id)
-                .is_some_and(|e| matches!(e.status, crate::catalog::Status::Revoked { .. }))
-        })
-        .copied()
-        .collect();
-    drop(cat);
-    if !revoked.is_empty() {
-        super::provide::drop_revoked_blocking(state, &revoked);
     }
-    metrics::REVOCATIONS_STORED.inc();
-    info!(target: "atr::_events::revocation::stored", revocation = %hex::encode(rev.hash()), affected = affected.len(), "revocation stored");
-    Ok((rev, Ingested::New, affected))
-}
 
-/// Verifies and stores any wire object (blocking).
-pub fn object_blocking(state: &NodeState, obj: &WireObject) -> Result<([u8; 32], Ingested), IngestError> {
-    match obj {
-        WireObject::Spec(b) => spec_blocking(state, &b.0).map(|(s, i)| (s.hash(), i)),
-        WireObject::Revocation(b) => revocation_blocking(state, &b.0).map(|(r, i, _)| (r.hash(), i)),
-        _ => Err(IngestError::Internal("unknown object kind".into())),
+    /// Verifies and stores a spec envelope (blocking).
+    pub fn spec(&self, envelope: &[u8]) -> Result<(SignedSpec, Ingested), IngestError> {
+        let spec = SignedSpec::from_bytes(envelope)
+            .map_err(|source| IngestError::Invalid { kind: "spec", source })?;
+        self.store_spec(spec)
     }
-}
 
-/// Handles one gossip message: decode, verify, store, then report the verdict.
-pub async fn on_gossip(
-    state: &Arc<NodeState>,
-    source: PeerId,
-    author: Option<PeerId>,
-    message_id: MessageId,
-    data: Vec<u8>,
-) {
-    let obj: WireObject = match wire::decode_message(&data, wire::MAX_GOSSIP_BYTES, "gossip") {
-        Ok(o) => o,
-        Err(e) => {
-            debug!(peer = %source, error = %e, "undecodable gossip");
-            reject(state, source, message_id, "undecodable_gossip");
-            return;
+    /// Stores and indexes an already verified spec (blocking).
+    pub fn store_spec(&self, spec: SignedSpec) -> Result<(SignedSpec, Ingested), IngestError> {
+        let ingested = self.repo.insert_spec(&spec)?;
+        if ingested == Ingested::New {
+            self.metrics.specs_stored.inc();
+            info!(target: "atr::_events::spec::stored", tool = %spec.id(), name = %spec.value().name, version = %spec.value().version, "spec stored");
         }
-    };
-    let result = state.blocking(move |s| object_blocking(s, &obj)).await;
-    match result {
-        Ok(Ok((_, ingested))) => {
-            metrics::GOSSIP_VERDICTS.with_label("accept").inc();
-            if ingested == Ingested::New {
-                debug!(peer = %source, "gossip object accepted");
+        Ok((spec, ingested))
+    }
+
+    /// Verifies and stores a revocation envelope (blocking).
+    pub fn revocation(
+        &self,
+        envelope: &[u8],
+    ) -> Result<(SignedRevocation, Ingested, Vec<ToolId>), IngestError> {
+        let rev = SignedRevocation::from_bytes(envelope).map_err(|source| IngestError::Invalid {
+            kind: "revocation",
+            source,
+        })?;
+        self.store_revocation(rev)
+    }
+
+    /// Applies and stores a verified revocation (blocking); returns the specs
+    /// it affected. Specs it revoked that this node provided stop being announced.
+    pub fn store_revocation(
+        &self,
+        rev: SignedRevocation,
+    ) -> Result<(SignedRevocation, Ingested, Vec<ToolId>), IngestError> {
+        let r = self.repo.insert_revocation(&rev)?;
+        if r.ingested == Ingested::Known {
+            return Ok((rev, Ingested::Known, Vec::new()));
+        }
+        for spec in &r.withdrawn {
+            self.announcer.withdraw(&self.repo, spec);
+        }
+        self.metrics.revocations_stored.inc();
+        info!(target: "atr::_events::revocation::stored", revocation = %hex::encode(rev.hash()), affected = r.affected.len(), "revocation stored");
+        Ok((rev, Ingested::New, r.affected))
+    }
+
+    /// Verifies and stores any wire object (blocking).
+    pub fn object(&self, obj: &WireObject) -> Result<([u8; 32], Ingested), IngestError> {
+        match obj {
+            WireObject::Spec(b) => self.spec(&b.0).map(|(s, i)| (s.hash(), i)),
+            WireObject::Revocation(b) => self.revocation(&b.0).map(|(r, i, _)| (r.hash(), i)),
+            _ => Err(IngestError::UnknownKind),
+        }
+    }
+
+    /// Runs `f` on a clone of this service off the async runtime.
+    async fn blocking<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&Ingest) -> T + Send + 'static,
+    ) -> Result<T, crate::repo::TaskFailed> {
+        let me = self.clone();
+        self.repo.blocking(move |_| f(&me)).await
+    }
+
+    /// Handles one gossip message: decode, verify, store, then report the verdict.
+    pub async fn on_gossip(
+        &self,
+        source: PeerId,
+        author: Option<PeerId>,
+        message_id: MessageId,
+        data: Vec<u8>,
+    ) {
+        let obj: WireObject = match wire::decode_message(&data, wire::MAX_GOSSIP_BYTES, "gossip") {
+            Ok(o) => o,
+            Err(e) => {
+                debug!(peer = %source, error = %e, "undecodable gossip");
+                self.reject(source, message_id, "undecodable_gossip");
+                return;
             }
-            state.net.verdict(message_id, source, MessageAcceptance::Accept);
+        };
+        let result = self.blocking(move |s| s.object(&obj)).await;
+        match result {
+            Ok(Ok((_, ingested))) => {
+                self.metrics.gossip_verdict("accept");
+                if ingested == Ingested::New {
+                    debug!(peer = %source, "gossip object accepted");
+                }
+                self.net.verdict(message_id, source, MessageAcceptance::Accept);
+            }
+            Ok(Err(e)) if e.blames_sender() || (e.is_bad_object() && author == Some(source)) => {
+                warn!(peer = %source, error = %e, "gossip object rejected");
+                self.reject(source, message_id, e.reason());
+            }
+            Ok(Err(e)) if e.is_bad_object() => {
+                warn!(peer = %source, error = %e, "gossip object rejected (relayed; its author is penalized by scoring)");
+                self.metrics.gossip_verdict("reject");
+                self.net.verdict(message_id, source, MessageAcceptance::Reject);
+            }
+            Ok(Err(e)) => {
+                warn!(peer = %source, error = %e, "gossip object ignored");
+                self.metrics.gossip_verdict("ignore");
+                self.net.verdict(message_id, source, MessageAcceptance::Ignore);
+            }
+            Err(e) => {
+                warn!(error = %e, "gossip task failed");
+                self.net.verdict(message_id, source, MessageAcceptance::Ignore);
+            }
         }
-        Ok(Err(e)) if e.blames_sender() || (e.is_bad_object() && author == Some(source)) => {
-            warn!(peer = %source, error = %e, "gossip object rejected");
-            reject(state, source, message_id, e.reason());
+    }
+
+    fn reject(&self, source: PeerId, message_id: MessageId, reason: &'static str) {
+        self.metrics.gossip_verdict("reject");
+        self.net.verdict(message_id, source, MessageAcceptance::Reject);
+        self.net.penalize(source, reason);
+    }
+
+    /// Verifies and stores the objects of a fetch response. With `asked`, an
+    /// object that was not asked for is refused and counted against the peer.
+    pub async fn fetched(&self, peer: PeerId, raw: &[u8], asked: Option<HashSet<[u8; 32]>>) -> Fetched {
+        let refused_whole = Fetched {
+            refused: 1,
+            ..Fetched::default()
+        };
+        let resp: FetchResponse =
+            match wire::decode_message(raw, wire::MAX_FETCH_RESPONSE_BYTES, "fetch response") {
+                Ok(r) => r,
+                Err(e) => {
+                    debug!(%peer, error = %e, "bad fetch response");
+                    self.net.penalize(peer, "bad_fetch_response");
+                    return refused_whole;
+                }
+            };
+        if resp.objects.len() > wire::MAX_FETCH_OBJECTS {
+            self.net.penalize(peer, "oversized_fetch_response");
+            return refused_whole;
         }
-        Ok(Err(e)) if e.is_bad_object() => {
-            warn!(peer = %source, error = %e, "gossip object rejected (relayed; its author is penalized by scoring)");
-            metrics::GOSSIP_VERDICTS.with_label("reject").inc();
-            state.net.verdict(message_id, source, MessageAcceptance::Reject);
+        let received = resp.objects.len();
+        let results = self
+            .blocking(move |s| {
+                resp.objects
+                    .iter()
+                    .map(|o| {
+                        let hash = *blake3::hash(&envelope_body(o.envelope())).as_bytes();
+                        if let Some(a) = &asked
+                            && !a.contains(&hash)
+                        {
+                            return Err("unrequested_object");
+                        }
+                        match s.object(o) {
+                            Ok((_, Ingested::New)) => Ok(true),
+                            Ok((_, Ingested::Known)) => Ok(false),
+                            Err(e) if e.blames_sender() => Err(e.reason()),
+                            Err(_) => Ok(false),
+                        }
+                    })
+                    .collect::<Vec<_>>()
+            })
+            .await
+            .unwrap_or_default();
+        let mut got = Fetched {
+            received,
+            ..Fetched::default()
+        };
+        for r in results {
+            match r {
+                Ok(true) => got.stored += 1,
+                Ok(false) => {}
+                Err(reason) => {
+                    got.refused += 1;
+                    self.net.penalize(peer, reason);
+                }
+            }
         }
-        Ok(Err(e)) => {
-            warn!(peer = %source, error = %e, "gossip object ignored");
-            metrics::GOSSIP_VERDICTS.with_label("ignore").inc();
-            state.net.verdict(message_id, source, MessageAcceptance::Ignore);
-        }
-        Err(e) => {
-            warn!(error = %e, "gossip task failed");
-            state.net.verdict(message_id, source, MessageAcceptance::Ignore);
-        }
+        got
     }
 }
 
-fn reject(state: &NodeState, source: PeerId, message_id: MessageId, reason: &'static str) {
-    metrics::GOSSIP_VERDICTS.with_label("reject").inc();
-    state.net.verdict(message_id, source, MessageAcceptance::Reject);
-    state.net.penalize(source, reason);
+/// The body of an envelope, for hashing before full verification; empty if malformed.
+fn envelope_body(envelope: &[u8]) -> Vec<u8> {
+    match atr_protocol::cbor::decode(envelope, atr_protocol::limits::MAX_ENVELOPE_BYTES) {
+        Ok(ciborium::value::Value::Array(items)) => match items.into_iter().next() {
+            Some(ciborium::value::Value::Bytes(b)) => b,
+            _ => Vec::new(),
+        },
+        _ => Vec::new(),
+    }
 }

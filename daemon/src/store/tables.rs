@@ -4,9 +4,6 @@
 //!
 //! - 32-byte hashes compare bytewise, so the objects of one anti-entropy
 //!   bucket (first hash byte) are one contiguous range.
-//! - Tuple keys compare element by element, so `(tag, id)` rows of one tag,
-//!   `(name, id)` rows of one name and `(publisher, id)` rows of one
-//!   publisher are each one contiguous range.
 //! - `u64` keys compare numerically (redb encodes them little-endian but
 //!   compares them as numbers), so the receipt log and the peer recency index
 //!   iterate oldest to newest.
@@ -36,15 +33,13 @@ pub(super) const PEERS: TableDefinition<&str, &[u8]> = TableDefinition::new("pee
 /// when the peer table is full, and lists peers newest first.
 pub(super) const PEERS_BY_SEEN: TableDefinition<(u64, &str), ()> = TableDefinition::new("peers_by_seen_v1");
 
-/// `(tag, spec id)` → nothing.
-pub(super) const TAG_INDEX: TableDefinition<(&str, &[u8; 32]), ()> = TableDefinition::new("tag_index_v1");
-
-/// `(name, spec id)` → version text.
-pub(super) const NAME_INDEX: TableDefinition<(&str, &[u8; 32]), &str> = TableDefinition::new("name_index_v1");
-
-/// `(publisher key, spec id)` → nothing.
-pub(super) const PUBLISHER_INDEX: TableDefinition<(&[u8; 32], &[u8; 32]), ()> =
-    TableDefinition::new("publisher_index_v1");
+/// Index tables earlier builds wrote (`(tag, id)`, `(name, id)`,
+/// `(publisher, id)`) and nothing read; deleted when a store is opened.
+pub(super) const LEGACY_INDEXES: [TableDefinition<&[u8], ()>; 3] = [
+    TableDefinition::new("tag_index_v1"),
+    TableDefinition::new("name_index_v1"),
+    TableDefinition::new("publisher_index_v1"),
+];
 
 /// Anti-entropy bucket (first hash byte) → blake3 of the sorted hashes of
 /// every spec and revocation in it. Updated in the transaction that adds or

@@ -16,7 +16,7 @@ impl Api {
     fn new(t: &TestNode) -> Self {
         Self {
             base: format!("http://{}", t.node.api_addr()),
-            token: t.node.state().token.clone(),
+            token: t.node.api_token().to_owned(),
             http: reqwest::Client::new(),
         }
     }
@@ -175,7 +175,7 @@ async fn api_happy_paths_and_every_error() {
     assert_eq!(s, StatusCode::OK);
     let st: StatusResponse = serde_json::from_value(v).unwrap();
     assert_eq!(st.store.specs, 1);
-    assert_eq!(st.peer_id, t.node.state().public_key());
+    assert_eq!(st.peer_id, t.node.public_key());
     assert_eq!(api.get("/health").await.0, StatusCode::OK);
     let (s, v) = api.get("/metrics").await;
     assert_eq!(s, StatusCode::OK);

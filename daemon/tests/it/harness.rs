@@ -114,8 +114,7 @@ async fn wait_for_peers(nodes: &[TestNode], timeout: Duration, what: &str, enoug
     for (i, t) in nodes.iter().enumerate() {
         wait_for(timeout, &format!("node {i} {what}"), || async {
             t.node
-                .state()
-                .net
+                .net()
                 .status()
                 .await
                 .map(|s| enough(s.peers.len()))
@@ -176,8 +175,8 @@ pub(crate) fn foreign_spec(seed: u8, name: &str, tags: &[&str]) -> SignedSpec {
 }
 
 pub(crate) fn find_local(n: &Node, q: atr_protocol::query::FindQuery) -> Vec<atr_protocol::ToolId> {
-    let cat = n.state().catalog.read().unwrap();
-    cat.find(&q, None).into_iter().map(|e| e.spec.id()).collect()
+    n.repo()
+        .read(|cat| cat.find(&q, None).into_iter().map(|e| e.spec.id()).collect())
 }
 
 pub(crate) fn by_tag(tag: &str) -> atr_protocol::query::FindQuery {
@@ -227,7 +226,7 @@ pub(crate) async fn start_provider(seed: u8, bootstrap: Vec<libp2p::Multiaddr>, 
         .await
         .unwrap();
     assert!(
-        node.state().sandbox.is_some(),
+        node.sandbox().is_some(),
         "a Docker Engine is required for sandbox tests"
     );
     TestNode { node, _dir: dir }

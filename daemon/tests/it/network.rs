@@ -8,14 +8,15 @@ use atr_protocol::query::{FindQuery, parse_version_req};
 use atr_protocol::revocation::{Revocation, RevocationKind, RevocationTarget, SignedRevocation};
 use atr_protocol::wire::{self, WireObject};
 use atr_protocol::{SecretKey, SignedSpec};
-use atrd::node::{ingest, publish};
 
 use crate::harness::*;
 
 const T: Duration = Duration::from_secs(20);
 
 async fn publish_on(n: &atrd::Node, name: &str, version: &str, tags: &[&str]) -> SignedSpec {
-    publish::publish(n.state(), manifest(name, version, tags), "test.toml".into())
+    n.services()
+        .publisher
+        .publish(manifest(name, version, tags), "test.toml".into())
         .await
         .unwrap()
         .spec
@@ -39,23 +40,25 @@ async fn publish_on_a_is_found_by_tag_and_name_on_e_then_revoke_hides_it_everywh
         ..Default::default()
     };
     let hits: Vec<_> = {
-        let cat = e.state().catalog.read().unwrap();
-        cat.find(&q, Some(&req))
-            .into_iter()
-            .map(|x| x.spec.id())
-            .collect()
+        e.repo().read(|cat| {
+            cat.find(&q, Some(&req))
+                .into_iter()
+                .map(|x| x.spec.id())
+                .collect()
+        })
     };
     assert_eq!(hits, vec![s1.id()], "the range keeps its upper bound");
 
-    publish::revoke(
-        a.state(),
-        RevocationTarget::Id(s1.id()),
-        RevocationKind::Revoke,
-        "bug".into(),
-        None,
-    )
-    .await
-    .unwrap();
+    a.services()
+        .publisher
+        .revoke(
+            RevocationTarget::Id(s1.id()),
+            RevocationKind::Revoke,
+            "bug".into(),
+            None,
+        )
+        .await
+        .unwrap();
     for (i, t) in nodes.iter().enumerate() {
         wait_for(T, &format!("node {i} hides the revoked spec"), || async {
             find_local(&t.node, by_tag("math")) == vec![s2.id()]
@@ -87,15 +90,16 @@ async fn a_node_started_late_catches_up_by_sync() {
                 .id(),
         );
     }
-    publish::revoke(
-        a.state(),
-        RevocationTarget::Id(ids[0]),
-        RevocationKind::Revoke,
-        "old".into(),
-        None,
-    )
-    .await
-    .unwrap();
+    a.services()
+        .publisher
+        .revoke(
+            RevocationTarget::Id(ids[0]),
+            RevocationKind::Revoke,
+            "old".into(),
+            None,
+        )
+        .await
+        .unwrap();
     // D joins after everything was gossiped: only anti-entropy can tell it.
     let late = start_node(40, nodes[2].node.dial_addrs()).await;
     wait_for(T, "late node has 19 active + 1 revoked", || async {
@@ -160,7 +164,7 @@ async fn three_hundred_publishers_of_one_tag_are_all_found_by_a_fresh_node() {
         .collect();
     for (i, s) in specs.iter().enumerate() {
         let holder = &nodes[i % 3].node;
-        ingest::store_spec_blocking(holder.state(), s.clone()).unwrap();
+        holder.services().ingest.store_spec(s.clone()).unwrap();
     }
     let fresh = start_node(60, nodes[1].node.dial_addrs()).await;
     wait_for(Duration::from_secs(60), "fresh node finds all 300", || async {
@@ -185,14 +189,18 @@ async fn dht_finds_every_provider_of_a_tag_across_shards() {
     wait_for(T, "all 5 providers found in the DHT", || async {
         let mut found = std::collections::HashSet::new();
         for k in atrd::network::all_shard_keys("tag", "shared") {
-            if let Ok(p) = asker.state().net.get_providers(k).await {
+            if let Ok(p) = asker.net().get_providers(k).await {
                 found.extend(p);
             }
         }
         expected.is_subset(&found)
     })
     .await;
-    let n = atrd::node::discover::from_network(asker.state(), Some("shared"), None).await;
+    let n = asker
+        .services()
+        .discovery
+        .from_network(Some("shared"), None)
+        .await;
     assert!(
         find_local(asker, by_tag("shared")).len() == 5,
         "{n:?}, found all five"
@@ -203,8 +211,7 @@ async fn dht_finds_every_provider_of_a_tag_across_shards() {
 }
 
 async fn bad_count(n: &atrd::Node, rogue: libp2p::PeerId) -> u64 {
-    n.state()
-        .net
+    n.net()
         .status()
         .await
         .map(|s| {
@@ -225,8 +232,7 @@ async fn forged_tampered_and_oversized_gossip_is_rejected_and_counted() {
     let rogue = &nodes[1].node;
     wait_for(T, "gossip mesh formed", || async {
         rogue
-            .state()
-            .net
+            .net()
             .status()
             .await
             .map(|s| s.mesh_peers > 0)
@@ -263,24 +269,24 @@ async fn forged_tampered_and_oversized_gossip_is_rejected_and_counted() {
         oversized,
         b"\xff\xfe not cbor at all".to_vec(),
     ];
-    let before = honest.state().store.counts().unwrap().specs;
+    let before = honest.repo().counts().unwrap().specs;
     for m in msgs {
-        rogue.state().net.publish(m).await.unwrap();
+        rogue.net().publish(m).await.unwrap();
     }
     wait_for(T, "4 bad messages counted against the rogue", || async {
         bad_count(honest, rogue.peer_id()).await >= 4
     })
     .await;
     assert_eq!(
-        honest.state().store.counts().unwrap().specs,
+        honest.repo().counts().unwrap().specs,
         before,
         "nothing reached the store"
     );
-    assert!(honest.state().catalog.read().unwrap().get(&good.id()).is_none());
+    assert!(honest.repo().spec(&good.id()).is_none());
     // The honest node still works: a valid spec from the same peer is accepted.
     let ok = publish_on(rogue, "fine", "1.0.0", &["x"]).await;
     wait_for(T, "valid spec still accepted", || async {
-        honest.state().catalog.read().unwrap().get(&ok.id()).is_some()
+        honest.repo().spec(&ok.id()).is_some()
     })
     .await;
     for t in nodes {
@@ -302,39 +308,35 @@ async fn a_revocation_signed_by_a_non_publisher_is_rejected() {
         .await;
     }
     wait_for(T, "B in mesh", || async {
-        b.state()
-            .net
-            .status()
-            .await
-            .map(|s| s.mesh_peers > 0)
-            .unwrap_or(false)
+        b.net().status().await.map(|s| s.mesh_peers > 0).unwrap_or(false)
     })
     .await;
     let rev = Revocation {
         v: 1,
         kind: RevocationKind::Revoke,
         target: RevocationTarget::Id(spec.id()),
-        publisher: b.state().public_key(),
+        publisher: b.public_key(),
         reason: "hostile takeover".into(),
         successor: None,
         created_at_ms: 1_900_000_000_000,
     };
-    let signed = SignedRevocation::sign(rev, &b.state().identity.secret).unwrap();
+    let signed = SignedRevocation::sign(rev, &b.identity().secret).unwrap();
     // B's own API refuses it.
     assert!(
-        publish::revoke(
-            b.state(),
-            RevocationTarget::Id(spec.id()),
-            RevocationKind::Revoke,
-            "x".into(),
-            None
-        )
-        .await
-        .is_err()
+        b.services()
+            .publisher
+            .revoke(
+                RevocationTarget::Id(spec.id()),
+                RevocationKind::Revoke,
+                "x".into(),
+                None
+            )
+            .await
+            .is_err()
     );
     // Sent raw over gossip, it is rejected and counted.
     let bytes = wire::encode_message(&WireObject::Revocation(ByteBuf(signed.to_bytes()))).unwrap();
-    b.state().net.publish(bytes).await.unwrap();
+    b.net().publish(bytes).await.unwrap();
     wait_for(T, "rejection counted against B", || async {
         bad_count(a, b.peer_id()).await >= 1
     })
@@ -403,8 +405,7 @@ async fn gossip_duplicates_are_counted_in_a_full_mesh() {
     for (i, t) in nodes.iter().enumerate() {
         wait_for(T, &format!("node {i} has 3 peers, all in its mesh"), || async {
             t.node
-                .state()
-                .net
+                .net()
                 .status()
                 .await
                 .map(|s| s.peers.len() == 3 && s.mesh_peers == 3)
@@ -425,19 +426,16 @@ async fn gossip_duplicates_are_counted_in_a_full_mesh() {
         T,
         "B, C and D each got the message once, and 3 duplicates in all",
         || async {
-            let counts: Vec<_> = receivers
-                .iter()
-                .map(|t| t.node.state().net.gossip_counts())
-                .collect();
+            let counts: Vec<_> = receivers.iter().map(|t| t.node.net().gossip_counts()).collect();
             counts.iter().all(|c| c.unique == 1) && counts.iter().map(|c| c.duplicates()).sum::<u64>() >= 3
         },
     )
     .await;
     for t in receivers {
-        let before = t.node.state().net.gossip_counts().duplicates() as f64;
+        let before = t.node.net().gossip_counts().duplicates() as f64;
         let url = format!("http://{}/metrics", t.node.api_addr());
         let text = reqwest::get(&url).await.unwrap().text().await.unwrap();
-        let after = t.node.state().net.gossip_counts().duplicates() as f64;
+        let after = t.node.net().gossip_counts().duplicates() as f64;
         let m = parse_metrics(&text);
         assert_eq!(m.get("atr_gossip_messages_received_total"), Some(&1.0), "{text}");
         let dups = m["atr_gossip_duplicates_received_total"];
@@ -468,8 +466,7 @@ async fn network_find_fetches_only_the_bodies_it_lacks() {
     .await;
     wait_for(T, "D connected to all three", || async {
         d.node
-            .state()
-            .net
+            .net()
             .status()
             .await
             .map(|s| s.peers.len() == 3)
@@ -485,13 +482,13 @@ async fn network_find_fetches_only_the_bodies_it_lacks() {
     .await;
     let x = foreign_spec(124, "held-x", &["held"]);
     for n in [a, b] {
-        ingest::store_spec_blocking(n.state(), x.clone()).unwrap();
+        n.services().ingest.store_spec(x.clone()).unwrap();
     }
     let providers: std::collections::HashSet<_> = [a.peer_id(), b.peer_id()].into();
     wait_for(T, "A and B found in the DHT", || async {
         let mut found = std::collections::HashSet::new();
         for k in atrd::network::all_shard_keys("tag", "held") {
-            if let Ok(p) = d.node.state().net.get_providers(k).await {
+            if let Ok(p) = d.node.net().get_providers(k).await {
                 found.extend(p);
             }
         }
@@ -503,7 +500,7 @@ async fn network_find_fetches_only_the_bodies_it_lacks() {
         "D must still lack X"
     );
 
-    let first = atrd::node::discover::from_network(d.node.state(), Some("held"), None).await;
+    let first = d.node.services().discovery.from_network(Some("held"), None).await;
     assert!(first.providers >= 2, "{first:?}");
     assert!(first.listed >= 6, "A and B list 3 ids each: {first:?}");
     assert_eq!(
@@ -517,7 +514,7 @@ async fn network_find_fetches_only_the_bodies_it_lacks() {
     got.sort();
     assert_eq!(got, want);
 
-    let again = atrd::node::discover::from_network(d.node.state(), Some("held"), None).await;
+    let again = d.node.services().discovery.from_network(Some("held"), None).await;
     assert!(again.listed >= 6, "{again:?}");
     assert_eq!(
         (again.missing, again.fetched, again.stored),
@@ -548,7 +545,7 @@ async fn a_node_started_before_its_bootstrap_peer_connects_when_it_comes_up() {
     let a_addr = a_listen.clone().with(libp2p::multiaddr::Protocol::P2p(a_id));
     let b = start_node(141, vec![a_addr]).await;
     let peers = |n: &atrd::Node| {
-        let net = n.state().net.clone();
+        let net = n.net().clone();
         async move { net.status().await.map(|s| s.peers.len()).unwrap_or(0) }
     };
     tokio::time::sleep(Duration::from_millis(300)).await;
@@ -563,8 +560,7 @@ async fn a_node_started_before_its_bootstrap_peer_connects_when_it_comes_up() {
     let spec = publish_on(&a.node, "early", "1.0.0", &["late-boot"]).await;
     wait_for(T, "B connects to A by retrying", || async {
         b.node
-            .state()
-            .net
+            .net()
             .status()
             .await
             .map(|s| s.peers.iter().any(|p| p.peer == a_id.to_string()))
@@ -572,7 +568,11 @@ async fn a_node_started_before_its_bootstrap_peer_connects_when_it_comes_up() {
     })
     .await;
     wait_for(T, "B finds A's spec", || async {
-        atrd::node::discover::from_network(b.node.state(), Some("late-boot"), None).await;
+        b.node
+            .services()
+            .discovery
+            .from_network(Some("late-boot"), None)
+            .await;
         find_local(&b.node, by_tag("late-boot")) == vec![spec.id()]
     })
     .await;

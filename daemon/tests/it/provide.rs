@@ -9,7 +9,6 @@ use atr_protocol::api::{ApiErrorBody, InvokeRequest as ApiInvoke, ProvideRespons
 use atr_protocol::revocation::{RevocationKind, RevocationTarget};
 use atr_protocol::{Revocation, SignedRevocation};
 use atr_protocol::{SecretKey, ToolId};
-use atrd::node::{ingest, invoke, publish};
 use reqwest::StatusCode;
 use serde_json::json;
 
@@ -27,7 +26,7 @@ impl Api {
     fn new(n: &atrd::Node) -> Self {
         Self {
             base: format!("http://{}", n.api_addr()),
-            token: n.state().token.clone(),
+            token: n.api_token().to_owned(),
             http: reqwest::Client::new(),
         }
     }
@@ -77,17 +76,20 @@ fn by_id(id: ToolId, input: serde_json::Value) -> ApiInvoke {
 }
 
 fn knows(n: &atrd::Node, id: &ToolId) -> bool {
-    n.state().catalog.read().unwrap().get(id).is_some()
+    n.repo().spec(id).is_some()
 }
 
 /// C invokes `id` and B serves it, with a receipt signed by B.
 async fn served_by(c: &atrd::Node, b: &atrd::Node, id: ToolId) {
-    let r = invoke::invoke(c.state(), by_id(id, json!({"hi": 1})))
+    let r = c
+        .services()
+        .caller
+        .invoke(by_id(id, json!({"hi": 1})))
         .await
         .unwrap();
     assert_eq!(r.output, json!({"hi": 1}));
     assert_eq!(r.provider, b.peer_id().to_string(), "{:?}", r.attempts);
-    assert_eq!(r.receipt.provider, b.state().public_key(), "receipt signed by B");
+    assert_eq!(r.receipt.provider, b.public_key(), "receipt signed by B");
 }
 
 fn sandboxed(c: &mut atrd::config::Config) {
@@ -115,8 +117,12 @@ async fn a_node_provides_a_foreign_spec_via_the_api_and_keeps_it_across_a_restar
     let mut boot = c.node.dial_addrs();
     boot.extend(a.node.dial_addrs());
     let b = start_node_with(181, boot.clone(), tempfile::tempdir().unwrap(), sandboxed).await;
-    assert!(b.node.state().sandbox.is_some(), "a Docker Engine is required");
-    let echo = publish::publish(a.node.state(), tool_manifest("echo"), "echo.toml".into())
+    assert!(b.node.sandbox().is_some(), "a Docker Engine is required");
+    let echo = a
+        .node
+        .services()
+        .publisher
+        .publish(tool_manifest("echo"), "echo.toml".into())
         .await
         .unwrap()
         .spec;
@@ -126,7 +132,11 @@ async fn a_node_provides_a_foreign_spec_via_the_api_and_keeps_it_across_a_restar
     .await;
 
     // Before consent, nobody serves C.
-    let e = invoke::invoke(c.node.state(), by_id(echo.id(), json!({"hi": 1})))
+    let e = c
+        .node
+        .services()
+        .caller
+        .invoke(by_id(echo.id(), json!({"hi": 1})))
         .await
         .unwrap_err();
     assert!(e.to_string().contains("does not serve you"), "{e}");
@@ -151,7 +161,7 @@ async fn a_node_provides_a_foreign_spec_via_the_api_and_keeps_it_across_a_restar
     wait_for(T, "B is a DHT provider of echo", || async {
         let mut found = std::collections::HashSet::new();
         for k in atrd::network::all_shard_keys("name", "echo") {
-            if let Ok(p) = c.node.state().net.get_providers(k).await {
+            if let Ok(p) = c.node.net().get_providers(k).await {
                 found.extend(p);
             }
         }
@@ -172,8 +182,7 @@ async fn a_node_provides_a_foreign_spec_via_the_api_and_keeps_it_across_a_restar
     );
     wait_for(T, "C reconnects to B", || async {
         c.node
-            .state()
-            .net
+            .net()
             .status()
             .await
             .is_ok_and(|s| s.peers.iter().any(|p| p.peer == b.node.peer_id().to_string()))
@@ -187,7 +196,11 @@ async fn a_node_provides_a_foreign_spec_via_the_api_and_keeps_it_across_a_restar
     let (s, v) = api.unprovide(&echo.id().to_string(), true).await;
     assert_eq!(s, StatusCode::OK, "{v}");
     assert!(api.provided().await.is_empty());
-    let e = invoke::invoke(c.node.state(), by_id(echo.id(), json!({"hi": 1})))
+    let e = c
+        .node
+        .services()
+        .caller
+        .invoke(by_id(echo.id(), json!({"hi": 1})))
         .await
         .unwrap_err();
     assert!(e.to_string().contains("does not provide"), "{e}");
@@ -201,20 +214,22 @@ async fn a_node_provides_a_foreign_spec_via_the_api_and_keeps_it_across_a_restar
     // Consent is dropped when the publisher revokes the spec.
     let (s, v) = api.provide(&body, true).await;
     assert_eq!(s, StatusCode::OK, "{v}");
-    publish::revoke(
-        a.node.state(),
-        RevocationTarget::Id(echo.id()),
-        RevocationKind::Revoke,
-        "gone".into(),
-        None,
-    )
-    .await
-    .unwrap();
+    a.node
+        .services()
+        .publisher
+        .revoke(
+            RevocationTarget::Id(echo.id()),
+            RevocationKind::Revoke,
+            "gone".into(),
+            None,
+        )
+        .await
+        .unwrap();
     wait_for(T, "B drops consent on revocation", || async {
         api.provided().await.is_empty()
     })
     .await;
-    assert!(b.node.state().store.provided_ids().unwrap().is_empty());
+    assert!(b.node.repo().provided().is_empty());
     let (s, v) = api.provide(&body, true).await;
     assert_eq!((s, code(&v).as_str()), (StatusCode::GONE, "revoked"), "{v}");
 
@@ -229,7 +244,7 @@ async fn provide_refuses_unknown_revoked_own_imageless_and_malformed_requests() 
     init_tracing();
     ensure_tools_image();
     let b = start_node_with(185, vec![], tempfile::tempdir().unwrap(), sandboxed).await;
-    assert!(b.node.state().sandbox.is_some(), "a Docker Engine is required");
+    assert!(b.node.sandbox().is_some(), "a Docker Engine is required");
     let api = Api::new(&b.node);
 
     // Unknown id.
@@ -243,7 +258,7 @@ async fn provide_refuses_unknown_revoked_own_imageless_and_malformed_requests() 
 
     // A foreign spec whose pinned image is not on this host.
     let imageless = foreign_spec(90, "imageless", &["t"]);
-    ingest::store_spec_blocking(b.node.state(), imageless.clone()).unwrap();
+    b.node.services().ingest.store_spec(imageless.clone()).unwrap();
     let (s, v) = api
         .provide(&json!({"id": imageless.id().to_string()}), true)
         .await;
@@ -263,7 +278,7 @@ async fn provide_refuses_unknown_revoked_own_imageless_and_malformed_requests() 
     // A revoked foreign spec.
     let key = SecretKey::from_seed(&[91; 32]);
     let gone = foreign_spec(91, "gone", &["t"]);
-    ingest::store_spec_blocking(b.node.state(), gone.clone()).unwrap();
+    b.node.services().ingest.store_spec(gone.clone()).unwrap();
     let rev = Revocation {
         v: atr_protocol::revocation::REVOCATION_FORMAT,
         kind: RevocationKind::Revoke,
@@ -274,12 +289,16 @@ async fn provide_refuses_unknown_revoked_own_imageless_and_malformed_requests() 
         created_at_ms: 1_764_000_000_500,
     };
     let rev = SignedRevocation::sign(rev, &key).unwrap();
-    ingest::store_revocation_blocking(b.node.state(), rev).unwrap();
+    b.node.services().ingest.store_revocation(rev).unwrap();
     let (s, v) = api.provide(&json!({"id": gone.id().to_string()}), true).await;
     assert_eq!((s, code(&v).as_str()), (StatusCode::GONE, "revoked"), "{v}");
 
     // Its own spec.
-    let own = publish::publish(b.node.state(), tool_manifest("echo"), "echo.toml".into())
+    let own = b
+        .node
+        .services()
+        .publisher
+        .publish(tool_manifest("echo"), "echo.toml".into())
         .await
         .unwrap()
         .spec;

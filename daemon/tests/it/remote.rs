@@ -9,7 +9,7 @@ use atr_protocol::receipt::{InvocationStatus, SignedReceipt};
 use atr_protocol::revocation::{RevocationKind, RevocationTarget};
 use atr_protocol::wire::{self, InvokeRequest, InvokeResponse, Refusal};
 use atrd::network::Proto;
-use atrd::node::{invoke, publish};
+use atrd::node::invoke::caller;
 use serde_json::json;
 
 use crate::harness::*;
@@ -28,7 +28,7 @@ fn by_id(id: atr_protocol::ToolId, input: serde_json::Value) -> ApiInvoke {
 
 async fn raw_invoke(from: &atrd::Node, to: libp2p::PeerId, req: &InvokeRequest) -> InvokeResponse {
     let bytes = wire::encode_message(req).unwrap();
-    let raw = from.state().net.request(Proto::Invoke, to, bytes).await.unwrap();
+    let raw = from.net().request(Proto::Invoke, to, bytes).await.unwrap();
     wire::decode_message(&raw, wire::MAX_INVOKE_RESPONSE_BYTES, "invoke response").unwrap()
 }
 
@@ -39,33 +39,34 @@ async fn remote_invocation_returns_a_verified_receipt_and_hostile_answers_are_re
     let provider = start_provider(150, vec![], 2).await;
     let bystander = start_node(151, provider.node.dial_addrs()).await;
     let caller = start_node(152, bystander.node.dial_addrs()).await; // no sandbox: must go remote
-    let spec = publish::publish(provider.node.state(), tool_manifest("add"), "add.toml".into())
+    let spec = provider
+        .node
+        .services()
+        .publisher
+        .publish(tool_manifest("add"), "add.toml".into())
         .await
         .unwrap()
         .spec;
     wait_for(T, "caller knows the spec", || async {
-        caller
-            .node
-            .state()
-            .catalog
-            .read()
-            .unwrap()
-            .get(&spec.id())
-            .is_some()
+        caller.node.repo().spec(&spec.id()).is_some()
     })
     .await;
 
-    let r = invoke::invoke(caller.node.state(), by_id(spec.id(), json!({"a": 2, "b": 40})))
+    let r = caller
+        .node
+        .services()
+        .caller
+        .invoke(by_id(spec.id(), json!({"a": 2, "b": 40})))
         .await
         .unwrap();
     assert_eq!(r.output, json!(42));
     assert_eq!(r.status, InvocationStatus::Ok);
     assert_eq!(r.provider, provider.node.peer_id().to_string());
-    assert_eq!(r.receipt.provider, provider.node.state().public_key());
+    assert_eq!(r.receipt.provider, provider.node.public_key());
     let signed = SignedReceipt::from_bytes(&hex::decode(&r.receipt_hex).unwrap()).unwrap();
     assert_eq!(signed.value().tool, spec.id());
     assert_eq!(
-        caller.node.state().store.counts().unwrap().receipts,
+        caller.node.repo().counts().unwrap().receipts,
         1,
         "caller keeps the receipt"
     );
@@ -84,24 +85,24 @@ async fn remote_invocation_returns_a_verified_receipt_and_hostile_answers_are_re
         panic!("expected an answer")
     };
     let p = provider.node.peer_id();
-    assert!(invoke::verify_answer(&spec, inv, input, &output.0, &receipt.0, &p).is_ok());
+    assert!(caller::verify_answer(&spec, inv, input, &output.0, &receipt.0, &p).is_ok());
     assert!(
-        invoke::verify_answer(&spec, inv, input, b"3", &receipt.0, &p).is_err(),
+        caller::verify_answer(&spec, inv, input, b"3", &receipt.0, &p).is_err(),
         "tampered output"
     );
     let mut bad = receipt.0.clone();
     let n = bad.len();
     bad[n - 80] ^= 1;
     assert!(
-        invoke::verify_answer(&spec, inv, input, &output.0, &bad, &p).is_err(),
+        caller::verify_answer(&spec, inv, input, &output.0, &bad, &p).is_err(),
         "tampered receipt"
     );
     assert!(
-        invoke::verify_answer(&spec, inv, br#"{"a":9,"b":1}"#, &output.0, &receipt.0, &p).is_err(),
+        caller::verify_answer(&spec, inv, br#"{"a":9,"b":1}"#, &output.0, &receipt.0, &p).is_err(),
         "other input"
     );
     assert!(
-        invoke::verify_answer(&spec, inv, input, &output.0, &receipt.0, &caller.node.peer_id()).is_err(),
+        caller::verify_answer(&spec, inv, input, &output.0, &receipt.0, &caller.node.peer_id()).is_err(),
         "signed by someone else than the provider asked"
     );
 
@@ -119,15 +120,18 @@ async fn remote_invocation_returns_a_verified_receipt_and_hostile_answers_are_re
     );
 
     // Revoked: the provider refuses even when asked directly.
-    publish::revoke(
-        provider.node.state(),
-        RevocationTarget::Id(spec.id()),
-        RevocationKind::Revoke,
-        "bug".into(),
-        None,
-    )
-    .await
-    .unwrap();
+    provider
+        .node
+        .services()
+        .publisher
+        .revoke(
+            RevocationTarget::Id(spec.id()),
+            RevocationKind::Revoke,
+            "bug".into(),
+            None,
+        )
+        .await
+        .unwrap();
     let req = InvokeRequest {
         invocation: InvocationId([4; 16]),
         tool: spec.id(),
@@ -146,8 +150,13 @@ async fn remote_invocation_returns_a_verified_receipt_and_hostile_answers_are_re
     );
     wait_for(T, "caller learns the revocation", || async {
         matches!(
-            invoke::invoke(caller.node.state(), by_id(spec.id(), json!({"a": 1, "b": 1}))).await,
-            Err(invoke::InvokeError::Revoked(_))
+            caller
+                .node
+                .services()
+                .caller
+                .invoke(by_id(spec.id(), json!({"a": 1, "b": 1})))
+                .await,
+            Err(caller::InvokeError::Revoked(_))
         )
     })
     .await;
@@ -170,22 +179,22 @@ async fn a_denied_peer_is_refused() {
     let provider = atrd::Node::bind_with_identity(c, Some(atrd::identity::Identity::from_seed([160; 32])))
         .await
         .unwrap();
-    let spec = publish::publish(provider.state(), tool_manifest("echo"), "echo.toml".into())
+    let spec = provider
+        .services()
+        .publisher
+        .publish(tool_manifest("echo"), "echo.toml".into())
         .await
         .unwrap()
         .spec;
     wait_for(T, "caller knows the spec", || async {
-        caller
-            .node
-            .state()
-            .catalog
-            .read()
-            .unwrap()
-            .get(&spec.id())
-            .is_some()
+        caller.node.repo().spec(&spec.id()).is_some()
     })
     .await;
-    let e = invoke::invoke(caller.node.state(), by_id(spec.id(), json!({"x": 1})))
+    let e = caller
+        .node
+        .services()
+        .caller
+        .invoke(by_id(spec.id(), json!({"x": 1})))
         .await
         .unwrap_err();
     assert!(e.to_string().contains("does not serve you"), "{e}");
@@ -201,27 +210,34 @@ async fn a_busy_provider_answers_busy_and_the_caller_fails_over() {
     let a = start_provider(170, vec![], 1).await;
     let b = start_provider(171, a.node.dial_addrs(), 2).await;
     let caller = start_node(172, b.node.dial_addrs()).await;
-    let sleeper = publish::publish(a.node.state(), tool_manifest("sleeper"), "sleeper.toml".into())
+    let sleeper = a
+        .node
+        .services()
+        .publisher
+        .publish(tool_manifest("sleeper"), "sleeper.toml".into())
         .await
         .unwrap()
         .spec;
-    let echo = publish::publish(a.node.state(), tool_manifest("echo"), "echo.toml".into())
+    let echo = a
+        .node
+        .services()
+        .publisher
+        .publish(tool_manifest("echo"), "echo.toml".into())
         .await
         .unwrap()
         .spec;
     for s in [&sleeper, &echo] {
         wait_for(T, "everyone knows the specs", || async {
-            caller.node.state().catalog.read().unwrap().get(&s.id()).is_some()
-                && b.node.state().catalog.read().unwrap().get(&s.id()).is_some()
+            caller.node.repo().spec(&s.id()).is_some() && b.node.repo().spec(&s.id()).is_some()
         })
         .await;
     }
     // B holds the same image, so it may provide A's echo too.
-    publish::provide_foreign(b.node.state(), &echo).await.unwrap();
+    b.node.services().consent.provide(&echo.id()).await.unwrap();
     wait_for(T, "B is a DHT provider of echo", || async {
         let mut found = std::collections::HashSet::new();
         for k in atrd::network::all_shard_keys("name", "echo") {
-            if let Ok(p) = caller.node.state().net.get_providers(k).await {
+            if let Ok(p) = caller.node.net().get_providers(k).await {
                 found.extend(p);
             }
         }
@@ -229,14 +245,18 @@ async fn a_busy_provider_answers_busy_and_the_caller_fails_over() {
     })
     .await;
     // Occupy A's only slot.
-    let st = caller.node.state().clone();
+    let st = caller.node.services().caller.clone();
     let sid = sleeper.id();
-    let busy = tokio::spawn(async move { invoke::invoke(&st, by_id(sid, json!({"seconds": 4}))).await });
+    let busy = tokio::spawn(async move { st.invoke(by_id(sid, json!({"seconds": 4}))).await });
     wait_for(T, "A's slot is taken", || async {
-        a.node.state().sandbox.as_ref().unwrap().free_slots() == 0
+        a.node.sandbox().unwrap().free_slots() == 0
     })
     .await;
-    let r = invoke::invoke(caller.node.state(), by_id(echo.id(), json!({"hi": 1})))
+    let r = caller
+        .node
+        .services()
+        .caller
+        .invoke(by_id(echo.id(), json!({"hi": 1})))
         .await
         .unwrap();
     assert_eq!(r.output, json!({"hi": 1}));

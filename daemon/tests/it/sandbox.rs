@@ -4,35 +4,36 @@
 
 use atr_protocol::api::InvokeRequest;
 use atr_protocol::receipt::InvocationStatus;
-use atrd::node::{invoke, publish};
+use atrd::node::invoke::caller;
 use serde_json::{Value, json};
 
 use crate::harness::*;
 
 async fn publish_tool(n: &atrd::Node, tool: &str) -> atr_protocol::SignedSpec {
-    publish::publish(n.state(), tool_manifest(tool), format!("{tool}.toml"))
+    n.services()
+        .publisher
+        .publish(tool_manifest(tool), format!("{tool}.toml"))
         .await
         .unwrap_or_else(|e| panic!("publish {tool}: {e}"))
         .spec
 }
 
 async fn call(n: &atrd::Node, id: atr_protocol::ToolId, input: Value) -> atr_protocol::api::InvokeResponse {
-    invoke::invoke(
-        n.state(),
-        InvokeRequest {
+    n.services()
+        .caller
+        .invoke(InvokeRequest {
             id: Some(id),
             name: None,
             version: None,
             publisher: None,
             input,
-        },
-    )
-    .await
-    .unwrap_or_else(|e| panic!("invoke: {e}"))
+        })
+        .await
+        .unwrap_or_else(|e| panic!("invoke: {e}"))
 }
 
 async fn assert_clean_and_alive(n: &atrd::Node, echo: atr_protocol::ToolId) {
-    let sb = n.state().sandbox.as_ref().unwrap();
+    let sb = n.sandbox().unwrap();
     sb.settle().await;
     assert!(
         sb.list_own().await.unwrap().is_empty(),
@@ -148,21 +149,21 @@ async fn invalid_input_is_refused_before_any_container_starts() {
     let t = start_provider(142, vec![], 2).await;
     let n = &t.node;
     let add = publish_tool(n, "add").await.id();
-    let e = invoke::invoke(
-        n.state(),
-        InvokeRequest {
+    let e = n
+        .services()
+        .caller
+        .invoke(InvokeRequest {
             id: Some(add),
             name: None,
             version: None,
             publisher: None,
             input: json!({"a": "one"}),
-        },
-    )
-    .await
-    .unwrap_err();
+        })
+        .await
+        .unwrap_err();
     let msg = e.to_string();
-    assert!(matches!(e, invoke::InvokeError::InvalidInput(_)), "{msg}");
+    assert!(matches!(e, caller::InvokeError::InvalidInput(_)), "{msg}");
     assert!(msg.contains("/a"), "violations carry JSON pointers: {msg}");
-    assert_eq!(n.state().store.counts().unwrap().receipts, 0, "no container ran");
+    assert_eq!(n.repo().counts().unwrap().receipts, 0, "no container ran");
     t.node.shutdown().await.unwrap();
 }

@@ -1,0 +1,448 @@
+//! The caller side of invocation: this node's agent asks (`POST
+//! /v1/invoke`) for a tool run.
+//!
+//! Resolve the request to one active spec (names resolve among trusted
+//! publishers only), check the input against the input schema, run it here
+//! if this node provides the tool, else ask providers in turn — the
+//! publisher first, then DHT providers of the name — with a fresh
+//! invocation id per attempt, and accept only an answer whose receipt
+//! verifies ([`verify_answer`]).
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+use std::time::Duration;
+
+use atr_protocol::api::{self, InvokeAttempt};
+use atr_protocol::id::{ByteBuf, InvocationId};
+use atr_protocol::input::SchemaCheckError;
+use atr_protocol::receipt::{ReceiptMismatch, SignedReceipt};
+use atr_protocol::signed::VerifyError;
+use atr_protocol::wire::{self, InvokeResponse, Refusal};
+use atr_protocol::{PublicKey, SignedSpec, ToolId};
+use libp2p::PeerId;
+use tracing::{debug, warn};
+
+use super::SchemaCache;
+use super::provider::{Provider, RunError};
+use crate::catalog::{ResolveError, Status};
+use crate::network::{self, NetworkHandle, Proto};
+use crate::repo::{Repo, TaskFailed};
+
+/// Most providers tried for one invocation.
+pub const MAX_ATTEMPTS: usize = 3;
+/// First back-off between providers; doubles each time.
+pub const BACKOFF: Duration = Duration::from_millis(50);
+/// Extra time a caller allows beyond the tool's own limit (container start, transfer).
+pub const CALLER_MARGIN: Duration = Duration::from_secs(15);
+/// How long the DHT lookup of a tool's other providers may take.
+pub const DHT_LOOKUP_TIMEOUT: Duration = Duration::from_secs(3);
+
+/// Why an invocation failed on the caller's side.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum InvokeError {
+    /// No such tool (by id or name).
+    #[error("{0}")]
+    NotFound(String),
+    /// The name does not resolve to exactly one publisher's tool.
+    #[error("{0}")]
+    Ambiguous(String),
+    /// The tool was revoked by its publisher.
+    #[error("tool {0} was revoked by its publisher and is never invoked")]
+    Revoked(ToolId),
+    /// The input breaks the input schema.
+    #[error("input does not match the tool's input schema: {0}")]
+    InvalidInput(SchemaCheckError),
+    /// The input is not a JSON object or is too large.
+    #[error("{0}")]
+    BadInput(String),
+    /// Every provider failed.
+    #[error("no provider answered: {summary}")]
+    NoProvider {
+        /// What each attempt got.
+        summary: String,
+        /// Attempts.
+        attempts: Vec<InvokeAttempt>,
+    },
+    /// A provider refused.
+    #[error("provider refused: {detail}")]
+    Refused {
+        /// Why.
+        reason: Refusal,
+        /// Details.
+        detail: String,
+    },
+    /// Local failure.
+    #[error("internal: {0}")]
+    Internal(String),
+}
+
+impl From<TaskFailed> for InvokeError {
+    fn from(e: TaskFailed) -> Self {
+        Self::Internal(e.to_string())
+    }
+}
+
+/// Why a provider's answer was not accepted.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum AnswerError {
+    /// The receipt does not decode or its signature does not verify.
+    #[error(transparent)]
+    Receipt(#[from] VerifyError),
+    /// The provider's peer id is not an ed25519 key.
+    #[error("provider peer id is not an ed25519 key")]
+    ProviderKey,
+    /// The receipt does not bind this invocation, tool, input, output or provider.
+    #[error(transparent)]
+    Mismatch(#[from] ReceiptMismatch),
+    /// The receipt names another image than the spec pins.
+    #[error("receipt names image {receipt}, the spec pins {spec}")]
+    Image {
+        /// In the receipt.
+        receipt: String,
+        /// In the spec.
+        spec: String,
+    },
+    /// The receipt's limits are not the spec's.
+    #[error("receipt limits are not the spec's limits")]
+    Limits,
+    /// The receipt's output length is not the output's.
+    #[error("receipt output length does not match")]
+    OutputLength,
+}
+
+/// Invokes tools for this node's agents.
+#[derive(Clone)]
+pub struct Caller {
+    repo: Repo,
+    net: NetworkHandle,
+    provider: Provider,
+    schemas: Arc<SchemaCache>,
+    trusted_publishers: Vec<PublicKey>,
+}
+
+impl Caller {
+    /// A caller that runs locally through `provider` when it can, resolving
+    /// names among `trusted_publishers` (and this node).
+    pub fn new(
+        repo: Repo,
+        net: NetworkHandle,
+        provider: Provider,
+        schemas: Arc<SchemaCache>,
+        trusted_publishers: Vec<PublicKey>,
+    ) -> Self {
+        Self {
+            repo,
+            net,
+            provider,
+            schemas,
+            trusted_publishers,
+        }
+    }
+
+    /// Resolves the API request to one active spec.
+    fn resolve(&self, req: &api::InvokeRequest) -> Result<SignedSpec, InvokeError> {
+        self.repo.read(|cat| self.resolve_in(cat, req))
+    }
+
+    fn resolve_in(
+        &self,
+        cat: &crate::catalog::Catalog,
+        req: &api::InvokeRequest,
+    ) -> Result<SignedSpec, InvokeError> {
+        if let Some(id) = &req.id {
+            let e = cat
+                .get(id)
+                .ok_or_else(|| InvokeError::NotFound(format!("no tool {id} on this node (find it first)")))?;
+            if matches!(e.status, Status::Revoked { .. }) {
+                return Err(InvokeError::Revoked(*id));
+            }
+            return Ok(e.spec.clone());
+        }
+        let name = req
+            .name
+            .as_deref()
+            .ok_or_else(|| InvokeError::BadInput("give a tool `id`, or a `name`".into()))?;
+        let vreq = req
+            .version
+            .as_deref()
+            .map(atr_protocol::query::parse_version_req)
+            .transpose()
+            .map_err(|e| InvokeError::BadInput(e.to_string()))?;
+        let trusted: Vec<PublicKey> = match req.publisher {
+            Some(p) => vec![p],
+            // With no trusted list, a name held by exactly one publisher
+            // resolves and a second publisher makes it ambiguous (never a silent
+            // capture by a stranger's higher version).
+            None if self.trusted_publishers.is_empty() => Vec::new(),
+            None => {
+                let mut t = self.trusted_publishers.clone();
+                t.push(self.repo.me());
+                t
+            }
+        };
+        match cat.resolve(name, vreq.as_ref(), &trusted) {
+            Ok(e) => Ok(e.spec.clone()),
+            Err(ResolveError::Ambiguous { .. }) => Err(InvokeError::Ambiguous(format!(
+                "`{name}` is published by several publishers; pass `publisher` or the tool id (names are not global)"
+            ))),
+            Err(e) => Err(InvokeError::NotFound(e.to_string())),
+        }
+    }
+
+    /// Resolves, runs locally if this node provides the tool, else
+    /// asks providers in turn (publisher first, then DHT providers), verifying
+    /// the receipt of the answer.
+    pub async fn invoke(&self, req: api::InvokeRequest) -> Result<api::InvokeResponse, InvokeError> {
+        let input = serde_json::to_vec(&req.input).map_err(|e| InvokeError::BadInput(e.to_string()))?;
+        if !req.input.is_object() {
+            return Err(InvokeError::BadInput("`input` must be a JSON object".into()));
+        }
+        if input.len() > atr_protocol::limits::MAX_INPUT_BYTES {
+            return Err(InvokeError::BadInput(format!(
+                "input is {} bytes, over the {}-byte limit",
+                input.len(),
+                atr_protocol::limits::MAX_INPUT_BYTES
+            )));
+        }
+        let me = self.clone();
+        let r2 = req.clone();
+        let spec = self.repo.blocking(move |_| me.resolve(&r2)).await??;
+        // Fail fast on a bad input, before any network or container work.
+        let value = req.input.clone();
+        let spec_owned = spec.clone();
+        let schemas = self.schemas.clone();
+        self.repo
+            .blocking(move |_| schemas.get(&spec_owned).and_then(|p| p.input.check(&value)))
+            .await?
+            .map_err(InvokeError::InvalidInput)?;
+
+        let invocation = fresh_invocation_id();
+        let mut attempts = Vec::new();
+
+        if self.provider.runs_here(&spec).await {
+            self.provider.mark_seen(invocation);
+            let me = self.net.local_peer_id().to_string();
+            match self.provider.run_local(&spec, invocation, &input).await {
+                Ok((output, receipt)) => return finish(&spec, &me, output, receipt, attempts),
+                Err(e) => {
+                    attempts.push(InvokeAttempt {
+                        provider: me,
+                        outcome: format!("refused: {e}"),
+                    });
+                    if let RunError::InputNotJson(_) | RunError::InvalidInput(_) = e {
+                        return Err(InvokeError::Refused {
+                            reason: Refusal::InvalidInput,
+                            detail: e.to_string(),
+                        });
+                    }
+                }
+            }
+        }
+
+        // The publisher first; the DHT is asked only if it cannot answer, so the
+        // common case costs no lookup.
+        let me = self.net.local_peer_id();
+        let mut candidates: VecDeque<PeerId> = key_peer(&spec.value().publisher)
+            .filter(|p| *p != me)
+            .into_iter()
+            .collect();
+        let mut asked_dht = false;
+        let mut tried: Vec<PeerId> = Vec::new();
+        let deadline = Duration::from_millis(spec.value().limits.timeout_ms) + CALLER_MARGIN;
+        for n in 0..MAX_ATTEMPTS {
+            if candidates.is_empty() && !asked_dht {
+                asked_dht = true;
+                for p in self.dht_providers(&spec).await {
+                    if !tried.contains(&p) && !candidates.contains(&p) {
+                        candidates.push_back(p);
+                    }
+                }
+            }
+            let Some(peer) = candidates.pop_front() else { break };
+            tried.push(peer);
+            if n > 0 {
+                tokio::time::sleep(BACKOFF * 2u32.pow(n as u32 - 1)).await;
+            }
+            // A fresh invocation id per attempt: a hostile provider that forwards
+            // our request to the next one cannot make that attempt a `replay`.
+            let invocation = if n == 0 { invocation } else { fresh_invocation_id() };
+            let wire_req = wire::InvokeRequest {
+                invocation,
+                tool: spec.id(),
+                input: ByteBuf(input.clone()),
+            };
+            let bytes = wire::encode_message(&wire_req).map_err(|e| InvokeError::Internal(e.to_string()))?;
+            let provider = peer.to_string();
+            let answer = tokio::time::timeout(deadline, self.net.request(Proto::Invoke, peer, bytes)).await;
+            let raw = match answer {
+                Ok(Ok(raw)) => raw,
+                Ok(Err(e)) => {
+                    debug!(%peer, error = %e, "provider unreachable");
+                    attempts.push(InvokeAttempt {
+                        provider,
+                        outcome: format!("unreachable: {e}"),
+                    });
+                    continue;
+                }
+                Err(_) => {
+                    attempts.push(InvokeAttempt {
+                        provider,
+                        outcome: "timeout".into(),
+                    });
+                    continue;
+                }
+            };
+            let resp: InvokeResponse =
+                match wire::decode_message(&raw, wire::MAX_INVOKE_RESPONSE_BYTES, "invoke response") {
+                    Ok(r) => r,
+                    Err(e) => {
+                        self.net.penalize(peer, "bad_invoke_response");
+                        attempts.push(InvokeAttempt {
+                            provider,
+                            outcome: format!("bad response: {e}"),
+                        });
+                        continue;
+                    }
+                };
+            match resp {
+                InvokeResponse::Done { output, receipt } => {
+                    match verify_answer(&spec, invocation, &input, &output.0, &receipt.0, &peer) {
+                        Ok(receipt) => {
+                            let r2 = receipt.clone();
+                            let _ = self.repo.blocking(move |r| r.put_receipt(&r2)).await;
+                            return finish(&spec, &provider, output.0, receipt, attempts);
+                        }
+                        Err(e) => {
+                            warn!(%peer, error = %e, "provider answered with a receipt that does not verify");
+                            self.net.penalize(peer, "bad_receipt");
+                            attempts.push(InvokeAttempt {
+                                provider,
+                                outcome: format!("bad receipt: {e}"),
+                            });
+                        }
+                    }
+                }
+                InvokeResponse::Busy { .. } => attempts.push(InvokeAttempt {
+                    provider,
+                    outcome: "busy".into(),
+                }),
+                InvokeResponse::Refused { reason, detail } => {
+                    attempts.push(InvokeAttempt {
+                        provider,
+                        outcome: format!("refused: {detail}"),
+                    });
+                    // One provider's refusal proves nothing; try the next.
+                    debug!(%peer, ?reason, "provider refused");
+                }
+                _ => attempts.push(InvokeAttempt {
+                    provider,
+                    outcome: "unknown answer".into(),
+                }),
+            }
+        }
+        let summary = if attempts.is_empty() {
+            "no provider of this tool is known (the publisher is unreachable and the DHT lists no other)"
+                .to_owned()
+        } else {
+            attempts
+                .iter()
+                .map(|a| format!("{}: {}", a.provider, a.outcome))
+                .collect::<Vec<_>>()
+                .join("; ")
+        };
+        Err(InvokeError::NoProvider { summary, attempts })
+    }
+
+    /// Other providers of the spec's name from the DHT (every shard), this node excluded.
+    async fn dht_providers(&self, spec: &SignedSpec) -> Vec<PeerId> {
+        let me = self.net.local_peer_id();
+        let mut out: Vec<PeerId> = Vec::new();
+        let lookups = network::all_shard_keys("name", &spec.value().name)
+            .into_iter()
+            .map(|k| {
+                let net = self.net.clone();
+                async move { tokio::time::timeout(DHT_LOOKUP_TIMEOUT, net.get_providers(k)).await }
+            });
+        let mut found: Vec<PeerId> = futures::future::join_all(lookups)
+            .await
+            .into_iter()
+            .flatten()
+            .flatten()
+            .flatten()
+            .filter(|p| *p != me && !out.contains(p))
+            .collect();
+        found.sort();
+        found.dedup();
+        out.extend(found);
+        out
+    }
+}
+
+fn peer_key(peer: &PeerId) -> Option<PublicKey> {
+    PublicKey::from_peer_id_bytes(&peer.to_bytes()).ok()
+}
+
+fn key_peer(key: &PublicKey) -> Option<PeerId> {
+    PeerId::from_bytes(&key.peer_id_bytes()).ok()
+}
+
+fn fresh_invocation_id() -> InvocationId {
+    let mut b = [0u8; 16];
+    rand::fill(&mut b);
+    InvocationId(b)
+}
+
+/// Checks a provider's answer: the receipt verifies, is signed by that
+/// provider, and binds this invocation, tool, image, input and output.
+pub fn verify_answer(
+    spec: &SignedSpec,
+    invocation: InvocationId,
+    input: &[u8],
+    output: &[u8],
+    receipt: &[u8],
+    peer: &PeerId,
+) -> Result<SignedReceipt, AnswerError> {
+    let signed = SignedReceipt::from_bytes(receipt)?;
+    let provider = peer_key(peer).ok_or(AnswerError::ProviderKey)?;
+    let r = signed.value();
+    r.check_answers(&invocation, &spec.id(), input, output, &provider)?;
+    if r.image_digest != spec.value().runtime.image_digest {
+        return Err(AnswerError::Image {
+            receipt: r.image_digest.clone(),
+            spec: spec.value().runtime.image_digest.clone(),
+        });
+    }
+    if r.limits != spec.value().limits {
+        return Err(AnswerError::Limits);
+    }
+    if r.output_bytes != output.len() as u64 {
+        return Err(AnswerError::OutputLength);
+    }
+    Ok(signed)
+}
+
+fn finish(
+    spec: &SignedSpec,
+    provider: &str,
+    output: Vec<u8>,
+    receipt: SignedReceipt,
+    mut attempts: Vec<InvokeAttempt>,
+) -> Result<api::InvokeResponse, InvokeError> {
+    let value: serde_json::Value = serde_json::from_slice(&output)
+        .map_err(|e| InvokeError::Internal(format!("output is not JSON: {e}")))?;
+    attempts.push(InvokeAttempt {
+        provider: provider.to_owned(),
+        outcome: "ok".into(),
+    });
+    Ok(api::InvokeResponse {
+        id: spec.id(),
+        output: value,
+        status: receipt.value().status,
+        provider: provider.to_owned(),
+        receipt: receipt.value().clone(),
+        receipt_hex: hex::encode(receipt.to_bytes()),
+        attempts,
+    })
+}
