@@ -1,7 +1,7 @@
 //! What `cargo metadata` says about a tool crate.
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 
 use anyhow::{Context, bail};
 use serde_json::Value;
@@ -37,8 +37,8 @@ impl Crate {
         let manifest = manifest
             .canonicalize()
             .with_context(|| format!("reading {}", manifest.display()))?;
-        let program = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
-        let out = Command::new(&program)
+        let program = atr_sandbox::cargo::program().to_string_lossy().into_owned();
+        let out = atr_sandbox::cargo::command()
             .args([
                 "metadata",
                 "--format-version",
