@@ -23,7 +23,7 @@ async fn main() -> ExitCode {
 async fn run(cli: Cli) -> anyhow::Result<()> {
     let config = Config::resolve(&cli).context("invalid configuration")?;
     init_logging(config.log_format);
-    let node = atrd::Node::bind(config).await.context("cannot start atrd")?;
+    let node = atrd::Node::bind(config).await.context("cannot start")?;
     wait_for_signal().await;
     node.shutdown().await.context("shutdown")?;
     Ok(())
@@ -101,7 +101,7 @@ mod tests {
         .context("cannot start atrd");
         assert_eq!(
             one_line(&e),
-            "cannot start atrd: cannot serve the local API on 127.0.0.1:7878: Address in use (is another atrd running?)"
+            "cannot start: cannot serve the local API on 127.0.0.1:7878: Address in use (is another atrd running?)"
         );
     }
 }

@@ -49,7 +49,7 @@ pub(crate) enum ToolCommand {
         /// The tool crate's directory.
         #[arg(default_value = ".")]
         path: PathBuf,
-        /// Where to write the manifests [default: <target dir>/atr].
+        /// Where to write the manifests [default: target/atr].
         #[arg(long, value_name = "DIR")]
         out: Option<PathBuf>,
         /// The image tag [default: <package>:<version>].
@@ -58,7 +58,7 @@ pub(crate) enum ToolCommand {
     },
     /// Run each [[examples]] entry of the crate's built manifests in the sandbox and compare outputs.
     Test {
-        /// The tool crate's directory (its manifests are in <target dir>/atr; only those its
+        /// The tool crate's directory (its manifests are in target/atr; only those its
         /// `atr tool build` wrote are tested).
         #[arg(default_value = ".")]
         path: PathBuf,

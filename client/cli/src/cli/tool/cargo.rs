@@ -19,7 +19,8 @@ pub(super) struct Crate {
     pub(super) bins: Vec<String>,
     /// The workspace root (the crate's own directory for a standalone crate).
     pub(super) workspace_root: PathBuf,
-    /// Where manifests go by default: `<target dir>/atr`.
+    /// Where manifests go by default: `target/atr` in the crate's workspace root, whatever
+    /// `CARGO_TARGET_DIR` says, so `atr publish target/atr/NAME.toml` always works there.
     pub(super) manifest_dir: PathBuf,
 }
 
@@ -86,7 +87,9 @@ impl Crate {
             version: text(&package["version"], "package version")?,
             bins,
             workspace_root: PathBuf::from(text(&meta["workspace_root"], "workspace root")?),
-            manifest_dir: PathBuf::from(text(&meta["target_directory"], "target directory")?).join("atr"),
+            manifest_dir: PathBuf::from(text(&meta["workspace_root"], "workspace root")?)
+                .join("target")
+                .join("atr"),
         })
     }
 }
