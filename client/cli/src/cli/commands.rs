@@ -316,9 +316,8 @@ async fn resolve_tool(ctx: &Ctx, text: &str) -> anyhow::Result<atr_protocol::Too
         [one] => Ok(one.id),
         [] => match with_spinner("looking up the id", ctx.client.resolve_id(text)).await {
             Ok(id) => Ok(id),
-            Err(ClientError::InvalidId { .. } | ClientError::NotFound { .. }) => {
-                Err(unknown_name(ctx, text).await)
-            }
+            Err(ClientError::InvalidId { .. }) => Err(unknown_name(ctx, text, None).await),
+            Err(e @ ClientError::NotFound { .. }) => Err(unknown_name(ctx, text, Some(e.to_string())).await),
             Err(e) => Err(e.into()),
         },
         many => Err(Detailed {
@@ -369,22 +368,20 @@ fn candidates(views: &[SpecView]) -> Vec<String> {
     lines
 }
 
-/// "No tool named …", with the closest names this node knows.
-async fn unknown_name(ctx: &Ctx, name: &str) -> anyhow::Error {
-    let headline = format!("no active tool named `{name}` on this node");
+/// "No tool named …" (exit 1, like any lookup that finds nothing), with what the id lookup
+/// said when `name` could also be the start of an id, and the closest names this node knows.
+async fn unknown_name(ctx: &Ctx, name: &str, id_lookup: Option<String>) -> anyhow::Error {
+    let mut headline = format!("no active tool named `{name}` on this node");
+    if let Some(id) = id_lookup {
+        headline = format!("{headline}, and {id}");
+    }
     let close = close_names(ctx, name).await;
-    if close.is_empty() {
-        return Usage(format!(
-            "{headline} (`atr find --network --name {name}` asks the network)"
-        ))
-        .into();
-    }
-    Detailed {
-        headline: format!("{headline}; did you mean {}?", quoted_list(&close)),
-        details: Vec::new(),
-        usage: true,
-    }
-    .into()
+    let hint = if close.is_empty() {
+        format!(" (`atr find --network --name {name}` asks the network)")
+    } else {
+        format!("; did you mean {}?", quoted_list(&close))
+    };
+    anyhow::anyhow!("{headline}{hint}")
 }
 
 /// `a`, `a` or `b`, `a`, `b` or `c`.
@@ -799,7 +796,7 @@ pub(crate) async fn invoke(ctx: &Ctx, a: &InvokeArgs) -> anyhow::Result<()> {
     let inv = match result {
         Ok(inv) => inv,
         Err(ClientError::NotFound { .. }) if req.name.is_some() && namesakes.is_empty() => {
-            return Err(unknown_name(ctx, tool).await);
+            return Err(unknown_name(ctx, tool, None).await);
         }
         Err(e) => {
             let mut err = invoke_error(tool, e);

@@ -13,6 +13,9 @@ use super::commands::Ctx;
 use super::output::with_spinner;
 
 pub(crate) async fn mcp(ctx: &Ctx, a: McpArgs) -> anyhow::Result<()> {
+    if a.tags.is_empty() && a.names.is_empty() && a.ids.is_empty() {
+        return Err(Usage(McpServeError::EmptySelection.to_string()).into());
+    }
     check_node(ctx).await?;
     let mut selection = Selection {
         tags: a.tags,

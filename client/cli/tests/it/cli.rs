@@ -365,7 +365,7 @@ fn usage_errors_exit_2() {
         &["find", "--publisher", "not-a-key"],
         &["publish"],
         &["export"],
-        &["show", "zz"],
+        &["show", "atr_zz"],
         &["mcp"],
         &["--api", "https://127.0.0.1:1", "status"],
     ] {

@@ -46,9 +46,9 @@ fn issue_19_show_by_name_did_you_mean_and_ambiguous_names() {
     let json = run(&mut node.atr(&["--json", "show", "adder"])).success().json();
     assert_eq!(json["id"], id.as_str());
 
-    let typo = run(&mut node.atr(&["show", "addr"])).failure(2);
+    let typo = run(&mut node.atr(&["show", "addr"])).failure(1);
     assert!(typo.error_line().contains("did you mean `adder`?"), "{typo:?}");
-    let far = run(&mut node.atr(&["show", "zzzzzzzz"])).failure(2);
+    let far = run(&mut node.atr(&["show", "zzzzzzzz"])).failure(1);
     assert!(
         far.error_line().contains("no active tool named `zzzzzzzz`"),
         "{far:?}"
@@ -298,6 +298,6 @@ fn issue_19_an_ambiguous_invoke_lists_the_candidates() {
     let ok = run(&mut node.atr(&["invoke", &other, "--input", r#"{"a": 2, "b": 3}"#])).success();
     assert!(ok.stdout.contains('5'), "{ok:?}");
     // A typo gets "did you mean".
-    let typo = run(&mut node.atr(&["invoke", "calculater", "--input", "{}"])).failure(2);
+    let typo = run(&mut node.atr(&["invoke", "calculater", "--input", "{}"])).failure(1);
     assert!(typo.stderr.contains("did you mean `calculator`?"), "{typo:?}");
 }
