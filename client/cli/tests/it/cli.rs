@@ -596,8 +596,8 @@ fn provide_provided_unprovide_in_both_forms() {
     let out = run(&mut b.atr(&["provide", &own])).failure(1);
     assert!(out.error_line().contains("published by this node"), "{out:?}");
     assert_eq!(out.stderr.lines().count(), 1, "{out:?}");
-    // An unknown name is a usage error.
-    let out = run(&mut b.atr(&["provide", "no-such-tool"])).failure(2);
+    // An unknown name is a failed lookup, as with `show` and `invoke`.
+    let out = run(&mut b.atr(&["provide", "no-such-tool"])).failure(1);
     assert!(out.error_line().contains("no active tool named"), "{out:?}");
 
     // Withdraw by name (human), then again by id (JSON): not provided, exit 1.

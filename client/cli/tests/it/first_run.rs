@@ -277,7 +277,14 @@ fn issue_19_an_ambiguous_invoke_lists_the_candidates() {
     let work = tempfile::tempdir().unwrap();
     let m = manifest(work.path(), "calculator", "0.1.0", &["math"]);
     let text = std::fs::read_to_string(&m).unwrap();
-    std::fs::write(&m, text.replace(&format!("digest = \"{DIGEST}\"\n"), "")).unwrap();
+    // `add` answers a bare number: no output schema.
+    let text: String = text
+        .replace(&format!("digest = \"{DIGEST}\"\n"), "")
+        .lines()
+        .filter(|l| !l.starts_with("output_schema") && !l.starts_with("output = "))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    std::fs::write(&m, text.replace("[[examples]]\ninput = { a = 1, b = 2 }\n", "")).unwrap();
     let other = run(&mut node.atr(&["--json", "publish", m.to_str().unwrap()]))
         .success()
         .json()["id"]
