@@ -873,12 +873,11 @@ pub(crate) async fn receipts(ctx: &Ctx, limit: Option<usize>) -> anyhow::Result<
     // The receipts name tools by id; show each tool's name next to it (one lookup per tool).
     let mut labels: std::collections::BTreeMap<atr_protocol::ToolId, String> = Default::default();
     for x in &r.receipts {
-        if !labels.contains_key(&x.tool) {
-            let label = match ctx.client.spec(&x.tool).await {
+        if let std::collections::btree_map::Entry::Vacant(slot) = labels.entry(x.tool) {
+            slot.insert(match ctx.client.spec(&x.tool).await {
                 Ok(v) => v.spec.label(),
                 Err(_) => "?".to_owned(),
-            };
-            labels.insert(x.tool, label);
+            });
         }
     }
     let mut t = Table::new(&[
