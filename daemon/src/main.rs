@@ -98,7 +98,7 @@ mod tests {
         let e = anyhow::Error::new(Bind {
             source: std::io::Error::new(std::io::ErrorKind::AddrInUse, "Address in use"),
         })
-        .context("cannot start atrd");
+        .context("cannot start");
         assert_eq!(
             one_line(&e),
             "cannot start: cannot serve the local API on 127.0.0.1:7878: Address in use (is another atrd running?)"
