@@ -19,7 +19,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fmt;
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Command, ExitStatus, Stdio};
+use std::process::{ExitStatus, Stdio};
 use std::str::FromStr;
 use std::time::{Duration, Instant};
 
@@ -607,8 +607,8 @@ fn build_context(dockerfile: &str, files: &[ImageFile]) -> Result<Vec<u8>, Image
 /// `build.target-dir` are respected). Blocking; cargo's diagnostics go to
 /// stderr. Each binary is checked to have no ELF interpreter.
 pub fn build_static(package: &str, bins: &[&str], workspace_root: &Path) -> Result<Vec<PathBuf>, ImageError> {
-    let program = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
-    let mut cmd = Command::new(&program);
+    let program = crate::cargo::program().to_string_lossy().into_owned();
+    let mut cmd = crate::cargo::command();
     cmd.current_dir(workspace_root)
         .args(["build", "--release", "--target", STATIC_TARGET, "-p", package])
         .arg("--message-format=json-render-diagnostics")

@@ -44,14 +44,19 @@ pub fn build() -> anyhow::Result<PathBuf> {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"))
         .parent()
         .context("the testnet crate has no parent directory")?;
-    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-    let mut cmd = std::process::Command::new(cargo);
+    // Without the inherited CARGO_* variables: they would make this build and the outer one
+    // rebuild `ring` and everything above it, each undoing the other.
+    let mut cmd = atr_sandbox::cargo::command();
     cmd.current_dir(root)
         .args(["build", "-p", "atrd", "--bin", "atrd", "--message-format=json"]);
     if !cfg!(debug_assertions) {
         cmd.arg("--release");
     }
-    eprintln!("atr-testnet: no atrd found next to this binary; building it (cargo build -p atrd)");
+    eprintln!(
+        "atr-testnet: no atrd found next to this binary; building it (cargo build -p atrd{}; \
+         a first build takes 5-10 min on 2 cores)",
+        if cfg!(debug_assertions) { "" } else { " --release" }
+    );
     let out = cmd
         .stderr(std::process::Stdio::inherit())
         .output()

@@ -11,6 +11,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
+
 use atr_client::Client;
 use atr_client::endpoint::Endpoint;
 use atr_protocol::api::InvokeRequest;
@@ -58,35 +59,6 @@ impl Drop for NodeProcess {
 
 fn free_port() -> anyhow::Result<u16> {
     Ok(std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
-}
-
-/// Finds `atrd` next to the running binary, or builds it with cargo.
-fn find_or_build_atrd(root: &Path) -> anyhow::Result<PathBuf> {
-    let exe = std::env::current_exe().context("cannot locate this binary")?;
-    let dir = exe.parent().context("binary has no directory")?;
-    let sibling = dir.join("atrd");
-    let release = dir.ends_with("release");
-    eprintln!(
-        "• building atrd ({} profile)…",
-        if release { "release" } else { "debug" }
-    );
-    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-    let mut cmd = Command::new(cargo);
-    cmd.args(["build", "-p", "atrd"]).current_dir(root);
-    if release {
-        cmd.arg("--release");
-    }
-    let status = cmd.status().context("cannot run cargo to build atrd")?;
-    if !status.success() {
-        bail!("building atrd failed");
-    }
-    if sibling.exists() {
-        return Ok(sibling);
-    }
-    bail!(
-        "atrd not found at {} after building; pass --atrd PATH",
-        sibling.display()
-    )
 }
 
 fn start_node(
@@ -151,13 +123,22 @@ pub async fn run(opts: DemoOptions) -> anyhow::Result<()> {
         bail!("the demo needs at least 2 nodes");
     }
     let root = tools_image::default_workspace_root();
-    eprintln!("• building the example tools image (static binaries in a FROM scratch image)…");
+    // Before any build: a missing atrd is built now, not after the tools.
+    let atrd = crate::atrd::locate(opts.atrd.as_deref())?;
+    eprintln!(
+        "• building the example tools image: static binaries ({}) in a FROM scratch image;\n  \
+         the first time this compiles for a few minutes (cargo's progress below), then it takes seconds…",
+        atr_sandbox::image::STATIC_TARGET
+    );
     let image = tools_image::build(&root, tools_image::TOOLS_IMAGE).await?;
-    eprintln!("  {} tools in {} ({})", image.tools.len(), image.tag, image.id);
-    let atrd = match &opts.atrd {
-        Some(p) => p.clone(),
-        None => find_or_build_atrd(&root)?,
-    };
+    let hostile = hostile_manifests(&root)?;
+    eprintln!(
+        "  {} tools in {} ({}); {} of them are hostile on purpose (for the sandbox tests) and are not published",
+        image.tools.len(),
+        image.tag,
+        image.id,
+        hostile
+    );
     let temp = match &opts.dir {
         Some(_) => None,
         None => Some(tempfile::tempdir()?),
@@ -191,15 +172,10 @@ pub async fn run(opts: DemoOptions) -> anyhow::Result<()> {
         clients.push(c);
     }
 
-    eprintln!("• publishing the example tools on node 0 (the node pins each image by digest)…");
-    let dir = root.join("sdk/examples/manifests");
-    let mut paths: Vec<PathBuf> = std::fs::read_dir(&dir)?
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .collect();
-    paths.sort();
-    for p in paths {
+    eprintln!("• publishing the safe example tools on node 0 (the node pins each image by digest)…");
+    for p in example_manifests(&root)? {
         let text = std::fs::read_to_string(&p)?;
-        if text.contains("\"hostile\"") {
+        if is_hostile(&text) {
             continue;
         }
         let r = clients[0]
@@ -270,17 +246,63 @@ pub async fn run(opts: DemoOptions) -> anyhow::Result<()> {
 
     let n = &nodes[last];
     println!();
-    println!("The network is running. Point the `atr` command line at node {last}:");
-    println!("  export ATR_API={} ATR_DATA_DIR={}", n.api, n.dir.display());
-    println!("  cargo run -q -p atr-cli -- find --tag math");
-    println!("  cargo run -q -p atr-cli -- invoke add --input '{{\"a\": 2, \"b\": 40}}'");
-    println!("MCP clients (stdio): command `atr`, args [\"mcp\", \"--tag\", \"math\"], with the env above.");
     if opts.once {
+        drop(nodes);
+        match &opts.dir {
+            Some(d) => println!(
+                "Done (--once): the {} nodes are stopped; their data is kept in {}.",
+                opts.nodes,
+                d.display()
+            ),
+            None => println!(
+                "Done (--once): the {} nodes are stopped and their data removed. Run without --once \
+                 to keep the network up and try `atr` and MCP against it.",
+                opts.nodes
+            ),
+        }
         return Ok(());
     }
-    println!("Press Ctrl-C to stop.");
+    println!("The network is running. Point the `atr` command line at node {last} (in another shell):");
+    println!("  export ATR_API={} ATR_DATA_DIR={}", n.api, n.dir.display());
+    println!("  atr find --tag math");
+    println!("  atr invoke add --input '{{\"a\": 2, \"b\": 40}}'");
+    println!(
+        "MCP clients (stdio): command `atr`, args [\"mcp\", \"--tag\", \"math\"], env {{\"ATR_API\": \"{}\", \"ATR_DATA_DIR\": \"{}\"}}.",
+        n.api,
+        n.dir.display()
+    );
+    println!("Press Ctrl-C to stop (the nodes stop and their data is removed).");
     tokio::signal::ctrl_c().await?;
     eprintln!("• stopping the nodes…");
     drop(nodes);
     Ok(())
+}
+
+/// The example manifests, in name order.
+fn example_manifests(root: &Path) -> anyhow::Result<Vec<PathBuf>> {
+    let dir = root.join("sdk/examples/manifests");
+    let mut paths: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .with_context(|| format!("reading {}", dir.display()))?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "toml"))
+        .collect();
+    paths.sort();
+    Ok(paths)
+}
+
+/// Whether a manifest is one of the hostile examples (tagged `hostile`), which only the
+/// sandbox tests run.
+fn is_hostile(manifest: &str) -> bool {
+    manifest.contains("\"hostile\"")
+}
+
+/// How many example manifests are hostile.
+fn hostile_manifests(root: &Path) -> anyhow::Result<usize> {
+    let mut n = 0;
+    for p in example_manifests(root)? {
+        if is_hostile(&std::fs::read_to_string(&p)?) {
+            n += 1;
+        }
+    }
+    Ok(n)
 }

@@ -49,12 +49,14 @@ pub fn init_logging(verbose: u8) {
 pub async fn run(args: Args) -> ExitCode {
     match dispatch(args).await {
         Ok(()) => ExitCode::SUCCESS,
+        // The reader of stdout went away (`atr show … | head -1`): what it wanted, it got.
+        Err(e) if output::is_broken_pipe(&e) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {}", one_line(&e));
             for line in commands::details(&e) {
                 eprintln!("  {line}");
             }
-            if e.downcast_ref::<Usage>().is_some() {
+            if commands::is_usage(&e) {
                 ExitCode::from(EXIT_USAGE)
             } else {
                 ExitCode::from(EXIT_FAILED)
@@ -66,7 +68,7 @@ pub async fn run(args: Args) -> ExitCode {
 /// The error and its causes on one line, `context: cause`. A [`ClientError`]'s message is
 /// complete by itself (its transport source only repeats it less clearly), so the chain
 /// stops there.
-fn one_line(e: &anyhow::Error) -> String {
+pub(crate) fn one_line(e: &anyhow::Error) -> String {
     let mut parts = Vec::new();
     for cause in e.chain() {
         parts.push(cause.to_string());
@@ -78,6 +80,15 @@ fn one_line(e: &anyhow::Error) -> String {
 }
 
 async fn dispatch(args: Args) -> anyhow::Result<()> {
+    if args.json
+        && let Some(what) = args.command.without_json()
+    {
+        return Err(Usage(format!(
+            "--json means nothing for `atr {what}`: {}",
+            args.command.what_it_prints()
+        ))
+        .into());
+    }
     if let Command::Completions { shell } = args.command {
         use clap::CommandFactory;
         clap_complete::generate(shell, &mut Args::command(), "atr", &mut std::io::stdout());

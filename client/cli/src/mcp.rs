@@ -34,7 +34,8 @@ use tracing::{info, warn};
 
 pub use catalog::{
     META_ID_KEY, META_PROVIDER_KEY, META_RECEIPT_ID_KEY, META_RECEIPT_KEY, META_STATUS_KEY, META_WRAPPED_KEY,
-    OutputShape, RESULT_FIELD, Selection, ServedTool, ToolSet, stable_order, wrapped_output_schema,
+    OutputShape, RESULT_FIELD, Selection, ServedTool, ToolSet, newest_per_tool, stable_order,
+    wrapped_output_schema,
 };
 pub use handler::{Handler, SERVER_NAME};
 pub use invoke::{Invoker, NodeInvoker, NotAvailable, ToolOutput};

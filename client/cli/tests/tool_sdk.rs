@@ -40,8 +40,6 @@ fn new_build_test_publish_and_invoke_from_another_node() {
     let work = tempfile::tempdir().unwrap();
     let dir = work.path().join(NAME);
     let target = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target/tool-sdk-e2e");
-    // Manifests of an earlier run would be tested too.
-    let _ = std::fs::remove_dir_all(target.join("atr"));
     let with_target = |mut c: Command| {
         c.env("CARGO_TARGET_DIR", &target).current_dir(&dir);
         c
@@ -49,7 +47,6 @@ fn new_build_test_publish_and_invoke_from_another_node() {
 
     // 1. Scaffold.
     let out = run(&mut atr_cmd(&[
-        "--json",
         "tool",
         "new",
         NAME,
@@ -57,7 +54,7 @@ fn new_build_test_publish_and_invoke_from_another_node() {
         dir.to_str().unwrap(),
     ]))
     .success();
-    assert_eq!(out.json()["tool"], TOOL);
+    assert!(out.stdout.contains(&format!("the tool `{TOOL}`")), "{out:?}");
     assert!(dir.join("src/main.rs").is_file() && dir.join("Cargo.lock").is_file());
     let again = run(&mut atr_cmd(&[
         "tool",
@@ -70,8 +67,7 @@ fn new_build_test_publish_and_invoke_from_another_node() {
     assert!(again.error_line().contains("not empty"), "{again:?}");
 
     // 2. The new crate passes its own tests.
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    let mut test = with_target(Command::new(&cargo));
+    let mut test = with_target(atr_sandbox::cargo::command());
     test.args(["test", "--quiet"]);
     let status = test.status().unwrap();
     assert!(status.success(), "the scaffolded crate's `cargo test` failed");
@@ -101,7 +97,14 @@ fn new_build_test_publish_and_invoke_from_another_node() {
         "non-root, one layer: FROM scratch"
     );
 
-    // 4. Its examples pass in the sandbox.
+    // 4. Its examples pass in the sandbox; another crate's manifest in the same directory
+    // (here: a stale copy claiming another package) is not tested.
+    let stale = std::path::Path::new(&manifest).with_file_name("other.toml");
+    std::fs::write(
+        &stale,
+        text.replace(&format!("from {NAME} 0.1.0"), "from other 0.1.0"),
+    )
+    .unwrap();
     let mut tested = with_target(atr_cmd(&["--json", "tool", "test"]));
     let tested = run(&mut tested).success().json();
     assert_eq!(

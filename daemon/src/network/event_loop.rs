@@ -52,6 +52,8 @@ pub(crate) struct NetworkLoop {
     dials: HashMap<libp2p::swarm::ConnectionId, (String, Reply<()>)>,
     bad: HashMap<PeerId, u64>,
     banned: HashSet<PeerId>,
+    /// The remote address of each open connection, for `atr peers` (removed when it closes).
+    connections: HashMap<libp2p::swarm::ConnectionId, (PeerId, Multiaddr)>,
     /// Configured bootstrap addresses (each ends in `/p2p/PEERID`).
     bootstrap_addrs: Vec<Multiaddr>,
     /// Fires the next bootstrap retry while `retry_armed`.
@@ -141,6 +143,7 @@ impl NetworkLoop {
             dials: HashMap::new(),
             bad: HashMap::new(),
             banned: HashSet::new(),
+            connections: HashMap::new(),
             bootstrap_addrs,
             retry: Box::pin(tokio::time::sleep(jittered(BOOTSTRAP_RETRY_MIN))),
             retry_armed,
@@ -350,7 +353,17 @@ impl NetworkLoop {
             .iter()
             .map(|p| PeerInfo {
                 peer: p.to_string(),
-                addrs: Vec::new(),
+                addrs: {
+                    let mut a: Vec<String> = self
+                        .connections
+                        .values()
+                        .filter(|(peer, _)| peer == p)
+                        .map(|(_, addr)| addr.to_string())
+                        .collect();
+                    a.sort();
+                    a.dedup();
+                    a
+                },
                 score: gs.peer_score(p),
                 bad_messages: self.bad.get(p).copied().unwrap_or(0),
             })
@@ -401,6 +414,8 @@ impl NetworkLoop {
                 if let Some((_, reply)) = self.dials.remove(&connection_id) {
                     let _ = reply.send(Ok(()));
                 }
+                self.connections
+                    .insert(connection_id, (peer_id, endpoint.get_remote_address().clone()));
                 if endpoint.is_dialer() {
                     self.swarm
                         .behaviour_mut()
@@ -434,9 +449,14 @@ impl NetworkLoop {
             }
             SwarmEvent::ConnectionClosed {
                 peer_id,
-                num_established: 0,
+                connection_id,
+                num_established,
                 ..
             } => {
+                self.connections.remove(&connection_id);
+                if num_established > 0 {
+                    return;
+                }
                 debug!(peer = %peer_id, "disconnected");
                 let isolated = self.swarm.connected_peers().next().is_none();
                 if isolated && !self.bootstrap_addrs.is_empty() && !self.retry_armed {

@@ -92,3 +92,32 @@ async fn down_cleans_up_after_a_killed_harness() -> TestResult {
     down(&net)?;
     Ok(())
 }
+
+/// Issue 19: `demo --once` says what it did and that it stopped (not that the network is
+/// running), explains why fewer tools are published than built, and its logs and progress on a
+/// pipe carry no colour codes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs a Docker Engine"]
+async fn issue_19_demo_once_ends_honestly_in_plain_text() -> TestResult {
+    let _serial = SERIAL.lock().await;
+    let out = Command::new(BIN)
+        .args(["demo", "--once"])
+        .env("RUST_LOG", "info")
+        .stdin(Stdio::null())
+        .output()?;
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stdout}\n{stderr}");
+    assert!(
+        stdout.contains("Done (--once): the 3 nodes are stopped and their data removed"),
+        "{stdout}"
+    );
+    assert!(!stdout.contains("is running"), "{stdout}");
+    assert!(
+        stderr.contains("hostile on purpose (for the sandbox tests) and are not published"),
+        "the tool count is explained: {stderr}"
+    );
+    assert!(stdout.contains("output   "), "the invocation's output: {stdout}");
+    assert!(!stderr.contains('\x1b') && !stdout.contains('\x1b'), "{stderr}");
+    Ok(())
+}

@@ -8,6 +8,7 @@
 mod cli;
 mod docker;
 mod linkem;
+mod readme;
 mod scenarios;
 
 /// Held by every test that starts a testnet.

@@ -22,7 +22,8 @@ pub struct Args {
     /// API address of the node [default: $ATR_API, else http://127.0.0.1:7878].
     #[arg(long, global = true, value_name = "URL")]
     pub(crate) api: Option<String>,
-    /// Print the API's JSON instead of tables (for scripts).
+    /// Print the API's JSON instead of tables, for scripts (`export`, `mcp`, `tool new` and
+    /// `completions` have no other form and refuse it).
     #[arg(long, global = true)]
     pub(crate) json: bool,
     /// Log more on stderr (-v: info, -vv: debug; RUST_LOG overrides).
@@ -107,6 +108,29 @@ pub(crate) enum Command {
         /// The shell.
         shell: clap_complete::Shell,
     },
+}
+
+impl Command {
+    /// The command's name when `--json` means nothing for it.
+    pub(crate) fn without_json(&self) -> Option<&'static str> {
+        match self {
+            Self::Export(_) => Some("export"),
+            Self::Mcp(_) => Some("mcp"),
+            Self::Completions { .. } => Some("completions"),
+            Self::Tool(t) if matches!(t.command, super::tool::ToolCommand::New { .. }) => Some("tool new"),
+            _ => None,
+        }
+    }
+
+    /// What a command without a `--json` form prints instead.
+    pub(crate) fn what_it_prints(&self) -> &'static str {
+        match self {
+            Self::Export(_) => "it always prints JSON (the tool definitions)",
+            Self::Mcp(_) => "it speaks the MCP protocol",
+            Self::Completions { .. } => "it prints a shell script",
+            _ => "it prints what it created and the next steps",
+        }
+    }
 }
 
 fn parse_version_req(s: &str) -> Result<String, String> {

@@ -7,7 +7,7 @@
 
 use std::path::Path;
 
-use crate::mcp::{META_ID_KEY, stable_order};
+use crate::mcp::{META_ID_KEY, newest_per_tool, stable_order};
 use anyhow::Context;
 use atr_client::client::{Client, Invocation};
 use atr_client::endpoint::Endpoint;
@@ -22,7 +22,7 @@ use serde_json::Value;
 
 use super::Usage;
 use super::args::{ExportArgs, FindArgs, InvokeArgs};
-use super::output::{MAX_CELL_CHARS, Table, bytes, cut, print_json, utc, with_spinner};
+use super::output::{MAX_CELL_CHARS, Table, bytes, cut, out, outln, print_json, utc, with_spinner};
 
 /// What every command needs: the client and the output mode.
 pub(crate) struct Ctx {
@@ -77,6 +77,16 @@ pub(crate) async fn status(ctx: &Ctx) -> anyhow::Result<()> {
         s.listen_addrs.join(", ")
     };
     t.row(vec!["listening".into(), listening]);
+    let join = bootstrap_addrs(&s.listen_addrs, &s.peer_id.to_string());
+    match join.split_first() {
+        Some((first, rest)) => {
+            t.row(vec!["bootstrap".into(), first.clone()]);
+            for a in rest {
+                t.row(vec![String::new(), a.clone()]);
+            }
+        }
+        None => t.row(vec!["bootstrap".into(), "- (not listening on TCP)".into()]),
+    }
     t.row(vec![
         "peers".into(),
         format!("{} connected", s.connected_peers.len()),
@@ -93,8 +103,21 @@ pub(crate) async fn status(ctx: &Ctx) -> anyhow::Result<()> {
         ctx.client.endpoint().token_source.to_string(),
     ]);
     // The header row of a key/value table is empty: skip it.
-    print!("{}", t.render().split_once('\n').map(|x| x.1).unwrap_or_default());
+    out!("{}", t.render().split_once('\n').map(|x| x.1).unwrap_or_default())?;
     Ok(())
+}
+
+/// The addresses another node passes to `atrd --bootstrap` to join this one: each TCP listen
+/// address with `/p2p/PEER_ID`, routable ones first, wildcard binds (`0.0.0.0`, `::`) left out.
+pub(crate) fn bootstrap_addrs(listen: &[String], peer_id: &str) -> Vec<String> {
+    let mut addrs: Vec<&String> = listen
+        .iter()
+        .filter(|a| a.contains("/tcp/") && !a.contains("/p2p/"))
+        .filter(|a| !a.starts_with("/ip4/0.0.0.0/") && !a.starts_with("/ip6/::/"))
+        .collect();
+    // Loopback last: other machines cannot use it.
+    addrs.sort_by_key(|a| a.starts_with("/ip4/127.") || a.starts_with("/ip6/::1/"));
+    addrs.into_iter().map(|a| format!("{a}/p2p/{peer_id}")).collect()
 }
 
 pub(crate) async fn publish(ctx: &Ctx, manifest: &Path) -> anyhow::Result<()> {
@@ -103,9 +126,9 @@ pub(crate) async fn publish(ctx: &Ctx, manifest: &Path) -> anyhow::Result<()> {
         return print_json(&r);
     }
     if r.created {
-        println!("published {}  {}", r.spec.label(), r.id);
+        outln!("published {}  {}", r.spec.label(), r.id)?;
     } else {
-        println!("already published (same spec) {}  {}", r.spec.label(), r.id);
+        outln!("already published (same spec) {}  {}", r.spec.label(), r.id)?;
     }
     Ok(())
 }
@@ -137,19 +160,19 @@ pub(crate) async fn find(ctx: &Ctx, f: &FindArgs) -> anyhow::Result<()> {
         return print_json(&r);
     }
     if r.results.is_empty() {
-        println!(
+        outln!(
             "no tools found{}",
             if q.network {
                 ""
             } else {
                 " (add --network to ask peers)"
             }
-        );
+        )?;
         return Ok(());
     }
-    print!("{}", spec_table(&r.results));
+    out!("{}", spec_table(&r.results))?;
     if r.fetched_from_network > 0 {
-        println!("({} fetched from the network)", r.fetched_from_network);
+        outln!("({} fetched from the network)", r.fetched_from_network)?;
     }
     Ok(())
 }
@@ -160,7 +183,7 @@ pub(crate) async fn search(ctx: &Ctx, text: &str, limit: usize) -> anyhow::Resul
         return print_json(&r);
     }
     if r.hits.is_empty() {
-        println!("no tools match `{text}`");
+        outln!("no tools match `{text}`")?;
         return Ok(());
     }
     let mut t = Table::new(&["SCORE", "ID", "NAME", "VERSION", "DESCRIPTION"]);
@@ -173,7 +196,7 @@ pub(crate) async fn search(ctx: &Ctx, text: &str, limit: usize) -> anyhow::Resul
             cut(&h.view.spec.description, MAX_CELL_CHARS),
         ]);
     }
-    print!("{}", t.render());
+    out!("{}", t.render())?;
     Ok(())
 }
 
@@ -185,8 +208,8 @@ fn indented_json(v: &Value) -> String {
         .collect()
 }
 
-pub(crate) async fn show(ctx: &Ctx, id: &str) -> anyhow::Result<()> {
-    let id = ctx.resolve(id).await?;
+pub(crate) async fn show(ctx: &Ctx, tool: &str) -> anyhow::Result<()> {
+    let id = resolve_tool(ctx, tool).await?;
     let v = with_spinner("asking the node", ctx.client.spec(&id)).await?;
     if ctx.json {
         return print_json(&v);
@@ -196,7 +219,7 @@ pub(crate) async fn show(ctx: &Ctx, id: &str) -> anyhow::Result<()> {
         SpecStatus::Deprecated { successor: Some(n) } => format!("deprecated, use {n}"),
         other => status_word(other).to_owned(),
     };
-    println!("{}  ({status})", s.label());
+    outln!("{}  ({status})", s.label())?;
     let mut t = Table::new(&["", ""]);
     t.row(vec!["id".into(), v.id.to_string()]);
     t.row(vec!["publisher".into(), s.publisher.to_string()]);
@@ -227,16 +250,16 @@ pub(crate) async fn show(ctx: &Ctx, id: &str) -> anyhow::Result<()> {
     if let Some(lic) = &s.license {
         t.row(vec!["license".into(), lic.clone()]);
     }
-    print!("{}", t.render().split_once('\n').map(|x| x.1).unwrap_or_default());
-    println!("\ndescription\n  {}", s.description.replace('\n', "\n  "));
-    println!("\ninput schema\n{}", indented_json(&s.input_schema));
+    out!("{}", t.render().split_once('\n').map(|x| x.1).unwrap_or_default())?;
+    outln!("\ndescription\n  {}", s.description.replace('\n', "\n  "))?;
+    outln!("\ninput schema\n{}", indented_json(&s.input_schema))?;
     if let Some(o) = &s.output_schema {
-        println!("output schema\n{}", indented_json(o));
+        outln!("output schema\n{}", indented_json(o))?;
     }
     if !s.examples.is_empty() {
-        println!("examples");
+        outln!("examples")?;
         for e in &s.examples {
-            println!("  {}  ->  {}", e.input, e.output);
+            outln!("  {}  ->  {}", e.input, e.output)?;
         }
     }
     Ok(())
@@ -271,41 +294,155 @@ pub(crate) async fn revoke(
     }
     let verb = if deprecate { "deprecated" } else { "revoked" };
     let ids: Vec<String> = r.affected.iter().map(|i| i.fmt_short()).collect();
-    println!(
+    outln!(
         "{verb} {} spec(s): {}  (revocation {})",
         r.affected.len(),
         ids.join(", "),
         cut(&r.revocation, 17)
-    );
+    )?;
     Ok(())
 }
 
-/// Resolves a tool id, short id, or a name unambiguous among active tools.
+/// Resolves a tool id (`atr_…`, or its first characters), or a name unambiguous among active
+/// tools. An unknown name gets "did you mean"; an ambiguous one lists its candidates and how to
+/// pick one.
 async fn resolve_tool(ctx: &Ctx, text: &str) -> anyhow::Result<atr_protocol::ToolId> {
+    let text = text.trim();
     if text.starts_with(TOOL_ID_PREFIX) {
         return ctx.resolve(text).await;
     }
+    let found = named(ctx, text).await?;
+    match found.as_slice() {
+        [one] => Ok(one.id),
+        [] => match with_spinner("looking up the id", ctx.client.resolve_id(text)).await {
+            Ok(id) => Ok(id),
+            Err(ClientError::InvalidId { .. }) => Err(unknown_name(ctx, text, None).await),
+            Err(e @ ClientError::NotFound { .. }) => Err(unknown_name(ctx, text, Some(e.to_string())).await),
+            Err(e) => Err(e.into()),
+        },
+        many => Err(Detailed {
+            headline: format!(
+                "{} active tools are named `{text}`; pick one by its id",
+                many.len()
+            ),
+            details: candidates(many),
+            usage: true,
+        }
+        .into()),
+    }
+}
+
+/// The active tools this node knows named exactly `name`, newest first.
+async fn named(ctx: &Ctx, name: &str) -> anyhow::Result<Vec<SpecView>> {
     let q = FindQuery {
-        name: Some(text.to_owned()),
+        name: Some(name.to_owned()),
         limit: Some(atr_protocol::query::MAX_FIND_LIMIT),
         ..Default::default()
     };
-    let found = with_spinner("finding the tool", ctx.client.find(&q))
-        .await?
-        .results;
-    match found.as_slice() {
-        [one] => Ok(one.id),
-        [] => Err(Usage(format!("no active tool named `{text}` on this node; give its id")).into()),
-        many => {
-            let ids: Vec<String> = many.iter().map(|v| v.id.to_string()).collect();
-            Err(Usage(format!(
-                "{} active tools are named `{text}`; give one id: {}",
-                many.len(),
-                ids.join(", ")
-            ))
-            .into())
+    match with_spinner("finding the tool", ctx.client.find(&q)).await {
+        Ok(r) => {
+            let mut views = r.results;
+            stable_order(&mut views);
+            Ok(views)
         }
+        // Not a valid tool name at all: no tool has it.
+        Err(ClientError::BadRequest { .. }) => Ok(Vec::new()),
+        Err(e) => Err(e.into()),
     }
+}
+
+/// One line per candidate (label, id, publisher), then how to pick one.
+fn candidates(views: &[SpecView]) -> Vec<String> {
+    let mut lines: Vec<String> = views
+        .iter()
+        .map(|v| {
+            format!(
+                "{:<24} {}  publisher {}",
+                v.spec.label(),
+                v.id,
+                v.spec.publisher.fmt_short()
+            )
+        })
+        .collect();
+    lines.push("give the id (or its first characters), or with `atr invoke` add --version REQ or --publisher PEER_ID".into());
+    lines
+}
+
+/// "No tool named …" (exit 1, like any lookup that finds nothing), with what the id lookup
+/// said when `name` could also be the start of an id, and the closest names this node knows.
+async fn unknown_name(ctx: &Ctx, name: &str, id_lookup: Option<String>) -> anyhow::Error {
+    let mut headline = format!("no active tool named `{name}` on this node");
+    if let Some(id) = id_lookup {
+        headline = format!("{headline}, and {id}");
+    }
+    let close = close_names(ctx, name).await;
+    let hint = if close.is_empty() {
+        format!(" (`atr find --network --name {name}` asks the network)")
+    } else {
+        format!("; did you mean {}?", quoted_list(&close))
+    };
+    anyhow::anyhow!("{headline}{hint}")
+}
+
+/// `a`, `a` or `b`, `a`, `b` or `c`.
+fn quoted_list(names: &[String]) -> String {
+    let q: Vec<String> = names.iter().map(|n| format!("`{n}`")).collect();
+    match q.split_last() {
+        Some((last, rest)) if !rest.is_empty() => format!("{} or {last}", rest.join(", ")),
+        Some((last, _)) => last.clone(),
+        None => String::new(),
+    }
+}
+
+/// Most names suggested for a mistyped one.
+const MAX_SUGGESTIONS: usize = 3;
+
+/// Names of active tools on this node close to `name` (edit distance, or one contains the
+/// other), closest first; empty when the node cannot be asked.
+async fn close_names(ctx: &Ctx, name: &str) -> Vec<String> {
+    let q = FindQuery {
+        limit: Some(atr_protocol::query::MAX_FIND_LIMIT),
+        ..Default::default()
+    };
+    let Ok(all) = ctx.client.find(&q).await else {
+        return Vec::new();
+    };
+    let names: std::collections::BTreeSet<String> = all.results.into_iter().map(|v| v.spec.name).collect();
+    suggest(name, names.iter().map(String::as_str))
+}
+
+/// The candidates close to `typed`, closest first, at most [`MAX_SUGGESTIONS`].
+pub(crate) fn suggest<'a>(typed: &str, candidates: impl Iterator<Item = &'a str>) -> Vec<String> {
+    let typed_l = typed.to_lowercase();
+    let max = (typed.chars().count() / 3).max(1);
+    let mut scored: Vec<(usize, &str)> = candidates
+        .filter_map(|c| {
+            let d = edit_distance(&typed_l, &c.to_lowercase());
+            let contains = typed_l.len() >= 3 && (c.contains(&typed_l) || typed_l.contains(c));
+            (d <= max || contains).then_some((d, c))
+        })
+        .collect();
+    scored.sort();
+    scored
+        .into_iter()
+        .take(MAX_SUGGESTIONS)
+        .map(|(_, c)| c.to_owned())
+        .collect()
+}
+
+/// Levenshtein distance in characters.
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut prev: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut cur = vec![i + 1; b.len() + 1];
+        for (j, cb) in b.iter().enumerate() {
+            let sub = prev[j] + usize::from(ca != *cb);
+            cur[j + 1] = sub.min(prev[j + 1] + 1).min(cur[j] + 1);
+        }
+        prev = cur;
+    }
+    prev[b.len()]
 }
 
 pub(crate) async fn provide(ctx: &Ctx, tool: &str) -> anyhow::Result<()> {
@@ -315,9 +452,9 @@ pub(crate) async fn provide(ctx: &Ctx, tool: &str) -> anyhow::Result<()> {
         return print_json(&r);
     }
     if r.changed {
-        println!("providing {}", r.id);
+        outln!("providing {}", r.id)?;
     } else {
-        println!("already providing {}", r.id);
+        outln!("already providing {}", r.id)?;
     }
     Ok(())
 }
@@ -348,7 +485,7 @@ pub(crate) async fn unprovide(ctx: &Ctx, tool: &str) -> anyhow::Result<()> {
     if ctx.json {
         return print_json(&r);
     }
-    println!("stopped providing {}", r.id);
+    outln!("stopped providing {}", r.id)?;
     Ok(())
 }
 
@@ -358,7 +495,7 @@ pub(crate) async fn provided(ctx: &Ctx) -> anyhow::Result<()> {
         return print_json(&r);
     }
     if r.provided.is_empty() {
-        println!("this node provides no other publisher's tools");
+        outln!("this node provides no other publisher's tools")?;
         return Ok(());
     }
     let mut t = Table::new(&["ID", "NAME", "VERSION", "PUBLISHER"]);
@@ -370,7 +507,7 @@ pub(crate) async fn provided(ctx: &Ctx) -> anyhow::Result<()> {
             p.publisher.map(|k| k.fmt_short()).unwrap_or_default(),
         ]);
     }
-    print!("{}", t.render());
+    out!("{}", t.render())?;
     Ok(())
 }
 
@@ -382,7 +519,13 @@ async fn export_views(ctx: &Ctx, a: &ExportArgs) -> anyhow::Result<Vec<SpecView>
         } else {
             "finding tools"
         };
-        return Ok(with_spinner(what, ctx.client.find(&q)).await?.results);
+        let found = with_spinner(what, ctx.client.find(&q)).await?.results;
+        // As `atr mcp` serves them: the newest version of each publisher's tool, unless
+        // versions were asked for.
+        if a.find.version_req.is_some() || a.find.include_revoked {
+            return Ok(found);
+        }
+        return Ok(newest_per_tool(found));
     }
     let mut views = Vec::new();
     for text in &a.ids {
@@ -436,7 +579,7 @@ pub(crate) async fn peers(ctx: &Ctx) -> anyhow::Result<()> {
         return print_json(&r);
     }
     if r.peers.is_empty() {
-        println!("no peers connected");
+        outln!("no peers connected")?;
         return Ok(());
     }
     let mut t = Table::new(&["PEER", "SCORE", "BAD MESSAGES", "ADDRESSES"]);
@@ -448,7 +591,7 @@ pub(crate) async fn peers(ctx: &Ctx) -> anyhow::Result<()> {
             p.addrs.join(", "),
         ]);
     }
-    print!("{}", t.render());
+    out!("{}", t.render())?;
     Ok(())
 }
 
@@ -458,6 +601,13 @@ pub(crate) async fn peers(ctx: &Ctx) -> anyhow::Result<()> {
 pub(crate) struct Detailed {
     pub(crate) headline: String,
     pub(crate) details: Vec<String>,
+    /// A mistake in how `atr` was called (exit 2), not a failed operation (exit 1).
+    pub(crate) usage: bool,
+}
+
+/// Whether `e` is a usage error (exit 2): a [`Usage`], or a [`Detailed`] one marked so.
+pub(crate) fn is_usage(e: &anyhow::Error) -> bool {
+    e.downcast_ref::<Usage>().is_some() || e.downcast_ref::<Detailed>().is_some_and(|d| d.usage)
 }
 
 /// The detail lines of `e`, when it is a [`Detailed`] error.
@@ -590,6 +740,7 @@ fn invoke_error(tool: &str, e: ClientError) -> anyhow::Error {
             Detailed {
                 headline: format!("invalid input for `{tool}`: {total} violation(s) of its input schema"),
                 details,
+                usage: false,
             }
             .into()
         }
@@ -599,9 +750,18 @@ fn invoke_error(tool: &str, e: ClientError) -> anyhow::Error {
                 .iter()
                 .map(|a| format!("{}: {}", a.provider, a.outcome))
                 .collect(),
+            usage: false,
         }
         .into(),
         other => other.into(),
+    }
+}
+
+/// The headline of an error (a [`Detailed`] one's, else the error itself with its causes).
+fn one_line_of(e: &anyhow::Error) -> String {
+    match e.downcast_ref::<Detailed>() {
+        Some(d) => d.headline.clone(),
+        None => super::one_line(e),
     }
 }
 
@@ -626,9 +786,48 @@ pub(crate) async fn invoke(ctx: &Ctx, a: &InvokeArgs) -> anyhow::Result<()> {
     let input = read_input(a)?;
     let req = invoke_request(ctx, a, input).await?;
     let tool = a.tool.trim();
-    let inv = with_spinner(&format!("running {tool}"), ctx.client.invoke_verified(&req))
-        .await
-        .map_err(|e| invoke_error(tool, e))?;
+    // A name several active tools share: the node picks one (the newest of a trusted
+    // publisher); say which others there are and how to pick one of them.
+    let namesakes = match &req.name {
+        Some(name) => named(ctx, name).await.unwrap_or_default(),
+        None => Vec::new(),
+    };
+    let result = with_spinner(&format!("running {tool}"), ctx.client.invoke_verified(&req)).await;
+    let inv = match result {
+        Ok(inv) => inv,
+        Err(ClientError::NotFound { .. }) if req.name.is_some() && namesakes.is_empty() => {
+            return Err(unknown_name(ctx, tool, None).await);
+        }
+        Err(e) => {
+            let mut err = invoke_error(tool, e);
+            if namesakes.len() > 1 {
+                let mut details = details(&err).to_vec();
+                details.push(format!(
+                    "note: {} active tools are named `{tool}`; the node picked one:",
+                    namesakes.len()
+                ));
+                details.extend(candidates(&namesakes).into_iter().map(|l| format!("  {l}")));
+                err = Detailed {
+                    headline: one_line_of(&err),
+                    details,
+                    usage: false,
+                }
+                .into();
+            }
+            return Err(err);
+        }
+    };
+    if namesakes.len() > 1 && !ctx.json {
+        eprintln!(
+            "note: {} active tools are named `{tool}`; ran {} ({}). Pick another by its id (`atr find --name {tool}`).",
+            namesakes.len(),
+            inv.response.id.fmt_short(),
+            namesakes
+                .iter()
+                .find(|v| v.id == inv.response.id)
+                .map_or_else(String::new, |v| v.spec.label())
+        );
+    }
     if ctx.json {
         print_json(&inv.response)?;
     } else if inv.is_ok() {
@@ -657,6 +856,7 @@ pub(crate) async fn invoke(ctx: &Ctx, a: &InvokeArgs) -> anyhow::Result<()> {
     Err(Detailed {
         headline: format!("`{tool}` failed: {message}"),
         details,
+        usage: false,
     }
     .into())
 }
@@ -667,12 +867,23 @@ pub(crate) async fn receipts(ctx: &Ctx, limit: Option<usize>) -> anyhow::Result<
         return print_json(&r);
     }
     if r.receipts.is_empty() {
-        println!("no receipts yet (invoke a tool with `atr invoke`)");
+        outln!("no receipts yet (invoke a tool with `atr invoke`)")?;
         return Ok(());
+    }
+    // The receipts name tools by id; show each tool's name next to it (one lookup per tool).
+    let mut labels: std::collections::BTreeMap<atr_protocol::ToolId, String> = Default::default();
+    for x in &r.receipts {
+        if let std::collections::btree_map::Entry::Vacant(slot) = labels.entry(x.tool) {
+            slot.insert(match ctx.client.spec(&x.tool).await {
+                Ok(v) => v.spec.label(),
+                Err(_) => "?".to_owned(),
+            });
+        }
     }
     let mut t = Table::new(&[
         "FINISHED",
         "TOOL",
+        "ID",
         "STATUS",
         "PROVIDER",
         "TIME",
@@ -682,6 +893,7 @@ pub(crate) async fn receipts(ctx: &Ctx, limit: Option<usize>) -> anyhow::Result<
     for x in &r.receipts {
         t.row(vec![
             utc(x.finished_at_ms),
+            labels.get(&x.tool).cloned().unwrap_or_default(),
             x.tool.fmt_short(),
             x.status.as_str().into(),
             x.provider.fmt_short(),
@@ -690,6 +902,6 @@ pub(crate) async fn receipts(ctx: &Ctx, limit: Option<usize>) -> anyhow::Result<
             x.invocation.fmt_short(),
         ]);
     }
-    print!("{}", t.render());
+    out!("{}", t.render())?;
     Ok(())
 }

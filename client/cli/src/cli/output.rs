@@ -73,9 +73,46 @@ pub(crate) fn cut(s: &str, max: usize) -> String {
 
 /// Prints `v` as pretty JSON on stdout.
 pub(crate) fn print_json<T: Serialize>(v: &T) -> anyhow::Result<()> {
-    println!("{}", serde_json::to_string_pretty(v)?);
+    outln!("{}", serde_json::to_string_pretty(v)?)
+}
+
+/// Writes to stdout and flushes, returning the error `print!` would panic with: a reader that
+/// went away (`atr show … | head -1`) is an [`std::io::ErrorKind::BrokenPipe`] error, which
+/// [`crate::cli::run`] turns into a quiet exit 0.
+pub(crate) fn write_stdout(args: std::fmt::Arguments<'_>) -> anyhow::Result<()> {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    out.write_fmt(args)?;
+    out.flush()?;
     Ok(())
 }
+
+/// Whether `e` is stdout's reader having gone away.
+pub(crate) fn is_broken_pipe(e: &anyhow::Error) -> bool {
+    e.chain().any(|c| {
+        c.downcast_ref::<std::io::Error>()
+            .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+    })
+}
+
+/// `print!` that returns the write error (see [`write_stdout`]) instead of panicking.
+macro_rules! out {
+    ($($arg:tt)*) => {
+        $crate::cli::output::write_stdout(format_args!($($arg)*))
+    };
+}
+
+/// `println!` that returns the write error (see [`write_stdout`]) instead of panicking.
+macro_rules! outln {
+    () => {
+        $crate::cli::output::write_stdout(format_args!("\n"))
+    };
+    ($($arg:tt)*) => {
+        $crate::cli::output::write_stdout(format_args!("{}\n", format_args!($($arg)*)))
+    };
+}
+
+pub(crate) use {out, outln};
 
 /// Awaits `fut`, showing a spinner with `message` on stderr if it takes longer than
 /// [`SPINNER_DELAY`] and stderr is a terminal.

@@ -13,6 +13,10 @@ use super::commands::Ctx;
 use super::output::with_spinner;
 
 pub(crate) async fn mcp(ctx: &Ctx, a: McpArgs) -> anyhow::Result<()> {
+    if a.tags.is_empty() && a.names.is_empty() && a.ids.is_empty() {
+        return Err(Usage(McpServeError::EmptySelection.to_string()).into());
+    }
+    check_node(ctx).await?;
     let mut selection = Selection {
         tags: a.tags,
         names: a.names,
@@ -77,6 +81,41 @@ pub(crate) async fn mcp(ctx: &Ctx, a: McpArgs) -> anyhow::Result<()> {
     signals.abort();
     let _ = refresher.await;
     Ok(served?)
+}
+
+/// Fails now, with the fix, rather than on every call later: the node must answer and the
+/// API token (which every tool call needs) must be found and accepted.
+async fn check_node(ctx: &Ctx) -> anyhow::Result<()> {
+    with_spinner("asking the node", ctx.client.status()).await?;
+    let endpoint = ctx.client.endpoint();
+    let fix = "set ATR_TOKEN, or ATR_DATA_DIR to the node's data dir (an MCP client's config sets \
+               them in \"env\", e.g. \"env\": {\"ATR_DATA_DIR\": \"/home/me/.local/share/atr\"})";
+    let Some(token) = &endpoint.token else {
+        return Err(Usage(format!(
+            "no API token ({}), so every tool call would fail as unauthorized: {fix}",
+            endpoint.token_source
+        ))
+        .into());
+    };
+    // A token-checked call that changes nothing: the node checks the token before the body,
+    // so an empty invocation is refused as unauthorized (wrong token) or as malformed (right one).
+    let probe = reqwest::Client::new()
+        .post(format!("{}/v1/invoke", endpoint.api))
+        .bearer_auth(token)
+        .json(&serde_json::json!({}))
+        .timeout(Duration::from_secs(10))
+        .send()
+        .await;
+    if let Ok(r) = probe
+        && r.status() == reqwest::StatusCode::UNAUTHORIZED
+    {
+        return Err(Usage(format!(
+            "the node at {} refuses the API token from {}, so every tool call would fail: {fix}",
+            endpoint.api, endpoint.token_source
+        ))
+        .into());
+    }
+    Ok(())
 }
 
 async fn shutdown_signal() {

@@ -39,22 +39,27 @@ pub(crate) enum ToolCommand {
         /// with, if it is still there, else the git repository].
         #[arg(long, value_name = "DIR")]
         sdk: Option<PathBuf>,
+        /// The five-line tool of the README instead of the greeter: `fn NAME(a: i64, b: i64)
+        /// -> i64` adding two numbers, tagged `math`, with one example.
+        #[arg(long)]
+        minimal: bool,
     },
     /// Build a tool crate into a FROM scratch image and write its manifests, pinned by image id.
     Build {
         /// The tool crate's directory.
         #[arg(default_value = ".")]
         path: PathBuf,
-        /// Where to write the manifests [default: <target dir>/atr].
+        /// Where to write the manifests [default: target/atr].
         #[arg(long, value_name = "DIR")]
         out: Option<PathBuf>,
         /// The image tag [default: <package>:<version>].
         #[arg(long)]
         tag: Option<String>,
     },
-    /// Run each [[examples]] entry of the built manifests in the sandbox and compare outputs.
+    /// Run each [[examples]] entry of the crate's built manifests in the sandbox and compare outputs.
     Test {
-        /// The tool crate's directory (its manifests are in <target dir>/atr).
+        /// The tool crate's directory (its manifests are in target/atr; only those its
+        /// `atr tool build` wrote are tested).
         #[arg(default_value = ".")]
         path: PathBuf,
         /// Test these manifests instead (repeatable).
@@ -66,7 +71,12 @@ pub(crate) enum ToolCommand {
 /// Runs `atr tool ...`; `json` prints a JSON result instead of text.
 pub(crate) async fn run(args: ToolArgs, json: bool) -> anyhow::Result<()> {
     match args.command {
-        ToolCommand::New { name, path, sdk } => new::new(&name, path, sdk, json),
+        ToolCommand::New {
+            name,
+            path,
+            sdk,
+            minimal,
+        } => new::new(&name, path, sdk, minimal),
         ToolCommand::Build { path, out, tag } => build::build(&path, out, tag, json).await,
         ToolCommand::Test { path, manifests } => test::test(&path, &manifests, json).await,
     }

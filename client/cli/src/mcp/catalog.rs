@@ -164,8 +164,9 @@ impl Selection {
     }
 }
 
-/// Keeps, of each publisher's tool name, only the newest version (then the newest spec).
-fn newest_per_tool(views: Vec<SpecView>) -> Vec<SpecView> {
+/// Keeps, of each publisher's tool name, only the newest version (then the newest spec): what a
+/// tag or name selects, for `atr mcp` and `atr export` alike.
+pub fn newest_per_tool(views: Vec<SpecView>) -> Vec<SpecView> {
     let mut best: HashMap<(PublicKey, String), SpecView> = HashMap::new();
     for v in views {
         let key = (v.spec.publisher, v.spec.name.clone());

@@ -35,8 +35,9 @@ pub(crate) fn atrd_bin() -> &'static Path {
         let exe_dir = Path::new(atr_bin()).parent().expect("atr has a directory");
         let target = exe_dir.parent().expect("the profile dir has a parent");
         let profile = exe_dir.file_name().and_then(|n| n.to_str()).unwrap_or("debug");
-        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-        let mut cmd = Command::new(cargo);
+        // Without the inherited CARGO_* variables, which would make this build and the outer
+        // one rebuild `ring` and all above it, each undoing the other.
+        let mut cmd = atr_sandbox::cargo::command();
         cmd.args(["build", "-p", "atrd", "--bin", "atrd", "--target-dir"])
             .arg(target)
             .current_dir(env!("CARGO_MANIFEST_DIR"));
@@ -109,9 +110,8 @@ pub(crate) fn ensure_tools_image() {
             return;
         }
         let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
-        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-        let status = Command::new(cargo)
-            .args(["run", "--quiet", "-p", "atr-testnet", "--", "tools-image"])
+        let status = atr_sandbox::cargo::command()
+            .args(["run", "-p", "atr-testnet", "--", "tools-image"])
             .current_dir(root)
             .status()
             .expect("run atr-testnet tools-image");

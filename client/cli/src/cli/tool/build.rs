@@ -9,7 +9,7 @@ use atr_sandbox::image::{self, ImageFile, ScratchImageOptions};
 use serde_json::json;
 
 use super::cargo::Crate;
-use crate::cli::output::print_json;
+use crate::cli::output::{outln, print_json};
 
 /// How long a tool binary may take to print its names or manifest.
 const QUERY_TIMEOUT: Duration = Duration::from_secs(20);
@@ -124,8 +124,9 @@ pub(super) async fn build(
             .map_err(|e| anyhow!("the manifest of `{}` would be refused: {e}", m.name))?;
         let body = toml::to_string(m).with_context(|| format!("writing the manifest of `{}`", m.name))?;
         let text = format!(
-            "# Written by `atr tool build` from {} {} (binary `{}`); publish with `atr publish {label}`.\n{body}",
-            krate.name, krate.version, f.binary
+            "{} (binary `{}`); publish with `atr publish {label}`.\n{body}",
+            written_by(&krate.name, &krate.version),
+            f.binary
         );
         std::fs::write(&file, text).with_context(|| format!("writing {label}"))?;
         written.push((m.name.clone(), file));
@@ -138,15 +139,29 @@ pub(super) async fn build(
             .collect();
         return print_json(&json!({"image": tag, "id": id.as_str(), "manifests": manifests}));
     }
-    println!("image {tag}  {id}  (user {}, FROM scratch)", image::DEFAULT_USER);
+    outln!("image {tag}  {id}  (user {}, FROM scratch)", image::DEFAULT_USER)?;
     for (name, file) in &written {
-        println!("  {name}: {}", file.display());
+        outln!("  {name}: {}", file.display())?;
     }
-    println!("\npublish with:");
+    outln!("\npublish with:")?;
     for (_, file) in &written {
-        println!("  atr publish {}", file.display());
+        outln!("  atr publish {}", file.display())?;
     }
     Ok(())
+}
+
+/// The start of the first line of a manifest `atr tool build` wrote for `package` `version`.
+fn written_by(package: &str, version: &str) -> String {
+    format!("# Written by `atr tool build` from {package} {version}")
+}
+
+/// Whether `atr tool build` wrote this manifest text for `package` `version`.
+pub(super) fn written_for(manifest: &str, package: &str, version: &str) -> bool {
+    manifest
+        .lines()
+        .next()
+        .and_then(|l| l.strip_prefix(&written_by(package, version)))
+        .is_some_and(|rest| rest.starts_with(" ("))
 }
 
 /// Runs a built tool binary with `args` (stdin closed) and returns its stdout.
@@ -176,4 +191,21 @@ async fn query(binary: &Path, args: &[&str]) -> anyhow::Result<String> {
         );
     }
     String::from_utf8(out.stdout).context("the output is not UTF-8")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn manifests_are_told_apart_by_package_and_version() {
+        let text = format!(
+            "{} (binary `sum`); publish with …\nname = \"sum\"\n",
+            written_by("sum", "0.1.0")
+        );
+        assert!(written_for(&text, "sum", "0.1.0"));
+        assert!(!written_for(&text, "sum", "0.2.0"));
+        assert!(!written_for(&text, "su", "0.1.0"));
+        assert!(!written_for("name = \"sum\"\n", "sum", "0.1.0"));
+    }
 }

@@ -1,7 +1,7 @@
 //! What `cargo metadata` says about a tool crate.
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 
 use anyhow::{Context, bail};
 use serde_json::Value;
@@ -19,7 +19,8 @@ pub(super) struct Crate {
     pub(super) bins: Vec<String>,
     /// The workspace root (the crate's own directory for a standalone crate).
     pub(super) workspace_root: PathBuf,
-    /// Where manifests go by default: `<target dir>/atr`.
+    /// Where manifests go by default: `target/atr` in the crate's workspace root, whatever
+    /// `CARGO_TARGET_DIR` says, so `atr publish target/atr/NAME.toml` always works there.
     pub(super) manifest_dir: PathBuf,
 }
 
@@ -37,8 +38,8 @@ impl Crate {
         let manifest = manifest
             .canonicalize()
             .with_context(|| format!("reading {}", manifest.display()))?;
-        let program = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
-        let out = Command::new(&program)
+        let program = atr_sandbox::cargo::program().to_string_lossy().into_owned();
+        let out = atr_sandbox::cargo::command()
             .args([
                 "metadata",
                 "--format-version",
@@ -86,7 +87,9 @@ impl Crate {
             version: text(&package["version"], "package version")?,
             bins,
             workspace_root: PathBuf::from(text(&meta["workspace_root"], "workspace root")?),
-            manifest_dir: PathBuf::from(text(&meta["target_directory"], "target directory")?).join("atr"),
+            manifest_dir: PathBuf::from(text(&meta["workspace_root"], "workspace root")?)
+                .join("target")
+                .join("atr"),
         })
     }
 }

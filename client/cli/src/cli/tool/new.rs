@@ -3,10 +3,9 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;
-use serde_json::json;
 
 use crate::cli::Usage;
-use crate::cli::output::print_json;
+use crate::cli::output::outln;
 
 /// Where the SDK is fetched from when no local copy is known.
 const SDK_GIT: &str = "https://github.com/atr-net/atr";
@@ -17,7 +16,12 @@ fn built_with_sdk() -> PathBuf {
     sdk.canonicalize().unwrap_or(sdk)
 }
 
-pub(super) fn new(name: &str, path: Option<PathBuf>, sdk: Option<PathBuf>, json: bool) -> anyhow::Result<()> {
+pub(super) fn new(
+    name: &str,
+    path: Option<PathBuf>,
+    sdk: Option<PathBuf>,
+    minimal: bool,
+) -> anyhow::Result<()> {
     check_name(name)?;
     let dir = path.unwrap_or_else(|| PathBuf::from(name));
     if dir.exists()
@@ -50,7 +54,14 @@ pub(super) fn new(name: &str, path: Option<PathBuf>, sdk: Option<PathBuf>, json:
     let ident = name.replace('-', "_");
     let files = [
         ("Cargo.toml", cargo_toml(name, &dependency)),
-        ("src/main.rs", main_rs(&ident)),
+        (
+            "src/main.rs",
+            if minimal {
+                minimal_main_rs(&ident)
+            } else {
+                main_rs(&ident)
+            },
+        ),
         (".gitignore", "/target\n".to_owned()),
     ];
     std::fs::create_dir_all(dir.join("src")).with_context(|| format!("creating {}", dir.display()))?;
@@ -65,16 +76,18 @@ pub(super) fn new(name: &str, path: Option<PathBuf>, sdk: Option<PathBuf>, json:
     {
         let _ = std::fs::copy(&lock, dir.join("Cargo.lock"));
     }
-    if json {
-        return print_json(&json!({"path": dir, "tool": ident, "sdk": sdk}));
-    }
     let shown = dir.display();
-    println!("created {shown}: the tool `{ident}` (src/main.rs), its test and two examples\n");
-    println!("  cd {shown}");
-    println!("  cargo test          # schemas, manifest and examples are valid");
-    println!("  atr tool build      # static binary -> FROM scratch image -> target/atr/{ident}.toml");
-    println!("  atr tool test       # the examples, in the sandbox");
-    println!("  atr publish target/atr/{ident}.toml");
+    let what = if minimal {
+        "its test and one example"
+    } else {
+        "its tests and two examples"
+    };
+    outln!("created {shown}: the tool `{ident}` (src/main.rs), {what}\n")?;
+    outln!("  cd {shown}")?;
+    outln!("  cargo test          # schemas, manifest and examples are valid")?;
+    outln!("  atr tool build      # static binary -> FROM scratch image -> target/atr/{ident}.toml")?;
+    outln!("  atr tool test       # the examples, in the sandbox")?;
+    outln!("  atr publish target/atr/{ident}.toml")?;
     Ok(())
 }
 
@@ -123,16 +136,7 @@ serde_json = "1"
 }
 
 fn main_rs(ident: &str) -> String {
-    let camel: String = ident
-        .split('_')
-        .filter(|p| !p.is_empty())
-        .map(|p| {
-            let mut c = p.chars();
-            c.next()
-                .map(|f| f.to_uppercase().chain(c).collect::<String>())
-                .unwrap_or_default()
-        })
-        .collect();
+    let camel = camel(ident);
     format!(
         r#"//! `{ident}`: an atr tool.
 //!
@@ -209,6 +213,46 @@ mod tests {{
 }}
 "#
     )
+}
+
+/// The README's five-line tool (the block under "Write a tool in five lines" is exactly its
+/// first lines; the README test checks it), then a test that it is a valid tool.
+fn minimal_main_rs(ident: &str) -> String {
+    let camel = camel(ident);
+    format!(
+        r#"/// Add two numbers.
+#[atr_tool::tool(tags = ["math"], example(input = {{"a": 2, "b": 3}}, output = 5))]
+fn {ident}(a: i64, b: i64) -> i64 {{
+    a + b
+}}
+
+atr_tool::main!({ident});
+
+#[cfg(test)]
+mod tests {{
+    /// The manifest, the schemas and the example are what a node accepts.
+    #[test]
+    fn is_a_valid_tool() {{
+        assert_eq!(super::{ident}(2, 3), 5);
+        atr_tool::testing::assert_valid(&super::{camel}Tool);
+    }}
+}}
+"#
+    )
+}
+
+/// `word_count` → `WordCount`: the tool struct `#[atr_tool::tool]` makes is `WordCountTool`.
+fn camel(ident: &str) -> String {
+    ident
+        .split('_')
+        .filter(|p| !p.is_empty())
+        .map(|p| {
+            let mut c = p.chars();
+            c.next()
+                .map(|f| f.to_uppercase().chain(c).collect::<String>())
+                .unwrap_or_default()
+        })
+        .collect()
 }
 
 #[cfg(test)]

@@ -12,28 +12,34 @@ use serde_json::{Value, json};
 use super::cargo::Crate;
 use super::sandbox::{self, Outcome};
 use crate::cli::Usage;
-use crate::cli::output::{Table, print_json};
+use crate::cli::output::{Table, out, outln, print_json};
 
 pub(super) async fn test(path: &Path, manifests: &[PathBuf], json: bool) -> anyhow::Result<()> {
     let files = if manifests.is_empty() {
-        let dir = Crate::load(path)?.manifest_dir;
-        let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
-            .map_err(|_| {
-                Usage(format!(
-                    "no manifests in {}: run `atr tool build` first",
-                    dir.display()
-                ))
-            })?
+        let krate = Crate::load(path)?;
+        let dir = &krate.manifest_dir;
+        let none = || {
+            Usage(format!(
+                "no manifests of {} {} in {}: run `atr tool build` first",
+                krate.name,
+                krate.version,
+                dir.display()
+            ))
+        };
+        // The directory is shared by every crate built into this target dir: test only what
+        // `atr tool build` wrote for this crate and version.
+        let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
+            .map_err(|_| none())?
             .filter_map(|e| e.ok().map(|e| e.path()))
             .filter(|p| p.extension().is_some_and(|x| x == "toml"))
+            .filter(|p| {
+                std::fs::read_to_string(p)
+                    .is_ok_and(|text| super::build::written_for(&text, &krate.name, &krate.version))
+            })
             .collect();
         files.sort();
         if files.is_empty() {
-            return Err(Usage(format!(
-                "no manifests in {}: run `atr tool build` first",
-                dir.display()
-            ))
-            .into());
+            return Err(none().into());
         }
         files
     } else {
@@ -106,8 +112,8 @@ pub(super) async fn test(path: &Path, manifests: &[PathBuf], json: bool) -> anyh
                 text,
             ]);
         }
-        print!("{}", t.render());
-        println!("{passed} passed, {failed} failed (in the sandbox: user 65534, no network, read-only root)");
+        out!("{}", t.render())?;
+        outln!("{passed} passed, {failed} failed (in the sandbox: user 65534, no network, read-only root)")?;
     }
     if failed > 0 {
         bail!("{failed} of {} examples failed", passed + failed);
