@@ -515,4 +515,24 @@ mod tests {
             Config::resolve(&Cli::parse_from(["atrd", "--bootstrap", "/ip4/127.0.0.1/tcp/1"])).unwrap_err();
         assert!(e.to_string().contains("/p2p/"), "{e}");
     }
+
+    /// `atrd` with its default settings renders the same host config as `atr tool test`
+    /// (the CLI's side of this check is `tool::sandbox::tests::tool_test_profile_is_the_nodes`;
+    /// both compare to the fixture `atr_sandbox::profile` is tested against).
+    #[test]
+    fn sandbox_profile_is_the_tool_tests() {
+        let c = Config::resolve(&Cli::parse_from(["atrd", "--data-dir", "/nonexistent/x"])).unwrap();
+        let limits = atr_protocol::spec::Limits {
+            timeout_ms: 2_000,
+            memory_bytes: 96 << 20,
+            cpu_millis: 500,
+            pids: 16,
+            max_output_bytes: 10_000,
+        };
+        let rendered =
+            serde_json::to_value(atr_sandbox::profile::host_config(&c.sandbox.options.profile(&limits))).unwrap();
+        let expected: serde_json::Value =
+            serde_json::from_str(include_str!("../../sandbox/tests/host_config.json")).unwrap();
+        assert_eq!(rendered, expected);
+    }
 }

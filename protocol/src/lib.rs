@@ -20,6 +20,7 @@
 //! - [`input`]: checking a JSON input against a spec's input schema.
 //! - [`export`]: tool definitions for OpenAI, Anthropic, MCP and Gemini.
 //! - [`query`]: find filters and semver requirements shared by node and clients.
+//! - [`sandbox`]: the container hardening every tool run gets ([`sandbox::SandboxProfile`]).
 #![cfg_attr(not(test), deny(clippy::unwrap_used))]
 #![deny(missing_docs, rustdoc::broken_intra_doc_links)]
 
@@ -34,6 +35,7 @@ pub mod manifest;
 pub mod query;
 pub mod receipt;
 pub mod revocation;
+pub mod sandbox;
 pub mod signed;
 pub mod spec;
 pub mod validate;

@@ -2,6 +2,11 @@
 //!
 //! The Docker side of atr that more than one program needs, written once:
 //!
+//! - [`profile`]: the one rendering of a [`atr_protocol::sandbox::SandboxProfile`] (the
+//!   container hardening) to the Engine's container configuration.
+//! - [`runner`]: running a tool in a fresh hardened container ([`Sandbox`]): create, attach,
+//!   start, feed stdin, read under caps and the deadline, wait, remove. Used by `atrd` for
+//!   every invocation and by `atr tool test`, so a tool is tested as a node runs it.
 //! - [`image`]: tool images with no registry — static binaries packed into
 //!   `FROM scratch` images, built through the Engine API (used by `atr tool
 //!   build`, `atr tool test` and the testnet's example tools image).
@@ -11,3 +16,7 @@
 
 pub mod cargo;
 pub mod image;
+pub mod profile;
+pub mod runner;
+
+pub use runner::{RunOutcome, RunRequest, Sandbox, SandboxError, SandboxOptions, Timings};

@@ -5,6 +5,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context, anyhow, bail};
 use atr_protocol::input::validate_input;
+use atr_protocol::receipt::InvocationStatus;
 use atr_protocol::{Manifest, SecretKey, ToolSpec};
 use atr_sandbox::image;
 use serde_json::{Value, json};
@@ -49,7 +50,7 @@ pub(super) async fn test(path: &Path, manifests: &[PathBuf], json: bool) -> anyh
         .iter()
         .map(|f| load(f))
         .collect::<anyhow::Result<Vec<_>>>()?;
-    let docker = image::connect().await?;
+    let sandbox = sandbox::sandbox(image::connect().await?);
 
     let mut results = Vec::new();
     let (mut passed, mut failed) = (0usize, 0usize);
@@ -62,16 +63,25 @@ pub(super) async fn test(path: &Path, manifests: &[PathBuf], json: bool) -> anyh
         }
         for (i, ex) in spec.examples.iter().enumerate() {
             let input = serde_json::to_vec(&ex.input)?;
+            let invocation = format!("{}-example-{}", spec.name, i + 1);
             let outcome = sandbox::run_once(
-                &docker,
+                &sandbox,
                 &spec.runtime.image_digest,
                 &spec.runtime.command,
                 spec.runtime.workdir.as_deref(),
                 &spec.limits,
                 &input,
+                &invocation,
             )
             .await
-            .with_context(|| format!("running example {} of `{}`", i + 1, spec.name))?;
+            .with_context(|| format!("running example {} of `{}`", i + 1, spec.name));
+            let outcome = match outcome {
+                Ok(o) => o,
+                Err(e) => {
+                    sandbox.settle().await;
+                    return Err(e);
+                }
+            };
             let verdict = judge(spec, &ex.output, &outcome);
             match &verdict {
                 Ok(_) => passed += 1,
@@ -80,6 +90,9 @@ pub(super) async fn test(path: &Path, manifests: &[PathBuf], json: bool) -> anyh
             results.push((spec.name.clone(), i + 1, outcome, verdict));
         }
     }
+
+    // Exited containers are removed in the background: wait for them before exiting.
+    sandbox.settle().await;
 
     if json {
         let list: Vec<Value> = results
@@ -140,11 +153,20 @@ fn load(file: &Path) -> anyhow::Result<ToolSpec> {
 
 /// The output when the run matches the example, else what went wrong.
 fn judge(spec: &ToolSpec, expected: &Value, o: &Outcome) -> Result<Value, String> {
-    if o.timed_out {
-        return Err(format!("timed out after {} ms", spec.limits.timeout_ms));
-    }
-    if o.too_large {
-        return Err(format!("wrote more than {} bytes", spec.limits.max_output_bytes));
+    match o.status {
+        InvocationStatus::Timeout => {
+            return Err(format!("timed out after {} ms", spec.limits.timeout_ms));
+        }
+        InvocationStatus::OutputTooLarge => {
+            return Err(format!("wrote more than {} bytes", spec.limits.max_output_bytes));
+        }
+        InvocationStatus::OutOfMemory => {
+            return Err(format!(
+                "ran out of memory (limit {} bytes)",
+                spec.limits.memory_bytes
+            ));
+        }
+        _ => {}
     }
     let stderr = String::from_utf8_lossy(&o.stderr);
     if o.exit_code != Some(0) {

@@ -4,19 +4,18 @@
 //! (after EOF: the wait request is lazy, bollard#251) → inspect on 137 for
 //! OOM → drop the attach halves → force-remove.
 
-use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use atr_protocol::receipt::InvocationStatus;
 use atr_protocol::spec::Limits;
 use bollard::container::LogOutput;
-use bollard::models::{ContainerCreateBody, HostConfig, HostConfigLogConfig, ResourcesUlimits};
 use bollard::query_parameters::{AttachContainerOptions, CreateContainerOptions, WaitContainerOptions};
 use futures::StreamExt;
 use tokio::io::AsyncWriteExt;
 use tracing::{debug, warn};
 
-use super::{MAX_FILE_BYTES, MAX_OPEN_FILES, STDERR_CAP, Sandbox, SandboxError, TMPFS_BYTES, timed};
+use super::{Sandbox, SandboxError, timed};
+use crate::profile::{self, Program};
 
 /// What to run.
 #[derive(Debug, Clone)]
@@ -60,7 +59,7 @@ pub struct RunOutcome {
     pub status: InvocationStatus,
     /// Stdout, at most the output cap.
     pub stdout: Vec<u8>,
-    /// Stderr, at most [`STDERR_CAP`].
+    /// Stderr, at most [`super::STDERR_CAP`] (the profile's stderr cap).
     pub stderr: Vec<u8>,
     /// Exit code, when the process exited.
     pub exit_code: Option<i64>,
@@ -81,44 +80,6 @@ fn now_ms() -> u64 {
 
 fn ms(since: Instant) -> f64 {
     since.elapsed().as_secs_f64() * 1000.0
-}
-
-fn host_config(sb: &Sandbox, limits: &Limits) -> HostConfig {
-    let mem = i64::try_from(limits.memory_bytes).unwrap_or(i64::MAX);
-    HostConfig {
-        network_mode: Some("none".into()),
-        memory: Some(mem),
-        memory_swap: Some(mem),
-        nano_cpus: Some(i64::from(limits.cpu_millis) * 1_000_000),
-        pids_limit: Some(i64::from(limits.pids)),
-        readonly_rootfs: Some(true),
-        tmpfs: Some(HashMap::from([(
-            "/tmp".to_owned(),
-            format!("rw,noexec,nosuid,nodev,size={TMPFS_BYTES}"),
-        )])),
-        cap_drop: Some(vec!["ALL".into()]),
-        security_opt: Some(vec!["no-new-privileges".into()]),
-        ulimits: Some(vec![
-            ResourcesUlimits {
-                name: Some("nofile".into()),
-                soft: Some(MAX_OPEN_FILES),
-                hard: Some(MAX_OPEN_FILES),
-            },
-            ResourcesUlimits {
-                name: Some("fsize".into()),
-                soft: Some(MAX_FILE_BYTES),
-                hard: Some(MAX_FILE_BYTES),
-            },
-        ]),
-        log_config: Some(HostConfigLogConfig {
-            typ: Some("none".into()),
-            config: None,
-        }),
-        privileged: Some(false),
-        init: Some(false),
-        runtime: sb.opts.runtime.clone(),
-        ..Default::default()
-    }
 }
 
 /// Removes the container when dropped unless it was removed already: covers
@@ -173,6 +134,18 @@ impl ContainerKey {
     }
 }
 
+impl Sandbox {
+    /// The create body of a container for `key`: the only way this runner makes one.
+    pub(crate) fn container_body(&self, key: &ContainerKey, invocation: &str) -> bollard::models::ContainerCreateBody {
+        let program = Program {
+            image: &key.image,
+            command: &key.command,
+            workdir: key.workdir.as_deref(),
+        };
+        profile::container_body(&self.opts.profile(&key.limits), program, self.labels(invocation))
+    }
+}
+
 /// Create → attach → start. The container then waits for its input.
 pub(crate) async fn prepare(
     sb: &Sandbox,
@@ -180,25 +153,7 @@ pub(crate) async fn prepare(
     invocation: &str,
 ) -> Result<Prepared, SandboxError> {
     let mut t = Timings::default();
-    let cmd = key.command.clone();
-    let body = ContainerCreateBody {
-        image: Some(key.image.clone()),
-        entrypoint: (!cmd.is_empty()).then(|| cmd.clone()),
-        cmd: (!cmd.is_empty()).then(Vec::new),
-        user: Some("65534:65534".into()),
-        working_dir: key.workdir.clone(),
-        attach_stdin: Some(true),
-        attach_stdout: Some(true),
-        attach_stderr: Some(true),
-        open_stdin: Some(true),
-        stdin_once: Some(true),
-        tty: Some(false),
-        network_disabled: Some(true),
-        env: Some(vec![]),
-        labels: Some(sb.labels(invocation)),
-        host_config: Some(host_config(sb, &key.limits)),
-        ..Default::default()
-    };
+    let body = sb.container_body(key, invocation);
     let mut suffix = [0u8; 6];
     rand::fill(&mut suffix);
     let opts = CreateContainerOptions {
@@ -328,8 +283,10 @@ async fn drive(
     t: &mut Timings,
 ) -> Result<Driven, SandboxError> {
     let t0 = Instant::now();
-    let deadline = Duration::from_millis(req.limits.timeout_ms);
-    let max_out = usize::try_from(req.limits.max_output_bytes).unwrap_or(usize::MAX);
+    let profile = sb.opts.profile(req.limits);
+    let deadline = Duration::from_millis(profile.timeout_ms);
+    let max_out = usize::try_from(profile.max_output_bytes).unwrap_or(usize::MAX);
+    let max_err = profile.max_stderr_bytes;
     let mut input = attached.input;
     let mut output = attached.output;
     let payload = req.input.to_vec();
@@ -354,7 +311,7 @@ async fn drive(
                     stdout.extend_from_slice(&message);
                 }
                 Ok(LogOutput::StdErr { message }) => {
-                    let room = STDERR_CAP.saturating_sub(stderr.len());
+                    let room = max_err.saturating_sub(stderr.len());
                     stderr.extend_from_slice(&message[..message.len().min(room)]);
                 }
                 Ok(_) => {}
