@@ -529,8 +529,10 @@ mod tests {
             pids: 16,
             max_output_bytes: 10_000,
         };
-        let rendered =
-            serde_json::to_value(atr_sandbox::profile::host_config(&c.sandbox.options.profile(&limits))).unwrap();
+        let rendered = serde_json::to_value(atr_sandbox::profile::host_config(
+            &c.sandbox.options.profile(&limits),
+        ))
+        .unwrap();
         let expected: serde_json::Value =
             serde_json::from_str(include_str!("../../sandbox/tests/host_config.json")).unwrap();
         assert_eq!(rendered, expected);

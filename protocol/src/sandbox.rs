@@ -121,7 +121,10 @@ mod tests {
         };
         let p = SandboxProfile::new(&limits).with_runtime(Some("runsc".into()));
         assert_eq!(p.memory_bytes, 64 << 20);
-        assert_eq!((p.cpu_millis, p.pids, p.timeout_ms, p.max_output_bytes), (250, 8, 1_500, 4096));
+        assert_eq!(
+            (p.cpu_millis, p.pids, p.timeout_ms, p.max_output_bytes),
+            (250, 8, 1_500, 4096)
+        );
         assert!(!p.network && p.read_only_root && p.drop_all_capabilities && p.no_new_privileges);
         assert!(!p.keep_logs);
         assert_eq!(p.user, SANDBOX_USER);

@@ -112,10 +112,7 @@ mod tests {
         assert_eq!(hc.nano_cpus, Some(i64::from(limits.cpu_millis) * 1_000_000));
         assert_eq!(hc.pids_limit, Some(i64::from(limits.pids)));
         assert_eq!(hc.readonly_rootfs, Some(true));
-        assert_eq!(
-            hc.tmpfs.unwrap()["/tmp"],
-            "rw,noexec,nosuid,nodev,size=16777216"
-        );
+        assert_eq!(hc.tmpfs.unwrap()["/tmp"], "rw,noexec,nosuid,nodev,size=16777216");
         assert_eq!(hc.cap_drop, Some(vec!["ALL".to_owned()]));
         assert_eq!(hc.security_opt, Some(vec!["no-new-privileges".to_owned()]));
         let ulimits: Vec<_> = hc
@@ -132,7 +129,10 @@ mod tests {
             ]
         );
         assert_eq!(hc.log_config.unwrap().typ.as_deref(), Some("none"));
-        assert_eq!((hc.privileged, hc.init, hc.runtime), (Some(false), Some(false), None));
+        assert_eq!(
+            (hc.privileged, hc.init, hc.runtime),
+            (Some(false), Some(false), None)
+        );
     }
 
     #[test]
@@ -149,7 +149,10 @@ mod tests {
         assert_eq!(body.user.as_deref(), Some("65534:65534"));
         assert_eq!(body.network_disabled, Some(true));
         assert_eq!(body.env, Some(vec![]));
-        assert_eq!((body.open_stdin, body.stdin_once, body.tty), (Some(true), Some(true), Some(false)));
+        assert_eq!(
+            (body.open_stdin, body.stdin_once, body.tty),
+            (Some(true), Some(true), Some(false))
+        );
     }
 
     /// The expected rendering both `atrd` (`config::tests`) and `atr tool test`
@@ -166,7 +169,11 @@ mod tests {
         let rendered = serde_json::to_value(host_config(&SandboxProfile::new(&limits))).unwrap();
         if std::env::var_os("ATR_WRITE_FIXTURE").is_some() {
             let text = serde_json::to_string_pretty(&rendered).unwrap() + "\n";
-            std::fs::write(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/host_config.json"), text).unwrap();
+            std::fs::write(
+                concat!(env!("CARGO_MANIFEST_DIR"), "/tests/host_config.json"),
+                text,
+            )
+            .unwrap();
         }
         let expected: serde_json::Value =
             serde_json::from_str(include_str!("../tests/host_config.json")).unwrap();

@@ -27,8 +27,8 @@ use bollard::query_parameters::{ListContainersOptions, RemoveContainerOptions};
 use tokio::sync::Semaphore;
 use tracing::{debug, info, warn};
 
-pub use atr_protocol::sandbox::{MAX_FILE_BYTES, MAX_OPEN_FILES, STDERR_CAP, TMPFS_BYTES};
 use atr_protocol::sandbox::SandboxProfile;
+pub use atr_protocol::sandbox::{MAX_FILE_BYTES, MAX_OPEN_FILES, STDERR_CAP, TMPFS_BYTES};
 use atr_protocol::spec::Limits;
 pub use run::{RunOutcome, RunRequest, Timings};
 

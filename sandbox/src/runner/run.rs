@@ -136,7 +136,11 @@ impl ContainerKey {
 
 impl Sandbox {
     /// The create body of a container for `key`: the only way this runner makes one.
-    pub(crate) fn container_body(&self, key: &ContainerKey, invocation: &str) -> bollard::models::ContainerCreateBody {
+    pub(crate) fn container_body(
+        &self,
+        key: &ContainerKey,
+        invocation: &str,
+    ) -> bollard::models::ContainerCreateBody {
         let program = Program {
             image: &key.image,
             command: &key.command,

@@ -11,7 +11,6 @@ use std::time::Duration;
 
 use anyhow::Context;
 use atr_protocol::receipt::InvocationStatus;
-use atr_protocol::sandbox::SandboxProfile;
 use atr_protocol::spec::Limits;
 use atr_sandbox::{RunRequest, Sandbox, SandboxError, SandboxOptions};
 use bollard::Docker;
@@ -43,12 +42,6 @@ pub(super) fn options() -> SandboxOptions {
         runtime: None,
         warm_pool: 0,
     }
-}
-
-/// The profile a tool with `limits` is tested under.
-#[cfg(test)]
-pub(super) fn profile(limits: &Limits) -> SandboxProfile {
-    options().profile(limits)
 }
 
 /// The runner on `docker`. Call [`Sandbox::settle`] before exiting: removals of exited
@@ -109,7 +102,8 @@ mod tests {
             pids: 16,
             max_output_bytes: 10_000,
         };
-        let rendered = serde_json::to_value(host_config(&profile(&limits))).unwrap();
+        // The profile `run_once` runs under: `sandbox()`'s options applied to the limits.
+        let rendered = serde_json::to_value(host_config(&options().profile(&limits))).unwrap();
         let expected: serde_json::Value =
             serde_json::from_str(include_str!("../../../../../sandbox/tests/host_config.json")).unwrap();
         assert_eq!(rendered, expected);
