@@ -3,14 +3,20 @@
 //! A receipt binds the answer to the question: the caller checks that the
 //! invocation id, tool id, input hash and output hash are the ones it sent and
 //! received, and that the provider it asked signed it.
+//!
+//! [`verify_receipt`] (and [`verify_receipt_bytes`] for an envelope off the wire) is the one
+//! statement of those checks, used by the calling node and by `atr-client`: what a caller
+//! knows goes in an [`Expected`], what fails comes out as a [`ReceiptMismatch`] or
+//! [`ReceiptError`]. What a receipt cannot prove: that the provider ran the image honestly
+//! (it signs what it claims), or that the output is right.
 
 use serde::{Deserialize, Serialize};
 
 use crate::id::{ContentHash, InvocationId, ToolId};
 use crate::key::PublicKey;
 use crate::limits::MAX_RECEIPT_BYTES;
-use crate::signed::{Signed, SignedBody};
-use crate::spec::Limits;
+use crate::signed::{Signed, SignedBody, VerifyError};
+use crate::spec::{Limits, SignedSpec};
 use crate::validate::{self, ValidationError};
 
 /// The receipt format this crate writes and reads.
@@ -145,6 +151,132 @@ pub enum ReceiptMismatch {
         /// Found.
         found: PublicKey,
     },
+    /// The receipt's output length is not that of the output received.
+    #[error("receipt says {receipt} output bytes, the output has {actual}")]
+    OutputLength {
+        /// What the receipt says.
+        receipt: u64,
+        /// The output's length.
+        actual: u64,
+    },
+    /// The receipt's status is not the one the answer reports.
+    #[error("receipt says {}, the answer {}", .receipt.as_str(), .answer.as_str())]
+    Status {
+        /// What the receipt says.
+        receipt: InvocationStatus,
+        /// What the answer says.
+        answer: InvocationStatus,
+    },
+    /// The spec given to check against is not the receipt's tool.
+    #[error("spec {spec} is not tool {tool}")]
+    Spec {
+        /// The spec's id.
+        spec: ToolId,
+        /// The receipt's tool.
+        tool: ToolId,
+    },
+    /// The receipt names another image than the spec pins.
+    #[error("receipt names image {receipt}, the spec pins {spec}")]
+    Image {
+        /// What the receipt names.
+        receipt: String,
+        /// What the spec pins.
+        spec: String,
+    },
+    /// The receipt's limits are not the spec's.
+    #[error("receipt limits are not the spec's limits")]
+    Limits,
+}
+
+/// Why a receipt envelope does not prove an answer.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ReceiptError {
+    /// The envelope does not decode, or its signature does not verify.
+    #[error("receipt does not verify: {0}")]
+    Envelope(#[source] VerifyError),
+    /// It verifies but answers another question.
+    #[error(transparent)]
+    Mismatch(#[from] ReceiptMismatch),
+}
+
+/// What a caller knows about the invocation a receipt should answer.
+#[derive(Debug, Clone, Copy)]
+pub struct Expected<'a> {
+    /// The invocation id the caller chose; `None` when another party chose it (an API client:
+    /// the node picks the id), then any id is accepted.
+    pub invocation: Option<&'a InvocationId>,
+    /// The tool asked for.
+    pub tool: &'a ToolId,
+    /// The provider asked, who must have signed.
+    pub provider: &'a PublicKey,
+    /// The exact input bytes sent.
+    pub input: &'a [u8],
+    /// The exact output bytes received.
+    pub output: &'a [u8],
+    /// The status the answer reports, when it reports one apart from the receipt.
+    pub status: Option<InvocationStatus>,
+    /// The tool's signed spec: when given, its id must be [`Self::tool`] and the receipt's
+    /// image digest and limits must be the ones it pins.
+    pub spec: Option<&'a SignedSpec>,
+}
+
+/// Checks that `receipt` (whose signature [`Signed`] has verified) answers `expected`: the
+/// invocation, tool and provider, the input and output hashes, the output length, the status
+/// and, with a spec, the image and limits. The first difference found is returned.
+pub fn verify_receipt(receipt: &SignedReceipt, expected: &Expected<'_>) -> Result<(), ReceiptMismatch> {
+    let r = receipt.value();
+    let invocation = expected.invocation.unwrap_or(&r.invocation);
+    r.check_answers(
+        invocation,
+        expected.tool,
+        expected.input,
+        expected.output,
+        expected.provider,
+    )?;
+    let actual = expected.output.len() as u64;
+    if r.output_bytes != actual {
+        return Err(ReceiptMismatch::OutputLength {
+            receipt: r.output_bytes,
+            actual,
+        });
+    }
+    if let Some(answer) = expected.status
+        && r.status != answer
+    {
+        return Err(ReceiptMismatch::Status {
+            receipt: r.status,
+            answer,
+        });
+    }
+    if let Some(spec) = expected.spec {
+        let id = spec.id();
+        if id != r.tool {
+            return Err(ReceiptMismatch::Spec {
+                spec: id,
+                tool: r.tool,
+            });
+        }
+        let s = spec.value();
+        if r.image_digest != s.runtime.image_digest {
+            return Err(ReceiptMismatch::Image {
+                receipt: r.image_digest.clone(),
+                spec: s.runtime.image_digest.clone(),
+            });
+        }
+        if r.limits != s.limits {
+            return Err(ReceiptMismatch::Limits);
+        }
+    }
+    Ok(())
+}
+
+/// Decodes a receipt envelope received from anyone, verifies its signature, then checks it
+/// with [`verify_receipt`].
+pub fn verify_receipt_bytes(envelope: &[u8], expected: &Expected<'_>) -> Result<SignedReceipt, ReceiptError> {
+    let signed = SignedReceipt::from_bytes(envelope).map_err(ReceiptError::Envelope)?;
+    verify_receipt(&signed, expected)?;
+    Ok(signed)
 }
 
 impl Receipt {

@@ -5,6 +5,7 @@
 mod fixtures;
 mod manifest;
 mod props;
+mod receipt;
 mod rfc_vectors;
 mod signed;
 mod vectors;
