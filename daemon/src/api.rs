@@ -132,7 +132,7 @@ fn authorize(state: &ApiContext, headers: &HeaderMap) -> Result<(), ApiError> {
         .ok_or_else(|| {
             ApiError::new(
                 StatusCode::UNAUTHORIZED,
-                "unauthorized",
+                atr_protocol::api::ErrorCode::Unauthorized,
                 "this call needs `Authorization: Bearer <token>`; the token is in <data-dir>/api.token",
             )
         })?;
@@ -148,7 +148,7 @@ fn authorize(state: &ApiContext, headers: &HeaderMap) -> Result<(), ApiError> {
     } else {
         Err(ApiError::new(
             StatusCode::UNAUTHORIZED,
-            "unauthorized",
+            atr_protocol::api::ErrorCode::Unauthorized,
             "wrong API token",
         ))
     }
@@ -436,28 +436,41 @@ impl From<InvokeError> for ApiError {
         let msg = e.to_string();
         match e {
             InvokeError::NotFound(_) => ApiError::not_found(msg),
-            InvokeError::Ambiguous(_) => {
-                ApiError::new(StatusCode::CONFLICT, "ambiguous_name", msg).with_field("name")
+            InvokeError::Ambiguous(_) => ApiError::new(
+                StatusCode::CONFLICT,
+                atr_protocol::api::ErrorCode::AmbiguousName,
+                msg,
+            )
+            .with_field("name"),
+            InvokeError::Revoked(_) => {
+                ApiError::new(StatusCode::GONE, atr_protocol::api::ErrorCode::Revoked, msg)
             }
-            InvokeError::Revoked(_) => ApiError::new(StatusCode::GONE, "revoked", msg),
             InvokeError::InvalidInput(v) => {
-                let mut err =
-                    ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_input", msg).with_field("input");
+                let mut err = ApiError::new(
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    atr_protocol::api::ErrorCode::InvalidInput,
+                    msg,
+                )
+                .with_field("input");
                 err.details = serde_json::to_value(&v).ok();
                 err
             }
             InvokeError::BadInput(_) => ApiError::bad_request(msg).with_field("input"),
             InvokeError::NoProvider { attempts, .. } => {
-                let mut err = ApiError::new(StatusCode::BAD_GATEWAY, "no_provider", msg);
+                let mut err = ApiError::new(
+                    StatusCode::BAD_GATEWAY,
+                    atr_protocol::api::ErrorCode::NoProvider,
+                    msg,
+                );
                 err.details = serde_json::to_value(&attempts).ok();
                 err
             }
             InvokeError::Refused { reason, .. } => {
                 let code = match reason {
-                    atr_protocol::wire::Refusal::InvalidInput => "invalid_input",
-                    atr_protocol::wire::Refusal::Revoked => "revoked",
-                    atr_protocol::wire::Refusal::Denied => "denied",
-                    _ => "refused",
+                    atr_protocol::wire::Refusal::InvalidInput => atr_protocol::api::ErrorCode::InvalidInput,
+                    atr_protocol::wire::Refusal::Revoked => atr_protocol::api::ErrorCode::Revoked,
+                    atr_protocol::wire::Refusal::Denied => atr_protocol::api::ErrorCode::Denied,
+                    _ => atr_protocol::api::ErrorCode::Refused,
                 };
                 ApiError::new(StatusCode::BAD_GATEWAY, code, msg)
             }
@@ -506,16 +519,34 @@ impl From<ProvideError> for ApiError {
         let msg = e.to_string();
         match e {
             ProvideError::UnknownTool(_) => ApiError::not_found(msg).with_field("id"),
-            ProvideError::NotProvided(_) => {
-                ApiError::new(StatusCode::NOT_FOUND, "not_provided", msg).with_field("id")
+            ProvideError::NotProvided(_) => ApiError::new(
+                StatusCode::NOT_FOUND,
+                atr_protocol::api::ErrorCode::NotProvided,
+                msg,
+            )
+            .with_field("id"),
+            ProvideError::Revoked(_) => {
+                ApiError::new(StatusCode::GONE, atr_protocol::api::ErrorCode::Revoked, msg).with_field("id")
             }
-            ProvideError::Revoked(_) => ApiError::new(StatusCode::GONE, "revoked", msg).with_field("id"),
-            ProvideError::OwnSpec(_) => ApiError::new(StatusCode::CONFLICT, "own_spec", msg).with_field("id"),
-            ProvideError::SandboxOff(_) => ApiError::new(StatusCode::CONFLICT, "sandbox_off", msg),
-            ProvideError::ImageMissing { .. } => ApiError::new(StatusCode::CONFLICT, "image_missing", msg),
-            ProvideError::Store(crate::store::StoreError::Full { .. }) => {
-                ApiError::new(StatusCode::INSUFFICIENT_STORAGE, "store_full", msg)
+            ProvideError::OwnSpec(_) => {
+                ApiError::new(StatusCode::CONFLICT, atr_protocol::api::ErrorCode::OwnSpec, msg)
+                    .with_field("id")
             }
+            ProvideError::SandboxOff(_) => ApiError::new(
+                StatusCode::CONFLICT,
+                atr_protocol::api::ErrorCode::SandboxOff,
+                msg,
+            ),
+            ProvideError::ImageMissing { .. } => ApiError::new(
+                StatusCode::CONFLICT,
+                atr_protocol::api::ErrorCode::ImageMissing,
+                msg,
+            ),
+            ProvideError::Store(crate::store::StoreError::Full { .. }) => ApiError::new(
+                StatusCode::INSUFFICIENT_STORAGE,
+                atr_protocol::api::ErrorCode::StoreFull,
+                msg,
+            ),
             _ => ApiError::internal(msg),
         }
     }

@@ -6,6 +6,10 @@
 
 use serde::{Deserialize, Serialize};
 
+mod error_code;
+
+pub use error_code::ErrorCode;
+
 use crate::id::ToolId;
 use crate::key::PublicKey;
 use crate::manifest::Manifest;
@@ -21,7 +25,7 @@ pub const MAX_API_BODY_BYTES: usize = 1024 * 1024 + 64 * 1024;
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ApiErrorBody {
     /// Stable machine-readable code, e.g. `invalid_manifest`, `not_found`, `unauthorized`.
-    pub code: String,
+    pub code: ErrorCode,
     /// One line for people.
     pub message: String,
     /// The input field at fault, when one is known.

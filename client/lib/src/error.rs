@@ -10,7 +10,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use atr_protocol::api::{ApiErrorBody, InvokeAttempt};
+use atr_protocol::api::{ApiErrorBody, ErrorCode, InvokeAttempt};
 use atr_protocol::input::Violation;
 
 /// Why a call to the node failed.
@@ -192,18 +192,20 @@ impl ClientError {
             field,
             details,
         } = body;
-        match code.as_str() {
-            "unauthorized" => Self::Unauthorized {
+        match code {
+            ErrorCode::Unauthorized => Self::Unauthorized {
                 message,
                 hint: unauthorized_hint.to_owned(),
             },
-            "not_found" => Self::NotFound { message },
-            "invalid_manifest" => Self::InvalidManifest { field, message },
-            "version_exists" => Self::VersionExists { message },
-            "not_revocable" => Self::NotRevocable { message },
-            "bad_request" | "bad_query" | "malformed_json" => Self::BadRequest { field, message },
-            "store_full" => Self::StoreFull { message },
-            "invalid_input" => {
+            ErrorCode::NotFound => Self::NotFound { message },
+            ErrorCode::InvalidManifest => Self::InvalidManifest { field, message },
+            ErrorCode::VersionExists => Self::VersionExists { message },
+            ErrorCode::NotRevocable => Self::NotRevocable { message },
+            ErrorCode::BadRequest | ErrorCode::BadQuery | ErrorCode::MalformedJson => {
+                Self::BadRequest { field, message }
+            }
+            ErrorCode::StoreFull => Self::StoreFull { message },
+            ErrorCode::InvalidInput => {
                 let (violations, total) = details.as_ref().map(violations_of).unwrap_or_default();
                 Self::InvalidInput {
                     message,
@@ -211,17 +213,17 @@ impl ClientError {
                     total,
                 }
             }
-            "revoked" => Self::Revoked { message },
-            "ambiguous_name" => Self::AmbiguousName { message },
-            "no_provider" => Self::NoProvider {
+            ErrorCode::Revoked => Self::Revoked { message },
+            ErrorCode::AmbiguousName => Self::AmbiguousName { message },
+            ErrorCode::NoProvider => Self::NoProvider {
                 message,
                 attempts: details
                     .and_then(|d| serde_json::from_value(d).ok())
                     .unwrap_or_default(),
             },
-            _ => Self::Api {
+            code => Self::Api {
                 status,
-                code,
+                code: code.to_string(),
                 message,
                 details,
             },
@@ -237,23 +239,23 @@ impl ClientError {
             Self::InvalidUrl { .. } => "invalid_url",
             Self::Unreachable { .. } => "unreachable",
             Self::Timeout { .. } => "timeout",
-            Self::Unauthorized { .. } => "unauthorized",
-            Self::NotFound { .. } => "not_found",
-            Self::InvalidManifest { .. } => "invalid_manifest",
-            Self::VersionExists { .. } => "version_exists",
-            Self::NotRevocable { .. } => "not_revocable",
-            Self::BadRequest { .. } => "bad_request",
-            Self::StoreFull { .. } => "store_full",
+            Self::Unauthorized { .. } => ErrorCode::Unauthorized.as_str(),
+            Self::NotFound { .. } => ErrorCode::NotFound.as_str(),
+            Self::InvalidManifest { .. } => ErrorCode::InvalidManifest.as_str(),
+            Self::VersionExists { .. } => ErrorCode::VersionExists.as_str(),
+            Self::NotRevocable { .. } => ErrorCode::NotRevocable.as_str(),
+            Self::BadRequest { .. } => ErrorCode::BadRequest.as_str(),
+            Self::StoreFull { .. } => ErrorCode::StoreFull.as_str(),
             Self::Api { code, .. } => code,
             Self::Decode { .. } => "decode",
             Self::Io { .. } => "io",
             Self::InvalidId { .. } => "invalid_id",
             Self::AmbiguousId { .. } => "ambiguous_id",
             Self::InvocationUnavailable => "invocation_unavailable",
-            Self::InvalidInput { .. } => "invalid_input",
-            Self::Revoked { .. } => "revoked",
-            Self::AmbiguousName { .. } => "ambiguous_name",
-            Self::NoProvider { .. } => "no_provider",
+            Self::InvalidInput { .. } => ErrorCode::InvalidInput.as_str(),
+            Self::Revoked { .. } => ErrorCode::Revoked.as_str(),
+            Self::AmbiguousName { .. } => ErrorCode::AmbiguousName.as_str(),
+            Self::NoProvider { .. } => ErrorCode::NoProvider.as_str(),
             Self::BadReceipt { .. } => "bad_receipt",
         }
     }
@@ -302,7 +304,7 @@ mod tests {
 
     fn body(code: &str, field: Option<&str>) -> ApiErrorBody {
         ApiErrorBody {
-            code: code.into(),
+            code: ErrorCode::from(code),
             message: "m".into(),
             field: field.map(str::to_owned),
             details: None,
@@ -351,6 +353,20 @@ mod tests {
             ClientError::from_api(409, body("ambiguous_name", Some("name")), hint),
             ClientError::AmbiguousName { .. }
         ));
+    }
+
+    /// Every code the protocol defines keeps its text through the client (only the two
+    /// request-shape codes fold into `bad_request`), and an unknown one is kept as sent.
+    #[test]
+    fn every_protocol_code_is_kept() {
+        for code in ErrorCode::ALL {
+            let e = ClientError::from_api(400, body(code.as_str(), None), "h");
+            let expected = match code {
+                ErrorCode::BadQuery | ErrorCode::MalformedJson => "bad_request",
+                other => other.as_str(),
+            };
+            assert_eq!(e.code(), expected, "{code}");
+        }
     }
 
     #[test]

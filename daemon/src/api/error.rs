@@ -1,7 +1,7 @@
 //! The API's one error type: an HTTP status, a stable code and a message,
 //! rendered as [`ApiErrorBody`] JSON.
 
-use atr_protocol::api::ApiErrorBody;
+use atr_protocol::api::{ApiErrorBody, ErrorCode};
 use axum::Json;
 use axum::extract::rejection::{JsonRejection, QueryRejection};
 use axum::http::StatusCode;
@@ -16,7 +16,7 @@ pub struct ApiError {
     /// HTTP status.
     pub status: StatusCode,
     /// Stable code.
-    pub code: &'static str,
+    pub code: ErrorCode,
     /// Message for people.
     pub message: String,
     /// Field at fault.
@@ -27,7 +27,7 @@ pub struct ApiError {
 
 impl ApiError {
     /// A new error.
-    pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
+    pub fn new(status: StatusCode, code: ErrorCode, message: impl Into<String>) -> Self {
         Self {
             status,
             code,
@@ -38,15 +38,15 @@ impl ApiError {
     }
     /// 400 `bad_request`.
     pub fn bad_request(message: impl Into<String>) -> Self {
-        Self::new(StatusCode::BAD_REQUEST, "bad_request", message)
+        Self::new(StatusCode::BAD_REQUEST, ErrorCode::BadRequest, message)
     }
     /// 404 `not_found`.
     pub fn not_found(message: impl Into<String>) -> Self {
-        Self::new(StatusCode::NOT_FOUND, "not_found", message)
+        Self::new(StatusCode::NOT_FOUND, ErrorCode::NotFound, message)
     }
     /// 500 `internal`.
     pub fn internal(message: impl Into<String>) -> Self {
-        Self::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", message)
+        Self::new(StatusCode::INTERNAL_SERVER_ERROR, ErrorCode::Internal, message)
     }
     /// Sets the field.
     pub fn with_field(mut self, field: impl Into<String>) -> Self {
@@ -57,9 +57,9 @@ impl ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        metrics::API_REQUESTS.with_label(self.code).inc();
+        metrics::API_REQUESTS.with_label(self.code.as_str()).inc();
         let body = ApiErrorBody {
-            code: self.code.into(),
+            code: self.code,
             message: self.message,
             field: self.field,
             details: self.details,
@@ -73,7 +73,7 @@ impl From<JsonRejection> for ApiError {
         match r {
             JsonRejection::BytesRejection(_) => Self::new(
                 StatusCode::PAYLOAD_TOO_LARGE,
-                "body_too_large",
+                ErrorCode::BodyTooLarge,
                 format!(
                     "request body over the {}-byte limit",
                     atr_protocol::api::MAX_API_BODY_BYTES
@@ -81,17 +81,21 @@ impl From<JsonRejection> for ApiError {
             ),
             JsonRejection::MissingJsonContentType(_) => Self::new(
                 StatusCode::UNSUPPORTED_MEDIA_TYPE,
-                "unsupported_media_type",
+                ErrorCode::UnsupportedMediaType,
                 "send JSON with `Content-Type: application/json`",
             ),
-            other => Self::new(StatusCode::BAD_REQUEST, "malformed_json", other.body_text()),
+            other => Self::new(
+                StatusCode::BAD_REQUEST,
+                ErrorCode::MalformedJson,
+                other.body_text(),
+            ),
         }
     }
 }
 
 impl From<QueryRejection> for ApiError {
     fn from(r: QueryRejection) -> Self {
-        Self::new(StatusCode::BAD_REQUEST, "bad_query", r.body_text())
+        Self::new(StatusCode::BAD_REQUEST, ErrorCode::BadQuery, r.body_text())
     }
 }
 
@@ -102,22 +106,28 @@ impl From<PublishError> for ApiError {
                 let field = m.field().map(str::to_owned);
                 let mut err = Self::new(
                     StatusCode::UNPROCESSABLE_ENTITY,
-                    "invalid_manifest",
+                    ErrorCode::InvalidManifest,
                     e.to_string(),
                 );
                 err.field = field;
                 err
             }
             PublishError::VersionExists { .. } => {
-                Self::new(StatusCode::CONFLICT, "version_exists", e.to_string())
+                Self::new(StatusCode::CONFLICT, ErrorCode::VersionExists, e.to_string())
             }
-            PublishError::NotRevocable(_) => Self::new(StatusCode::FORBIDDEN, "not_revocable", e.to_string()),
+            PublishError::NotRevocable(_) => {
+                Self::new(StatusCode::FORBIDDEN, ErrorCode::NotRevocable, e.to_string())
+            }
             PublishError::Ingest(crate::node::ingest::IngestError::Store(
                 crate::store::StoreError::Full { .. },
-            )) => Self::new(StatusCode::INSUFFICIENT_STORAGE, "store_full", e.to_string()),
+            )) => Self::new(
+                StatusCode::INSUFFICIENT_STORAGE,
+                ErrorCode::StoreFull,
+                e.to_string(),
+            ),
             PublishError::Sign(_) => Self::new(
                 StatusCode::UNPROCESSABLE_ENTITY,
-                "invalid_manifest",
+                ErrorCode::InvalidManifest,
                 e.to_string(),
             ),
             _ => Self::internal(e.to_string()),

@@ -52,7 +52,7 @@ impl Api {
 
 fn code(v: &serde_json::Value) -> String {
     serde_json::from_value::<ApiErrorBody>(v.clone())
-        .map(|b| b.code)
+        .map(|b| b.code.to_string())
         .unwrap_or_default()
 }
 
