@@ -26,6 +26,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use atr_protocol::ToolId;
+use atr_protocol::api::ErrorCode;
 use atr_protocol::api::{
     FindResponse, MAX_API_BODY_BYTES, PeerView, PeersResponse, ProvideRequest, ProvideResponse,
     ProvidedResponse, ProvidedView, PublishRequest, PublishResponse, RevokeRequest, RevokeResponse,
@@ -132,7 +133,7 @@ fn authorize(state: &ApiContext, headers: &HeaderMap) -> Result<(), ApiError> {
         .ok_or_else(|| {
             ApiError::new(
                 StatusCode::UNAUTHORIZED,
-                atr_protocol::api::ErrorCode::Unauthorized,
+                ErrorCode::Unauthorized,
                 "this call needs `Authorization: Bearer <token>`; the token is in <data-dir>/api.token",
             )
         })?;
@@ -148,7 +149,7 @@ fn authorize(state: &ApiContext, headers: &HeaderMap) -> Result<(), ApiError> {
     } else {
         Err(ApiError::new(
             StatusCode::UNAUTHORIZED,
-            atr_protocol::api::ErrorCode::Unauthorized,
+            ErrorCode::Unauthorized,
             "wrong API token",
         ))
     }
@@ -436,41 +437,28 @@ impl From<InvokeError> for ApiError {
         let msg = e.to_string();
         match e {
             InvokeError::NotFound(_) => ApiError::not_found(msg),
-            InvokeError::Ambiguous(_) => ApiError::new(
-                StatusCode::CONFLICT,
-                atr_protocol::api::ErrorCode::AmbiguousName,
-                msg,
-            )
-            .with_field("name"),
-            InvokeError::Revoked(_) => {
-                ApiError::new(StatusCode::GONE, atr_protocol::api::ErrorCode::Revoked, msg)
+            InvokeError::Ambiguous(_) => {
+                ApiError::new(StatusCode::CONFLICT, ErrorCode::AmbiguousName, msg).with_field("name")
             }
+            InvokeError::Revoked(_) => ApiError::new(StatusCode::GONE, ErrorCode::Revoked, msg),
             InvokeError::InvalidInput(v) => {
-                let mut err = ApiError::new(
-                    StatusCode::UNPROCESSABLE_ENTITY,
-                    atr_protocol::api::ErrorCode::InvalidInput,
-                    msg,
-                )
-                .with_field("input");
+                let mut err = ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, ErrorCode::InvalidInput, msg)
+                    .with_field("input");
                 err.details = serde_json::to_value(&v).ok();
                 err
             }
             InvokeError::BadInput(_) => ApiError::bad_request(msg).with_field("input"),
             InvokeError::NoProvider { attempts, .. } => {
-                let mut err = ApiError::new(
-                    StatusCode::BAD_GATEWAY,
-                    atr_protocol::api::ErrorCode::NoProvider,
-                    msg,
-                );
+                let mut err = ApiError::new(StatusCode::BAD_GATEWAY, ErrorCode::NoProvider, msg);
                 err.details = serde_json::to_value(&attempts).ok();
                 err
             }
             InvokeError::Refused { reason, .. } => {
                 let code = match reason {
-                    atr_protocol::wire::Refusal::InvalidInput => atr_protocol::api::ErrorCode::InvalidInput,
-                    atr_protocol::wire::Refusal::Revoked => atr_protocol::api::ErrorCode::Revoked,
-                    atr_protocol::wire::Refusal::Denied => atr_protocol::api::ErrorCode::Denied,
-                    _ => atr_protocol::api::ErrorCode::Refused,
+                    atr_protocol::wire::Refusal::InvalidInput => ErrorCode::InvalidInput,
+                    atr_protocol::wire::Refusal::Revoked => ErrorCode::Revoked,
+                    atr_protocol::wire::Refusal::Denied => ErrorCode::Denied,
+                    _ => ErrorCode::Refused,
                 };
                 ApiError::new(StatusCode::BAD_GATEWAY, code, msg)
             }
@@ -519,34 +507,22 @@ impl From<ProvideError> for ApiError {
         let msg = e.to_string();
         match e {
             ProvideError::UnknownTool(_) => ApiError::not_found(msg).with_field("id"),
-            ProvideError::NotProvided(_) => ApiError::new(
-                StatusCode::NOT_FOUND,
-                atr_protocol::api::ErrorCode::NotProvided,
-                msg,
-            )
-            .with_field("id"),
+            ProvideError::NotProvided(_) => {
+                ApiError::new(StatusCode::NOT_FOUND, ErrorCode::NotProvided, msg).with_field("id")
+            }
             ProvideError::Revoked(_) => {
-                ApiError::new(StatusCode::GONE, atr_protocol::api::ErrorCode::Revoked, msg).with_field("id")
+                ApiError::new(StatusCode::GONE, ErrorCode::Revoked, msg).with_field("id")
             }
             ProvideError::OwnSpec(_) => {
-                ApiError::new(StatusCode::CONFLICT, atr_protocol::api::ErrorCode::OwnSpec, msg)
-                    .with_field("id")
+                ApiError::new(StatusCode::CONFLICT, ErrorCode::OwnSpec, msg).with_field("id")
             }
-            ProvideError::SandboxOff(_) => ApiError::new(
-                StatusCode::CONFLICT,
-                atr_protocol::api::ErrorCode::SandboxOff,
-                msg,
-            ),
-            ProvideError::ImageMissing { .. } => ApiError::new(
-                StatusCode::CONFLICT,
-                atr_protocol::api::ErrorCode::ImageMissing,
-                msg,
-            ),
-            ProvideError::Store(crate::store::StoreError::Full { .. }) => ApiError::new(
-                StatusCode::INSUFFICIENT_STORAGE,
-                atr_protocol::api::ErrorCode::StoreFull,
-                msg,
-            ),
+            ProvideError::SandboxOff(_) => ApiError::new(StatusCode::CONFLICT, ErrorCode::SandboxOff, msg),
+            ProvideError::ImageMissing { .. } => {
+                ApiError::new(StatusCode::CONFLICT, ErrorCode::ImageMissing, msg)
+            }
+            ProvideError::Store(crate::store::StoreError::Full { .. }) => {
+                ApiError::new(StatusCode::INSUFFICIENT_STORAGE, ErrorCode::StoreFull, msg)
+            }
             _ => ApiError::internal(msg),
         }
     }
