@@ -167,4 +167,17 @@ mod tests {
         let e = Identity::load_or_create(dir.path()).unwrap_err();
         assert!(matches!(e, IdentityError::Malformed { len: 5, .. }), "{e}");
     }
+
+    /// The contract with `atr-client` about local runs: the `provider` of an answer this node
+    /// ran itself is its peer id text (no `local` placeholder), and it parses to the key that
+    /// signs the receipt (`InvokeResponse::provider_key`).
+    #[test]
+    fn a_local_runs_provider_is_this_nodes_key() {
+        let id = Identity::from_seed([7; 32]);
+        let provider = id.peer_id().to_string();
+        assert_eq!(
+            provider.parse::<atr_protocol::PublicKey>().unwrap(),
+            id.secret.public()
+        );
+    }
 }

@@ -217,7 +217,8 @@ pub struct InvokeRequest {
 /// One provider tried during an invocation.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct InvokeAttempt {
-    /// The provider's peer id (`local` for this node).
+    /// The provider's peer id (this node's own peer id when it tried to run the tool itself;
+    /// there is no special name for "this node").
     pub provider: String,
     /// What happened: `ok`, `busy`, `unreachable`, `refused: …`, `bad receipt: …`.
     pub outcome: String,
@@ -232,7 +233,8 @@ pub struct InvokeResponse {
     pub output: serde_json::Value,
     /// How it ended.
     pub status: crate::receipt::InvocationStatus,
-    /// The provider that answered (peer id).
+    /// The provider that answered: its peer id, the text of [`PublicKey`]'s `Display` (this
+    /// node's own peer id when it ran the tool itself). Read it with [`Self::provider_key`].
     pub provider: String,
     /// The verified receipt.
     pub receipt: crate::receipt::Receipt,
@@ -240,6 +242,13 @@ pub struct InvokeResponse {
     pub receipt_hex: String,
     /// Providers tried, in order.
     pub attempts: Vec<InvokeAttempt>,
+}
+
+impl InvokeResponse {
+    /// The key of [`Self::provider`], which must have signed the receipt.
+    pub fn provider_key(&self) -> Result<PublicKey, crate::key::KeyError> {
+        self.provider.parse()
+    }
 }
 
 /// Answer to `GET /v1/receipts`.

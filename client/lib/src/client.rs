@@ -395,7 +395,7 @@ impl Client {
     ///
     /// What is checked here, independently of the node: the receipt envelope decodes and its
     /// signature verifies; it is the receipt the answer reports; it is signed by the provider
-    /// the answer names (this node's own key for `local`); it names the tool that ran (the
+    /// the answer names (the node's own peer id when it ran the tool itself); it names the tool that ran (the
     /// one asked for, or for a name one whose spec has that name, a matching version and the
     /// publisher asked for); its image digest and limits are those the tool's signed spec
     /// pins; its input hash is that of the input sent and its output hash that of the output
@@ -404,17 +404,13 @@ impl Client {
     pub async fn invoke_verified(&self, req: &InvokeRequest) -> Result<Invocation, ClientError> {
         let builder = self.authed(Method::POST, "/v1/invoke").json(req);
         let response: InvokeResponse = self.call(builder, self.timeouts.invoke).await?;
-        let provider = if response.provider == LOCAL_PROVIDER {
-            self.node_key().await?
-        } else {
-            response
-                .provider
-                .parse::<PublicKey>()
-                .map_err(|e| bad_receipt(format!("provider `{}` is not a peer id: {e}", response.provider)))?
-        };
+        // A node names itself by its own peer id when it ran the tool (there is no `local`).
+        let provider = response
+            .provider_key()
+            .map_err(|e| bad_receipt(format!("provider `{}` is not a peer id: {e}", response.provider)))?;
         let spec = self.signed_spec(&response.id).await?;
         let receipt = verify_invocation(req, &response, &provider, Some(&spec))?;
-        let local = response.provider == LOCAL_PROVIDER || provider == self.node_key().await?;
+        let local = provider == self.node_key().await?;
         Ok(Invocation {
             response,
             receipt,
@@ -593,9 +589,6 @@ impl Client {
         }
     }
 }
-
-/// The `provider` an answer names when this node ran the tool itself.
-pub const LOCAL_PROVIDER: &str = "local";
 
 fn bad_receipt(message: impl Into<String>) -> ClientError {
     ClientError::BadReceipt {
@@ -912,6 +905,23 @@ mod tests {
         assert_eq!(hex_decode("0001ABff").unwrap(), b);
         assert!(hex_decode("abc").is_err());
         assert!(hex_decode("zz").is_err());
+    }
+
+    /// A node that ran the tool itself names itself by its peer id (what `atrd` writes: there
+    /// is no `local` placeholder); that text is the key that signed, and the answer verifies.
+    #[test]
+    fn a_local_run_names_the_nodes_own_key() {
+        let node = testing::key(2);
+        let spec = testing::spec("add", "1.2.0", &testing::key(1));
+        let input = json!({"a": 2, "b": 3});
+        let (resp, _) = testing::answer(&spec, &node, &input, json!(5), InvocationStatus::Ok);
+        assert_eq!(resp.provider, node.public().to_string());
+        let provider = resp.provider_key().unwrap();
+        assert_eq!(provider, node.public());
+        verify_invocation(&testing::by_id(&spec, input), &resp, &provider, Some(&spec)).unwrap();
+        let mut placeholder = resp.clone();
+        placeholder.provider = "local".into();
+        assert!(placeholder.provider_key().is_err());
     }
 
     #[test]

@@ -397,7 +397,7 @@ mod tests {
 
         let mut b = body("no_provider", None);
         b.details = Some(serde_json::json!([
-            {"provider": "local", "outcome": "refused: busy"},
+            {"provider": "12D3KooWself", "outcome": "refused: busy"},
             {"provider": "12D3KooWabc", "outcome": "timeout"}
         ]));
         let ClientError::NoProvider { attempts, .. } = ClientError::from_api(502, b, "h") else {
