@@ -71,13 +71,13 @@ pub struct Cli {
     #[arg(long, env = "ATR_CONFIG")]
     pub config: Option<PathBuf>,
     /// Data directory (key, store, API token). Default: `$XDG_DATA_HOME/atr` or `~/.local/share/atr`.
-    #[arg(long, env = "ATR_DATA_DIR")]
+    #[arg(long, env = atr_protocol::local::ENV_DATA_DIR)]
     pub data_dir: Option<PathBuf>,
     /// Peer-to-peer listen address (repeatable). Default: TCP and QUIC on port 4077, all interfaces.
     #[arg(long = "listen", env = "ATR_LISTEN", value_delimiter = ',')]
     pub listen: Vec<Multiaddr>,
     /// Local API address. Default: 127.0.0.1:7878.
-    #[arg(long, env = "ATR_API_ADDR")]
+    #[arg(long, env = atr_protocol::local::ENV_API_ADDR)]
     pub api: Option<SocketAddr>,
     /// Bootstrap peer, `MULTIADDR/p2p/PEERID` (repeatable).
     #[arg(long = "bootstrap", env = "ATR_BOOTSTRAP", value_delimiter = ',')]
@@ -283,15 +283,13 @@ fn default_listen() -> Vec<Multiaddr> {
     .collect()
 }
 
-/// The default data directory.
+/// The default data directory: [`atr_protocol::local::data_dir`] of this process's
+/// environment (the rule `atr-client` uses too).
 pub fn default_data_dir() -> PathBuf {
-    if let Some(x) = std::env::var_os("XDG_DATA_HOME").filter(|v| !v.is_empty()) {
-        return PathBuf::from(x).join("atr");
-    }
-    match std::env::var_os("HOME").filter(|v| !v.is_empty()) {
-        Some(h) => PathBuf::from(h).join(".local/share/atr"),
-        None => PathBuf::from("atr-data"),
-    }
+    atr_protocol::local::data_dir(
+        std::env::var_os("XDG_DATA_HOME").as_deref(),
+        std::env::var_os("HOME").as_deref(),
+    )
 }
 
 impl Config {

@@ -16,8 +16,7 @@ use crate::manifest::Manifest;
 use crate::revocation::RevocationKind;
 use crate::spec::ToolSpec;
 
-/// Default address of the local API.
-pub const DEFAULT_API_ADDR: &str = "127.0.0.1:7878";
+pub use crate::local::DEFAULT_API_ADDR;
 /// Largest request body the API accepts (a manifest with inline schemas).
 pub const MAX_API_BODY_BYTES: usize = 1024 * 1024 + 64 * 1024;
 

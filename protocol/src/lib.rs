@@ -18,6 +18,7 @@
 //! - [`revocation`], [`receipt`]: the other signed objects.
 //! - [`wire`]: versioned peer-to-peer messages and their caps.
 //! - [`input`]: checking a JSON input against a spec's input schema.
+//! - [`local`]: conventions of a local node: data dir, token file, API address, env vars.
 //! - [`export`]: tool definitions for OpenAI, Anthropic, MCP and Gemini.
 //! - [`query`]: find filters and semver requirements shared by node and clients.
 //! - [`sandbox`]: the container hardening every tool run gets ([`sandbox::SandboxProfile`]).
@@ -31,6 +32,7 @@ pub mod id;
 pub mod input;
 pub mod key;
 pub mod limits;
+pub mod local;
 pub mod manifest;
 pub mod query;
 pub mod receipt;

@@ -11,30 +11,17 @@ use std::path::{Path, PathBuf};
 
 use crate::error::ClientError;
 
-/// The API address used when none is given: `atrd`'s default.
-pub const DEFAULT_API_URL: &str = "http://127.0.0.1:7878";
-/// Environment variable with the API address (`http://host:port`).
-pub const ENV_API: &str = "ATR_API";
-/// Environment variable with the API token.
-pub const ENV_TOKEN: &str = "ATR_TOKEN";
-/// Environment variable with the node's data directory (shared with `atrd`).
-pub const ENV_DATA_DIR: &str = "ATR_DATA_DIR";
-/// Name of the token file in the node's data directory.
-pub const TOKEN_FILE: &str = "api.token";
-/// Largest token file read: a token is 64 characters; anything much larger is not one.
-pub const MAX_TOKEN_FILE_BYTES: u64 = 4096;
+pub use atr_protocol::local::{
+    DEFAULT_API_URL, ENV_API, ENV_DATA_DIR, ENV_TOKEN, MAX_TOKEN_FILE_BYTES, TOKEN_FILE,
+};
 
 /// `atrd`'s default data directory: `$XDG_DATA_HOME/atr`, else `~/.local/share/atr`, else
-/// `./atr-data`. Kept in step with `atrd::config::default_data_dir` (this crate does not
-/// depend on `atrd`).
+/// `./atr-data` ([`atr_protocol::local::data_dir`], the rule `atrd` uses too).
 pub fn default_data_dir() -> PathBuf {
-    if let Some(x) = std::env::var_os("XDG_DATA_HOME").filter(|v| !v.is_empty()) {
-        return PathBuf::from(x).join("atr");
-    }
-    match std::env::var_os("HOME").filter(|v| !v.is_empty()) {
-        Some(h) => PathBuf::from(h).join(".local/share/atr"),
-        None => PathBuf::from("atr-data"),
-    }
+    atr_protocol::local::data_dir(
+        std::env::var_os("XDG_DATA_HOME").as_deref(),
+        std::env::var_os("HOME").as_deref(),
+    )
 }
 
 /// Where the API token came from.
