@@ -170,6 +170,20 @@ pub enum SideEffect {
 }
 
 impl SideEffect {
+    /// Every spelling a manifest (and `#[atr_tool::tool(side_effects = ...)]`) accepts, in the
+    /// order error messages list them: each variant's name, then its singular alias.
+    pub const ACCEPTED: &'static [&'static str] = &[
+        "none",
+        "reads",
+        "read",
+        "writes",
+        "write",
+        "deletes",
+        "delete",
+        "network",
+        "filesystem",
+    ];
+
     /// The lowercase name used in manifests and APIs.
     pub fn as_str(&self) -> &'static str {
         match self {
@@ -219,6 +233,9 @@ pub enum Cost {
 }
 
 impl Cost {
+    /// Every name a manifest (and `#[atr_tool::tool(cost = ...)]`) accepts, cheapest first.
+    pub const ACCEPTED: &'static [&'static str] = &["free", "low", "medium", "high"];
+
     /// The lowercase name.
     pub fn as_str(&self) -> &'static str {
         match self {
@@ -255,4 +272,28 @@ pub struct Example {
     pub input: serde_json::Value,
     /// The expected output.
     pub output: serde_json::Value,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The accepted lists (which the tool SDK's macro checks against) are exactly what
+    /// `FromStr` takes, and every variant's own name is in them.
+    #[test]
+    fn accepted_names_are_what_parses() {
+        for name in SideEffect::ACCEPTED {
+            let v: SideEffect = name.parse().unwrap();
+            assert!(SideEffect::ACCEPTED.contains(&v.as_str()));
+        }
+        for name in Cost::ACCEPTED {
+            assert_eq!(name.parse::<Cost>().unwrap().as_str(), *name);
+        }
+        for bad in ["", "None", "nuke", "cheap", "reading"] {
+            assert!(
+                bad.parse::<SideEffect>().is_err() && bad.parse::<Cost>().is_err(),
+                "{bad}"
+            );
+        }
+    }
 }

@@ -1,5 +1,8 @@
 //! The `#[tool(...)]` attribute's options, parsed and checked.
 
+use atr_protocol::limits::MAX_TAGS;
+use atr_protocol::spec::{Cost, SideEffect};
+use atr_protocol::validate;
 use proc_macro2::{Span, TokenStream, TokenTree};
 use syn::parse::{ParseStream, Parser};
 use syn::punctuated::Punctuated;
@@ -9,24 +12,14 @@ use syn::{Expr, Ident, Lit, LitInt, LitStr, Token};
 const KEYS: &str = "name, version, description, tags, side_effects, cost, timeout_ms, memory_mb, cpus, pids, \
                     max_output_bytes, homepage, license, default(...), example(...)";
 
-/// Side effects a manifest accepts (`atr_protocol::spec::SideEffect`).
-const SIDE_EFFECTS: [&str; 9] = [
-    "none",
-    "reads",
-    "read",
-    "writes",
-    "write",
-    "deletes",
-    "delete",
-    "network",
-    "filesystem",
-];
+// The rules below are the protocol's own (`atr_protocol::validate`, `spec`, `limits`): a
+// name, tag, side effect or cost the macro accepts is one a node accepts, and the reverse.
 
-/// Costs a manifest accepts (`atr_protocol::spec::Cost`).
-const COSTS: [&str; 4] = ["free", "low", "medium", "high"];
+/// Side effects a manifest accepts.
+const SIDE_EFFECTS: &[&str] = SideEffect::ACCEPTED;
 
-/// Most tags on one tool (`atr_protocol::limits::MAX_TAGS`).
-const MAX_TAGS: usize = 16;
+/// Costs a manifest accepts.
+const COSTS: &[&str] = Cost::ACCEPTED;
 
 /// One `example(input = ..., output = ...)`: JSON written as `serde_json::json!` input.
 pub(crate) struct ExampleArg {
@@ -89,11 +82,18 @@ impl ToolArgs {
                 "side_effects" => {
                     let list = str_list(meta.value()?)?;
                     for s in &list {
-                        one_of(s, &SIDE_EFFECTS, "side effect")?;
+                        one_of(
+                            s,
+                            s.value().parse::<SideEffect>().is_ok(),
+                            SIDE_EFFECTS,
+                            "side effect",
+                        )?;
                     }
                     args.side_effects = list;
                 }
-                "cost" => set(&mut args.cost, &meta, |s: &LitStr| one_of(s, &COSTS, "cost"))?,
+                "cost" => set(&mut args.cost, &meta, |s: &LitStr| {
+                    one_of(s, s.value().parse::<Cost>().is_ok(), COSTS, "cost")
+                })?,
                 "timeout_ms" => set(&mut args.timeout_ms, &meta, positive)?,
                 "memory_mb" => set(&mut args.memory_mb, &meta, positive)?,
                 "pids" => set(&mut args.pids, &meta, positive)?,
@@ -208,8 +208,9 @@ fn positive(i: &LitInt) -> syn::Result<()> {
     }
 }
 
-fn one_of(s: &LitStr, allowed: &[&str], what: &str) -> syn::Result<()> {
-    if allowed.contains(&s.value().as_str()) {
+/// `Ok` when `accepted` (the protocol's parse succeeded), else an error listing `allowed`.
+fn one_of(s: &LitStr, accepted: bool, allowed: &[&str], what: &str) -> syn::Result<()> {
+    if accepted {
         Ok(())
     } else {
         Err(syn::Error::new(
@@ -223,14 +224,10 @@ fn one_of(s: &LitStr, allowed: &[&str], what: &str) -> syn::Result<()> {
     }
 }
 
-/// `^[a-zA-Z0-9_-]{1,64}$`, the rule of `atr_protocol::validate::check_name` (a legal OpenAI and
-/// Anthropic function name).
+/// `^[a-zA-Z0-9_-]{1,64}$`: [`validate::check_name`] (a legal OpenAI and Anthropic function
+/// name).
 pub(crate) fn name_is_valid(name: &str) -> bool {
-    !name.is_empty()
-        && name.len() <= 64
-        && name
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+    validate::check_name(name).is_ok()
 }
 
 fn check_name(s: &LitStr) -> syn::Result<()> {
@@ -261,16 +258,9 @@ fn check_version(s: &LitStr) -> syn::Result<()> {
     }
 }
 
-/// `^[a-z0-9][a-z0-9-]{0,31}$` (`atr_protocol::validate::check_tag`).
+/// `^[a-z0-9][a-z0-9-]{0,31}$`: [`validate::check_tag`].
 fn check_tag(s: &LitStr) -> syn::Result<()> {
-    let t = s.value();
-    let b = t.as_bytes();
-    let ok = !b.is_empty()
-        && b.len() <= 32
-        && (b[0].is_ascii_lowercase() || b[0].is_ascii_digit())
-        && b.iter()
-            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == b'-');
-    if ok {
+    if validate::check_tag(&s.value()).is_ok() {
         Ok(())
     } else {
         Err(syn::Error::new(
