@@ -57,7 +57,10 @@ impl ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        metrics::API_REQUESTS.with_label(self.code.as_str()).inc();
+        // The node only builds codes it knows; an unknown one would be counted as `other`.
+        metrics::API_REQUESTS
+            .with_label(self.code.known_str().unwrap_or("other"))
+            .inc();
         let body = ApiErrorBody {
             code: self.code,
             message: self.message,

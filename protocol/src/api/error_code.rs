@@ -24,6 +24,15 @@ macro_rules! error_codes {
             /// Every code this build knows (not [`ErrorCode::Unknown`]).
             pub const ALL: &'static [ErrorCode] = &[$(ErrorCode::$variant,)*];
 
+            /// The code's wire text when this build knows it (for `'static` labels, e.g. a
+            /// metric's); `None` for [`ErrorCode::Unknown`].
+            pub fn known_str(&self) -> Option<&'static str> {
+                match self {
+                    $(ErrorCode::$variant => Some($wire),)*
+                    ErrorCode::Unknown(_) => None,
+                }
+            }
+
             /// The code as it is written on the wire.
             pub fn as_str(&self) -> &str {
                 match self {
@@ -148,6 +157,7 @@ mod tests {
             );
             assert_eq!(text.parse::<ErrorCode>().unwrap(), *code);
             assert_eq!(code.to_string(), text);
+            assert_eq!(code.known_str(), Some(text));
             let json = serde_json::to_string(code).unwrap();
             assert_eq!(json, format!("\"{text}\""));
             assert_eq!(serde_json::from_str::<ErrorCode>(&json).unwrap(), *code);
@@ -163,6 +173,7 @@ mod tests {
         let code: ErrorCode = serde_json::from_str("\"quota_exceeded\"").unwrap();
         assert_eq!(code, ErrorCode::Unknown("quota_exceeded".into()));
         assert_eq!(code.as_str(), "quota_exceeded");
+        assert_eq!(code.known_str(), None);
         assert_eq!(serde_json::to_string(&code).unwrap(), "\"quota_exceeded\"");
     }
 }
