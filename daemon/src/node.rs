@@ -59,8 +59,7 @@ use publish::Publisher;
 use respond::Responder;
 use sync::Syncer;
 
-/// File name of the API bearer token inside the data dir.
-pub const TOKEN_FILE: &str = "api.token";
+pub use atr_protocol::local::TOKEN_FILE;
 /// File name of the redb database inside the data dir.
 pub const STORE_FILE: &str = "atr.redb";
 /// Most peer messages processed at once; beyond, gossip waits in the channel.

@@ -15,8 +15,7 @@ use std::time::Duration;
 use atr_protocol::api::{self, InvokeAttempt};
 use atr_protocol::id::{ByteBuf, InvocationId};
 use atr_protocol::input::SchemaCheckError;
-use atr_protocol::receipt::{ReceiptMismatch, SignedReceipt};
-use atr_protocol::signed::VerifyError;
+use atr_protocol::receipt::SignedReceipt;
 use atr_protocol::wire::{self, InvokeResponse, Refusal};
 use atr_protocol::{PublicKey, SignedSpec, ToolId};
 use libp2p::PeerId;
@@ -87,29 +86,13 @@ impl From<TaskFailed> for InvokeError {
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum AnswerError {
-    /// The receipt does not decode or its signature does not verify.
-    #[error(transparent)]
-    Receipt(#[from] VerifyError),
     /// The provider's peer id is not an ed25519 key.
     #[error("provider peer id is not an ed25519 key")]
     ProviderKey,
-    /// The receipt does not bind this invocation, tool, input, output or provider.
+    /// The receipt does not decode, its signature does not verify, or it does not bind this
+    /// invocation, tool, image, limits, input and output (the one check both sides apply).
     #[error(transparent)]
-    Mismatch(#[from] ReceiptMismatch),
-    /// The receipt names another image than the spec pins.
-    #[error("receipt names image {receipt}, the spec pins {spec}")]
-    Image {
-        /// In the receipt.
-        receipt: String,
-        /// In the spec.
-        spec: String,
-    },
-    /// The receipt's limits are not the spec's.
-    #[error("receipt limits are not the spec's limits")]
-    Limits,
-    /// The receipt's output length is not the output's.
-    #[error("receipt output length does not match")]
-    OutputLength,
+    Receipt(#[from] atr_protocol::receipt::ReceiptError),
 }
 
 /// Invokes tools for this node's agents.
@@ -404,23 +387,18 @@ pub fn verify_answer(
     receipt: &[u8],
     peer: &PeerId,
 ) -> Result<SignedReceipt, AnswerError> {
-    let signed = SignedReceipt::from_bytes(receipt)?;
     let provider = peer_key(peer).ok_or(AnswerError::ProviderKey)?;
-    let r = signed.value();
-    r.check_answers(&invocation, &spec.id(), input, output, &provider)?;
-    if r.image_digest != spec.value().runtime.image_digest {
-        return Err(AnswerError::Image {
-            receipt: r.image_digest.clone(),
-            spec: spec.value().runtime.image_digest.clone(),
-        });
-    }
-    if r.limits != spec.value().limits {
-        return Err(AnswerError::Limits);
-    }
-    if r.output_bytes != output.len() as u64 {
-        return Err(AnswerError::OutputLength);
-    }
-    Ok(signed)
+    let tool = spec.id();
+    let expected = atr_protocol::receipt::Expected {
+        invocation: Some(&invocation),
+        tool: &tool,
+        provider: &provider,
+        input,
+        output,
+        status: None,
+        spec: Some(spec),
+    };
+    Ok(atr_protocol::receipt::verify_receipt_bytes(receipt, &expected)?)
 }
 
 fn finish(
