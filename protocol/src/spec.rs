@@ -274,9 +274,40 @@ pub struct Example {
     pub output: serde_json::Value,
 }
 
+/// JSON equality where numbers compare by value (`3` equals `3.0`): how an [`Example`]'s
+/// expected output is compared with what the tool wrote, by every side that checks examples
+/// (the SDK's `testing`, `atr tool test`).
+pub fn json_eq(a: &serde_json::Value, b: &serde_json::Value) -> bool {
+    use serde_json::Value;
+    match (a, b) {
+        (Value::Number(x), Value::Number(y)) => match (x.as_i64(), y.as_i64(), x.as_u64(), y.as_u64()) {
+            (Some(i), Some(j), _, _) => i == j,
+            (_, _, Some(i), Some(j)) => i == j,
+            _ => x.as_f64() == y.as_f64(),
+        },
+        (Value::Array(x), Value::Array(y)) => {
+            x.len() == y.len() && x.iter().zip(y).all(|(a, b)| json_eq(a, b))
+        }
+        (Value::Object(x), Value::Object(y)) => {
+            x.len() == y.len() && x.iter().all(|(k, v)| y.get(k).is_some_and(|w| json_eq(v, w)))
+        }
+        _ => a == b,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn example_outputs_compare_numbers_by_value() {
+        use serde_json::json;
+        assert!(json_eq(&json!({"a": [3, 1.5]}), &json!({"a": [3.0, 1.5]})));
+        assert!(!json_eq(&json!({"a": 3}), &json!({"a": 4})));
+        assert!(!json_eq(&json!({"a": 3}), &json!({"a": 3, "b": 1})));
+        assert!(!json_eq(&json!(u64::MAX), &json!(-1)));
+        assert!(!json_eq(&json!("3"), &json!(3)));
+    }
 
     /// The accepted lists (which the tool SDK's macro checks against) are exactly what
     /// `FromStr` takes, and every variant's own name is in them.

@@ -12,7 +12,6 @@
 
 use atr_protocol::export::{ExportFormat, ExportOptions, export};
 use atr_protocol::{Manifest, SecretKey, ToolSpec};
-use serde_json::Value;
 
 use crate::Tool;
 
@@ -87,34 +86,4 @@ pub fn assert_valid(tool: &dyn Tool) {
     }
 }
 
-/// JSON equality where numbers compare by value (`3` equals `3.0`).
-pub fn json_eq(a: &Value, b: &Value) -> bool {
-    match (a, b) {
-        (Value::Number(x), Value::Number(y)) => match (x.as_i64(), y.as_i64(), x.as_u64(), y.as_u64()) {
-            (Some(i), Some(j), _, _) => i == j,
-            (_, _, Some(i), Some(j)) => i == j,
-            _ => x.as_f64() == y.as_f64(),
-        },
-        (Value::Array(x), Value::Array(y)) => {
-            x.len() == y.len() && x.iter().zip(y).all(|(a, b)| json_eq(a, b))
-        }
-        (Value::Object(x), Value::Object(y)) => {
-            x.len() == y.len() && x.iter().all(|(k, v)| y.get(k).is_some_and(|w| json_eq(v, w)))
-        }
-        _ => a == b,
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use serde_json::json;
-
-    #[test]
-    fn numbers_compare_by_value() {
-        assert!(json_eq(&json!({"a": [3, 1.5]}), &json!({"a": [3.0, 1.5]})));
-        assert!(!json_eq(&json!({"a": 3}), &json!({"a": 4})));
-        assert!(!json_eq(&json!({"a": 3}), &json!({"a": 3, "b": 1})));
-        assert!(!json_eq(&json!(u64::MAX), &json!(-1)));
-    }
-}
+pub use atr_protocol::spec::json_eq;

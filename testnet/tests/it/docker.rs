@@ -119,6 +119,7 @@ fn compose(file: &Path, project: &str, args: &[&str]) -> Result<(), Box<dyn std:
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs a Docker Engine"]
 async fn exported_compose_file_starts_a_working_three_node_network() -> TestResult {
     let _serial = SERIAL.lock().await;
     let tmp = tempfile::tempdir()?;

@@ -1,5 +1,6 @@
 //! `atr tool test [PATH]`: every `[[examples]]` entry, run in the sandbox.
 
+use atr_protocol::spec::json_eq;
 use std::path::{Path, PathBuf};
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -188,33 +189,4 @@ fn judge(spec: &ToolSpec, expected: &Value, o: &Outcome) -> Result<Value, String
         return Err(format!("got {out}, expected {expected}"));
     }
     Ok(out)
-}
-
-/// JSON equality where numbers compare by value (`3` equals `3.0`).
-fn json_eq(a: &Value, b: &Value) -> bool {
-    match (a, b) {
-        (Value::Number(x), Value::Number(y)) => match (x.as_i64(), y.as_i64(), x.as_u64(), y.as_u64()) {
-            (Some(i), Some(j), _, _) => i == j,
-            (_, _, Some(i), Some(j)) => i == j,
-            _ => x.as_f64() == y.as_f64(),
-        },
-        (Value::Array(x), Value::Array(y)) => {
-            x.len() == y.len() && x.iter().zip(y).all(|(a, b)| json_eq(a, b))
-        }
-        (Value::Object(x), Value::Object(y)) => {
-            x.len() == y.len() && x.iter().all(|(k, v)| y.get(k).is_some_and(|w| json_eq(v, w)))
-        }
-        _ => a == b,
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn numbers_compare_by_value() {
-        assert!(json_eq(&json!({"a": [3, 1.5]}), &json!({"a": [3.0, 1.5]})));
-        assert!(!json_eq(&json!("3"), &json!(3)));
-    }
 }
