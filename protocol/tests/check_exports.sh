@@ -22,11 +22,14 @@ for pair in \
     openai:openai.json \
     openai:openai-strict.json \
     openai-responses:openai-responses.json \
+    openai-responses:openai-responses-strict.json \
     anthropic:anthropic.json \
     mcp:mcp.json \
     gemini:gemini.json; do
     format=${pair%%:*}
     file=${pair#*:}
+    # The SDK's exports include a strict Responses file; the golden files do not.
+    [ -f "$dir/$file" ] || [ "$file" != openai-responses-strict.json ] || continue
     echo "== $format $file"
     "$python" "$checker" "$@" "$format" "$dir/$file" || status=1
 done
