@@ -203,6 +203,112 @@ pub struct NetworkSection {
     /// Messages larger than this many bytes make receivers send IDONTWANT
     /// to their mesh (gossipsub 1.2; default 1000).
     pub idontwant_threshold: Option<usize>,
+    /// What peers can make this node spend (`[network.budgets]`).
+    pub budgets: Option<Budgets>,
+}
+
+/// `[network.budgets]`: what peers, strangers included, can make this node
+/// spend. Every field has a default; `docs/security.md` says what happens at
+/// each budget and which test exceeds it.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Budgets {
+    /// Established connections, all peers together.
+    pub max_connections: u32,
+    /// Established connections to one peer.
+    pub max_connections_per_peer: u32,
+    /// Inbound connections still in the handshake.
+    pub max_pending_incoming: u32,
+    /// Outbound dials in progress.
+    pub max_pending_outgoing: u32,
+    /// New connections are refused while this process uses more than this
+    /// share of the machine's memory, percent (1..=100).
+    pub max_memory_percent: u8,
+    /// Requests one peer may send per second on each protocol (sync: a tenth).
+    pub peer_requests_per_sec: u32,
+    /// Requests one peer may send at once above its rate (sync: a tenth).
+    pub peer_request_burst: u32,
+    /// Bytes of responses built or queued for peers, all peers together.
+    pub response_bytes_in_flight: usize,
+    /// Anti-entropy rounds at once.
+    pub sync_rounds: usize,
+    /// Longest anti-entropy round.
+    #[serde(with = "humantime_serde")]
+    pub sync_round_deadline: Duration,
+    /// DHT provider records kept for other peers, all together.
+    pub dht_foreign_records: usize,
+    /// DHT provider records kept for one other peer.
+    pub dht_records_per_peer: usize,
+}
+
+impl Default for Budgets {
+    fn default() -> Self {
+        Self {
+            max_connections: 256,
+            max_connections_per_peer: 2,
+            max_pending_incoming: 32,
+            max_pending_outgoing: 64,
+            max_memory_percent: 90,
+            peer_requests_per_sec: 20,
+            peer_request_burst: 60,
+            response_bytes_in_flight: 64 << 20,
+            sync_rounds: 4,
+            sync_round_deadline: Duration::from_secs(60),
+            dht_foreign_records: 100_000,
+            dht_records_per_peer: 2_048,
+        }
+    }
+}
+
+impl Budgets {
+    /// Refuses budgets that would stop the node working at all.
+    fn check(&self) -> Result<(), ConfigError> {
+        let invalid = |field: &'static str, message: &str| ConfigError::Invalid {
+            field,
+            message: message.into(),
+        };
+        let positive = [
+            ("network.budgets.max_connections", self.max_connections),
+            (
+                "network.budgets.max_connections_per_peer",
+                self.max_connections_per_peer,
+            ),
+            ("network.budgets.max_pending_incoming", self.max_pending_incoming),
+            ("network.budgets.max_pending_outgoing", self.max_pending_outgoing),
+            (
+                "network.budgets.peer_requests_per_sec",
+                self.peer_requests_per_sec,
+            ),
+            ("network.budgets.peer_request_burst", self.peer_request_burst),
+        ];
+        for (field, v) in positive {
+            if v == 0 {
+                return Err(invalid(field, "must be at least 1"));
+            }
+        }
+        if !(1..=100).contains(&self.max_memory_percent) {
+            return Err(invalid("network.budgets.max_memory_percent", "must be 1..=100"));
+        }
+        if self.response_bytes_in_flight < atr_protocol::wire::MAX_FETCH_RESPONSE_BYTES {
+            return Err(invalid(
+                "network.budgets.response_bytes_in_flight",
+                "must hold at least one full fetch response (4 MiB)",
+            ));
+        }
+        if self.sync_rounds == 0 || self.sync_round_deadline < Duration::from_secs(1) {
+            return Err(invalid(
+                "network.budgets.sync_rounds",
+                "at least one round of at least 1s",
+            ));
+        }
+        if self.dht_records_per_peer == 0 || self.dht_foreign_records < self.dht_records_per_peer {
+            return Err(invalid(
+                "network.budgets.dht_foreign_records",
+                "must be at least dht_records_per_peer, which must be at least 1",
+            ));
+        }
+        Ok(())
+    }
 }
 
 /// Network tuning, resolved.
@@ -227,6 +333,8 @@ pub struct NetworkOptions {
     pub flood_publish: bool,
     /// Size above which received messages trigger IDONTWANT, bytes.
     pub idontwant_threshold: usize,
+    /// What peers can make this node spend.
+    pub budgets: Budgets,
 }
 
 impl Default for NetworkOptions {
@@ -241,6 +349,7 @@ impl Default for NetworkOptions {
             gossip_mesh_n: DEFAULT_GOSSIP_MESH_N,
             flood_publish: true,
             idontwant_threshold: DEFAULT_IDONTWANT_THRESHOLD,
+            budgets: Budgets::default(),
         }
     }
 }
@@ -398,6 +507,10 @@ impl Config {
             if let Some(t) = n.idontwant_threshold {
                 c.network.idontwant_threshold = t;
             }
+            if let Some(b) = n.budgets {
+                b.check()?;
+                c.network.budgets = b;
+            }
         }
         if let Some(i) = file.invoke {
             let parse = |field: &'static str, v: Vec<String>| -> Result<Vec<libp2p::PeerId>, ConfigError> {
@@ -483,6 +596,32 @@ mod tests {
             "gossip_mesh = 4",
         ] {
             assert!(load(&format!("[network]\n{bad}\n")).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn budgets_are_read_and_checked() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("c.toml");
+        let load = |text: &str| {
+            std::fs::write(&f, text).unwrap();
+            Config::resolve(&Cli::parse_from(["atrd", "--config", f.to_str().unwrap()]))
+        };
+        assert_eq!(load("").unwrap().network.budgets, Budgets::default());
+        let c = load("[network.budgets]\nmax_connections = 8\nsync_round_deadline = \"5s\"\n").unwrap();
+        assert_eq!(c.network.budgets.max_connections, 8);
+        assert_eq!(c.network.budgets.sync_round_deadline, Duration::from_secs(5));
+        assert_eq!(c.network.budgets.sync_rounds, Budgets::default().sync_rounds);
+        for bad in [
+            "max_connections = 0",
+            "max_memory_percent = 0",
+            "max_memory_percent = 101",
+            "response_bytes_in_flight = 1000",
+            "sync_rounds = 0",
+            "dht_foreign_records = 1",
+            "max_conections = 3",
+        ] {
+            assert!(load(&format!("[network.budgets]\n{bad}\n")).is_err(), "{bad}");
         }
     }
 

@@ -17,6 +17,8 @@
 //! - [`sandbox`]: hardened throw-away Docker containers (bollard).
 //! - [`api`]: the local HTTP API.
 //! - [`metrics`]: every counter, in one registry per node.
+//! - [`attacker`]: hostile peers speaking the real protocols, for tests and
+//!   the testnet's attacker role.
 //!
 //! Modules depend on each other top-down only (`tests/it/cycles.rs` fails on
 //! an import cycle); locks follow one poisoning policy (`lock`).
@@ -25,6 +27,7 @@
 
 pub mod announce;
 pub mod api;
+pub mod attacker;
 pub mod catalog;
 pub mod config;
 pub mod identity;

@@ -59,6 +59,9 @@ pub struct Metrics {
     api_requests: LabeledCounter,
     /// Requests served to peers, label `protocol`.
     peer_requests: LabeledCounter,
+    /// Work refused because a peer budget was exhausted, label `budget`
+    /// (the names are in `docs/security.md`).
+    budget_exceeded: LabeledCounter,
     /// Objects learned through anti-entropy sync.
     pub sync_objects: Counter,
     /// Spec ids listed by providers in answer to network finds.
@@ -97,6 +100,7 @@ impl Metrics {
             events_dropped: Counter::default(),
             api_requests: LabeledCounter::default(),
             peer_requests: LabeledCounter::default(),
+            budget_exceeded: LabeledCounter::default(),
             sync_objects: Counter::default(),
             find_ids_listed: Counter::default(),
             find_bodies_fetched: Counter::default(),
@@ -158,6 +162,11 @@ impl Metrics {
             m.peer_requests.clone(),
         );
         r.register(
+            "budget_exceeded",
+            "Work refused because a peer budget was exhausted",
+            m.budget_exceeded.clone(),
+        );
+        r.register(
             "dht_query_seconds",
             "Latency of DHT provider lookups",
             m.dht_query_seconds.clone(),
@@ -187,6 +196,21 @@ impl Metrics {
     /// Counts one request served to a peer.
     pub fn peer_request(&self, protocol: &'static str) {
         self.peer_requests.get_or_create(&[("protocol", protocol)]).inc();
+    }
+
+    /// Counts one refusal at `budget`.
+    pub fn budget_exceeded(&self, budget: &'static str) {
+        self.budget_exceeded.get_or_create(&[("budget", budget)]).inc();
+    }
+
+    /// The refusal counter itself, for parts built before the node (the DHT store).
+    pub fn budget_counter(&self) -> LabeledCounter {
+        self.budget_exceeded.clone()
+    }
+
+    /// How often `budget` was exceeded so far (tests and status).
+    pub fn budget_exceeded_count(&self, budget: &'static str) -> u64 {
+        self.budget_exceeded.get_or_create(&[("budget", budget)]).get()
     }
 
     /// Gossipsub's counters of this node, for building the gossipsub behaviour.

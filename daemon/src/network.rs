@@ -16,10 +16,14 @@
 //! - The loop ends when its cancellation token fires or every handle is dropped.
 
 pub mod behaviour;
+pub mod budget;
 pub mod codec;
+pub mod dht_store;
 pub mod event;
 pub mod event_loop;
 pub mod handle;
+pub mod keys;
+pub mod proto;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -31,7 +35,9 @@ use tokio_util::sync::CancellationToken;
 use crate::metrics::Metrics;
 
 pub use event::NetworkEvent;
-pub use handle::{NetworkError, NetworkHandle, PeerInfo, Proto, StatusInfo};
+pub use handle::{NetworkError, NetworkHandle, PeerInfo, StatusInfo};
+pub use keys::{TAG_SHARDS, all_shard_keys, name_key, tag_key};
+pub use proto::Proto;
 
 use crate::config::NetworkOptions;
 use crate::identity::Identity;
@@ -41,34 +47,8 @@ pub const COMMAND_CAPACITY: usize = 1024;
 /// Capacity of the event channel (loop → node). Events that do not fit are
 /// dropped and counted; gossip then times out unvalidated and is not forwarded.
 pub const EVENT_CAPACITY: usize = 4096;
-/// Number of DHT shards of a tag or name key (see `docs/architecture.md`).
-pub const TAG_SHARDS: u8 = 16;
 /// How long [`spawn`] waits for every listener to bind.
 pub const BIND_TIMEOUT: Duration = Duration::from_secs(10);
-
-/// The DHT key a publisher announces for a tag: one shard, chosen by the
-/// publisher key so a tag's providers spread over [`TAG_SHARDS`] keys.
-pub fn tag_key(tag: &str, publisher: &atr_protocol::PublicKey) -> Vec<u8> {
-    shard_key("tag", tag, shard_of(publisher))
-}
-
-/// The DHT key a publisher announces for a tool name.
-pub fn name_key(name: &str, publisher: &atr_protocol::PublicKey) -> Vec<u8> {
-    shard_key("name", name, shard_of(publisher))
-}
-
-/// Every shard key of a tag or name (`kind` is `tag` or `name`), for lookups.
-pub fn all_shard_keys(kind: &str, value: &str) -> Vec<Vec<u8>> {
-    (0..TAG_SHARDS).map(|s| shard_key(kind, value, s)).collect()
-}
-
-fn shard_of(publisher: &atr_protocol::PublicKey) -> u8 {
-    blake3::hash(publisher.as_bytes()).as_bytes()[0] % TAG_SHARDS
-}
-
-fn shard_key(kind: &str, value: &str, shard: u8) -> Vec<u8> {
-    format!("/atr/{kind}/{value}/{shard}").into_bytes()
-}
 
 /// Builds the swarm, binds the listeners and starts the event loop.
 pub async fn spawn(
@@ -86,7 +66,9 @@ pub async fn spawn(
 > {
     let behaviour = metrics
         .gossip()
-        .with_registry(|registry| behaviour::Behaviour::new(&identity.keypair, opts, registry))
+        .with_registry(|registry| {
+            behaviour::Behaviour::new(&identity.keypair, opts, registry, metrics.budget_counter())
+        })
         .map_err(|e| NetworkError::Setup(e.to_string()))?;
     let idle = opts.idle_timeout;
     let mut swarm = SwarmBuilder::with_existing_identity(identity.keypair.clone())
@@ -115,9 +97,16 @@ pub async fn spawn(
     }
     let (cmd_tx, cmd_rx) = mpsc::channel(COMMAND_CAPACITY);
     let (ev_tx, ev_rx) = mpsc::channel(EVENT_CAPACITY);
-    let handle = NetworkHandle::new(cmd_tx, *swarm.local_peer_id(), metrics.gossip().clone());
+    let responses = budget::ResponseBudget::new(opts.budgets.response_bytes_in_flight);
+    let handle = NetworkHandle::new(
+        cmd_tx,
+        *swarm.local_peer_id(),
+        metrics.gossip().clone(),
+        responses,
+    );
     let lp = event_loop::NetworkLoop::new(
         swarm,
+        budget::RequestRates::new(&opts.budgets),
         cmd_rx,
         ev_tx,
         listen_addrs,

@@ -110,6 +110,7 @@ pub enum NodeError {
 pub struct Node {
     repo: Repo,
     net: NetworkHandle,
+    metrics: Arc<Metrics>,
     identity: Identity,
     sandbox: Option<crate::sandbox::Sandbox>,
     services: Services,
@@ -238,6 +239,10 @@ impl Node {
             net.clone(),
             metrics.clone(),
             config.network.sync_interval,
+            sync::RoundBudget {
+                rounds: config.network.budgets.sync_rounds,
+                deadline: config.network.budgets.sync_round_deadline,
+            },
             cancel.child_token(),
             tasks.clone(),
         );
@@ -269,6 +274,7 @@ impl Node {
         Ok(Self {
             repo,
             net,
+            metrics,
             identity,
             sandbox,
             services,
@@ -289,6 +295,10 @@ impl Node {
     /// The network handle.
     pub fn net(&self) -> &NetworkHandle {
         &self.net
+    }
+    /// The node's metrics.
+    pub fn metrics(&self) -> &Arc<Metrics> {
+        &self.metrics
     }
     /// The node key.
     pub fn identity(&self) -> &Identity {
@@ -413,6 +423,13 @@ impl Dispatcher {
                 _ = self.cancel.cancelled() => break,
                 ev = events.recv() => match ev { Some(e) => e, None => break },
             };
+            if let NetworkEvent::PeerConnected { peer } = ev {
+                // Rounds have their own slots (and skip when none is free):
+                // they never hold a peer-task permit.
+                let syncer = self.syncer.clone();
+                self.tasks.spawn(async move { syncer.with_peer(peer).await });
+                continue;
+            }
             let Ok(permit) = self.peer_tasks.clone().acquire_owned().await else {
                 break;
             };
@@ -432,22 +449,20 @@ impl Dispatcher {
                 NetworkEvent::InboundRequest {
                     proto,
                     peer,
+                    request_id,
                     request,
                     channel,
                 } => {
                     let responder = self.responder.clone();
                     self.tasks.spawn(async move {
-                        responder.on_request(proto, peer, request, channel).await;
+                        responder
+                            .on_request(proto, peer, request_id, request, channel)
+                            .await;
                         drop(permit);
                     });
                 }
-                NetworkEvent::PeerConnected { peer } => {
-                    let syncer = self.syncer.clone();
-                    self.tasks.spawn(async move {
-                        syncer.with_peer(peer).await;
-                        drop(permit);
-                    });
-                }
+                // Handled above, without a permit.
+                NetworkEvent::PeerConnected { .. } => drop(permit),
                 NetworkEvent::PeerIdentified { peer, addrs } => {
                     let syncer = self.syncer.clone();
                     self.tasks.spawn(async move {

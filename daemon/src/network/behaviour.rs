@@ -1,5 +1,6 @@
-//! The composed libp2p behaviour: identify, Kademlia (server mode, atr's own
-//! protocol name, raised provider caps), gossipsub (signed, validated, scored,
+//! The composed libp2p behaviour: connection limits (count and memory),
+//! identify, Kademlia (server mode, atr's own protocol name, atr's own
+//! record store: [`super::dht_store`]), gossipsub (signed, validated, scored,
 //! content-addressed message ids) and four request-response protocols
 //! (fetch, sync, invoke and index), each with its own timeout and byte caps.
 
@@ -12,19 +13,15 @@ use atr_protocol::wire;
 use libp2p::identity::Keypair;
 use libp2p::metrics::Registry;
 use libp2p::swarm::NetworkBehaviour;
-use libp2p::{StreamProtocol, gossipsub, identify, kad, request_response};
+use libp2p::{
+    StreamProtocol, connection_limits, gossipsub, identify, kad, memory_connection_limits, request_response,
+};
 
 use super::codec::CappedBytes;
+use super::dht_store::{DhtLimits, DhtStore};
 use crate::config::NetworkOptions;
+use crate::metrics::LabeledCounter;
 
-/// Providers kept per DHT key. libp2p's default (20) silently drops the rest;
-/// atr also shards tag keys (see `docs/architecture.md`), so a hot tag's
-/// providers spread over [`crate::network::TAG_SHARDS`] keys and each stays far below this.
-pub const MAX_PROVIDERS_PER_KEY: usize = 1024;
-/// Keys this node may provide. Default 1024 would cap a node at ~1000 tools;
-/// one key per distinct tag and per distinct name shard, so 100 000 covers
-/// 10 000 specs with room to spare.
-pub const MAX_PROVIDED_KEYS: usize = 100_000;
 /// Timeout of one fetch request.
 pub const FETCH_TIMEOUT: Duration = Duration::from_secs(10);
 /// Timeout of one invoke request: the longest tool limit plus container
@@ -38,10 +35,14 @@ pub const INDEX_TIMEOUT: Duration = FETCH_TIMEOUT;
 /// All of atrd's protocols.
 #[derive(NetworkBehaviour)]
 pub struct Behaviour {
+    /// Connections in total, per peer and pending (`[network.budgets]`).
+    pub limits: connection_limits::Behaviour,
+    /// No new connections while the process uses too much memory.
+    pub memory: memory_connection_limits::Behaviour,
     /// Exchange of listen addresses and protocols.
     pub identify: identify::Behaviour,
     /// DHT: provider records for tags and names.
-    pub kad: kad::Behaviour<kad::store::MemoryStore>,
+    pub kad: kad::Behaviour<DhtStore>,
     /// Spec and revocation propagation.
     pub gossipsub: gossipsub::Behaviour,
     /// Fetch objects by hash, tag or name.
@@ -62,15 +63,38 @@ pub struct BuildError(pub String);
 impl Behaviour {
     /// Builds every protocol from the node key and options. Gossipsub
     /// registers its counters (messages received with and without duplicate
-    /// filtering, among others) in `registry`.
-    pub fn new(key: &Keypair, opts: &NetworkOptions, registry: &mut Registry) -> Result<Self, BuildError> {
+    /// filtering, among others) in `registry`; the DHT store counts the
+    /// records it refuses in `refused`.
+    pub fn new(
+        key: &Keypair,
+        opts: &NetworkOptions,
+        registry: &mut Registry,
+        refused: LabeledCounter,
+    ) -> Result<Self, BuildError> {
+        let b = &opts.budgets;
+        let limits = connection_limits::Behaviour::new(
+            connection_limits::ConnectionLimits::default()
+                .with_max_established(Some(b.max_connections))
+                .with_max_established_per_peer(Some(b.max_connections_per_peer))
+                .with_max_pending_incoming(Some(b.max_pending_incoming))
+                .with_max_pending_outgoing(Some(b.max_pending_outgoing)),
+        );
+        let memory =
+            memory_connection_limits::Behaviour::with_max_percentage(f64::from(b.max_memory_percent) / 100.0);
         let peer_id = key.public().to_peer_id();
         let identify = identify::Behaviour::new(
             identify::Config::new("/atr/id/1".into(), key.public())
                 .with_agent_version(format!("atrd/{}", env!("CARGO_PKG_VERSION"))),
         );
 
-        let store = provider_store(peer_id);
+        let store = DhtStore::new(
+            peer_id,
+            DhtLimits {
+                foreign_records: b.dht_foreign_records,
+                records_per_peer: b.dht_records_per_peer,
+            },
+            refused,
+        );
         let mut kcfg = kad::Config::new(StreamProtocol::new(wire::KAD_PROTOCOL));
         kcfg.set_query_timeout(Duration::from_secs(10));
         let mut kad = kad::Behaviour::with_config(peer_id, store, kcfg);
@@ -169,6 +193,8 @@ impl Behaviour {
                 .with_max_concurrent_streams(64),
         );
         Ok(Self {
+            limits,
+            memory,
             identify,
             kad,
             gossipsub,
@@ -178,19 +204,6 @@ impl Behaviour {
             index,
         })
     }
-}
-
-/// The DHT record store with atr's raised caps.
-pub fn provider_store(peer_id: libp2p::PeerId) -> kad::store::MemoryStore {
-    kad::store::MemoryStore::with_config(
-        peer_id,
-        kad::store::MemoryStoreConfig {
-            max_records: 1024,
-            max_value_bytes: 65 * 1024,
-            max_providers_per_key: MAX_PROVIDERS_PER_KEY,
-            max_provided_keys: MAX_PROVIDED_KEYS,
-        },
-    )
 }
 
 /// Peer scoring: invalid messages weigh heavily, so a peer that sends forged
@@ -213,45 +226,4 @@ fn score_params(
         ..Default::default()
     };
     (params, thresholds)
-}
-
-#[cfg(test)]
-mod tests {
-    use libp2p::kad::store::RecordStore;
-    use libp2p::kad::{ProviderRecord, RecordKey};
-
-    use super::*;
-
-    /// libp2p's default store silently keeps 20 providers per key and 1024
-    /// provided keys; atr's keeps 300 providers of one key and 10 000 keys.
-    #[test]
-    fn store_keeps_300_providers_of_one_key_and_10000_provided_keys() {
-        let me = libp2p::PeerId::random();
-        let mut store = provider_store(me);
-        let key = RecordKey::new(&crate::network::tag_key(
-            "popular",
-            &atr_protocol::SecretKey::from_seed(&[1; 32]).public(),
-        ));
-        for _ in 0..300 {
-            store
-                .add_provider(ProviderRecord::new(key.clone(), libp2p::PeerId::random(), vec![]))
-                .unwrap();
-        }
-        assert_eq!(store.providers(&key).len(), 300);
-        for i in 0..10_000 {
-            let k = RecordKey::new(&format!("/atr/name/tool{i}/0"));
-            store.add_provider(ProviderRecord::new(k, me, vec![])).unwrap();
-        }
-        assert_eq!(store.provided().count(), 10_000);
-
-        let mut default = kad::store::MemoryStore::new(me);
-        for _ in 0..300 {
-            let _ = default.add_provider(ProviderRecord::new(key.clone(), libp2p::PeerId::random(), vec![]));
-        }
-        assert_eq!(
-            default.providers(&key).len(),
-            20,
-            "the default the design works around"
-        );
-    }
 }

@@ -1,6 +1,9 @@
 //! A request-response codec for atr's canonical-CBOR messages: the payload
 //! is the whole stream (the writer closes its half), read under a per-protocol
 //! byte cap so a peer can never make the node buffer more than the cap.
+//! Every atr message is at least one byte of CBOR, so an empty stream is no
+//! message: a responder that drops a request (over a budget) closes the
+//! stream without writing, and the requester sees an error, not an answer.
 
 use std::io;
 
@@ -24,6 +27,12 @@ async fn read_capped<T: AsyncRead + Unpin + Send>(io: &mut T, max: usize) -> io:
         return Err(io::Error::new(
             io::ErrorKind::InvalidData,
             format!("message over the {max}-byte cap"),
+        ));
+    }
+    if buf.is_empty() {
+        return Err(io::Error::new(
+            io::ErrorKind::UnexpectedEof,
+            "no message: the peer closed the stream without one",
         ));
     }
     Ok(buf)

@@ -4,7 +4,7 @@ use libp2p::{Multiaddr, PeerId};
 
 #[cfg(doc)]
 use super::handle::NetworkHandle;
-use super::handle::Proto;
+use super::proto::Proto;
 
 /// What the network tells the node.
 #[derive(Debug)]
@@ -27,6 +27,8 @@ pub enum NetworkEvent {
         proto: Proto,
         /// Who asks.
         peer: PeerId,
+        /// Its id, to hand back with the response.
+        request_id: libp2p::request_response::InboundRequestId,
         /// The raw request (capped by the codec).
         request: Vec<u8>,
         /// Where the answer goes.

@@ -4,13 +4,13 @@
 use std::collections::{HashMap, HashSet};
 use std::pin::Pin;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use atr_protocol::wire;
 use futures::StreamExt;
 use libp2p::core::transport::ListenerId;
 use libp2p::gossipsub::{self, IdentTopic};
-use libp2p::request_response::{self, OutboundRequestId};
+use libp2p::request_response::{self, InboundRequestId, OutboundRequestId};
 use libp2p::swarm::SwarmEvent;
 use libp2p::swarm::dial_opts::{DialOpts, PeerCondition};
 use libp2p::{Multiaddr, PeerId, Swarm, identify, kad};
@@ -19,12 +19,15 @@ use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, trace, warn};
 
 use super::behaviour::{Behaviour, BehaviourEvent};
+use super::budget::{PeerLedger, RequestRates, ResponsePermit};
 use super::event::NetworkEvent;
-use super::handle::{Command, NetworkError, PeerInfo, Proto, StatusInfo};
+use super::handle::{Command, NetworkError, PeerInfo, StatusInfo};
+use super::proto::Proto;
 use crate::metrics::Metrics;
 
-/// Bad messages after which a peer is disconnected and blacklisted.
-pub const BAD_MESSAGE_LIMIT: u64 = 16;
+/// How often per-peer tables are trimmed (idle rate buckets, decayed
+/// scores, expired bans, expired DHT records).
+const HOUSEKEEPING_INTERVAL: Duration = Duration::from_secs(60);
 /// Interval of DHT bootstrap (routing table refresh).
 const BOOTSTRAP_INTERVAL: Duration = Duration::from_secs(300);
 /// First delay before the bootstrap peers are dialed again while the node
@@ -50,9 +53,14 @@ pub(crate) struct NetworkLoop {
     invokes: HashMap<OutboundRequestId, (PeerId, Reply<Vec<u8>>)>,
     indexes: HashMap<OutboundRequestId, (PeerId, Reply<Vec<u8>>)>,
     dials: HashMap<libp2p::swarm::ConnectionId, (String, Reply<()>)>,
-    bad: HashMap<PeerId, u64>,
-    banned: HashSet<PeerId>,
-    /// The remote address of each open connection, for `atr peers` (removed when it closes).
+    /// Bad messages and bans per peer.
+    ledger: PeerLedger,
+    /// Request rate per peer and protocol.
+    rates: RequestRates,
+    /// Budget of responses handed to the swarm, until sent or failed.
+    responding: HashMap<InboundRequestId, ResponsePermit>,
+    /// The remote address of each open connection, for `atr peers` (removed
+    /// when it closes; bounded by the connection limits).
     connections: HashMap<libp2p::swarm::ConnectionId, (PeerId, Multiaddr)>,
     /// Configured bootstrap addresses (each ends in `/p2p/PEERID`).
     bootstrap_addrs: Vec<Multiaddr>,
@@ -115,8 +123,10 @@ pub(crate) fn add_bootstrap(swarm: &mut Swarm<Behaviour>, addr: &Multiaddr) {
 }
 
 impl NetworkLoop {
+    #[allow(clippy::too_many_arguments)]
     pub(crate) fn new(
         swarm: Swarm<Behaviour>,
+        rates: RequestRates,
         commands: mpsc::Receiver<Command>,
         events: mpsc::Sender<NetworkEvent>,
         listen_addrs: Vec<Multiaddr>,
@@ -141,8 +151,9 @@ impl NetworkLoop {
             invokes: HashMap::new(),
             indexes: HashMap::new(),
             dials: HashMap::new(),
-            bad: HashMap::new(),
-            banned: HashSet::new(),
+            ledger: PeerLedger::default(),
+            rates,
+            responding: HashMap::new(),
             connections: HashMap::new(),
             bootstrap_addrs,
             retry: Box::pin(tokio::time::sleep(jittered(BOOTSTRAP_RETRY_MIN))),
@@ -154,6 +165,7 @@ impl NetworkLoop {
     /// Runs until cancelled or every handle is dropped.
     pub(crate) async fn run(mut self) {
         let mut bootstrap = tokio::time::interval(BOOTSTRAP_INTERVAL);
+        let mut housekeeping = tokio::time::interval(HOUSEKEEPING_INTERVAL);
         loop {
             tokio::select! {
                 biased;
@@ -165,9 +177,26 @@ impl NetworkLoop {
                 ev = self.swarm.select_next_some() => self.on_swarm_event(ev),
                 _ = &mut self.retry, if self.retry_armed => self.retry_bootstrap(),
                 _ = bootstrap.tick() => self.bootstrap(),
+                _ = housekeeping.tick() => self.housekeeping(),
             }
         }
         info!("network loop stopped");
+    }
+
+    fn housekeeping(&mut self) {
+        let now = Instant::now();
+        self.rates.forget_idle();
+        for peer in self.ledger.expire(now) {
+            info!(%peer, "ban lifted");
+            self.swarm
+                .behaviour_mut()
+                .gossipsub
+                .remove_blacklisted_peer(&peer);
+        }
+        let expired = self.swarm.behaviour_mut().kad.store_mut().sweep_expired(now);
+        if expired > 0 {
+            debug!(expired, "expired DHT provider records dropped");
+        }
     }
 
     fn bootstrap(&mut self) {
@@ -305,8 +334,10 @@ impl NetworkLoop {
             }
             Command::Respond {
                 proto,
+                request_id,
                 channel,
                 bytes,
+                permit,
             } => {
                 let b = self.swarm.behaviour_mut();
                 let r = match proto {
@@ -317,6 +348,8 @@ impl NetworkLoop {
                 };
                 if r.is_err() {
                     debug!(?proto, "response dropped: the requester went away");
+                } else {
+                    self.responding.insert(request_id, permit);
                 }
             }
             Command::Dial { addr, reply } => {
@@ -365,7 +398,7 @@ impl NetworkLoop {
                     a
                 },
                 score: gs.peer_score(p),
-                bad_messages: self.bad.get(p).copied().unwrap_or(0),
+                bad_messages: self.ledger.bad_messages(p),
             })
             .collect();
         StatusInfo {
@@ -377,11 +410,10 @@ impl NetworkLoop {
 
     fn penalize(&mut self, peer: PeerId, reason: &'static str) {
         self.metrics.bad_message(reason);
-        let n = self.bad.entry(peer).or_insert(0);
-        *n += 1;
-        warn!(%peer, reason, count = *n, "bad message from peer");
-        if *n >= BAD_MESSAGE_LIMIT && self.banned.insert(peer) {
-            warn!(%peer, "peer exceeded the bad-message limit: disconnected and blacklisted");
+        let p = self.ledger.penalize(peer, Instant::now());
+        warn!(%peer, reason, count = p.total, "bad message from peer");
+        if p.banned {
+            warn!(%peer, "peer exceeded the bad-message limit: disconnected and banned");
             self.swarm.behaviour_mut().gossipsub.blacklist_peer(&peer);
             let _ = self.swarm.disconnect_peer_id(peer);
         }
@@ -407,7 +439,7 @@ impl NetworkLoop {
                 endpoint,
                 ..
             } => {
-                if self.banned.contains(&peer_id) {
+                if self.ledger.is_banned(&peer_id, Instant::now()) {
                     let _ = self.swarm.disconnect_peer_id(peer_id);
                     return;
                 }
@@ -437,9 +469,19 @@ impl NetworkLoop {
                     self.retry_delay = BOOTSTRAP_RETRY_MIN;
                 }
             }
+            SwarmEvent::IncomingConnectionError {
+                error: libp2p::swarm::ListenError::Denied { cause },
+                ..
+            } => {
+                self.metrics.budget_exceeded("connections");
+                debug!(%cause, "inbound connection refused");
+            }
             SwarmEvent::OutgoingConnectionError {
                 connection_id, error, ..
             } => {
+                if matches!(error, libp2p::swarm::DialError::Denied { .. }) {
+                    self.metrics.budget_exceeded("connections");
+                }
                 if let Some((addr, reply)) = self.dials.remove(&connection_id) {
                     let _ = reply.send(Err(NetworkError::Dial {
                         addr,
@@ -548,13 +590,24 @@ impl NetworkLoop {
         };
         match e {
             request_response::Event::Message { peer, message, .. } => match message {
-                request_response::Message::Request { request, channel, .. } => {
-                    if self.banned.contains(&peer) {
+                request_response::Message::Request {
+                    request_id,
+                    request,
+                    channel,
+                } => {
+                    if self.ledger.is_banned(&peer, Instant::now()) {
+                        return;
+                    }
+                    if !self.rates.allow(proto, &peer) {
+                        // Dropping the channel answers nothing; the peer's request fails.
+                        self.metrics.budget_exceeded("peer_requests");
+                        trace!(%peer, ?proto, "request over the peer's rate dropped");
                         return;
                     }
                     self.emit(NetworkEvent::InboundRequest {
                         proto,
                         peer,
+                        request_id,
                         request,
                         channel,
                     });
@@ -584,13 +637,21 @@ impl NetworkLoop {
                     let _ = reply.send(Err(e));
                 }
             }
-            request_response::Event::InboundFailure { peer, error, .. } => {
+            request_response::Event::ResponseSent { request_id, .. } => {
+                self.responding.remove(&request_id);
+            }
+            request_response::Event::InboundFailure {
+                peer,
+                error,
+                request_id,
+                ..
+            } => {
+                self.responding.remove(&request_id);
                 debug!(%peer, ?proto, %error, "inbound request failed");
                 if matches!(error, request_response::InboundFailure::Io(_)) {
                     self.penalize(peer, "malformed_request");
                 }
             }
-            other => trace!(?other, "request-response event"),
         }
     }
 }

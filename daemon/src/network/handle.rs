@@ -6,26 +6,14 @@ use std::collections::HashSet;
 use std::sync::Arc;
 
 use libp2p::gossipsub::{MessageAcceptance, MessageId};
-use libp2p::request_response::ResponseChannel;
+use libp2p::request_response::{InboundRequestId, ResponseChannel};
 use libp2p::{Multiaddr, PeerId};
 use serde::Serialize;
 use tokio::sync::{mpsc, oneshot};
 
+use super::budget::{ResponseBudget, ResponsePermit};
+use super::proto::Proto;
 use crate::metrics::{GossipCounts, GossipMetrics};
-
-/// Which request-response protocol.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
-#[non_exhaustive]
-pub enum Proto {
-    /// `/atr/fetch/1`.
-    Fetch,
-    /// `/atr/sync/1`.
-    Sync,
-    /// `/atr/invoke/1`.
-    Invoke,
-    /// `/atr/index/1`.
-    Index,
-}
 
 /// Why a network operation failed.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -126,8 +114,10 @@ pub(crate) enum Command {
     },
     Respond {
         proto: Proto,
+        request_id: InboundRequestId,
         channel: ResponseChannel<Vec<u8>>,
         bytes: Vec<u8>,
+        permit: ResponsePermit,
     },
     Dial {
         addr: Multiaddr,
@@ -144,11 +134,22 @@ pub struct NetworkHandle {
     tx: mpsc::Sender<Command>,
     local: PeerId,
     gossip: Arc<GossipMetrics>,
+    responses: ResponseBudget,
 }
 
 impl NetworkHandle {
-    pub(crate) fn new(tx: mpsc::Sender<Command>, local: PeerId, gossip: Arc<GossipMetrics>) -> Self {
-        Self { tx, local, gossip }
+    pub(crate) fn new(
+        tx: mpsc::Sender<Command>,
+        local: PeerId,
+        gossip: Arc<GossipMetrics>,
+        responses: ResponseBudget,
+    ) -> Self {
+        Self {
+            tx,
+            local,
+            gossip,
+            responses,
+        }
     }
 
     /// Gossipsub's counts of atr-topic messages received by this node, with
@@ -221,18 +222,34 @@ impl NetworkHandle {
         .await?
     }
 
-    /// Answers an inbound request.
+    /// Reserves `bytes` of the budget of responses in flight for an answer
+    /// to `peer` ([`ResponseBudget`]); `None` means: do not answer.
+    pub fn reserve_response(&self, peer: PeerId, bytes: usize) -> Option<ResponsePermit> {
+        self.responses.try_reserve(peer, bytes)
+    }
+
+    /// Bytes of responses in flight now (tests and metrics).
+    pub fn responses_in_flight(&self) -> usize {
+        self.responses.in_flight()
+    }
+
+    /// Answers an inbound request; `permit` (at least `bytes.len()`) is held
+    /// until the response is sent or fails.
     pub async fn respond(
         &self,
         proto: Proto,
+        request_id: InboundRequestId,
         channel: ResponseChannel<Vec<u8>>,
         bytes: Vec<u8>,
+        permit: ResponsePermit,
     ) -> Result<(), NetworkError> {
         self.tx
             .send(Command::Respond {
                 proto,
+                request_id,
                 channel,
                 bytes,
+                permit,
             })
             .await
             .map_err(|_| NetworkError::Closed)

@@ -2,6 +2,14 @@
 //! by tag or name), sync (which objects in differing buckets) and invoke
 //! (handed to the [`Provider`]). Malformed requests are answered with an
 //! empty response and counted against the peer.
+//!
+//! Every answer is paid for from the network's budget of response bytes in
+//! flight ([`NetworkHandle::reserve_response`]): the largest answer of the
+//! protocol is reserved before it is built (for invoke: the answer's size,
+//! after the tool ran), the rest is given back once it is built, and the
+//! network loop holds the reservation until the answer is sent. A request
+//! that finds no room is dropped unanswered and counted
+//! (`budget_exceeded{budget="response_bytes"}`).
 
 use std::sync::Arc;
 
@@ -11,7 +19,7 @@ use atr_protocol::wire::{
     self, FetchRequest, FetchResponse, IndexRequest, IndexResponse, SyncRequest, SyncResponse, WireObject,
 };
 use libp2p::PeerId;
-use libp2p::request_response::ResponseChannel;
+use libp2p::request_response::{InboundRequestId, ResponseChannel};
 use rand::seq::SliceRandom;
 use tracing::{debug, warn};
 
@@ -59,9 +67,28 @@ impl Responder {
         &self,
         proto: Proto,
         peer: PeerId,
+        request_id: InboundRequestId,
         request: Vec<u8>,
         channel: ResponseChannel<Vec<u8>>,
     ) {
+        let reserve = |bytes: usize| {
+            let p = self.net.reserve_response(peer, bytes);
+            if p.is_none() {
+                self.metrics.budget_exceeded("response_bytes");
+                debug!(%peer, ?proto, "no room for a response: request dropped");
+            }
+            p
+        };
+        let largest = match proto {
+            Proto::Fetch => wire::MAX_FETCH_RESPONSE_BYTES,
+            Proto::Sync => wire::MAX_SYNC_RESPONSE_BYTES,
+            Proto::Index => wire::MAX_INDEX_RESPONSE_BYTES,
+            // Reserved below, once the tool has run and the answer's size is known.
+            Proto::Invoke => 0,
+        };
+        let Some(mut permit) = reserve(largest) else {
+            return;
+        };
         let answer = match proto {
             Proto::Fetch => {
                 let resp = match FetchRequest::decode(&request) {
@@ -120,13 +147,22 @@ impl Responder {
                 wire::encode_message(&resp)
             }
         };
-        match answer {
-            Ok(bytes) => {
-                if let Err(e) = self.net.respond(proto, channel, bytes).await {
-                    debug!(error = %e, "could not respond");
-                }
+        let bytes = match answer {
+            Ok(b) => b,
+            Err(e) => {
+                warn!(error = %e, "could not encode a response");
+                return;
             }
-            Err(e) => warn!(error = %e, "could not encode a response"),
+        };
+        if largest == 0 {
+            match reserve(bytes.len()) {
+                Some(p) => permit = p,
+                None => return,
+            }
+        }
+        permit.shrink_to(bytes.len());
+        if let Err(e) = self.net.respond(proto, request_id, channel, bytes, permit).await {
+            debug!(error = %e, "could not respond");
         }
     }
 }
@@ -172,13 +208,15 @@ fn answer_fetch(repo: &Repo, req: &FetchRequest) -> FetchResponse {
                 },
                 _ => return FetchResponse { objects: out },
             };
-            let envelopes: Vec<Vec<u8>> =
-                repo.read(|cat| cat.find(&q, None).iter().map(|e| e.spec.to_bytes()).collect());
-            for e in envelopes {
-                if !push(WireObject::Spec(ByteBuf(e))) {
-                    break;
+            // Copy envelopes only until the response is full: a ~10-byte
+            // request by a popular tag must not copy a thousand of them.
+            repo.read(|cat| {
+                for e in cat.find(&q, None) {
+                    if !push(WireObject::Spec(ByteBuf(e.spec.to_bytes()))) {
+                        break;
+                    }
                 }
-            }
+            });
         }
         _ => {}
     }

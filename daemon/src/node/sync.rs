@@ -5,10 +5,20 @@
 //! in batches of [`wire::MAX_FETCH_IDS`], verifying each, until the round's
 //! byte budget ([`MAX_ROUND_BYTES`]) is spent. Rounds run when a peer
 //! connects and every `sync_interval` with a random connected peer.
+//!
+//! Budgets (`[network.budgets]`): at most `sync_rounds` rounds run at once
+//! (a round that finds no slot is skipped and counted; the periodic round
+//! catches up), each ends at `sync_round_deadline`, and a round ends at the
+//! first short delivery (fewer objects than asked in a response that is not
+//! near the byte cap); a peer that delivers none of the ids it listed is
+//! penalized (`sync_undelivered`). So slow or lying peers cost a bounded
+//! number of slots for a bounded time and never hold the dispatcher.
 
 use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Duration;
+
+use tokio::sync::Semaphore;
 
 use atr_protocol::id::ByteBuf;
 use atr_protocol::wire::{self, FetchRequest, SyncRequest, SyncResponse};
@@ -50,18 +60,32 @@ pub struct Syncer {
     net: NetworkHandle,
     metrics: Arc<Metrics>,
     interval: Duration,
+    /// Round slots (`sync_rounds`).
+    rounds: Arc<Semaphore>,
+    deadline: Duration,
     cancel: CancellationToken,
     tasks: TaskTracker,
 }
 
+/// How many rounds at once and how long each may take.
+#[derive(Debug, Clone, Copy)]
+pub struct RoundBudget {
+    /// Rounds at once.
+    pub rounds: usize,
+    /// Longest round.
+    pub deadline: Duration,
+}
+
 impl Syncer {
     /// A syncer running a round every `interval`; dials are spawned on `tasks`.
+    #[allow(clippy::too_many_arguments)]
     pub fn new(
         repo: Repo,
         ingest: Ingest,
         net: NetworkHandle,
         metrics: Arc<Metrics>,
         interval: Duration,
+        budget: RoundBudget,
         cancel: CancellationToken,
         tasks: TaskTracker,
     ) -> Self {
@@ -71,19 +95,31 @@ impl Syncer {
             net,
             metrics,
             interval,
+            rounds: Arc::new(Semaphore::new(budget.rounds.max(1))),
+            deadline: budget.deadline,
             cancel,
             tasks,
         }
     }
 
-    /// Runs one round with `peer`, logging the outcome.
+    /// Runs one round with `peer` if a round slot is free, within the round
+    /// deadline, logging the outcome.
     pub async fn with_peer(&self, peer: PeerId) {
-        match self.round(peer).await {
-            Ok(s) if s.missing > 0 => {
+        let Ok(_slot) = self.rounds.clone().try_acquire_owned() else {
+            self.metrics.budget_exceeded("sync_rounds");
+            debug!(%peer, "every sync slot is busy: round skipped");
+            return;
+        };
+        match tokio::time::timeout(self.deadline, self.round(peer)).await {
+            Ok(Ok(s)) if s.missing > 0 => {
                 info!(%peer, missing = s.missing, stored = s.stored, refused = s.refused, "sync round")
             }
-            Ok(_) => debug!(%peer, "sync round: in sync"),
-            Err(e) => debug!(%peer, error = %e, "sync round failed"),
+            Ok(Ok(_)) => debug!(%peer, "sync round: in sync"),
+            Ok(Err(e)) => debug!(%peer, error = %e, "sync round failed"),
+            Err(_) => {
+                self.metrics.budget_exceeded("sync_deadline");
+                debug!(%peer, deadline = ?self.deadline, "sync round cut at its deadline");
+            }
         }
     }
 
@@ -133,9 +169,18 @@ impl Syncer {
             };
             let raw = self.net.request(Proto::Fetch, peer, bytes).await?;
             budget = budget.saturating_sub(raw.len());
+            let size = raw.len();
             let got = self.ingest.fetched(peer, &raw, Some(asked)).await;
             stats.stored += got.stored;
             stats.refused += got.refused;
+            if got.received == 0 {
+                // Listed, then not delivered: the slow-and-empty attack.
+                self.net.penalize(peer, "sync_undelivered");
+                break;
+            }
+            if got.received < chunk.len() && size < wire::MAX_FETCH_RESPONSE_BYTES / 2 {
+                break;
+            }
         }
         self.metrics.sync_objects.inc_by(stats.stored as u64);
         Ok(stats)

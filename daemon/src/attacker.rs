@@ -1,0 +1,284 @@
+//! Hostile peers for tests and the testnet's attacker role, built from this
+//! crate's own network code, so they speak atr's real protocols over real
+//! libp2p connections: a bare swarm (no store, no services) that floods
+//! requests or DHT records and answers sync slowly and emptily.
+//!
+//! Every loop here is bounded by a count the caller gives.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use atr_protocol::id::ByteBuf;
+use atr_protocol::revocation::{Revocation, RevocationKind, RevocationTarget, SignedRevocation};
+use atr_protocol::wire::{self, FetchResponse, SyncResponse, WireObject};
+use atr_protocol::{Manifest, SecretKey, SignedSpec};
+use futures::StreamExt;
+use libp2p::{Multiaddr, PeerId};
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+use crate::config::{Budgets, NetworkOptions};
+use crate::identity::Identity;
+use crate::metrics::Metrics;
+use crate::network::{self, NetworkError, NetworkEvent, NetworkHandle, Proto};
+
+/// One hostile peer; see the module docs.
+pub struct Attacker {
+    net: NetworkHandle,
+    events: Option<mpsc::Receiver<NetworkEvent>>,
+    cancel: CancellationToken,
+    join: tokio::task::JoinHandle<()>,
+    peer_id: PeerId,
+}
+
+/// A valid spec of `key` named `junk<i>`, whose input schema carries `pad`
+/// zeros under an unknown keyword (the memory-amplification shape), or
+/// `None` if validation refuses that much padding.
+pub fn junk_spec(key: &SecretKey, i: usize, pad: usize) -> Option<SignedSpec> {
+    let zeros = vec!["0"; pad].join(",");
+    let src = format!(
+        r#"
+name = "junk{i}"
+version = "1.0.0"
+description = "Junk spec {i}."
+tags = ["junk"]
+input_schema = {{ type = "object", x-pad = [{zeros}] }}
+output_schema = {{ type = "integer" }}
+[runtime]
+image = "junk:latest"
+digest = "sha256:{:064x}"
+command = ["/junk"]
+"#,
+        i
+    );
+    let spec = Manifest::from_toml(&src, "junk.toml")
+        .ok()?
+        .to_spec("junk.toml", key.public(), 1_764_000_000_000 + i as u64, None)
+        .ok()?;
+    SignedSpec::sign(spec, key).ok()
+}
+
+/// Outcome of [`Attacker::flood_requests`].
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Flood {
+    /// Requests answered.
+    pub answered: usize,
+    /// Requests that failed (dropped unanswered, timed out, refused).
+    pub failed: usize,
+    /// Bytes received in answers.
+    pub bytes: usize,
+}
+
+impl Attacker {
+    /// A fresh identity listening on loopback, with budgets wide enough that
+    /// its own limits never get in the way of its attack.
+    pub async fn spawn() -> Result<Self, NetworkError> {
+        let identity = Identity::generate();
+        let opts = NetworkOptions {
+            listen: vec![
+                "/ip4/127.0.0.1/tcp/0"
+                    .parse()
+                    .map_err(|e| NetworkError::Setup(format!("{e}")))?,
+            ],
+            heartbeat: Duration::from_millis(100),
+            ip_colocation_penalty: false,
+            budgets: Budgets {
+                max_connections: 10_000,
+                peer_requests_per_sec: 1_000_000,
+                peer_request_burst: 1_000_000,
+                response_bytes_in_flight: 1 << 30,
+                ..Budgets::default()
+            },
+            ..NetworkOptions::default()
+        };
+        let cancel = CancellationToken::new();
+        let (net, events, join) =
+            network::spawn(&identity, &opts, Arc::new(Metrics::new()), cancel.child_token()).await?;
+        Ok(Self {
+            net,
+            events: Some(events),
+            cancel,
+            join,
+            peer_id: identity.peer_id(),
+        })
+    }
+
+    /// Its peer id.
+    pub fn peer_id(&self) -> PeerId {
+        self.peer_id
+    }
+
+    /// Its network handle (to publish raw gossip, dial, announce).
+    pub fn net(&self) -> &NetworkHandle {
+        &self.net
+    }
+
+    /// Dials `addr` (ending in `/p2p/PEERID`) within 10 s.
+    pub async fn connect(&self, addr: Multiaddr) -> Result<(), NetworkError> {
+        tokio::time::timeout(Duration::from_secs(10), self.net.dial(addr.clone()))
+            .await
+            .map_err(|_| NetworkError::Dial {
+                addr: addr.to_string(),
+                detail: "timed out".into(),
+            })?
+    }
+
+    /// Sends `n` copies of `request` to `peer` on `proto`, `concurrency` at a time.
+    pub async fn flood_requests(
+        &self,
+        peer: PeerId,
+        proto: Proto,
+        request: Vec<u8>,
+        n: usize,
+        concurrency: usize,
+    ) -> Flood {
+        let results: Vec<Result<Vec<u8>, NetworkError>> = futures::stream::iter(0..n)
+            .map(|_| self.net.request(proto, peer, request.clone()))
+            .buffer_unordered(concurrency.max(1))
+            .collect()
+            .await;
+        let mut f = Flood::default();
+        for r in results {
+            match r {
+                Ok(b) => {
+                    f.answered += 1;
+                    f.bytes += b.len();
+                }
+                Err(_) => f.failed += 1,
+            }
+        }
+        f
+    }
+
+    /// Announces provider records for `n` made-up keys of atr's shape
+    /// (`/atr/tag/junk<i>/<shard>`); returns how many this peer's own DHT accepted.
+    pub async fn flood_providers(&self, n: usize) -> usize {
+        let mut ok = 0;
+        for i in 0..n {
+            let key = format!("/atr/tag/junk{i}/{}", i % 16);
+            if self.net.announce(key.into_bytes()).await.is_ok() {
+                ok += 1;
+            }
+        }
+        ok
+    }
+
+    /// Publishes `per_key` junk specs ([`junk_spec`], `pad` zeros each) from
+    /// each of `keys` fresh keys over gossip; returns how many were sent.
+    pub async fn flood_specs(&self, keys: usize, per_key: usize, pad: usize) -> usize {
+        let mut sent = 0;
+        for _ in 0..keys {
+            let key = SecretKey::from_seed(&rand::random());
+            for i in 0..per_key {
+                let Some(spec) = junk_spec(&key, i, pad) else {
+                    continue;
+                };
+                let Ok(bytes) = wire::encode_message(&WireObject::Spec(ByteBuf(spec.to_bytes()))) else {
+                    continue;
+                };
+                if self.net.publish(bytes).await.is_ok() {
+                    sent += 1;
+                }
+            }
+        }
+        sent
+    }
+
+    /// Publishes `n` valid by-name revocations of made-up names, each from a
+    /// fresh key (they target nothing anyone holds); returns how many were sent.
+    pub async fn flood_revocations(&self, n: usize) -> usize {
+        let mut sent = 0;
+        for i in 0..n {
+            let key = SecretKey::from_seed(&rand::random());
+            let rev = Revocation {
+                v: 1,
+                kind: RevocationKind::Revoke,
+                target: RevocationTarget::Name(format!("junk{i}")),
+                publisher: key.public(),
+                reason: "flood".into(),
+                successor: None,
+                created_at_ms: 1_764_000_000_000 + i as u64,
+            };
+            let Ok(signed) = SignedRevocation::sign(rev, &key) else {
+                continue;
+            };
+            let Ok(bytes) = wire::encode_message(&WireObject::Revocation(ByteBuf(signed.to_bytes()))) else {
+                continue;
+            };
+            if self.net.publish(bytes).await.is_ok() {
+                sent += 1;
+            }
+        }
+        sent
+    }
+
+    /// From now on answers every sync request after `delay` listing `listed`
+    /// made-up ids, and every fetch after `delay` with no object: the slow,
+    /// empty sync peer. Other requests are left unanswered. Returns the task,
+    /// which ends at [`Attacker::shutdown`] and yields how many requests it answered.
+    pub fn serve_slow_sync(&mut self, delay: Duration, listed: usize) -> tokio::task::JoinHandle<usize> {
+        let mut events = self.events.take();
+        let net = self.net.clone();
+        let cancel = self.cancel.clone();
+        tokio::spawn(async move {
+            let Some(events) = events.as_mut() else {
+                return 0;
+            };
+            let answered = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+            let tasks = tokio_util::task::TaskTracker::new();
+            loop {
+                let ev = tokio::select! {
+                    _ = cancel.cancelled() => break,
+                    ev = events.recv() => match ev { Some(e) => e, None => break },
+                };
+                let NetworkEvent::InboundRequest {
+                    proto,
+                    peer,
+                    request_id,
+                    channel,
+                    ..
+                } = ev
+                else {
+                    continue;
+                };
+                let bytes = match proto {
+                    Proto::Sync => wire::encode_message(&SyncResponse {
+                        ids: (0..listed.min(wire::MAX_SYNC_REFS))
+                            .map(|_| atr_protocol::ToolId(rand::random()))
+                            .collect(),
+                        truncated: false,
+                    }),
+                    Proto::Fetch => wire::encode_message(&FetchResponse { objects: vec![] }),
+                    _ => continue,
+                };
+                let Ok(bytes) = bytes else { continue };
+                let (net, answered, cancel) = (net.clone(), answered.clone(), cancel.clone());
+                tasks.spawn(async move {
+                    tokio::select! {
+                        _ = cancel.cancelled() => return,
+                        _ = tokio::time::sleep(delay) => {}
+                    }
+                    let Some(permit) = net.reserve_response(peer, bytes.len()) else {
+                        return;
+                    };
+                    if net
+                        .respond(proto, request_id, channel, bytes, permit)
+                        .await
+                        .is_ok()
+                    {
+                        answered.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    }
+                });
+            }
+            tasks.close();
+            tasks.wait().await;
+            answered.load(std::sync::atomic::Ordering::Relaxed)
+        })
+    }
+
+    /// Stops its network.
+    pub async fn shutdown(self) {
+        self.cancel.cancel();
+        let _ = tokio::time::timeout(Duration::from_secs(5), self.join).await;
+    }
+}

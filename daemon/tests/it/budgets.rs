@@ -1,0 +1,311 @@
+//! Each peer budget of `[network.budgets]`, exceeded by hostile peers built
+//! from atrd's own network code (`atrd::attacker`) over real libp2p
+//! connections: the documented outcome (refused, dropped, penalized, cut),
+//! and honest work still done.
+
+use std::time::{Duration, Instant};
+
+use atr_protocol::wire::{self, FetchRequest, IndexRequest, IndexResponse};
+use atrd::attacker::Attacker;
+use atrd::network::Proto;
+
+use crate::harness::*;
+
+const T: Duration = Duration::from_secs(20);
+
+async fn peers(n: &atrd::Node) -> usize {
+    n.net().status().await.map(|s| s.peers.len()).unwrap_or(0)
+}
+
+async fn bad_messages(n: &atrd::Node, peer: libp2p::PeerId) -> u64 {
+    n.net()
+        .status()
+        .await
+        .ok()
+        .and_then(|s| s.peers.into_iter().find(|p| p.peer == peer.to_string()))
+        .map(|p| p.bad_messages)
+        .unwrap_or(0)
+}
+
+fn index_request(tag: &str) -> Vec<u8> {
+    wire::encode_message(&IndexRequest::Tag(tag.into())).unwrap()
+}
+
+async fn publish(n: &atrd::Node, name: &str, tags: &[&str]) -> atr_protocol::SignedSpec {
+    n.services()
+        .publisher
+        .publish(manifest(name, "1.0.0", tags), "test.toml".into())
+        .await
+        .unwrap()
+        .spec
+}
+
+/// Twenty strangers dial a node whose budget is 8 connections: 8 get in,
+/// the rest are refused and counted; once they leave, an honest peer joins.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_connection_flood_stops_at_the_connection_budget() {
+    init_tracing();
+    let victim = start_node_with(150, vec![], tempfile::tempdir().unwrap(), |c| {
+        c.network.budgets.max_connections = 8;
+    })
+    .await;
+    let addr = victim.node.dial_addrs()[0].clone();
+    let mut attackers = Vec::new();
+    for _ in 0..20 {
+        let a = Attacker::spawn().await.unwrap();
+        let _ = a.connect(addr.clone()).await;
+        attackers.push(a);
+    }
+    wait_for(T, "12 connections refused", || async {
+        victim.node.metrics().budget_exceeded_count("connections") >= 12
+    })
+    .await;
+    let n = peers(&victim.node).await;
+    assert!((1..=8).contains(&n), "{n} peers connected with a budget of 8");
+    for a in attackers {
+        a.shutdown().await;
+    }
+    wait_for(T, "the strangers' connections closed", || async {
+        peers(&victim.node).await == 0
+    })
+    .await;
+    let honest = start_node(151, vec![addr]).await;
+    wait_for(T, "an honest peer connects again", || async {
+        peers(&victim.node).await >= 1
+    })
+    .await;
+    honest.node.shutdown().await.unwrap();
+    victim.node.shutdown().await.unwrap();
+}
+
+/// One stranger sends 300 index requests at once to a node allowing 10/s
+/// with a burst of 20: at most the burst plus the refill is answered, the
+/// rest is dropped unanswered and counted, and an honest peer is still answered.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_request_flood_is_cut_at_the_peer_rate_and_honest_peers_are_still_answered() {
+    init_tracing();
+    let victim = start_node_with(152, vec![], tempfile::tempdir().unwrap(), |c| {
+        c.network.budgets.peer_requests_per_sec = 10;
+        c.network.budgets.peer_request_burst = 20;
+    })
+    .await;
+    let spec = publish(&victim.node, "counted", &["flood"]).await;
+    let addr = victim.node.dial_addrs()[0].clone();
+    let attacker = Attacker::spawn().await.unwrap();
+    attacker.connect(addr.clone()).await.unwrap();
+    let started = Instant::now();
+    let flood = attacker
+        .flood_requests(
+            victim.node.peer_id(),
+            Proto::Index,
+            index_request("flood"),
+            300,
+            32,
+        )
+        .await;
+    let secs = started.elapsed().as_secs_f64();
+    let most = 20 + (10.0 * secs).ceil() as usize + 1;
+    assert!(
+        flood.answered >= 20 && flood.answered <= most,
+        "{flood:?} in {secs:.1}s: the burst (20) plus 10/s"
+    );
+    assert_eq!(flood.answered + flood.failed, 300);
+    let refused = victim.node.metrics().budget_exceeded_count("peer_requests");
+    assert!(refused as usize >= 300 - most, "{refused} counted");
+
+    let honest = start_node(153, vec![addr]).await;
+    wait_for(T, "honest peer connected", || async {
+        peers(&honest.node).await >= 1
+    })
+    .await;
+    let raw = honest
+        .node
+        .net()
+        .request(Proto::Index, victim.node.peer_id(), index_request("flood"))
+        .await
+        .unwrap();
+    let resp: IndexResponse = wire::decode_message(&raw, wire::MAX_INDEX_RESPONSE_BYTES, "index").unwrap();
+    assert_eq!(resp.ids, vec![spec.id()]);
+    attacker.shutdown().await;
+    honest.node.shutdown().await.unwrap();
+    victim.node.shutdown().await.unwrap();
+}
+
+/// With a response budget of one full fetch response, 40 concurrent fetches
+/// by tag from one stranger cannot all be held in memory at once: the
+/// overflow is dropped and counted, and every reserved byte comes back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_fetches_beyond_the_response_byte_budget_are_dropped() {
+    init_tracing();
+    let victim = start_node_with(154, vec![], tempfile::tempdir().unwrap(), |c| {
+        c.network.budgets.response_bytes_in_flight = wire::MAX_FETCH_RESPONSE_BYTES;
+    })
+    .await;
+    for i in 0..20 {
+        publish(&victim.node, &format!("tool{i}"), &["popular"]).await;
+    }
+    let attacker = Attacker::spawn().await.unwrap();
+    attacker
+        .connect(victim.node.dial_addrs()[0].clone())
+        .await
+        .unwrap();
+    let req = wire::encode_message(&FetchRequest::Tag("popular".into())).unwrap();
+    let flood = attacker
+        .flood_requests(victim.node.peer_id(), Proto::Fetch, req, 40, 40)
+        .await;
+    assert!(flood.answered >= 1, "{flood:?}");
+    let shed = victim.node.metrics().budget_exceeded_count("response_bytes");
+    assert!(shed >= 1, "{flood:?}: nothing was shed");
+    assert_eq!(flood.failed as u64, shed, "{flood:?}");
+    wait_for(T, "every reserved byte given back", || async {
+        victim.node.net().responses_in_flight() == 0
+    })
+    .await;
+    attacker.shutdown().await;
+    victim.node.shutdown().await.unwrap();
+}
+
+/// Six strangers that list ids in sync and then deliver nothing, each answer
+/// a second late: they get at most the node's two sync slots, each is
+/// penalized for listing what it does not deliver, and gossip from an honest
+/// publisher arrives meanwhile.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn slow_empty_sync_peers_use_only_the_sync_slots_and_are_penalized() {
+    init_tracing();
+    let victim = start_node_with(155, vec![], tempfile::tempdir().unwrap(), |c| {
+        c.network.budgets.sync_rounds = 2;
+        c.network.budgets.sync_round_deadline = Duration::from_secs(5);
+        c.network.sync_interval = Duration::from_secs(3600);
+    })
+    .await;
+    let addr = victim.node.dial_addrs()[0].clone();
+    let mut attackers = Vec::new();
+    for _ in 0..6 {
+        let mut a = Attacker::spawn().await.unwrap();
+        let served = a.serve_slow_sync(Duration::from_secs(1), 100);
+        a.connect(addr.clone()).await.unwrap();
+        attackers.push((a, served));
+    }
+    let honest = start_node(156, vec![addr]).await;
+    wait_for(T, "honest publisher in the victim's gossip mesh", || async {
+        honest.node.net().status().await.is_ok_and(|s| s.mesh_peers >= 1)
+    })
+    .await;
+    let started = Instant::now();
+    let spec = publish(&honest.node, "fresh", &["meanwhile"]).await;
+    wait_for(T, "honest gossip arrives during the attack", || async {
+        victim.node.repo().spec(&spec.id()).is_some()
+    })
+    .await;
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "gossip waited {:?}",
+        started.elapsed()
+    );
+    let skipped = victim.node.metrics().budget_exceeded_count("sync_rounds");
+    assert!(
+        skipped >= 4,
+        "only {skipped} rounds skipped with 2 slots and 7 peers"
+    );
+    wait_for(
+        T,
+        "strangers that listed and did not deliver are penalized",
+        || async {
+            let mut n = 0;
+            for (a, _) in &attackers {
+                n += bad_messages(&victim.node, a.peer_id()).await;
+            }
+            n >= 2
+        },
+    )
+    .await;
+    for (a, served) in attackers {
+        a.shutdown().await;
+        let _ = served.await;
+    }
+    honest.node.shutdown().await.unwrap();
+    victim.node.shutdown().await.unwrap();
+}
+
+/// A stranger answering sync after 3 s meets a round deadline of 1 s: the
+/// round is cut and counted, and the slot is free again for the next round.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sync_round_is_cut_at_its_deadline() {
+    init_tracing();
+    let victim = start_node_with(157, vec![], tempfile::tempdir().unwrap(), |c| {
+        c.network.budgets.sync_rounds = 1;
+        c.network.budgets.sync_round_deadline = Duration::from_secs(1);
+        c.network.sync_interval = Duration::from_secs(3600);
+    })
+    .await;
+    let mut a = Attacker::spawn().await.unwrap();
+    let served = a.serve_slow_sync(Duration::from_secs(3), 100);
+    a.connect(victim.node.dial_addrs()[0].clone()).await.unwrap();
+    wait_for(T, "round cut at its deadline", || async {
+        victim.node.metrics().budget_exceeded_count("sync_deadline") == 1
+    })
+    .await;
+    // The slot is free again: the round with an honest peer that connects
+    // later runs and fetches what it published before (gossip cannot carry it).
+    let honest = start_node(158, vec![]).await;
+    let spec = publish(&honest.node, "kept", &["x"]).await;
+    honest
+        .node
+        .net()
+        .dial(victim.node.dial_addrs()[0].clone())
+        .await
+        .unwrap();
+    wait_for(T, "the victim synced from the honest peer", || async {
+        victim.node.repo().spec(&spec.id()).is_some()
+    })
+    .await;
+    assert_eq!(victim.node.metrics().budget_exceeded_count("sync_deadline"), 1);
+    a.shutdown().await;
+    let _ = served.await;
+    honest.node.shutdown().await.unwrap();
+    victim.node.shutdown().await.unwrap();
+}
+
+/// A stranger announces 300 made-up keys to a node keeping 50 records per
+/// other peer: 250 are refused and counted; the node still announces its
+/// own tools and another peer finds it through the DHT.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dht_provider_flood_stops_at_the_per_peer_budget_and_own_keys_still_work() {
+    init_tracing();
+    let victim = start_node_with(159, vec![], tempfile::tempdir().unwrap(), |c| {
+        c.network.budgets.dht_records_per_peer = 50;
+        c.network.budgets.dht_foreign_records = 100;
+    })
+    .await;
+    let addr = victim.node.dial_addrs()[0].clone();
+    let attacker = Attacker::spawn().await.unwrap();
+    attacker.connect(addr.clone()).await.unwrap();
+    assert_eq!(attacker.flood_providers(300).await, 300);
+    wait_for(T, "250 foreign records refused", || async {
+        victim
+            .node
+            .metrics()
+            .budget_exceeded_count("dht_records_per_peer")
+            >= 250
+    })
+    .await;
+    let spec = publish(&victim.node, "mine", &["own"]).await;
+    let honest = start_node(160, vec![addr]).await;
+    wait_for(T, "honest peer connected", || async {
+        peers(&honest.node).await >= 1
+    })
+    .await;
+    let key = atrd::network::tag_key("own", &spec.value().publisher);
+    wait_for(T, "the victim's own record is found through the DHT", || async {
+        honest
+            .node
+            .net()
+            .get_providers(key.clone())
+            .await
+            .is_ok_and(|p| p.contains(&victim.node.peer_id()))
+    })
+    .await;
+    attacker.shutdown().await;
+    honest.node.shutdown().await.unwrap();
+    victim.node.shutdown().await.unwrap();
+}
