@@ -48,7 +48,16 @@ pub fn build() -> anyhow::Result<PathBuf> {
     // rebuild `ring` and everything above it, each undoing the other.
     let mut cmd = atr_sandbox::cargo::command();
     cmd.current_dir(root)
-        .args(["build", "-p", "atrd", "--bin", "atrd", "--message-format=json"]);
+        .args([
+            "build",
+            "-p",
+            "atrd",
+            "--bin",
+            "atrd",
+            "--bin",
+            "atr-attacker",
+            "--message-format=json",
+        ]);
     if !cfg!(debug_assertions) {
         cmd.arg("--release");
     }

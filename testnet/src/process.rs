@@ -576,6 +576,11 @@ impl Testnet {
             .collect()
     }
 
+    /// The `atrd` binary the nodes run (`atr-attacker` is built beside it).
+    pub fn atrd(&self) -> &Path {
+        &self.atrd
+    }
+
     /// The mode.
     pub fn mode(&self) -> Mode {
         self.lock_state().mode

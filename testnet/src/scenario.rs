@@ -22,6 +22,8 @@ pub const BUILTINS: &[(&str, &str)] = &[
     ("churn", include_str!("../scenarios/churn.toml")),
     ("invoke", include_str!("../scenarios/invoke.toml")),
     ("partition", include_str!("../scenarios/partition.toml")),
+    ("attacks", include_str!("../scenarios/attacks.toml")),
+    ("attacks-ci", include_str!("../scenarios/attacks-ci.toml")),
     (
         "propagation-wan",
         include_str!("../scenarios/propagation-wan.toml"),
@@ -186,6 +188,9 @@ fn default_tag() -> String {
 fn default_one() -> usize {
     1
 }
+fn default_hundred() -> usize {
+    100
+}
 fn default_ten_s() -> Duration {
     Duration::from_secs(10)
 }
@@ -227,6 +232,47 @@ pub enum Step {
     Heal(EmptyStep),
     /// Wait for every background step to end.
     Join(EmptyStep),
+    /// Hostile peers (`atr-attacker`) against nodes of a group (process mode).
+    Attack(AttackStep),
+}
+
+/// What an [`AttackStep`]'s hostile peers do (the behaviours of `atr-attacker`).
+pub const ATTACK_BEHAVIOURS: [&str; 7] = [
+    "connections",
+    "requests",
+    "fetch",
+    "slow-sync",
+    "providers",
+    "specs",
+    "revocations",
+];
+
+/// `action = "attack"`: one `atr-attacker` process per victim, each running
+/// one behaviour for `duration`; the victims' RSS and CPU are recorded.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AttackStep {
+    /// One of [`ATTACK_BEHAVIOURS`].
+    pub behaviour: String,
+    /// Group whose nodes are attacked. Default `all`.
+    #[serde(default = "default_all")]
+    pub group: String,
+    /// How many of the group's live nodes (chosen at random). Default 1.
+    #[serde(default = "default_one")]
+    pub victims: usize,
+    /// Identities, requests at once, keys, specs or revocations (see
+    /// `atr-attacker --help`). Default 100.
+    #[serde(default = "default_hundred")]
+    pub count: usize,
+    /// How long each attacker runs. Default 30 s.
+    #[serde(default = "default_thirty_s", with = "humantime_serde")]
+    pub duration: Duration,
+    /// Tag asked for by `requests` and `fetch`. Default `testnet`.
+    #[serde(default = "default_tag")]
+    pub tag: String,
+    /// Run alongside the next steps.
+    #[serde(default)]
+    pub background: bool,
 }
 
 /// `action = "publish"`.
@@ -422,6 +468,7 @@ impl Step {
             Step::Partition(_) => "partition",
             Step::Heal(_) => "heal",
             Step::Join(_) => "join",
+            Step::Attack(_) => "attack",
         }
     }
 
@@ -435,6 +482,7 @@ impl Step {
             Step::Kill(s) => vec![&s.group],
             Step::Restart(s) => vec![&s.group],
             Step::Partition(s) => s.sides.iter().flatten().map(String::as_str).collect(),
+            Step::Attack(s) => vec![&s.group],
             Step::Wait(_) | Step::Heal(_) | Step::Join(_) => vec![],
         }
     }
@@ -599,6 +647,18 @@ fn check_step(step: &Step) -> anyhow::Result<()> {
         Ok(())
     };
     match step {
+        Step::Attack(s) => {
+            ensure!(
+                ATTACK_BEHAVIOURS.contains(&s.behaviour.as_str()),
+                "`behaviour` must be one of {ATTACK_BEHAVIOURS:?}"
+            );
+            ensure!((1..=100).contains(&s.victims), "`victims` must be 1..=100");
+            ops(s.count, "count")?;
+            ensure!(
+                s.duration >= Duration::from_secs(1) && s.duration <= Duration::from_secs(3600),
+                "`duration` must be 1s..=1h"
+            );
+        }
         Step::Publish(s) => {
             ops(s.count, "count")?;
             dur(s.timeout, "timeout")?;

@@ -21,7 +21,11 @@ use tokio::task::JoinSet;
 use super::{Ctx, Published, lock, unix_us};
 use crate::logs::Arrivals;
 use crate::report::{Sample, percentile};
-use crate::scenario::{FindStep, InvokeStep, KillStep, PublishStep, RestartStep, RevokeStep, Step};
+use crate::resources;
+use crate::scenario::{
+    AttackStep, FindStep, InvokeStep, KillStep, PublishStep, RestartStep, RevokeStep, Step,
+};
+use crate::state::Mode;
 
 /// How long a restarted node may take to catch up on what it missed. 30 s.
 pub(super) const RESYNC_TIMEOUT: Duration = Duration::from_secs(30);
@@ -54,6 +58,7 @@ async fn run_in_order(
         let in_background = match step {
             Step::Find(f) => f.background,
             Step::Invoke(s) => s.background,
+            Step::Attack(s) => s.background,
             _ => false,
         };
         if in_background {
@@ -117,6 +122,7 @@ async fn run_step(ctx: &Arc<Ctx>, idx: usize, step: &Step) -> anyhow::Result<Str
         }
         Step::Heal(_) => heal(ctx, idx).await,
         Step::Join(_) => Ok(String::new()),
+        Step::Attack(s) => attack(ctx, idx, s).await,
     }
 }
 
@@ -859,4 +865,114 @@ mod tests {
         assert_eq!(brief_values(vec![]), "–");
         assert_eq!(brief_values(vec![3.0, 1.0, 2.0]), "p50 2.00 p95 3.00 max 3.00");
     }
+}
+
+/// Runs one `atr-attacker` per victim for the step's duration, sampling each
+/// victim's RSS every 250 ms; records per victim `attack_rss_peak_mib`,
+/// `attack_cpu_percent` (over the attack) and whether it survived
+/// (`attack_victim_alive`), with the attacker's own report as the detail.
+async fn attack(ctx: &Arc<Ctx>, idx: usize, s: &AttackStep) -> anyhow::Result<String> {
+    ensure!(
+        ctx.net.mode() == Mode::Process,
+        "attack steps run in process mode only (the attackers run on this host)"
+    );
+    let bin = ctx.net.atrd().with_file_name("atr-attacker");
+    ensure!(
+        bin.is_file(),
+        "{} not found: build it beside atrd (cargo build --release -p atrd)",
+        bin.display()
+    );
+    let alive = ctx.net.alive_of(&ctx.assignment.members(&s.group));
+    let victims: Vec<usize> = alive
+        .choose_multiple(&mut *lock(&ctx.rng), s.victims.min(alive.len()))
+        .copied()
+        .collect();
+    ensure!(!victims.is_empty(), "no live node to attack in group `{}`", s.group);
+    let pids: HashMap<usize, u32> = ctx.net.pids().into_iter().collect();
+    let start: HashMap<usize, resources::ProcSample> = victims
+        .iter()
+        .filter_map(|v| Some((*v, resources::sample(*pids.get(v)?)?)))
+        .collect();
+    let started = Instant::now();
+    let mut attackers = JoinSet::new();
+    for v in &victims {
+        let n = &ctx.net.nodes()[*v];
+        let target = format!("/ip4/{}/tcp/{}/p2p/{}", n.api.ip(), n.p2p_port, n.peer_id);
+        let mut cmd = tokio::process::Command::new(&bin);
+        cmd.args(["--target", &target, "--behaviour", &s.behaviour])
+            .args(["--count", &s.count.to_string()])
+            .args(["--seconds", &s.duration.as_secs().max(1).to_string()])
+            .args(["--tag", &s.tag])
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null())
+            .kill_on_drop(true);
+        let child = cmd.spawn().with_context(|| format!("cannot start {}", bin.display()))?;
+        let mut e = ctx.sample(idx, "event", "attack_start", unix_us());
+        e.node = Some(*v);
+        e.detail = Some(s.behaviour.clone());
+        ctx.record(e);
+        let limit = s.duration + Duration::from_secs(60);
+        let v = *v;
+        attackers.spawn(async move {
+            let out = tokio::time::timeout(limit, child.wait_with_output()).await;
+            let report = match out {
+                Ok(Ok(o)) => String::from_utf8_lossy(&o.stdout).trim().to_owned(),
+                Ok(Err(e)) => format!("attacker failed: {e}"),
+                Err(_) => "attacker did not end in time (killed)".to_owned(),
+            };
+            (v, report)
+        });
+    }
+    let mut peak: HashMap<usize, u64> = HashMap::new();
+    let mut reports: HashMap<usize, String> = HashMap::new();
+    let mut tick = tokio::time::interval(Duration::from_millis(250));
+    while !attackers.is_empty() {
+        tokio::select! {
+            done = attackers.join_next() => {
+                if let Some(Ok((v, report))) = done {
+                    reports.insert(v, report);
+                }
+            }
+            _ = tick.tick() => {
+                for v in &victims {
+                    if let Some(p) = pids.get(v).and_then(|p| resources::sample(*p)) {
+                        let e = peak.entry(*v).or_insert(0);
+                        *e = (*e).max(p.rss_bytes);
+                    }
+                }
+            }
+        }
+    }
+    let secs = started.elapsed().as_secs_f64();
+    let ticks = resources::clock_ticks() as f64;
+    let mut lines = Vec::new();
+    for v in &victims {
+        let now_alive = ctx.net.is_alive(*v);
+        let end = pids.get(v).and_then(|p| resources::sample(*p));
+        let cpu = match (start.get(v), end) {
+            (Some(a), Some(b)) => Some(100.0 * b.cpu_ticks.saturating_sub(a.cpu_ticks) as f64 / ticks / secs),
+            _ => None,
+        };
+        let peak_mib = peak.get(v).map(|b| *b as f64 / (1024.0 * 1024.0));
+        let report = reports.remove(v).unwrap_or_default();
+        for (series, value) in [
+            ("attack_rss_peak_mib", peak_mib),
+            ("attack_cpu_percent", cpu),
+            ("attack_victim_alive", Some(if now_alive { 1.0 } else { 0.0 })),
+        ] {
+            let mut e = ctx.sample(idx, "attack", series, unix_us());
+            e.node = Some(*v);
+            e.value = value;
+            e.ok = now_alive;
+            e.detail = Some(format!("{} {report}", s.behaviour));
+            ctx.record(e);
+        }
+        lines.push(format!(
+            "node {v}: peak RSS {} MiB, CPU {}%, {}; attacker: {report}",
+            peak_mib.map_or("?".into(), |m| format!("{m:.1}")),
+            cpu.map_or("?".into(), |c| format!("{c:.0}")),
+            if now_alive { "alive" } else { "DEAD" }
+        ));
+    }
+    Ok(format!("{} for {:.0}s: {}", s.behaviour, secs, lines.join("; ")))
 }
