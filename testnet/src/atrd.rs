@@ -47,17 +47,16 @@ pub fn build() -> anyhow::Result<PathBuf> {
     // Without the inherited CARGO_* variables: they would make this build and the outer one
     // rebuild `ring` and everything above it, each undoing the other.
     let mut cmd = atr_sandbox::cargo::command();
-    cmd.current_dir(root)
-        .args([
-            "build",
-            "-p",
-            "atrd",
-            "--bin",
-            "atrd",
-            "--bin",
-            "atr-attacker",
-            "--message-format=json",
-        ]);
+    cmd.current_dir(root).args([
+        "build",
+        "-p",
+        "atrd",
+        "--bin",
+        "atrd",
+        "--bin",
+        "atr-attacker",
+        "--message-format=json",
+    ]);
     if !cfg!(debug_assertions) {
         cmd.arg("--release");
     }

@@ -887,7 +887,11 @@ async fn attack(ctx: &Arc<Ctx>, idx: usize, s: &AttackStep) -> anyhow::Result<St
         .choose_multiple(&mut *lock(&ctx.rng), s.victims.min(alive.len()))
         .copied()
         .collect();
-    ensure!(!victims.is_empty(), "no live node to attack in group `{}`", s.group);
+    ensure!(
+        !victims.is_empty(),
+        "no live node to attack in group `{}`",
+        s.group
+    );
     let pids: HashMap<usize, u32> = ctx.net.pids().into_iter().collect();
     let start: HashMap<usize, resources::ProcSample> = victims
         .iter()
@@ -906,7 +910,9 @@ async fn attack(ctx: &Arc<Ctx>, idx: usize, s: &AttackStep) -> anyhow::Result<St
             .stdout(std::process::Stdio::piped())
             .stderr(std::process::Stdio::null())
             .kill_on_drop(true);
-        let child = cmd.spawn().with_context(|| format!("cannot start {}", bin.display()))?;
+        let child = cmd
+            .spawn()
+            .with_context(|| format!("cannot start {}", bin.display()))?;
         let mut e = ctx.sample(idx, "event", "attack_start", unix_us());
         e.node = Some(*v);
         e.detail = Some(s.behaviour.clone());

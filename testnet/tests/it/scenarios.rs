@@ -258,3 +258,49 @@ async fn invoke_runs_at_three_nodes() -> TestResult {
     assert_eq!(series(&summary, "invoke", "invoke").count, 10);
     Ok(())
 }
+
+/// Issue 13's acceptance at CI size: every attacker behaviour against 3 of
+/// 10 nodes while honest nodes publish, find and revoke. No victim dies,
+/// every honest find, publish and revocation succeeds, a revocation reaches
+/// every node within 2 s, and each victim's peak RSS stays within
+/// 2 × the idle RSS + 128 MiB. (The 2× bound on propagation p95 is read from
+/// the full-size run in `docs/benchmarks/attacks.md`, not asserted here: at
+/// this size and on a shared CI machine it is noise.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn attacks_leave_honest_work_intact_at_ci_size() -> TestResult {
+    let _serial = SERIAL.lock().await;
+    let tmp = tempfile::tempdir()?;
+    let out = tmp.path().join("attacks");
+    let s = run(RunOptions {
+        scenario: Scenario::load("attacks-ci")?,
+        nodes: Some(10),
+        repeat: 1,
+        seed: None,
+        out: out.clone(),
+        atrd: atr_testnet::atrd::locate(None)?,
+        net_dir: None,
+        mode: Mode::Process,
+        command: "cargo test -p atr-testnet".into(),
+    })
+    .await?;
+    check_files(&out, &s, &["latency_cdf.svg"])?;
+    for r in &s.series {
+        assert_eq!(r.success_rate, 1.0, "{} / {}: {r:?}", r.series, r.kind);
+        if r.kind == "revocation_all" {
+            assert!(r.max_ms.is_some_and(|m| m <= 2000.0), "{r:?}");
+        }
+    }
+    let alive = series(&s, "attack_victim_alive", "attack");
+    assert_eq!(alive.count, 7 * 3, "seven behaviours, three victims each");
+    let idle_max = s
+        .idle
+        .as_ref()
+        .and_then(|u| u.nodes.iter().map(|n| n.rss_mib).reduce(f64::max))
+        .ok_or("no idle RSS")?;
+    let peak = series(&s, "attack_rss_peak_mib", "attack");
+    assert!(
+        peak.max_ms.is_some_and(|m| m <= 2.0 * idle_max + 128.0),
+        "peak RSS {peak:?} over 2 × {idle_max:.1} + 128 MiB"
+    );
+    Ok(())
+}
