@@ -844,29 +844,6 @@ async fn restart(ctx: &Arc<Ctx>, idx: usize, s: &RestartStep) -> anyhow::Result<
     ))
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn gossip_counters_are_read_from_prometheus_text() {
-        let text = "# HELP atr_gossip_messages_received_total x\n\
-                    # TYPE atr_gossip_messages_received_total counter\n\
-                    atr_gossip_messages_received_total 42\n\
-                    atr_gossip_messages_received_total_extra 7\n\
-                    atr_gossip_duplicates_received_total 101\n";
-        assert_eq!(metric(text, GOSSIP_UNIQUE), Some(42.0));
-        assert_eq!(metric(text, GOSSIP_DUPLICATES), Some(101.0));
-        assert_eq!(metric(text, "atr_missing"), None);
-        assert_eq!(
-            metric("atr_gossip_messages_received_total abc\n", GOSSIP_UNIQUE),
-            None
-        );
-        assert_eq!(brief_values(vec![]), "–");
-        assert_eq!(brief_values(vec![3.0, 1.0, 2.0]), "p50 2.00 p95 3.00 max 3.00");
-    }
-}
-
 /// Runs one `atr-attacker` per victim for the step's duration, sampling each
 /// victim's RSS every 250 ms; records per victim `attack_rss_peak_mib`,
 /// `attack_cpu_percent` (over the attack) and whether it survived
@@ -981,4 +958,27 @@ async fn attack(ctx: &Arc<Ctx>, idx: usize, s: &AttackStep) -> anyhow::Result<St
         ));
     }
     Ok(format!("{} for {:.0}s: {}", s.behaviour, secs, lines.join("; ")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn gossip_counters_are_read_from_prometheus_text() {
+        let text = "# HELP atr_gossip_messages_received_total x\n\
+                    # TYPE atr_gossip_messages_received_total counter\n\
+                    atr_gossip_messages_received_total 42\n\
+                    atr_gossip_messages_received_total_extra 7\n\
+                    atr_gossip_duplicates_received_total 101\n";
+        assert_eq!(metric(text, GOSSIP_UNIQUE), Some(42.0));
+        assert_eq!(metric(text, GOSSIP_DUPLICATES), Some(101.0));
+        assert_eq!(metric(text, "atr_missing"), None);
+        assert_eq!(
+            metric("atr_gossip_messages_received_total abc\n", GOSSIP_UNIQUE),
+            None
+        );
+        assert_eq!(brief_values(vec![]), "–");
+        assert_eq!(brief_values(vec![3.0, 1.0, 2.0]), "p50 2.00 p95 3.00 max 3.00");
+    }
 }
