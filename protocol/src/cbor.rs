@@ -17,8 +17,10 @@
 //! [`decode`] is strict: it rejects anything [`encode`] would not produce
 //! ([`DecodeError::NonCanonical`]) instead of "fixing" it, so
 //! `encode(decode(b)) == b` for every accepted `b`. It is bounded: the caller
-//! passes a size cap, nesting is capped at [`MAX_DEPTH`], and no length is
-//! trusted before the bytes it claims are present.
+//! passes a size cap, nesting is capped at [`MAX_DEPTH`], the number of items
+//! at [`item_budget`] of the cap (a decoded item costs tens of bytes of memory
+//! while it may take one byte on the wire), and no length is trusted before
+//! the bytes it claims are present.
 //!
 //! The serde bridge keeps atr types plain serde types: [`to_canonical`]
 //! serializes directly to canonical bytes (the same bytes as
@@ -86,6 +88,12 @@ pub enum DecodeError {
         /// The cap.
         max: usize,
     },
+    /// More items (of any kind) than the budget for this size cap.
+    #[error("more than {max} items (the budget for this size)")]
+    TooManyItems {
+        /// The budget ([`item_budget`] of the size cap).
+        max: usize,
+    },
     /// Valid CBOR, but not the one canonical encoding.
     #[error("non-canonical encoding at byte {offset}: {what}")]
     NonCanonical {
@@ -149,6 +157,16 @@ pub fn from_canonical<T: DeserializeOwned>(bytes: &[u8], max_len: usize) -> Resu
     v.deserialized().map_err(|e| DecodeError::Shape(e.to_string()))
 }
 
+/// Most items a value decoded under a size cap of `max_len` bytes may hold:
+/// one per 16 bytes of the cap, and never fewer than 8192 (a spec's
+/// schemas and examples may hold 4096 JSON values, see
+/// [`crate::limits::MAX_SPEC_JSON_ITEMS`]). A decoded item costs ~48 bytes,
+/// so the tree of any accepted input stays within a few times the cap, where
+/// one-byte items alone would cost ~48 times the input.
+pub fn item_budget(max_len: usize) -> usize {
+    (max_len / 16).max(8192)
+}
+
 /// Decodes exactly one canonical item of at most `max_len` bytes.
 pub fn decode(bytes: &[u8], max_len: usize) -> Result<Value, DecodeError> {
     if bytes.len() > max_len {
@@ -157,7 +175,12 @@ pub fn decode(bytes: &[u8], max_len: usize) -> Result<Value, DecodeError> {
             max: max_len,
         });
     }
-    let mut d = Decoder { buf: bytes, pos: 0 };
+    let mut d = Decoder {
+        buf: bytes,
+        pos: 0,
+        items_left: item_budget(max_len),
+        budget: item_budget(max_len),
+    };
     let v = d.item(0)?;
     if d.pos != bytes.len() {
         return Err(DecodeError::TrailingBytes {
@@ -320,6 +343,8 @@ fn encode_into(value: &Value, out: &mut Vec<u8>, depth: usize) -> Result<(), Enc
 struct Decoder<'a> {
     buf: &'a [u8],
     pos: usize,
+    items_left: usize,
+    budget: usize,
 }
 
 impl Decoder<'_> {
@@ -402,6 +427,10 @@ impl Decoder<'_> {
     }
 
     fn item(&mut self, depth: usize) -> Result<Value, DecodeError> {
+        self.items_left = self
+            .items_left
+            .checked_sub(1)
+            .ok_or(DecodeError::TooManyItems { max: self.budget })?;
         let start = self.pos;
         let head = self.take(1, start)?[0];
         let major = head >> 5;

@@ -116,3 +116,34 @@ fn hostile_index_messages_are_refused() {
         })
     ));
 }
+
+/// A hostile message of one-byte items: under the size cap, but its decoded
+/// tree would cost ~48× its bytes. The item budget refuses it before that
+/// tree exists; a message of the same size made of byte strings (what real
+/// fetch responses are) decodes.
+#[test]
+fn one_byte_items_beyond_the_item_budget_are_refused_before_decoding_them() {
+    use atr_protocol::cbor::{self, DecodeError, item_budget};
+    let cap = atr_protocol::wire::MAX_FETCH_RESPONSE_BYTES;
+    let n = item_budget(cap) + 1;
+    // An array of n zeros: head 0x9a + 4-byte length, then n bytes of 0x00.
+    let mut zeros = vec![0x9a];
+    zeros.extend_from_slice(&(n as u32).to_be_bytes());
+    zeros.extend(std::iter::repeat_n(0u8, n));
+    assert!(zeros.len() < cap);
+    assert_eq!(
+        cbor::decode(&zeros, cap),
+        Err(DecodeError::TooManyItems {
+            max: item_budget(cap)
+        })
+    );
+    // Just under the budget (the array itself is one item) it decodes.
+    let ok_n = item_budget(cap) - 1;
+    let mut fine = vec![0x9a];
+    fine.extend_from_slice(&(ok_n as u32).to_be_bytes());
+    fine.extend(std::iter::repeat_n(0u8, ok_n));
+    assert!(cbor::decode(&fine, cap).is_ok());
+    // The floor: any cap allows 8192 items (a spec's 4096 JSON values fit).
+    assert_eq!(item_budget(1024), 8192);
+    assert_eq!(item_budget(cap), cap / 16);
+}
