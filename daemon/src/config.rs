@@ -175,8 +175,28 @@ impl Default for SandboxConfig {
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct StoreSection {
-    /// Most specs kept (default 100 000). At the cap new specs are refused.
+    /// Most specs kept (default 100 000). At the cap new specs are refused;
+    /// a tenth is reserved for this node and its trusted publishers.
     pub max_specs: Option<usize>,
+    /// Most envelope bytes of specs kept (default 512 MiB); a tenth is
+    /// reserved like `max_specs`.
+    pub max_spec_bytes: Option<u64>,
+    /// Most revocations kept (default 100 000). Revocations of held specs
+    /// by their publisher are always applied, evicting unheld ones if needed.
+    pub max_revocations: Option<usize>,
+    /// Most revocations targeting no held spec (default 50 000; at most
+    /// half of `max_revocations`). Past it such revocations are refused.
+    pub max_pending_revocations: Option<usize>,
+    /// How long a revocation targeting no held spec is kept (default 7 days).
+    #[serde(default, with = "humantime_serde")]
+    pub pending_revocation_ttl: Option<Duration>,
+    /// Most receipts kept (default 100 000).
+    pub max_receipts: Option<usize>,
+    /// Most specs of one publisher that is neither this node nor trusted
+    /// (default 1 000). Past it its specs are refused and not forwarded.
+    pub publisher_max_specs: Option<u64>,
+    /// Most envelope bytes of one untrusted publisher's specs (default 16 MiB).
+    pub publisher_max_bytes: Option<u64>,
 }
 
 /// `[network]` of the config file.
@@ -355,10 +375,8 @@ impl Config {
                     message: format!("`{p}`: {e}"),
                 })?);
         }
-        if let Some(s) = file.store
-            && let Some(m) = s.max_specs
-        {
-            c.store.max_specs = m;
+        if let Some(s) = file.store {
+            apply_store(&mut c.store, s)?;
         }
         if let Some(n) = file.network {
             if let Some(d) = n.idle_timeout {
@@ -434,6 +452,48 @@ impl Config {
             message: e.to_string(),
         })
     }
+}
+
+/// Applies `[store]` over the defaults and checks the caps fit together.
+fn apply_store(o: &mut StoreOptions, s: StoreSection) -> Result<(), ConfigError> {
+    let invalid = |field: &'static str, message: &str| ConfigError::Invalid {
+        field,
+        message: message.into(),
+    };
+    if let Some(v) = s.max_specs {
+        o.max_specs = v;
+    }
+    if let Some(v) = s.max_spec_bytes {
+        o.max_spec_bytes = v;
+    }
+    if let Some(v) = s.max_revocations {
+        o.max_revocations = v;
+    }
+    o.max_pending_revocations = s
+        .max_pending_revocations
+        .unwrap_or(o.max_pending_revocations.min(o.max_revocations / 2));
+    if let Some(v) = s.pending_revocation_ttl {
+        o.pending_revocation_ttl = v;
+    }
+    if let Some(v) = s.max_receipts {
+        o.max_receipts = v;
+    }
+    if let Some(v) = s.publisher_max_specs {
+        o.publisher_max_specs = v;
+    }
+    if let Some(v) = s.publisher_max_bytes {
+        o.publisher_max_bytes = v;
+    }
+    if o.max_specs == 0 || o.max_spec_bytes == 0 || o.max_revocations == 0 || o.max_receipts == 0 {
+        return Err(invalid("store", "caps must be at least 1"));
+    }
+    if o.max_pending_revocations > o.max_revocations / 2 {
+        return Err(invalid(
+            "store.max_pending_revocations",
+            "must be at most half of max_revocations, so revocations of held specs always have room",
+        ));
+    }
+    Ok(())
 }
 
 #[cfg(test)]

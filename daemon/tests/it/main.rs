@@ -9,5 +9,6 @@ mod harness;
 mod network;
 mod process;
 mod provide;
+mod quotas;
 mod remote;
 mod sandbox;
