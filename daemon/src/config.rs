@@ -510,6 +510,43 @@ mod tests {
     }
 
     #[test]
+    fn store_section_is_read_and_checked() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("c.toml");
+        let load = |text: &str| {
+            std::fs::write(&f, text).unwrap();
+            Config::resolve(&Cli::parse_from(["atrd", "--config", f.to_str().unwrap()]))
+        };
+        assert_eq!(load("").unwrap().store, StoreOptions::default());
+        let c = load(
+            "[store]\nmax_specs = 10\nmax_spec_bytes = 1000000\nmax_revocations = 8\n\
+             pending_revocation_ttl = \"1h\"\npublisher_max_specs = 3\npublisher_max_bytes = 9000\n",
+        )
+        .unwrap();
+        let s = c.store;
+        assert_eq!(
+            (
+                s.max_specs,
+                s.max_spec_bytes,
+                s.max_revocations,
+                s.max_pending_revocations
+            ),
+            (10, 1_000_000, 8, 4),
+            "the pending cap follows a lower revocation cap"
+        );
+        assert_eq!(s.pending_revocation_ttl, Duration::from_secs(3600));
+        assert_eq!((s.publisher_max_specs, s.publisher_max_bytes), (3, 9000));
+        for bad in [
+            "max_revocations = 10\nmax_pending_revocations = 6",
+            "max_specs = 0",
+            "max_spec_bytes = -1",
+            "max_pending = 3",
+        ] {
+            assert!(load(&format!("[store]\n{bad}\n")).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
     fn gossip_tuning_is_read_and_checked() {
         let dir = tempfile::tempdir().unwrap();
         let f = dir.path().join("c.toml");

@@ -29,6 +29,8 @@
 //! could not take (disk error) is applied anyway and queued; the queue is
 //! retried before every later write and by [`Repo::retry_unpersisted`].
 //! Consent (`provided`) names only stored specs that are not revoked.
+//! Tested under concurrent writers and readers by
+//! `catalog_never_runs_ahead_of_the_store` (`daemon/tests/it/quotas.rs`).
 //!
 //! # Budgets
 //!
@@ -304,10 +306,11 @@ impl Repo {
     /// specs it revoked.
     ///
     /// A revocation of a held spec signed by its publisher (by id, or by
-    /// name matching a held spec) is **always applied**: first in the
-    /// catalog, then stored, evicting revocations that target nothing held
-    /// if the table is full, past the cap if nothing can be evicted, and
-    /// queued for a retry if the disk fails ([`Revoked::persisted`]).
+    /// name matching a held spec) is **always applied**: stored, evicting
+    /// revocations that target nothing held if the table is full, past the
+    /// cap if nothing can be evicted, and applied in the catalog whatever the
+    /// store answered; if the disk failed it is queued for a retry
+    /// ([`Revoked::persisted`] is false).
     ///
     /// Any other revocation is stored first, so the node never keeps one it
     /// could not store, and counts against the pending cap (after those
@@ -322,13 +325,25 @@ impl Repo {
         let (affected, persisted) = match standing {
             Standing::Known => return Ok(Revoked::known()),
             Standing::Held => {
-                let (affected, dropped) = {
+                // Stored first when the store can take it; applied whatever
+                // the store answered.
+                let persisted = self.persist_held(rev);
+                let applied = {
                     let mut cat = lock::write(&self.inner.catalog);
-                    let affected = cat.apply_revocation(rev)?;
-                    (affected, cat.take_rejected_revocations())
+                    cat.apply_revocation(rev)
+                        .map(|a| (a, cat.take_rejected_revocations()))
+                };
+                let (affected, dropped) = match applied {
+                    Ok(a) => a,
+                    Err(e) => {
+                        // Superseded by a newer one of its kind: nothing to keep.
+                        if persisted {
+                            self.inner.store.remove_revocation(&rev.hash())?;
+                        }
+                        return Err(e.into());
+                    }
                 };
                 self.remove_revocations(&dropped);
-                let persisted = self.persist_held(rev);
                 if !persisted {
                     writer.push(rev.clone());
                 }

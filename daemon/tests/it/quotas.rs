@@ -560,3 +560,68 @@ fn restart_with_many_specs_is_fast() {
     let id = repo.read(|c| c.iter().next().map(|(id, _)| *id)).unwrap();
     assert!(repo.spec(&id).is_some());
 }
+
+/// The repository's invariant under concurrent writers and readers: every
+/// spec and every revocation a reader sees applied in the catalog is
+/// already in the store (the store commits first; the catalog's lock is
+/// taken only afterwards, briefly), and at the end the two agree.
+#[test]
+fn catalog_never_runs_ahead_of_the_store() {
+    init_tracing();
+    let dir = tempfile::tempdir().unwrap();
+    let repo = open(&dir.path().join("atr.redb"), StoreOptions::default(), &[]);
+    let batches: Vec<(u8, Vec<SignedSpec>)> = (0..3u8)
+        .map(|t| {
+            (
+                10 + t,
+                (0..20).map(|i| spec(10 + t, &format!("c{t}-{i}"), i)).collect(),
+            )
+        })
+        .collect();
+    let stop = std::sync::atomic::AtomicBool::new(false);
+    let checks = std::thread::scope(|sc| {
+        let reader = sc.spawn(|| {
+            let mut checks = 0u64;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                let seen: Vec<(ToolId, Status)> =
+                    repo.read(|c| c.iter().map(|(id, e)| (*id, e.status)).collect());
+                for (id, status) in seen {
+                    assert!(
+                        repo.has_object(&id.0).unwrap(),
+                        "spec {id} in the catalog before the store"
+                    );
+                    if let Status::Revoked { by } = status {
+                        assert!(
+                            repo.has_object(&by).unwrap(),
+                            "revocation applied before it was stored"
+                        );
+                    }
+                    checks += 1;
+                }
+            }
+            checks
+        });
+        let writers: Vec<_> = batches
+            .iter()
+            .map(|(seed, specs)| {
+                let repo = &repo;
+                sc.spawn(move || {
+                    for s in specs {
+                        repo.insert_spec(s).unwrap();
+                        assert!(repo.insert_revocation(&revoke(*seed, s.id())).unwrap().persisted);
+                    }
+                })
+            })
+            .collect();
+        for w in writers {
+            w.join().unwrap();
+        }
+        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        reader.join().unwrap()
+    });
+    assert!(checks > 0, "the reader ran alongside the writers");
+    let counts = repo.counts().unwrap();
+    assert_eq!(counts.specs, 60);
+    assert_eq!(repo.read(|c| (c.len(), c.revocation_count())), (60, 60));
+    assert_eq!(counts.revocations, 60);
+}
