@@ -55,6 +55,11 @@ pub use search::{MAX_QUERY_BYTES, MAX_QUERY_TERMS};
 /// for revocations of held specs.
 pub const MAX_PENDING_REVOCATIONS: usize = 50_000;
 
+/// How far in the future a revocation targeting nothing held may be dated
+/// (1 h of clock skew); later ones are refused, so none outlives the
+/// pending time to live.
+pub const MAX_CLOCK_SKEW_MS: u64 = 3_600_000;
+
 /// A known spec and its status.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Entry {
@@ -120,6 +125,13 @@ pub enum RevocationRejected {
     TooManyPending {
         /// The pending cap (`[store] max_pending_revocations`).
         max: usize,
+    },
+    /// It targets nothing held and is older than the pending time to live,
+    /// or dated more than [`MAX_CLOCK_SKEW_MS`] in the future.
+    #[error("the revocation targets nothing held here and is dated {created_at_ms}, outside the window kept")]
+    OutOfWindow {
+        /// Its creation time.
+        created_at_ms: u64,
     },
     /// A newer by-name revocation of the same kind, publisher and name is
     /// kept; this older one would change nothing.
@@ -533,9 +545,14 @@ impl Catalog {
         }
     }
 
-    fn note_unheld(&mut self, hash: [u8; 32], now_ms: u64) {
-        self.unheld.insert(hash, now_ms);
-        self.unheld_order.push_back((hash, now_ms));
+    /// Records an unheld revocation. Its clock is its creation time, or
+    /// its arrival if that is earlier: every node then expires it at about
+    /// the same time, so anti-entropy does not hand an expired revocation
+    /// back to a node that already dropped it.
+    fn note_unheld(&mut self, hash: [u8; 32], created_ms: u64, now_ms: u64) {
+        let clock = created_ms.min(now_ms);
+        self.unheld.insert(hash, clock);
+        self.unheld_order.push_back((hash, clock));
     }
 
     /// Whether the known revocation `hash` applies to the known spec `id`.
@@ -633,7 +650,7 @@ impl Catalog {
                     self.check_room()?;
                     self.revocations.insert(hash, rev.clone());
                     self.pending_by_id.entry(*target).or_default().push(hash);
-                    self.note_unheld(hash, now_ms);
+                    self.note_unheld(hash, r.created_at_ms, now_ms);
                     Ok(Vec::new())
                 }
             }
@@ -664,7 +681,7 @@ impl Catalog {
                 self.revocations.insert(hash, rev.clone());
                 self.by_name_target.entry(key).or_default().push(hash);
                 if !held {
-                    self.note_unheld(hash, now_ms);
+                    self.note_unheld(hash, r.created_at_ms, now_ms);
                 }
                 let ids: Vec<ToolId> = self
                     .by_name

@@ -49,7 +49,7 @@ use std::sync::{Arc, Mutex, RwLock};
 use atr_protocol::{PublicKey, SignedReceipt, SignedRevocation, SignedSpec, ToolId};
 use tracing::{info, warn};
 
-use crate::catalog::{Catalog, RevocationRejected, SpecRef, Standing, Status};
+use crate::catalog::{Catalog, MAX_CLOCK_SKEW_MS, RevocationRejected, SpecRef, Standing, Status};
 use crate::lock;
 use crate::store::{PeerRecord, Store, StoreCounts, StoreError, StoreOptions};
 use crate::time::now_ms;
@@ -350,9 +350,16 @@ impl Repo {
                 (affected, persisted)
             }
             Standing::Unheld => {
+                let (now, ttl) = (now_ms(), ttl_ms(&self.inner.opts));
+                let created_at_ms = rev.value().created_at_ms;
+                if created_at_ms.saturating_add(ttl) <= now
+                    || created_at_ms > now.saturating_add(MAX_CLOCK_SKEW_MS)
+                {
+                    return Err(RevocationRejected::OutOfWindow { created_at_ms }.into());
+                }
                 let expired = {
                     let mut cat = lock::write(&self.inner.catalog);
-                    cat.evict_unheld(now_ms(), ttl_ms(&self.inner.opts), 0);
+                    cat.evict_unheld(now, ttl, 0);
                     cat.take_rejected_revocations()
                 };
                 self.remove_revocations(&expired);

@@ -100,6 +100,7 @@ impl IngestError {
             Self::Store(StoreError::Full { .. }) => Some("store_full"),
             Self::Revocation(RevocationRejected::TooManyPending { .. }) => Some("pending_full"),
             Self::Revocation(RevocationRejected::Superseded { .. }) => Some("superseded"),
+            Self::Revocation(RevocationRejected::OutOfWindow { .. }) => Some("pending_expired"),
             _ => None,
         }
     }

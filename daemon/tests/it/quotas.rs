@@ -62,7 +62,7 @@ fn junk(seed: u8, n: u32) -> SignedRevocation {
         seed,
         RevocationKind::Revoke,
         RevocationTarget::Id(ToolId(id)),
-        CREATED + 1,
+        atrd::time::now_ms(),
     )
 }
 
@@ -214,12 +214,13 @@ fn by_name_flood_does_not_lock_out_the_genuine_revocation() {
     repo.insert_spec(&other).unwrap();
 
     // One publisher re-revoking one unheld name: only the newest is kept.
+    let now = atrd::time::now_ms();
     for t in 0..30 {
         let r = revocation(
             ATTACKER,
             RevocationKind::Revoke,
             RevocationTarget::Name("x".into()),
-            CREATED + t,
+            now + t,
         );
         repo.insert_revocation(&r).unwrap();
     }
@@ -228,7 +229,7 @@ fn by_name_flood_does_not_lock_out_the_genuine_revocation() {
         ATTACKER,
         RevocationKind::Revoke,
         RevocationTarget::Name("x".into()),
-        CREATED,
+        now,
     );
     assert!(matches!(
         repo.insert_revocation(&older),
@@ -242,7 +243,7 @@ fn by_name_flood_does_not_lock_out_the_genuine_revocation() {
             ATTACKER + (n % 5) as u8,
             RevocationKind::Revoke,
             RevocationTarget::Name(format!("junk{n}")),
-            CREATED,
+            now,
         );
         match repo.insert_revocation(&r) {
             Ok(_) => {}
@@ -293,9 +294,26 @@ fn unheld_revocations_expire() {
         "the three expired ones were deleted"
     );
     assert!(!repo.has_object(&junk(ATTACKER, 0).hash()).unwrap());
+    // Outside the window: dated before the time to live, or from the future.
+    let dated = |created| {
+        revocation(
+            ATTACKER,
+            RevocationKind::Revoke,
+            RevocationTarget::Id(ToolId([0xdd; 32])),
+            created,
+        )
+    };
+    let now = atrd::time::now_ms();
+    for created in [now - 1_000, now + 2 * 3_600_000] {
+        assert!(matches!(
+            repo.insert_revocation(&dated(created)),
+            Err(RepoError::Revocation(RevocationRejected::OutOfWindow { .. }))
+        ));
+    }
     drop(repo);
-    // At start, a revocation's own creation time stands in for its arrival:
-    // these were created long ago, so they are gone after a restart.
+    // The clock of an unheld revocation is its creation time, so every node
+    // expires it alike; the last one expired while the node was down.
+    std::thread::sleep(Duration::from_millis(300));
     let repo = open(&path, opts, &[]);
     assert_eq!(repo.counts().unwrap().revocations, 0);
 }
