@@ -458,6 +458,10 @@ async fn over_quota_gossip_is_ignored_and_counted() {
 #[test]
 fn catalog_memory_is_proportional_to_encoded_bytes() {
     init_tracing();
+    if let Ok(case) = std::env::var("ATR_MEMORY_PROBE") {
+        memory_probe(&case);
+        return;
+    }
     for case in [
         "normal",
         "padded",
@@ -469,8 +473,7 @@ fn catalog_memory_is_proportional_to_encoded_bytes() {
         let out = std::process::Command::new(std::env::current_exe().unwrap())
             .args([
                 "--exact",
-                "quotas::memory_probe",
-                "--ignored",
+                "quotas::catalog_memory_is_proportional_to_encoded_bytes",
                 "--nocapture",
                 "--test-threads=1",
             ])
@@ -501,14 +504,11 @@ fn catalog_memory_is_proportional_to_encoded_bytes() {
 /// The catalog's fixed cost per spec beyond its bytes: index entries.
 const PER_SPEC_INDEX_BYTES: f64 = 5.0 * 1024.0;
 
-/// One memory measurement, in its own process: see
-/// [`catalog_memory_is_proportional_to_encoded_bytes`]. `ATR_MEMORY_PROBE`
-/// names the case; `-parsed` keeps the specs parsed, as the catalog did
-/// before, for comparison.
-#[test]
-#[ignore = "run by catalog_memory_is_proportional_to_encoded_bytes in a fresh process"]
-fn memory_probe() {
-    let case = std::env::var("ATR_MEMORY_PROBE").expect("ATR_MEMORY_PROBE names the case");
+/// One memory measurement, in a fresh process running
+/// [`catalog_memory_is_proportional_to_encoded_bytes`] with
+/// `ATR_MEMORY_PROBE` naming the case; `-parsed` keeps the specs parsed, as
+/// the catalog did before, for comparison.
+fn memory_probe(case: &str) {
     let n = if case.starts_with("large") { 300u64 } else { 1500 };
     let pad = if case.starts_with("padded") { 4000 } else { 0 };
     let k = key(7);
