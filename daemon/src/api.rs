@@ -155,8 +155,10 @@ fn authorize(state: &ApiContext, headers: &HeaderMap) -> Result<(), ApiError> {
     }
 }
 
-fn view(e: &Entry, with_envelope: bool) -> SpecView {
-    SpecView {
+/// `None` when the kept envelope no longer decodes (logged by the catalog's reader).
+fn view(e: &Entry, with_envelope: bool) -> Option<SpecView> {
+    let spec = e.spec.tool_spec().ok()?;
+    Some(SpecView {
         id: e.spec.id(),
         status: match &e.status {
             Status::Active => SpecStatus::Active,
@@ -165,9 +167,9 @@ fn view(e: &Entry, with_envelope: bool) -> SpecView {
             },
             Status::Revoked { .. } => SpecStatus::Revoked,
         },
-        spec: e.spec.value().clone(),
-        envelope_hex: with_envelope.then(|| hex::encode(e.spec.to_bytes())),
-    }
+        spec,
+        envelope_hex: with_envelope.then(|| hex::encode(e.spec.envelope())),
+    })
 }
 
 fn ok<T: serde::Serialize>(v: T) -> axum::response::Response {
@@ -257,7 +259,7 @@ async fn get_spec(
     let id = parse_id(&id)?;
     let v = state
         .repo
-        .read(|cat| cat.get(&id).map(|e| view(e, true)))
+        .read(|cat| cat.get(&id).and_then(|e| view(e, true)))
         .ok_or_else(|| ApiError::not_found(format!("no spec {id} on this node (try `find --network`)")))?;
     Ok(ok(v))
 }
@@ -351,7 +353,7 @@ async fn find(
     let results = state.repo.read(|cat| {
         cat.find(&q, req.as_ref())
             .into_iter()
-            .map(|e| view(e, false))
+            .filter_map(|e| view(e, false))
             .collect()
     });
     Ok(ok(FindResponse {
@@ -380,9 +382,11 @@ async fn search(
     let hits = state.repo.read(|cat| {
         cat.search(&p.q, limit)
             .into_iter()
-            .map(|(score, e)| SearchHit {
-                score,
-                view: view(e, false),
+            .filter_map(|(score, e)| {
+                Some(SearchHit {
+                    score,
+                    view: view(e, false)?,
+                })
             })
             .collect()
     });

@@ -30,7 +30,7 @@
 //! would silently answer every unpinned call of `calculator`).
 
 use std::cmp::Ordering;
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeSet, HashMap, VecDeque};
 
 use atr_protocol::query::{FindQuery, MAX_FIND_LIMIT};
 use atr_protocol::revocation::{Revocation, RevocationKind, RevocationTarget};
@@ -38,23 +38,33 @@ use atr_protocol::{PublicKey, SignedRevocation, SignedSpec, ToolId};
 use semver::VersionReq;
 use tracing::warn;
 
+use crate::time::now_ms;
+
+mod entry;
 mod search;
 #[cfg(test)]
 pub(crate) mod test_support;
 
+pub use entry::{SpecRef, StoredSpecError, Summary, envelope_hash, split_envelope};
 pub use search::{MAX_QUERY_BYTES, MAX_QUERY_TERMS};
 
-/// Most revocations kept for targets not seen yet (pending by-id ones plus
-/// standing by-name ones). Anyone can sign a revocation of an id nobody has,
-/// so this bounds the memory a flood of them can take; it matches the
-/// store's default revocation cap.
-pub const MAX_PENDING_REVOCATIONS: usize = 100_000;
+/// Default cap on revocations kept for targets not held (pending by-id ones
+/// plus by-name ones that match no held spec). Anyone can sign a revocation
+/// of an id nobody has, so this bounds what a flood of them can take; it is
+/// half the store's default revocation cap, so the other half stays free
+/// for revocations of held specs.
+pub const MAX_PENDING_REVOCATIONS: usize = 50_000;
+
+/// How far in the future a revocation targeting nothing held may be dated
+/// (1 h of clock skew); later ones are refused, so none outlives the
+/// pending time to live.
+pub const MAX_CLOCK_SKEW_MS: u64 = 3_600_000;
 
 /// A known spec and its status.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Entry {
-    /// The verified spec.
-    pub spec: SignedSpec,
+    /// The verified spec, as the catalog keeps it (summary and envelope).
+    pub spec: SpecRef,
     /// Whether its publisher revoked or deprecated it.
     pub status: Status,
 }
@@ -113,8 +123,24 @@ pub enum RevocationRejected {
     /// Too many revocations already wait for their targets.
     #[error("{max} revocations already wait for their targets, the limit; this one is dropped")]
     TooManyPending {
-        /// [`MAX_PENDING_REVOCATIONS`].
+        /// The pending cap (`[store] max_pending_revocations`).
         max: usize,
+    },
+    /// It targets nothing held and is older than the pending time to live,
+    /// or dated more than [`MAX_CLOCK_SKEW_MS`] in the future.
+    #[error("the revocation targets nothing held here and is dated {created_at_ms}, outside the window kept")]
+    OutOfWindow {
+        /// Its creation time.
+        created_at_ms: u64,
+    },
+    /// A newer by-name revocation of the same kind, publisher and name is
+    /// kept; this older one would change nothing.
+    #[error("a newer {kind} of `{name}` by this publisher is already kept")]
+    Superseded {
+        /// The name.
+        name: String,
+        /// `revoke` or `deprecate`.
+        kind: &'static str,
     },
     /// A target kind this node does not understand.
     #[error("the revocation's target kind is not supported by this node")]
@@ -171,6 +197,21 @@ fn join_keys(keys: &[PublicKey]) -> String {
         .join(", ")
 }
 
+/// [`FindQuery::matches`] over a [`Summary`]: the same rules, on the fields
+/// the catalog keeps (a test checks the two agree).
+fn matches(q: &FindQuery, s: &Summary, req: Option<&VersionReq>) -> bool {
+    q.tag.as_ref().is_none_or(|t| s.tags.iter().any(|x| x == t))
+        && q.name.as_ref().is_none_or(|n| &s.name == n)
+        && req.is_none_or(|r| r.matches(&s.version))
+        && q.publisher.as_ref().is_none_or(|p| &s.publisher == p)
+        && q.allowed_side_effects.as_ref().is_none_or(|allowed| {
+            s.side_effects
+                .iter()
+                .all(|x| *x == atr_protocol::spec::SideEffect::None || allowed.contains(x))
+        })
+        && q.max_cost.is_none_or(|c| s.cost <= c)
+}
+
 /// The order of find results: name, then version descending, then id.
 fn listing_order(a: &Entry, b: &Entry) -> Ordering {
     let (x, y) = (a.spec.value(), b.spec.value());
@@ -192,7 +233,7 @@ fn precedence(rev: &Revocation, hash: [u8; 32]) -> (u8, u64, [u8; 32]) {
 }
 
 /// Every known spec, indexed. See the module docs.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct Catalog {
     entries: HashMap<ToolId, Entry>,
     by_tag: HashMap<String, BTreeSet<ToolId>>,
@@ -204,17 +245,109 @@ pub struct Catalog {
     pending_by_id: HashMap<ToolId, Vec<[u8; 32]>>,
     /// By-name revocations, by (publisher, name); they stay for late specs.
     by_name_target: HashMap<(PublicKey, String), Vec<[u8; 32]>>,
-    /// Entries of `pending_by_id` and `by_name_target`.
-    waiting: usize,
-    /// Pending revocations found invalid when their target arrived.
+    /// Revocations that target nothing held (by-id pending, by-name matching
+    /// no held spec), by hash, with their arrival time (ms since the epoch).
+    /// These are what the pending cap counts and what may be evicted.
+    unheld: HashMap<[u8; 32], u64>,
+    /// `unheld` in arrival order; may hold hashes no longer in `unheld`.
+    unheld_order: VecDeque<([u8; 32], u64)>,
+    /// The pending cap.
+    max_pending: usize,
+    /// Revocations the catalog dropped (forged pending ones once their
+    /// target arrived, superseded by-name ones, evicted unheld ones); the
+    /// caller deletes them from the store.
     rejected: Vec<[u8; 32]>,
+    /// Specs and envelope bytes per publisher.
+    usage: HashMap<PublicKey, Usage>,
+    /// Envelope bytes of every spec.
+    spec_bytes: u64,
     text: search::TextIndex,
+}
+
+/// What one publisher's specs take.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Usage {
+    /// Specs.
+    pub specs: u64,
+    /// Envelope bytes.
+    pub bytes: u64,
+}
+
+impl Default for Catalog {
+    fn default() -> Self {
+        Self::with_max_pending(MAX_PENDING_REVOCATIONS)
+    }
+}
+
+/// Where a revocation stands against what this node holds
+/// ([`Catalog::classify`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Standing {
+    /// Already accepted.
+    Known,
+    /// Signed by the publisher of a held spec it targets (by id, or by name
+    /// matching a held spec): always applied.
+    Held,
+    /// Targets nothing held: counts against the pending cap.
+    Unheld,
+}
+
+fn kind_str(k: RevocationKind) -> &'static str {
+    match k {
+        RevocationKind::Deprecate => "deprecate",
+        _ => "revoke",
+    }
+}
+
+fn same_kind(a: RevocationKind, b: RevocationKind) -> bool {
+    kind_str(a) == kind_str(b)
 }
 
 impl Catalog {
     /// An empty catalog.
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// An empty catalog keeping at most `max_pending` revocations of targets
+    /// it does not hold.
+    pub fn with_max_pending(max_pending: usize) -> Self {
+        Self {
+            entries: HashMap::new(),
+            by_tag: HashMap::new(),
+            by_name: HashMap::new(),
+            by_publisher: HashMap::new(),
+            revocations: HashMap::new(),
+            pending_by_id: HashMap::new(),
+            by_name_target: HashMap::new(),
+            unheld: HashMap::new(),
+            unheld_order: VecDeque::new(),
+            max_pending,
+            rejected: Vec::new(),
+            usage: HashMap::new(),
+            spec_bytes: 0,
+            text: search::TextIndex::default(),
+        }
+    }
+
+    /// What `publisher`'s specs take.
+    pub fn usage(&self, publisher: &PublicKey) -> Usage {
+        self.usage.get(publisher).copied().unwrap_or_default()
+    }
+
+    /// Envelope bytes of every spec.
+    pub fn spec_bytes(&self) -> u64 {
+        self.spec_bytes
+    }
+
+    /// Revocations that target nothing held (the pending cap's count).
+    pub fn unheld_count(&self) -> usize {
+        self.unheld.len()
+    }
+
+    /// Whether a revocation with this hash is accepted (applied or waiting).
+    pub fn has_revocation(&self, hash: &[u8; 32]) -> bool {
+        self.revocations.contains_key(hash)
     }
 
     /// Number of specs.
@@ -254,6 +387,13 @@ impl Catalog {
     /// Adds a verified spec, applying any known revocation that targets it.
     /// Returns whether it was new.
     pub fn insert_spec(&mut self, spec: SignedSpec) -> bool {
+        self.insert(SpecRef::from_signed(&spec))
+    }
+
+    /// Adds a spec in the catalog's form (e.g. read back from the store),
+    /// applying any known revocation that targets it. Returns whether it was
+    /// new.
+    pub fn insert(&mut self, spec: SpecRef) -> bool {
         let id = spec.id();
         if self.entries.contains_key(&id) {
             return false;
@@ -265,6 +405,11 @@ impl Catalog {
         self.by_name.entry(v.name.clone()).or_default().insert(id);
         self.by_publisher.entry(v.publisher).or_default().insert(id);
         self.text.add(id, v);
+        let len = spec.envelope().len() as u64;
+        let usage = self.usage.entry(v.publisher).or_default();
+        usage.specs += 1;
+        usage.bytes += len;
+        self.spec_bytes += len;
         let name_key = (v.publisher, v.name.clone());
         self.entries.insert(
             id,
@@ -275,8 +420,8 @@ impl Catalog {
         );
 
         if let Some(hashes) = self.pending_by_id.remove(&id) {
-            self.waiting -= hashes.len();
             for hash in hashes {
+                self.unheld.remove(&hash);
                 if self.applies(&hash, &id) {
                     self.set_status(&id, hash);
                 } else {
@@ -293,11 +438,121 @@ impl Catalog {
         if let Some(hashes) = self.by_name_target.get(&name_key).cloned() {
             for hash in hashes {
                 if self.applies(&hash, &id) {
+                    // It now revokes a held spec: no longer evictable.
+                    self.unheld.remove(&hash);
                     self.set_status(&id, hash);
                 }
             }
         }
         true
+    }
+
+    /// Where `rev` stands: already known, targeting a held spec of its
+    /// signer (always applied), or targeting nothing held. A by-id
+    /// revocation of a held spec signed by someone else is
+    /// [`RevocationRejected::NotPublisher`].
+    pub fn classify(&self, rev: &SignedRevocation) -> Result<Standing, RevocationRejected> {
+        if self.revocations.contains_key(&rev.hash()) {
+            return Ok(Standing::Known);
+        }
+        let r = rev.value();
+        match &r.target {
+            RevocationTarget::Id(target) => match self.entries.get(target) {
+                Some(e) if e.spec.value().publisher != r.publisher => Err(RevocationRejected::NotPublisher {
+                    target: *target,
+                    signer: r.publisher,
+                    publisher: e.spec.value().publisher,
+                }),
+                Some(_) => Ok(Standing::Held),
+                None => Ok(Standing::Unheld),
+            },
+            RevocationTarget::Name(name) => {
+                let held = self.by_name.get(name).into_iter().flatten().any(|id| {
+                    self.entries.get(id).is_some_and(|e| {
+                        r.applies_to(id, name, &e.spec.value().publisher, e.spec.value().created_at_ms)
+                    })
+                });
+                Ok(if held { Standing::Held } else { Standing::Unheld })
+            }
+            _ => Err(RevocationRejected::UnsupportedTarget),
+        }
+    }
+
+    /// Drops unheld revocations that arrived before `now_ms - ttl_ms`, then,
+    /// while `room` more would not fit under the pending cap, the oldest
+    /// ones. Returns the hashes dropped (also queued for
+    /// [`Catalog::take_rejected_revocations`]).
+    pub fn evict_unheld(&mut self, now_ms: u64, ttl_ms: u64, room: usize) -> Vec<[u8; 32]> {
+        let mut out = Vec::new();
+        let deadline = now_ms.saturating_sub(ttl_ms);
+        while let Some(&(hash, arrived)) = self.unheld_order.front() {
+            let live = self.unheld.get(&hash) == Some(&arrived);
+            let over = self.unheld.len() + room > self.max_pending;
+            if live && arrived > deadline && !over {
+                break;
+            }
+            self.unheld_order.pop_front();
+            if live {
+                self.forget_revocation(&hash);
+                out.push(hash);
+            }
+        }
+        self.rejected.extend_from_slice(&out);
+        out
+    }
+
+    /// Drops the oldest revocation targeting nothing held, to make room for
+    /// one of a held spec. Returns its hash; the caller deletes it from the
+    /// store.
+    pub fn evict_oldest_unheld(&mut self) -> Option<[u8; 32]> {
+        while let Some((hash, arrived)) = self.unheld_order.pop_front() {
+            if self.unheld.get(&hash) == Some(&arrived) {
+                self.forget_revocation(&hash);
+                return Some(hash);
+            }
+        }
+        None
+    }
+
+    /// Removes an accepted revocation from every table. Statuses it set stay
+    /// (only unheld and superseded revocations are forgotten, and neither
+    /// is the status of a held spec that nothing else explains).
+    fn forget_revocation(&mut self, hash: &[u8; 32]) {
+        self.unheld.remove(hash);
+        let Some(rev) = self.revocations.remove(hash) else {
+            return;
+        };
+        let r = rev.value();
+        match &r.target {
+            RevocationTarget::Id(target) => {
+                if let Some(v) = self.pending_by_id.get_mut(target) {
+                    v.retain(|h| h != hash);
+                    if v.is_empty() {
+                        self.pending_by_id.remove(target);
+                    }
+                }
+            }
+            RevocationTarget::Name(name) => {
+                let key = (r.publisher, name.clone());
+                if let Some(v) = self.by_name_target.get_mut(&key) {
+                    v.retain(|h| h != hash);
+                    if v.is_empty() {
+                        self.by_name_target.remove(&key);
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+
+    /// Records an unheld revocation. Its clock is its creation time, or
+    /// its arrival if that is earlier: every node then expires it at about
+    /// the same time, so anti-entropy does not hand an expired revocation
+    /// back to a node that already dropped it.
+    fn note_unheld(&mut self, hash: [u8; 32], created_ms: u64, now_ms: u64) {
+        let clock = created_ms.min(now_ms);
+        self.unheld.insert(hash, clock);
+        self.unheld_order.push_back((hash, clock));
     }
 
     /// Whether the known revocation `hash` applies to the known spec `id`.
@@ -353,10 +608,22 @@ impl Catalog {
     /// - By name: applies to every known spec of that name by the signer
     ///   created at or before the revocation, and stays for later ones.
     ///
-    /// Pending and by-name revocations count against
-    /// [`MAX_PENDING_REVOCATIONS`] ([`RevocationRejected::TooManyPending`]).
+    /// Revocations that target nothing held count against the pending cap
+    /// ([`RevocationRejected::TooManyPending`]); those of held specs never
+    /// do. Of the by-name revocations of one publisher, name and kind only
+    /// the newest is kept ([`RevocationRejected::Superseded`]; older ones
+    /// are dropped and queued for [`Catalog::take_rejected_revocations`]).
     /// A revocation already known changes nothing and returns no ids.
     pub fn apply_revocation(&mut self, rev: &SignedRevocation) -> Result<Vec<ToolId>, RevocationRejected> {
+        self.apply_revocation_at(rev, now_ms())
+    }
+
+    /// [`Catalog::apply_revocation`] with the arrival time given.
+    pub fn apply_revocation_at(
+        &mut self,
+        rev: &SignedRevocation,
+        now_ms: u64,
+    ) -> Result<Vec<ToolId>, RevocationRejected> {
         let hash = rev.hash();
         if self.revocations.contains_key(&hash) {
             return Ok(Vec::new());
@@ -383,18 +650,39 @@ impl Catalog {
                     self.check_room()?;
                     self.revocations.insert(hash, rev.clone());
                     self.pending_by_id.entry(*target).or_default().push(hash);
-                    self.waiting += 1;
+                    self.note_unheld(hash, r.created_at_ms, now_ms);
                     Ok(Vec::new())
                 }
             }
             RevocationTarget::Name(name) => {
-                self.check_room()?;
+                let key = (r.publisher, name.clone());
+                let older: Vec<[u8; 32]> = self
+                    .by_name_target
+                    .get(&key)
+                    .into_iter()
+                    .flatten()
+                    .filter_map(|h| self.revocations.get(h).map(|o| (h, o.value())))
+                    .filter(|(_, o)| same_kind(o.kind, r.kind))
+                    .map(|(h, o)| {
+                        if precedence(o, *h) > precedence(r, hash) {
+                            Err(RevocationRejected::Superseded {
+                                name: name.clone(),
+                                kind: kind_str(r.kind),
+                            })
+                        } else {
+                            Ok(*h)
+                        }
+                    })
+                    .collect::<Result<_, _>>()?;
+                let held = self.classify(rev)? == Standing::Held;
+                if !held && older.is_empty() {
+                    self.check_room()?;
+                }
                 self.revocations.insert(hash, rev.clone());
-                self.by_name_target
-                    .entry((r.publisher, name.clone()))
-                    .or_default()
-                    .push(hash);
-                self.waiting += 1;
+                self.by_name_target.entry(key).or_default().push(hash);
+                if !held {
+                    self.note_unheld(hash, r.created_at_ms, now_ms);
+                }
                 let ids: Vec<ToolId> = self
                     .by_name
                     .get(name)
@@ -406,6 +694,13 @@ impl Catalog {
                         changed.push(id);
                     }
                 }
+                // A newer one of the same kind covers every spec the older
+                // covered (same publisher and name, created no later) and
+                // takes precedence over it, so nothing depends on the older.
+                for h in older {
+                    self.forget_revocation(&h);
+                    self.rejected.push(h);
+                }
                 Ok(changed)
             }
             _ => Err(RevocationRejected::UnsupportedTarget),
@@ -413,9 +708,9 @@ impl Catalog {
     }
 
     fn check_room(&self) -> Result<(), RevocationRejected> {
-        if self.waiting >= MAX_PENDING_REVOCATIONS {
+        if self.unheld.len() >= self.max_pending {
             return Err(RevocationRejected::TooManyPending {
-                max: MAX_PENDING_REVOCATIONS,
+                max: self.max_pending,
             });
         }
         Ok(())
@@ -442,7 +737,8 @@ impl Catalog {
                 None => return Vec::new(),
             }
         }
-        let keep = |e: &&Entry| (q.include_revoked || e.status.is_active()) && q.matches(e.spec.value(), req);
+        let keep =
+            |e: &&Entry| (q.include_revoked || e.status.is_active()) && matches(q, e.spec.value(), req);
         let mut out: Vec<&Entry> = match sets.into_iter().min_by_key(|s| s.len()) {
             Some(set) => set
                 .iter()
@@ -952,5 +1248,102 @@ mod tests {
         let q = query(|q| q.name = Some("tool_42".into()));
         assert_eq!(c.find(&q, None).len(), 5);
         assert_eq!(c.search("math things", 20).len(), 20);
+    }
+
+    #[test]
+    fn summary_filter_agrees_with_find_query() -> Result<(), Box<dyn std::error::Error>> {
+        let specs = [
+            spec_with(1, |s| {
+                s.side_effects = vec![SideEffect::Network];
+                s.cost = Cost::High;
+            }),
+            spec(2, "calc", "2.0.0-rc.1", &["math", "x"]),
+            spec(1, "calc", "1.4.0", &["math"]),
+        ];
+        let reqs = [
+            None,
+            Some(parse_version_req("^1")?),
+            Some(parse_version_req(">=2.0.0-rc.0")?),
+        ];
+        let queries = [
+            query(|_| {}),
+            query(|q| q.tag = Some("math".into())),
+            query(|q| q.name = Some("calc".into())),
+            query(|q| q.publisher = Some(key(2).public())),
+            query(|q| q.allowed_side_effects = Some(vec![])),
+            query(|q| q.allowed_side_effects = Some(vec![SideEffect::Network])),
+            query(|q| q.max_cost = Some(Cost::Low)),
+        ];
+        for s in &specs {
+            let r = SpecRef::from_signed(s);
+            for q in &queries {
+                for req in &reqs {
+                    assert_eq!(
+                        matches(q, r.value(), req.as_ref()),
+                        q.matches(s.value(), req.as_ref()),
+                        "{q:?} {req:?} {}",
+                        s.value().label()
+                    );
+                }
+            }
+        }
+        Ok(())
+    }
+
+    #[test]
+    fn unheld_revocations_are_capped_expire_and_become_held() {
+        init_tracing();
+        let mut c = Catalog::with_max_pending(2);
+        let later = spec(1, "late", "1.0.0", &[]);
+        let a = revoke_id(1, later.id());
+        let b = revoke_id(2, ToolId([7; 32]));
+        c.apply_revocation_at(&a, 1_000).unwrap();
+        c.apply_revocation_at(&b, 2_000).unwrap();
+        assert_eq!(c.unheld_count(), 2);
+        assert_eq!(
+            c.apply_revocation_at(&revoke_id(3, ToolId([8; 32])), 3_000),
+            Err(RevocationRejected::TooManyPending { max: 2 })
+        );
+        // Its target arrives: `a` now revokes a held spec, off the pending count.
+        c.insert_spec(later.clone());
+        assert_eq!(c.unheld_count(), 1);
+        assert!(matches!(
+            c.get(&later.id()).map(|e| e.status),
+            Some(Status::Revoked { .. })
+        ));
+        assert_eq!(c.classify(&a), Ok(Standing::Known));
+        // `b` expires (arrived at 2 000, ttl 500, now 3 000); `a` is held and stays.
+        assert_eq!(c.evict_unheld(3_000, 500, 0), vec![b.hash()]);
+        assert_eq!(c.take_rejected_revocations(), vec![b.hash()]);
+        assert!(!c.has_revocation(&b.hash()));
+        assert!(c.has_revocation(&a.hash()));
+        assert_eq!(c.unheld_count(), 0);
+        assert_eq!(c.evict_oldest_unheld(), None);
+    }
+
+    #[test]
+    fn only_the_newest_by_name_revocation_of_a_kind_is_kept() {
+        init_tracing();
+        let mut c = catalog(&[&spec(1, "calc", "1.0.0", &[])]);
+        let by_name = |kind, t| revocation(1, kind, RevocationTarget::Name("calc".into()), CREATED + t, None);
+        let old = by_name(RevocationKind::Deprecate, 10);
+        let new = by_name(RevocationKind::Deprecate, 20);
+        let revoke = by_name(RevocationKind::Revoke, 5);
+        c.apply_revocation(&old).unwrap();
+        c.apply_revocation(&revoke).unwrap();
+        c.apply_revocation(&new).unwrap();
+        assert_eq!(c.take_rejected_revocations(), vec![old.hash()]);
+        assert!(!c.has_revocation(&old.hash()));
+        // The revocation of the other kind stays: dropping it would un-revoke.
+        assert!(c.has_revocation(&revoke.hash()));
+        assert_eq!(
+            c.apply_revocation(&old),
+            Err(RevocationRejected::Superseded {
+                name: "calc".into(),
+                kind: "deprecate"
+            })
+        );
+        let status = c.iter().next().map(|(_, e)| e.status);
+        assert!(matches!(status, Some(Status::Revoked { .. })));
     }
 }

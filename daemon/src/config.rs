@@ -175,8 +175,28 @@ impl Default for SandboxConfig {
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct StoreSection {
-    /// Most specs kept (default 100 000). At the cap new specs are refused.
+    /// Most specs kept (default 100 000). At the cap new specs are refused;
+    /// a tenth is reserved for this node and its trusted publishers.
     pub max_specs: Option<usize>,
+    /// Most envelope bytes of specs kept (default 512 MiB); a tenth is
+    /// reserved like `max_specs`.
+    pub max_spec_bytes: Option<u64>,
+    /// Most revocations kept (default 100 000). Revocations of held specs
+    /// by their publisher are always applied, evicting unheld ones if needed.
+    pub max_revocations: Option<usize>,
+    /// Most revocations targeting no held spec (default 50 000; at most
+    /// half of `max_revocations`). Past it such revocations are refused.
+    pub max_pending_revocations: Option<usize>,
+    /// How long a revocation targeting no held spec is kept (default 7 days).
+    #[serde(default, with = "humantime_serde")]
+    pub pending_revocation_ttl: Option<Duration>,
+    /// Most receipts kept (default 100 000).
+    pub max_receipts: Option<usize>,
+    /// Most specs of one publisher that is neither this node nor trusted
+    /// (default 1 000). Past it its specs are refused and not forwarded.
+    pub publisher_max_specs: Option<u64>,
+    /// Most envelope bytes of one untrusted publisher's specs (default 16 MiB).
+    pub publisher_max_bytes: Option<u64>,
 }
 
 /// `[network]` of the config file.
@@ -464,10 +484,8 @@ impl Config {
                     message: format!("`{p}`: {e}"),
                 })?);
         }
-        if let Some(s) = file.store
-            && let Some(m) = s.max_specs
-        {
-            c.store.max_specs = m;
+        if let Some(s) = file.store {
+            apply_store(&mut c.store, s)?;
         }
         if let Some(n) = file.network {
             if let Some(d) = n.idle_timeout {
@@ -549,6 +567,48 @@ impl Config {
     }
 }
 
+/// Applies `[store]` over the defaults and checks the caps fit together.
+fn apply_store(o: &mut StoreOptions, s: StoreSection) -> Result<(), ConfigError> {
+    let invalid = |field: &'static str, message: &str| ConfigError::Invalid {
+        field,
+        message: message.into(),
+    };
+    if let Some(v) = s.max_specs {
+        o.max_specs = v;
+    }
+    if let Some(v) = s.max_spec_bytes {
+        o.max_spec_bytes = v;
+    }
+    if let Some(v) = s.max_revocations {
+        o.max_revocations = v;
+    }
+    o.max_pending_revocations = s
+        .max_pending_revocations
+        .unwrap_or(o.max_pending_revocations.min(o.max_revocations / 2));
+    if let Some(v) = s.pending_revocation_ttl {
+        o.pending_revocation_ttl = v;
+    }
+    if let Some(v) = s.max_receipts {
+        o.max_receipts = v;
+    }
+    if let Some(v) = s.publisher_max_specs {
+        o.publisher_max_specs = v;
+    }
+    if let Some(v) = s.publisher_max_bytes {
+        o.publisher_max_bytes = v;
+    }
+    if o.max_specs == 0 || o.max_spec_bytes == 0 || o.max_revocations == 0 || o.max_receipts == 0 {
+        return Err(invalid("store", "caps must be at least 1"));
+    }
+    if o.max_pending_revocations > o.max_revocations / 2 {
+        return Err(invalid(
+            "store.max_pending_revocations",
+            "must be at most half of max_revocations, so revocations of held specs always have room",
+        ));
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -560,6 +620,43 @@ mod tests {
         assert_eq!(c.api.to_string(), "127.0.0.1:7878");
         assert_eq!(c.network.listen.len(), 2);
         assert_eq!(c.data_dir, PathBuf::from("/nonexistent/x"));
+    }
+
+    #[test]
+    fn store_section_is_read_and_checked() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("c.toml");
+        let load = |text: &str| {
+            std::fs::write(&f, text).unwrap();
+            Config::resolve(&Cli::parse_from(["atrd", "--config", f.to_str().unwrap()]))
+        };
+        assert_eq!(load("").unwrap().store, StoreOptions::default());
+        let c = load(
+            "[store]\nmax_specs = 10\nmax_spec_bytes = 1000000\nmax_revocations = 8\n\
+             pending_revocation_ttl = \"1h\"\npublisher_max_specs = 3\npublisher_max_bytes = 9000\n",
+        )
+        .unwrap();
+        let s = c.store;
+        assert_eq!(
+            (
+                s.max_specs,
+                s.max_spec_bytes,
+                s.max_revocations,
+                s.max_pending_revocations
+            ),
+            (10, 1_000_000, 8, 4),
+            "the pending cap follows a lower revocation cap"
+        );
+        assert_eq!(s.pending_revocation_ttl, Duration::from_secs(3600));
+        assert_eq!((s.publisher_max_specs, s.publisher_max_bytes), (3, 9000));
+        for bad in [
+            "max_revocations = 10\nmax_pending_revocations = 6",
+            "max_specs = 0",
+            "max_spec_bytes = -1",
+            "max_pending = 3",
+        ] {
+            assert!(load(&format!("[store]\n{bad}\n")).is_err(), "{bad}");
+        }
     }
 
     #[test]

@@ -70,6 +70,12 @@ pub struct Metrics {
     pub find_bodies_fetched: Counter,
     /// Latency of DHT provider lookups, seconds.
     pub dht_query_seconds: Histogram,
+    /// Objects from peers the store refused for a budget, label `reason`
+    /// (`quota`, `store_full`, `pending_full`, `superseded`). Such objects
+    /// are ignored on gossip (not forwarded, sender not penalized).
+    store_refused: LabeledCounter,
+    /// Revocations of held specs applied but not stored (retried).
+    pub revocations_unpersisted: Counter,
     /// Specs in the store (set at scrape time).
     specs: Gauge,
     /// Revocations in the store (set at scrape time).
@@ -105,6 +111,8 @@ impl Metrics {
             find_ids_listed: Counter::default(),
             find_bodies_fetched: Counter::default(),
             dht_query_seconds: Histogram::new(LATENCY_BUCKETS),
+            store_refused: LabeledCounter::default(),
+            revocations_unpersisted: Counter::default(),
             specs: Gauge::default(),
             revocations: Gauge::default(),
             connected_peers: Gauge::default(),
@@ -171,6 +179,16 @@ impl Metrics {
             "Latency of DHT provider lookups",
             m.dht_query_seconds.clone(),
         );
+        r.register(
+            "store_refused",
+            "Objects refused for a store budget",
+            m.store_refused.clone(),
+        );
+        r.register(
+            "revocations_unpersisted",
+            "Revocations of held specs applied but not stored",
+            m.revocations_unpersisted.clone(),
+        );
         r.register("specs", "Specs in the store", m.specs.clone());
         r.register("revocations", "Revocations in the store", m.revocations.clone());
         r.register("connected_peers", "Connected peers", m.connected_peers.clone());
@@ -186,6 +204,16 @@ impl Metrics {
     /// Counts one bad message from a peer.
     pub fn bad_message(&self, reason: &'static str) {
         self.bad_messages.get_or_create(&[("reason", reason)]).inc();
+    }
+
+    /// Counts one object refused for a store budget.
+    pub fn store_refused(&self, reason: &'static str) {
+        self.store_refused.get_or_create(&[("reason", reason)]).inc();
+    }
+
+    /// How many objects were refused for a store budget with this reason.
+    pub fn store_refused_count(&self, reason: &'static str) -> u64 {
+        self.store_refused.get_or_create(&[("reason", reason)]).get()
     }
 
     /// Counts one local API request by outcome.

@@ -147,7 +147,8 @@ impl Node {
             .await
             .map_err(|e| NodeError::Task(e.to_string()))??;
         let me = identity.secret.public();
-        let repo = tokio::task::spawn_blocking(move || Repo::load(store, me))
+        let trusted = config.trusted_publishers.clone();
+        let repo = tokio::task::spawn_blocking(move || Repo::load(store, me, &trusted))
             .await
             .map_err(|e| NodeError::Task(e.to_string()))??;
 

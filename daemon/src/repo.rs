@@ -4,30 +4,55 @@
 //! [`Repo`] (cheap to clone) wraps the redb [`Store`], the [`Catalog`] built
 //! from it and the set of foreign specs the operator agreed to run. Every
 //! spec insert, revocation and change of consent goes through a `Repo`
-//! method that updates the three together under the catalog's write lock,
-//! so they never drift:
+//! method, so the three never drift:
 //!
-//! - [`Repo::insert_spec`]: store, then index;
-//! - [`Repo::insert_revocation`]: store, apply (undone if the catalog
-//!   refuses it), and drop consent for the specs it revoked;
+//! - [`Repo::insert_spec`]: quotas, store, then index;
+//! - [`Repo::insert_revocation`]: a revocation of a held spec by its
+//!   publisher is applied first and stored after (see below); any other is
+//!   stored, then applied (deleted again if the catalog refuses it); consent
+//!   is dropped for the specs it revoked;
 //! - [`Repo::add_provided`] / [`Repo::remove_provided`]: consent, durable
 //!   first, for stored active foreign specs only.
 //!
-//! The catalog's write lock is the writer lock: writes are serialized, reads
-//! ([`Repo::read`]) run concurrently and see either the state before a write
-//! or after it. Budgets per publisher and batched transactions belong here.
+//! # Locks
+//!
+//! Writes are serialized by a writer mutex that readers never take; it is
+//! the one lock held across a redb commit (fsync). The catalog's
+//! `RwLock` is write-locked only for the in-memory step after the store
+//! committed, so readers ([`Repo::read`]) never wait for a disk and see
+//! either the state before a write or after it.
+//!
+//! # The invariant
+//!
+//! Every spec and revocation in the catalog is in the store, with one
+//! exception: a revocation of a held spec by its publisher that the store
+//! could not take (disk error) is applied anyway and queued; the queue is
+//! retried before every later write and by [`Repo::retry_unpersisted`].
+//! Consent (`provided`) names only stored specs that are not revoked.
+//! Tested under concurrent writers and readers by
+//! `catalog_never_runs_ahead_of_the_store` (`daemon/tests/it/quotas.rs`).
+//!
+//! # Budgets
+//!
+//! [`StoreOptions`] sets them: specs (objects and envelope bytes) with a
+//! tenth of each reserved for this node and its trusted publishers; a quota
+//! per untrusted publisher (objects and bytes); revocations targeting
+//! nothing held (a cap and a time to live). A revocation of a held spec by
+//! its publisher is never refused for lack of room: unheld revocations are
+//! evicted for it, and past that it is stored over the cap.
 //!
 //! Methods are blocking (redb); async callers use [`Repo::blocking`].
 
 use std::collections::HashSet;
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, Mutex, RwLock};
 
 use atr_protocol::{PublicKey, SignedReceipt, SignedRevocation, SignedSpec, ToolId};
 use tracing::{info, warn};
 
-use crate::catalog::{Catalog, RevocationRejected, Status};
+use crate::catalog::{Catalog, MAX_CLOCK_SKEW_MS, RevocationRejected, SpecRef, Standing, Status};
 use crate::lock;
-use crate::store::{PeerRecord, Store, StoreCounts, StoreError};
+use crate::store::{PeerRecord, Store, StoreCounts, StoreError, StoreOptions};
+use crate::time::now_ms;
 
 /// Why a write was refused.
 #[derive(Debug, thiserror::Error)]
@@ -42,6 +67,19 @@ pub enum RepoError {
     /// Consent asked for a spec that is not stored, not active or this node's own.
     #[error("{0} is not a stored, active spec of another publisher")]
     NotProvidable(ToolId),
+    /// An untrusted publisher's quota is used up; nothing was written.
+    #[error(
+        "publisher {publisher} already has {specs} specs ({bytes} bytes) stored here, its quota \
+         (`[store] publisher_max_specs` / `publisher_max_bytes`); trust it to lift the quota"
+    )]
+    Quota {
+        /// The publisher.
+        publisher: PublicKey,
+        /// Its stored specs.
+        specs: u64,
+        /// Their envelope bytes.
+        bytes: u64,
+    },
 }
 
 /// A blocking task did not finish (it panicked or the runtime is shutting down).
@@ -67,6 +105,20 @@ pub struct Revoked {
     pub affected: Vec<ToolId>,
     /// Foreign specs this node provided until now and no longer does.
     pub withdrawn: Vec<SignedSpec>,
+    /// False when it was applied but the store could not keep it yet (it is
+    /// queued and retried).
+    pub persisted: bool,
+}
+
+impl Revoked {
+    fn known() -> Self {
+        Self {
+            ingested: Ingested::Known,
+            affected: Vec::new(),
+            withdrawn: Vec::new(),
+            persisted: true,
+        }
+    }
 }
 
 /// See the module docs.
@@ -80,26 +132,43 @@ struct Inner {
     catalog: RwLock<Catalog>,
     provided: RwLock<HashSet<ToolId>>,
     me: PublicKey,
+    /// Publishers exempt from the per-publisher quota, with `me`.
+    trusted: HashSet<PublicKey>,
+    opts: StoreOptions,
+    /// The writer lock; guards the revocations applied but not yet stored.
+    writer: Mutex<Vec<SignedRevocation>>,
 }
 
 impl Repo {
     /// Builds the catalog and the provided set from `store` (blocking).
+    /// `trusted` publishers (and `me`) are exempt from the per-publisher quota.
     ///
-    /// Stored revocations not signed by their target's publisher are deleted;
-    /// consent for specs revoked since it was given is dropped.
-    pub fn load(store: Store, me: PublicKey) -> Result<Self, StoreError> {
-        let (specs, revocations) = store.load_all()?;
-        let mut catalog = Catalog::default();
+    /// Stored revocations the catalog does not accept (not signed by their
+    /// target's publisher, superseded, over the pending cap or past their
+    /// time to live) are deleted; consent for specs revoked since it was
+    /// given is dropped.
+    pub fn load(store: Store, me: PublicKey, trusted: &[PublicKey]) -> Result<Self, StoreError> {
+        let opts = store.options();
+        let specs = store.load_spec_refs()?;
+        let revocations = store.load_revocations()?;
+        let mut catalog = Catalog::with_max_pending(opts.max_pending_revocations);
         let (n_specs, n_revs) = (specs.len(), revocations.len());
         for s in specs {
-            catalog.insert_spec(s);
+            catalog.insert(s);
         }
+        let now = now_ms();
+        let mut refused = Vec::new();
         for r in &revocations {
-            let _ = catalog.apply_revocation(r);
+            // Arrival time is not stored: the revocation's own time, capped at now.
+            if let Err(e) = catalog.apply_revocation_at(r, r.value().created_at_ms.min(now)) {
+                warn!(revocation = %hex::encode(r.hash()), error = %e, "stored revocation no longer accepted; removed");
+                refused.push(r.hash());
+            }
         }
-        for forged in catalog.take_rejected_revocations() {
-            warn!(revocation = %hex::encode(forged), "stored revocation not signed by its target's publisher; removed");
-            store.remove_revocation(&forged)?;
+        catalog.evict_unheld(now, ttl_ms(&opts), 0);
+        refused.extend(catalog.take_rejected_revocations());
+        for hash in refused {
+            store.remove_revocation(&hash)?;
         }
         let mut provided = HashSet::new();
         for id in store.provided_ids()? {
@@ -125,6 +194,9 @@ impl Repo {
                 catalog: RwLock::new(catalog),
                 provided: RwLock::new(provided),
                 me,
+                trusted: trusted.iter().copied().chain([me]).collect(),
+                opts,
+                writer: Mutex::new(Vec::new()),
             }),
         })
     }
@@ -150,82 +222,272 @@ impl Repo {
         f(&lock::read(&self.inner.catalog))
     }
 
-    /// A stored spec and its status.
+    /// A stored spec, decoded whole, and its status. `None` also when the
+    /// kept envelope no longer verifies (logged).
     pub fn spec(&self, id: &ToolId) -> Option<(SignedSpec, Status)> {
-        self.read(|c| c.get(id).map(|e| (e.spec.clone(), e.status)))
+        let (r, status) = self.read(|c| c.get(id).map(|e| (e.spec.clone(), e.status)))?;
+        decode(&r).map(|s| (s, status))
+    }
+
+    /// Whether `publisher` is exempt from quotas (this node, trusted ones).
+    fn exempt(&self, publisher: &PublicKey) -> bool {
+        self.inner.trusted.contains(publisher)
     }
 
     /// Stores and indexes a verified spec. A pending revocation that the
     /// spec proves forged (signed by someone else) is deleted.
+    ///
+    /// Refused with [`RepoError::Quota`] when an untrusted publisher's quota
+    /// is used up, and with [`StoreError::Full`] at the store's caps (for
+    /// untrusted publishers at nine tenths of them).
     pub fn insert_spec(&self, spec: &SignedSpec) -> Result<Ingested, RepoError> {
-        let mut cat = lock::write(&self.inner.catalog);
-        if cat.get(&spec.id()).is_some() {
+        let mut writer = lock::lock(&self.inner.writer);
+        self.flush_unpersisted(&mut writer);
+        let id = spec.id();
+        let publisher = spec.value().publisher;
+        let (known, usage, total, count) = self.read(|c| {
+            (
+                c.get(&id).is_some(),
+                c.usage(&publisher),
+                c.spec_bytes(),
+                c.len() as u64,
+            )
+        });
+        if known {
             return Ok(Ingested::Known);
         }
+        let len = spec.to_bytes().len() as u64;
+        let o = &self.inner.opts;
+        let (max_bytes, max_specs) = if self.exempt(&publisher) {
+            (o.max_spec_bytes, o.max_specs as u64)
+        } else {
+            if usage.specs >= o.publisher_max_specs || usage.bytes + len > o.publisher_max_bytes {
+                return Err(RepoError::Quota {
+                    publisher,
+                    specs: usage.specs,
+                    bytes: usage.bytes,
+                });
+            }
+            (
+                o.max_spec_bytes - o.max_spec_bytes / 10,
+                (o.max_specs - o.max_specs / 10) as u64,
+            )
+        };
+        if count >= max_specs {
+            return Err(StoreError::Full {
+                what: "specs",
+                count,
+                max: max_specs,
+            }
+            .into());
+        }
+        if total + len > max_bytes {
+            return Err(StoreError::Full {
+                what: "spec bytes",
+                count: total,
+                max: max_bytes,
+            }
+            .into());
+        }
         self.inner.store.put_spec(spec)?;
-        cat.insert_spec(spec.clone());
-        for forged in cat.take_rejected_revocations() {
+        let dropped = {
+            let mut cat = lock::write(&self.inner.catalog);
+            cat.insert_spec(spec.clone());
+            cat.take_rejected_revocations()
+        };
+        for forged in dropped {
             warn!(revocation = %hex::encode(forged), "pending revocation was not signed by the publisher; removed");
             self.inner.store.remove_revocation(&forged)?;
         }
         Ok(Ingested::New)
     }
 
-    /// Stores and applies a verified revocation, and drops consent for the
-    /// specs it revoked. Stored first, so the node never acts on a
-    /// revocation it did not keep; deleted again if the catalog refuses it.
+    /// Applies and stores a verified revocation, and drops consent for the
+    /// specs it revoked.
+    ///
+    /// A revocation of a held spec signed by its publisher (by id, or by
+    /// name matching a held spec) is **always applied**: stored, evicting
+    /// revocations that target nothing held if the table is full, past the
+    /// cap if nothing can be evicted, and applied in the catalog whatever the
+    /// store answered; if the disk failed it is queued for a retry
+    /// ([`Revoked::persisted`] is false).
+    ///
+    /// Any other revocation is stored first, so the node never keeps one it
+    /// could not store, and counts against the pending cap (after those
+    /// past their time to live are dropped).
     pub fn insert_revocation(&self, rev: &SignedRevocation) -> Result<Revoked, RepoError> {
-        let mut cat = lock::write(&self.inner.catalog);
-        if self.inner.store.has_object(&rev.hash())? {
-            return Ok(Revoked {
-                ingested: Ingested::Known,
-                affected: Vec::new(),
-                withdrawn: Vec::new(),
-            });
+        let mut writer = lock::lock(&self.inner.writer);
+        self.flush_unpersisted(&mut writer);
+        if writer.iter().any(|r| r.hash() == rev.hash()) {
+            return Ok(Revoked::known());
         }
-        self.inner.store.put_revocation(rev)?;
-        let affected = match cat.apply_revocation(rev) {
-            Ok(a) => a,
-            Err(e) => {
-                self.inner.store.remove_revocation(&rev.hash())?;
-                return Err(e.into());
+        let standing = self.read(|c| c.classify(rev))?;
+        let (affected, persisted) = match standing {
+            Standing::Known => return Ok(Revoked::known()),
+            Standing::Held => {
+                // Stored first when the store can take it; applied whatever
+                // the store answered.
+                let persisted = self.persist_held(rev);
+                let applied = {
+                    let mut cat = lock::write(&self.inner.catalog);
+                    cat.apply_revocation(rev)
+                        .map(|a| (a, cat.take_rejected_revocations()))
+                };
+                let (affected, dropped) = match applied {
+                    Ok(a) => a,
+                    Err(e) => {
+                        // Superseded by a newer one of its kind: nothing to keep.
+                        if persisted {
+                            self.inner.store.remove_revocation(&rev.hash())?;
+                        }
+                        return Err(e.into());
+                    }
+                };
+                self.remove_revocations(&dropped);
+                if !persisted {
+                    writer.push(rev.clone());
+                }
+                (affected, persisted)
+            }
+            Standing::Unheld => {
+                let (now, ttl) = (now_ms(), ttl_ms(&self.inner.opts));
+                let created_at_ms = rev.value().created_at_ms;
+                if created_at_ms.saturating_add(ttl) <= now
+                    || created_at_ms > now.saturating_add(MAX_CLOCK_SKEW_MS)
+                {
+                    return Err(RevocationRejected::OutOfWindow { created_at_ms }.into());
+                }
+                let expired = {
+                    let mut cat = lock::write(&self.inner.catalog);
+                    cat.evict_unheld(now, ttl, 0);
+                    cat.take_rejected_revocations()
+                };
+                self.remove_revocations(&expired);
+                let max = self.inner.opts.max_pending_revocations;
+                if self.read(|c| c.unheld_count()) >= max {
+                    return Err(RevocationRejected::TooManyPending { max }.into());
+                }
+                self.inner.store.put_revocation(rev)?;
+                let applied = {
+                    let mut cat = lock::write(&self.inner.catalog);
+                    cat.apply_revocation(rev)
+                        .map(|a| (a, cat.take_rejected_revocations()))
+                };
+                match applied {
+                    Ok((affected, dropped)) => {
+                        self.remove_revocations(&dropped);
+                        (affected, true)
+                    }
+                    Err(e) => {
+                        self.inner.store.remove_revocation(&rev.hash())?;
+                        return Err(e.into());
+                    }
+                }
             }
         };
-        let mut withdrawn = Vec::new();
-        let mut provided = lock::write(&self.inner.provided);
-        for id in &affected {
-            let Some(e) = cat.get(id) else { continue };
-            if !matches!(e.status, Status::Revoked { .. }) {
-                continue;
+        let withdrawn = self.withdraw_revoked(&affected);
+        Ok(Revoked {
+            ingested: Ingested::New,
+            affected,
+            withdrawn,
+            persisted,
+        })
+    }
+
+    /// Stores a revocation of a held spec; see [`Repo::insert_revocation`].
+    /// False when the store failed (the caller queues it).
+    fn persist_held(&self, rev: &SignedRevocation) -> bool {
+        let store = &self.inner.store;
+        let result = match store.put_revocation(rev) {
+            Err(StoreError::Full { .. }) => {
+                let victim = lock::write(&self.inner.catalog).evict_oldest_unheld();
+                if let Some(v) = victim {
+                    info!(evicted = %hex::encode(v), "revocation table full: evicted the oldest revocation of a spec not held");
+                    self.remove_revocations(&[v]);
+                }
+                match store.put_revocation(rev) {
+                    Err(StoreError::Full { .. }) => store.put_held_revocation(rev),
+                    other => other,
+                }
             }
-            let in_memory = provided.remove(id);
-            match self.inner.store.remove_provided(id) {
+            other => other,
+        };
+        match result {
+            Ok(_) => true,
+            Err(e) => {
+                warn!(revocation = %hex::encode(rev.hash()), error = %e, "revocation of a held spec applied but not stored; will retry");
+                false
+            }
+        }
+    }
+
+    /// Retries storing the revocations applied but not stored yet; returns
+    /// how many are still waiting.
+    pub fn retry_unpersisted(&self) -> usize {
+        let mut writer = lock::lock(&self.inner.writer);
+        self.flush_unpersisted(&mut writer);
+        writer.len()
+    }
+
+    fn flush_unpersisted(&self, queue: &mut Vec<SignedRevocation>) {
+        if queue.is_empty() {
+            return;
+        }
+        queue.retain(|r| !self.persist_held(r));
+        if queue.is_empty() {
+            info!("every applied revocation is stored again");
+        }
+    }
+
+    /// Deletes revocations the catalog dropped; a failure is logged (the
+    /// row is then offered to peers until the next start removes it).
+    fn remove_revocations(&self, hashes: &[[u8; 32]]) {
+        for h in hashes {
+            if let Err(e) = self.inner.store.remove_revocation(h) {
+                warn!(revocation = %hex::encode(h), error = %e, "cannot delete a dropped revocation");
+            }
+        }
+    }
+
+    /// Drops consent for the specs among `affected` that are now revoked;
+    /// returns the foreign specs no longer provided.
+    fn withdraw_revoked(&self, affected: &[ToolId]) -> Vec<SignedSpec> {
+        let revoked: Vec<SpecRef> = self.read(|cat| {
+            affected
+                .iter()
+                .filter_map(|id| cat.get(id))
+                .filter(|e| matches!(e.status, Status::Revoked { .. }))
+                .map(|e| e.spec.clone())
+                .collect()
+        });
+        let mut withdrawn = Vec::new();
+        for r in revoked {
+            let id = r.id();
+            let in_memory = lock::write(&self.inner.provided).remove(&id);
+            match self.inner.store.remove_provided(&id) {
                 Ok(stored) if stored || in_memory => {
                     info!(tool = %id, "spec revoked; stopped providing it");
-                    withdrawn.push(e.spec.clone());
+                    withdrawn.extend(decode(&r));
                 }
                 Ok(_) => {}
                 Err(e) => warn!(tool = %id, error = %e, "cannot drop consent for a revoked spec"),
             }
         }
-        Ok(Revoked {
-            ingested: Ingested::New,
-            affected,
-            withdrawn,
-        })
+        withdrawn
     }
 
     /// Records consent to run the foreign spec `id`; false if it was given
     /// already. Refused unless `id` is stored, active and not this node's.
     pub fn add_provided(&self, id: &ToolId) -> Result<bool, RepoError> {
-        let cat = lock::write(&self.inner.catalog);
-        match cat.get(id) {
+        let _writer = lock::lock(&self.inner.writer);
+        let providable = self.read(|cat| match cat.get(id) {
             Some(e) if e.status.is_active() || matches!(e.status, Status::Deprecated { .. }) => {
-                if e.spec.value().publisher == self.inner.me {
-                    return Err(RepoError::NotProvidable(*id));
-                }
+                e.spec.value().publisher != self.inner.me
             }
-            _ => return Err(RepoError::NotProvidable(*id)),
+            _ => false,
+        });
+        if !providable {
+            return Err(RepoError::NotProvidable(*id));
         }
         let new = self.inner.store.put_provided(id)?;
         lock::write(&self.inner.provided).insert(*id);
@@ -234,7 +496,7 @@ impl Repo {
 
     /// Withdraws consent to run `id`; false if none was given.
     pub fn remove_provided(&self, id: &ToolId) -> Result<bool, RepoError> {
-        let _writer = lock::write(&self.inner.catalog);
+        let _writer = lock::lock(&self.inner.writer);
         let stored = self.inner.store.remove_provided(id)?;
         let in_memory = lock::write(&self.inner.provided).remove(id);
         Ok(stored || in_memory)
@@ -251,27 +513,33 @@ impl Repo {
     pub fn provided(&self) -> Vec<(ToolId, Option<SignedSpec>)> {
         let mut ids: Vec<ToolId> = lock::read(&self.inner.provided).iter().copied().collect();
         ids.sort_by_key(|id| id.0);
-        self.read(|cat| {
+        let refs: Vec<(ToolId, Option<SpecRef>)> = self.read(|cat| {
             ids.into_iter()
                 .map(|id| (id, cat.get(&id).map(|e| e.spec.clone())))
                 .collect()
-        })
+        });
+        refs.into_iter()
+            .map(|(id, r)| (id, r.as_ref().and_then(decode)))
+            .collect()
     }
 
     /// Every spec this node runs and announces: its own active ones and the
     /// provided ones that are not revoked.
     pub fn runnable(&self) -> Vec<SignedSpec> {
-        let provided = lock::read(&self.inner.provided);
-        self.read(|cat| {
-            cat.iter()
-                .filter(|(id, e)| match &e.status {
-                    Status::Revoked { .. } => false,
-                    _ if e.spec.value().publisher == self.inner.me => e.status.is_active(),
-                    _ => provided.contains(id),
-                })
-                .map(|(_, e)| e.spec.clone())
-                .collect()
-        })
+        let refs: Vec<SpecRef> = {
+            let provided = lock::read(&self.inner.provided);
+            self.read(|cat| {
+                cat.iter()
+                    .filter(|(id, e)| match &e.status {
+                        Status::Revoked { .. } => false,
+                        _ if e.spec.value().publisher == self.inner.me => e.status.is_active(),
+                        _ => provided.contains(id),
+                    })
+                    .map(|(_, e)| e.spec.clone())
+                    .collect()
+            })
+        };
+        refs.iter().filter_map(decode).collect()
     }
 
     /// The envelope of a stored spec or revocation, as a wire object.
@@ -282,6 +550,17 @@ impl Repo {
     /// Whether a spec or revocation with this hash is stored.
     pub fn has_object(&self, hash: &[u8; 32]) -> Result<bool, StoreError> {
         self.inner.store.has_object(hash)
+    }
+
+    /// Whether a spec or revocation with this hash is known: an in-memory
+    /// lookup, the cheap check made before any decoding or verification.
+    pub fn knows(&self, hash: &[u8; 32]) -> bool {
+        self.read(|c| c.get(&ToolId(*hash)).is_some() || c.has_revocation(hash))
+    }
+
+    /// The store's caps and quotas.
+    pub fn options(&self) -> StoreOptions {
+        self.inner.opts
     }
 
     /// The anti-entropy bucket digests.
@@ -322,5 +601,23 @@ impl Repo {
     /// Every remembered peer.
     pub fn peers(&self) -> Result<Vec<(String, PeerRecord)>, StoreError> {
         self.inner.store.peers()
+    }
+}
+
+/// The pending time to live in milliseconds.
+fn ttl_ms(o: &StoreOptions) -> u64 {
+    u64::try_from(o.pending_revocation_ttl.as_millis()).unwrap_or(u64::MAX)
+}
+
+/// The whole spec behind a catalog entry; `None` (logged) if its envelope no
+/// longer verifies, which only damaged memory or a damaged store row whose
+/// body still hashes right (a broken signature) can cause.
+fn decode(r: &SpecRef) -> Option<SignedSpec> {
+    match r.signed() {
+        Ok(s) => Some(s),
+        Err(e) => {
+            warn!(tool = %r.id(), error = %e, "a kept spec no longer verifies; leaving it out");
+            None
+        }
     }
 }

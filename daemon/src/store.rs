@@ -24,11 +24,11 @@
 //! # No index tables
 //!
 //! Queries are answered by [`crate::catalog::Catalog`], which is rebuilt at
-//! start from the specs table ([`Store::load_all`]). The rebuild is O(n):
-//! each envelope is decoded and its signature re-verified. Measured on
-//! 10 000 specs of 1.7 KB in an unoptimized test build: 1.3 s for
-//! `load_all` and 0.9 s to fill the catalog (an optimized build is several
-//! times faster); one `put_spec` with its fsync took about 0.8 ms. Stores
+//! start from the specs table ([`Store::load_spec_refs`]). The rebuild is
+//! O(n): each envelope's body is hashed and its summary fields decoded; the
+//! signature is not checked again (it was verified on write), and schemas
+//! and examples stay encoded. Revocations ([`Store::load_revocations`],
+//! at most 2 KiB each) are re-verified. Stores
 //! written by earlier builds also hold tag, name and publisher index tables
 //! that nothing read; [`Store::open`] deletes them (the layout version is
 //! unchanged: no table this build reads changed).
@@ -38,7 +38,12 @@
 //! Specs, revocations and receipts are capped by [`StoreOptions`]. At a cap
 //! new objects are refused with [`StoreError::Full`]: a local publish fails
 //! with that clear error, and objects from peers are dropped (the caller
-//! counts them). Stored data is never evicted silently. The peer table is the
+//! counts them). The byte cap on specs and the per-publisher quotas are
+//! enforced by [`crate::repo::Repo`], which keeps the tallies. A revocation
+//! of a held spec by its publisher may be stored past the revocation cap
+//! ([`Store::put_held_revocation`]) so that it is never lost. Stored data is
+//! never evicted silently (the repository deletes expired or superseded
+//! revocations targeting nothing held, and logs it). The peer table is the
 //! exception: it holds at most [`MAX_PEERS`] rows and a new peer replaces the
 //! one seen longest ago, because stale addresses are worth less than fresh
 //! ones and refusing new peers would freeze the table on dead addresses.
@@ -54,9 +59,11 @@
 //!
 //! Only verified objects can be stored: the put methods take
 //! [`atr_protocol::Signed`] values, which exist only after verification.
-//! Reads re-verify what they return, so damaged bytes on disk surface as
+//! Objects are served as stored ([`Store::get_object`]): reads check the
+//! body's hash against the key (cheap, catches damage) but do not decode or
+//! verify signatures again, so damaged bytes on disk surface as
 //! [`StoreError::Corrupt`] (or are skipped with a warning when listing),
-//! never as a panic or as a bad object handed to a peer.
+//! never as a panic. A peer receiving an object verifies it in any case.
 
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -90,6 +97,24 @@ pub const DEFAULT_MAX_SPECS: usize = 100_000;
 pub const DEFAULT_MAX_REVOCATIONS: usize = 100_000;
 /// Default cap on stored receipts (each at most 2 KiB).
 pub const DEFAULT_MAX_RECEIPTS: usize = 100_000;
+/// Default cap on the envelope bytes of all stored specs (512 MiB): about
+/// 250 000 typical 2 KiB specs, or 8 000 at the 64 KiB spec cap, so the
+/// object cap binds for honest catalogs and this one for padded specs.
+pub const DEFAULT_MAX_SPEC_BYTES: u64 = 512 * 1024 * 1024;
+/// Default cap on revocations that target no held spec (pending by-id ones
+/// and by-name ones matching nothing held): half the revocation cap, so the
+/// other half is always free for revocations of held specs.
+pub const DEFAULT_MAX_PENDING_REVOCATIONS: usize = crate::catalog::MAX_PENDING_REVOCATIONS;
+/// Default time a revocation targeting nothing held is kept (7 days): long
+/// enough for a spec gossiped after its revocation to arrive, short enough
+/// that a flood of junk drains on its own.
+pub const DEFAULT_PENDING_REVOCATION_TTL: std::time::Duration = std::time::Duration::from_secs(7 * 24 * 3600);
+/// Default number of specs one untrusted publisher may have stored here.
+/// A real publisher has tens of tools with a few versions each.
+pub const DEFAULT_PUBLISHER_MAX_SPECS: u64 = 1_000;
+/// Default envelope bytes one untrusted publisher may have stored here
+/// (16 MiB: 1 000 specs of 16 KiB, or 250 at the 64 KiB cap).
+pub const DEFAULT_PUBLISHER_MAX_BYTES: u64 = 16 * 1024 * 1024;
 
 const MAX_ID: [u8; 32] = [0xff; 32];
 /// Most foreign specs one node agrees to provide (rows of the consent table).
@@ -205,23 +230,43 @@ impl From<redb::CommitError> for StoreError {
     }
 }
 
-/// Sizes of the store. The config's `[store]` section converts into this.
+/// Sizes of the store and the quotas of the repository. The config's
+/// `[store]` section converts into this.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct StoreOptions {
     /// Most specs stored; defaults to [`DEFAULT_MAX_SPECS`].
     pub max_specs: usize,
+    /// Most envelope bytes of specs stored; defaults to [`DEFAULT_MAX_SPEC_BYTES`].
+    pub max_spec_bytes: u64,
     /// Most revocations stored; defaults to [`DEFAULT_MAX_REVOCATIONS`].
+    /// Revocations of held specs may go past it when nothing can be evicted.
     pub max_revocations: usize,
+    /// Most revocations targeting no held spec; defaults to
+    /// [`DEFAULT_MAX_PENDING_REVOCATIONS`]. At most half of `max_revocations`.
+    pub max_pending_revocations: usize,
+    /// How long a revocation targeting no held spec is kept; defaults to
+    /// [`DEFAULT_PENDING_REVOCATION_TTL`].
+    pub pending_revocation_ttl: std::time::Duration,
     /// Most receipts stored; defaults to [`DEFAULT_MAX_RECEIPTS`].
     pub max_receipts: usize,
+    /// Most specs of one untrusted publisher; defaults to [`DEFAULT_PUBLISHER_MAX_SPECS`].
+    pub publisher_max_specs: u64,
+    /// Most envelope bytes of one untrusted publisher's specs; defaults to
+    /// [`DEFAULT_PUBLISHER_MAX_BYTES`].
+    pub publisher_max_bytes: u64,
 }
 
 impl Default for StoreOptions {
     fn default() -> Self {
         Self {
             max_specs: DEFAULT_MAX_SPECS,
+            max_spec_bytes: DEFAULT_MAX_SPEC_BYTES,
             max_revocations: DEFAULT_MAX_REVOCATIONS,
+            max_pending_revocations: DEFAULT_MAX_PENDING_REVOCATIONS,
+            pending_revocation_ttl: DEFAULT_PENDING_REVOCATION_TTL,
             max_receipts: DEFAULT_MAX_RECEIPTS,
+            publisher_max_specs: DEFAULT_PUBLISHER_MAX_SPECS,
+            publisher_max_bytes: DEFAULT_PUBLISHER_MAX_BYTES,
         }
     }
 }
@@ -333,6 +378,11 @@ impl Store {
         })
     }
 
+    /// The caps this store was opened with.
+    pub fn options(&self) -> StoreOptions {
+        self.opts
+    }
+
     fn read(&self) -> Result<ReadTransaction, StoreError> {
         Ok(self.db.begin_read()?)
     }
@@ -392,8 +442,21 @@ impl Store {
     /// ones, so they survive a restart. Refuses with [`StoreError::Full`] at
     /// [`StoreOptions::max_revocations`].
     pub fn put_revocation(&self, rev: &SignedRevocation) -> Result<Put, StoreError> {
+        self.put_revocation_capped(rev, self.opts.max_revocations as u64)
+    }
+
+    /// Stores a revocation of a held spec by its publisher, past
+    /// [`StoreOptions::max_revocations`] if need be. The caller first evicts
+    /// revocations targeting nothing held; this is the last resort that
+    /// keeps such a revocation durable. It is bounded: at most two stored
+    /// by-name revocations per publisher and name, and by-id ones only of
+    /// held specs.
+    pub fn put_held_revocation(&self, rev: &SignedRevocation) -> Result<Put, StoreError> {
+        self.put_revocation_capped(rev, u64::MAX)
+    }
+
+    fn put_revocation_capped(&self, rev: &SignedRevocation, max: u64) -> Result<Put, StoreError> {
         let hash = rev.hash();
-        let max = self.opts.max_revocations as u64;
         self.write(|txn| {
             let mut revs = txn.open_table(REVOCATIONS)?;
             if revs.get(&hash)?.is_some() {
@@ -498,19 +561,50 @@ impl Store {
     }
 
     /// The spec or revocation with this hash as a wire object, for the fetch
-    /// protocol. The envelope is re-verified first, so damaged bytes are
-    /// [`StoreError::Corrupt`] and never reach a peer.
+    /// protocol, served as stored: it was verified when it was written, so
+    /// only its body's hash is checked again (blake3, no decoding, no
+    /// signature), and damaged bytes are [`StoreError::Corrupt`] rather
+    /// than sent to a peer. A receiver verifies everything anyway.
     pub fn get_object(&self, hash: &[u8; 32]) -> Result<Option<WireObject>, StoreError> {
         let txn = self.read()?;
         if let Some(bytes) = txn.open_table(SPECS)?.get(hash)? {
-            decode_signed::<atr_protocol::ToolSpec>("specs", hash, bytes.value())?;
+            check_stored_hash("specs", hash, bytes.value())?;
             return Ok(Some(WireObject::Spec(ByteBuf(bytes.value().to_vec()))));
         }
         if let Some(bytes) = txn.open_table(REVOCATIONS)?.get(hash)? {
-            decode_signed::<atr_protocol::Revocation>("revocations", hash, bytes.value())?;
+            check_stored_hash("revocations", hash, bytes.value())?;
             return Ok(Some(WireObject::Revocation(ByteBuf(bytes.value().to_vec()))));
         }
         Ok(None)
+    }
+
+    /// Every stored spec in the catalog's form, for rebuilding the catalog at
+    /// start: the summary fields are decoded and the body's hash checked,
+    /// the signature is not (it was verified on write). Corrupt rows are
+    /// skipped with a warning and counted in [`StoreCounts::corrupt_skipped`].
+    pub fn load_spec_refs(&self) -> Result<Vec<crate::catalog::SpecRef>, StoreError> {
+        let txn = self.read()?;
+        let table = txn.open_table(SPECS)?;
+        let mut out = Vec::with_capacity(usize::try_from(table.len()?).unwrap_or(0));
+        for row in table.iter()? {
+            let (key, bytes) = row?;
+            let id = *key.value();
+            match crate::catalog::SpecRef::from_stored(id, bytes.value().to_vec()) {
+                Ok(s) => out.push(s),
+                Err(e) => self.skip(&StoreError::Corrupt {
+                    table: "specs",
+                    detail: format!("row {}: {e}", ToolId(id)),
+                }),
+            }
+        }
+        Ok(out)
+    }
+
+    /// Every stored revocation, re-verified (each is at most 2 KiB), for
+    /// rebuilding the catalog at start. Corrupt rows are skipped.
+    pub fn load_revocations(&self) -> Result<Vec<SignedRevocation>, StoreError> {
+        let txn = self.read()?;
+        self.load_table(&txn, REVOCATIONS, "revocations")
     }
 
     /// Whether a spec or revocation with this hash is stored.
@@ -607,6 +701,20 @@ impl Store {
             corrupt_skipped: self.corrupt_skipped.load(Ordering::Relaxed),
         })
     }
+}
+
+/// Checks that a stored envelope's body hashes to the key it is stored under.
+fn check_stored_hash(table: &'static str, key: &[u8; 32], bytes: &[u8]) -> Result<(), StoreError> {
+    if crate::catalog::envelope_hash(bytes) == Some(*key) {
+        return Ok(());
+    }
+    Err(StoreError::Corrupt {
+        table,
+        detail: format!(
+            "row {} does not hold the object stored under it",
+            hex::encode(key)
+        ),
+    })
 }
 
 /// Decodes and verifies a stored envelope and checks it is stored under its
@@ -743,6 +851,7 @@ mod tests {
             max_specs: 2,
             max_revocations: 1,
             max_receipts: 1,
+            ..StoreOptions::default()
         };
         let store = mem(opts)?;
         let a = spec(1, "a", "1.0.0", &["x"]);

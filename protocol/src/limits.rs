@@ -26,6 +26,13 @@ pub const MAX_TAGS: usize = 16;
 pub const MAX_TAG_LEN: usize = 32;
 /// Largest JSON encoding of one schema (input or output).
 pub const MAX_SCHEMA_BYTES: usize = 24 * 1024;
+/// Most JSON items (values of any kind: objects, arrays, strings, numbers,
+/// booleans, nulls) in a spec's schemas and examples together. Bytes alone
+/// do not bound the memory of a parsed value: an array of zeros costs ~32
+/// bytes of RAM per byte of CBOR. A real tool schema has tens to a few
+/// hundred items; 4096 leaves ample room and bounds a parsed spec to a few
+/// hundred KiB.
+pub const MAX_SPEC_JSON_ITEMS: usize = 4096;
 /// Most `[[examples]]` entries.
 pub const MAX_EXAMPLES: usize = 8;
 /// Largest JSON encoding of one example (input and output together).

@@ -130,6 +130,14 @@ pub enum ValidationError {
         /// Why.
         detail: String,
     },
+    /// The schemas and examples hold more JSON items than the budget.
+    #[error(
+        "the schemas and examples hold more than {max} JSON values together (the item budget); simplify the schemas or drop examples"
+    )]
+    TooManyItems {
+        /// [`MAX_SPEC_JSON_ITEMS`].
+        max: usize,
+    },
     /// Creation time is zero.
     #[error("`created_at_ms` must be set")]
     CreatedAtMissing,
@@ -155,6 +163,7 @@ impl ValidationError {
             Self::CommandTooLong { .. } => "runtime.command",
             Self::HomepageInvalid => "homepage",
             Self::TooManyExamples { .. } | Self::ExampleInvalid { .. } => "examples",
+            Self::TooManyItems { .. } => "input_schema",
             Self::CreatedAtMissing => "created_at_ms",
             Self::Inconsistent(_) => "-",
         }
@@ -277,6 +286,41 @@ fn json_len(v: &serde_json::Value) -> usize {
     }
 }
 
+/// Counts the JSON items of `v` into `left`, stopping as soon as the budget
+/// is spent; false when it is. Iterative, so depth costs no stack.
+fn spend_items(v: &serde_json::Value, left: &mut usize) -> bool {
+    let mut stack = vec![v];
+    while let Some(v) = stack.pop() {
+        if *left == 0 {
+            return false;
+        }
+        *left -= 1;
+        match v {
+            serde_json::Value::Array(a) => stack.extend(a.iter()),
+            serde_json::Value::Object(o) => stack.extend(o.values()),
+            _ => {}
+        }
+    }
+    true
+}
+
+/// Checks the item budget ([`MAX_SPEC_JSON_ITEMS`]) over a spec's schemas
+/// and examples together.
+pub fn check_items(s: &ToolSpec) -> Result<(), ValidationError> {
+    let mut left = MAX_SPEC_JSON_ITEMS;
+    let values = std::iter::once(&s.input_schema)
+        .chain(s.output_schema.as_ref())
+        .chain(s.examples.iter().flat_map(|e| [&e.input, &e.output]));
+    for v in values {
+        if !spend_items(v, &mut left) {
+            return Err(ValidationError::TooManyItems {
+                max: MAX_SPEC_JSON_ITEMS,
+            });
+        }
+    }
+    Ok(())
+}
+
 /// Checks a JSON Schema's size and validity against the draft 2020-12 meta-schema.
 pub fn check_schema(field: &'static str, schema: &serde_json::Value) -> Result<(), ValidationError> {
     let len = json_len(schema);
@@ -372,6 +416,7 @@ pub fn check_spec(s: &ToolSpec) -> Result<(), ValidationError> {
     if s.created_at_ms == 0 {
         return Err(ValidationError::CreatedAtMissing);
     }
+    check_items(s)?;
     check_schema("input_schema", &s.input_schema)?;
     if s.input_schema.get("type").and_then(|t| t.as_str()) != Some("object") {
         return Err(ValidationError::InputNotObject);

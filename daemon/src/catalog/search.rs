@@ -16,7 +16,7 @@
 
 use std::collections::HashMap;
 
-use atr_protocol::{ToolId, ToolSpec};
+use atr_protocol::ToolId;
 
 /// BM25 term-frequency saturation.
 pub(super) const K1: f32 = 1.2;
@@ -57,7 +57,7 @@ pub(super) struct TextIndex {
 
 impl TextIndex {
     /// Adds a spec as a new document. The caller adds each id once.
-    pub(super) fn add(&mut self, id: ToolId, spec: &ToolSpec) {
+    pub(super) fn add(&mut self, id: ToolId, spec: &super::Summary) {
         let Ok(doc) = u32::try_from(self.docs.len()) else {
             // Four billion documents: far beyond the store's caps.
             return;

@@ -13,7 +13,7 @@ use libp2p::gossipsub::{MessageAcceptance, MessageId};
 use tracing::{debug, info, warn};
 
 use crate::announce::Announcer;
-use crate::catalog::RevocationRejected;
+use crate::catalog::{RevocationRejected, envelope_hash};
 use crate::metrics::Metrics;
 use crate::network::NetworkHandle;
 pub use crate::repo::Ingested;
@@ -39,6 +39,11 @@ pub enum IngestError {
     /// The store refused (full, I/O): not the sender's fault.
     #[error("store: {0}")]
     Store(#[from] StoreError),
+    /// The publisher's quota here is used up: not the sender's fault (a
+    /// relayer cannot know this node's quotas), so it is ignored on gossip
+    /// (not forwarded) rather than rejected.
+    #[error("{0}")]
+    Quota(RepoError),
     /// A wire object of a kind this node does not know.
     #[error("unknown object kind")]
     UnknownKind,
@@ -52,6 +57,7 @@ impl From<RepoError> for IngestError {
         match e {
             RepoError::Store(s) => Self::Store(s),
             RepoError::Revocation(r) => Self::Revocation(r),
+            q @ RepoError::Quota { .. } => Self::Quota(q),
             // Not produced by spec or revocation writes.
             RepoError::NotProvidable(_) => Self::UnknownKind,
         }
@@ -79,9 +85,23 @@ impl IngestError {
     pub fn reason(&self) -> &'static str {
         match self {
             Self::Invalid { .. } => "invalid_object",
-            Self::Revocation(_) => "revocation_not_publisher",
+            Self::Revocation(RevocationRejected::NotPublisher { .. }) => "revocation_not_publisher",
+            Self::Revocation(_) => "revocation_refused",
             Self::Store(_) => "store",
+            Self::Quota(_) => "quota",
             Self::UnknownKind | Self::Task(_) => "internal",
+        }
+    }
+
+    /// The `store_refused` metric label when a store budget refused it.
+    fn budget(&self) -> Option<&'static str> {
+        match self {
+            Self::Quota(_) => Some("quota"),
+            Self::Store(StoreError::Full { .. }) => Some("store_full"),
+            Self::Revocation(RevocationRejected::TooManyPending { .. }) => Some("pending_full"),
+            Self::Revocation(RevocationRejected::Superseded { .. }) => Some("superseded"),
+            Self::Revocation(RevocationRejected::OutOfWindow { .. }) => Some("pending_expired"),
+            _ => None,
         }
     }
 }
@@ -118,6 +138,11 @@ impl Ingest {
         }
     }
 
+    /// This node's metrics.
+    pub fn metrics(&self) -> &Arc<Metrics> {
+        &self.metrics
+    }
+
     /// Verifies and stores a spec envelope (blocking).
     pub fn spec(&self, envelope: &[u8]) -> Result<(SignedSpec, Ingested), IngestError> {
         let spec = SignedSpec::from_bytes(envelope)
@@ -125,9 +150,20 @@ impl Ingest {
         self.store_spec(spec)
     }
 
+    /// Counts a refusal for a store budget.
+    fn count_refusal(&self, e: &IngestError) {
+        if let Some(reason) = e.budget() {
+            self.metrics.store_refused(reason);
+        }
+    }
+
     /// Stores and indexes an already verified spec (blocking).
     pub fn store_spec(&self, spec: SignedSpec) -> Result<(SignedSpec, Ingested), IngestError> {
-        let ingested = self.repo.insert_spec(&spec)?;
+        let ingested = self.repo.insert_spec(&spec).map_err(|e| {
+            let e = IngestError::from(e);
+            self.count_refusal(&e);
+            e
+        })?;
         if ingested == Ingested::New {
             self.metrics.specs_stored.inc();
             info!(target: "atr::_events::spec::stored", tool = %spec.id(), name = %spec.value().name, version = %spec.value().version, "spec stored");
@@ -153,9 +189,16 @@ impl Ingest {
         &self,
         rev: SignedRevocation,
     ) -> Result<(SignedRevocation, Ingested, Vec<ToolId>), IngestError> {
-        let r = self.repo.insert_revocation(&rev)?;
+        let r = self.repo.insert_revocation(&rev).map_err(|e| {
+            let e = IngestError::from(e);
+            self.count_refusal(&e);
+            e
+        })?;
         if r.ingested == Ingested::Known {
             return Ok((rev, Ingested::Known, Vec::new()));
+        }
+        if !r.persisted {
+            self.metrics.revocations_unpersisted.inc();
         }
         for spec in &r.withdrawn {
             self.announcer.withdraw(&self.repo, spec);
@@ -165,8 +208,19 @@ impl Ingest {
         Ok((rev, Ingested::New, r.affected))
     }
 
-    /// Verifies and stores any wire object (blocking).
+    /// Verifies and stores any wire object (blocking). An object already
+    /// known (by the hash of its body, an in-memory lookup) is
+    /// [`Ingested::Known`] before anything is decoded or verified.
     pub fn object(&self, obj: &WireObject) -> Result<([u8; 32], Ingested), IngestError> {
+        let envelope = match obj {
+            WireObject::Spec(b) | WireObject::Revocation(b) => &b.0,
+            _ => return Err(IngestError::UnknownKind),
+        };
+        if let Some(hash) = envelope_hash(envelope)
+            && self.repo.knows(&hash)
+        {
+            return Ok((hash, Ingested::Known));
+        }
         match obj {
             WireObject::Spec(b) => self.spec(&b.0).map(|(s, i)| (s.hash(), i)),
             WireObject::Revocation(b) => self.revocation(&b.0).map(|(r, i, _)| (r.hash(), i)),
@@ -201,12 +255,16 @@ impl Ingest {
         };
         let result = self.blocking(move |s| s.object(&obj)).await;
         match result {
-            Ok(Ok((_, ingested))) => {
+            Ok(Ok((_, Ingested::New))) => {
                 self.metrics.gossip_verdict("accept");
-                if ingested == Ingested::New {
-                    debug!(peer = %source, "gossip object accepted");
-                }
+                debug!(peer = %source, "gossip object accepted");
                 self.net.verdict(message_id, source, MessageAcceptance::Accept);
+            }
+            Ok(Ok((_, Ingested::Known))) => {
+                // Known already (past gossipsub's duplicate window, or
+                // learned by sync): not forwarded again, not the sender's fault.
+                self.metrics.gossip_verdict("ignore");
+                self.net.verdict(message_id, source, MessageAcceptance::Ignore);
             }
             Ok(Err(e)) if e.blames_sender() || (e.is_bad_object() && author == Some(source)) => {
                 warn!(peer = %source, error = %e, "gossip object rejected");
@@ -261,7 +319,7 @@ impl Ingest {
                 resp.objects
                     .iter()
                     .map(|o| {
-                        let hash = *blake3::hash(&envelope_body(o.envelope())).as_bytes();
+                        let hash = envelope_hash(o.envelope()).unwrap_or_default();
                         if let Some(a) = &asked
                             && !a.contains(&hash)
                         {
@@ -293,16 +351,5 @@ impl Ingest {
             }
         }
         got
-    }
-}
-
-/// The body of an envelope, for hashing before full verification; empty if malformed.
-fn envelope_body(envelope: &[u8]) -> Vec<u8> {
-    match atr_protocol::cbor::decode(envelope, atr_protocol::limits::MAX_ENVELOPE_BYTES) {
-        Ok(ciborium::value::Value::Array(items)) => match items.into_iter().next() {
-            Some(ciborium::value::Value::Bytes(b)) => b,
-            _ => Vec::new(),
-        },
-        _ => Vec::new(),
     }
 }

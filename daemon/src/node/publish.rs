@@ -143,10 +143,16 @@ impl Publisher {
             limit: Some(atr_protocol::query::MAX_FIND_LIMIT),
             ..Default::default()
         };
-        let existing: Vec<SignedSpec> = self
-            .repo
-            .read(|cat| cat.find(&q, None).into_iter().map(|e| e.spec.clone()).collect());
-        for e in existing {
+        // Only specs of the same version are decoded whole.
+        let existing: Vec<crate::catalog::SpecRef> = self.repo.read(|cat| {
+            cat.find(&q, None)
+                .into_iter()
+                .filter(|e| e.spec.value().version == spec.version)
+                .map(|e| e.spec.clone())
+                .collect()
+        });
+        for r in existing {
+            let Ok(e) = r.signed() else { continue };
             let old = e.value();
             if old.version == spec.version {
                 let mut same = spec.clone();

@@ -10,5 +10,6 @@ mod harness;
 mod network;
 mod process;
 mod provide;
+mod quotas;
 mod remote;
 mod sandbox;

@@ -141,7 +141,10 @@ impl Caller {
             if matches!(e.status, Status::Revoked { .. }) {
                 return Err(InvokeError::Revoked(*id));
             }
-            return Ok(e.spec.clone());
+            return e
+                .spec
+                .signed()
+                .map_err(|err| InvokeError::Internal(err.to_string()));
         }
         let name = req
             .name
@@ -166,7 +169,10 @@ impl Caller {
             }
         };
         match cat.resolve(name, vreq.as_ref(), &trusted) {
-            Ok(e) => Ok(e.spec.clone()),
+            Ok(e) => e
+                .spec
+                .signed()
+                .map_err(|err| InvokeError::Internal(err.to_string())),
             Err(ResolveError::Ambiguous { .. }) => Err(InvokeError::Ambiguous(format!(
                 "`{name}` is published by several publishers; pass `publisher` or the tool id (names are not global)"
             ))),
