@@ -36,21 +36,33 @@ fn spec_within_the_item_budget_signs() {
     SignedSpec::sign(padded(MAX_SPEC_JSON_ITEMS - 200), &fixtures::key(1)).unwrap();
 }
 
-#[test]
-fn received_spec_over_the_item_budget_is_refused() {
-    // Signed by hand, as a hostile publisher would, bypassing `sign`'s checks.
-    let body = cbor::to_canonical(&padded(MAX_SPEC_JSON_ITEMS * 2)).unwrap();
+/// Signed by hand, as a hostile publisher would, bypassing `sign`'s checks.
+fn hostile_envelope(items: usize) -> Vec<u8> {
+    let body = cbor::to_canonical(&padded(items)).unwrap();
     let sig = fixtures::key(1).sign(&signing_message(SPEC_SIGNING_PREFIX, &body));
-    let envelope = cbor::encode(&ciborium::value::Value::Array(vec![
+    cbor::encode(&ciborium::value::Value::Array(vec![
         ciborium::value::Value::Bytes(body),
         ciborium::value::Value::Bytes(sig.0.to_vec()),
     ]))
-    .unwrap();
-    match SignedSpec::from_bytes(&envelope) {
+    .unwrap()
+}
+
+#[test]
+fn received_spec_over_the_item_budget_is_refused() {
+    // Just over the JSON budget: decoded, then refused by validation.
+    match SignedSpec::from_bytes(&hostile_envelope(MAX_SPEC_JSON_ITEMS + 100)) {
         Err(VerifyError::Invalid {
             source: ValidationError::TooManyItems { .. },
             ..
         }) => {}
         other => panic!("expected Invalid(TooManyItems), got {other:?}"),
+    }
+    // Far over it: refused by the decoder's own item budget, before the tree exists.
+    match SignedSpec::from_bytes(&hostile_envelope(MAX_SPEC_JSON_ITEMS * 4)) {
+        Err(VerifyError::Decode {
+            source: cbor::DecodeError::TooManyItems { .. },
+            ..
+        }) => {}
+        other => panic!("expected Decode(TooManyItems), got {other:?}"),
     }
 }
