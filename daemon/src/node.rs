@@ -258,6 +258,11 @@ impl Node {
             consent: services.consent.clone(),
             discovery: services.discovery.clone(),
             caller: services.caller.clone(),
+            access: crate::api::guard::Access::new(
+                api_addr,
+                config.api_allow_remote,
+                config.api_hosts.clone(),
+            ),
         };
         info!(api = %api_addr, "local API listening");
         let api_task = tokio::spawn(crate::api::run(listener, api, cancel.child_token()));

@@ -28,6 +28,7 @@ use tokio::sync::Semaphore;
 use tracing::{debug, info, warn};
 
 use atr_protocol::sandbox::SandboxProfile;
+use crate::image_policy::ImagePolicy;
 pub use atr_protocol::sandbox::{MAX_FILE_BYTES, MAX_OPEN_FILES, STDERR_CAP, TMPFS_BYTES};
 use atr_protocol::spec::Limits;
 pub use run::{RunOutcome, RunRequest, Timings};
@@ -75,6 +76,14 @@ pub enum SandboxError {
     /// A Docker call did not answer in time.
     #[error("docker {0} timed out")]
     Timeout(&'static str),
+    /// The image's own configuration is refused ([`crate::image_policy`]).
+    #[error("image {image} is refused: {reason}")]
+    ImageRefused {
+        /// The image.
+        image: String,
+        /// Why.
+        reason: crate::image_policy::ImageRefusal,
+    },
 }
 
 /// Sandbox settings.
@@ -119,7 +128,11 @@ pub struct Sandbox {
     pool: Arc<std::sync::Mutex<HashMap<ContainerKey, Vec<Prepared>>>>,
     removals: tokio_util::task::TaskTracker,
     images: Arc<std::sync::Mutex<HashMap<String, std::time::Instant>>>,
+    policies: Arc<std::sync::Mutex<HashMap<String, Arc<ImagePolicy>>>>,
 }
+
+/// Most image policies cached (an image id names its config, so an entry never goes stale).
+pub const POLICY_CACHE_MAX: usize = 1024;
 
 impl std::fmt::Debug for Sandbox {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -157,6 +170,7 @@ impl Sandbox {
             Ok(Err(e)) => return Err(SandboxError::Unreachable(e.to_string())),
             Err(_) => return Err(SandboxError::Unreachable("ping timed out".into())),
         }
+        warn_if_unconfined(&docker).await;
         Ok(Self::with_docker(docker, node, opts))
     }
 
@@ -175,7 +189,50 @@ impl Sandbox {
             pool: Arc::new(std::sync::Mutex::new(HashMap::new())),
             removals: tokio_util::task::TaskTracker::new(),
             images: Arc::new(std::sync::Mutex::new(HashMap::new())),
+            policies: Arc::new(std::sync::Mutex::new(HashMap::new())),
         }
+    }
+
+    /// What the image `image` (an id or a local reference) may ask of its containers
+    /// ([`crate::image_policy::check`]), or `ImageRefused`. Answers for image ids are cached:
+    /// an id is the hash of the config it names.
+    pub async fn image_policy(&self, image: &str) -> Result<Arc<ImagePolicy>, SandboxError> {
+        if let Ok(c) = self.policies.lock()
+            && let Some(p) = c.get(image)
+        {
+            return Ok(p.clone());
+        }
+        let inspected = match tokio::time::timeout(DOCKER_CALL_TIMEOUT, self.docker.inspect_image(image)).await {
+            Ok(Ok(img)) => img,
+            Ok(Err(bollard::errors::Error::DockerResponseServerError { status_code: 404, .. })) => {
+                return Err(SandboxError::ImageMissing(image.into()));
+            }
+            Ok(Err(e)) => {
+                return Err(SandboxError::Docker {
+                    op: "inspect image",
+                    detail: e.to_string(),
+                });
+            }
+            Err(_) => return Err(SandboxError::Timeout("inspect image")),
+        };
+        let policy = crate::image_policy::check(inspected.config.as_ref())
+            .map(Arc::new)
+            .map_err(|reason| SandboxError::ImageRefused {
+                image: image.to_owned(),
+                reason,
+            })?;
+        if policy.healthcheck {
+            debug!(image, "the image's HEALTHCHECK is switched off in its containers");
+        }
+        if inspected.id.as_deref() == Some(image)
+            && let Ok(mut c) = self.policies.lock()
+        {
+            if c.len() >= POLICY_CACHE_MAX {
+                c.clear();
+            }
+            c.insert(image.to_owned(), policy.clone());
+        }
+        Ok(policy)
     }
 
     /// The Docker client.
@@ -397,5 +454,91 @@ impl Sandbox {
             }),
             Err(_) => Err(SandboxError::Timeout("remove")),
         }
+    }
+}
+
+/// What `docker info` says about the engine's confinement.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct EngineConfinement {
+    /// The engine applies seccomp (`name=seccomp` in `SecurityOptions`).
+    pub seccomp: bool,
+    /// The engine applies AppArmor (`name=apparmor`).
+    pub apparmor: bool,
+    /// The engine's default seccomp profile is `unconfined`.
+    pub seccomp_unconfined: bool,
+}
+
+impl EngineConfinement {
+    /// Reads `docker info`'s `SecurityOptions` (`name=seccomp,profile=default`, …).
+    pub fn from_security_options<S: AsRef<str>>(options: &[S]) -> Self {
+        let mut c = Self::default();
+        for o in options {
+            let mut name = "";
+            let mut profile = "";
+            for kv in o.as_ref().split(',') {
+                match kv.split_once('=') {
+                    Some(("name", v)) => name = v,
+                    Some(("profile", v)) => profile = v,
+                    _ => {}
+                }
+            }
+            match name {
+                "seccomp" => {
+                    c.seccomp = true;
+                    c.seccomp_unconfined = profile == "unconfined";
+                }
+                "apparmor" => c.apparmor = true,
+                _ => {}
+            }
+        }
+        c
+    }
+
+    /// A warning for the operator, when tools run with neither seccomp nor AppArmor.
+    pub fn warning(&self) -> Option<&'static str> {
+        let seccomp = self.seccomp && !self.seccomp_unconfined;
+        (!seccomp && !self.apparmor).then_some(
+            "the Docker Engine reports neither seccomp nor AppArmor: tools run with only capabilities, no-new-privileges and cgroups between them and the kernel",
+        )
+    }
+}
+
+/// The engine's confinement, as `docker info` reports it (`None` when it does not answer).
+pub async fn engine_confinement(docker: &Docker) -> Option<EngineConfinement> {
+    match tokio::time::timeout(Duration::from_secs(5), docker.info()).await {
+        Ok(Ok(info)) => Some(EngineConfinement::from_security_options(
+            info.security_options.as_deref().unwrap_or_default(),
+        )),
+        _ => None,
+    }
+}
+
+async fn warn_if_unconfined(docker: &Docker) {
+    match engine_confinement(docker).await {
+        Some(c) => match c.warning() {
+            Some(w) => warn!(?c, "{w}"),
+            None => info!(seccomp = c.seccomp, apparmor = c.apparmor, "sandbox confinement"),
+        },
+        None => warn!("could not read `docker info`: cannot tell whether seccomp or AppArmor confine tools"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn confinement_is_read_from_docker_info() {
+        let c = EngineConfinement::from_security_options(&["name=seccomp,profile=default", "name=cgroupns"]);
+        assert!(c.seccomp && !c.apparmor && !c.seccomp_unconfined);
+        assert_eq!(c.warning(), None);
+        let c = EngineConfinement::from_security_options(&["name=apparmor", "name=seccomp,profile=builtin"]);
+        assert!(c.seccomp && c.apparmor);
+        let c = EngineConfinement::from_security_options(&["name=seccomp,profile=unconfined"]);
+        assert!(c.warning().is_some());
+        let c = EngineConfinement::from_security_options(&["name=rootless"]);
+        assert!(c.warning().is_some());
+        let none: [&str; 0] = [];
+        assert!(EngineConfinement::from_security_options(&none).warning().is_some());
     }
 }

@@ -4,8 +4,10 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod api;
+mod api_guard;
 mod cycles;
 mod harness;
+mod hostile_image;
 mod network;
 mod process;
 mod provide;
