@@ -84,6 +84,8 @@ pub struct ApiContext {
     pub caller: Caller,
     /// The Host and Origin allowlists.
     pub access: guard::Access,
+    /// Shown in `/v1/status` (e.g. the sandbox's engine runs tools unconfined).
+    pub warnings: Vec<String>,
 }
 
 type AppState = Arc<ApiContext>;
@@ -233,6 +235,7 @@ async fn status(
             receipts: counts.receipts,
             peers: counts.peers,
         },
+        warnings: state.warnings.clone(),
     }))
 }
 

@@ -129,6 +129,7 @@ pub struct Sandbox {
     removals: tokio_util::task::TaskTracker,
     images: Arc<std::sync::Mutex<HashMap<String, std::time::Instant>>>,
     policies: Arc<std::sync::Mutex<HashMap<String, Arc<ImagePolicy>>>>,
+    confinement: Option<EngineConfinement>,
 }
 
 /// Most image policies cached (an image id names its config, so an entry never goes stale).
@@ -170,8 +171,10 @@ impl Sandbox {
             Ok(Err(e)) => return Err(SandboxError::Unreachable(e.to_string())),
             Err(_) => return Err(SandboxError::Unreachable("ping timed out".into())),
         }
-        warn_if_unconfined(&docker).await;
-        Ok(Self::with_docker(docker, node, opts))
+        let confinement = warn_if_unconfined(&docker).await;
+        let mut sb = Self::with_docker(docker, node, opts);
+        sb.confinement = confinement;
+        Ok(sb)
     }
 
     /// A sandbox on an Engine connection made elsewhere (e.g. one honouring `DOCKER_HOST`, as
@@ -190,7 +193,14 @@ impl Sandbox {
             removals: tokio_util::task::TaskTracker::new(),
             images: Arc::new(std::sync::Mutex::new(HashMap::new())),
             policies: Arc::new(std::sync::Mutex::new(HashMap::new())),
+            confinement: None,
         }
+    }
+
+    /// What `docker info` said about seccomp and AppArmor at [`Self::connect`] (`None`: not
+    /// asked, or no answer).
+    pub fn confinement(&self) -> Option<EngineConfinement> {
+        self.confinement
     }
 
     /// What the image `image` (an id or a local reference) may ask of its containers
@@ -513,14 +523,16 @@ pub async fn engine_confinement(docker: &Docker) -> Option<EngineConfinement> {
     }
 }
 
-async fn warn_if_unconfined(docker: &Docker) {
-    match engine_confinement(docker).await {
+async fn warn_if_unconfined(docker: &Docker) -> Option<EngineConfinement> {
+    let c = engine_confinement(docker).await;
+    match c {
         Some(c) => match c.warning() {
             Some(w) => warn!(?c, "{w}"),
             None => info!(seccomp = c.seccomp, apparmor = c.apparmor, "sandbox confinement"),
         },
         None => warn!("could not read `docker info`: cannot tell whether seccomp or AppArmor confine tools"),
     }
+    c
 }
 
 #[cfg(test)]
