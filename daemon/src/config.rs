@@ -528,8 +528,14 @@ mod tests {
             assert!(c.api_allow_remote);
         }
         for addr in ["127.0.0.1:7878", "[::1]:7878", "127.0.0.2:1"] {
-            let c = Config::resolve(&Cli::parse_from(["atrd", "--data-dir", "/nonexistent/x", "--api", addr]))
-                .unwrap();
+            let c = Config::resolve(&Cli::parse_from([
+                "atrd",
+                "--data-dir",
+                "/nonexistent/x",
+                "--api",
+                addr,
+            ]))
+            .unwrap();
             assert!(!c.api_allow_remote, "{addr}");
         }
         let dir = tempfile::tempdir().unwrap();
@@ -540,7 +546,10 @@ mod tests {
         )
         .unwrap();
         let c = Config::resolve(&Cli::parse_from(["atrd", "--config", f.to_str().unwrap()])).unwrap();
-        assert_eq!((c.api_allow_remote, c.api_hosts.clone()), (true, vec!["node.example.org".to_owned()]));
+        assert_eq!(
+            (c.api_allow_remote, c.api_hosts.clone()),
+            (true, vec!["node.example.org".to_owned()])
+        );
         std::fs::write(&f, "api_hosts = [\"evil.example/x\"]\n").unwrap();
         let e = Config::resolve(&Cli::parse_from(["atrd", "--config", f.to_str().unwrap()])).unwrap_err();
         assert!(e.to_string().contains("api_hosts"), "{e}");

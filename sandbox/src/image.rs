@@ -791,9 +791,12 @@ mod tests {
             .with_volume("/data")
             .with_healthcheck(["/bin/tool", "--probe"]);
         let d = dockerfile(&[file("/bin/tool")], &opts).unwrap();
-        assert!(d.ends_with(
-            "VOLUME [\"/data\"]\nHEALTHCHECK --interval=1s --timeout=1s CMD [\"/bin/tool\",\"--probe\"]\n"
-        ), "{d}");
+        assert!(
+            d.ends_with(
+                "VOLUME [\"/data\"]\nHEALTHCHECK --interval=1s --timeout=1s CMD [\"/bin/tool\",\"--probe\"]\n"
+            ),
+            "{d}"
+        );
         let bad = ScratchImageOptions::default().with_volume("/x\nUSER 0");
         assert!(dockerfile(&[file("/bin/tool")], &bad).is_err());
     }

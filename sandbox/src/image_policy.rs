@@ -77,10 +77,7 @@ pub fn check(config: Option<&ImageConfig>) -> Result<ImagePolicy, ImageRefusal> 
         .as_ref()
         .and_then(|h| h.test.as_ref())
         .is_some_and(|t| !t.is_empty() && t.first().map(String::as_str) != Some("NONE"));
-    Ok(ImagePolicy {
-        volumes,
-        healthcheck,
-    })
+    Ok(ImagePolicy { volumes, healthcheck })
 }
 
 /// The volume path, cleaned of a trailing `/`, or why it is refused.
@@ -99,7 +96,10 @@ fn check_volume(raw: &str) -> Result<String, ImageRefusal> {
     if path.is_empty() {
         return Err(err("a volume over the whole root filesystem"));
     }
-    if path[1..].split('/').any(|c| c.is_empty() || c == "." || c == "..") {
+    if path[1..]
+        .split('/')
+        .any(|c| c.is_empty() || c == "." || c == "..")
+    {
         return Err(err("the path must not have empty, `.` or `..` components"));
     }
     // The engine's tmpfs option syntax is `path:options`; keep paths plain.
@@ -137,7 +137,11 @@ mod tests {
 
     #[test]
     fn volumes_are_kept_for_tmpfs_and_healthchecks_noted() {
-        let p = check(Some(&config(&["/data/", "/cache", "/data"], Some(&["CMD", "/probe"])))).unwrap();
+        let p = check(Some(&config(
+            &["/data/", "/cache", "/data"],
+            Some(&["CMD", "/probe"]),
+        )))
+        .unwrap();
         assert_eq!(p.volumes, vec!["/cache".to_owned(), "/data".to_owned()]);
         assert!(p.healthcheck);
         let p = check(Some(&config(&[], Some(&["NONE"])))).unwrap();
@@ -152,9 +156,14 @@ mod tests {
             check(Some(&config(&five, None))),
             Err(ImageRefusal::TooManyVolumes { count: 5, max: 4 })
         );
-        for bad in ["/", "data", "/proc", "/sys/fs", "/dev/shm", "/a/../b", "/a b", "/x:ro", "//x"] {
+        for bad in [
+            "/", "data", "/proc", "/sys/fs", "/dev/shm", "/a/../b", "/a b", "/x:ro", "//x",
+        ] {
             assert!(
-                matches!(check(Some(&config(&[bad], None))), Err(ImageRefusal::BadVolume { .. })),
+                matches!(
+                    check(Some(&config(&[bad], None))),
+                    Err(ImageRefusal::BadVolume { .. })
+                ),
                 "{bad}"
             );
         }

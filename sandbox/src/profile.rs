@@ -20,9 +20,7 @@
 use std::collections::HashMap;
 
 use atr_protocol::sandbox::{SandboxProfile, TMPFS_OPTIONS, TMPFS_PATH};
-use bollard::models::{
-    ContainerCreateBody, HealthConfig, HostConfig, HostConfigLogConfig, ResourcesUlimits,
-};
+use bollard::models::{ContainerCreateBody, HealthConfig, HostConfig, HostConfigLogConfig, ResourcesUlimits};
 
 /// The AppArmor profile every container is confined by where the host has AppArmor.
 pub const APPARMOR_PROFILE: &str = "docker-default";

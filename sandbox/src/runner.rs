@@ -27,8 +27,8 @@ use bollard::query_parameters::{ListContainersOptions, RemoveContainerOptions};
 use tokio::sync::Semaphore;
 use tracing::{debug, info, warn};
 
-use atr_protocol::sandbox::SandboxProfile;
 use crate::image_policy::ImagePolicy;
+use atr_protocol::sandbox::SandboxProfile;
 pub use atr_protocol::sandbox::{MAX_FILE_BYTES, MAX_OPEN_FILES, STDERR_CAP, TMPFS_BYTES};
 use atr_protocol::spec::Limits;
 pub use run::{RunOutcome, RunRequest, Timings};
@@ -212,19 +212,20 @@ impl Sandbox {
         {
             return Ok(p.clone());
         }
-        let inspected = match tokio::time::timeout(DOCKER_CALL_TIMEOUT, self.docker.inspect_image(image)).await {
-            Ok(Ok(img)) => img,
-            Ok(Err(bollard::errors::Error::DockerResponseServerError { status_code: 404, .. })) => {
-                return Err(SandboxError::ImageMissing(image.into()));
-            }
-            Ok(Err(e)) => {
-                return Err(SandboxError::Docker {
-                    op: "inspect image",
-                    detail: e.to_string(),
-                });
-            }
-            Err(_) => return Err(SandboxError::Timeout("inspect image")),
-        };
+        let inspected =
+            match tokio::time::timeout(DOCKER_CALL_TIMEOUT, self.docker.inspect_image(image)).await {
+                Ok(Ok(img)) => img,
+                Ok(Err(bollard::errors::Error::DockerResponseServerError { status_code: 404, .. })) => {
+                    return Err(SandboxError::ImageMissing(image.into()));
+                }
+                Ok(Err(e)) => {
+                    return Err(SandboxError::Docker {
+                        op: "inspect image",
+                        detail: e.to_string(),
+                    });
+                }
+                Err(_) => return Err(SandboxError::Timeout("inspect image")),
+            };
         let policy = crate::image_policy::check(inspected.config.as_ref())
             .map(Arc::new)
             .map_err(|reason| SandboxError::ImageRefused {
@@ -551,6 +552,10 @@ mod tests {
         let c = EngineConfinement::from_security_options(&["name=rootless"]);
         assert!(c.warning().is_some());
         let none: [&str; 0] = [];
-        assert!(EngineConfinement::from_security_options(&none).warning().is_some());
+        assert!(
+            EngineConfinement::from_security_options(&none)
+                .warning()
+                .is_some()
+        );
     }
 }

@@ -124,7 +124,7 @@ impl From<PublishError> for ApiError {
                 e.to_string(),
             )
             .with_field("runtime.image"),
-                        PublishError::NotRevocable(_) => {
+            PublishError::NotRevocable(_) => {
                 Self::new(StatusCode::FORBIDDEN, ErrorCode::NotRevocable, e.to_string())
             }
             PublishError::Ingest(crate::node::ingest::IngestError::Store(

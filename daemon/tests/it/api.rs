@@ -182,10 +182,7 @@ async fn api_happy_paths_and_every_error() {
     let (s, v) = api.get("/metrics").await;
     assert_eq!(s, StatusCode::OK);
     assert!(v.as_str().unwrap().contains("atr_specs 1"), "{v}");
-    assert_eq!(
-        api.get_as("/v1/peers", Some(&api.token)).await.0,
-        StatusCode::OK
-    );
+    assert_eq!(api.get_as("/v1/peers", Some(&api.token)).await.0, StatusCode::OK);
     let (s, _) = api.get("/v1/nothing-here").await;
     assert_eq!(s, StatusCode::NOT_FOUND);
 

@@ -87,7 +87,12 @@ async fn foreign_host_and_origin_are_refused_loopback_ones_pass() {
     // A rebinding page's requests carry the attacker's name; every route is closed to it,
     // including the open ones and the unknown ones.
     for path in ["/health", "/metrics", "/v1/find?tag=x", "/v1/status", "/no-such"] {
-        for host in ["evil.example", "evil.example:7878", "localhost.evil.example", "10.9.8.7"] {
+        for host in [
+            "evil.example",
+            "evil.example:7878",
+            "localhost.evil.example",
+            "10.9.8.7",
+        ] {
             let (s, body) = api.get(path, &[("host", host)], true).await;
             assert_eq!(
                 (s, code(&body).as_str()),
@@ -113,11 +118,20 @@ async fn foreign_host_and_origin_are_refused_loopback_ones_pass() {
         );
     }
     // A cross-site fetch without an Origin (an <img> GET) is refused too.
-    let (s, body) = api.get("/health", &[("sec-fetch-site", "cross-site")], false).await;
-    assert_eq!((s, code(&body).as_str()), (StatusCode::FORBIDDEN, "forbidden_origin"), "{body}");
+    let (s, body) = api
+        .get("/health", &[("sec-fetch-site", "cross-site")], false)
+        .await;
+    assert_eq!(
+        (s, code(&body).as_str()),
+        (StatusCode::FORBIDDEN, "forbidden_origin"),
+        "{body}"
+    );
 
     // Loopback origins pass (a local tool's page).
-    for origin in [format!("http://127.0.0.1:{port}"), "http://localhost:3000".to_owned()] {
+    for origin in [
+        format!("http://127.0.0.1:{port}"),
+        "http://localhost:3000".to_owned(),
+    ] {
         let (s, body) = api.get("/health", &[("origin", &origin)], false).await;
         assert_eq!((s, body.as_str()), (StatusCode::OK, "ok"), "Origin {origin}");
         // Past the guard, the POST fails on its (empty) manifest, not on its origin.
@@ -158,8 +172,7 @@ async fn private_reads_and_network_finds_need_the_token() {
         let (s, body) = api.get(path, &[], true).await;
         assert_eq!(s, StatusCode::OK, "{path} with the token: {body}");
     }
-    // A network find without the token did no network work: nothing was counted as fetched,
-    // and the refusals are counted.
+    // Each refusal was counted as `unauthorized` (the handler returned before any work).
     let after = metric(&api.get("/metrics", &[], false).await.1, "unauthorized");
     assert_eq!(after - before, gated.len() as u64);
 

@@ -76,10 +76,15 @@ fn writer_binary() -> Vec<u8> {
 }
 
 async fn build(docker: &Docker, tag: &str, writer: &[u8], opts: ScratchImageOptions) -> String {
-    image::build_scratch_image(docker, tag, &[ImageFile::executable("/writer", writer.to_vec())], &opts)
-        .await
-        .unwrap_or_else(|e| panic!("build {tag}: {e}"))
-        .to_string()
+    image::build_scratch_image(
+        docker,
+        tag,
+        &[ImageFile::executable("/writer", writer.to_vec())],
+        &opts,
+    )
+    .await
+    .unwrap_or_else(|e| panic!("build {tag}: {e}"))
+    .to_string()
 }
 
 fn writer_manifest(name: &str, image: &str, command: &[&str]) -> Manifest {
@@ -142,7 +147,11 @@ async fn image_volumes_become_capped_tmpfs_and_healthchecks_never_run() {
         .services()
         .publisher
         .publish(
-            writer_manifest("volume_writer", "atr-test-hostile:volume", &["/writer", "/data", "64", "2000"]),
+            writer_manifest(
+                "volume_writer",
+                "atr-test-hostile:volume",
+                &["/writer", "/data", "64", "2000"],
+            ),
             "writer.toml".into(),
         )
         .await
@@ -176,30 +185,46 @@ async fn image_volumes_become_capped_tmpfs_and_healthchecks_never_run() {
     }
     let container = container.expect("the tool's container never appeared");
     let info = docker
-        .inspect_container(&container, None::<bollard::query_parameters::InspectContainerOptions>)
+        .inspect_container(
+            &container,
+            None::<bollard::query_parameters::InspectContainerOptions>,
+        )
         .await
         .unwrap();
     let mounts = info.mounts.unwrap_or_default();
     assert!(
-        mounts
-            .iter()
-            .all(|m| m.typ != Some(bollard::models::MountPointTypeEnum::VOLUME)),
+        mounts.iter().all(|m| m.typ.as_deref() != Some("volume")),
         "an anonymous volume was mounted: {mounts:?}"
     );
-    let tmpfs = info.host_config.as_ref().and_then(|h| h.tmpfs.clone()).unwrap_or_default();
+    let tmpfs = info
+        .host_config
+        .as_ref()
+        .and_then(|h| h.tmpfs.clone())
+        .unwrap_or_default();
     let half = atr_sandbox::runner::TMPFS_BYTES / 2;
     assert_eq!(
         tmpfs.get("/data").map(String::as_str),
         Some(format!("rw,noexec,nosuid,nodev,size={half}").as_str()),
         "{tmpfs:?}"
     );
-    let health = info.config.as_ref().and_then(|c| c.healthcheck.as_ref()).and_then(|h| h.test.clone());
+    let health = info
+        .config
+        .as_ref()
+        .and_then(|c| c.healthcheck.as_ref())
+        .and_then(|h| h.test.clone());
     assert_eq!(health, Some(vec!["NONE".to_owned()]));
-    assert_eq!(volume_count(&docker).await, volumes_before, "a volume was created");
+    assert_eq!(
+        volume_count(&docker).await,
+        volumes_before,
+        "a volume was created"
+    );
     // The image's healthcheck runs every second; give it a chance to have run.
     tokio::time::sleep(Duration::from_millis(1200)).await;
     let info = docker
-        .inspect_container(&container, None::<bollard::query_parameters::InspectContainerOptions>)
+        .inspect_container(
+            &container,
+            None::<bollard::query_parameters::InspectContainerOptions>,
+        )
         .await;
     if let Ok(info) = info {
         assert!(
@@ -212,7 +237,11 @@ async fn image_volumes_become_capped_tmpfs_and_healthchecks_never_run() {
     let r = run.await.unwrap().unwrap();
     assert_eq!(r.status, InvocationStatus::Ok, "{}", r.output);
     let written = r.output["written"].as_u64().unwrap();
-    assert!(written <= half, "wrote {written} bytes into the volume: {}", r.output);
+    assert!(
+        written <= half,
+        "wrote {written} bytes into the volume: {}",
+        r.output
+    );
     assert!(written >= half / 2, "the tmpfs was not writable: {}", r.output);
     assert!(
         r.output["error"].as_str().unwrap().contains("No space left"),
@@ -221,8 +250,12 @@ async fn image_volumes_become_capped_tmpfs_and_healthchecks_never_run() {
     );
     sb.settle().await;
     assert!(sb.list_own().await.unwrap().is_empty());
-    assert_eq!(volume_count(&docker).await, volumes_before, "a volume was left behind");
-    n.shutdown().await.unwrap();
+    assert_eq!(
+        volume_count(&docker).await,
+        volumes_before,
+        "a volume was left behind"
+    );
+    t.node.shutdown().await.unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -258,7 +291,12 @@ async fn an_image_with_too_many_volumes_is_refused_at_publish_provide_and_run() 
     let key = SecretKey::from_seed(&[162; 32]);
     let mut m = writer_manifest("many_volumes", "atr-test-hostile:volumes5", &["/writer", "/a"]);
     m.runtime.digest = Some(refused.clone());
-    let spec = SignedSpec::sign(m.to_spec("x.toml", key.public(), 1_764_000_000_000, None).unwrap(), &key).unwrap();
+    let spec = SignedSpec::sign(
+        m.to_spec("x.toml", key.public(), 1_764_000_000_000, None)
+            .unwrap(),
+        &key,
+    )
+    .unwrap();
     n.services().ingest.store_spec(spec.clone()).unwrap();
     let e = n.services().consent.provide(&spec.id()).await.unwrap_err();
     assert!(matches!(e, ProvideError::ImageRefused { .. }), "{e}");
@@ -279,5 +317,5 @@ async fn an_image_with_too_many_volumes_is_refused_at_publish_provide_and_run() 
     assert!(matches!(e, SandboxError::ImageRefused { .. }), "{e}");
     sb.settle().await;
     assert!(sb.list_own().await.unwrap().is_empty());
-    n.shutdown().await.unwrap();
+    t.node.shutdown().await.unwrap();
 }
