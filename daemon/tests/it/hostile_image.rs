@@ -150,7 +150,7 @@ async fn image_volumes_become_capped_tmpfs_and_healthchecks_never_run() {
             writer_manifest(
                 "volume_writer",
                 "atr-test-hostile:volume",
-                &["/writer", "/data", "64", "2000"],
+                &["/writer", "/data", "64", "6000"],
             ),
             "writer.toml".into(),
         )
@@ -174,23 +174,43 @@ async fn image_volumes_become_capped_tmpfs_and_healthchecks_never_run() {
             .await
     });
 
-    // While the tool sleeps before writing: look at its container.
+    // While the tool sleeps (6 s) before writing: look at its container. On a loaded host the
+    // Engine's answers are slow, hence the long sleep.
+    let found_by = std::time::Instant::now() + Duration::from_secs(5);
     let mut container = None;
-    for _ in 0..200 {
-        if let Some(c) = sb.list_own().await.unwrap().into_iter().next() {
+    while std::time::Instant::now() < found_by {
+        // The running container of this image (not one of an earlier run being removed).
+        let filters = std::collections::HashMap::from([
+            ("ancestor".to_owned(), vec![hostile.clone()]),
+            ("status".to_owned(), vec!["running".to_owned()]),
+        ]);
+        let running = docker
+            .list_containers(Some(bollard::query_parameters::ListContainersOptions {
+                filters: Some(filters),
+                ..Default::default()
+            }))
+            .await
+            .unwrap();
+        if let Some(c) = running.into_iter().find_map(|c| c.id) {
             container = Some(c);
             break;
         }
         tokio::time::sleep(Duration::from_millis(25)).await;
     }
     let container = container.expect("the tool's container never appeared");
-    let info = docker
+    let info = match docker
         .inspect_container(
             &container,
             None::<bollard::query_parameters::InspectContainerOptions>,
         )
         .await
-        .unwrap();
+    {
+        Ok(info) => info,
+        Err(e) => panic!(
+            "inspect {container}: {e}; the invocation gave {:?}",
+            run.await.unwrap().map(|r| (r.output, r.attempts))
+        ),
+    };
     let mounts = info.mounts.unwrap_or_default();
     assert!(
         mounts.iter().all(|m| m.typ.as_deref() != Some("volume")),
@@ -236,6 +256,7 @@ async fn image_volumes_become_capped_tmpfs_and_healthchecks_never_run() {
     // The tool asked for 64 MiB in /data; the tmpfs (half the 16 MiB scratch budget) stops it.
     let r = run.await.unwrap().unwrap();
     assert_eq!(r.status, InvocationStatus::Ok, "{}", r.output);
+    assert_eq!(r.attempts.len(), 1, "{:?}", r.attempts);
     let written = r.output["written"].as_u64().unwrap();
     assert!(
         written <= half,
