@@ -65,7 +65,7 @@ impl Access {
                     || ip == self.bound.ip()
                     || (self.allow_remote && self.bound.ip().is_unspecified())
             }
-            Err(_) => host == "localhost" || self.hosts.iter().any(|h| *h == host),
+            Err(_) => host == "localhost" || self.hosts.contains(&host),
         }
     }
 
