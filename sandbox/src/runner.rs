@@ -3,9 +3,10 @@
 //!
 //! Every container is created from the spec's [`SandboxProfile`] rendered by
 //! [`crate::profile`] (no network, memory without swap, CPU, pids, read-only root, a `noexec`
-//! tmpfs at `/tmp`, all capabilities dropped, `no-new-privileges`, a non-root numeric user,
-//! ulimits on open files and file size, no host mounts, the `none` log driver) and labelled as
-//! atr's ([`LABEL_SANDBOX`], [`LABEL_NODE`], [`LABEL_INSTANCE`], [`LABEL_INVOCATION`]).
+//! tmpfs at `/tmp`, all capabilities dropped, `no-new-privileges`, AppArmor `docker-default`,
+//! a non-root numeric user, ulimits on open files and file size, no host mounts, the `none` log
+//! driver, the image's healthcheck off and its volumes on tmpfs after
+//! [`crate::image_policy`] accepted the image) and labelled as atr's ([`LABEL_SANDBOX`], [`LABEL_NODE`], [`LABEL_INSTANCE`], [`LABEL_INVOCATION`]).
 //!
 //! The input goes in on stdin; stdout is read up to the spec's output cap and
 //! stderr up to [`STDERR_CAP`]; the deadline is ours (cgroups have none), after
