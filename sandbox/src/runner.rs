@@ -28,6 +28,7 @@ use bollard::query_parameters::{ListContainersOptions, RemoveContainerOptions};
 use tokio::sync::Semaphore;
 use tracing::{debug, info, warn};
 
+use crate::confinement::EngineConfinement;
 use crate::image_policy::ImagePolicy;
 use atr_protocol::sandbox::SandboxProfile;
 pub use atr_protocol::sandbox::{MAX_FILE_BYTES, MAX_OPEN_FILES, STDERR_CAP, TMPFS_BYTES};
@@ -172,7 +173,7 @@ impl Sandbox {
             Ok(Err(e)) => return Err(SandboxError::Unreachable(e.to_string())),
             Err(_) => return Err(SandboxError::Unreachable("ping timed out".into())),
         }
-        let confinement = warn_if_unconfined(&docker).await;
+        let confinement = crate::confinement::warn_if_unconfined(&docker).await;
         let mut sb = Self::with_docker(docker, node, opts);
         sb.confinement = confinement;
         Ok(sb)
@@ -466,97 +467,5 @@ impl Sandbox {
             }),
             Err(_) => Err(SandboxError::Timeout("remove")),
         }
-    }
-}
-
-/// What `docker info` says about the engine's confinement.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct EngineConfinement {
-    /// The engine applies seccomp (`name=seccomp` in `SecurityOptions`).
-    pub seccomp: bool,
-    /// The engine applies AppArmor (`name=apparmor`).
-    pub apparmor: bool,
-    /// The engine's default seccomp profile is `unconfined`.
-    pub seccomp_unconfined: bool,
-}
-
-impl EngineConfinement {
-    /// Reads `docker info`'s `SecurityOptions` (`name=seccomp,profile=default`, …).
-    pub fn from_security_options<S: AsRef<str>>(options: &[S]) -> Self {
-        let mut c = Self::default();
-        for o in options {
-            let mut name = "";
-            let mut profile = "";
-            for kv in o.as_ref().split(',') {
-                match kv.split_once('=') {
-                    Some(("name", v)) => name = v,
-                    Some(("profile", v)) => profile = v,
-                    _ => {}
-                }
-            }
-            match name {
-                "seccomp" => {
-                    c.seccomp = true;
-                    c.seccomp_unconfined = profile == "unconfined";
-                }
-                "apparmor" => c.apparmor = true,
-                _ => {}
-            }
-        }
-        c
-    }
-
-    /// A warning for the operator, when tools run with neither seccomp nor AppArmor.
-    pub fn warning(&self) -> Option<&'static str> {
-        let seccomp = self.seccomp && !self.seccomp_unconfined;
-        (!seccomp && !self.apparmor).then_some(
-            "the Docker Engine reports neither seccomp nor AppArmor: tools run with only capabilities, no-new-privileges and cgroups between them and the kernel",
-        )
-    }
-}
-
-/// The engine's confinement, as `docker info` reports it (`None` when it does not answer).
-pub async fn engine_confinement(docker: &Docker) -> Option<EngineConfinement> {
-    match tokio::time::timeout(Duration::from_secs(5), docker.info()).await {
-        Ok(Ok(info)) => Some(EngineConfinement::from_security_options(
-            info.security_options.as_deref().unwrap_or_default(),
-        )),
-        _ => None,
-    }
-}
-
-async fn warn_if_unconfined(docker: &Docker) -> Option<EngineConfinement> {
-    let c = engine_confinement(docker).await;
-    match c {
-        Some(c) => match c.warning() {
-            Some(w) => warn!(?c, "{w}"),
-            None => info!(seccomp = c.seccomp, apparmor = c.apparmor, "sandbox confinement"),
-        },
-        None => warn!("could not read `docker info`: cannot tell whether seccomp or AppArmor confine tools"),
-    }
-    c
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn confinement_is_read_from_docker_info() {
-        let c = EngineConfinement::from_security_options(&["name=seccomp,profile=default", "name=cgroupns"]);
-        assert!(c.seccomp && !c.apparmor && !c.seccomp_unconfined);
-        assert_eq!(c.warning(), None);
-        let c = EngineConfinement::from_security_options(&["name=apparmor", "name=seccomp,profile=builtin"]);
-        assert!(c.seccomp && c.apparmor);
-        let c = EngineConfinement::from_security_options(&["name=seccomp,profile=unconfined"]);
-        assert!(c.warning().is_some());
-        let c = EngineConfinement::from_security_options(&["name=rootless"]);
-        assert!(c.warning().is_some());
-        let none: [&str; 0] = [];
-        assert!(
-            EngineConfinement::from_security_options(&none)
-                .warning()
-                .is_some()
-        );
     }
 }
