@@ -4,23 +4,28 @@
 //! |---|---|---|---|
 //! | GET | `/health` | – | 200 when ready |
 //! | GET | `/metrics` | – | Prometheus text, series prefixed `atr_` |
-//! | GET | `/v1/status` | – | peer id, listen addresses, peers, store counts |
+//! | GET | `/v1/status` | token | peer id, listen addresses, peers, store counts |
 //! | POST | `/v1/publish` | token | publish a manifest |
 //! | GET | `/v1/specs/{id}` | – | one spec |
-//! | GET | `/v1/find` | – | find by tag, name, version, publisher, … (`network=true` asks peers) |
+//! | GET | `/v1/find` | – (token with `network=true`) | find by tag, name, version, publisher, … (`network=true` asks peers) |
 //! | GET | `/v1/search?q=` | – | ranked full-text search |
 //! | POST | `/v1/revoke` | token | revoke or deprecate |
-//! | GET | `/v1/peers` | – | connected peers |
+//! | GET | `/v1/peers` | token | connected peers |
 //! | POST | `/v1/invoke` | token | run a tool (locally or on a provider), with a verified receipt |
-//! | GET | `/v1/receipts` | – | receipts this node issued or received |
+//! | GET | `/v1/receipts` | token | receipts this node issued or received |
 //! | POST | `/v1/provide` | token | agree to run another publisher's spec (`{"id"}`) |
 //! | DELETE | `/v1/provide/{id}` | token | withdraw that consent |
-//! | GET | `/v1/provided` | – | foreign specs this node provides |
+//! | GET | `/v1/provided` | token | foreign specs this node provides |
 //!
-//! Mutating calls need `Authorization: Bearer <token>` where the token is the
-//! content of `<data-dir>/api.token` (mode 0600). Errors are [`ApiError`]s.
+//! Every request first passes [`guard::Access`]: a `Host` or `Origin` that is not this
+//! node's is refused (`403 forbidden_origin`). Calls that change something, make the node
+//! do network work or reveal its history and peers need `Authorization: Bearer <token>`,
+//! where the token is the content of `<data-dir>/api.token` (mode 0600); what any
+//! local process may read without it is public anyway (specs, local find and search,
+//! health, metrics counts). Errors are [`ApiError`]s.
 
 pub mod error;
+pub mod guard;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -77,6 +82,10 @@ pub struct ApiContext {
     pub discovery: Discovery,
     /// `POST /v1/invoke`.
     pub caller: Caller,
+    /// The Host and Origin allowlists.
+    pub access: guard::Access,
+    /// Shown in `/v1/status` (e.g. the sandbox's engine runs tools unconfined).
+    pub warnings: Vec<String>,
 }
 
 type AppState = Arc<ApiContext>;
@@ -84,6 +93,7 @@ type AppState = Arc<ApiContext>;
 /// The router, for serving and for in-process tests.
 pub fn router(ctx: ApiContext) -> Router {
     let metrics = ctx.metrics.clone();
+    let access = Arc::new(ctx.access.clone());
     Router::new()
         .route("/health", get(|| async { "ok" }))
         .route("/metrics", get(metrics_text))
@@ -100,6 +110,11 @@ pub fn router(ctx: ApiContext) -> Router {
         .route("/v1/provide/{id}", axum::routing::delete(unprovide_spec))
         .route("/v1/provided", get(provided))
         .fallback(|| async { ApiError::not_found("no such endpoint; see docs/architecture.md for the API") })
+        .layer(axum::middleware::from_fn(
+            move |req: axum::extract::Request, next: axum::middleware::Next| {
+                guard::guard(access.clone(), req, next)
+            },
+        ))
         .layer(axum::middleware::from_fn(
             move |req: axum::extract::Request, next: axum::middleware::Next| {
                 metrics::scope_api(metrics.clone(), next.run(req))
@@ -137,7 +152,7 @@ fn authorize(state: &ApiContext, headers: &HeaderMap) -> Result<(), ApiError> {
                 "this call needs `Authorization: Bearer <token>`; the token is in <data-dir>/api.token",
             )
         })?;
-    // Constant-time comparison: the token guards mutations.
+    // Constant-time comparison: the token guards mutations and private reads.
     let ok = given.len() == state.token.len()
         && given
             .bytes()
@@ -194,7 +209,12 @@ async fn metrics_text(State(state): State<AppState>) -> impl IntoResponse {
     ([(axum::http::header::CONTENT_TYPE, metrics::CONTENT_TYPE)], text)
 }
 
-async fn status(State(state): State<AppState>) -> Result<axum::response::Response, ApiError> {
+async fn status(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+) -> Result<axum::response::Response, ApiError> {
+    // It lists the connected peers and listen addresses.
+    authorize(&state, &headers)?;
     let net = state
         .net
         .status()
@@ -217,6 +237,7 @@ async fn status(State(state): State<AppState>) -> Result<axum::response::Respons
             receipts: counts.receipts,
             peers: counts.peers,
         },
+        warnings: state.warnings.clone(),
     }))
 }
 
@@ -331,10 +352,15 @@ fn find_query(p: FindParams) -> Result<FindQuery, ApiError> {
 
 async fn find(
     State(state): State<AppState>,
+    headers: HeaderMap,
     params: Result<Query<FindParams>, axum::extract::rejection::QueryRejection>,
 ) -> Result<axum::response::Response, ApiError> {
     let Query(p) = params?;
     let q = find_query(p)?;
+    if q.network {
+        // Asking peers costs this node connections, requests and store writes.
+        authorize(&state, &headers)?;
+    }
     let req = q
         .version
         .as_deref()
@@ -416,7 +442,11 @@ async fn revoke(
     }))
 }
 
-async fn peers(State(state): State<AppState>) -> Result<axum::response::Response, ApiError> {
+async fn peers(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+) -> Result<axum::response::Response, ApiError> {
+    authorize(&state, &headers)?;
     let s = state
         .net
         .status()
@@ -491,8 +521,10 @@ pub struct ReceiptParams {
 
 async fn receipts(
     State(state): State<AppState>,
+    headers: HeaderMap,
     params: Result<Query<ReceiptParams>, axum::extract::rejection::QueryRejection>,
 ) -> Result<axum::response::Response, ApiError> {
+    authorize(&state, &headers)?;
     let Query(p) = params?;
     let limit = p.limit.unwrap_or(50).clamp(1, 1000);
     let list = state
@@ -523,6 +555,9 @@ impl From<ProvideError> for ApiError {
             ProvideError::SandboxOff(_) => ApiError::new(StatusCode::CONFLICT, ErrorCode::SandboxOff, msg),
             ProvideError::ImageMissing { .. } => {
                 ApiError::new(StatusCode::CONFLICT, ErrorCode::ImageMissing, msg)
+            }
+            ProvideError::ImageRefused { .. } => {
+                ApiError::new(StatusCode::CONFLICT, ErrorCode::ImageRefused, msg)
             }
             ProvideError::Store(crate::store::StoreError::Full { .. }) => {
                 ApiError::new(StatusCode::INSUFFICIENT_STORAGE, ErrorCode::StoreFull, msg)
@@ -562,7 +597,11 @@ async fn unprovide_spec(
     }))
 }
 
-async fn provided(State(state): State<AppState>) -> Result<axum::response::Response, ApiError> {
+async fn provided(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+) -> Result<axum::response::Response, ApiError> {
+    authorize(&state, &headers)?;
     let list = state.consent.provided();
     Ok(ok(ProvidedResponse {
         provided: list

@@ -76,9 +76,14 @@ pub struct Cli {
     /// Peer-to-peer listen address (repeatable). Default: TCP and QUIC on port 4077, all interfaces.
     #[arg(long = "listen", env = "ATR_LISTEN", value_delimiter = ',')]
     pub listen: Vec<Multiaddr>,
-    /// Local API address. Default: 127.0.0.1:7878.
+    /// Local API address. Default: 127.0.0.1:7878. A non-loopback address needs
+    /// `--api-allow-remote`.
     #[arg(long, env = atr_protocol::local::ENV_API_ADDR)]
     pub api: Option<SocketAddr>,
+    /// Serve the local API on a non-loopback `--api` address (put a TLS reverse proxy in
+    /// front: the token would otherwise cross the network in clear text).
+    #[arg(long, env = "ATR_API_ALLOW_REMOTE")]
+    pub api_allow_remote: bool,
     /// Bootstrap peer, `MULTIADDR/p2p/PEERID` (repeatable).
     #[arg(long = "bootstrap", env = "ATR_BOOTSTRAP", value_delimiter = ',')]
     pub bootstrap: Vec<Multiaddr>,
@@ -97,6 +102,11 @@ pub struct ConfigFile {
     pub listen: Option<Vec<Multiaddr>>,
     /// Local API address.
     pub api: Option<SocketAddr>,
+    /// Serve the local API on a non-loopback address (default false).
+    pub api_allow_remote: Option<bool>,
+    /// DNS names the local API answers to besides its loopback names and address
+    /// (e.g. the name a reverse proxy forwards as `Host`).
+    pub api_hosts: Option<Vec<String>>,
     /// Bootstrap peers.
     pub bootstrap: Option<Vec<Multiaddr>>,
     /// Log format.
@@ -388,6 +398,10 @@ pub struct Config {
     pub data_dir: PathBuf,
     /// Local API address.
     pub api: SocketAddr,
+    /// Whether a non-loopback [`Self::api`] was allowed explicitly.
+    pub api_allow_remote: bool,
+    /// Extra `Host` names the local API answers to (lower case).
+    pub api_hosts: Vec<String>,
     /// Log format.
     pub log_format: LogFormat,
     /// Trusted publishers for name resolution.
@@ -429,6 +443,8 @@ impl Config {
             api: atr_protocol::api::DEFAULT_API_ADDR
                 .parse()
                 .unwrap_or_else(|_| SocketAddr::from(([127, 0, 0, 1], 7878))),
+            api_allow_remote: false,
+            api_hosts: Vec::new(),
             log_format: LogFormat::Text,
             trusted_publishers: Vec::new(),
             store: StoreOptions::default(),
@@ -457,6 +473,17 @@ impl Config {
         );
         if let Some(a) = cli.api.or(file.api) {
             c.api = a;
+        }
+        c.api_allow_remote = cli.api_allow_remote || file.api_allow_remote.unwrap_or(false);
+        c.api_hosts = check_api_hosts(file.api_hosts.unwrap_or_default())?;
+        if !c.api.ip().is_loopback() && !c.api_allow_remote {
+            return Err(ConfigError::Invalid {
+                field: "api",
+                message: format!(
+                    "{} is not a loopback address: the API token would cross the network in clear text and anyone there could read this node's API; bind to 127.0.0.1 (and put a TLS reverse proxy in front, see docs/security.md), or set `api_allow_remote = true` / --api-allow-remote",
+                    c.api
+                ),
+            });
         }
         c.log_format = cli.log_format.or(file.log_format).unwrap_or_default();
         if !cli.listen.is_empty() {
@@ -609,10 +636,97 @@ fn apply_store(o: &mut StoreOptions, s: StoreSection) -> Result<(), ConfigError>
     Ok(())
 }
 
+/// Most `api_hosts` entries.
+pub const MAX_API_HOSTS: usize = 16;
+
+/// `api_hosts`: DNS names (letters, digits, `-`, `.`), lower-cased.
+fn check_api_hosts(hosts: Vec<String>) -> Result<Vec<String>, ConfigError> {
+    if hosts.len() > MAX_API_HOSTS {
+        return Err(ConfigError::Invalid {
+            field: "api_hosts",
+            message: format!("at most {MAX_API_HOSTS} names"),
+        });
+    }
+    hosts
+        .into_iter()
+        .map(|h| {
+            let name = h.trim().trim_end_matches('.').to_ascii_lowercase();
+            let ok = !name.is_empty()
+                && name.len() <= 253
+                && name.parse::<std::net::IpAddr>().is_err()
+                && name
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.');
+            if ok {
+                Ok(name)
+            } else {
+                Err(ConfigError::Invalid {
+                    field: "api_hosts",
+                    message: format!("`{h}` is not a DNS name (addresses need no listing)"),
+                })
+            }
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use clap::Parser;
+
+    #[test]
+    fn a_remote_api_needs_an_explicit_yes() {
+        for addr in ["0.0.0.0:7878", "[::]:7878", "192.168.1.5:7878"] {
+            let e = Config::resolve(&Cli::parse_from([
+                "atrd",
+                "--data-dir",
+                "/nonexistent/x",
+                "--api",
+                addr,
+            ]))
+            .unwrap_err();
+            assert!(
+                matches!(e, ConfigError::Invalid { field: "api", .. }) && e.to_string().contains("loopback"),
+                "{addr}: {e}"
+            );
+            let c = Config::resolve(&Cli::parse_from([
+                "atrd",
+                "--data-dir",
+                "/nonexistent/x",
+                "--api",
+                addr,
+                "--api-allow-remote",
+            ]))
+            .unwrap();
+            assert!(c.api_allow_remote);
+        }
+        for addr in ["127.0.0.1:7878", "[::1]:7878", "127.0.0.2:1"] {
+            let c = Config::resolve(&Cli::parse_from([
+                "atrd",
+                "--data-dir",
+                "/nonexistent/x",
+                "--api",
+                addr,
+            ]))
+            .unwrap();
+            assert!(!c.api_allow_remote, "{addr}");
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("c.toml");
+        std::fs::write(
+            &f,
+            "api = \"0.0.0.0:7000\"\napi_allow_remote = true\napi_hosts = [\"Node.Example.org.\"]\n",
+        )
+        .unwrap();
+        let c = Config::resolve(&Cli::parse_from(["atrd", "--config", f.to_str().unwrap()])).unwrap();
+        assert_eq!(
+            (c.api_allow_remote, c.api_hosts.clone()),
+            (true, vec!["node.example.org".to_owned()])
+        );
+        std::fs::write(&f, "api_hosts = [\"evil.example/x\"]\n").unwrap();
+        let e = Config::resolve(&Cli::parse_from(["atrd", "--config", f.to_str().unwrap()])).unwrap_err();
+        assert!(e.to_string().contains("api_hosts"), "{e}");
+    }
 
     #[test]
     fn zero_config_has_defaults() {

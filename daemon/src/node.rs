@@ -264,6 +264,17 @@ impl Node {
             consent: services.consent.clone(),
             discovery: services.discovery.clone(),
             caller: services.caller.clone(),
+            access: crate::api::guard::Access::new(
+                api_addr,
+                config.api_allow_remote,
+                config.api_hosts.clone(),
+            ),
+            warnings: sandbox
+                .as_ref()
+                .and_then(|sb| sb.confinement()?.warning())
+                .map(str::to_owned)
+                .into_iter()
+                .collect(),
         };
         info!(api = %api_addr, "local API listening");
         let api_task = tokio::spawn(crate::api::run(listener, api, cancel.child_token()));

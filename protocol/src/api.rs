@@ -190,6 +190,9 @@ pub struct StatusResponse {
     pub connected_peers: Vec<String>,
     /// Stored objects.
     pub store: StoreCountsView,
+    /// Things the operator should fix, e.g. a Docker Engine with neither seccomp nor AppArmor.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub warnings: Vec<String>,
 }
 
 /// `POST /v1/invoke`: run a tool by id, or by name (+ semver requirement,

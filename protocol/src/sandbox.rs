@@ -5,8 +5,9 @@
 //! both render it to the Docker Engine's container configuration through
 //! `atr_sandbox::profile` (this crate has no I/O and does not know Docker's types).
 //!
-//! What a profile cannot say: anything about the host (seccomp and AppArmor profiles are the
-//! engine's defaults), egress (there is no network at all), or secrets (none are passed).
+//! What a profile cannot say: anything about the host (the renderer names AppArmor's
+//! `docker-default`; seccomp is the engine's default profile), egress (there is no network at
+//! all), or secrets (none are passed).
 
 use crate::spec::Limits;
 

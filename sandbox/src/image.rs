@@ -275,6 +275,11 @@ pub struct ScratchImageOptions {
     pub cmd: Vec<String>,
     /// Image labels.
     pub labels: BTreeMap<String, String>,
+    /// `VOLUME` paths (none by default). atr's sandbox covers each with a tmpfs or refuses
+    /// the image ([`crate::image_policy`]); this exists to build such images for tests.
+    pub volumes: Vec<String>,
+    /// Exec-form `HEALTHCHECK CMD` (none by default; the sandbox switches it off).
+    pub healthcheck: Vec<String>,
     /// Time limit of the build (default [`BUILD_TIMEOUT`]).
     pub timeout: Duration,
 }
@@ -286,6 +291,8 @@ impl Default for ScratchImageOptions {
             entrypoint: Vec::new(),
             cmd: Vec::new(),
             labels: BTreeMap::new(),
+            volumes: Vec::new(),
+            healthcheck: Vec::new(),
             timeout: BUILD_TIMEOUT,
         }
     }
@@ -313,6 +320,18 @@ impl ScratchImageOptions {
     /// Adds a label.
     pub fn with_label(mut self, key: impl Into<String>, value: impl Into<String>) -> Self {
         self.labels.insert(key.into(), value.into());
+        self
+    }
+
+    /// Adds a `VOLUME`.
+    pub fn with_volume(mut self, path: impl Into<String>) -> Self {
+        self.volumes.push(path.into());
+        self
+    }
+
+    /// Sets an exec-form `HEALTHCHECK CMD` (run every second).
+    pub fn with_healthcheck<S: Into<String>>(mut self, argv: impl IntoIterator<Item = S>) -> Self {
+        self.healthcheck = argv.into_iter().map(Into::into).collect();
         self
     }
 
@@ -525,6 +544,19 @@ fn dockerfile(files: &[ImageFile], opts: &ScratchImageOptions) -> Result<String,
     }
     check_argv("entrypoint", &opts.entrypoint)?;
     check_argv("cmd", &opts.cmd)?;
+    check_argv("healthcheck", &opts.healthcheck)?;
+    for v in &opts.volumes {
+        let plain = v.starts_with('/')
+            && v.len() <= MAX_PATH_LEN
+            && v.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'/' | b'.' | b'_' | b'-'));
+        if !plain {
+            return Err(ImageError::InvalidOption {
+                field: "volumes",
+                reason: format!("`{v}` must be an absolute path of a-z, A-Z, 0-9 and `/._-`"),
+            });
+        }
+    }
     if opts.labels.keys().any(|k| k.is_empty()) {
         return Err(ImageError::InvalidOption {
             field: "labels",
@@ -538,6 +570,15 @@ fn dockerfile(files: &[ImageFile], opts: &ScratchImageOptions) -> Result<String,
     }
     if !opts.cmd.is_empty() {
         d.push_str(&format!("CMD {}\n", json(&opts.cmd)));
+    }
+    if !opts.volumes.is_empty() {
+        d.push_str(&format!("VOLUME {}\n", json(&opts.volumes)));
+    }
+    if !opts.healthcheck.is_empty() {
+        d.push_str(&format!(
+            "HEALTHCHECK --interval=1s --timeout=1s CMD {}\n",
+            json(&opts.healthcheck)
+        ));
     }
     Ok(d)
 }
@@ -742,6 +783,22 @@ mod tests {
         );
         let d = dockerfile(&[file("/bin/tool")], &ScratchImageOptions::default()).unwrap();
         assert_eq!(d, "FROM scratch\nCOPY rootfs/ /\nUSER 65534:65534\n");
+    }
+
+    #[test]
+    fn volumes_and_healthcheck_are_exec_form_lines() {
+        let opts = ScratchImageOptions::default()
+            .with_volume("/data")
+            .with_healthcheck(["/bin/tool", "--probe"]);
+        let d = dockerfile(&[file("/bin/tool")], &opts).unwrap();
+        assert!(
+            d.ends_with(
+                "VOLUME [\"/data\"]\nHEALTHCHECK --interval=1s --timeout=1s CMD [\"/bin/tool\",\"--probe\"]\n"
+            ),
+            "{d}"
+        );
+        let bad = ScratchImageOptions::default().with_volume("/x\nUSER 0");
+        assert!(dockerfile(&[file("/bin/tool")], &bad).is_err());
     }
 
     #[test]

@@ -10,12 +10,18 @@
 //! - [`image`]: tool images with no registry — static binaries packed into
 //!   `FROM scratch` images, built through the Engine API (used by `atr tool
 //!   build`, `atr tool test` and the testnet's example tools image).
+//! - [`image_policy`]: what an image's own config (`VOLUME`, `HEALTHCHECK`) may ask of its
+//!   containers: neutralised or refused, at publish, provide and run.
+//! - [`confinement`]: what `docker info` says about seccomp and AppArmor, and the warning
+//!   when neither confines tools.
 //! - [`cargo`]: a nested `cargo` command that does not undo the outer build.
 #![cfg_attr(not(test), deny(clippy::unwrap_used))]
 #![deny(missing_docs)]
 
 pub mod cargo;
+pub mod confinement;
 pub mod image;
+pub mod image_policy;
 pub mod profile;
 pub mod runner;
 

@@ -5,14 +5,25 @@
 //! ([`crate::runner`]), used by both `atrd` and `atr tool test`, creates every container from
 //! these two functions, so a tool behaves under `atr tool test` as it does on a node.
 //!
-//! What this cannot do: check that the engine honours the configuration (a daemon with
-//! `--userns-remap` or an old kernel may apply less); seccomp and AppArmor stay the engine's
-//! defaults.
+//! What the image itself asks for is not trusted: its `HEALTHCHECK` is switched off on every
+//! container, and each of its `VOLUME`s (checked by [`crate::image_policy`]) gets a
+//! `noexec,nosuid,nodev` tmpfs that shares the `/tmp` scratch budget, so the engine never
+//! creates a disk-backed anonymous volume.
+//!
+//! Confinement is named, not left to the engine's mood: `no-new-privileges` and
+//! `apparmor=docker-default` (the engine ignores the latter on a host without AppArmor).
+//! Seccomp is the engine's default profile: atr never sends `seccomp=unconfined`, and
+//! [`crate::runner::Sandbox::connect`] warns when `docker info` reports neither seccomp nor
+//! AppArmor. What this cannot do: check that the engine honours the configuration (a daemon
+//! with `--userns-remap`, a custom default seccomp profile or an old kernel may apply less).
 
 use std::collections::HashMap;
 
 use atr_protocol::sandbox::{SandboxProfile, TMPFS_OPTIONS, TMPFS_PATH};
-use bollard::models::{ContainerCreateBody, HostConfig, HostConfigLogConfig, ResourcesUlimits};
+use bollard::models::{ContainerCreateBody, HealthConfig, HostConfig, HostConfigLogConfig, ResourcesUlimits};
+
+/// The AppArmor profile every container is confined by where the host has AppArmor.
+pub const APPARMOR_PROFILE: &str = "docker-default";
 
 /// What to run in a container: the image (by id) and its command.
 #[derive(Debug, Clone, Copy)]
@@ -23,6 +34,26 @@ pub struct Program<'a> {
     pub command: &'a [String],
     /// Working directory; `None` means the image's.
     pub workdir: Option<&'a str>,
+    /// The image's `VOLUME` paths ([`crate::image_policy::ImagePolicy::volumes`]); each is
+    /// covered by a tmpfs from the scratch budget.
+    pub volumes: &'a [String],
+}
+
+/// The tmpfs mounts of a container: `/tmp` and each of `volumes`, all with
+/// [`TMPFS_OPTIONS`], sharing [`SandboxProfile::tmpfs_bytes`] evenly (with no volume, `/tmp`
+/// has all of it).
+pub fn scratch_mounts(profile: &SandboxProfile, volumes: &[String]) -> HashMap<String, String> {
+    let mut paths = vec![TMPFS_PATH.to_owned()];
+    for v in volumes {
+        if !paths.contains(v) {
+            paths.push(v.clone());
+        }
+    }
+    let each = profile.tmpfs_bytes / paths.len() as u64;
+    paths
+        .into_iter()
+        .map(|p| (p, format!("{TMPFS_OPTIONS},size={each}")))
+        .collect()
 }
 
 /// The engine's host configuration for `profile`.
@@ -44,14 +75,16 @@ pub fn host_config(profile: &SandboxProfile) -> HostConfig {
         nano_cpus: Some(i64::from(profile.cpu_millis) * 1_000_000),
         pids_limit: Some(i64::from(profile.pids)),
         readonly_rootfs: Some(profile.read_only_root),
-        tmpfs: Some(HashMap::from([(
-            TMPFS_PATH.to_owned(),
-            format!("{TMPFS_OPTIONS},size={}", profile.tmpfs_bytes),
-        )])),
+        tmpfs: Some(scratch_mounts(profile, &[])),
         cap_drop: profile.drop_all_capabilities.then(|| vec!["ALL".into()]),
-        security_opt: profile
-            .no_new_privileges
-            .then(|| vec!["no-new-privileges".into()]),
+        security_opt: Some(
+            profile
+                .no_new_privileges
+                .then(|| "no-new-privileges".to_owned())
+                .into_iter()
+                .chain([format!("apparmor={APPARMOR_PROFILE}")])
+                .collect(),
+        ),
         ulimits: Some(vec![
             rlimit("nofile", profile.max_open_files),
             rlimit("fsize", profile.max_file_bytes),
@@ -68,13 +101,15 @@ pub fn host_config(profile: &SandboxProfile) -> HostConfig {
 }
 
 /// The container create body: `program` under `profile`, stdin open for the input, labelled
-/// with `labels`.
+/// with `labels`, the image's healthcheck off and its volumes on tmpfs.
 pub fn container_body(
     profile: &SandboxProfile,
     program: Program<'_>,
     labels: HashMap<String, String>,
 ) -> ContainerCreateBody {
     let cmd = program.command;
+    let mut host = host_config(profile);
+    host.tmpfs = Some(scratch_mounts(profile, program.volumes));
     ContainerCreateBody {
         image: Some(program.image.to_owned()),
         entrypoint: (!cmd.is_empty()).then(|| cmd.to_vec()),
@@ -90,7 +125,13 @@ pub fn container_body(
         network_disabled: Some(!profile.network),
         env: Some(vec![]),
         labels: Some(labels),
-        host_config: Some(host_config(profile)),
+        // An image's HEALTHCHECK would run extra processes in the container, on the engine's
+        // schedule; `NONE` switches it off.
+        healthcheck: Some(HealthConfig {
+            test: Some(vec!["NONE".into()]),
+            ..Default::default()
+        }),
+        host_config: Some(host),
         ..Default::default()
     }
 }
@@ -114,7 +155,13 @@ mod tests {
         assert_eq!(hc.readonly_rootfs, Some(true));
         assert_eq!(hc.tmpfs.unwrap()["/tmp"], "rw,noexec,nosuid,nodev,size=16777216");
         assert_eq!(hc.cap_drop, Some(vec!["ALL".to_owned()]));
-        assert_eq!(hc.security_opt, Some(vec!["no-new-privileges".to_owned()]));
+        assert_eq!(
+            hc.security_opt,
+            Some(vec![
+                "no-new-privileges".to_owned(),
+                "apparmor=docker-default".to_owned()
+            ])
+        );
         let ulimits: Vec<_> = hc
             .ulimits
             .unwrap()
@@ -142,8 +189,14 @@ mod tests {
             image: "sha256:ab",
             command: &command,
             workdir: None,
+            volumes: &[],
         };
         let body = container_body(&SandboxProfile::new(&Limits::default()), program, HashMap::new());
+        assert_eq!(
+            body.healthcheck.and_then(|h| h.test),
+            Some(vec!["NONE".to_owned()])
+        );
+        assert_eq!(body.host_config.unwrap().tmpfs.unwrap().len(), 1);
         assert_eq!(body.entrypoint, Some(command));
         assert_eq!(body.cmd, Some(vec![]));
         assert_eq!(body.user.as_deref(), Some("65534:65534"));
@@ -153,6 +206,29 @@ mod tests {
             (body.open_stdin, body.stdin_once, body.tty),
             (Some(true), Some(true), Some(false))
         );
+    }
+
+    /// Image volumes become tmpfs mounts that split the one scratch budget with `/tmp`.
+    #[test]
+    fn volumes_share_the_scratch_budget() {
+        let profile = SandboxProfile::new(&Limits::default());
+        let volumes = vec!["/data".to_owned(), "/tmp".to_owned(), "/var/cache".to_owned()];
+        let program = Program {
+            image: "sha256:ab",
+            command: &[],
+            workdir: None,
+            volumes: &volumes,
+        };
+        let tmpfs = container_body(&profile, program, HashMap::new())
+            .host_config
+            .unwrap()
+            .tmpfs
+            .unwrap();
+        let each = profile.tmpfs_bytes / 3;
+        assert_eq!(tmpfs.len(), 3);
+        for p in ["/tmp", "/data", "/var/cache"] {
+            assert_eq!(tmpfs[p], format!("rw,noexec,nosuid,nodev,size={each}"), "{p}");
+        }
     }
 
     /// The expected rendering both `atrd` (`config::tests`) and `atr tool test`

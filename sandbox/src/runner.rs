@@ -3,9 +3,10 @@
 //!
 //! Every container is created from the spec's [`SandboxProfile`] rendered by
 //! [`crate::profile`] (no network, memory without swap, CPU, pids, read-only root, a `noexec`
-//! tmpfs at `/tmp`, all capabilities dropped, `no-new-privileges`, a non-root numeric user,
-//! ulimits on open files and file size, no host mounts, the `none` log driver) and labelled as
-//! atr's ([`LABEL_SANDBOX`], [`LABEL_NODE`], [`LABEL_INSTANCE`], [`LABEL_INVOCATION`]).
+//! tmpfs at `/tmp`, all capabilities dropped, `no-new-privileges`, AppArmor `docker-default`,
+//! a non-root numeric user, ulimits on open files and file size, no host mounts, the `none` log
+//! driver, the image's healthcheck off and its volumes on tmpfs after
+//! [`crate::image_policy`] accepted the image) and labelled as atr's ([`LABEL_SANDBOX`], [`LABEL_NODE`], [`LABEL_INSTANCE`], [`LABEL_INVOCATION`]).
 //!
 //! The input goes in on stdin; stdout is read up to the spec's output cap and
 //! stderr up to [`STDERR_CAP`]; the deadline is ours (cgroups have none), after
@@ -27,6 +28,8 @@ use bollard::query_parameters::{ListContainersOptions, RemoveContainerOptions};
 use tokio::sync::Semaphore;
 use tracing::{debug, info, warn};
 
+use crate::confinement::EngineConfinement;
+use crate::image_policy::ImagePolicy;
 use atr_protocol::sandbox::SandboxProfile;
 pub use atr_protocol::sandbox::{MAX_FILE_BYTES, MAX_OPEN_FILES, STDERR_CAP, TMPFS_BYTES};
 use atr_protocol::spec::Limits;
@@ -75,6 +78,14 @@ pub enum SandboxError {
     /// A Docker call did not answer in time.
     #[error("docker {0} timed out")]
     Timeout(&'static str),
+    /// The image's own configuration is refused ([`crate::image_policy`]).
+    #[error("image {image} is refused: {reason}")]
+    ImageRefused {
+        /// The image.
+        image: String,
+        /// Why.
+        reason: crate::image_policy::ImageRefusal,
+    },
 }
 
 /// Sandbox settings.
@@ -119,7 +130,12 @@ pub struct Sandbox {
     pool: Arc<std::sync::Mutex<HashMap<ContainerKey, Vec<Prepared>>>>,
     removals: tokio_util::task::TaskTracker,
     images: Arc<std::sync::Mutex<HashMap<String, std::time::Instant>>>,
+    policies: Arc<std::sync::Mutex<HashMap<String, Arc<ImagePolicy>>>>,
+    confinement: Option<EngineConfinement>,
 }
+
+/// Most image policies cached (an image id names its config, so an entry never goes stale).
+pub const POLICY_CACHE_MAX: usize = 1024;
 
 impl std::fmt::Debug for Sandbox {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -157,7 +173,10 @@ impl Sandbox {
             Ok(Err(e)) => return Err(SandboxError::Unreachable(e.to_string())),
             Err(_) => return Err(SandboxError::Unreachable("ping timed out".into())),
         }
-        Ok(Self::with_docker(docker, node, opts))
+        let confinement = crate::confinement::warn_if_unconfined(&docker).await;
+        let mut sb = Self::with_docker(docker, node, opts);
+        sb.confinement = confinement;
+        Ok(sb)
     }
 
     /// A sandbox on an Engine connection made elsewhere (e.g. one honouring `DOCKER_HOST`, as
@@ -175,7 +194,58 @@ impl Sandbox {
             pool: Arc::new(std::sync::Mutex::new(HashMap::new())),
             removals: tokio_util::task::TaskTracker::new(),
             images: Arc::new(std::sync::Mutex::new(HashMap::new())),
+            policies: Arc::new(std::sync::Mutex::new(HashMap::new())),
+            confinement: None,
         }
+    }
+
+    /// What `docker info` said about seccomp and AppArmor at [`Self::connect`] (`None`: not
+    /// asked, or no answer).
+    pub fn confinement(&self) -> Option<EngineConfinement> {
+        self.confinement
+    }
+
+    /// What the image `image` (an id or a local reference) may ask of its containers
+    /// ([`crate::image_policy::check`]), or `ImageRefused`. Answers for image ids are cached:
+    /// an id is the hash of the config it names.
+    pub async fn image_policy(&self, image: &str) -> Result<Arc<ImagePolicy>, SandboxError> {
+        if let Ok(c) = self.policies.lock()
+            && let Some(p) = c.get(image)
+        {
+            return Ok(p.clone());
+        }
+        let inspected =
+            match tokio::time::timeout(DOCKER_CALL_TIMEOUT, self.docker.inspect_image(image)).await {
+                Ok(Ok(img)) => img,
+                Ok(Err(bollard::errors::Error::DockerResponseServerError { status_code: 404, .. })) => {
+                    return Err(SandboxError::ImageMissing(image.into()));
+                }
+                Ok(Err(e)) => {
+                    return Err(SandboxError::Docker {
+                        op: "inspect image",
+                        detail: e.to_string(),
+                    });
+                }
+                Err(_) => return Err(SandboxError::Timeout("inspect image")),
+            };
+        let policy = crate::image_policy::check(inspected.config.as_ref())
+            .map(Arc::new)
+            .map_err(|reason| SandboxError::ImageRefused {
+                image: image.to_owned(),
+                reason,
+            })?;
+        if policy.healthcheck {
+            debug!(image, "the image's HEALTHCHECK is switched off in its containers");
+        }
+        if inspected.id.as_deref() == Some(image)
+            && let Ok(mut c) = self.policies.lock()
+        {
+            if c.len() >= POLICY_CACHE_MAX {
+                c.clear();
+            }
+            c.insert(image.to_owned(), policy.clone());
+        }
+        Ok(policy)
     }
 
     /// The Docker client.

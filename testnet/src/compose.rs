@@ -124,6 +124,8 @@ pub fn export(o: &ComposeOptions) -> anyhow::Result<Vec<ExportedNode>> {
             format!("{DATA_DIR}/atrd.toml"),
             "--api".to_owned(),
             format!("0.0.0.0:{API_PORT}"),
+            // Published on the host's loopback only (`ports:` above).
+            "--api-allow-remote".to_owned(),
             "--listen".to_owned(),
             format!("/ip4/0.0.0.0/tcp/{P2P_PORT}"),
             "--log-format".to_owned(),

@@ -207,6 +207,8 @@ pub fn run_container(c: &ContainerSpec<'_>) -> anyhow::Result<()> {
         &config,
         "--api",
         &api,
+        // Reached from the host at the container's address, on the testnet's own network.
+        "--api-allow-remote",
         "--listen",
         &listen,
         "--log-format",

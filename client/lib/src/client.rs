@@ -243,9 +243,9 @@ impl Client {
         })
     }
 
-    /// `GET /v1/status`: identity, addresses, peers and store counts.
+    /// `GET /v1/status`: identity, addresses, peers and store counts. Needs the API token.
     pub async fn status(&self) -> Result<StatusResponse, ClientError> {
-        self.call(self.request(Method::GET, "/v1/status"), self.timeouts.request)
+        self.call(self.authed(Method::GET, "/v1/status"), self.timeouts.request)
             .await
     }
 
@@ -287,7 +287,7 @@ impl Client {
             .await
     }
 
-    /// `GET /v1/find`. With `q.network` the node also asks its peers, which takes up to
+    /// `GET /v1/find`. With `q.network` (which needs the API token) the node also asks its peers, which takes up to
     /// [`Timeouts::network`].
     pub async fn find(&self, q: &FindQuery) -> Result<FindResponse, ClientError> {
         let mut params: Vec<(&str, String)> = Vec::new();
@@ -324,7 +324,8 @@ impl Client {
         } else {
             self.timeouts.request
         };
-        let req = self.request(Method::GET, "/v1/find").query(&params);
+        // A network find needs the token; a local one does not, but sending it costs nothing.
+        let req = self.authed(Method::GET, "/v1/find").query(&params);
         self.call(req, deadline).await
     }
 
@@ -364,15 +365,15 @@ impl Client {
             .await
     }
 
-    /// `GET /v1/provided`: the foreign specs this node provides.
+    /// `GET /v1/provided`: the foreign specs this node provides. Needs the API token.
     pub async fn provided(&self) -> Result<ProvidedResponse, ClientError> {
-        self.call(self.request(Method::GET, "/v1/provided"), self.timeouts.request)
+        self.call(self.authed(Method::GET, "/v1/provided"), self.timeouts.request)
             .await
     }
 
-    /// `GET /v1/peers`: connected peers.
+    /// `GET /v1/peers`: connected peers. Needs the API token.
     pub async fn peers(&self) -> Result<PeersResponse, ClientError> {
-        self.call(self.request(Method::GET, "/v1/peers"), self.timeouts.request)
+        self.call(self.authed(Method::GET, "/v1/peers"), self.timeouts.request)
             .await
     }
 
@@ -418,10 +419,10 @@ impl Client {
         })
     }
 
-    /// `GET /v1/receipts`: the receipts this node issued or received, newest first (the node
+    /// `GET /v1/receipts` (needs the API token): the receipts this node issued or received, newest first (the node
     /// returns 50 by default, at most [`MAX_RECEIPTS_LIMIT`]).
     pub async fn receipts(&self, limit: Option<usize>) -> Result<ReceiptsResponse, ClientError> {
-        let mut req = self.request(Method::GET, "/v1/receipts");
+        let mut req = self.authed(Method::GET, "/v1/receipts");
         if let Some(l) = limit {
             req = req.query(&[("limit", l.to_string())]);
         }

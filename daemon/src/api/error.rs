@@ -118,6 +118,12 @@ impl From<PublishError> for ApiError {
             PublishError::VersionExists { .. } => {
                 Self::new(StatusCode::CONFLICT, ErrorCode::VersionExists, e.to_string())
             }
+            PublishError::ImageRefused(_) => Self::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                ErrorCode::ImageRefused,
+                e.to_string(),
+            )
+            .with_field("runtime.image"),
             PublishError::NotRevocable(_) => {
                 Self::new(StatusCode::FORBIDDEN, ErrorCode::NotRevocable, e.to_string())
             }

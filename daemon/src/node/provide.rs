@@ -41,6 +41,14 @@ pub enum ProvideError {
         /// The pinned image digest.
         digest: String,
     },
+    /// The image's own configuration is refused (`atr_sandbox::image_policy`).
+    #[error("this node cannot provide {id}: {reason}")]
+    ImageRefused {
+        /// The spec.
+        id: ToolId,
+        /// Why.
+        reason: String,
+    },
     /// Consent to withdraw was never given.
     #[error("this node does not provide {0}")]
     NotProvided(ToolId),
@@ -100,6 +108,17 @@ impl Consent {
         };
         if !held {
             return Err(ProvideError::ImageMissing { id: *id, digest });
+        }
+        match sb.image_policy(&digest).await {
+            Ok(_) => {}
+            Err(e @ crate::sandbox::SandboxError::ImageRefused { .. }) => {
+                return Err(ProvideError::ImageRefused {
+                    id: *id,
+                    reason: e.to_string(),
+                });
+            }
+            // Checked again before every run.
+            Err(e) => warn!(tool = %id, error = %e, "cannot check the image's configuration"),
         }
         let id2 = *id;
         let new = match self.repo.blocking(move |r| r.add_provided(&id2)).await? {

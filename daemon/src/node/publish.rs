@@ -42,6 +42,9 @@ pub enum PublishError {
     /// The target of a revocation is unknown or not this node's.
     #[error("{0}")]
     NotRevocable(String),
+    /// The image's own configuration is refused (`atr_sandbox::image_policy`).
+    #[error("runtime.image: {0}")]
+    ImageRefused(String),
     /// Internal failure.
     #[error("internal: {0}")]
     Internal(String),
@@ -116,6 +119,19 @@ impl Publisher {
             },
             _ => None,
         };
+        if let Some(sb) = &self.sandbox {
+            let image = digest.as_deref().or(manifest.runtime.digest.as_deref());
+            if let Some(image) = image {
+                match sb.image_policy(image).await {
+                    Ok(_) => {}
+                    Err(e @ crate::sandbox::SandboxError::ImageRefused { .. }) => {
+                        return Err(PublishError::ImageRefused(e.to_string()));
+                    }
+                    // Checked again before every run.
+                    Err(e) => warn!(error = %e, "cannot check the image's configuration"),
+                }
+            }
+        }
         let me = self.clone();
         let published = self
             .repo

@@ -35,12 +35,14 @@ impl Api {
         (status, resp.json().await.unwrap_or(serde_json::Value::Null))
     }
     async fn get(&self, path: &str) -> (StatusCode, serde_json::Value) {
-        let resp = self
-            .http
-            .get(format!("{}{path}", self.base))
-            .send()
-            .await
-            .unwrap();
+        self.get_as(path, None).await
+    }
+    async fn get_as(&self, path: &str, token: Option<&str>) -> (StatusCode, serde_json::Value) {
+        let mut r = self.http.get(format!("{}{path}", self.base));
+        if let Some(t) = token {
+            r = r.bearer_auth(t);
+        }
+        let resp = r.send().await.unwrap();
         let status = resp.status();
         let text = resp.text().await.unwrap();
         (
@@ -171,7 +173,7 @@ async fn api_happy_paths_and_every_error() {
     let (s, v) = api.get("/v1/search?q=adds%20integers").await;
     assert_eq!(s, StatusCode::OK);
     assert_eq!(v["hits"].as_array().map(Vec::len), Some(1), "{v}");
-    let (s, v) = api.get("/v1/status").await;
+    let (s, v) = api.get_as("/v1/status", Some(&api.token)).await;
     assert_eq!(s, StatusCode::OK);
     let st: StatusResponse = serde_json::from_value(v).unwrap();
     assert_eq!(st.store.specs, 1);
@@ -180,7 +182,7 @@ async fn api_happy_paths_and_every_error() {
     let (s, v) = api.get("/metrics").await;
     assert_eq!(s, StatusCode::OK);
     assert!(v.as_str().unwrap().contains("atr_specs 1"), "{v}");
-    assert_eq!(api.get("/v1/peers").await.0, StatusCode::OK);
+    assert_eq!(api.get_as("/v1/peers", Some(&api.token)).await.0, StatusCode::OK);
     let (s, _) = api.get("/v1/nothing-here").await;
     assert_eq!(s, StatusCode::NOT_FOUND);
 

@@ -4,9 +4,11 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod api;
+mod api_guard;
 mod budgets;
 mod cycles;
 mod harness;
+mod hostile_image;
 mod network;
 mod process;
 mod provide;

@@ -51,7 +51,11 @@ impl Api {
     }
     async fn provided(&self) -> Vec<ToolId> {
         let (s, v) = self
-            .send(self.http.get(format!("{}/v1/provided", self.base)))
+            .send(
+                self.http
+                    .get(format!("{}/v1/provided", self.base))
+                    .bearer_auth(&self.token),
+            )
             .await;
         assert_eq!(s, StatusCode::OK, "{v}");
         let r: ProvidedResponse = serde_json::from_value(v).unwrap();

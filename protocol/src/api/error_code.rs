@@ -69,6 +69,8 @@ error_codes! {
     UnsupportedMediaType => "unsupported_media_type",
     /// 401: the call needs the API token, and it was missing or wrong.
     Unauthorized => "unauthorized",
+    /// 403: the request's `Host` or `Origin` is not this node's (DNS rebinding, a web page).
+    ForbiddenOrigin => "forbidden_origin",
     /// 404: no such spec or endpoint.
     NotFound => "not_found",
     /// 422: the manifest breaks a rule.
@@ -99,6 +101,8 @@ error_codes! {
     SandboxOff => "sandbox_off",
     /// 409: the image the spec pins is not on this node.
     ImageMissing => "image_missing",
+    /// 409 (422 at publish): the image's own configuration is refused (e.g. too many volumes).
+    ImageRefused => "image_refused",
     /// 500: a fault inside the node.
     Internal => "internal",
 }
@@ -166,6 +170,17 @@ mod tests {
         seen.sort_unstable();
         seen.dedup();
         assert_eq!(seen.len(), ErrorCode::ALL.len(), "two variants share a code");
+    }
+
+    /// Wire strings clients already match on; changing one breaks them.
+    #[test]
+    fn guard_and_image_codes_are_stable() {
+        assert_eq!(ErrorCode::ForbiddenOrigin.as_str(), "forbidden_origin");
+        assert_eq!(ErrorCode::ImageRefused.as_str(), "image_refused");
+        assert_eq!(
+            serde_json::from_str::<ErrorCode>("\"forbidden_origin\"").unwrap(),
+            ErrorCode::ForbiddenOrigin
+        );
     }
 
     #[test]

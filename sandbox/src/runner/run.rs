@@ -139,12 +139,14 @@ impl Sandbox {
     pub(crate) fn container_body(
         &self,
         key: &ContainerKey,
+        volumes: &[String],
         invocation: &str,
     ) -> bollard::models::ContainerCreateBody {
         let program = Program {
             image: &key.image,
             command: &key.command,
             workdir: key.workdir.as_deref(),
+            volumes,
         };
         profile::container_body(&self.opts.profile(&key.limits), program, self.labels(invocation))
     }
@@ -157,7 +159,9 @@ pub(crate) async fn prepare(
     invocation: &str,
 ) -> Result<Prepared, SandboxError> {
     let mut t = Timings::default();
-    let body = sb.container_body(key, invocation);
+    // The image's VOLUMEs become tmpfs mounts; a refused image is never started.
+    let policy = sb.image_policy(&key.image).await?;
+    let body = sb.container_body(key, &policy.volumes, invocation);
     let mut suffix = [0u8; 6];
     rand::fill(&mut suffix);
     let opts = CreateContainerOptions {
