@@ -166,29 +166,20 @@ impl Attacker {
     /// Publishes `per_key` junk specs ([`junk_spec`], `pad` zeros each) from
     /// each of `keys` fresh keys over gossip; returns how many were sent.
     pub async fn flood_specs(&self, keys: usize, per_key: usize, pad: usize) -> usize {
-        let mut sent = 0;
-        for _ in 0..keys {
+        let specs = (0..keys).flat_map(|_| {
             let key = SecretKey::from_seed(&rand::random());
-            for i in 0..per_key {
-                let Some(spec) = junk_spec(&key, i, pad) else {
-                    continue;
-                };
-                let Ok(bytes) = wire::encode_message(&WireObject::Spec(ByteBuf(spec.to_bytes()))) else {
-                    continue;
-                };
-                if self.net.publish(bytes).await.is_ok() {
-                    sent += 1;
-                }
-            }
-        }
-        sent
+            (0..per_key).filter_map(move |i| junk_spec(&key, i, pad))
+        });
+        self.publish_all(specs.map(|s| WireObject::Spec(ByteBuf(s.to_bytes()))))
+            .await
     }
 
     /// Publishes `n` valid by-name revocations of made-up names, each from a
-    /// fresh key (they target nothing anyone holds); returns how many were sent.
+    /// fresh key and dated now (they target nothing anyone holds, and are
+    /// inside the window of revocations kept pending); returns how many were sent.
     pub async fn flood_revocations(&self, n: usize) -> usize {
-        let mut sent = 0;
-        for i in 0..n {
+        let now = crate::time::now_ms();
+        let revocations = (0..n).filter_map(|i| {
             let key = SecretKey::from_seed(&rand::random());
             let rev = Revocation {
                 v: 1,
@@ -197,15 +188,21 @@ impl Attacker {
                 publisher: key.public(),
                 reason: "flood".into(),
                 successor: None,
-                created_at_ms: 1_764_000_000_000 + i as u64,
+                created_at_ms: now.saturating_sub(i as u64),
             };
-            let Ok(signed) = SignedRevocation::sign(rev, &key) else {
-                continue;
-            };
-            let Ok(bytes) = wire::encode_message(&WireObject::Revocation(ByteBuf(signed.to_bytes()))) else {
-                continue;
-            };
-            if self.net.publish(bytes).await.is_ok() {
+            SignedRevocation::sign(rev, &key).ok()
+        });
+        self.publish_all(revocations.map(|r| WireObject::Revocation(ByteBuf(r.to_bytes()))))
+            .await
+    }
+
+    /// Publishes each object over gossip; returns how many were sent.
+    async fn publish_all(&self, objects: impl Iterator<Item = WireObject>) -> usize {
+        let mut sent = 0;
+        for o in objects {
+            if let Ok(bytes) = wire::encode_message(&o)
+                && self.net.publish(bytes).await.is_ok()
+            {
                 sent += 1;
             }
         }

@@ -196,7 +196,7 @@ impl Metrics {
         Self { registry, ..m }
     }
 
-    /// Counts one gossip verdict (`accept`, `reject`, `ignore`).
+    /// Counts one gossip verdict (`accept`, `reject`, `ignore`, `keep`: stored, not forwarded).
     pub fn gossip_verdict(&self, outcome: &'static str) {
         self.gossip_verdicts.get_or_create(&[("outcome", outcome)]).inc();
     }

@@ -208,6 +208,26 @@ impl Ingest {
         Ok((rev, Ingested::New, r.affected))
     }
 
+    /// [`Ingest::object`] for gossip (blocking), and whether the object is
+    /// worth forwarding: a new revocation that changed nothing this node
+    /// holds (its target is unknown here, so it waits as pending) is kept but
+    /// not forwarded. A flood of revocations of made-up names then stops at
+    /// the first hop, while a genuine revocation still spreads through the
+    /// nodes that hold its target (every node, once a spec has spread) and
+    /// reaches the others by sync.
+    pub fn gossip_object(&self, obj: &WireObject) -> Result<(Ingested, bool), IngestError> {
+        if let WireObject::Revocation(b) = obj {
+            if let Some(hash) = envelope_hash(&b.0)
+                && self.repo.knows(&hash)
+            {
+                return Ok((Ingested::Known, false));
+            }
+            let (_, ingested, affected) = self.revocation(&b.0)?;
+            return Ok((ingested, !affected.is_empty()));
+        }
+        self.object(obj).map(|(_, i)| (i, true))
+    }
+
     /// Verifies and stores any wire object (blocking). An object already
     /// known (by the hash of its body, an in-memory lookup) is
     /// [`Ingested::Known`] before anything is decoded or verified.
@@ -253,14 +273,19 @@ impl Ingest {
                 return;
             }
         };
-        let result = self.blocking(move |s| s.object(&obj)).await;
+        let result = self.blocking(move |s| s.gossip_object(&obj)).await;
         match result {
-            Ok(Ok((_, Ingested::New))) => {
+            Ok(Ok((Ingested::New, true))) => {
                 self.metrics.gossip_verdict("accept");
                 debug!(peer = %source, "gossip object accepted");
                 self.net.verdict(message_id, source, MessageAcceptance::Accept);
             }
-            Ok(Ok((_, Ingested::Known))) => {
+            Ok(Ok((Ingested::New, false))) => {
+                // Kept (a pending revocation), not forwarded.
+                self.metrics.gossip_verdict("keep");
+                self.net.verdict(message_id, source, MessageAcceptance::Ignore);
+            }
+            Ok(Ok((Ingested::Known, _))) => {
                 // Known already (past gossipsub's duplicate window, or
                 // learned by sync): not forwarded again, not the sender's fault.
                 self.metrics.gossip_verdict("ignore");

@@ -309,3 +309,71 @@ async fn a_dht_provider_flood_stops_at_the_per_peer_budget_and_own_keys_still_wo
     honest.node.shutdown().await.unwrap();
     victim.node.shutdown().await.unwrap();
 }
+
+/// A stranger's valid revocations of names nobody holds stay on the node it
+/// sent them to as far as gossip goes (kept pending, not forwarded; sync,
+/// turned off here, moves them later within its own budgets); a genuine
+/// revocation of a held spec still reaches every node by gossip.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn revocations_of_unheld_specs_stop_at_the_first_hop() {
+    use atr_protocol::revocation::{RevocationKind, RevocationTarget};
+    init_tracing();
+    let no_sync = |c: &mut atrd::Config| c.network.sync_interval = Duration::from_secs(3600);
+    let a = start_node_with(161, vec![], tempfile::tempdir().unwrap(), no_sync).await;
+    let b = start_node_with(162, a.node.dial_addrs(), tempfile::tempdir().unwrap(), no_sync).await;
+    let c = start_node_with(163, b.node.dial_addrs(), tempfile::tempdir().unwrap(), no_sync).await;
+    for n in [&a, &b, &c] {
+        wait_for(T, "gossip mesh formed", || async {
+            n.node.net().status().await.is_ok_and(|s| s.mesh_peers >= 1)
+        })
+        .await;
+    }
+    let nodes = vec![a, b, c];
+    let (a, b, c) = (&nodes[0].node, &nodes[1].node, &nodes[2].node);
+    let attacker = Attacker::spawn().await.unwrap();
+    attacker.connect(b.dial_addrs()[0].clone()).await.unwrap();
+    wait_for(T, "the attacker's gossip reaches B", || async {
+        let _ = attacker.flood_revocations(1).await;
+        b.repo().counts().unwrap().revocations >= 1
+    })
+    .await;
+    attacker.flood_revocations(50).await;
+    wait_for(T, "B keeps the flood", || async {
+        b.repo().counts().unwrap().revocations >= 50
+    })
+    .await;
+    // Give gossip time to (not) carry them on.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(a.repo().counts().unwrap().revocations, 0, "A got none");
+    assert_eq!(c.repo().counts().unwrap().revocations, 0, "C got none");
+
+    let spec = publish(a, "held", &["x"]).await;
+    for n in [b, c] {
+        wait_for(T, "spec everywhere", || async {
+            n.repo().spec(&spec.id()).is_some()
+        })
+        .await;
+    }
+    a.services()
+        .publisher
+        .revoke(
+            RevocationTarget::Id(spec.id()),
+            RevocationKind::Revoke,
+            "bug".into(),
+            None,
+        )
+        .await
+        .unwrap();
+    for n in [b, c] {
+        wait_for(
+            Duration::from_secs(2),
+            "the genuine revocation everywhere",
+            || async { n.repo().spec(&spec.id()).is_some_and(|(_, st)| !st.is_active()) },
+        )
+        .await;
+    }
+    attacker.shutdown().await;
+    for t in nodes {
+        t.node.shutdown().await.unwrap();
+    }
+}

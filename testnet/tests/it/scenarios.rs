@@ -18,9 +18,18 @@ async fn run_small_in(
     out: &Path,
     mode: Mode,
 ) -> Result<Summary, Box<dyn std::error::Error>> {
+    run_at(scenario, 5, out, mode).await
+}
+
+async fn run_at(
+    scenario: Scenario,
+    nodes: usize,
+    out: &Path,
+    mode: Mode,
+) -> Result<Summary, Box<dyn std::error::Error>> {
     let summary = run(RunOptions {
         scenario,
-        nodes: Some(5),
+        nodes: Some(nodes),
         repeat: 1,
         seed: None,
         out: out.to_owned(),
@@ -271,18 +280,7 @@ async fn attacks_leave_honest_work_intact_at_ci_size() -> TestResult {
     let _serial = SERIAL.lock().await;
     let tmp = tempfile::tempdir()?;
     let out = tmp.path().join("attacks");
-    let s = run(RunOptions {
-        scenario: Scenario::load("attacks-ci")?,
-        nodes: Some(10),
-        repeat: 1,
-        seed: None,
-        out: out.clone(),
-        atrd: atr_testnet::atrd::locate(None)?,
-        net_dir: None,
-        mode: Mode::Process,
-        command: "cargo test -p atr-testnet".into(),
-    })
-    .await?;
+    let s = run_at(Scenario::load("attacks-ci")?, 10, &out, Mode::Process).await?;
     check_files(&out, &s, &["latency_cdf.svg"])?;
     for r in &s.series {
         assert_eq!(r.success_rate, 1.0, "{} / {}: {r:?}", r.series, r.kind);

@@ -86,7 +86,9 @@ pub(crate) async fn mcp(ctx: &Ctx, a: McpArgs) -> anyhow::Result<()> {
 /// Fails now, with the fix, rather than on every call later: the node must answer and the
 /// API token (which every tool call needs) must be found and accepted.
 async fn check_node(ctx: &Ctx) -> anyhow::Result<()> {
-    with_spinner("asking the node", ctx.client.status()).await?;
+    // `/health` needs no token (status does: it lists peers), so an unreachable
+    // node and a missing token are told apart.
+    with_spinner("asking the node", ctx.client.health()).await?;
     let endpoint = ctx.client.endpoint();
     let fix = "set ATR_TOKEN, or ATR_DATA_DIR to the node's data dir (an MCP client's config sets \
                them in \"env\", e.g. \"env\": {\"ATR_DATA_DIR\": \"/home/me/.local/share/atr\"})";

@@ -285,8 +285,15 @@ fn token_problems_are_unauthorized() {
     assert!(line.starts_with("error: unauthorized"), "{line}");
     assert!(line.contains("no API token"), "{line}");
 
-    // Reads need no token.
-    run(node.atr(&["status"]).env("ATR_TOKEN", "wrong")).success();
+    // Status lists peers and addresses: it needs the token too (issue 13).
+    let out = run(node.atr(&["status"]).env("ATR_TOKEN", "wrong")).failure(1);
+    assert!(out.error_line().starts_with("error: unauthorized"), "{out:?}");
+    // Local catalog reads need none.
+    run(node
+        .atr(&["find", "--tag", "math"])
+        .env("ATR_DATA_DIR", empty.path())
+        .env_remove("ATR_TOKEN"))
+    .success();
 }
 
 #[test]
