@@ -13,7 +13,7 @@ use libp2p::gossipsub::{MessageAcceptance, MessageId};
 use tracing::{debug, info, warn};
 
 use crate::announce::Announcer;
-use crate::catalog::{RevocationRejected, envelope_hash};
+use crate::catalog::{RevocationRejected, Standing, envelope_hash};
 use crate::metrics::Metrics;
 use crate::network::NetworkHandle;
 pub use crate::repo::Ingested;
@@ -209,23 +209,34 @@ impl Ingest {
     }
 
     /// [`Ingest::object`] for gossip (blocking), and whether the object is
-    /// worth forwarding: a new revocation that changed nothing this node
-    /// holds (its target is unknown here, so it waits as pending) is kept but
-    /// not forwarded. A flood of revocations of made-up names then stops at
-    /// the first hop, while a genuine revocation still spreads through the
-    /// nodes that hold its target (every node, once a spec has spread) and
-    /// reaches the others by sync.
+    /// worth forwarding. A verified revocation that targets nothing this
+    /// node holds is neither stored nor forwarded (counted as
+    /// `store_refused{reason="unheld_gossip"}`): a flood of revocations of
+    /// made-up names then costs each first hop a signature check and a
+    /// catalog lookup, not a store write, and goes no further. A genuine
+    /// revocation spreads through the nodes that hold its target (every
+    /// node, once a spec has spread); a node that gets its spec later learns
+    /// the revocation by sync from one of them. One that revokes nothing new
+    /// (its spec already revoked) is stored but not forwarded.
     pub fn gossip_object(&self, obj: &WireObject) -> Result<(Ingested, bool), IngestError> {
-        if let WireObject::Revocation(b) = obj {
-            if let Some(hash) = envelope_hash(&b.0)
-                && self.repo.knows(&hash)
-            {
-                return Ok((Ingested::Known, false));
-            }
-            let (_, ingested, affected) = self.revocation(&b.0)?;
-            return Ok((ingested, !affected.is_empty()));
+        let WireObject::Revocation(b) = obj else {
+            return self.object(obj).map(|(_, i)| (i, true));
+        };
+        if let Some(hash) = envelope_hash(&b.0)
+            && self.repo.knows(&hash)
+        {
+            return Ok((Ingested::Known, false));
         }
-        self.object(obj).map(|(_, i)| (i, true))
+        let rev = SignedRevocation::from_bytes(&b.0).map_err(|source| IngestError::Invalid {
+            kind: "revocation",
+            source,
+        })?;
+        if self.repo.read(|c| c.classify(&rev)) == Ok(Standing::Unheld) {
+            self.metrics.store_refused("unheld_gossip");
+            return Ok((Ingested::Known, false));
+        }
+        let (_, ingested, affected) = self.store_revocation(rev)?;
+        Ok((ingested, !affected.is_empty()))
     }
 
     /// Verifies and stores any wire object (blocking). An object already
@@ -281,7 +292,7 @@ impl Ingest {
                 self.net.verdict(message_id, source, MessageAcceptance::Accept);
             }
             Ok(Ok((Ingested::New, false))) => {
-                // Kept (a pending revocation), not forwarded.
+                // Stored (it revoked nothing new), not forwarded.
                 self.metrics.gossip_verdict("keep");
                 self.net.verdict(message_id, source, MessageAcceptance::Ignore);
             }
