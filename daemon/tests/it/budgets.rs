@@ -197,8 +197,10 @@ async fn slow_empty_sync_peers_use_only_the_sync_slots_and_are_penalized() {
         victim.node.repo().spec(&spec.id()).is_some()
     })
     .await;
+    // Without sync slots, these peers held dispatcher permits for 10 s timeouts
+    // each; the bound is loose for shared CI machines running tests in parallel.
     assert!(
-        started.elapsed() < Duration::from_secs(3),
+        started.elapsed() < Duration::from_secs(8),
         "gossip waited {:?}",
         started.elapsed()
     );
