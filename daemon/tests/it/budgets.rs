@@ -370,8 +370,9 @@ async fn revocations_of_unheld_specs_stop_at_the_first_hop() {
         .await
         .unwrap();
     for n in [b, c] {
+        // Loose for CI; `attacks_leave_honest_work_intact_at_ci_size` asserts the 2 s goal.
         wait_for(
-            Duration::from_secs(2),
+            Duration::from_secs(10),
             "the genuine revocation everywhere",
             || async { n.repo().spec(&spec.id()).is_some_and(|(_, st)| !st.is_active()) },
         )
