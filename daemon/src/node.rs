@@ -283,6 +283,7 @@ impl Node {
         let (a, r, c) = (announcer, repo.clone(), cancel.clone());
         tasks.spawn(async move { a.announce_all(&r, &c).await });
         tasks.spawn(syncer.dial_known_peers());
+        tasks.spawn(retry_unpersisted(repo.clone(), cancel.child_token()));
         Ok(Self {
             repo,
             net,
@@ -374,6 +375,28 @@ impl Node {
         }
         info!("stopped");
         Ok(())
+    }
+}
+
+/// How often revocations applied but not yet stored (a full or failing
+/// disk) are written again; every later write also tries first.
+const UNPERSISTED_RETRY: Duration = Duration::from_secs(30);
+
+/// Retries, every [`UNPERSISTED_RETRY`], storing the revocations of held specs
+/// that were applied while the store could not keep them.
+async fn retry_unpersisted(repo: Repo, cancel: CancellationToken) {
+    let mut tick = tokio::time::interval(UNPERSISTED_RETRY);
+    tick.tick().await;
+    loop {
+        tokio::select! {
+            _ = cancel.cancelled() => return,
+            _ = tick.tick() => {}
+        }
+        match repo.blocking(|r| r.retry_unpersisted()).await {
+            Ok(0) => {}
+            Ok(n) => warn!(waiting = n, "applied revocations still not stored"),
+            Err(e) => warn!(error = %e, "revocation retry task failed"),
+        }
     }
 }
 
