@@ -248,6 +248,20 @@ impl Sandbox {
         Ok(policy)
     }
 
+    /// For the checks at publish and at provide: `Some(why)` when the image's own
+    /// configuration is refused ([`Sandbox::image_policy`]); `None` when it is accepted or
+    /// could not be checked now (logged; it is checked again before every run).
+    pub async fn image_refusal(&self, image: &str) -> Option<String> {
+        match self.image_policy(image).await {
+            Ok(_) => None,
+            Err(e @ SandboxError::ImageRefused { .. }) => Some(e.to_string()),
+            Err(e) => {
+                warn!(image, error = %e, "cannot check the image's configuration");
+                None
+            }
+        }
+    }
+
     /// The Docker client.
     pub fn docker(&self) -> &Docker {
         &self.docker

@@ -109,16 +109,8 @@ impl Consent {
         if !held {
             return Err(ProvideError::ImageMissing { id: *id, digest });
         }
-        match sb.image_policy(&digest).await {
-            Ok(_) => {}
-            Err(e @ crate::sandbox::SandboxError::ImageRefused { .. }) => {
-                return Err(ProvideError::ImageRefused {
-                    id: *id,
-                    reason: e.to_string(),
-                });
-            }
-            // Checked again before every run.
-            Err(e) => warn!(tool = %id, error = %e, "cannot check the image's configuration"),
+        if let Some(reason) = sb.image_refusal(&digest).await {
+            return Err(ProvideError::ImageRefused { id: *id, reason });
         }
         let id2 = *id;
         let new = match self.repo.blocking(move |r| r.add_provided(&id2)).await? {

@@ -121,15 +121,10 @@ impl Publisher {
         };
         if let Some(sb) = &self.sandbox {
             let image = digest.as_deref().or(manifest.runtime.digest.as_deref());
-            if let Some(image) = image {
-                match sb.image_policy(image).await {
-                    Ok(_) => {}
-                    Err(e @ crate::sandbox::SandboxError::ImageRefused { .. }) => {
-                        return Err(PublishError::ImageRefused(e.to_string()));
-                    }
-                    // Checked again before every run.
-                    Err(e) => warn!(error = %e, "cannot check the image's configuration"),
-                }
+            if let Some(image) = image
+                && let Some(why) = sb.image_refusal(image).await
+            {
+                return Err(PublishError::ImageRefused(why));
             }
         }
         let me = self.clone();
