@@ -222,9 +222,7 @@ impl Ingest {
         let WireObject::Revocation(b) = obj else {
             return self.object(obj).map(|(_, i)| (i, true));
         };
-        if let Some(hash) = envelope_hash(&b.0)
-            && self.repo.knows(&hash)
-        {
+        if self.known(&b.0).is_some() {
             return Ok((Ingested::Known, false));
         }
         let rev = SignedRevocation::from_bytes(&b.0).map_err(|source| IngestError::Invalid {
@@ -239,6 +237,12 @@ impl Ingest {
         Ok((ingested, !affected.is_empty()))
     }
 
+    /// The hash of an envelope's body if this node already holds it (an
+    /// in-memory lookup, before anything is verified).
+    fn known(&self, envelope: &[u8]) -> Option<[u8; 32]> {
+        envelope_hash(envelope).filter(|h| self.repo.knows(h))
+    }
+
     /// Verifies and stores any wire object (blocking). An object already
     /// known (by the hash of its body, an in-memory lookup) is
     /// [`Ingested::Known`] before anything is decoded or verified.
@@ -247,9 +251,7 @@ impl Ingest {
             WireObject::Spec(b) | WireObject::Revocation(b) => &b.0,
             _ => return Err(IngestError::UnknownKind),
         };
-        if let Some(hash) = envelope_hash(envelope)
-            && self.repo.knows(&hash)
-        {
+        if let Some(hash) = self.known(envelope) {
             return Ok((hash, Ingested::Known));
         }
         match obj {
