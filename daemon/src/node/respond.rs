@@ -80,14 +80,15 @@ impl Responder {
             p
         };
         let largest = match proto {
-            Proto::Fetch => wire::MAX_FETCH_RESPONSE_BYTES,
-            Proto::Sync => wire::MAX_SYNC_RESPONSE_BYTES,
-            Proto::Index => wire::MAX_INDEX_RESPONSE_BYTES,
+            Proto::Fetch => Some(wire::MAX_FETCH_RESPONSE_BYTES),
+            Proto::Sync => Some(wire::MAX_SYNC_RESPONSE_BYTES),
+            Proto::Index => Some(wire::MAX_INDEX_RESPONSE_BYTES),
             // Reserved below, once the tool has run and the answer's size is known.
-            Proto::Invoke => 0,
+            Proto::Invoke => None,
         };
-        let Some(mut permit) = reserve(largest) else {
-            return;
+        let early = match largest.map(reserve) {
+            Some(None) => return,
+            reserved => reserved.flatten(),
         };
         let answer = match proto {
             Proto::Fetch => {
@@ -154,12 +155,9 @@ impl Responder {
                 return;
             }
         };
-        if largest == 0 {
-            match reserve(bytes.len()) {
-                Some(p) => permit = p,
-                None => return,
-            }
-        }
+        let Some(mut permit) = early.or_else(|| reserve(bytes.len())) else {
+            return;
+        };
         permit.shrink_to(bytes.len());
         if let Err(e) = self.net.respond(proto, request_id, channel, bytes, permit).await {
             debug!(error = %e, "could not respond");
