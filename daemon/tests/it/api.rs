@@ -6,20 +6,7 @@ use serde_json::json;
 
 use crate::harness::*;
 
-struct Api {
-    base: String,
-    token: String,
-    http: reqwest::Client,
-}
-
 impl Api {
-    fn new(t: &TestNode) -> Self {
-        Self {
-            base: format!("http://{}", t.node.api_addr()),
-            token: t.node.api_token().to_owned(),
-            http: reqwest::Client::new(),
-        }
-    }
     async fn post(
         &self,
         path: &str,

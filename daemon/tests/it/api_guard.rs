@@ -8,22 +8,13 @@ use reqwest::header::{HeaderMap, HeaderValue};
 
 use crate::harness::*;
 
-struct Api {
-    base: String,
-    token: String,
-    http: reqwest::Client,
-}
-
 impl Api {
-    fn new(t: &TestNode) -> Self {
-        Self {
-            base: format!("http://{}", t.node.api_addr()),
-            token: t.node.api_token().to_owned(),
-            http: reqwest::Client::new(),
-        }
-    }
-
-    async fn get(&self, path: &str, headers: &[(&'static str, &str)], token: bool) -> (StatusCode, String) {
+    async fn get_with(
+        &self,
+        path: &str,
+        headers: &[(&'static str, &str)],
+        token: bool,
+    ) -> (StatusCode, String) {
         let mut h = HeaderMap::new();
         for (k, v) in headers {
             h.insert(*k, HeaderValue::from_str(v).unwrap());
@@ -75,7 +66,7 @@ async fn foreign_host_and_origin_are_refused_loopback_ones_pass() {
         "[::1]".to_owned(),
         format!("[::1]:{port}"),
     ] {
-        let (s, body) = api.get("/v1/specs/nope", &[("host", &host)], false).await;
+        let (s, body) = api.get_with("/v1/specs/nope", &[("host", &host)], false).await;
         // Past the guard: the handler answers (a bad id).
         assert_eq!(
             (s, code(&body).as_str()),
@@ -93,7 +84,7 @@ async fn foreign_host_and_origin_are_refused_loopback_ones_pass() {
             "localhost.evil.example",
             "10.9.8.7",
         ] {
-            let (s, body) = api.get(path, &[("host", host)], true).await;
+            let (s, body) = api.get_with(path, &[("host", host)], true).await;
             assert_eq!(
                 (s, code(&body).as_str()),
                 (StatusCode::FORBIDDEN, "forbidden_origin"),
@@ -104,7 +95,7 @@ async fn foreign_host_and_origin_are_refused_loopback_ones_pass() {
 
     // A foreign Origin (a page of another site), on a read and on a token-bearing POST.
     for origin in ["http://evil.example", "null", "https://127.0.0.1.evil.example"] {
-        let (s, body) = api.get("/health", &[("origin", origin)], false).await;
+        let (s, body) = api.get_with("/health", &[("origin", origin)], false).await;
         assert_eq!(
             (s, code(&body).as_str()),
             (StatusCode::FORBIDDEN, "forbidden_origin"),
@@ -119,7 +110,7 @@ async fn foreign_host_and_origin_are_refused_loopback_ones_pass() {
     }
     // A cross-site fetch without an Origin (an <img> GET) is refused too.
     let (s, body) = api
-        .get("/health", &[("sec-fetch-site", "cross-site")], false)
+        .get_with("/health", &[("sec-fetch-site", "cross-site")], false)
         .await;
     assert_eq!(
         (s, code(&body).as_str()),
@@ -132,7 +123,7 @@ async fn foreign_host_and_origin_are_refused_loopback_ones_pass() {
         format!("http://127.0.0.1:{port}"),
         "http://localhost:3000".to_owned(),
     ] {
-        let (s, body) = api.get("/health", &[("origin", &origin)], false).await;
+        let (s, body) = api.get_with("/health", &[("origin", &origin)], false).await;
         assert_eq!((s, body.as_str()), (StatusCode::OK, "ok"), "Origin {origin}");
         // Past the guard, the POST fails on its (empty) manifest, not on its origin.
         let (s, body) = api.post_publish(&[("origin", &origin)]).await;
@@ -153,7 +144,7 @@ async fn private_reads_and_network_finds_need_the_token() {
             .and_then(|v| v.parse::<u64>().ok())
             .unwrap_or(0)
     };
-    let before = metric(&api.get("/metrics", &[], false).await.1, "unauthorized");
+    let before = metric(&api.get_with("/metrics", &[], false).await.1, "unauthorized");
 
     let gated = [
         "/v1/find?tag=math&network=true",
@@ -163,22 +154,22 @@ async fn private_reads_and_network_finds_need_the_token() {
         "/v1/status",
     ];
     for path in gated {
-        let (s, body) = api.get(path, &[], false).await;
+        let (s, body) = api.get_with(path, &[], false).await;
         assert_eq!(
             (s, code(&body).as_str()),
             (StatusCode::UNAUTHORIZED, "unauthorized"),
             "{path} without the token: {body}"
         );
-        let (s, body) = api.get(path, &[], true).await;
+        let (s, body) = api.get_with(path, &[], true).await;
         assert_eq!(s, StatusCode::OK, "{path} with the token: {body}");
     }
     // Each refusal was counted as `unauthorized` (the handler returned before any work).
-    let after = metric(&api.get("/metrics", &[], false).await.1, "unauthorized");
+    let after = metric(&api.get_with("/metrics", &[], false).await.1, "unauthorized");
     assert_eq!(after - before, gated.len() as u64);
 
     // What is public anyway stays open: local find, search, a spec, health.
     for path in ["/v1/find?tag=math", "/v1/search?q=adds", "/health"] {
-        let (s, body) = api.get(path, &[], false).await;
+        let (s, body) = api.get_with(path, &[], false).await;
         assert_eq!(s, StatusCode::OK, "{path}: {body}");
     }
 

@@ -239,3 +239,21 @@ pub(crate) fn tool_manifest(tool: &str) -> Manifest {
     let src = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
     Manifest::from_toml(&src, &path.display().to_string()).unwrap()
 }
+
+/// A test node's local API over real HTTP; `api.rs` and `api_guard.rs` add
+/// the calls they need.
+pub(crate) struct Api {
+    pub(crate) base: String,
+    pub(crate) token: String,
+    pub(crate) http: reqwest::Client,
+}
+
+impl Api {
+    pub(crate) fn new(t: &TestNode) -> Self {
+        Self {
+            base: format!("http://{}", t.node.api_addr()),
+            token: t.node.api_token().to_owned(),
+            http: reqwest::Client::new(),
+        }
+    }
+}
