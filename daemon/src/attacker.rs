@@ -196,6 +196,30 @@ impl Attacker {
             .await
     }
 
+    /// Fetches the objects `peer` serves for `tag` (honest specs, for
+    /// replaying); empty if it refuses or answers nothing.
+    pub async fn harvest(&self, peer: PeerId, tag: &str) -> Vec<WireObject> {
+        let Ok(req) = wire::encode_message(&wire::FetchRequest::Tag(tag.to_owned())) else {
+            return Vec::new();
+        };
+        let Ok(Ok(raw)) =
+            tokio::time::timeout(Duration::from_secs(15), self.net.request(Proto::Fetch, peer, req)).await
+        else {
+            return Vec::new();
+        };
+        wire::decode_message::<FetchResponse>(&raw, wire::MAX_FETCH_RESPONSE_BYTES, "fetch response")
+            .map(|r| r.objects)
+            .unwrap_or_default()
+    }
+
+    /// Publishes `objects` again over gossip (replayed gossip: genuine,
+    /// already-known objects); returns how many were sent. This peer's own
+    /// gossipsub refuses to publish what it has already seen, so a replay
+    /// of the same objects needs a fresh attacker.
+    pub async fn replay(&self, objects: &[WireObject]) -> usize {
+        self.publish_all(objects.iter().cloned()).await
+    }
+
     /// Publishes each object over gossip; returns how many were sent.
     async fn publish_all(&self, objects: impl Iterator<Item = WireObject>) -> usize {
         let mut sent = 0;

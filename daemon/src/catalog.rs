@@ -455,7 +455,12 @@ impl Catalog {
         if self.revocations.contains_key(&rev.hash()) {
             return Ok(Standing::Known);
         }
-        let r = rev.value();
+        self.target_standing(rev.value())
+    }
+
+    /// [`Catalog::classify`] for a revocation's value alone (which may not
+    /// be verified yet): whether its target is held. Never `Known`.
+    pub fn target_standing(&self, r: &Revocation) -> Result<Standing, RevocationRejected> {
         match &r.target {
             RevocationTarget::Id(target) => match self.entries.get(target) {
                 Some(e) if e.spec.value().publisher != r.publisher => Err(RevocationRejected::NotPublisher {

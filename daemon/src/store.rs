@@ -271,6 +271,11 @@ impl Default for StoreOptions {
     }
 }
 
+/// redb's page cache (its default is 1 GiB): reads at start-up touch every
+/// spec, and the catalog already keeps what it needs, so a larger cache
+/// would only grow the node's memory with the store.
+pub const CACHE_BYTES: usize = 32 * 1024 * 1024;
+
 /// What a put did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Put {
@@ -317,13 +322,16 @@ impl Store {
     /// Opens the database file at `path`, creating it (but not its directory)
     /// if missing.
     pub fn open(path: &Path, opts: StoreOptions) -> Result<Self, StoreError> {
-        let db = Database::create(path).map_err(|e| match e {
-            redb::DatabaseError::DatabaseAlreadyOpen => StoreError::AlreadyOpen { path: path.into() },
-            other => StoreError::Open {
-                path: path.into(),
-                detail: other.to_string(),
-            },
-        })?;
+        let db = Database::builder()
+            .set_cache_size(CACHE_BYTES)
+            .create(path)
+            .map_err(|e| match e {
+                redb::DatabaseError::DatabaseAlreadyOpen => StoreError::AlreadyOpen { path: path.into() },
+                other => StoreError::Open {
+                    path: path.into(),
+                    detail: other.to_string(),
+                },
+            })?;
         Self::init(db, opts)
     }
 
@@ -414,26 +422,48 @@ impl Store {
     /// [`StoreOptions::max_specs`]; a spec already stored is
     /// [`Put::Existing`] even at the cap.
     pub fn put_spec(&self, spec: &SignedSpec) -> Result<Put, StoreError> {
+        self.write(|txn| {
+            let put = self.put_spec_in(txn, spec)?;
+            Ok((put == Put::Inserted, put))
+        })
+    }
+
+    /// [`Store::put_spec`] for many specs in one transaction (one commit):
+    /// each spec's outcome, or [`StoreError::Full`] for those past the cap.
+    /// Other errors abort the whole batch.
+    pub fn put_specs(&self, specs: &[SignedSpec]) -> Result<Vec<Result<Put, StoreError>>, StoreError> {
+        self.write(|txn| {
+            let mut out = Vec::with_capacity(specs.len());
+            for spec in specs {
+                match self.put_spec_in(txn, spec) {
+                    Err(e @ StoreError::Full { .. }) => out.push(Err(e)),
+                    r => out.push(Ok(r?)),
+                }
+            }
+            let commit = out.iter().any(|r| matches!(r, Ok(Put::Inserted)));
+            Ok((commit, out))
+        })
+    }
+
+    fn put_spec_in(&self, txn: &WriteTransaction, spec: &SignedSpec) -> Result<Put, StoreError> {
         let id = spec.hash();
         let max = self.opts.max_specs as u64;
-        self.write(|txn| {
-            let mut specs = txn.open_table(SPECS)?;
-            if specs.get(&id)?.is_some() {
-                return Ok((false, Put::Existing));
-            }
-            let count = specs.len()?;
-            if count >= max {
-                return Err(StoreError::Full {
-                    what: "specs",
-                    count,
-                    max,
-                });
-            }
-            specs.insert(&id, spec.to_bytes().as_slice())?;
-            drop(specs);
-            sync::update_digest(txn, &id)?;
-            Ok((true, Put::Inserted))
-        })
+        let mut specs = txn.open_table(SPECS)?;
+        if specs.get(&id)?.is_some() {
+            return Ok(Put::Existing);
+        }
+        let count = specs.len()?;
+        if count >= max {
+            return Err(StoreError::Full {
+                what: "specs",
+                count,
+                max,
+            });
+        }
+        specs.insert(&id, spec.to_bytes().as_slice())?;
+        drop(specs);
+        sync::update_digest(txn, &id)?;
+        Ok(Put::Inserted)
     }
 
     /// Stores a verified revocation under its hash, with its sync digest.

@@ -191,8 +191,23 @@ impl<T: SignedBody> Signed<T> {
         Self::from_parts(body, signature)
     }
 
-    /// Verifies a body and signature held apart (e.g. in the store).
-    pub fn from_parts(body: Vec<u8>, signature: Signature) -> Result<Self, VerifyError> {
+    /// Decodes an envelope's value **without verifying anything** but its
+    /// size and shape: no canonical-form, rule or signature check. Only for
+    /// deciding cheaply that an object is not worth verifying (e.g. a
+    /// revocation of nothing this node holds); never store or act on it.
+    pub fn peek(envelope: &[u8]) -> Result<T, VerifyError> {
+        if envelope.len() > MAX_ENVELOPE_BYTES {
+            return Err(VerifyError::EnvelopeTooLarge {
+                len: envelope.len(),
+                max: MAX_ENVELOPE_BYTES,
+            });
+        }
+        let (body, _) = split_envelope(envelope)?;
+        Self::decode_body(&body)
+    }
+
+    /// Size, CBOR, format version and shape of a body.
+    fn decode_body(body: &[u8]) -> Result<T, VerifyError> {
         let kind = T::KIND;
         if body.len() > T::MAX_BODY_BYTES {
             return Err(VerifyError::BodyTooLarge {
@@ -202,7 +217,7 @@ impl<T: SignedBody> Signed<T> {
             });
         }
         let raw =
-            cbor::decode(&body, T::MAX_BODY_BYTES).map_err(|source| VerifyError::Decode { kind, source })?;
+            cbor::decode(body, T::MAX_BODY_BYTES).map_err(|source| VerifyError::Decode { kind, source })?;
         let found = format_version(&raw).ok_or_else(|| VerifyError::Decode {
             kind,
             source: DecodeError::Shape("the body has no format version field `v`".into()),
@@ -214,10 +229,16 @@ impl<T: SignedBody> Signed<T> {
                 supported: T::FORMAT,
             });
         }
-        let value: T = raw.deserialized().map_err(|e| VerifyError::Decode {
+        raw.deserialized().map_err(|e| VerifyError::Decode {
             kind,
             source: DecodeError::Shape(e.to_string()),
-        })?;
+        })
+    }
+
+    /// Verifies a body and signature held apart (e.g. in the store).
+    pub fn from_parts(body: Vec<u8>, signature: Signature) -> Result<Self, VerifyError> {
+        let kind = T::KIND;
+        let value = Self::decode_body(&body)?;
         let again = cbor::to_canonical(&value).map_err(|_| VerifyError::NonCanonical { kind })?;
         if again != body {
             return Err(VerifyError::NonCanonical { kind });

@@ -237,7 +237,7 @@ pub enum Step {
 }
 
 /// What an [`AttackStep`]'s hostile peers do (the behaviours of `atr-attacker`).
-pub const ATTACK_BEHAVIOURS: [&str; 7] = [
+pub const ATTACK_BEHAVIOURS: [&str; 8] = [
     "connections",
     "requests",
     "fetch",
@@ -245,6 +245,7 @@ pub const ATTACK_BEHAVIOURS: [&str; 7] = [
     "providers",
     "specs",
     "revocations",
+    "replay",
 ];
 
 /// `action = "attack"`: one `atr-attacker` process per victim, each running
@@ -273,6 +274,13 @@ pub struct AttackStep {
     /// Run alongside the next steps.
     #[serde(default)]
     pub background: bool,
+    /// Scheduling niceness of the attacker processes (0..=19, default 0).
+    /// A real attacker brings its own machine: with 19 the attackers use
+    /// only the CPU the nodes leave idle, so the honest latency measured is
+    /// the victims' own cost of the attack, not a share of this host's CPU
+    /// taken by the attacker. Their achieved volume is in their report.
+    #[serde(default)]
+    pub nice: u8,
 }
 
 /// `action = "publish"`.
@@ -653,6 +661,7 @@ fn check_step(step: &Step) -> anyhow::Result<()> {
                 "`behaviour` must be one of {ATTACK_BEHAVIOURS:?}"
             );
             ensure!((1..=100).contains(&s.victims), "`victims` must be 1..=100");
+            ensure!(s.nice <= 19, "`nice` must be 0..=19");
             ops(s.count, "count")?;
             ensure!(
                 s.duration >= Duration::from_secs(1) && s.duration <= Duration::from_secs(3600),

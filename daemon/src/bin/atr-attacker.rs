@@ -29,6 +29,9 @@ enum Behaviour {
     Specs,
     /// Publish `--count` valid revocations of made-up names.
     Revocations,
+    /// Fetch the target's objects for `--tag`, then publish them again over
+    /// gossip from fresh identities, up to `--count` objects in all.
+    Replay,
 }
 
 #[derive(Debug, Parser)]
@@ -160,6 +163,25 @@ async fn main() -> anyhow::Result<()> {
                 .ok();
             at.shutdown().await;
             serde_json::json!({ "published": n })
+        }
+        Behaviour::Replay => {
+            let at = Attacker::spawn().await.context("spawn")?;
+            at.connect(a.target.clone()).await.context("connect")?;
+            let objects = at.harvest(victim, &a.tag).await;
+            at.shutdown().await;
+            let (mut sent, mut rounds) = (0, 0);
+            while !objects.is_empty() && sent < a.count && Instant::now() < deadline && rounds < 1_000 {
+                let at = Attacker::spawn().await.context("spawn")?;
+                if at.connect(a.target.clone()).await.is_ok() {
+                    // Time to join the gossip mesh.
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                    let take = objects.len().min(a.count - sent);
+                    sent += at.replay(&objects[..take]).await;
+                }
+                at.shutdown().await;
+                rounds += 1;
+            }
+            serde_json::json!({ "harvested": objects.len(), "replayed": sent, "rounds": rounds })
         }
     };
     println!("{report}");

@@ -212,8 +212,8 @@ impl Ingest {
     /// worth forwarding. A verified revocation that targets nothing this
     /// node holds is neither stored nor forwarded (counted as
     /// `store_refused{reason="unheld_gossip"}`): a flood of revocations of
-    /// made-up names then costs each first hop a signature check and a
-    /// catalog lookup, not a store write, and goes no further. A genuine
+    /// made-up names then costs each first hop a decode and a catalog
+    /// lookup (no signature check, no store write) and goes no further. A genuine
     /// revocation spreads through the nodes that hold its target (every
     /// node, once a spec has spread); a node that gets its spec later learns
     /// the revocation by sync from one of them. One that revokes nothing new
@@ -225,15 +225,18 @@ impl Ingest {
         if self.known(&b.0).is_some() {
             return Ok((Ingested::Known, false));
         }
-        let rev = SignedRevocation::from_bytes(&b.0).map_err(|source| IngestError::Invalid {
+        // Whether it targets anything held is decided on the unverified
+        // value: dropping it needs no signature check, so a flood of
+        // revocations of made-up names costs a decode and a lookup each.
+        let value = SignedRevocation::peek(&b.0).map_err(|source| IngestError::Invalid {
             kind: "revocation",
             source,
         })?;
-        if self.repo.read(|c| c.classify(&rev)) == Ok(Standing::Unheld) {
+        if self.repo.read(|c| c.target_standing(&value)) == Ok(Standing::Unheld) {
             self.metrics.store_refused("unheld_gossip");
             return Ok((Ingested::Known, false));
         }
-        let (_, ingested, affected) = self.store_revocation(rev)?;
+        let (_, ingested, affected) = self.revocation(&b.0)?;
         Ok((ingested, !affected.is_empty()))
     }
 

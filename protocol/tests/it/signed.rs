@@ -259,6 +259,24 @@ fn revocations_sign_verify_and_apply_only_to_their_publisher() {
     ));
 }
 
+/// `peek` reads a value without checking its signature (for deciding that
+/// an object is not worth verifying), but still refuses what is not shaped
+/// like one.
+#[test]
+fn peek_reads_the_value_without_verifying_it() {
+    let r = SignedRevocation::sign(revocation(RevocationKind::Revoke, None), &fixtures::key(1)).unwrap();
+    let mut forged = r.to_bytes();
+    let last = forged.len() - 1;
+    forged[last] ^= 1;
+    assert!(matches!(
+        SignedRevocation::from_bytes(&forged),
+        Err(VerifyError::BadSignature { .. })
+    ));
+    assert_eq!(SignedRevocation::peek(&forged).unwrap(), *r.value());
+    assert!(SignedRevocation::peek(&forged[..forged.len() / 2]).is_err());
+    assert!(SignedRevocation::peek(&fixtures::signed(1).to_bytes()).is_err());
+}
+
 #[test]
 fn revocation_rules() {
     let succ = Some(ToolId([5; 32]));

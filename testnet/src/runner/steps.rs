@@ -879,8 +879,11 @@ async fn attack(ctx: &Arc<Ctx>, idx: usize, s: &AttackStep) -> anyhow::Result<St
     for v in &victims {
         let n = &ctx.net.nodes()[*v];
         let target = format!("/ip4/{}/tcp/{}/p2p/{}", n.api.ip(), n.p2p_port, n.peer_id);
-        let mut cmd = tokio::process::Command::new(&bin);
-        cmd.args(["--target", &target, "--behaviour", &s.behaviour])
+        // `nice` (coreutils) rather than setpriority in a pre-exec hook.
+        let mut cmd = tokio::process::Command::new("nice");
+        cmd.args(["-n", &s.nice.to_string()])
+            .arg(&bin)
+            .args(["--target", &target, "--behaviour", &s.behaviour])
             .args(["--count", &s.count.to_string()])
             .args(["--seconds", &s.duration.as_secs().max(1).to_string()])
             .args(["--tag", &s.tag])

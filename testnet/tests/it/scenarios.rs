@@ -289,7 +289,7 @@ async fn attacks_leave_honest_work_intact_at_ci_size() -> TestResult {
         }
     }
     let alive = series(&s, "attack_victim_alive", "attack");
-    assert_eq!(alive.count, 7 * 3, "seven behaviours, three victims each");
+    assert_eq!(alive.count, 8 * 3, "eight behaviours, three victims each");
     let idle_max = s
         .idle
         .as_ref()
