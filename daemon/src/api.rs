@@ -33,10 +33,12 @@ use std::time::Duration;
 use atr_protocol::ToolId;
 use atr_protocol::api::ErrorCode;
 use atr_protocol::api::{
-    FindResponse, MAX_API_BODY_BYTES, PeerView, PeersResponse, ProvideRequest, ProvideResponse,
-    ProvidedResponse, ProvidedView, PublishRequest, PublishResponse, RevokeRequest, RevokeResponse,
-    SearchHit, SearchResponse, SpecStatus, SpecView, StatusResponse, StoreCountsView,
+    DEFAULT_DELEGATION_SECS, DelegateRequest, DelegateResponse, FindResponse, MAX_API_BODY_BYTES, PeerView,
+    PeersResponse, ProvideRequest, ProvideResponse, ProvidedResponse, ProvidedView, PublishRequest,
+    PublishResponse, RevokeRequest, RevokeResponse, SearchHit, SearchResponse, SpecStatus, SpecView,
+    StatusResponse, StoreCountsView,
 };
+use atr_protocol::delegation::{DelegationScope, MAX_DELEGATION_MS};
 use atr_protocol::query::{FindQuery, parse_version_req};
 use atr_protocol::revocation::{RevocationKind, RevocationTarget};
 use axum::extract::{Path, Query, State};
@@ -103,6 +105,7 @@ pub fn router(ctx: ApiContext) -> Router {
         .route("/v1/find", get(find))
         .route("/v1/search", get(search))
         .route("/v1/revoke", post(revoke))
+        .route("/v1/delegations", post(delegate))
         .route("/v1/peers", get(peers))
         .route("/v1/invoke", post(invoke))
         .route("/v1/receipts", get(receipts))
@@ -442,6 +445,35 @@ async fn revoke(
     }))
 }
 
+async fn delegate(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Result<Json<DelegateRequest>, axum::extract::rejection::JsonRejection>,
+) -> Result<axum::response::Response, ApiError> {
+    authorize(&state, &headers)?;
+    let Json(r) = body?;
+    let scope = match (r.id, r.name) {
+        (Some(id), None) => DelegationScope::Id(id),
+        (None, Some(n)) => DelegationScope::Name(n),
+        _ => return Err(ApiError::bad_request("give exactly one of `id` or `name`").with_field("id")),
+    };
+    let secs = r.valid_for_secs.unwrap_or(DEFAULT_DELEGATION_SECS);
+    if secs == 0 || secs.saturating_mul(1000) > MAX_DELEGATION_MS {
+        return Err(
+            ApiError::bad_request("`valid_for_secs` must be 1 s to 366 days").with_field("valid_for_secs")
+        );
+    }
+    let d = state
+        .publisher
+        .delegate(scope, r.provider, std::time::Duration::from_secs(secs))
+        .await?;
+    Ok(ok(DelegateResponse {
+        delegation: hex::encode(d.hash()),
+        provider: d.value().provider,
+        expires_at_ms: d.value().expires_at_ms,
+    }))
+}
+
 async fn peers(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -575,10 +607,15 @@ async fn provide_spec(
     authorize(&state, &headers)?;
     let Json(r) = body?;
     let (_, changed) = state.consent.provide(&r.id).await?;
+    let me = state.repo.me();
+    let delegated_until_ms = state
+        .repo
+        .read(|c| c.delegated_until(&r.id, &me, crate::time::now_ms()));
     Ok(ok(ProvideResponse {
         id: r.id,
         provided: true,
         changed,
+        delegated_until_ms,
     }))
 }
 
@@ -594,6 +631,7 @@ async fn unprovide_spec(
         id,
         provided: false,
         changed: true,
+        delegated_until_ms: None,
     }))
 }
 
@@ -603,6 +641,7 @@ async fn provided(
 ) -> Result<axum::response::Response, ApiError> {
     authorize(&state, &headers)?;
     let list = state.consent.provided();
+    let (me, now) = (state.repo.me(), crate::time::now_ms());
     Ok(ok(ProvidedResponse {
         provided: list
             .into_iter()
@@ -613,6 +652,7 @@ async fn provided(
                     name: v.map(|v| v.name.clone()),
                     version: v.map(|v| v.version.to_string()),
                     publisher: v.map(|v| v.publisher),
+                    delegated_until_ms: state.repo.read(|c| c.delegated_until(&id, &me, now)),
                 }
             })
             .collect(),

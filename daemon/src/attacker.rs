@@ -24,6 +24,7 @@ use crate::network::{self, NetworkError, NetworkEvent, NetworkHandle, Proto};
 
 /// One hostile peer; see the module docs.
 pub struct Attacker {
+    identity: Identity,
     net: NetworkHandle,
     events: Option<mpsc::Receiver<NetworkEvent>>,
     cancel: CancellationToken,
@@ -74,6 +75,7 @@ impl Attacker {
     /// its own limits never get in the way of its attack.
     pub async fn spawn() -> Result<Self, NetworkError> {
         let identity = Identity::generate();
+        let peer_id = identity.peer_id();
         let opts = NetworkOptions {
             listen: vec![
                 "/ip4/127.0.0.1/tcp/0"
@@ -95,11 +97,12 @@ impl Attacker {
         let (net, events, join) =
             network::spawn(&identity, &opts, Arc::new(Metrics::new()), cancel.child_token()).await?;
         Ok(Self {
+            identity,
             net,
             events: Some(events),
             cancel,
             join,
-            peer_id: identity.peer_id(),
+            peer_id,
         })
     }
 
@@ -295,6 +298,96 @@ impl Attacker {
             tasks.wait().await;
             answered.load(std::sync::atomic::Ordering::Relaxed)
         })
+    }
+
+    /// Its signing key (receipts it signs verify as its own).
+    pub fn public_key(&self) -> atr_protocol::PublicKey {
+        self.identity.secret.public()
+    }
+
+    /// From now on answers every invocation of `spec` with `output` and a
+    /// receipt signed by this peer that binds the request (a provider that
+    /// makes its answers up: the receipt verifies, only the output can
+    /// give it away). Other requests are left unanswered. Returns how many
+    /// invocation requests arrived (each carried a caller's input).
+    pub fn serve_invoke(
+        &mut self,
+        spec: SignedSpec,
+        output: serde_json::Value,
+    ) -> Arc<std::sync::atomic::AtomicUsize> {
+        use atr_protocol::id::ContentHash;
+        use atr_protocol::receipt::{InvocationStatus, RECEIPT_FORMAT, Receipt, SignedReceipt};
+        let received = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let Some(mut events) = self.events.take() else {
+            return received;
+        };
+        let (net, cancel, secret) = (
+            self.net.clone(),
+            self.cancel.clone(),
+            self.identity.secret.clone(),
+        );
+        let count = received.clone();
+        tokio::spawn(async move {
+            loop {
+                let ev = tokio::select! {
+                    _ = cancel.cancelled() => break,
+                    ev = events.recv() => match ev { Some(e) => e, None => break },
+                };
+                let NetworkEvent::InboundRequest {
+                    proto: Proto::Invoke,
+                    peer,
+                    request_id,
+                    channel,
+                    request,
+                } = ev
+                else {
+                    continue;
+                };
+                count.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                let Ok(req) = wire::decode_message::<wire::InvokeRequest>(
+                    &request,
+                    wire::MAX_INVOKE_REQUEST_BYTES,
+                    "invoke",
+                ) else {
+                    continue;
+                };
+                let out = serde_json::to_vec(&output).unwrap_or_default();
+                let now = crate::time::now_ms();
+                let v = spec.value();
+                let receipt = Receipt {
+                    v: RECEIPT_FORMAT,
+                    invocation: req.invocation,
+                    tool: req.tool,
+                    image_digest: v.runtime.image_digest.clone(),
+                    input_hash: ContentHash::of(&req.input.0),
+                    output_hash: ContentHash::of(&out),
+                    output_bytes: out.len() as u64,
+                    status: InvocationStatus::Ok,
+                    exit_code: Some(0),
+                    started_at_ms: now,
+                    finished_at_ms: now,
+                    limits: v.limits,
+                    provider: secret.public(),
+                };
+                let Ok(signed) = SignedReceipt::sign(receipt, &secret) else {
+                    continue;
+                };
+                let answer = wire::InvokeResponse::Done {
+                    output: ByteBuf(out),
+                    receipt: ByteBuf(signed.to_bytes()),
+                };
+                let Ok(bytes) = wire::encode_message(&answer) else {
+                    continue;
+                };
+                let Some(permit) = net.reserve_response(peer, bytes.len()) else {
+                    continue;
+                };
+                let _ = net
+                    .respond(Proto::Invoke, request_id, channel, bytes, permit)
+                    .await;
+            }
+        });
+        received
     }
 
     /// Stops its network.

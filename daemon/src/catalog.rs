@@ -32,16 +32,20 @@
 use std::cmp::Ordering;
 use std::collections::{BTreeSet, HashMap, VecDeque};
 
+use atr_protocol::delegation::DelegationScope;
 use atr_protocol::query::{FindQuery, MAX_FIND_LIMIT};
 use atr_protocol::revocation::{Revocation, RevocationKind, RevocationTarget};
-use atr_protocol::{PublicKey, SignedRevocation, SignedSpec, ToolId};
+use atr_protocol::{PublicKey, SignedDelegation, SignedRevocation, SignedSpec, ToolId};
 use semver::VersionReq;
 use tracing::warn;
 
 use crate::time::now_ms;
 
+mod delegations;
 mod entry;
 mod search;
+
+pub use delegations::{DelegationRefused, MAX_DELEGATIONS, MAX_DELEGATIONS_PER_PUBLISHER};
 #[cfg(test)]
 pub(crate) mod test_support;
 
@@ -262,6 +266,7 @@ pub struct Catalog {
     /// Envelope bytes of every spec.
     spec_bytes: u64,
     text: search::TextIndex,
+    delegations: delegations::Delegations,
 }
 
 /// What one publisher's specs take.
@@ -327,6 +332,7 @@ impl Catalog {
             usage: HashMap::new(),
             spec_bytes: 0,
             text: search::TextIndex::default(),
+            delegations: delegations::Delegations::default(),
         }
     }
 
@@ -456,6 +462,74 @@ impl Catalog {
             return Ok(Standing::Known);
         }
         self.target_standing(rev.value())
+    }
+
+    /// Whether it holds this delegation.
+    pub fn has_delegation(&self, hash: &[u8; 32]) -> bool {
+        self.delegations.contains(hash)
+    }
+
+    /// Delegations held.
+    pub fn delegation_count(&self) -> usize {
+        self.delegations.len()
+    }
+
+    /// Whether `d` could be kept at `now_ms`: it names a held spec of its
+    /// signer (a spec of someone else: forged), is live, and fits the caps.
+    pub fn check_delegation(&self, d: &SignedDelegation, now_ms: u64) -> Result<(), DelegationRefused> {
+        let v = d.value();
+        match &v.scope {
+            DelegationScope::Id(target) => match self.entries.get(target) {
+                Some(e) if e.spec.value().publisher != v.publisher => {
+                    return Err(DelegationRefused::NotPublisher {
+                        target: *target,
+                        signer: v.publisher,
+                        publisher: e.spec.value().publisher,
+                    });
+                }
+                Some(_) => {}
+                None => return Err(DelegationRefused::Unheld),
+            },
+            DelegationScope::Name(name) => {
+                let held = self.by_name.get(name).into_iter().flatten().any(|id| {
+                    self.entries
+                        .get(id)
+                        .is_some_and(|e| e.spec.value().publisher == v.publisher)
+                });
+                if !held {
+                    return Err(DelegationRefused::Unheld);
+                }
+            }
+            _ => return Err(DelegationRefused::Unheld),
+        }
+        self.delegations.room_for(d, now_ms)
+    }
+
+    /// Keeps a delegation [`Catalog::check_delegation`] accepted; returns
+    /// the expired ones of its publisher it dropped (to delete from the store).
+    pub fn add_delegation(&mut self, d: SignedDelegation, now_ms: u64) -> Vec<[u8; 32]> {
+        self.delegations.insert(d, now_ms)
+    }
+
+    /// Drops expired delegations; returns their hashes.
+    pub fn remove_expired_delegations(&mut self, now_ms: u64) -> Vec<[u8; 32]> {
+        self.delegations.remove_expired(now_ms)
+    }
+
+    /// The providers the publisher of spec `id` delegated it to, live at `now_ms`.
+    pub fn delegated_providers(&self, id: &ToolId, now_ms: u64) -> Vec<PublicKey> {
+        let Some(e) = self.entries.get(id) else {
+            return Vec::new();
+        };
+        let s = e.spec.value();
+        self.delegations.providers_of(&s.publisher, id, &s.name, now_ms)
+    }
+
+    /// When the latest live delegation of spec `id` to `provider` ends, if any.
+    pub fn delegated_until(&self, id: &ToolId, provider: &PublicKey, now_ms: u64) -> Option<u64> {
+        let s = self.entries.get(id)?.spec.value();
+        self.delegations
+            .expiry(&s.publisher, provider, id, &s.name, now_ms)
     }
 
     /// [`Catalog::classify`] for a revocation's value alone (which may not

@@ -113,6 +113,9 @@ pub struct ConfigFile {
     pub log_format: Option<LogFormat>,
     /// Publishers whose names resolve without naming the publisher.
     pub trusted_publishers: Option<Vec<String>>,
+    /// Providers this node's invocations may be answered by for any tool,
+    /// besides publishers and the providers they delegated (peer ids).
+    pub trusted_providers: Option<Vec<String>>,
     /// Store limits.
     pub store: Option<StoreSection>,
     /// Network tuning.
@@ -406,6 +409,8 @@ pub struct Config {
     pub log_format: LogFormat,
     /// Trusted publishers for name resolution.
     pub trusted_publishers: Vec<atr_protocol::PublicKey>,
+    /// Providers trusted to answer any tool's invocations.
+    pub trusted_providers: Vec<atr_protocol::PublicKey>,
     /// Store limits.
     pub store: StoreOptions,
     /// Network.
@@ -447,6 +452,7 @@ impl Config {
             api_hosts: Vec::new(),
             log_format: LogFormat::Text,
             trusted_publishers: Vec::new(),
+            trusted_providers: Vec::new(),
             store: StoreOptions::default(),
             network: NetworkOptions::default(),
             invoke: InvokeOptions::default(),
@@ -508,6 +514,13 @@ impl Config {
             c.trusted_publishers
                 .push(p.parse().map_err(|e| ConfigError::Invalid {
                     field: "trusted_publishers",
+                    message: format!("`{p}`: {e}"),
+                })?);
+        }
+        for p in file.trusted_providers.unwrap_or_default() {
+            c.trusted_providers
+                .push(p.parse().map_err(|e| ConfigError::Invalid {
+                    field: "trusted_providers",
                     message: format!("`{p}`: {e}"),
                 })?);
         }

@@ -40,7 +40,7 @@ use libp2p::PeerId;
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
-use tracing::{info, warn};
+use tracing::{debug, info, warn};
 
 use crate::announce::Announcer;
 use crate::api::ApiContext;
@@ -231,6 +231,7 @@ impl Node {
                 provider.clone(),
                 schemas,
                 config.trusted_publishers.clone(),
+                config.trusted_providers.clone(),
             ),
             ingest: ingest.clone(),
         };
@@ -383,7 +384,8 @@ impl Node {
 const UNPERSISTED_RETRY: Duration = Duration::from_secs(30);
 
 /// Retries, every [`UNPERSISTED_RETRY`], storing the revocations of held specs
-/// that were applied while the store could not keep them.
+/// that were applied while the store could not keep them, and deletes
+/// expired delegations.
 async fn retry_unpersisted(repo: Repo, cancel: CancellationToken) {
     let mut tick = tokio::time::interval(UNPERSISTED_RETRY);
     tick.tick().await;
@@ -396,6 +398,13 @@ async fn retry_unpersisted(repo: Repo, cancel: CancellationToken) {
             Ok(0) => {}
             Ok(n) => warn!(waiting = n, "applied revocations still not stored"),
             Err(e) => warn!(error = %e, "revocation retry task failed"),
+        }
+        // Same cadence: expired delegations leave the catalog and the store.
+        match repo.blocking(|r| r.expire_delegations()).await {
+            Ok(Ok(0)) => {}
+            Ok(Ok(n)) => debug!(expired = n, "expired delegations deleted"),
+            Ok(Err(e)) => warn!(error = %e, "cannot delete expired delegations"),
+            Err(e) => warn!(error = %e, "delegation expiry task failed"),
         }
     }
 }

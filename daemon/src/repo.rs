@@ -46,10 +46,13 @@
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex, RwLock};
 
-use atr_protocol::{PublicKey, SignedReceipt, SignedRevocation, SignedSpec, ToolId};
+use atr_protocol::{PublicKey, SignedDelegation, SignedReceipt, SignedRevocation, SignedSpec, ToolId};
 use tracing::{info, warn};
 
-use crate::catalog::{Catalog, MAX_CLOCK_SKEW_MS, RevocationRejected, SpecRef, Standing, Status};
+use crate::catalog::{
+    Catalog, DelegationRefused, MAX_CLOCK_SKEW_MS, MAX_DELEGATIONS, RevocationRejected, SpecRef, Standing,
+    Status,
+};
 use crate::lock;
 use crate::store::{PeerRecord, Store, StoreCounts, StoreError, StoreOptions};
 use crate::time::now_ms;
@@ -64,6 +67,10 @@ pub enum RepoError {
     /// A revocation not signed by the publisher of what it targets.
     #[error("revocation rejected: {0}")]
     Revocation(#[from] RevocationRejected),
+    /// A delegation this node does not keep (forged, expired, naming
+    /// nothing held, over a cap).
+    #[error("delegation refused: {0}")]
+    Delegation(#[from] DelegationRefused),
     /// Consent asked for a spec that is not stored, not active or this node's own.
     #[error("{0} is not a stored, active spec of another publisher")]
     NotProvidable(ToolId),
@@ -169,6 +176,16 @@ impl Repo {
         refused.extend(catalog.take_rejected_revocations());
         for hash in refused {
             store.remove_revocation(&hash)?;
+        }
+        let mut stale = Vec::new();
+        for d in store.load_delegations()? {
+            match catalog.check_delegation(&d, now) {
+                Ok(()) => stale.extend(catalog.add_delegation(d, now)),
+                Err(_) => stale.push(d.hash()),
+            }
+        }
+        if !stale.is_empty() {
+            store.remove_delegations(&stale)?;
         }
         let mut provided = HashSet::new();
         for id in store.provided_ids()? {
@@ -300,6 +317,34 @@ impl Repo {
             self.inner.store.remove_revocation(&forged)?;
         }
         Ok(Ingested::New)
+    }
+
+    /// Keeps and stores a verified delegation if it names a held spec of
+    /// its signer, is live and fits the caps ([`Catalog::check_delegation`]);
+    /// expired delegations of the same publisher are deleted on the way.
+    pub fn insert_delegation(&self, d: &SignedDelegation) -> Result<Ingested, RepoError> {
+        let _writer = lock::lock(&self.inner.writer);
+        let now = now_ms();
+        if self.read(|c| c.has_delegation(&d.hash())) {
+            return Ok(Ingested::Known);
+        }
+        self.read(|c| c.check_delegation(d, now))?;
+        self.inner.store.put_delegation(d, MAX_DELEGATIONS as u64)?;
+        let expired = lock::write(&self.inner.catalog).add_delegation(d.clone(), now);
+        if !expired.is_empty() {
+            self.inner.store.remove_delegations(&expired)?;
+        }
+        Ok(Ingested::New)
+    }
+
+    /// Deletes expired delegations (housekeeping); returns how many.
+    pub fn expire_delegations(&self) -> Result<usize, StoreError> {
+        let _writer = lock::lock(&self.inner.writer);
+        let expired = lock::write(&self.inner.catalog).remove_expired_delegations(now_ms());
+        if expired.is_empty() {
+            return Ok(0);
+        }
+        self.inner.store.remove_delegations(&expired)
     }
 
     /// Applies and stores a verified revocation, and drops consent for the
@@ -555,7 +600,7 @@ impl Repo {
     /// Whether a spec or revocation with this hash is known: an in-memory
     /// lookup, the cheap check made before any decoding or verification.
     pub fn knows(&self, hash: &[u8; 32]) -> bool {
-        self.read(|c| c.get(&ToolId(*hash)).is_some() || c.has_revocation(hash))
+        self.read(|c| c.get(&ToolId(*hash)).is_some() || c.has_revocation(hash) || c.has_delegation(hash))
     }
 
     /// The store's caps and quotas.

@@ -73,7 +73,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use atr_protocol::id::ByteBuf;
 use atr_protocol::signed::SignedBody;
 use atr_protocol::wire::WireObject;
-use atr_protocol::{Signed, SignedReceipt, SignedRevocation, SignedSpec, ToolId};
+use atr_protocol::{Signed, SignedDelegation, SignedReceipt, SignedRevocation, SignedSpec, ToolId};
 use redb::{
     Database, ReadTransaction, ReadableDatabase, ReadableTable, ReadableTableMetadata, WriteTransaction,
 };
@@ -87,7 +87,8 @@ mod tables;
 pub use peers::{MAX_PEER_ADDR_LEN, MAX_PEER_ADDRS, MAX_PEER_ID_LEN, MAX_PEERS, PeerRecord};
 
 use tables::{
-    META, META_RECEIPT_SEQ, META_SCHEMA, RECEIPT_LOG, RECEIPTS, REVOCATIONS, SCHEMA_VERSION, SPECS,
+    DELEGATIONS, META, META_RECEIPT_SEQ, META_SCHEMA, RECEIPT_LOG, RECEIPTS, REVOCATIONS, SCHEMA_VERSION,
+    SPECS,
 };
 
 /// Default cap on stored specs: far above any one network's catalog today,
@@ -292,6 +293,8 @@ pub struct StoreCounts {
     pub specs: u64,
     /// Revocations stored.
     pub revocations: u64,
+    /// Delegations stored.
+    pub delegations: u64,
     /// Receipts stored.
     pub receipts: u64,
     /// Known peers.
@@ -353,6 +356,7 @@ impl Store {
         {
             txn.open_table(SPECS)?;
             txn.open_table(REVOCATIONS)?;
+            txn.open_table(DELEGATIONS)?;
             txn.open_table(RECEIPTS)?;
             txn.open_table(RECEIPT_LOG)?;
             txn.open_table(tables::PEERS)?;
@@ -605,6 +609,10 @@ impl Store {
             check_stored_hash("revocations", hash, bytes.value())?;
             return Ok(Some(WireObject::Revocation(ByteBuf(bytes.value().to_vec()))));
         }
+        if let Some(bytes) = txn.open_table(DELEGATIONS)?.get(hash)? {
+            check_stored_hash("delegations", hash, bytes.value())?;
+            return Ok(Some(WireObject::Delegation(ByteBuf(bytes.value().to_vec()))));
+        }
         Ok(None)
     }
 
@@ -640,7 +648,9 @@ impl Store {
     /// Whether a spec or revocation with this hash is stored.
     pub fn has_object(&self, hash: &[u8; 32]) -> Result<bool, StoreError> {
         let txn = self.read()?;
-        Ok(txn.open_table(SPECS)?.get(hash)?.is_some() || txn.open_table(REVOCATIONS)?.get(hash)?.is_some())
+        Ok(txn.open_table(SPECS)?.get(hash)?.is_some()
+            || txn.open_table(REVOCATIONS)?.get(hash)?.is_some()
+            || txn.open_table(DELEGATIONS)?.get(hash)?.is_some())
     }
 
     /// Every stored spec and revocation, re-verified, for rebuilding the
@@ -677,6 +687,55 @@ impl Store {
             }
         }
         Ok(out)
+    }
+
+    /// Stores a delegation the catalog accepted, with its sync digest.
+    /// Refuses with [`StoreError::Full`] at `max`.
+    pub fn put_delegation(&self, d: &SignedDelegation, max: u64) -> Result<Put, StoreError> {
+        let hash = d.hash();
+        self.write(|txn| {
+            let mut t = txn.open_table(DELEGATIONS)?;
+            if t.get(&hash)?.is_some() {
+                return Ok((false, Put::Existing));
+            }
+            let count = t.len()?;
+            if count >= max {
+                return Err(StoreError::Full {
+                    what: "delegations",
+                    count,
+                    max,
+                });
+            }
+            t.insert(&hash, d.to_bytes().as_slice())?;
+            drop(t);
+            sync::update_digest(txn, &hash)?;
+            Ok((true, Put::Inserted))
+        })
+    }
+
+    /// Deletes delegations (expired, or no longer accepted); returns how many were stored.
+    pub fn remove_delegations(&self, hashes: &[[u8; 32]]) -> Result<usize, StoreError> {
+        self.write(|txn| {
+            let mut removed = Vec::new();
+            {
+                let mut t = txn.open_table(DELEGATIONS)?;
+                for h in hashes {
+                    if t.remove(h)?.is_some() {
+                        removed.push(*h);
+                    }
+                }
+            }
+            for h in &removed {
+                sync::update_digest(txn, h)?;
+            }
+            Ok((!removed.is_empty(), removed.len()))
+        })
+    }
+
+    /// Every stored delegation, verified; corrupt rows are skipped and counted.
+    pub fn load_delegations(&self) -> Result<Vec<SignedDelegation>, StoreError> {
+        let txn = self.read()?;
+        self.load_table(&txn, DELEGATIONS, "delegations")
     }
 
     /// Records consent to run another publisher's spec. Refuses with
@@ -726,6 +785,7 @@ impl Store {
         Ok(StoreCounts {
             specs: txn.open_table(SPECS)?.len()?,
             revocations: txn.open_table(REVOCATIONS)?.len()?,
+            delegations: txn.open_table(DELEGATIONS)?.len()?,
             receipts: txn.open_table(RECEIPTS)?.len()?,
             peers: txn.open_table(tables::PEERS)?.len()?,
             corrupt_skipped: self.corrupt_skipped.load(Ordering::Relaxed),

@@ -134,6 +134,39 @@ pub struct RevokeRequest {
     pub successor: Option<ToolId>,
 }
 
+/// `POST /v1/delegations`: let another provider answer invocations of one
+/// of this node's tools.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DelegateRequest {
+    /// One spec id this node published …
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id: Option<ToolId>,
+    /// … or every version of a name this node published.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// The provider's peer id.
+    pub provider: PublicKey,
+    /// How long it lasts, seconds (default [`DEFAULT_DELEGATION_SECS`], at
+    /// most [`crate::delegation::MAX_DELEGATION_MS`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub valid_for_secs: Option<u64>,
+}
+
+/// How long a delegation lasts unless the request says: 30 days.
+pub const DEFAULT_DELEGATION_SECS: u64 = 30 * 24 * 3600;
+
+/// Answer to a delegate.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DelegateResponse {
+    /// Hash of the signed delegation, hex.
+    pub delegation: String,
+    /// The provider.
+    pub provider: PublicKey,
+    /// When it ends, milliseconds since the Unix epoch.
+    pub expires_at_ms: u64,
+}
+
 /// Answer to a revoke.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RevokeResponse {
@@ -226,6 +259,35 @@ pub struct InvokeAttempt {
     pub outcome: String,
 }
 
+/// Why the provider that answered an invocation was allowed to: callers
+/// accept answers only from these (a peer that merely announces a tool's
+/// name is never sent the input).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+#[non_exhaustive]
+pub enum ProviderKind {
+    /// This node ran the tool itself.
+    Local,
+    /// The tool's publisher.
+    Publisher,
+    /// A provider the publisher delegated the tool to (a signed, unexpired delegation).
+    Delegated,
+    /// A provider on this node's own `trusted_providers` list.
+    Trusted,
+}
+
+impl ProviderKind {
+    /// Its wire name.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Self::Local => "local",
+            Self::Publisher => "publisher",
+            Self::Delegated => "delegated",
+            Self::Trusted => "trusted",
+        }
+    }
+}
+
 /// Answer to an invoke: the tool's output and the provider's verified receipt.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct InvokeResponse {
@@ -238,6 +300,9 @@ pub struct InvokeResponse {
     /// The provider that answered: its peer id, the text of [`PublicKey`]'s `Display` (this
     /// node's own peer id when it ran the tool itself). Read it with [`Self::provider_key`].
     pub provider: String,
+    /// Why that provider was allowed to answer (absent from nodes before it existed).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub provider_kind: Option<ProviderKind>,
     /// The verified receipt.
     pub receipt: crate::receipt::Receipt,
     /// The signed receipt envelope, hex, for independent checking.
@@ -282,6 +347,9 @@ pub struct ProvidedView {
     /// Its publisher, when the spec is stored.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub publisher: Option<PublicKey>,
+    /// When the publisher's delegation of it to this node ends, if one is held.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub delegated_until_ms: Option<u64>,
 }
 
 /// Answer to `POST /v1/provide` and `DELETE /v1/provide/{id}`.
@@ -293,6 +361,11 @@ pub struct ProvideResponse {
     pub provided: bool,
     /// Whether the call changed anything (false when consent was already given).
     pub changed: bool,
+    /// When the publisher's delegation of this tool to this node ends, if
+    /// it holds one: without it, callers send this node the tool's inputs
+    /// only if they list it in their `trusted_providers`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub delegated_until_ms: Option<u64>,
 }
 
 /// Answer to `GET /v1/provided`.

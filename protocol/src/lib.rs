@@ -27,6 +27,7 @@
 
 pub mod api;
 pub mod cbor;
+pub mod delegation;
 pub mod export;
 pub mod id;
 pub mod input;
@@ -43,6 +44,7 @@ pub mod spec;
 pub mod validate;
 pub mod wire;
 
+pub use delegation::{Delegation, SignedDelegation};
 pub use id::{ContentHash, InvocationId, ToolId};
 pub use key::{PublicKey, SecretKey, Signature};
 pub use manifest::Manifest;

@@ -10,6 +10,8 @@ pub const MAX_SPEC_BYTES: usize = 64 * 1024;
 pub const MAX_ENVELOPE_BYTES: usize = MAX_SPEC_BYTES + 256;
 /// Largest revocation body: a name, a reason and a few ids.
 pub const MAX_REVOCATION_BYTES: usize = 2 * 1024;
+/// Largest delegation body: two keys, a name or id and two times.
+pub const MAX_DELEGATION_BYTES: usize = 1024;
 /// Largest receipt body: hashes, times and limits, no payloads.
 pub const MAX_RECEIPT_BYTES: usize = 2 * 1024;
 /// Deepest nesting of CBOR arrays and maps accepted by the decoder. JSON

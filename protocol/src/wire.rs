@@ -92,6 +92,8 @@ pub enum WireObject {
     Spec(ByteBuf),
     /// A [`crate::SignedRevocation`] envelope.
     Revocation(ByteBuf),
+    /// A [`crate::SignedDelegation`] envelope.
+    Delegation(ByteBuf),
 }
 
 impl WireObject {
@@ -100,12 +102,13 @@ impl WireObject {
         match self {
             Self::Spec(_) => "spec",
             Self::Revocation(_) => "revocation",
+            Self::Delegation(_) => "delegation",
         }
     }
     /// The envelope bytes.
     pub fn envelope(&self) -> &[u8] {
         match self {
-            Self::Spec(b) | Self::Revocation(b) => &b.0,
+            Self::Spec(b) | Self::Revocation(b) | Self::Delegation(b) => &b.0,
         }
     }
 }

@@ -110,6 +110,7 @@ async fn dispatch(args: Args) -> anyhow::Result<()> {
             successor,
             deprecate,
         } => commands::revoke(&ctx, &id, reason, successor.as_deref(), deprecate).await,
+        Command::Delegate { tool, to, days } => commands::delegate(&ctx, &tool, &to, days).await,
         Command::Export(e) => commands::export(&ctx, &e).await,
         Command::Peers => commands::peers(&ctx).await,
         Command::Invoke(i) => commands::invoke(&ctx, &i).await,

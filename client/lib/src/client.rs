@@ -25,9 +25,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use atr_protocol::api::{
-    ApiErrorBody, FindResponse, InvokeRequest, InvokeResponse, PeersResponse, ProvideRequest,
-    ProvideResponse, ProvidedResponse, PublishRequest, PublishResponse, ReceiptsResponse, RevokeRequest,
-    RevokeResponse, SearchResponse, SpecView, StatusResponse,
+    ApiErrorBody, DelegateRequest, DelegateResponse, FindResponse, InvokeRequest, InvokeResponse,
+    PeersResponse, ProvideRequest, ProvideResponse, ProvidedResponse, PublishRequest, PublishResponse,
+    ReceiptsResponse, RevokeRequest, RevokeResponse, SearchResponse, SpecView, StatusResponse,
 };
 use atr_protocol::id::TOOL_ID_PREFIX;
 use atr_protocol::manifest::{MAX_MANIFEST_BYTES, Manifest};
@@ -343,6 +343,13 @@ impl Client {
     /// published. Needs the API token.
     pub async fn revoke(&self, req: &RevokeRequest) -> Result<RevokeResponse, ClientError> {
         let builder = self.authed(Method::POST, "/v1/revoke").json(req);
+        self.call(builder, self.timeouts.request).await
+    }
+
+    /// `POST /v1/delegations`: let another provider answer invocations of a
+    /// tool this node published (callers then accept its answers). Needs the API token.
+    pub async fn delegate(&self, req: &DelegateRequest) -> Result<DelegateResponse, ClientError> {
+        let builder = self.authed(Method::POST, "/v1/delegations").json(req);
         self.call(builder, self.timeouts.request).await
     }
 
@@ -834,6 +841,7 @@ pub(crate) mod testing {
             output,
             status,
             provider: provider.public().to_string(),
+            provider_kind: Some(atr_protocol::api::ProviderKind::Publisher),
             receipt: signed.value().clone(),
             receipt_hex: super::hex_encode(&signed.to_bytes()),
             attempts: vec![InvokeAttempt {

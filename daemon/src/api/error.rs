@@ -127,6 +127,9 @@ impl From<PublishError> for ApiError {
             PublishError::NotRevocable(_) => {
                 Self::new(StatusCode::FORBIDDEN, ErrorCode::NotRevocable, e.to_string())
             }
+            PublishError::NotDelegable(_) => {
+                Self::new(StatusCode::FORBIDDEN, ErrorCode::NotDelegable, e.to_string())
+            }
             PublishError::Ingest(crate::node::ingest::IngestError::Store(
                 crate::store::StoreError::Full { .. },
             )) => Self::new(

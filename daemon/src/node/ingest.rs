@@ -7,13 +7,13 @@ use std::sync::Arc;
 
 use atr_protocol::signed::VerifyError;
 use atr_protocol::wire::{self, FetchResponse, WireObject};
-use atr_protocol::{SignedRevocation, SignedSpec, ToolId};
+use atr_protocol::{SignedDelegation, SignedRevocation, SignedSpec, ToolId};
 use libp2p::PeerId;
 use libp2p::gossipsub::{MessageAcceptance, MessageId};
 use tracing::{debug, info, warn};
 
 use crate::announce::Announcer;
-use crate::catalog::{RevocationRejected, Standing, envelope_hash};
+use crate::catalog::{DelegationRefused, RevocationRejected, Standing, envelope_hash};
 use crate::metrics::Metrics;
 use crate::network::NetworkHandle;
 pub use crate::repo::Ingested;
@@ -36,6 +36,11 @@ pub enum IngestError {
     /// A revocation not signed by the target's publisher: the sender is to blame.
     #[error("revocation rejected: {0}")]
     Revocation(#[from] RevocationRejected),
+    /// A delegation this node does not keep: the sender is not to blame (a
+    /// relayer cannot know what this node holds), but a forged one
+    /// ([`DelegationRefused::NotPublisher`]) is a bad object.
+    #[error("delegation refused: {0}")]
+    Delegation(DelegationRefused),
     /// The store refused (full, I/O): not the sender's fault.
     #[error("store: {0}")]
     Store(#[from] StoreError),
@@ -57,6 +62,7 @@ impl From<RepoError> for IngestError {
         match e {
             RepoError::Store(s) => Self::Store(s),
             RepoError::Revocation(r) => Self::Revocation(r),
+            RepoError::Delegation(d) => Self::Delegation(d),
             q @ RepoError::Quota { .. } => Self::Quota(q),
             // Not produced by spec or revocation writes.
             RepoError::NotProvidable(_) => Self::UnknownKind,
@@ -78,7 +84,9 @@ impl IngestError {
     pub fn is_bad_object(&self) -> bool {
         matches!(
             self,
-            Self::Invalid { .. } | Self::Revocation(RevocationRejected::NotPublisher { .. })
+            Self::Invalid { .. }
+                | Self::Revocation(RevocationRejected::NotPublisher { .. })
+                | Self::Delegation(DelegationRefused::NotPublisher { .. })
         )
     }
     /// A short reason for metrics.
@@ -87,6 +95,8 @@ impl IngestError {
             Self::Invalid { .. } => "invalid_object",
             Self::Revocation(RevocationRejected::NotPublisher { .. }) => "revocation_not_publisher",
             Self::Revocation(_) => "revocation_refused",
+            Self::Delegation(DelegationRefused::NotPublisher { .. }) => "delegation_not_publisher",
+            Self::Delegation(_) => "delegation_refused",
             Self::Store(_) => "store",
             Self::Quota(_) => "quota",
             Self::UnknownKind | Self::Task(_) => "internal",
@@ -101,6 +111,11 @@ impl IngestError {
             Self::Revocation(RevocationRejected::TooManyPending { .. }) => Some("pending_full"),
             Self::Revocation(RevocationRejected::Superseded { .. }) => Some("superseded"),
             Self::Revocation(RevocationRejected::OutOfWindow { .. }) => Some("pending_expired"),
+            Self::Delegation(DelegationRefused::Unheld) => Some("delegation_unheld"),
+            Self::Delegation(DelegationRefused::Expired) => Some("delegation_expired"),
+            Self::Delegation(DelegationRefused::PublisherFull(_) | DelegationRefused::Full) => {
+                Some("delegations_full")
+            }
             _ => None,
         }
     }
@@ -208,6 +223,23 @@ impl Ingest {
         Ok((rev, Ingested::New, r.affected))
     }
 
+    /// Verifies and keeps a delegation envelope (blocking).
+    pub fn delegation(&self, envelope: &[u8]) -> Result<(SignedDelegation, Ingested), IngestError> {
+        let d = SignedDelegation::from_bytes(envelope).map_err(|source| IngestError::Invalid {
+            kind: "delegation",
+            source,
+        })?;
+        let ingested = self.repo.insert_delegation(&d).map_err(|e| {
+            let e = IngestError::from(e);
+            self.count_refusal(&e);
+            e
+        })?;
+        if ingested == Ingested::New {
+            info!(target: "atr::_events::delegation::stored", delegation = %hex::encode(d.hash()), provider = %d.value().provider, "delegation stored");
+        }
+        Ok((d, ingested))
+    }
+
     /// [`Ingest::object`] for gossip (blocking), and whether the object is
     /// worth forwarding. A verified revocation that targets nothing this
     /// node holds is neither stored nor forwarded (counted as
@@ -251,7 +283,7 @@ impl Ingest {
     /// [`Ingested::Known`] before anything is decoded or verified.
     pub fn object(&self, obj: &WireObject) -> Result<([u8; 32], Ingested), IngestError> {
         let envelope = match obj {
-            WireObject::Spec(b) | WireObject::Revocation(b) => &b.0,
+            WireObject::Spec(b) | WireObject::Revocation(b) | WireObject::Delegation(b) => &b.0,
             _ => return Err(IngestError::UnknownKind),
         };
         if let Some(hash) = self.known(envelope) {
@@ -260,6 +292,7 @@ impl Ingest {
         match obj {
             WireObject::Spec(b) => self.spec(&b.0).map(|(s, i)| (s.hash(), i)),
             WireObject::Revocation(b) => self.revocation(&b.0).map(|(r, i, _)| (r.hash(), i)),
+            WireObject::Delegation(b) => self.delegation(&b.0).map(|(d, i)| (d.hash(), i)),
             _ => Err(IngestError::UnknownKind),
         }
     }

@@ -14,6 +14,7 @@
 
 pub mod caller;
 pub mod provider;
+pub mod ranking;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};

@@ -1,11 +1,12 @@
 //! Publishing and revoking: manifest → spec → sign → store → gossip → DHT.
 
+use atr_protocol::delegation::{Delegation, DelegationScope};
 use atr_protocol::id::ByteBuf;
 use atr_protocol::manifest::{Manifest, ManifestError};
 use atr_protocol::revocation::{Revocation, RevocationKind, RevocationTarget, SignedRevocation};
 use atr_protocol::signed::SignError;
 use atr_protocol::wire::{self, WireObject};
-use atr_protocol::{SignedSpec, ToolId};
+use atr_protocol::{PublicKey, SignedDelegation, SignedSpec, ToolId};
 use tracing::{debug, info, warn};
 
 use super::ingest::{Ingest, IngestError, Ingested};
@@ -42,6 +43,9 @@ pub enum PublishError {
     /// The target of a revocation is unknown or not this node's.
     #[error("{0}")]
     NotRevocable(String),
+    /// The tool of a delegation is unknown or not this node's.
+    #[error("{0}")]
+    NotDelegable(String),
     /// The image's own configuration is refused (`atr_sandbox::image_policy`).
     #[error("runtime.image: {0}")]
     ImageRefused(String),
@@ -213,35 +217,12 @@ impl Publisher {
         successor: Option<ToolId>,
     ) -> Result<(SignedRevocation, Vec<ToolId>), PublishError> {
         let me = self.repo.me();
-        self.repo.read(|cat| -> Result<(), PublishError> {
-            match &target {
-                RevocationTarget::Id(id) => match cat.get(id) {
-                    None => return Err(PublishError::NotRevocable(format!("unknown tool id {id}"))),
-                    Some(e) if e.spec.value().publisher != me => {
-                        return Err(PublishError::NotRevocable(format!(
-                            "{id} was published by {}, not this node: only its publisher can revoke it",
-                            e.spec.value().publisher
-                        )));
-                    }
-                    Some(_) => {}
-                },
-                RevocationTarget::Name(n) => {
-                    let q = atr_protocol::query::FindQuery {
-                        name: Some(n.clone()),
-                        publisher: Some(me),
-                        include_revoked: true,
-                        ..Default::default()
-                    };
-                    if cat.find(&q, None).is_empty() {
-                        return Err(PublishError::NotRevocable(format!(
-                            "this node published no tool named `{n}`"
-                        )));
-                    }
-                }
-                _ => return Err(PublishError::NotRevocable("unsupported target".into())),
-            }
-            Ok(())
-        })?;
+        match &target {
+            RevocationTarget::Id(id) => self.check_own(Some(id), None),
+            RevocationTarget::Name(n) => self.check_own(None, Some(n)),
+            _ => Err("unsupported target".into()),
+        }
+        .map_err(PublishError::NotRevocable)?;
         let rev = Revocation {
             v: atr_protocol::revocation::REVOCATION_FORMAT,
             kind,
@@ -266,5 +247,77 @@ impl Publisher {
         }
         info!(revocation = %hex::encode(signed.hash()), affected = affected.len(), "revoked");
         Ok((signed, affected))
+    }
+
+    /// Whether this node published the spec `id`, or a spec named `name`;
+    /// if not, why (for the caller's error).
+    fn check_own(&self, id: Option<&ToolId>, name: Option<&str>) -> Result<(), String> {
+        let me = self.repo.me();
+        self.repo.read(|cat| {
+            if let Some(id) = id {
+                return match cat.get(id) {
+                    None => Err(format!("unknown tool id {id}")),
+                    Some(e) if e.spec.value().publisher != me => Err(format!(
+                        "{id} was published by {}, not this node: only its publisher can do this",
+                        e.spec.value().publisher
+                    )),
+                    Some(_) => Ok(()),
+                };
+            }
+            let q = atr_protocol::query::FindQuery {
+                name: name.map(str::to_owned),
+                publisher: Some(me),
+                include_revoked: true,
+                ..Default::default()
+            };
+            match name {
+                Some(n) if cat.find(&q, None).is_empty() => {
+                    Err(format!("this node published no tool named `{n}`"))
+                }
+                Some(_) => Ok(()),
+                None => Err("give a tool id or name".into()),
+            }
+        })
+    }
+
+    /// Signs, keeps and gossips a delegation of this node's tool (`scope`)
+    /// to `provider`, valid for `valid_for`.
+    pub async fn delegate(
+        &self,
+        scope: DelegationScope,
+        provider: PublicKey,
+        valid_for: std::time::Duration,
+    ) -> Result<SignedDelegation, PublishError> {
+        match &scope {
+            DelegationScope::Id(id) => self.check_own(Some(id), None),
+            DelegationScope::Name(n) => self.check_own(None, Some(n)),
+            _ => Err("unsupported scope".into()),
+        }
+        .map_err(PublishError::NotDelegable)?;
+        let created_at_ms = now_ms();
+        let d = Delegation {
+            v: atr_protocol::delegation::DELEGATION_FORMAT,
+            publisher: self.repo.me(),
+            provider,
+            scope,
+            created_at_ms,
+            expires_at_ms: created_at_ms
+                .saturating_add(u64::try_from(valid_for.as_millis()).unwrap_or(u64::MAX)),
+        };
+        let signed = SignedDelegation::sign(d, &self.identity.secret)?;
+        let ingest = self.ingest.clone();
+        let bytes = signed.to_bytes();
+        self.repo
+            .blocking(move |_| ingest.delegation(&bytes))
+            .await
+            .map_err(|e| PublishError::Internal(e.to_string()))??;
+        let obj = WireObject::Delegation(ByteBuf(signed.to_bytes()));
+        if let Ok(bytes) = wire::encode_message(&obj)
+            && let Err(e) = self.net.publish(bytes).await
+        {
+            warn!(error = %e, "gossip of delegation failed; it will spread by sync");
+        }
+        info!(delegation = %hex::encode(signed.hash()), provider = %provider, "delegated");
+        Ok(signed)
     }
 }

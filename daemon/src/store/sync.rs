@@ -12,7 +12,7 @@
 use atr_protocol::wire::SYNC_BUCKETS;
 use redb::{ReadableTable, WriteTransaction};
 
-use super::tables::{DIGESTS, REVOCATIONS, SPECS};
+use super::tables::{DELEGATIONS, DIGESTS, REVOCATIONS, SPECS};
 use super::{MAX_ID, Store, StoreError};
 
 /// The digest of a bucket's sorted hashes; all zero for an empty bucket.
@@ -30,7 +30,7 @@ pub(super) fn bucket_digest(mut hashes: Vec<[u8; 32]>) -> [u8; 32] {
 }
 
 /// Recomputes the digest of `hash`'s bucket. Callers must have closed their
-/// handles on the spec and revocation tables (redb opens a table once per
+/// handles on the spec, revocation and delegation tables (redb opens a table once per
 /// write transaction).
 pub(super) fn update_digest(txn: &WriteTransaction, hash: &[u8; 32]) -> Result<(), StoreError> {
     let bucket = hash[0];
@@ -39,7 +39,7 @@ pub(super) fn update_digest(txn: &WriteTransaction, hash: &[u8; 32]) -> Result<(
     let mut hi = MAX_ID;
     hi[0] = bucket;
     let mut members = Vec::new();
-    for def in [SPECS, REVOCATIONS] {
+    for def in [SPECS, REVOCATIONS, DELEGATIONS] {
         let table = txn.open_table(def)?;
         for row in table.range::<&[u8; 32]>(&lo..=&hi)? {
             let (key, _) = row?;
@@ -58,7 +58,7 @@ pub(super) fn update_digest(txn: &WriteTransaction, hash: &[u8; 32]) -> Result<(
 
 impl Store {
     /// The [`SYNC_BUCKETS`] (256) digests: for bucket `b`, the blake3 digest of the sorted
-    /// hashes of every stored spec and revocation whose hash starts with `b`
+    /// hashes of every stored spec, revocation and delegation whose hash starts with `b`
     /// (all zero for an empty bucket). O(256): digests are kept up to date
     /// by every write.
     pub fn sync_digests(&self) -> Result<Vec<[u8; 32]>, StoreError> {
@@ -72,7 +72,7 @@ impl Store {
         Ok(out)
     }
 
-    /// Hashes of stored specs and revocations in these buckets, at most
+    /// Hashes of stored specs, revocations and delegations in these buckets, at most
     /// `max` of them, and whether more were left out.
     ///
     /// Buckets are scanned in the order given (duplicates ignored), specs
@@ -83,6 +83,7 @@ impl Store {
         let txn = self.read()?;
         let specs = txn.open_table(SPECS)?;
         let revocations = txn.open_table(REVOCATIONS)?;
+        let delegations = txn.open_table(DELEGATIONS)?;
         let mut seen = [false; SYNC_BUCKETS];
         let mut out = Vec::new();
         for &b in buckets {
@@ -93,7 +94,7 @@ impl Store {
             lo[0] = b;
             let mut hi = MAX_ID;
             hi[0] = b;
-            for table in [&specs, &revocations] {
+            for table in [&specs, &revocations, &delegations] {
                 for row in table.range::<&[u8; 32]>(&lo..=&hi)? {
                     let (key, _) = row?;
                     if out.len() >= max {
@@ -112,7 +113,7 @@ impl Store {
     pub(super) fn recompute_digests(&self) -> Result<Vec<[u8; 32]>, StoreError> {
         let txn = self.read()?;
         let mut members: Vec<Vec<[u8; 32]>> = vec![Vec::new(); SYNC_BUCKETS];
-        for def in [SPECS, REVOCATIONS] {
+        for def in [SPECS, REVOCATIONS, DELEGATIONS] {
             for row in txn.open_table(def)?.iter()? {
                 let (key, _) = row?;
                 let key = *key.value();

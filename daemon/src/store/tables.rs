@@ -19,6 +19,9 @@ pub(super) const SPECS: TableDefinition<&[u8; 32], &[u8]> = TableDefinition::new
 /// Revocation hash → signed revocation envelope.
 pub(super) const REVOCATIONS: TableDefinition<&[u8; 32], &[u8]> = TableDefinition::new("revocations_v1");
 
+/// Delegation hash → signed delegation envelope.
+pub(super) const DELEGATIONS: TableDefinition<&[u8; 32], &[u8]> = TableDefinition::new("delegations_v1");
+
 /// Invocation id → signed receipt envelope.
 pub(super) const RECEIPTS: TableDefinition<&[u8; 16], &[u8]> = TableDefinition::new("receipts_v1");
 

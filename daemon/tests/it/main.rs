@@ -7,6 +7,7 @@ mod api;
 mod api_guard;
 mod budgets;
 mod cycles;
+mod delegation;
 mod harness;
 mod hostile_image;
 mod network;

@@ -94,6 +94,7 @@ async fn served_by(c: &atrd::Node, b: &atrd::Node, id: ToolId) {
     assert_eq!(r.output, json!({"hi": 1}));
     assert_eq!(r.provider, b.peer_id().to_string(), "{:?}", r.attempts);
     assert_eq!(r.receipt.provider, b.public_key(), "receipt signed by B");
+    assert_eq!(r.provider_kind, Some(atr_protocol::api::ProviderKind::Delegated));
 }
 
 fn sandboxed(c: &mut atrd::config::Config) {
@@ -145,6 +146,23 @@ async fn a_node_provides_a_foreign_spec_via_the_api_and_keeps_it_across_a_restar
         .unwrap_err();
     assert!(e.to_string().contains("does not serve you"), "{e}");
 
+    // The publisher delegates echo to B: without it, C would never send B its input.
+    a.node
+        .services()
+        .publisher
+        .delegate(
+            atr_protocol::delegation::DelegationScope::Id(echo.id()),
+            b.node.public_key(),
+            Duration::from_secs(3600),
+        )
+        .await
+        .unwrap();
+    wait_for(T, "B and C hold the delegation", || async {
+        [&b.node, &c.node]
+            .iter()
+            .all(|n| n.repo().counts().unwrap().delegations == 1)
+    })
+    .await;
     let api = Api::new(&b.node);
     let body = json!({"id": echo.id().to_string()});
     let (s, v) = api.provide(&body, false).await;
@@ -157,6 +175,7 @@ async fn a_node_provides_a_foreign_spec_via_the_api_and_keeps_it_across_a_restar
     assert_eq!(s, StatusCode::OK, "{v}");
     let r: ProvideResponse = serde_json::from_value(v).unwrap();
     assert!(r.provided && r.changed);
+    assert!(r.delegated_until_ms.is_some(), "B is told it holds a delegation");
     let (s, v) = api.provide(&body, true).await;
     assert_eq!(s, StatusCode::OK, "{v}");
     assert_eq!(v["changed"], json!(false), "idempotent");

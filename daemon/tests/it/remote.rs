@@ -232,8 +232,22 @@ async fn a_busy_provider_answers_busy_and_the_caller_fails_over() {
         })
         .await;
     }
-    // B holds the same image, so it may provide A's echo too.
+    // B holds the same image, so it may provide A's echo too, as A's delegate.
     b.node.services().consent.provide(&echo.id()).await.unwrap();
+    a.node
+        .services()
+        .publisher
+        .delegate(
+            atr_protocol::delegation::DelegationScope::Id(echo.id()),
+            b.node.public_key(),
+            Duration::from_secs(3600),
+        )
+        .await
+        .unwrap();
+    wait_for(T, "the caller holds the delegation", || async {
+        caller.node.repo().counts().unwrap().delegations == 1
+    })
+    .await;
     wait_for(T, "B is a DHT provider of echo", || async {
         let mut found = std::collections::HashSet::new();
         for k in atrd::network::all_shard_keys("name", "echo") {

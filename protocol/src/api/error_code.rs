@@ -79,6 +79,8 @@ error_codes! {
     VersionExists => "version_exists",
     /// 403: the target is unknown or was not published by this node.
     NotRevocable => "not_revocable",
+    /// 403: the tool to delegate is unknown or was not published by this node.
+    NotDelegable => "not_delegable",
     /// 507: the store is at its spec cap.
     StoreFull => "store_full",
     /// 409: a name that several publishers use.

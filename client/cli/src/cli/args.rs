@@ -75,6 +75,17 @@ pub(crate) enum Command {
         #[arg(long)]
         deprecate: bool,
     },
+    /// Let another node answer invocations of a tool this node published.
+    Delegate {
+        /// Tool id, or its first characters.
+        tool: String,
+        /// The provider's peer id (`atr status` on that node shows it).
+        #[arg(long, value_name = "PEER_ID")]
+        to: String,
+        /// How many days it lasts (at most 366); renew before it ends.
+        #[arg(long, default_value_t = 30)]
+        days: u64,
+    },
     /// Print tool definitions for an agent API (JSON array on stdout).
     Export(ExportArgs),
     /// Show the peers this node is connected to.

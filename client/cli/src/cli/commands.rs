@@ -13,7 +13,7 @@ use atr_client::client::{Client, Invocation};
 use atr_client::endpoint::Endpoint;
 use atr_client::error::ClientError;
 use atr_protocol::ToolSpec;
-use atr_protocol::api::{InvokeRequest, RevokeRequest, SpecStatus, SpecView};
+use atr_protocol::api::{DelegateRequest, InvokeRequest, RevokeRequest, SpecStatus, SpecView};
 use atr_protocol::export::{self as exports, ExportFormat, ExportOptions, export_many};
 use atr_protocol::id::TOOL_ID_PREFIX;
 use atr_protocol::query::FindQuery;
@@ -303,6 +303,40 @@ pub(crate) async fn revoke(
     Ok(())
 }
 
+/// A Unix time in milliseconds as RFC 3339 (UTC, seconds).
+fn format_ms(ms: u64) -> String {
+    let t = std::time::UNIX_EPOCH + std::time::Duration::from_millis(ms);
+    humantime::format_rfc3339_seconds(t).to_string()
+}
+
+pub(crate) async fn delegate(ctx: &Ctx, tool: &str, to: &str, days: u64) -> anyhow::Result<()> {
+    let id = ctx.resolve(tool).await?;
+    let provider: atr_protocol::PublicKey = to
+        .trim()
+        .parse()
+        .map_err(|e| Usage(format!("--to: `{}` is not a peer id: {e}", cut(to.trim(), 60))))?;
+    if days == 0 || days > 366 {
+        return Err(Usage("--days must be 1 to 366".into()).into());
+    }
+    let req = DelegateRequest {
+        id: Some(id),
+        name: None,
+        provider,
+        valid_for_secs: Some(days * 24 * 3600),
+    };
+    let r = with_spinner("delegating", ctx.client.delegate(&req)).await?;
+    if ctx.json {
+        return print_json(&r);
+    }
+    outln!(
+        "delegated {} to {} for {days} day(s)  (delegation {})",
+        id.fmt_short(),
+        r.provider,
+        cut(&r.delegation, 17)
+    )?;
+    Ok(())
+}
+
 /// Resolves a tool id (`atr_…`, or its first characters), or a name unambiguous among active
 /// tools. An unknown name gets "did you mean"; an ambiguous one lists its candidates and how to
 /// pick one.
@@ -456,6 +490,15 @@ pub(crate) async fn provide(ctx: &Ctx, tool: &str) -> anyhow::Result<()> {
     } else {
         outln!("already providing {}", r.id)?;
     }
+    match r.delegated_until_ms {
+        Some(until) => outln!("delegated by its publisher until {}", format_ms(until))?,
+        None => eprintln!(
+            "note: this node holds no delegation of this tool from its publisher: callers send it \
+             this tool's inputs only if they list it in `trusted_providers`. Ask the publisher to run \
+             `atr delegate {} --to <this node's peer id>`.",
+            r.id
+        ),
+    }
     Ok(())
 }
 
@@ -498,13 +541,14 @@ pub(crate) async fn provided(ctx: &Ctx) -> anyhow::Result<()> {
         outln!("this node provides no other publisher's tools")?;
         return Ok(());
     }
-    let mut t = Table::new(&["ID", "NAME", "VERSION", "PUBLISHER"]);
+    let mut t = Table::new(&["ID", "NAME", "VERSION", "PUBLISHER", "DELEGATED UNTIL"]);
     for p in &r.provided {
         t.row(vec![
             p.id.fmt_short(),
             p.name.clone().unwrap_or_else(|| "?".into()),
             p.version.clone().unwrap_or_default(),
             p.publisher.map(|k| k.fmt_short()).unwrap_or_default(),
+            p.delegated_until_ms.map_or_else(|| "-".into(), format_ms),
         ]);
     }
     out!("{}", t.render())?;
@@ -771,7 +815,10 @@ fn receipt_summary(inv: &Invocation) -> String {
     let provider = if inv.local {
         format!("this node ({})", r.provider.fmt_short())
     } else {
-        r.provider.fmt_short()
+        match inv.response.provider_kind {
+            Some(kind) => format!("{} ({})", r.provider.fmt_short(), kind.as_str()),
+            None => r.provider.fmt_short(),
+        }
     };
     format!(
         "{} · {} · provider {provider} · receipt {} verified · {} ms",

@@ -3,19 +3,25 @@
 //!
 //! Resolve the request to one active spec (names resolve among trusted
 //! publishers only), check the input against the input schema, run it here
-//! if this node provides the tool, else ask providers in turn — the
-//! publisher first, then DHT providers of the name — with a fresh
+//! if this node provides the tool, else ask providers in turn, with a fresh
 //! invocation id per attempt, and accept only an answer whose receipt
-//! verifies ([`verify_answer`]).
+//! verifies ([`verify_answer`]) and whose output matches the output schema.
+//!
+//! **Who may answer**: the publisher, a provider the publisher delegated
+//! (a signed, unexpired delegation held here), or a provider on this
+//! node's `trusted_providers` list — ordered by this node's own record of
+//! their answers ([`Ranking`]), the publisher first among equals. A peer
+//! that merely announces the tool's name in the DHT is a lead, never a
+//! provider: it is never sent the input.
 
 use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::Duration;
 
-use atr_protocol::api::{self, InvokeAttempt};
+use atr_protocol::api::{self, InvokeAttempt, ProviderKind};
 use atr_protocol::id::{ByteBuf, InvocationId};
 use atr_protocol::input::SchemaCheckError;
-use atr_protocol::receipt::SignedReceipt;
+use atr_protocol::receipt::{InvocationStatus, SignedReceipt};
 use atr_protocol::wire::{self, InvokeResponse, Refusal};
 use atr_protocol::{PublicKey, SignedSpec, ToolId};
 use libp2p::PeerId;
@@ -23,6 +29,7 @@ use tracing::{debug, warn};
 
 use super::SchemaCache;
 use super::provider::{Provider, RunError};
+use super::ranking::Ranking;
 use crate::catalog::{ResolveError, Status};
 use crate::network::{self, NetworkHandle, Proto};
 use crate::repo::{Repo, TaskFailed};
@@ -93,6 +100,9 @@ pub enum AnswerError {
     /// invocation, tool, image, limits, input and output (the one check both sides apply).
     #[error(transparent)]
     Receipt(#[from] atr_protocol::receipt::ReceiptError),
+    /// The output is not JSON or breaks the tool's output schema.
+    #[error("output does not match the tool's output schema: {0}")]
+    Output(String),
 }
 
 /// Invokes tools for this node's agents.
@@ -103,25 +113,74 @@ pub struct Caller {
     provider: Provider,
     schemas: Arc<SchemaCache>,
     trusted_publishers: Vec<PublicKey>,
+    trusted_providers: Arc<[PublicKey]>,
+    ranking: Arc<Ranking>,
+}
+
+/// Whom a caller may ask, and why.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Candidate {
+    key: PublicKey,
+    kind: ProviderKind,
 }
 
 impl Caller {
     /// A caller that runs locally through `provider` when it can, resolving
-    /// names among `trusted_publishers` (and this node).
+    /// names among `trusted_publishers` (and this node), and accepting
+    /// answers from publishers, their delegates and `trusted_providers`.
     pub fn new(
         repo: Repo,
         net: NetworkHandle,
         provider: Provider,
         schemas: Arc<SchemaCache>,
         trusted_publishers: Vec<PublicKey>,
+        trusted_providers: Vec<PublicKey>,
     ) -> Self {
+        let ranking = Ranking::from_receipts(&repo.receipts(1_000).unwrap_or_default());
         Self {
             repo,
             net,
             provider,
             schemas,
             trusted_publishers,
+            trusted_providers: trusted_providers.into(),
+            ranking: Arc::new(ranking),
         }
+    }
+
+    /// Why `key` may answer for `spec`, if it may (`delegated`: the spec's
+    /// live delegates).
+    fn kind_of(&self, spec: &SignedSpec, delegated: &[PublicKey], key: &PublicKey) -> Option<ProviderKind> {
+        if *key == spec.value().publisher {
+            Some(ProviderKind::Publisher)
+        } else if delegated.contains(key) {
+            Some(ProviderKind::Delegated)
+        } else if self.trusted_providers.contains(key) {
+            Some(ProviderKind::Trusted)
+        } else {
+            None
+        }
+    }
+
+    /// The spec's publisher and delegates, best first by this node's record.
+    fn first_candidates(
+        &self,
+        spec: &SignedSpec,
+        delegated: &[PublicKey],
+        me: &PublicKey,
+    ) -> VecDeque<Candidate> {
+        let mut keys: Vec<PublicKey> = std::iter::once(spec.value().publisher)
+            .chain(delegated.iter().copied())
+            .filter(|k| k != me)
+            .collect();
+        keys.dedup();
+        self.ranking.order(&mut keys);
+        keys.into_iter()
+            .filter_map(|key| {
+                self.kind_of(spec, delegated, &key)
+                    .map(|kind| Candidate { key, kind })
+            })
+            .collect()
     }
 
     /// Resolves the API request to one active spec.
@@ -214,7 +273,9 @@ impl Caller {
             self.provider.mark_seen(invocation);
             let me = self.net.local_peer_id().to_string();
             match self.provider.run_local(&spec, invocation, &input).await {
-                Ok((output, receipt)) => return finish(&spec, &me, output, receipt, attempts),
+                Ok((output, receipt)) => {
+                    return finish(&spec, &me, ProviderKind::Local, output, receipt, attempts);
+                }
                 Err(e) => {
                     attempts.push(InvokeAttempt {
                         provider: me,
@@ -230,109 +291,79 @@ impl Caller {
             }
         }
 
-        // The publisher first; the DHT is asked only if it cannot answer, so the
-        // common case costs no lookup.
-        let me = self.net.local_peer_id();
-        let mut candidates: VecDeque<PeerId> = key_peer(&spec.value().publisher)
-            .filter(|p| *p != me)
-            .into_iter()
-            .collect();
+        // The publisher and its delegates first; the DHT is asked only if
+        // none of them answers, and what it lists is only a lead: a peer
+        // is asked only if it is one of those or a trusted provider.
+        let me_key = self.repo.me();
+        let spec_id = spec.id();
+        let delegated = self
+            .repo
+            .read(|c| c.delegated_providers(&spec_id, crate::time::now_ms()));
+        let mut candidates = self.first_candidates(&spec, &delegated, &me_key);
         let mut asked_dht = false;
-        let mut tried: Vec<PeerId> = Vec::new();
+        let mut skipped_leads = 0usize;
+        let mut tried: Vec<PublicKey> = Vec::new();
         let deadline = Duration::from_millis(spec.value().limits.timeout_ms) + CALLER_MARGIN;
         for n in 0..MAX_ATTEMPTS {
             if candidates.is_empty() && !asked_dht {
                 asked_dht = true;
+                let mut allowed = Vec::new();
                 for p in self.dht_providers(&spec).await {
-                    if !tried.contains(&p) && !candidates.contains(&p) {
-                        candidates.push_back(p);
+                    let Some(key) = peer_key(&p) else { continue };
+                    if key == me_key || tried.contains(&key) || candidates.iter().any(|c| c.key == key) {
+                        continue;
+                    }
+                    match self.kind_of(&spec, &delegated, &key) {
+                        Some(_) => allowed.push(key),
+                        None => skipped_leads += 1,
                     }
                 }
+                self.ranking.order(&mut allowed);
+                candidates.extend(allowed.into_iter().filter_map(|key| {
+                    self.kind_of(&spec, &delegated, &key)
+                        .map(|kind| Candidate { key, kind })
+                }));
             }
-            let Some(peer) = candidates.pop_front() else { break };
-            tried.push(peer);
+            let Some(candidate) = candidates.pop_front() else {
+                break;
+            };
+            let Some(peer) = key_peer(&candidate.key) else {
+                continue;
+            };
+            tried.push(candidate.key);
             if n > 0 {
                 tokio::time::sleep(BACKOFF * 2u32.pow(n as u32 - 1)).await;
             }
             // A fresh invocation id per attempt: a hostile provider that forwards
             // our request to the next one cannot make that attempt a `replay`.
             let invocation = if n == 0 { invocation } else { fresh_invocation_id() };
-            let wire_req = wire::InvokeRequest {
-                invocation,
-                tool: spec.id(),
-                input: ByteBuf(input.clone()),
-            };
-            let bytes = wire::encode_message(&wire_req).map_err(|e| InvokeError::Internal(e.to_string()))?;
-            let provider = peer.to_string();
-            let answer = tokio::time::timeout(deadline, self.net.request(Proto::Invoke, peer, bytes)).await;
-            let raw = match answer {
-                Ok(Ok(raw)) => raw,
-                Ok(Err(e)) => {
-                    debug!(%peer, error = %e, "provider unreachable");
+            let asked_at = std::time::Instant::now();
+            match self.ask(&spec, peer, invocation, &input, deadline).await {
+                Ok((output, receipt)) => {
+                    self.ranking.succeeded(&candidate.key, asked_at.elapsed());
+                    let r2 = receipt.clone();
+                    let _ = self.repo.blocking(move |r| r.put_receipt(&r2)).await;
+                    return finish(
+                        &spec,
+                        &peer.to_string(),
+                        candidate.kind,
+                        output,
+                        receipt,
+                        attempts,
+                    );
+                }
+                Err(outcome) => {
+                    self.ranking.failed(&candidate.key);
                     attempts.push(InvokeAttempt {
-                        provider,
-                        outcome: format!("unreachable: {e}"),
+                        provider: peer.to_string(),
+                        outcome,
                     });
-                    continue;
                 }
-                Err(_) => {
-                    attempts.push(InvokeAttempt {
-                        provider,
-                        outcome: "timeout".into(),
-                    });
-                    continue;
-                }
-            };
-            let resp: InvokeResponse =
-                match wire::decode_message(&raw, wire::MAX_INVOKE_RESPONSE_BYTES, "invoke response") {
-                    Ok(r) => r,
-                    Err(e) => {
-                        self.net.penalize(peer, "bad_invoke_response");
-                        attempts.push(InvokeAttempt {
-                            provider,
-                            outcome: format!("bad response: {e}"),
-                        });
-                        continue;
-                    }
-                };
-            match resp {
-                InvokeResponse::Done { output, receipt } => {
-                    match verify_answer(&spec, invocation, &input, &output.0, &receipt.0, &peer) {
-                        Ok(receipt) => {
-                            let r2 = receipt.clone();
-                            let _ = self.repo.blocking(move |r| r.put_receipt(&r2)).await;
-                            return finish(&spec, &provider, output.0, receipt, attempts);
-                        }
-                        Err(e) => {
-                            warn!(%peer, error = %e, "provider answered with a receipt that does not verify");
-                            self.net.penalize(peer, "bad_receipt");
-                            attempts.push(InvokeAttempt {
-                                provider,
-                                outcome: format!("bad receipt: {e}"),
-                            });
-                        }
-                    }
-                }
-                InvokeResponse::Busy { .. } => attempts.push(InvokeAttempt {
-                    provider,
-                    outcome: "busy".into(),
-                }),
-                InvokeResponse::Refused { reason, detail } => {
-                    attempts.push(InvokeAttempt {
-                        provider,
-                        outcome: format!("refused: {detail}"),
-                    });
-                    // One provider's refusal proves nothing; try the next.
-                    debug!(%peer, ?reason, "provider refused");
-                }
-                _ => attempts.push(InvokeAttempt {
-                    provider,
-                    outcome: "unknown answer".into(),
-                }),
             }
         }
-        let summary = if attempts.is_empty() {
-            "no provider of this tool is known (the publisher is unreachable and the DHT lists no other)"
+        let mut summary = if attempts.is_empty() {
+            "no provider of this tool answered (the publisher is unreachable, and no provider it \
+             delegated or this node trusts is known)"
                 .to_owned()
         } else {
             attempts
@@ -341,7 +372,88 @@ impl Caller {
                 .collect::<Vec<_>>()
                 .join("; ")
         };
+        if skipped_leads > 0 {
+            summary.push_str(&format!(
+                "; {skipped_leads} other peer(s) announce this tool but were not asked: neither delegated by \
+                 its publisher nor in this node's `trusted_providers`"
+            ));
+        }
         Err(InvokeError::NoProvider { summary, attempts })
+    }
+
+    /// Asks one provider; its output and verified receipt, or what happened instead.
+    async fn ask(
+        &self,
+        spec: &SignedSpec,
+        peer: PeerId,
+        invocation: InvocationId,
+        input: &[u8],
+        deadline: Duration,
+    ) -> Result<(Vec<u8>, SignedReceipt), String> {
+        let wire_req = wire::InvokeRequest {
+            invocation,
+            tool: spec.id(),
+            input: ByteBuf(input.to_vec()),
+        };
+        let bytes = wire::encode_message(&wire_req).map_err(|e| format!("internal: {e}"))?;
+        let raw = match tokio::time::timeout(deadline, self.net.request(Proto::Invoke, peer, bytes)).await {
+            Ok(Ok(raw)) => raw,
+            Ok(Err(e)) => {
+                debug!(%peer, error = %e, "provider unreachable");
+                return Err(format!("unreachable: {e}"));
+            }
+            Err(_) => return Err("timeout".into()),
+        };
+        let resp: InvokeResponse =
+            wire::decode_message(&raw, wire::MAX_INVOKE_RESPONSE_BYTES, "invoke response").map_err(|e| {
+                self.net.penalize(peer, "bad_invoke_response");
+                format!("bad response: {e}")
+            })?;
+        match resp {
+            InvokeResponse::Done { output, receipt } => {
+                // A run that did not end `ok` answers an error object, not the tool's output.
+                let checked = match verify_answer(spec, invocation, input, &output.0, &receipt.0, &peer) {
+                    Ok(receipt) if receipt.value().status == InvocationStatus::Ok => {
+                        self.check_output(spec, &output.0).await.map(|()| receipt)
+                    }
+                    other => other,
+                };
+                checked.map(|receipt| (output.0, receipt)).map_err(|e| {
+                    warn!(%peer, error = %e, "provider's answer refused");
+                    self.net.penalize(peer, "bad_answer");
+                    format!("bad answer: {e}")
+                })
+            }
+            InvokeResponse::Busy { .. } => Err("busy".into()),
+            InvokeResponse::Refused { reason, detail } => {
+                // One provider's refusal proves nothing; try the next.
+                debug!(%peer, ?reason, "provider refused");
+                Err(format!("refused: {detail}"))
+            }
+            _ => Err("unknown answer".into()),
+        }
+    }
+
+    /// Checks an answer's output against the spec's output schema (off the
+    /// async workers: schemas may be large).
+    async fn check_output(&self, spec: &SignedSpec, output: &[u8]) -> Result<(), AnswerError> {
+        let value: serde_json::Value =
+            serde_json::from_slice(output).map_err(|e| AnswerError::Output(format!("not JSON: {e}")))?;
+        let (spec, schemas) = (spec.clone(), self.schemas.clone());
+        self.repo
+            .blocking(move |_| {
+                let pair = schemas
+                    .get(&spec)
+                    .map_err(|e| AnswerError::Output(e.to_string()))?;
+                match &pair.output {
+                    Some(schema) => schema
+                        .check(&value)
+                        .map_err(|e| AnswerError::Output(e.to_string())),
+                    None => Ok(()),
+                }
+            })
+            .await
+            .map_err(|e| AnswerError::Output(e.to_string()))?
     }
 
     /// Other providers of the spec's name from the DHT (every shard), this node excluded.
@@ -364,6 +476,8 @@ impl Caller {
             .collect();
         found.sort();
         found.dedup();
+        // Not in peer-id order: ids are free to grind.
+        rand::seq::SliceRandom::shuffle(found.as_mut_slice(), &mut rand::rng());
         out.extend(found);
         out
     }
@@ -410,6 +524,7 @@ pub fn verify_answer(
 fn finish(
     spec: &SignedSpec,
     provider: &str,
+    kind: ProviderKind,
     output: Vec<u8>,
     receipt: SignedReceipt,
     mut attempts: Vec<InvokeAttempt>,
@@ -425,6 +540,7 @@ fn finish(
         output: value,
         status: receipt.value().status,
         provider: provider.to_owned(),
+        provider_kind: Some(kind),
         receipt: receipt.value().clone(),
         receipt_hex: hex::encode(receipt.to_bytes()),
         attempts,
