@@ -88,6 +88,8 @@ pub struct ApiContext {
     pub access: guard::Access,
     /// Shown in `/v1/status` (e.g. the sandbox's engine runs tools unconfined).
     pub warnings: Vec<String>,
+    /// Publishers' domain claims.
+    pub claims: Arc<crate::claims::DomainClaims>,
 }
 
 type AppState = Arc<ApiContext>;
@@ -174,9 +176,10 @@ fn authorize(state: &ApiContext, headers: &HeaderMap) -> Result<(), ApiError> {
 }
 
 /// `None` when the kept envelope no longer decodes (logged by the catalog's reader).
-fn view(e: &Entry, with_envelope: bool) -> Option<SpecView> {
+fn view(e: &Entry, with_envelope: bool, claims: &crate::claims::DomainClaims) -> Option<SpecView> {
     let spec = e.spec.tool_spec().ok()?;
     Some(SpecView {
+        domain: claims.cached(spec.homepage.as_deref(), &spec.publisher),
         id: e.spec.id(),
         status: match &e.status {
             Status::Active => SpecStatus::Active,
@@ -281,10 +284,15 @@ async fn get_spec(
     Path(id): Path<String>,
 ) -> Result<axum::response::Response, ApiError> {
     let id = parse_id(&id)?;
-    let v = state
+    let mut v = state
         .repo
-        .read(|cat| cat.get(&id).and_then(|e| view(e, true)))
+        .read(|cat| cat.get(&id).and_then(|e| view(e, true, &state.claims)))
         .ok_or_else(|| ApiError::not_found(format!("no spec {id} on this node (try `find --network`)")))?;
+    // One spec asked for: its publisher's domain claim is checked now (cached).
+    v.domain = state
+        .claims
+        .verify(v.spec.homepage.as_deref(), &v.spec.publisher)
+        .await;
     Ok(ok(v))
 }
 
@@ -382,7 +390,7 @@ async fn find(
     let results = state.repo.read(|cat| {
         cat.find(&q, req.as_ref())
             .into_iter()
-            .filter_map(|e| view(e, false))
+            .filter_map(|e| view(e, false, &state.claims))
             .collect()
     });
     Ok(ok(FindResponse {
@@ -414,7 +422,7 @@ async fn search(
             .filter_map(|(score, e)| {
                 Some(SearchHit {
                     score,
-                    view: view(e, false)?,
+                    view: view(e, false, &state.claims)?,
                 })
             })
             .collect()

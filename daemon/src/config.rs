@@ -116,6 +116,8 @@ pub struct ConfigFile {
     /// Providers this node's invocations may be answered by for any tool,
     /// besides publishers and the providers they delegated (peer ids).
     pub trusted_providers: Option<Vec<String>>,
+    /// Checking publishers' domain claims.
+    pub claims: Option<ClaimsSection>,
     /// Store limits.
     pub store: Option<StoreSection>,
     /// Network tuning.
@@ -182,6 +184,17 @@ impl Default for SandboxConfig {
             options: crate::sandbox::SandboxOptions::default(),
         }
     }
+}
+
+/// `[claims]` of the config file.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClaimsSection {
+    /// Name servers (`IP:PORT`) to check domain claims with; default the system's.
+    pub nameservers: Option<Vec<std::net::SocketAddr>>,
+    /// Shortest time a claim's answer is kept (default 60 s).
+    #[serde(default, with = "humantime_serde")]
+    pub min_ttl: Option<std::time::Duration>,
 }
 
 /// `[store]` of the config file.
@@ -411,6 +424,8 @@ pub struct Config {
     pub trusted_publishers: Vec<atr_protocol::PublicKey>,
     /// Providers trusted to answer any tool's invocations.
     pub trusted_providers: Vec<atr_protocol::PublicKey>,
+    /// Checking publishers' domain claims.
+    pub claims: crate::claims::ClaimOptions,
     /// Store limits.
     pub store: StoreOptions,
     /// Network.
@@ -453,6 +468,10 @@ impl Config {
             log_format: LogFormat::Text,
             trusted_publishers: Vec::new(),
             trusted_providers: Vec::new(),
+            claims: crate::claims::ClaimOptions {
+                nameservers: Vec::new(),
+                min_ttl: std::time::Duration::from_secs(60),
+            },
             store: StoreOptions::default(),
             network: NetworkOptions::default(),
             invoke: InvokeOptions::default(),
@@ -523,6 +542,20 @@ impl Config {
                     field: "trusted_providers",
                     message: format!("`{p}`: {e}"),
                 })?);
+        }
+        if let Some(cl) = file.claims {
+            if let Some(ns) = cl.nameservers {
+                if ns.len() > 8 {
+                    return Err(ConfigError::Invalid {
+                        field: "claims.nameservers",
+                        message: "at most 8".into(),
+                    });
+                }
+                c.claims.nameservers = ns;
+            }
+            if let Some(t) = cl.min_ttl {
+                c.claims.min_ttl = t;
+            }
         }
         if let Some(s) = file.store {
             apply_store(&mut c.store, s)?;

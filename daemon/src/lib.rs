@@ -29,6 +29,7 @@ pub mod announce;
 pub mod api;
 pub mod attacker;
 pub mod catalog;
+pub mod claims;
 pub mod config;
 pub mod identity;
 mod lock;

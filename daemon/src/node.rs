@@ -257,6 +257,7 @@ impl Node {
             cancel: cancel.clone(),
         };
         let api = ApiContext {
+            claims: crate::claims::DomainClaims::new(&config.claims),
             repo: repo.clone(),
             net: net.clone(),
             metrics: metrics.clone(),

@@ -86,6 +86,11 @@ pub struct SpecView {
     /// The signed envelope, hex, so clients can verify it themselves.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub envelope_hex: Option<String>,
+    /// The publisher's domain claim (the homepage's domain), when the spec
+    /// has an `https` homepage: verified on demand by `GET /v1/specs/{id}`,
+    /// as cached in listings.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub domain: Option<crate::claim::DomainClaim>,
 }
 
 /// Answer to `GET /v1/find`.

@@ -27,6 +27,7 @@
 
 pub mod api;
 pub mod cbor;
+pub mod claim;
 pub mod delegation;
 pub mod export;
 pub mod id;

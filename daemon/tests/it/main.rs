@@ -6,6 +6,7 @@
 mod api;
 mod api_guard;
 mod budgets;
+mod claims;
 mod cycles;
 mod delegation;
 mod harness;

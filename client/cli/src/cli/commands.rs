@@ -223,6 +223,16 @@ pub(crate) async fn show(ctx: &Ctx, tool: &str) -> anyhow::Result<()> {
     let mut t = Table::new(&["", ""]);
     t.row(vec!["id".into(), v.id.to_string()]);
     t.row(vec!["publisher".into(), s.publisher.to_string()]);
+    if let Some(d) = &v.domain {
+        let state = match &d.status {
+            atr_protocol::claim::ClaimStatus::Verified { .. } => {
+                "verified (DNS TXT carries this key)".to_owned()
+            }
+            atr_protocol::claim::ClaimStatus::Refused { reason } => format!("NOT verified: {reason}"),
+            _ => "not checked".to_owned(),
+        };
+        t.row(vec!["domain".into(), format!("{} — {state}", d.domain)]);
+    }
     t.row(vec!["created".into(), utc(s.created_at_ms)]);
     t.row(vec!["tags".into(), s.tags.join(", ")]);
     let effects: Vec<&str> = s.side_effects.iter().map(|e| e.as_str()).collect();
@@ -301,12 +311,6 @@ pub(crate) async fn revoke(
         cut(&r.revocation, 17)
     )?;
     Ok(())
-}
-
-/// A Unix time in milliseconds as RFC 3339 (UTC, seconds).
-fn format_ms(ms: u64) -> String {
-    let t = std::time::UNIX_EPOCH + std::time::Duration::from_millis(ms);
-    humantime::format_rfc3339_seconds(t).to_string()
 }
 
 pub(crate) async fn delegate(ctx: &Ctx, tool: &str, to: &str, days: u64) -> anyhow::Result<()> {
@@ -491,7 +495,7 @@ pub(crate) async fn provide(ctx: &Ctx, tool: &str) -> anyhow::Result<()> {
         outln!("already providing {}", r.id)?;
     }
     match r.delegated_until_ms {
-        Some(until) => outln!("delegated by its publisher until {}", format_ms(until))?,
+        Some(until) => outln!("delegated by its publisher until {}", utc(until))?,
         None => eprintln!(
             "note: this node holds no delegation of this tool from its publisher: callers send it \
              this tool's inputs only if they list it in `trusted_providers`. Ask the publisher to run \
@@ -548,7 +552,7 @@ pub(crate) async fn provided(ctx: &Ctx) -> anyhow::Result<()> {
             p.name.clone().unwrap_or_else(|| "?".into()),
             p.version.clone().unwrap_or_default(),
             p.publisher.map(|k| k.fmt_short()).unwrap_or_default(),
-            p.delegated_until_ms.map_or_else(|| "-".into(), format_ms),
+            p.delegated_until_ms.map_or_else(|| "-".into(), utc),
         ]);
     }
     out!("{}", t.render())?;
