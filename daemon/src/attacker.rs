@@ -59,6 +59,41 @@ command = ["/junk"]
     SignedSpec::sign(spec, key).ok()
 }
 
+/// `per_key` junk specs ([`junk_spec`], `pad` zeros each) from each of
+/// `keys` fresh keys, as gossip objects.
+pub fn junk_specs(keys: usize, per_key: usize, pad: usize) -> Vec<WireObject> {
+    (0..keys)
+        .flat_map(|_| {
+            let key = SecretKey::from_seed(&rand::random());
+            (0..per_key).filter_map(move |i| junk_spec(&key, i, pad))
+        })
+        .map(|s| WireObject::Spec(ByteBuf(s.to_bytes())))
+        .collect()
+}
+
+/// `n` valid by-name revocations of made-up names, each from a fresh key
+/// and dated now (they target nothing anyone holds, and are inside the
+/// window of revocations kept pending), as gossip objects.
+pub fn junk_revocations(n: usize) -> Vec<WireObject> {
+    let now = crate::time::now_ms();
+    (0..n)
+        .filter_map(|i| {
+            let key = SecretKey::from_seed(&rand::random());
+            let rev = Revocation {
+                v: 1,
+                kind: RevocationKind::Revoke,
+                target: RevocationTarget::Name(format!("junk{i}")),
+                publisher: key.public(),
+                reason: "flood".into(),
+                successor: None,
+                created_at_ms: now.saturating_sub(i as u64),
+            };
+            SignedRevocation::sign(rev, &key).ok()
+        })
+        .map(|r| WireObject::Revocation(ByteBuf(r.to_bytes())))
+        .collect()
+}
+
 /// Outcome of [`Attacker::flood_requests`].
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub struct Flood {
@@ -169,34 +204,13 @@ impl Attacker {
     /// Publishes `per_key` junk specs ([`junk_spec`], `pad` zeros each) from
     /// each of `keys` fresh keys over gossip; returns how many were sent.
     pub async fn flood_specs(&self, keys: usize, per_key: usize, pad: usize) -> usize {
-        let specs = (0..keys).flat_map(|_| {
-            let key = SecretKey::from_seed(&rand::random());
-            (0..per_key).filter_map(move |i| junk_spec(&key, i, pad))
-        });
-        self.publish_all(specs.map(|s| WireObject::Spec(ByteBuf(s.to_bytes()))))
-            .await
+        self.publish_until(&junk_specs(keys, per_key, pad), None).await
     }
 
-    /// Publishes `n` valid by-name revocations of made-up names, each from a
-    /// fresh key and dated now (they target nothing anyone holds, and are
-    /// inside the window of revocations kept pending); returns how many were sent.
+    /// Publishes `n` valid by-name revocations of made-up names
+    /// ([`junk_revocations`]); returns how many were sent.
     pub async fn flood_revocations(&self, n: usize) -> usize {
-        let now = crate::time::now_ms();
-        let revocations = (0..n).filter_map(|i| {
-            let key = SecretKey::from_seed(&rand::random());
-            let rev = Revocation {
-                v: 1,
-                kind: RevocationKind::Revoke,
-                target: RevocationTarget::Name(format!("junk{i}")),
-                publisher: key.public(),
-                reason: "flood".into(),
-                successor: None,
-                created_at_ms: now.saturating_sub(i as u64),
-            };
-            SignedRevocation::sign(rev, &key).ok()
-        });
-        self.publish_all(revocations.map(|r| WireObject::Revocation(ByteBuf(r.to_bytes()))))
-            .await
+        self.publish_until(&junk_revocations(n), None).await
     }
 
     /// Fetches the objects `peer` serves for `tag` (honest specs, for
@@ -215,19 +229,17 @@ impl Attacker {
             .unwrap_or_default()
     }
 
-    /// Publishes `objects` again over gossip (replayed gossip: genuine,
-    /// already-known objects); returns how many were sent. This peer's own
-    /// gossipsub refuses to publish what it has already seen, so a replay
-    /// of the same objects needs a fresh attacker.
-    pub async fn replay(&self, objects: &[WireObject]) -> usize {
-        self.publish_all(objects.iter().cloned()).await
-    }
-
-    /// Publishes each object over gossip; returns how many were sent.
-    async fn publish_all(&self, objects: impl Iterator<Item = WireObject>) -> usize {
+    /// Publishes each object over gossip until `deadline`; returns how many
+    /// were sent. Also how gossip is replayed (genuine, already-known
+    /// objects): this peer's own gossipsub refuses to publish what it has
+    /// already seen, so a replay of the same objects needs a fresh attacker.
+    pub async fn publish_until(&self, objects: &[WireObject], deadline: Option<std::time::Instant>) -> usize {
         let mut sent = 0;
         for o in objects {
-            if let Ok(bytes) = wire::encode_message(&o)
+            if deadline.is_some_and(|d| std::time::Instant::now() >= d) {
+                break;
+            }
+            if let Ok(bytes) = wire::encode_message(o)
                 && self.net.publish(bytes).await.is_ok()
             {
                 sent += 1;

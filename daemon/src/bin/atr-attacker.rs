@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 use atr_protocol::wire::{self, FetchRequest, IndexRequest};
-use atrd::attacker::Attacker;
+use atrd::attacker::{self, Attacker};
 use atrd::network::Proto;
 use clap::{Parser, ValueEnum};
 use libp2p::Multiaddr;
@@ -59,7 +59,9 @@ struct Args {
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
+    // Logs to stderr: stdout carries the one-line JSON report.
     tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()),
         )
@@ -144,25 +146,18 @@ async fn main() -> anyhow::Result<()> {
             at.shutdown().await;
             serde_json::json!({ "announced": n })
         }
-        Behaviour::Specs => {
+        Behaviour::Specs | Behaviour::Revocations => {
+            // Made before the clock starts: the attack is the sending.
+            let objects = match a.behaviour {
+                Behaviour::Specs => attacker::junk_specs(10, a.count.div_ceil(10), 8_000),
+                _ => attacker::junk_revocations(a.count),
+            };
             let at = Attacker::spawn().await.context("spawn")?;
             at.connect(a.target.clone()).await.context("connect")?;
             tokio::time::sleep(Duration::from_secs(1)).await;
-            let n = tokio::time::timeout(duration, at.flood_specs(10, a.count.div_ceil(10), 8_000))
-                .await
-                .ok();
+            let sent = at.publish_until(&objects, Some(Instant::now() + duration)).await;
             at.shutdown().await;
-            serde_json::json!({ "published": n })
-        }
-        Behaviour::Revocations => {
-            let at = Attacker::spawn().await.context("spawn")?;
-            at.connect(a.target.clone()).await.context("connect")?;
-            tokio::time::sleep(Duration::from_secs(1)).await;
-            let n = tokio::time::timeout(duration, at.flood_revocations(a.count))
-                .await
-                .ok();
-            at.shutdown().await;
-            serde_json::json!({ "published": n })
+            serde_json::json!({ "made": objects.len(), "published": sent })
         }
         Behaviour::Replay => {
             let at = Attacker::spawn().await.context("spawn")?;
@@ -176,7 +171,7 @@ async fn main() -> anyhow::Result<()> {
                     // Time to join the gossip mesh.
                     tokio::time::sleep(Duration::from_secs(1)).await;
                     let take = objects.len().min(a.count - sent);
-                    sent += at.replay(&objects[..take]).await;
+                    sent += at.publish_until(&objects[..take], Some(deadline)).await;
                 }
                 at.shutdown().await;
                 rounds += 1;
