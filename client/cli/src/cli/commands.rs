@@ -69,6 +69,10 @@ pub(crate) async fn status(ctx: &Ctx) -> anyhow::Result<()> {
     }
     let mut t = Table::new(&["", ""]);
     t.row(vec!["node".into(), s.peer_id.to_string()]);
+    t.row(vec![
+        "domain TXT".into(),
+        atr_protocol::claim::txt_record(&s.peer_id),
+    ]);
     t.row(vec!["version".into(), s.version.clone()]);
     t.row(vec!["api".into(), ctx.client.api_url().to_owned()]);
     let listening = if s.listen_addrs.is_empty() {
