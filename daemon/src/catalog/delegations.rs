@@ -183,3 +183,86 @@ impl Delegations {
             .max()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use atr_protocol::SecretKey;
+    use atr_protocol::delegation::{DELEGATION_FORMAT, Delegation, DelegationScope};
+
+    use super::*;
+
+    fn d(publisher: &SecretKey, provider: u64, created: u64, expires: u64) -> SignedDelegation {
+        let mut seed = [9u8; 32];
+        seed[..8].copy_from_slice(&provider.to_le_bytes());
+        let v = Delegation {
+            v: DELEGATION_FORMAT,
+            publisher: publisher.public(),
+            provider: SecretKey::from_seed(&seed).public(),
+            scope: DelegationScope::Id(ToolId([1; 32])),
+            created_at_ms: created,
+            expires_at_ms: expires,
+        };
+        SignedDelegation::sign(v, publisher).unwrap()
+    }
+
+    /// The per-publisher cap is exceeded by one; expired delegations neither
+    /// count against it nor are kept.
+    #[test]
+    fn per_publisher_cap_and_expiry() {
+        let p = SecretKey::from_seed(&[1; 32]);
+        let mut ds = Delegations::default();
+        let now = 1_000_000;
+        for i in 0..MAX_DELEGATIONS_PER_PUBLISHER as u64 {
+            let x = d(&p, i, now, now + 1_000);
+            assert_eq!(ds.room_for(&x, now), Ok(()));
+            ds.insert(x, now);
+        }
+        let over = d(&p, 9_999, now, now + 1_000);
+        assert_eq!(
+            ds.room_for(&over, now),
+            Err(DelegationRefused::PublisherFull(p.public()))
+        );
+        // Another publisher still has room.
+        let q = SecretKey::from_seed(&[2; 32]);
+        assert_eq!(ds.room_for(&d(&q, 1, now, now + 1_000), now), Ok(()));
+        // Once they expire, they leave room and are dropped on the next insert.
+        let later = now + 2_000;
+        assert_eq!(ds.room_for(&over, later), Err(DelegationRefused::Expired));
+        let fresh = d(&p, 10_000, later, later + 1_000);
+        assert_eq!(ds.room_for(&fresh, later), Ok(()));
+        let dropped = ds.insert(fresh, later);
+        assert_eq!(dropped.len(), MAX_DELEGATIONS_PER_PUBLISHER);
+        assert_eq!(ds.len(), 1);
+        assert_eq!(ds.remove_expired(later + 5_000).len(), 1);
+        assert_eq!(ds.len(), 0);
+    }
+
+    #[test]
+    fn providers_of_lists_only_live_matching_delegates() {
+        let p = SecretKey::from_seed(&[1; 32]);
+        let mut ds = Delegations::default();
+        let live = d(&p, 1, 10, 1_000);
+        let dead = d(&p, 2, 10, 20);
+        let provider = live.value().provider;
+        ds.insert(live, 15);
+        ds.insert(dead, 15);
+        assert_eq!(
+            ds.providers_of(&p.public(), &ToolId([1; 32]), "x", 30),
+            vec![provider]
+        );
+        assert!(ds.providers_of(&p.public(), &ToolId([2; 32]), "x", 30).is_empty());
+        assert!(
+            ds.providers_of(
+                &SecretKey::from_seed(&[3; 32]).public(),
+                &ToolId([1; 32]),
+                "x",
+                30
+            )
+            .is_empty()
+        );
+        assert_eq!(
+            ds.expiry(&p.public(), &provider, &ToolId([1; 32]), "x", 30),
+            Some(1_000)
+        );
+    }
+}
