@@ -225,13 +225,7 @@ impl Node {
                 metrics.clone(),
                 cancel.child_token(),
             ),
-            caller: Caller::new(
-                repo.clone(),
-                net.clone(),
-                provider.clone(),
-                schemas,
-                config.trusted_publishers.clone(),
-            ),
+            caller: Caller::new(repo.clone(), net.clone(), provider.clone(), schemas),
             ingest: ingest.clone(),
         };
         let syncer = Syncer::new(
