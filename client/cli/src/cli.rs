@@ -8,9 +8,11 @@
 
 mod args;
 mod commands;
+mod lock;
 mod output;
 mod serve;
 mod tool;
+mod trust;
 
 use std::process::ExitCode;
 
@@ -118,6 +120,8 @@ async fn dispatch(args: Args) -> anyhow::Result<()> {
         Command::Unprovide { tool } => commands::unprovide(&ctx, &tool).await,
         Command::Provided => commands::provided(&ctx).await,
         Command::Mcp(m) => serve::mcp(&ctx, m).await,
+        Command::Trust(t) => trust::trust(&ctx, t.command).await,
+        Command::Lock(l) => lock::lock(&ctx, l.command).await,
         Command::Completions { .. } | Command::Tool(_) => Ok(()),
     }
 }
