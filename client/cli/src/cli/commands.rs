@@ -243,7 +243,12 @@ pub(crate) async fn show(ctx: &Ctx, tool: &str) -> anyhow::Result<()> {
     outln!("{}  ({status})", s.label())?;
     let mut t = Table::new(&["", ""]);
     t.row(vec!["id".into(), v.id.to_string()]);
-    t.row(vec!["publisher".into(), s.publisher.to_string()]);
+    let trust = trust_for_display(ctx).await;
+    let standing = match &trust {
+        Some(t) => format!("  ({})", publisher_cell(Some(t), &s.publisher)),
+        None => String::new(),
+    };
+    t.row(vec!["publisher".into(), format!("{}{standing}", s.publisher)]);
     t.row(vec!["created".into(), utc(s.created_at_ms)]);
     t.row(vec!["tags".into(), s.tags.join(", ")]);
     let effects: Vec<&str> = s.side_effects.iter().map(|e| e.as_str()).collect();

@@ -305,14 +305,6 @@ impl ToolSet {
         self.tools.iter().map(|t| t.id).collect()
     }
 
-    /// What identifies the list: each tool's name, id and standing.
-    pub fn key(&self) -> Vec<(String, ToolId, Standing)> {
-        self.tools
-            .iter()
-            .map(|t| (t.tool.name.to_string(), t.id, t.standing))
-            .collect()
-    }
-
     /// How many tools are served.
     pub fn len(&self) -> usize {
         self.tools.len()

@@ -225,6 +225,19 @@ fn issue_14_a_stranger_never_captures_a_trusted_name() {
         "{table:?}"
     );
 
+    // show says whose a spec is.
+    let shown = run(&mut a.atr(&["show", &hostile])).success();
+    assert!(shown.stdout.contains("(untrusted "), "{shown:?}");
+    let shown = run(&mut a.atr(&["show", &honest])).success();
+    assert!(shown.stdout.contains("(trusted honest-c)"), "{shown:?}");
+
+    // Invoke by name resolves among the live trust list: C's (no node here runs tools, so
+    // no provider answers, but the name resolved; an unresolved name would be ambiguous).
+    let input = ["--input", r#"{"a": 1, "b": 2}"#];
+    let out = run(&mut a.atr(&[&["invoke", "calculator"][..], &input].concat())).failure(1);
+    assert!(out.stderr.contains("no provider could run"), "{out:?}");
+    assert!(!out.stderr.contains("several publishers"), "{out:?}");
+
     // export, default: only C's, under the plain name, and a note on what was hidden.
     for (format, pointer) in [
         ("openai", "/function/name"),
@@ -322,8 +335,11 @@ fn issue_14_a_stranger_never_captures_a_trusted_name() {
         "{r:#}"
     );
 
-    // Without trusting C, nothing is served by default, and the note says how to fix it.
+    // Without trusting C, nothing is served by default, and the note says how to fix it;
+    // invoke by name sees the change at once (two publishers, none trusted: ambiguous).
     run(&mut a.atr(&["trust", "remove", &c_key])).success();
+    let out = run(&mut a.atr(&[&["invoke", "calculator"][..], &input].concat())).failure(1);
+    assert!(out.stderr.contains("several publishers"), "{out:?}");
     let out = run(&mut a.atr(&["export", "--format", "openai", "--tag", "math"])).success();
     assert_eq!(out.json(), json!([]));
     assert!(
