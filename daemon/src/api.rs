@@ -16,7 +16,7 @@
 //! | POST | `/v1/provide` | token | agree to run another publisher's spec (`{"id"}`) |
 //! | DELETE | `/v1/provide/{id}` | token | withdraw that consent |
 //! | GET | `/v1/provided` | token | foreign specs this node provides |
-//! | GET | `/v1/trust` | – | this node's key and the publishers it trusts ([`trust`]) |
+//! | GET | `/v1/trust` | – | this node's key and the publishers it trusts (`api/trust.rs`) |
 //! | POST | `/v1/trust` | token | trust a publisher (`{"publisher", "label"?}`) |
 //! | DELETE | `/v1/trust/{publisher}` | token | stop trusting it |
 //!

@@ -359,7 +359,7 @@ impl Repo {
 
     /// Stops trusting `publisher`: durable first, then live. Returns whether
     /// it was trusted. A key trusted by the config file is refused
-    /// ([`RepoError::InConfig`]).
+    /// ([`TrustError::InConfig`]).
     pub fn remove_trusted(&self, publisher: &PublicKey) -> Result<bool, TrustError> {
         let _writer = lock::lock(&self.inner.writer);
         let source = lock::read(&self.inner.trust).get(publisher).map(|e| e.source);

@@ -1,6 +1,7 @@
 //! The `atr` command line, private to the binary: [`args`] is its shape,
-//! [`commands`] runs the node commands, [`serve`] runs `atr mcp`, [`output`]
-//! draws tables and spinners.
+//! [`commands`] runs the node commands, [`serve`] runs `atr mcp`, [`trust`]
+//! runs `atr trust`, [`lock`] runs `atr lock update`, [`output`] draws tables
+//! and spinners.
 //!
 //! Failures are `anyhow` errors printed as one line on stderr; a [`Usage`]
 //! error exits 2, anything else 1 (clap's own usage errors exit 2 before

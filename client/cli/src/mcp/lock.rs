@@ -237,9 +237,9 @@ pub type DiffLine = (char, String);
 
 /// Most lines of the differing middle compared line by line; past it, the middle is shown as
 /// removed then added (quadratic work stays bounded: 2 000 × 2 000 cells).
-const MAX_DIFF_LINES: usize = 2_000;
+pub const MAX_DIFF_LINES: usize = 2_000;
 /// Unchanged lines shown around each change.
-const DIFF_CONTEXT: usize = 3;
+pub const DIFF_CONTEXT: usize = 3;
 
 /// A readable line diff of `old` and `new` (longest common subsequence, with
 /// [`DIFF_CONTEXT`] lines of context; `…` stands for skipped lines).
