@@ -347,6 +347,32 @@ fn issue_14_a_stranger_never_captures_a_trusted_name() {
             .contains("2 tool(s) of 2 untrusted publisher(s) hidden"),
         "{out:?}"
     );
+
+    // A running MCP server reads the trust list live: trusting C again reaches a connected
+    // client as `notifications/tools/list_changed`, and C's tool is `calculator`.
+    let http = LineChild::spawn_stderr_lines(&mut a.atr(&[
+        "mcp",
+        "--http",
+        "127.0.0.1:0",
+        "--tag",
+        "math",
+        "--refresh-ms",
+        "200",
+    ]));
+    let line = http.line_where(Duration::from_secs(30), |l| l.contains("http://"));
+    let url = line
+        .split_whitespace()
+        .find(|w| w.starts_with("http://"))
+        .unwrap()
+        .to_owned();
+    let session = LineChild::spawn(&mut mcp_client(&a, "legacy", &["--wait-change", "http", &url]));
+    session.line_where(Duration::from_secs(60), |l| l == "READY");
+    run(&mut a.atr(&["trust", "add", &c_key])).success();
+    let last = session.line_where(Duration::from_secs(60), |l| l.starts_with('{'));
+    let r: Value = serde_json::from_str(&last).unwrap();
+    assert_eq!(names(&r["tools"], "/name"), Vec::<String>::new(), "{r:#}");
+    assert_eq!(names(&r["changed"], "/name"), ["calculator"], "{r:#}");
+    assert_eq!(r["changed"][0]["_meta"]["dev.atr/id"], honest.as_str(), "{r:#}");
 }
 
 /// A lock file pins `calculator` to its id: republishing a changed definition under the same
