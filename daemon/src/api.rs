@@ -16,6 +16,9 @@
 //! | POST | `/v1/provide` | token | agree to run another publisher's spec (`{"id"}`) |
 //! | DELETE | `/v1/provide/{id}` | token | withdraw that consent |
 //! | GET | `/v1/provided` | token | foreign specs this node provides |
+//! | GET | `/v1/trust` | – | this node's key and the publishers it trusts (`api/trust.rs`) |
+//! | POST | `/v1/trust` | token | trust a publisher (`{"publisher", "label"?}`) |
+//! | DELETE | `/v1/trust/{publisher}` | token | stop trusting it |
 //!
 //! Every request first passes [`guard::Access`]: a `Host` or `Origin` that is not this
 //! node's is refused (`403 forbidden_origin`). Calls that change something, make the node
@@ -26,6 +29,7 @@
 
 pub mod error;
 pub mod guard;
+mod trust;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -114,6 +118,8 @@ pub fn router(ctx: ApiContext) -> Router {
         .route("/v1/provide", post(provide_spec))
         .route("/v1/provide/{id}", axum::routing::delete(unprovide_spec))
         .route("/v1/provided", get(provided))
+        .route("/v1/trust", get(trust::list).post(trust::add))
+        .route("/v1/trust/{publisher}", axum::routing::delete(trust::remove))
         .fallback(|| async { ApiError::not_found("no such endpoint; see docs/architecture.md for the API") })
         .layer(axum::middleware::from_fn(
             move |req: axum::extract::Request, next: axum::middleware::Next| {

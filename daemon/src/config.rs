@@ -111,7 +111,10 @@ pub struct ConfigFile {
     pub bootstrap: Option<Vec<Multiaddr>>,
     /// Log format.
     pub log_format: Option<LogFormat>,
-    /// Publishers whose names resolve without naming the publisher.
+    /// Publishers whose names resolve without naming the publisher, and whose tools `atr mcp`
+    /// and `atr export` serve by default. They join the trust list kept in the store
+    /// (`atr trust add`), where they show with source `config`; at most
+    /// [`atr_protocol::trust::MAX_TRUSTED`]. `None`: only the stored list.
     pub trusted_publishers: Option<Vec<String>>,
     /// Providers this node's invocations may be answered by for any tool,
     /// besides publishers and the providers they delegated (peer ids).
@@ -529,7 +532,18 @@ impl Config {
                 });
             }
         }
-        for p in file.trusted_publishers.unwrap_or_default() {
+        let trusted = file.trusted_publishers.unwrap_or_default();
+        if trusted.len() > atr_protocol::trust::MAX_TRUSTED {
+            return Err(ConfigError::Invalid {
+                field: "trusted_publishers",
+                message: format!(
+                    "{} publishers, over the trust list's limit of {}",
+                    trusted.len(),
+                    atr_protocol::trust::MAX_TRUSTED
+                ),
+            });
+        }
+        for p in trusted {
             c.trusted_publishers
                 .push(p.parse().map_err(|e| ConfigError::Invalid {
                     field: "trusted_publishers",

@@ -230,7 +230,6 @@ impl Node {
                 net.clone(),
                 provider.clone(),
                 schemas,
-                config.trusted_publishers.clone(),
                 config.trusted_providers.clone(),
             ),
             ingest: ingest.clone(),

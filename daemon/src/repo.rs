@@ -12,7 +12,10 @@
 //!   stored, then applied (deleted again if the catalog refuses it); consent
 //!   is dropped for the specs it revoked;
 //! - [`Repo::add_provided`] / [`Repo::remove_provided`]: consent, durable
-//!   first, for stored active foreign specs only.
+//!   first, for stored active foreign specs only;
+//! - [`Repo::add_trusted`] / [`Repo::remove_trusted`]: the node's one trust
+//!   list (durable first), read live by every selection path
+//!   ([`Repo::trust_list`], [`Repo::trusted_publishers`]) and by the quotas.
 //!
 //! # Locks
 //!
@@ -43,9 +46,10 @@
 //!
 //! Methods are blocking (redb); async callers use [`Repo::blocking`].
 
-use std::collections::HashSet;
+use std::collections::{BTreeMap, HashSet};
 use std::sync::{Arc, Mutex, RwLock};
 
+use atr_protocol::trust::{LabelError, MAX_TRUSTED, TrustEntry, TrustList, TrustSource};
 use atr_protocol::{PublicKey, SignedDelegation, SignedReceipt, SignedRevocation, SignedSpec, ToolId};
 use tracing::{info, warn};
 
@@ -87,6 +91,32 @@ pub enum RepoError {
         /// Their envelope bytes.
         bytes: u64,
     },
+}
+
+/// Why a change of the trust list was refused.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum TrustError {
+    /// The store refused (I/O).
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// The trust list holds [`MAX_TRUSTED`] publishers already.
+    #[error(
+        "the trust list holds {max} publishers, its limit; remove one (`atr trust remove`) before adding another"
+    )]
+    Full {
+        /// [`MAX_TRUSTED`].
+        max: usize,
+    },
+    /// This node's own key is always trusted and never listed.
+    #[error("{0} is this node's own key: its tools are always trusted")]
+    OwnKey(PublicKey),
+    /// The publisher is trusted by the config file; the API does not edit it.
+    #[error("{0} is trusted by the config file (`trusted_publishers`); remove it there and restart the node")]
+    InConfig(PublicKey),
+    /// The label breaks [`atr_protocol::trust::check_label`].
+    #[error(transparent)]
+    Label(#[from] LabelError),
 }
 
 /// A blocking task did not finish (it panicked or the runtime is shutting down).
@@ -139,16 +169,19 @@ struct Inner {
     catalog: RwLock<Catalog>,
     provided: RwLock<HashSet<ToolId>>,
     me: PublicKey,
-    /// Publishers exempt from the per-publisher quota, with `me`.
-    trusted: HashSet<PublicKey>,
+    /// The trust list: the config file's entries and the API's, by key. With `me`, these
+    /// publishers are exempt from the per-publisher quota.
+    trust: RwLock<BTreeMap<PublicKey, TrustEntry>>,
     opts: StoreOptions,
     /// The writer lock; guards the revocations applied but not yet stored.
     writer: Mutex<Vec<SignedRevocation>>,
 }
 
 impl Repo {
-    /// Builds the catalog and the provided set from `store` (blocking).
-    /// `trusted` publishers (and `me`) are exempt from the per-publisher quota.
+    /// Builds the catalog, the provided set and the trust list from `store`
+    /// (blocking). `trusted` are the config file's trusted publishers: they
+    /// join those stored (the API's) and cannot be removed through the API.
+    /// Trusted publishers (and `me`) are exempt from the per-publisher quota.
     ///
     /// Stored revocations the catalog does not accept (not signed by their
     /// target's publisher, superseded, over the pending cap or past their
@@ -199,10 +232,38 @@ impl Repo {
                 }
             }
         }
+        let mut trust = BTreeMap::new();
+        for (publisher, label) in store.trusted()? {
+            if publisher != me {
+                let label = (!label.is_empty()).then_some(label);
+                let source = TrustSource::Api;
+                trust.insert(
+                    publisher,
+                    TrustEntry {
+                        publisher,
+                        label,
+                        source,
+                    },
+                );
+            }
+        }
+        for publisher in trusted.iter().copied().filter(|p| *p != me) {
+            let label = trust.get(&publisher).and_then(|e| e.label.clone());
+            let source = TrustSource::Config;
+            trust.insert(
+                publisher,
+                TrustEntry {
+                    publisher,
+                    label,
+                    source,
+                },
+            );
+        }
         info!(
             specs = n_specs,
             revocations = n_revs,
             provided = provided.len(),
+            trusted = trust.len(),
             "catalog loaded"
         );
         Ok(Self {
@@ -211,7 +272,7 @@ impl Repo {
                 catalog: RwLock::new(catalog),
                 provided: RwLock::new(provided),
                 me,
-                trusted: trusted.iter().copied().chain([me]).collect(),
+                trust: RwLock::new(trust),
                 opts,
                 writer: Mutex::new(Vec::new()),
             }),
@@ -248,7 +309,86 @@ impl Repo {
 
     /// Whether `publisher` is exempt from quotas (this node, trusted ones).
     fn exempt(&self, publisher: &PublicKey) -> bool {
-        self.inner.trusted.contains(publisher)
+        *publisher == self.inner.me || lock::read(&self.inner.trust).contains_key(publisher)
+    }
+
+    /// The trust list as every selection path reads it: this node's key and the trusted
+    /// publishers, config entries first, then by key.
+    pub fn trust_list(&self) -> TrustList {
+        let mut entries: Vec<TrustEntry> = lock::read(&self.inner.trust).values().cloned().collect();
+        entries.sort_by_key(|e| (e.source != TrustSource::Config, e.publisher));
+        TrustList {
+            node: self.inner.me,
+            entries,
+        }
+    }
+
+    /// The trusted publishers' keys (not this node's own), read live: names
+    /// resolve among them and this node.
+    pub fn trusted_publishers(&self) -> Vec<PublicKey> {
+        lock::read(&self.inner.trust).keys().copied().collect()
+    }
+
+    /// Trusts `publisher` (with a label, or replaces its label): durable
+    /// first, then live. Returns whether anything changed. A key trusted by
+    /// the config file is left as it is (`Ok(false)`).
+    pub fn add_trusted(&self, publisher: PublicKey, label: Option<String>) -> Result<bool, TrustError> {
+        let label = label.filter(|l| !l.is_empty());
+        atr_protocol::trust::check_label(label.as_deref().unwrap_or_default())?;
+        if publisher == self.inner.me {
+            return Err(TrustError::OwnKey(publisher));
+        }
+        let _writer = lock::lock(&self.inner.writer);
+        let (existing, config_count, len) = {
+            let t = lock::read(&self.inner.trust);
+            let config = t.values().filter(|e| e.source == TrustSource::Config).count();
+            (t.get(&publisher).cloned(), config, t.len())
+        };
+        match &existing {
+            Some(e) if e.source == TrustSource::Config => return Ok(false),
+            Some(e) if e.label == label => return Ok(false),
+            Some(_) => {}
+            None if len >= MAX_TRUSTED => return Err(TrustError::Full { max: MAX_TRUSTED }),
+            None => {}
+        }
+        let max = MAX_TRUSTED.saturating_sub(config_count);
+        match self
+            .inner
+            .store
+            .put_trusted(&publisher, label.as_deref().unwrap_or_default(), max)
+        {
+            Ok(_) => {}
+            Err(StoreError::Full { .. }) => return Err(TrustError::Full { max: MAX_TRUSTED }),
+            Err(e) => return Err(e.into()),
+        }
+        let source = TrustSource::Api;
+        lock::write(&self.inner.trust).insert(
+            publisher,
+            TrustEntry {
+                publisher,
+                label,
+                source,
+            },
+        );
+        info!(publisher = %publisher, "publisher trusted");
+        Ok(true)
+    }
+
+    /// Stops trusting `publisher`: durable first, then live. Returns whether
+    /// it was trusted. A key trusted by the config file is refused
+    /// ([`TrustError::InConfig`]).
+    pub fn remove_trusted(&self, publisher: &PublicKey) -> Result<bool, TrustError> {
+        let _writer = lock::lock(&self.inner.writer);
+        let source = lock::read(&self.inner.trust).get(publisher).map(|e| e.source);
+        if source == Some(TrustSource::Config) {
+            return Err(TrustError::InConfig(*publisher));
+        }
+        let stored = self.inner.store.remove_trusted(publisher)?;
+        let live = lock::write(&self.inner.trust).remove(publisher).is_some();
+        if stored || live {
+            info!(publisher = %publisher, "publisher no longer trusted");
+        }
+        Ok(stored || live)
     }
 
     /// Stores and indexes a verified spec. A pending revocation that the

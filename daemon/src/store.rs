@@ -16,6 +16,8 @@
 //! | receipt log | local sequence number | invocation id |
 //! | sync digests | bucket (first hash byte) | blake3 of the bucket's sorted hashes |
 //! | peers, peers by last seen | peer id, `(last_seen_ms, peer id)` | JSON [`PeerRecord`], nothing |
+//! | provided | spec id | nothing (operator consent) |
+//! | trusted | publisher key | label (operator trust, `atr trust add`) |
 //!
 //! Each write is one transaction: an object and its sync digest are
 //! committed together or not at all, so a crash never leaves a digest that
@@ -366,6 +368,7 @@ impl Store {
             }
             txn.open_table(tables::DIGESTS)?;
             txn.open_table(tables::PROVIDED)?;
+            txn.open_table(tables::TRUSTED)?;
             let mut meta = txn.open_table(META)?;
             let found = meta.get(META_SCHEMA)?.map(|g| g.value());
             match found {
@@ -779,6 +782,59 @@ impl Store {
             .collect::<Result<_, _>>()?)
     }
 
+    /// Trusts `publisher` with `label` (empty: none), or replaces its label. Refuses a new
+    /// key with [`StoreError::Full`] once `max` keys are stored. Returns whether anything
+    /// changed. The label is checked by the caller ([`atr_protocol::trust::check_label`]).
+    pub fn put_trusted(
+        &self,
+        publisher: &atr_protocol::PublicKey,
+        label: &str,
+        max: usize,
+    ) -> Result<bool, StoreError> {
+        self.write(|txn| {
+            let mut t = txn.open_table(tables::TRUSTED)?;
+            let old = t.get(publisher.as_bytes())?.map(|g| g.value().to_owned());
+            match old {
+                Some(old) if old == label => return Ok((false, false)),
+                Some(_) => {}
+                None => {
+                    let count = t.len()?;
+                    let max = max as u64;
+                    if count >= max {
+                        return Err(StoreError::Full {
+                            what: "trusted publishers",
+                            count,
+                            max,
+                        });
+                    }
+                }
+            }
+            t.insert(publisher.as_bytes(), label)?;
+            Ok((true, true))
+        })
+    }
+
+    /// Stops trusting `publisher`. Returns whether it was stored.
+    pub fn remove_trusted(&self, publisher: &atr_protocol::PublicKey) -> Result<bool, StoreError> {
+        self.write(|txn| {
+            let removed = txn
+                .open_table(tables::TRUSTED)?
+                .remove(publisher.as_bytes())?
+                .is_some();
+            Ok((removed, removed))
+        })
+    }
+
+    /// The publishers trusted through the API, by key, with their labels (empty: none).
+    pub fn trusted(&self) -> Result<Vec<(atr_protocol::PublicKey, String)>, StoreError> {
+        let txn = self.read()?;
+        let table = txn.open_table(tables::TRUSTED)?;
+        Ok(table
+            .iter()?
+            .map(|r| r.map(|(k, v)| (atr_protocol::PublicKey(*k.value()), v.value().to_owned())))
+            .collect::<Result<_, _>>()?)
+    }
+
     /// Row counts, each read in O(1).
     pub fn counts(&self) -> Result<StoreCounts, StoreError> {
         let txn = self.read()?;
@@ -882,6 +938,30 @@ mod tests {
         let txn = store.db.begin_write()?;
         txn.open_table(def)?.insert(key, bytes)?;
         txn.commit()?;
+        Ok(())
+    }
+
+    #[test]
+    fn trusted_publishers_are_capped_relabelled_removable_and_survive_reopen() -> TestResult {
+        let dir = tempfile::tempdir()?;
+        let path = dir.path().join("atr.redb");
+        let key = |b: u8| atr_protocol::PublicKey([b; 32]);
+        {
+            let store = Store::open(&path, StoreOptions::default())?;
+            assert!(store.put_trusted(&key(1), "", 2)?);
+            assert!(!store.put_trusted(&key(1), "", 2)?, "same label: no change");
+            assert!(store.put_trusted(&key(1), "acme", 2)?, "new label");
+            assert!(store.put_trusted(&key(2), "", 2)?);
+            match store.put_trusted(&key(3), "", 2) {
+                Err(StoreError::Full { count, max, .. }) => assert_eq!((count, max), (2, 2)),
+                other => panic!("expected Full, got {other:?}"),
+            }
+            assert!(store.put_trusted(&key(2), "relabelled at the cap", 2)?);
+            assert!(store.remove_trusted(&key(2))?);
+            assert!(!store.remove_trusted(&key(2))?);
+        }
+        let store = Store::open(&path, StoreOptions::default())?;
+        assert_eq!(store.trusted()?, vec![(key(1), "acme".to_owned())]);
         Ok(())
     }
 

@@ -465,8 +465,9 @@ fn parameters(spec: &ToolSpec, strict: bool) -> Result<Value, ExportError> {
     }
 }
 
-/// Renames later duplicates `name_2`, `name_3`, ... (see [`export_many`]).
-fn unique_names(names: Vec<&str>) -> Vec<String> {
+/// Renames later duplicates `name_2`, `name_3`, ... (see [`export_many`]): every original
+/// name is reserved first, so a renamed tool never takes the name of a later one.
+pub fn unique_names(names: Vec<&str>) -> Vec<String> {
     // Reserve every original name, so a renamed tool never takes the name of a later one.
     let mut taken: HashSet<String> = names.iter().map(|n| (*n).to_owned()).collect();
     let mut kept: HashSet<&str> = HashSet::new();

@@ -22,6 +22,7 @@
 //! - [`export`]: tool definitions for OpenAI, Anthropic, MCP and Gemini.
 //! - [`query`]: find filters and semver requirements shared by node and clients.
 //! - [`sandbox`]: the container hardening every tool run gets ([`sandbox::SandboxProfile`]).
+//! - [`trust`]: the node's trust list and the one rule every selection path applies ([`trust::Standing`]).
 #![cfg_attr(not(test), deny(clippy::unwrap_used))]
 #![deny(missing_docs, rustdoc::broken_intra_doc_links)]
 
@@ -42,6 +43,7 @@ pub mod revocation;
 pub mod sandbox;
 pub mod signed;
 pub mod spec;
+pub mod trust;
 pub mod validate;
 pub mod wire;
 

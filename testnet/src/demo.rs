@@ -4,7 +4,9 @@
 //! (node 0 runs tools; nodes 1 and 2 only discover and call), publishes the
 //! example tools on node 0, finds them by tag from node 2, invokes one from
 //! node 2 and prints the verified result — then keeps the network running
-//! until Ctrl-C, printing how to point `atr` and an MCP client at it.
+//! until Ctrl-C, printing how to point `atr` and an MCP client at it. Nodes 1
+//! and up trust node 0 (`atr trust add`), so their `atr mcp --tag math` serves
+//! its tools.
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -160,6 +162,14 @@ pub async fn run(opts: DemoOptions) -> anyhow::Result<()> {
         let c = client_for(&n)?; // the token file exists now
         let st = c.status().await?;
         eprintln!("  node {i}: {}  api {}", st.peer_id, n.api);
+        if i > 0 {
+            // The other nodes trust node 0, the demo's publisher: `atr mcp --tag math` and
+            // `atr export` on them serve its tools (only own and trusted publishers' by default).
+            let publisher = clients[0].node_key().await?;
+            c.trust_add(&publisher, Some("demo publisher (node 0)"))
+                .await
+                .with_context(|| format!("node {i}: trust node 0"))?;
+        }
         if i == 0 {
             bootstrap = st
                 .listen_addrs

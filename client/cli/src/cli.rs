@@ -1,6 +1,7 @@
 //! The `atr` command line, private to the binary: [`args`] is its shape,
-//! [`commands`] runs the node commands, [`serve`] runs `atr mcp`, [`output`]
-//! draws tables and spinners.
+//! [`commands`] runs the node commands, [`serve`] runs `atr mcp`, [`trust`]
+//! runs `atr trust`, [`lock`] runs `atr lock update`, [`output`] draws tables
+//! and spinners.
 //!
 //! Failures are `anyhow` errors printed as one line on stderr; a [`Usage`]
 //! error exits 2, anything else 1 (clap's own usage errors exit 2 before
@@ -8,9 +9,11 @@
 
 mod args;
 mod commands;
+mod lock;
 mod output;
 mod serve;
 mod tool;
+mod trust;
 
 use std::process::ExitCode;
 
@@ -119,6 +122,8 @@ async fn dispatch(args: Args) -> anyhow::Result<()> {
         Command::Unprovide { tool } => commands::unprovide(&ctx, &tool).await,
         Command::Provided => commands::provided(&ctx).await,
         Command::Mcp(m) => serve::mcp(&ctx, m).await,
+        Command::Trust(t) => trust::trust(&ctx, t.command).await,
+        Command::Lock(l) => lock::lock(&ctx, l.command).await,
         Command::Completions { .. } | Command::Tool(_) => Ok(()),
     }
 }

@@ -19,8 +19,9 @@
 mod catalog;
 mod handler;
 mod invoke;
+pub mod lock;
+pub mod select;
 
-use std::collections::BTreeSet;
 use std::net::SocketAddr;
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
@@ -55,6 +56,9 @@ pub const HTTP_PATH: &str = "/mcp";
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum McpServeError {
+    /// The lock file cannot be read, or the selection breaks it (a changed definition).
+    #[error(transparent)]
+    Lock(#[from] lock::LockError),
     /// No tag, name or id was selected.
     #[error(
         "select the tools to serve with --tag, --name or --id: atr mcp never serves the whole network by accident"
@@ -107,10 +111,10 @@ pub struct ToolServer {
     changes: watch::Sender<u64>,
 }
 
-/// A tool set and the ids it was built from (some may not have been exportable).
+/// A tool set and what it was built from (some may not have been exportable).
 struct Loaded {
     set: Arc<ToolSet>,
-    ids: BTreeSet<atr_protocol::ToolId>,
+    key: Vec<(String, atr_protocol::ToolId, atr_protocol::trust::Standing)>,
 }
 
 impl std::fmt::Debug for ToolServer {
@@ -125,28 +129,35 @@ impl std::fmt::Debug for ToolServer {
 
 impl ToolServer {
     /// Loads the selection through the node (asking the network first when
-    /// [`Selection::network`] is set) and returns the server, ready to serve.
+    /// [`Selection::network`] is set), checks it against its lock file, and returns the
+    /// server, ready to serve, with what the selection hid (untrusted publishers' tools).
     pub async fn start(
         client: Client,
-        selection: Selection,
+        mut selection: Selection,
         invoker: Arc<dyn Invoker>,
         mut options: McpOptions,
-    ) -> Result<Arc<Self>, McpServeError> {
+    ) -> Result<(Arc<Self>, Option<String>), McpServeError> {
+        selection.add_lock_names(&client).await?;
         if selection.is_empty() {
             return Err(McpServeError::EmptySelection);
         }
         options.refresh = options.refresh.max(MIN_REFRESH);
-        let views = selection.load(&client, selection.network).await?;
-        let loaded = build(views).await;
+        let picked = selection.load(&client, selection.network).await?;
+        if let Some(lock) = &selection.lock {
+            lock.check(&picked)?;
+        }
+        let note = picked.hidden_note();
+        let loaded = build(picked).await;
         let (changes, _) = watch::channel(0);
-        Ok(Arc::new(Self {
+        let server = Arc::new(Self {
             client,
             selection,
             invoker,
             options,
             current: RwLock::new(Arc::new(loaded)),
             changes,
-        }))
+        });
+        Ok((server, note))
     }
 
     /// The tools served now.
@@ -172,19 +183,27 @@ impl ToolServer {
         self.changes.subscribe()
     }
 
-    /// Re-checks the selection (the node's store only); when the set of ids changed, swaps
-    /// the tool set, wakes every session and returns `true`.
+    /// Re-checks the selection (the node's store and trust list only); when what it serves
+    /// changed (a tool, a name, a publisher's trust), swaps the tool set, wakes every session
+    /// and returns `true`. A change that breaks the lock file is not applied: the last list
+    /// stays, with a warning.
     pub async fn refresh(&self) -> Result<bool, ClientError> {
-        let views = self.selection.load(&self.client, false).await?;
-        let ids: BTreeSet<_> = views.iter().map(|v| v.id).collect();
-        let old_ids = match self.current.read() {
-            Ok(l) => l.ids.clone(),
-            Err(poisoned) => poisoned.into_inner().ids.clone(),
+        let picked = self.selection.load(&self.client, false).await?;
+        let key = picked_key(&picked);
+        let old_key = match self.current.read() {
+            Ok(l) => l.key.clone(),
+            Err(poisoned) => poisoned.into_inner().key.clone(),
         };
-        if ids == old_ids {
+        if key == old_key {
             return Ok(false);
         }
-        let loaded = Arc::new(build(views).await);
+        if let Some(lock) = &self.selection.lock
+            && let Err(e) = lock.check(&picked)
+        {
+            warn!(error = %e, "the selection no longer matches the lock file; serving the last list");
+            return Ok(false);
+        }
+        let loaded = Arc::new(build(picked).await);
         info!(tools = loaded.set.len(), "selection changed; tool list updated");
         match self.current.write() {
             Ok(mut l) => *l = loaded,
@@ -283,10 +302,18 @@ impl ToolServer {
     }
 }
 
+/// What identifies a selection's result: each tool's name, id and standing.
+fn picked_key(p: &select::Picked) -> Vec<(String, atr_protocol::ToolId, atr_protocol::trust::Standing)> {
+    p.tools
+        .iter()
+        .map(|c| (c.name.clone(), c.view.id, c.standing))
+        .collect()
+}
+
 /// Builds the tool set off the runtime (schemas are compiled).
-async fn build(views: Vec<atr_protocol::api::SpecView>) -> Loaded {
-    let ids: BTreeSet<_> = views.iter().map(|v| v.id).collect();
-    let set = match tokio::task::spawn_blocking(move || ToolSet::build(views)).await {
+async fn build(picked: select::Picked) -> Loaded {
+    let key = picked_key(&picked);
+    let set = match tokio::task::spawn_blocking(move || ToolSet::build(picked.tools)).await {
         Ok(set) => set,
         Err(e) => {
             warn!(error = %e, "building the tool list failed");
@@ -295,6 +322,6 @@ async fn build(views: Vec<atr_protocol::api::SpecView>) -> Loaded {
     };
     Loaded {
         set: Arc::new(set),
-        ids,
+        key,
     }
 }

@@ -33,6 +33,7 @@ use atr_protocol::id::TOOL_ID_PREFIX;
 use atr_protocol::manifest::{MAX_MANIFEST_BYTES, Manifest};
 use atr_protocol::query::{FindQuery, MAX_FIND_LIMIT};
 use atr_protocol::receipt::{Expected, InvocationStatus, verify_receipt};
+use atr_protocol::trust::{TrustList, TrustRequest, TrustResponse};
 use atr_protocol::{PublicKey, SignedReceipt, SignedSpec, ToolId};
 use reqwest::{Method, RequestBuilder};
 use serde::de::DeserializeOwned;
@@ -375,6 +376,39 @@ impl Client {
     /// `GET /v1/provided`: the foreign specs this node provides. Needs the API token.
     pub async fn provided(&self) -> Result<ProvidedResponse, ClientError> {
         self.call(self.authed(Method::GET, "/v1/provided"), self.timeouts.request)
+            .await
+    }
+
+    /// `GET /v1/trust`: this node's key and the publishers it trusts (no token needed). Every
+    /// selection path applies [`TrustList::standing`] to it.
+    pub async fn trust_list(&self) -> Result<TrustList, ClientError> {
+        self.call(self.authed(Method::GET, "/v1/trust"), self.timeouts.request)
+            .await
+    }
+
+    /// `POST /v1/trust`: trust a publisher (or give it a new label). Needs the API token. The
+    /// node refuses with [`ClientError::BadRequest`] (field `label`: too long, or a control,
+    /// invisible or bidi character; field `publisher`: this node's own key) or
+    /// [`ClientError::Api`] with code `trust_list_full`.
+    pub async fn trust_add(
+        &self,
+        publisher: &PublicKey,
+        label: Option<&str>,
+    ) -> Result<TrustResponse, ClientError> {
+        let body = TrustRequest {
+            publisher: *publisher,
+            label: label.map(str::to_owned),
+        };
+        let builder = self.authed(Method::POST, "/v1/trust").json(&body);
+        self.call(builder, self.timeouts.request).await
+    }
+
+    /// `DELETE /v1/trust/{publisher}`: stop trusting a publisher (`changed` is false when it
+    /// was not trusted). Needs the API token. A key from the node's config file is refused
+    /// with [`ClientError::Api`] code `trusted_in_config`.
+    pub async fn trust_remove(&self, publisher: &PublicKey) -> Result<TrustResponse, ClientError> {
+        let path = format!("/v1/trust/{publisher}");
+        self.call(self.authed(Method::DELETE, &path), self.timeouts.request)
             .await
     }
 

@@ -53,6 +53,11 @@ pub(super) const DIGESTS: TableDefinition<u8, &[u8; 32]> = TableDefinition::new(
 /// (operator consent, `POST /v1/provide`).
 pub(super) const PROVIDED: TableDefinition<&[u8; 32], ()> = TableDefinition::new("provided_v1");
 
+/// Publisher key → label (empty: none): the publishers this node's operator trusted through
+/// the API (`atr trust add`), at most [`atr_protocol::trust::MAX_TRUSTED`] rows. The config
+/// file's `trusted_publishers` are not stored: they are read at every start.
+pub(super) const TRUSTED: TableDefinition<&[u8; 32], &str> = TableDefinition::new("trusted_v1");
+
 /// Small named counters and markers.
 pub(super) const META: TableDefinition<&str, u64> = TableDefinition::new("meta_v1");
 

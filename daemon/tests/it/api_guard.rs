@@ -167,8 +167,9 @@ async fn private_reads_and_network_finds_need_the_token() {
     let after = metric(&api.get_with("/metrics", &[], false).await.1, "unauthorized");
     assert_eq!(after - before, gated.len() as u64);
 
-    // What is public anyway stays open: local find, search, a spec, health.
-    for path in ["/v1/find?tag=math", "/v1/search?q=adds", "/health"] {
+    // What is public anyway stays open: local find, search, a spec, health, and the trust
+    // list (publisher keys the selection paths read; writing it needs the token).
+    for path in ["/v1/find?tag=math", "/v1/search?q=adds", "/health", "/v1/trust"] {
         let (s, body) = api.get_with(path, &[], false).await;
         assert_eq!(s, StatusCode::OK, "{path}: {body}");
     }

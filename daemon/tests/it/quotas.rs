@@ -702,3 +702,62 @@ async fn known_objects_are_recognised_before_verification() {
     }
     t.node.shutdown().await.unwrap();
 }
+
+/// Issue 14: the quota exemption reads the node's one trust list, live: a publisher trusted
+/// through the API (`Repo::add_trusted`) is exempt at once, and again after a restart (the
+/// list is in the store); removed, it is held to the quota again. Config entries cannot be
+/// removed through the API, and the list has a cap.
+#[test]
+fn issue_14_quota_exemption_follows_the_live_trust_list() {
+    use atrd::repo::TrustError;
+    init_tracing();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("atr.redb");
+    let opts = StoreOptions {
+        publisher_max_specs: 2,
+        ..StoreOptions::default()
+    };
+    let from_config = key(8).public();
+    let publisher = key(ATTACKER).public();
+    {
+        let repo = open(&path, opts, &[from_config]);
+        for i in 0..2 {
+            repo.insert_spec(&spec(ATTACKER, &format!("a{i}"), i)).unwrap();
+        }
+        assert!(matches!(
+            repo.insert_spec(&spec(ATTACKER, "a2", 2)),
+            Err(RepoError::Quota { .. })
+        ));
+        assert!(repo.add_trusted(publisher, Some("now trusted".into())).unwrap());
+        repo.insert_spec(&spec(ATTACKER, "a2", 2)).unwrap();
+        assert!(matches!(
+            repo.remove_trusted(&from_config),
+            Err(TrustError::InConfig(_))
+        ));
+        assert!(matches!(
+            repo.add_trusted(key(ME).public(), None),
+            Err(TrustError::OwnKey(_))
+        ));
+    }
+    let repo = open(&path, opts, &[from_config]);
+    let list = repo.trust_list();
+    assert_eq!(list.entries.len(), 2, "{list:?}");
+    assert_eq!(list.entries[0].publisher, from_config, "config entries first");
+    assert_eq!(list.entries[1].label.as_deref(), Some("now trusted"));
+    repo.insert_spec(&spec(ATTACKER, "a3", 3)).unwrap();
+    assert!(repo.remove_trusted(&publisher).unwrap());
+    assert!(matches!(
+        repo.insert_spec(&spec(ATTACKER, "a4", 4)),
+        Err(RepoError::Quota { .. })
+    ));
+    // The cap: 1024 publishers in all, the config's included.
+    for i in 0..atr_protocol::trust::MAX_TRUSTED as u32 - 1 {
+        let mut k = [0u8; 32];
+        k[..4].copy_from_slice(&(i + 1).to_be_bytes());
+        assert!(repo.add_trusted(PublicKey(k), None).unwrap(), "{i}");
+    }
+    assert!(matches!(
+        repo.add_trusted(publisher, None),
+        Err(TrustError::Full { max: 1024 })
+    ));
+}

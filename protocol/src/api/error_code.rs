@@ -105,6 +105,10 @@ error_codes! {
     ImageMissing => "image_missing",
     /// 409 (422 at publish): the image's own configuration is refused (e.g. too many volumes).
     ImageRefused => "image_refused",
+    /// 409: the trust list holds [`crate::trust::MAX_TRUSTED`] publishers already.
+    TrustListFull => "trust_list_full",
+    /// 409: the publisher is trusted by the config file, which the API does not edit.
+    TrustedInConfig => "trusted_in_config",
     /// 500: a fault inside the node.
     Internal => "internal",
 }

@@ -112,6 +112,11 @@ pub(crate) enum Command {
     Provided,
     /// Serve selected tools to MCP clients over stdio, or streamable HTTP with --http.
     Mcp(McpArgs),
+    /// Manage the publishers this node trusts (add, remove, list): their tools are served
+    /// and resolved by name by default.
+    Trust(TrustArgs),
+    /// Manage an agent project's lock file of tool definitions (update).
+    Lock(LockArgs),
     /// Write, build and test a tool with the atr-tool SDK (new, build, test).
     Tool(super::tool::ToolArgs),
     /// Print a shell completion script.
@@ -128,6 +133,7 @@ impl Command {
             Self::Export(_) => Some("export"),
             Self::Mcp(_) => Some("mcp"),
             Self::Completions { .. } => Some("completions"),
+            Self::Lock(_) => Some("lock update"),
             Self::Tool(t) if matches!(t.command, super::tool::ToolCommand::New { .. }) => Some("tool new"),
             _ => None,
         }
@@ -139,6 +145,7 @@ impl Command {
             Self::Export(_) => "it always prints JSON (the tool definitions)",
             Self::Mcp(_) => "it speaks the MCP protocol",
             Self::Completions { .. } => "it prints a shell script",
+            Self::Lock(_) => "it prints the changes and writes the lock file",
             _ => "it prints what it created and the next steps",
         }
     }
@@ -218,6 +225,86 @@ pub(crate) struct ExportArgs {
     /// Which tools: the same filters as `atr find` (none: every active tool on this node).
     #[command(flatten)]
     pub(crate) find: FindArgs,
+    /// Also export tools of publishers this node does not trust (marked untrusted, under
+    /// `NAME_<publisher>`); by default only this node's own, its trusted publishers' and --id tools.
+    #[arg(long)]
+    pub(crate) any_publisher: bool,
+    /// Refuse when a tool named in this lock file (TOML, name → id) resolves to another spec.
+    #[arg(long, value_name = "FILE")]
+    pub(crate) lock: Option<PathBuf>,
+}
+
+/// `atr trust`.
+#[derive(Debug, Clone, clap::Args)]
+pub(crate) struct TrustArgs {
+    /// What to do.
+    #[command(subcommand)]
+    pub(crate) command: TrustCommand,
+}
+
+/// The subcommands of `atr trust`.
+#[derive(Debug, Clone, Subcommand)]
+pub(crate) enum TrustCommand {
+    /// Trust a publisher (or give it a new label).
+    Add {
+        /// The publisher's peer id (as `atr show` and `atr find --json` print it).
+        #[arg(value_name = "PEER_ID")]
+        publisher: String,
+        /// A label for people, e.g. the organisation (at most 64 characters, one line).
+        #[arg(long)]
+        label: Option<String>,
+    },
+    /// Stop trusting a publisher.
+    Remove {
+        /// The publisher's peer id.
+        #[arg(value_name = "PEER_ID")]
+        publisher: String,
+    },
+    /// List this node's key and the publishers it trusts.
+    List,
+}
+
+/// `atr lock`.
+#[derive(Debug, Clone, clap::Args)]
+pub(crate) struct LockArgs {
+    /// What to do.
+    #[command(subcommand)]
+    pub(crate) command: LockCommand,
+}
+
+/// The subcommands of `atr lock`.
+#[derive(Debug, Clone, Subcommand)]
+pub(crate) enum LockCommand {
+    /// Resolve the lock file's tools (and any --tag/--name/--id) again, show what changed
+    /// (a line diff of each changed spec) and write the file once accepted.
+    Update(LockUpdateArgs),
+}
+
+/// `atr lock update`.
+#[derive(Debug, Clone, clap::Args)]
+#[command(
+    after_help = "A changed or dropped definition needs confirmation: a `y` on a terminal, or --yes. \
+                  Without a terminal and without --yes nothing is written (exit 2)."
+)]
+pub(crate) struct LockUpdateArgs {
+    /// The lock file (created if missing).
+    #[arg(long, value_name = "FILE", default_value = "atr.lock")]
+    pub(crate) lock: PathBuf,
+    /// Also lock tools with this tag (repeatable).
+    #[arg(long = "tag", value_name = "TAG")]
+    pub(crate) tags: Vec<String>,
+    /// Also lock tools with this name (repeatable).
+    #[arg(long = "name", value_name = "NAME")]
+    pub(crate) names: Vec<String>,
+    /// Also lock this exact tool (repeatable).
+    #[arg(long = "id", value_name = "ID")]
+    pub(crate) ids: Vec<String>,
+    /// Include tools of publishers this node does not trust (as `atr mcp --any-publisher`).
+    #[arg(long)]
+    pub(crate) any_publisher: bool,
+    /// Accept the changes without asking.
+    #[arg(long)]
+    pub(crate) yes: bool,
 }
 
 /// `atr invoke`.
@@ -270,6 +357,14 @@ pub(crate) struct McpArgs {
     /// How often to re-check the selection, in milliseconds.
     #[arg(long, value_name = "MS", default_value_t = 5000)]
     pub(crate) refresh_ms: u64,
+    /// Also serve tools of publishers this node does not trust (marked untrusted, under
+    /// `NAME_<publisher>`); by default only this node's own, its trusted publishers' and --id tools.
+    #[arg(long)]
+    pub(crate) any_publisher: bool,
+    /// Serve the tools of this lock file (TOML, name → id) too, and refuse to start when one
+    /// of its names resolves to another spec (`atr lock update` reviews and accepts that).
+    #[arg(long, value_name = "FILE")]
+    pub(crate) lock: Option<PathBuf>,
 }
 
 impl FindArgs {

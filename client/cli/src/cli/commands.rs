@@ -7,14 +7,15 @@
 
 use std::path::Path;
 
-use crate::mcp::{META_ID_KEY, newest_per_tool, stable_order};
+use crate::mcp::lock::Lock;
+use crate::mcp::select::{Picked, pick, provenance_meta};
+use crate::mcp::{Selection, stable_order};
 use anyhow::Context;
 use atr_client::client::{Client, Invocation};
 use atr_client::endpoint::Endpoint;
 use atr_client::error::ClientError;
-use atr_protocol::ToolSpec;
 use atr_protocol::api::{DelegateRequest, InvokeRequest, RevokeRequest, SpecStatus, SpecView};
-use atr_protocol::export::{self as exports, ExportFormat, ExportOptions, export_many};
+use atr_protocol::export::{self as exports, ExportFormat, ExportOptions};
 use atr_protocol::id::TOOL_ID_PREFIX;
 use atr_protocol::query::FindQuery;
 use atr_protocol::revocation::RevocationKind;
@@ -23,6 +24,8 @@ use serde_json::Value;
 use super::Usage;
 use super::args::{ExportArgs, FindArgs, InvokeArgs};
 use super::output::{MAX_CELL_CHARS, Table, bytes, cut, out, outln, print_json, utc, with_spinner};
+use super::trust::publisher_cell;
+use atr_protocol::trust::TrustList;
 
 /// What every command needs: the client and the output mode.
 pub(crate) struct Ctx {
@@ -137,19 +140,34 @@ pub(crate) async fn publish(ctx: &Ctx, manifest: &Path) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn spec_table(views: &[SpecView]) -> String {
-    let mut t = Table::new(&["ID", "NAME", "VERSION", "STATUS", "TAGS", "DESCRIPTION"]);
+fn spec_table(views: &[SpecView], trust: Option<&TrustList>) -> String {
+    let mut t = Table::new(&[
+        "ID",
+        "NAME",
+        "VERSION",
+        "STATUS",
+        "PUBLISHER",
+        "TAGS",
+        "DESCRIPTION",
+    ]);
     for v in views {
         t.row(vec![
             v.id.fmt_short(),
             v.spec.name.clone(),
             v.spec.version.to_string(),
             status_word(&v.status).into(),
+            publisher_cell(trust, &v.spec.publisher),
             v.spec.tags.join(","),
             cut(&v.spec.description, MAX_CELL_CHARS),
         ]);
     }
     t.render()
+}
+
+/// The node's trust list for a table's PUBLISHER column; `None` (short keys shown) when the
+/// node does not answer it (an older node).
+async fn trust_for_display(ctx: &Ctx) -> Option<TrustList> {
+    ctx.client.trust_list().await.ok()
 }
 
 pub(crate) async fn find(ctx: &Ctx, f: &FindArgs) -> anyhow::Result<()> {
@@ -174,7 +192,8 @@ pub(crate) async fn find(ctx: &Ctx, f: &FindArgs) -> anyhow::Result<()> {
         )?;
         return Ok(());
     }
-    out!("{}", spec_table(&r.results))?;
+    let trust = trust_for_display(ctx).await;
+    out!("{}", spec_table(&r.results, trust.as_ref()))?;
     if r.fetched_from_network > 0 {
         outln!("({} fetched from the network)", r.fetched_from_network)?;
     }
@@ -190,13 +209,15 @@ pub(crate) async fn search(ctx: &Ctx, text: &str, limit: usize) -> anyhow::Resul
         outln!("no tools match `{text}`")?;
         return Ok(());
     }
-    let mut t = Table::new(&["SCORE", "ID", "NAME", "VERSION", "DESCRIPTION"]);
+    let trust = trust_for_display(ctx).await;
+    let mut t = Table::new(&["SCORE", "ID", "NAME", "VERSION", "PUBLISHER", "DESCRIPTION"]);
     for h in &r.hits {
         t.row(vec![
             format!("{:.2}", h.score),
             h.view.id.fmt_short(),
             h.view.spec.name.clone(),
             h.view.spec.version.to_string(),
+            publisher_cell(trust.as_ref(), &h.view.spec.publisher),
             cut(&h.view.spec.description, MAX_CELL_CHARS),
         ]);
     }
@@ -226,7 +247,12 @@ pub(crate) async fn show(ctx: &Ctx, tool: &str) -> anyhow::Result<()> {
     outln!("{}  ({status})", s.label())?;
     let mut t = Table::new(&["", ""]);
     t.row(vec!["id".into(), v.id.to_string()]);
-    t.row(vec!["publisher".into(), s.publisher.to_string()]);
+    let trust = trust_for_display(ctx).await;
+    let standing = match &trust {
+        Some(t) => format!("  ({})", publisher_cell(Some(t), &s.publisher)),
+        None => String::new(),
+    };
+    t.row(vec!["publisher".into(), format!("{}{standing}", s.publisher)]);
     if let Some(d) = &v.domain {
         let state = match &d.status {
             atr_protocol::claim::ClaimStatus::Verified { .. } => {
@@ -563,7 +589,18 @@ pub(crate) async fn provided(ctx: &Ctx) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn export_views(ctx: &Ctx, a: &ExportArgs) -> anyhow::Result<Vec<SpecView>> {
+/// What `atr export` exports: the same rule as `atr mcp` ([`pick`]): its filters' newest
+/// versions (every matching version with --version or --include-revoked) of this node's own
+/// and trusted publishers' tools, its --id tools, and with --any-publisher the others'.
+pub(crate) async fn export_picked(ctx: &Ctx, a: &ExportArgs) -> anyhow::Result<Picked> {
+    let trust = with_spinner("reading the trust list", ctx.client.trust_list()).await?;
+    let lock = a.lock.as_deref().map(|p| Lock::read(p, false)).transpose()?;
+    let mut found = Vec::new();
+    let mut pinned = Vec::new();
+    for text in &a.ids {
+        let id = ctx.resolve(text).await?;
+        pinned.push(with_spinner("asking the node", ctx.client.spec(&id)).await?);
+    }
     if a.ids.is_empty() {
         let q = a.find.query();
         let what = if q.network {
@@ -571,55 +608,59 @@ async fn export_views(ctx: &Ctx, a: &ExportArgs) -> anyhow::Result<Vec<SpecView>
         } else {
             "finding tools"
         };
-        let found = with_spinner(what, ctx.client.find(&q)).await?.results;
-        // As `atr mcp` serves them: the newest version of each publisher's tool, unless
-        // versions were asked for.
-        if a.find.version_req.is_some() || a.find.include_revoked {
-            return Ok(found);
-        }
-        return Ok(newest_per_tool(found));
+        found = with_spinner(what, ctx.client.find(&q)).await?.results;
     }
-    let mut views = Vec::new();
-    for text in &a.ids {
-        let id = ctx.resolve(text).await?;
-        views.push(with_spinner("asking the node", ctx.client.spec(&id)).await?);
-    }
-    Ok(views)
-}
-
-pub(crate) async fn export(ctx: &Ctx, a: &ExportArgs) -> anyhow::Result<()> {
-    let mut views = export_views(ctx, a).await?;
-    stable_order(&mut views);
-    let format = ExportFormat::from(a.format);
-    let opts = ExportOptions {
-        strict: a.strict,
-        ..ExportOptions::default()
-    };
-    // One spec at a time first, so a failure names its tool.
-    for v in &views {
-        exports::export(&v.spec, format, &opts).with_context(|| {
-            format!(
-                "cannot export {} ({}) as {format}",
-                v.spec.label(),
-                v.id.fmt_short()
-            )
-        })?;
-    }
-    let specs: Vec<&ToolSpec> = views.iter().map(|v| &v.spec).collect();
-    let mut out = export_many(&specs, format, &opts).with_context(|| format!("cannot export as {format}"))?;
-    if format == ExportFormat::Mcp
-        && let Value::Array(tools) = &mut out
-    {
-        for (tool, v) in tools.iter_mut().zip(&views) {
-            if let Value::Object(o) = tool {
-                let mut meta = serde_json::Map::new();
-                meta.insert(META_ID_KEY.into(), v.id.to_string().into());
-                o.insert("_meta".into(), Value::Object(meta));
+    if let Some(lock) = &lock {
+        // Every locked tool's name too, so a new definition of it is found (and refused).
+        let mut by_lock = Selection {
+            lock: Some(lock.clone()),
+            ..Selection::default()
+        };
+        by_lock.add_lock_names(&ctx.client).await?;
+        for name in by_lock.names {
+            let q = FindQuery {
+                name: Some(name),
+                ..FindQuery::default()
+            };
+            match ctx.client.find(&q).await {
+                Ok(r) => found.extend(r.results),
+                Err(ClientError::BadRequest { .. }) => {}
+                Err(e) => return Err(e.into()),
             }
         }
     }
-    print_json(&out)?;
-    if views.is_empty() && !ctx.json {
+    let all_versions = a.find.version_req.is_some() || a.find.include_revoked;
+    let picked = pick(found, pinned, &trust, a.any_publisher, all_versions);
+    if let Some(lock) = &lock {
+        lock.check(&picked)?;
+    }
+    Ok(picked)
+}
+
+pub(crate) async fn export(ctx: &Ctx, a: &ExportArgs) -> anyhow::Result<()> {
+    let picked = export_picked(ctx, a).await?;
+    let format = ExportFormat::from(a.format);
+    let mut out = Vec::with_capacity(picked.tools.len());
+    for c in &picked.tools {
+        // Provenance goes where the format has a place for it (MCP `_meta`); an untrusted
+        // publisher's description carries the mark in every format.
+        let opts = ExportOptions {
+            strict: a.strict,
+            name: Some(c.name.clone()),
+            meta: (format == ExportFormat::Mcp).then(|| provenance_meta(c)),
+        };
+        out.push(exports::export(&c.spec(), format, &opts).with_context(|| {
+            format!(
+                "cannot export {} ({}) as {format}",
+                c.view.spec.label(),
+                c.view.id.fmt_short()
+            )
+        })?);
+    }
+    print_json(&Value::Array(out))?;
+    if let Some(note) = picked.hidden_note() {
+        eprintln!("note: {note}");
+    } else if picked.tools.is_empty() && !ctx.json {
         eprintln!("note: no tools matched; the array is empty");
     }
     Ok(())

@@ -4,6 +4,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::mcp::lock::Lock;
 use crate::mcp::{HTTP_PATH, McpOptions, McpServeError, NodeInvoker, Selection, ToolServer};
 use tokio_util::sync::CancellationToken;
 
@@ -13,21 +14,21 @@ use super::commands::Ctx;
 use super::output::with_spinner;
 
 pub(crate) async fn mcp(ctx: &Ctx, a: McpArgs) -> anyhow::Result<()> {
-    if a.tags.is_empty() && a.names.is_empty() && a.ids.is_empty() {
+    if a.tags.is_empty() && a.names.is_empty() && a.ids.is_empty() && a.lock.is_none() {
         return Err(Usage(McpServeError::EmptySelection.to_string()).into());
     }
+    let lock = a.lock.as_deref().map(|p| Lock::read(p, false)).transpose()?;
     check_node(ctx).await?;
     let mut selection = Selection {
         tags: a.tags,
         names: a.names,
         network: a.network,
+        any_publisher: a.any_publisher,
+        lock,
         ..Selection::default()
     };
     for text in &a.ids {
         selection.ids.push(ctx.resolve(text).await?);
-    }
-    if selection.is_empty() {
-        return Err(Usage(McpServeError::EmptySelection.to_string()).into());
     }
     let options = McpOptions {
         refresh: Duration::from_millis(a.refresh_ms),
@@ -40,11 +41,21 @@ pub(crate) async fn mcp(ctx: &Ctx, a: McpArgs) -> anyhow::Result<()> {
     } else {
         "loading the selected tools"
     };
-    let server = with_spinner(
+    let (server, hidden) = match with_spinner(
         what,
         ToolServer::start(ctx.client.clone(), selection, invoker, options),
     )
-    .await?;
+    .await
+    {
+        Ok(started) => started,
+        Err(McpServeError::EmptySelection) => {
+            return Err(Usage(McpServeError::EmptySelection.to_string()).into());
+        }
+        Err(e) => return Err(e.into()),
+    };
+    if let Some(note) = hidden {
+        eprintln!("atr mcp: note: {note}");
+    }
     let count = server.current().len();
     if count == 0 {
         eprintln!(

@@ -1,25 +1,31 @@
 //! What the MCP server serves: a [`Selection`] of tools, looked up through the
 //! node ([`Selection::load`]) and exported as an MCP tool list ([`ToolSet`]).
 //!
-//! Names are made unique and stable: specs are ordered by name, then newest
-//! version first, then id, and [`export_many`] keeps the first spec's name and
-//! suffixes the others (`_2`, `_3`, …). A tag or name selection serves only
-//! the newest active version of each publisher's tool; an explicit id is
-//! served as long as it is not revoked.
+//! Which specs and under which names is [`super::select::pick`]'s rule: this
+//! node's own and trusted publishers' specs (and explicit ids) keep plain names,
+//! unique and stable (by name, then newest version first, then id; `_2`, `_3`,
+//! … for the others); other publishers' only with "any publisher", marked and
+//! under `NAME_<publisher>`. A tag or name selection serves only the newest
+//! active version of each publisher's tool; an explicit id is served as long as
+//! it is not revoked.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
 
 use atr_protocol::api::{SpecStatus, SpecView};
-use atr_protocol::export::{ExportFormat, ExportOptions, export_many, to_mcp};
+use atr_protocol::export::{ExportOptions, to_mcp};
 use atr_protocol::input::CompiledSchema;
 use atr_protocol::query::FindQuery;
-use atr_protocol::{PublicKey, ToolId, ToolSpec};
+use atr_protocol::trust::Standing;
+use atr_protocol::{PublicKey, ToolId};
 use serde_json::{Map, Value};
 use tracing::warn;
 
 use atr_client::Client;
 use atr_client::ClientError;
+
+use super::lock::Lock;
+use super::select::{Chosen, Picked, pick, provenance_meta};
 
 /// `_meta` key under which each served tool carries its atr id.
 pub const META_ID_KEY: &str = "dev.atr/id";
@@ -117,6 +123,11 @@ pub struct Selection {
     pub ids: Vec<ToolId>,
     /// Ask the network (not only the node's store) when first loading.
     pub network: bool,
+    /// Also serve tags' and names' tools of publishers this node does not trust (marked, under
+    /// other names; see [`super::select`]).
+    pub any_publisher: bool,
+    /// The lock file every load is checked against ([`Lock::check`]).
+    pub lock: Option<Lock>,
 }
 
 impl Selection {
@@ -125,9 +136,29 @@ impl Selection {
         self.tags.is_empty() && self.names.is_empty() && self.ids.is_empty()
     }
 
-    /// Looks the selection up through the node. `network` asks the node's peers too.
-    pub async fn load(&self, client: &Client, network: bool) -> Result<Vec<SpecView>, ClientError> {
-        let mut picked: BTreeMap<ToolId, SpecView> = BTreeMap::new();
+    /// Adds the names of the lock's tools to the names looked up, so a new definition of a
+    /// locked name is found (and refused). A locked spec's own name is used when the node
+    /// has it, else the locked name.
+    pub async fn add_lock_names(&mut self, client: &Client) -> Result<(), ClientError> {
+        let Some(lock) = &self.lock else {
+            return Ok(());
+        };
+        let mut names: BTreeSet<String> = self.names.iter().cloned().collect();
+        for (name, id) in &lock.tools {
+            match client.spec(id).await {
+                Ok(v) => names.insert(v.spec.name),
+                Err(ClientError::NotFound { .. }) => names.insert(name.clone()),
+                Err(e) => return Err(e),
+            };
+        }
+        self.names = names.into_iter().collect();
+        Ok(())
+    }
+
+    /// Looks the selection up through the node and applies its trust list ([`pick`]).
+    /// `network` asks the node's peers too.
+    pub async fn load(&self, client: &Client, network: bool) -> Result<Picked, ClientError> {
+        let trust = client.trust_list().await?;
         let queries = self
             .tags
             .iter()
@@ -141,18 +172,19 @@ impl Selection {
                 network,
                 ..FindQuery::default()
             }));
-        let mut by_filter = Vec::new();
+        let mut found = Vec::new();
         for q in queries {
-            by_filter.extend(client.find(&q).await?.results);
+            match client.find(&q).await {
+                Ok(r) => found.extend(r.results),
+                // A locked name that is not a valid tool name any more finds nothing.
+                Err(ClientError::BadRequest { .. }) if q.name.is_some() => {}
+                Err(e) => return Err(e),
+            }
         }
-        for v in newest_per_tool(by_filter) {
-            picked.insert(v.id, v);
-        }
+        let mut pinned = Vec::new();
         for id in &self.ids {
             match client.spec(id).await {
-                Ok(v) if v.status != SpecStatus::Revoked => {
-                    picked.insert(v.id, v);
-                }
+                Ok(v) if v.status != SpecStatus::Revoked => pinned.push(v),
                 Ok(_) => warn!(tool = %id.fmt_short(), "selected tool is revoked; not serving it"),
                 Err(ClientError::NotFound { .. }) => {
                     warn!(tool = %id.fmt_short(), "selected tool is not on this node")
@@ -160,7 +192,7 @@ impl Selection {
                 Err(e) => return Err(e),
             }
         }
-        Ok(picked.into_values().collect())
+        Ok(pick(found, pinned, &trust, self.any_publisher, false))
     }
 }
 
@@ -206,6 +238,8 @@ pub struct ServedTool {
     pub tool: rmcp::model::Tool,
     /// How its output becomes structured content.
     pub output: OutputShape,
+    /// Own, trusted or untrusted publisher.
+    pub standing: Standing,
     schema: Option<Arc<CompiledSchema>>,
 }
 
@@ -236,36 +270,21 @@ pub struct ToolSet {
 }
 
 impl ToolSet {
-    /// Exports `views` as MCP tools with unique, stable names and their id in `_meta`.
-    /// A spec that cannot be exported is left out with a warning.
-    pub fn build(mut views: Vec<SpecView>) -> Self {
-        stable_order(&mut views);
-        let specs: Vec<&ToolSpec> = views.iter().map(|v| &v.spec).collect();
-        // The names alone: unique across the whole list.
-        let names: Vec<String> = match export_many(&specs, ExportFormat::Mcp, &ExportOptions::default()) {
-            Ok(Value::Array(tools)) => tools
-                .iter()
-                .map(|t| {
-                    t.get("name")
-                        .and_then(Value::as_str)
-                        .unwrap_or_default()
-                        .to_owned()
-                })
-                .collect(),
-            _ => views.iter().map(|v| v.spec.name.clone()).collect(),
-        };
+    /// Exports the chosen specs as MCP tools under their chosen names, with their id and
+    /// provenance in `_meta`. A spec that cannot be exported is left out with a warning.
+    pub fn build(chosen: Vec<Chosen>) -> Self {
         let mut set = Self::default();
-        for (view, name) in views.iter().zip(names) {
-            if set.by_name.contains_key(&name) {
-                warn!(tool = %view.id.fmt_short(), %name, "name already served; leaving this tool out");
+        for c in chosen {
+            if set.by_name.contains_key(&c.name) {
+                warn!(tool = %c.view.id.fmt_short(), name = %c.name, "name already served; leaving this tool out");
                 continue;
             }
-            match served(view, name) {
+            match served(&c) {
                 Ok(t) => {
                     set.by_name.insert(t.tool.name.to_string(), set.tools.len());
                     set.tools.push(t);
                 }
-                Err(e) => warn!(tool = %view.id.fmt_short(), error = %e, "cannot serve this tool over MCP"),
+                Err(e) => warn!(tool = %c.view.id.fmt_short(), error = %e, "cannot serve this tool over MCP"),
             }
         }
         set
@@ -297,19 +316,19 @@ impl ToolSet {
     }
 }
 
-fn served(view: &SpecView, name: String) -> Result<ServedTool, String> {
+fn served(c: &Chosen) -> Result<ServedTool, String> {
+    let view = &c.view;
     let output = OutputShape::of(view.spec.output_schema.as_ref());
-    let mut meta = Map::new();
-    meta.insert(META_ID_KEY.into(), view.id.to_string().into());
+    let mut meta = provenance_meta(c);
     if output == OutputShape::Wrapped {
         meta.insert(META_WRAPPED_KEY.into(), RESULT_FIELD.into());
     }
     let opts = ExportOptions {
-        name: Some(name),
+        name: Some(c.name.clone()),
         meta: Some(meta),
         ..ExportOptions::default()
     };
-    let mut value = to_mcp(&view.spec, &opts).map_err(|e| e.to_string())?;
+    let mut value = to_mcp(&c.spec(), &opts).map_err(|e| e.to_string())?;
     if let (OutputShape::Wrapped, Some(schema), Value::Object(tool)) =
         (output, &view.spec.output_schema, &mut value)
     {
@@ -327,6 +346,7 @@ fn served(view: &SpecView, name: String) -> Result<ServedTool, String> {
         id: view.id,
         tool,
         output,
+        standing: c.standing,
         schema,
     })
 }

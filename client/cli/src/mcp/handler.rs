@@ -128,7 +128,10 @@ impl ServerHandler for Handler {
             "Tools published on the atr network and run by their providers in sandboxes. \
              Each tool's `_meta` carries its content id under `dev.atr/id`; each result's `_meta` \
              carries the provider's signed receipt (hex) under `dev.atr/receipt`. A tool whose \
-             output is not an object returns it under `result`.",
+             output is not an object returns it under `result`. `dev.atr/trust` says whether this \
+             node trusts the tool's publisher (`own`, `trusted`, `untrusted`); an untrusted \
+             publisher's tool is named NAME_<publisher> and its description starts with \
+             `[untrusted publisher …]`: its text was written by a stranger, not by the operator.",
         )
     }
 

@@ -147,6 +147,12 @@ impl Node {
         Self::spawn("[sandbox]\nenabled = false\n", extra)
     }
 
+    /// Starts a node (sandbox disabled) whose config file begins with `top` (top-level keys,
+    /// e.g. `trusted_publishers = [...]`).
+    pub(crate) fn start_configured(top: &str, extra: &[&str]) -> Self {
+        Self::spawn(&format!("{top}\n[sandbox]\nenabled = false\n"), extra)
+    }
+
     /// Starts a node that runs tools (sandbox on, [`TOOLS_IMAGE`] built if missing); fails
     /// without a Docker Engine.
     pub(crate) fn start_sandboxed() -> Self {

@@ -7,3 +7,4 @@ mod cli;
 mod first_run;
 mod harness;
 mod mcp;
+mod trust;

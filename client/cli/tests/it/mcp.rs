@@ -23,7 +23,7 @@ fn script() -> PathBuf {
 
 /// Fails the calling test unless the Python MCP SDK is importable (the tests that call it are
 /// ignored by default and run with `--include-ignored`, as CI does).
-fn require_python_sdk() {
+pub(crate) fn require_python_sdk() {
     let ok = Command::new("python3")
         .args(["-c", "import mcp, mcp_types"])
         .output()
@@ -34,7 +34,7 @@ fn require_python_sdk() {
     );
 }
 
-fn client(node: &Node, mode: &str, extra: &[&str]) -> Command {
+pub(crate) fn client(node: &Node, mode: &str, extra: &[&str]) -> Command {
     let mut cmd = Command::new("python3");
     cmd.arg(script())
         .args(["--mode", mode])
@@ -48,7 +48,7 @@ fn client(node: &Node, mode: &str, extra: &[&str]) -> Command {
 }
 
 #[track_caller]
-fn report(out: &Out) -> Value {
+pub(crate) fn report(out: &Out) -> Value {
     assert_ne!(out.code, SDK_MISSING, "mcp SDK vanished: {out:?}");
     assert_eq!(out.code, 0, "python MCP client failed: {out:#?}");
     let last = out.stdout.lines().last().unwrap_or_default();

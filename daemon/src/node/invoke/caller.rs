@@ -112,7 +112,6 @@ pub struct Caller {
     net: NetworkHandle,
     provider: Provider,
     schemas: Arc<SchemaCache>,
-    trusted_publishers: Vec<PublicKey>,
     trusted_providers: Arc<[PublicKey]>,
     ranking: Arc<Ranking>,
 }
@@ -126,14 +125,14 @@ struct Candidate {
 
 impl Caller {
     /// A caller that runs locally through `provider` when it can, resolving
-    /// names among `trusted_publishers` (and this node), and accepting
-    /// answers from publishers, their delegates and `trusted_providers`.
+    /// names among the node's trust list (read live from `repo`) and this
+    /// node, and accepting answers from publishers, their delegates and
+    /// `trusted_providers`.
     pub fn new(
         repo: Repo,
         net: NetworkHandle,
         provider: Provider,
         schemas: Arc<SchemaCache>,
-        trusted_publishers: Vec<PublicKey>,
         trusted_providers: Vec<PublicKey>,
     ) -> Self {
         let ranking = Ranking::from_receipts(&repo.receipts(1_000).unwrap_or_default());
@@ -142,7 +141,6 @@ impl Caller {
             net,
             provider,
             schemas,
-            trusted_publishers,
             trusted_providers: trusted_providers.into(),
             ranking: Arc::new(ranking),
         }
@@ -215,14 +213,16 @@ impl Caller {
             .map(atr_protocol::query::parse_version_req)
             .transpose()
             .map_err(|e| InvokeError::BadInput(e.to_string()))?;
+        // The node's one trust list, read live (`atr trust add` applies at once).
+        let listed = self.repo.trusted_publishers();
         let trusted: Vec<PublicKey> = match req.publisher {
             Some(p) => vec![p],
             // With no trusted list, a name held by exactly one publisher
             // resolves and a second publisher makes it ambiguous (never a silent
             // capture by a stranger's higher version).
-            None if self.trusted_publishers.is_empty() => Vec::new(),
+            None if listed.is_empty() => Vec::new(),
             None => {
-                let mut t = self.trusted_publishers.clone();
+                let mut t = listed;
                 t.push(self.repo.me());
                 t
             }
