@@ -26,6 +26,9 @@ use super::catalog::{META_ID_KEY, newest_per_tool, stable_order};
 pub const META_PUBLISHER_KEY: &str = "dev.atr/publisher";
 /// `_meta` key: `own`, `trusted` or `untrusted` ([`Standing`]), as this node sees the publisher.
 pub const META_TRUST_KEY: &str = "dev.atr/trust";
+/// `_meta` key: the publisher's domain, when its claim is verified (as the node has it cached:
+/// `atr show` checks it).
+pub const META_DOMAIN_KEY: &str = "dev.atr/domain";
 /// `_meta` key: the label this node's operator gave a trusted publisher, when it has one.
 pub const META_PUBLISHER_LABEL_KEY: &str = "dev.atr/publisher_label";
 /// `_meta` key: `true` when the tool was selected by its exact id (`--id`), not by tag or name.
@@ -220,5 +223,8 @@ pub fn provenance_meta(c: &Chosen) -> Map<String, Value> {
         meta.insert(META_PUBLISHER_LABEL_KEY.into(), l.clone().into());
     }
     meta.insert(META_PINNED_KEY.into(), c.pinned.into());
+    if let Some(d) = c.view.domain.as_ref().filter(|d| d.status.is_verified()) {
+        meta.insert(META_DOMAIN_KEY.into(), d.domain.clone().into());
+    }
     meta
 }
