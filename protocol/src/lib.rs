@@ -22,6 +22,7 @@
 //! - [`export`]: tool definitions for OpenAI, Anthropic, MCP and Gemini.
 //! - [`query`]: find filters and semver requirements shared by node and clients.
 //! - [`sandbox`]: the container hardening every tool run gets ([`sandbox::SandboxProfile`]).
+//! - [`text`]: the characters remote text may not hold, and the one sanitiser for showing it.
 #![cfg_attr(not(test), deny(clippy::unwrap_used))]
 #![deny(missing_docs, rustdoc::broken_intra_doc_links)]
 
@@ -40,6 +41,7 @@ pub mod revocation;
 pub mod sandbox;
 pub mod signed;
 pub mod spec;
+pub mod text;
 pub mod validate;
 pub mod wire;
 
