@@ -6,6 +6,7 @@
 mod api;
 mod api_guard;
 mod budgets;
+mod clean_text;
 mod cycles;
 mod harness;
 mod hostile_image;
@@ -15,3 +16,4 @@ mod provide;
 mod quotas;
 mod remote;
 mod sandbox;
+mod short_ids;
