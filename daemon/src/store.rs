@@ -1008,12 +1008,18 @@ mod tests {
         }
         // Nothing stored starts like this (ids are blake3; the chance of a clash is 2^-60).
         let absent = ToolId::of(b"absent").to_string();
-        assert_eq!(store.spec_ids_with_prefix(&absent[..16].parse()?, 8)?, (vec![], false));
+        assert_eq!(
+            store.spec_ids_with_prefix(&absent[..16].parse()?, 8)?,
+            (vec![], false)
+        );
         // A revocation's hash is not a spec id.
         let rev = revoke_id(2, specs[0].id());
         store.put_revocation(&rev)?;
         let rev_text = ToolId(rev.hash()).to_string();
-        assert_eq!(store.spec_ids_with_prefix(&rev_text[..16].parse()?, 8)?, (vec![], false));
+        assert_eq!(
+            store.spec_ids_with_prefix(&rev_text[..16].parse()?, 8)?,
+            (vec![], false)
+        );
         Ok(())
     }
 

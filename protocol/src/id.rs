@@ -107,9 +107,7 @@ pub const TOOL_ID_CHARS: usize = 52;
 #[non_exhaustive]
 pub enum PrefixError {
     /// Fewer than [`MIN_SHORT_ID_LEN`] characters after the optional `atr_`.
-    #[error(
-        "a short id needs at least {MIN_SHORT_ID_LEN} characters (it has {len}); copy more of the id"
-    )]
+    #[error("a short id needs at least {MIN_SHORT_ID_LEN} characters (it has {len}); copy more of the id")]
     TooShort {
         /// Characters given.
         len: usize,
@@ -196,7 +194,9 @@ impl FromStr for ToolIdPrefix {
         if len > TOOL_ID_CHARS {
             return Err(PrefixError::TooLong { len });
         }
-        Ok(Self { chars: body.to_owned() })
+        Ok(Self {
+            chars: body.to_owned(),
+        })
     }
 }
 
@@ -358,10 +358,16 @@ mod tests {
             "abcdefghijk".parse::<ToolIdPrefix>(),
             Err(PrefixError::TooShort { len: 11 })
         );
-        assert_eq!("atr_abcd".parse::<ToolIdPrefix>(), Err(PrefixError::TooShort { len: 4 }));
+        assert_eq!(
+            "atr_abcd".parse::<ToolIdPrefix>(),
+            Err(PrefixError::TooShort { len: 4 })
+        );
         assert_eq!("abcdefghijk1".parse::<ToolIdPrefix>(), Err(PrefixError::Alphabet));
         assert_eq!("ABCDEFGHIJKL".parse::<ToolIdPrefix>(), Err(PrefixError::Alphabet));
-        assert_eq!("a".repeat(53).parse::<ToolIdPrefix>(), Err(PrefixError::TooLong { len: 53 }));
+        assert_eq!(
+            "a".repeat(53).parse::<ToolIdPrefix>(),
+            Err(PrefixError::TooLong { len: 53 })
+        );
         assert!("abcdefghijkl".parse::<ToolIdPrefix>().is_ok());
     }
 

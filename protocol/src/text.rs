@@ -161,7 +161,10 @@ pub fn escape_value(v: &mut serde_json::Value) {
             Value::Object(o) => {
                 if o.keys().any(|k| k.chars().any(is_forbidden)) {
                     let old = std::mem::take(o);
-                    *o = old.into_iter().map(|(k, x)| (escape(&k).into_owned(), x)).collect();
+                    *o = old
+                        .into_iter()
+                        .map(|(k, x)| (escape(&k).into_owned(), x))
+                        .collect();
                 }
                 stack.extend(o.values_mut());
             }
@@ -197,13 +200,32 @@ mod tests {
     #[test]
     fn the_set_holds_controls_bidi_and_invisibles_but_not_text() {
         for c in [
-            '\u{0}', '\u{1b}', '\r', '\u{7f}', '\u{9b}', '\u{ad}', '\u{200b}', '\u{200d}', '\u{200f}',
-            '\u{202a}', '\u{202e}', '\u{2060}', '\u{2064}', '\u{2066}', '\u{2069}', '\u{feff}',
-            '\u{e0001}', '\u{e0041}', '\u{e007f}', '\u{2028}',
+            '\u{0}',
+            '\u{1b}',
+            '\r',
+            '\u{7f}',
+            '\u{9b}',
+            '\u{ad}',
+            '\u{200b}',
+            '\u{200d}',
+            '\u{200f}',
+            '\u{202a}',
+            '\u{202e}',
+            '\u{2060}',
+            '\u{2064}',
+            '\u{2066}',
+            '\u{2069}',
+            '\u{feff}',
+            '\u{e0001}',
+            '\u{e0041}',
+            '\u{e007f}',
+            '\u{2028}',
         ] {
             assert!(is_forbidden(c), "U+{:04X}", u32::from(c));
         }
-        for c in ['a', ' ', '\n', '\t', 'é', 'ß', '中', '🦀', '\u{fe0f}', '\u{a0}', 'א'] {
+        for c in [
+            'a', ' ', '\n', '\t', 'é', 'ß', '中', '🦀', '\u{fe0f}', '\u{a0}', 'א',
+        ] {
             assert!(!is_forbidden(c), "U+{:04X}", u32::from(c));
         }
     }

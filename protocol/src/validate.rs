@@ -241,7 +241,11 @@ pub fn check_clean(field: &'static str, path: impl Into<String>, s: &str) -> Res
 /// Ok when no string and no object key anywhere in `v` holds a forbidden character. The
 /// walk is iterative and allocation-free; only a failure walks again to name the place.
 /// Its cost is bounded by the item budget ([`check_items`] runs first).
-pub fn check_clean_json(field: &'static str, prefix: &str, v: &serde_json::Value) -> Result<(), ValidationError> {
+pub fn check_clean_json(
+    field: &'static str,
+    prefix: &str,
+    v: &serde_json::Value,
+) -> Result<(), ValidationError> {
     use serde_json::Value;
     let dirty = |s: &str| s.chars().any(crate::text::is_forbidden);
     let mut stack = vec![v];

@@ -49,7 +49,11 @@ async fn issue_14_publish_refuses_escapes_and_bidi_naming_the_field() {
         let err: ApiErrorBody = resp.json().await.unwrap();
         assert_eq!(err.code.to_string(), "invalid_manifest");
         assert_eq!(err.field.as_deref(), Some("description"));
-        assert!(err.message.contains("U+"), "names the code point: {}", err.message);
+        assert!(
+            err.message.contains("U+"),
+            "names the code point: {}",
+            err.message
+        );
     }
     // A property description inside the input schema is refused too, and named.
     let mut body = serde_json::to_value(PublishRequest {
@@ -69,7 +73,11 @@ async fn issue_14_publish_refuses_escapes_and_bidi_naming_the_field() {
     assert_eq!(resp.status(), StatusCode::UNPROCESSABLE_ENTITY);
     let err: ApiErrorBody = resp.json().await.unwrap();
     assert_eq!(err.field.as_deref(), Some("input_schema"));
-    assert!(err.message.contains("/properties/a/description") && err.message.contains("U+202E"), "{}", err.message);
+    assert!(
+        err.message.contains("/properties/a/description") && err.message.contains("U+202E"),
+        "{}",
+        err.message
+    );
     assert_eq!(t.node.repo().counts().unwrap().specs, 0, "nothing was stored");
     t.node.shutdown().await.unwrap();
 }
@@ -96,7 +104,12 @@ async fn issue_14_gossip_of_a_signed_spec_with_hidden_text_is_rejected_and_count
     let honest = &nodes[0].node;
     let rogue = &nodes[1].node;
     wait_for(T, "gossip mesh formed", || async {
-        rogue.net().status().await.map(|s| s.mesh_peers > 0).unwrap_or(false)
+        rogue
+            .net()
+            .status()
+            .await
+            .map(|s| s.mesh_peers > 0)
+            .unwrap_or(false)
     })
     .await;
     let key = &rogue.identity().secret;
@@ -107,7 +120,12 @@ async fn issue_14_gossip_of_a_signed_spec_with_hidden_text_is_rejected_and_count
         // rule (not the signature) that refuses it. Signed by hand, as `SignedSpec::sign`
         // validates first.
         let mut spec = manifest(&format!("sneaky{i}"), "1.0.0", &["x"])
-            .to_spec("test.toml", rogue.public_key(), 1_764_000_000_000 + i as u64, None)
+            .to_spec(
+                "test.toml",
+                rogue.public_key(),
+                1_764_000_000_000 + i as u64,
+                None,
+            )
             .unwrap();
         spec.description = (*description).to_owned();
         let body = atr_protocol::cbor::to_canonical(&spec).unwrap();
@@ -128,7 +146,11 @@ async fn issue_14_gossip_of_a_signed_spec_with_hidden_text_is_rejected_and_count
         bad_count(honest, rogue.peer_id()).await >= 3
     })
     .await;
-    assert_eq!(honest.repo().counts().unwrap().specs, before, "nothing reached the store");
+    assert_eq!(
+        honest.repo().counts().unwrap().specs,
+        before,
+        "nothing reached the store"
+    );
     for id in &ids {
         assert!(honest.repo().spec(id).is_none());
     }

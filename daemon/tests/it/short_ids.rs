@@ -71,11 +71,22 @@ async fn issue_14_short_ids_resolve_over_more_than_a_thousand_specs() {
     // their first 12 characters (with and without `atr_`), alone.
     for id in unlisted.iter().chain([&all[0], &all[SPECS - 1]]) {
         let text = id.to_string();
-        for prefix in [&text[..4 + MIN_SHORT_ID_LEN], &text[4..4 + MIN_SHORT_ID_LEN], &text[4..30]] {
+        for prefix in [
+            &text[..4 + MIN_SHORT_ID_LEN],
+            &text[4..4 + MIN_SHORT_ID_LEN],
+            &text[4..30],
+        ] {
             let (s, v) = ids(&api, prefix).await;
             assert_eq!(s, StatusCode::OK, "{v}");
             let r: IdsResponse = serde_json::from_value(v).unwrap();
-            assert_eq!(r, IdsResponse { ids: vec![*id], more: false }, "{prefix}");
+            assert_eq!(
+                r,
+                IdsResponse {
+                    ids: vec![*id],
+                    more: false
+                },
+                "{prefix}"
+            );
         }
     }
     // Nothing held starts like an id the node never saw.
@@ -86,7 +97,13 @@ async fn issue_14_short_ids_resolve_over_more_than_a_thousand_specs() {
 
     // Too short (11 characters: 55 bits, groundable), not base32, too long: 400 on `prefix`.
     let first = all[0].to_string();
-    for bad in [&first[4..4 + MIN_SHORT_ID_LEN - 1], "abcd", "ABCDEFGHIJKLMNOP", "abcdefghijk1", &"a".repeat(53)] {
+    for bad in [
+        &first[4..4 + MIN_SHORT_ID_LEN - 1],
+        "abcd",
+        "ABCDEFGHIJKLMNOP",
+        "abcdefghijk1",
+        &"a".repeat(53),
+    ] {
         let (s, v) = ids(&api, bad).await;
         assert_eq!(s, StatusCode::BAD_REQUEST, "{bad}: {v}");
         let e: ApiErrorBody = serde_json::from_value(v).unwrap();
@@ -94,6 +111,9 @@ async fn issue_14_short_ids_resolve_over_more_than_a_thousand_specs() {
     }
     let (s, v) = ids(&api, &first[4..4 + MIN_SHORT_ID_LEN - 1]).await;
     assert_eq!(s, StatusCode::BAD_REQUEST);
-    assert!(v["message"].as_str().unwrap().contains("at least 12 characters"), "{v}");
+    assert!(
+        v["message"].as_str().unwrap().contains("at least 12 characters"),
+        "{v}"
+    );
     t.node.shutdown().await.unwrap();
 }

@@ -57,14 +57,21 @@ fn issue_14_every_human_readable_field_refuses_hidden_characters() {
         s.input_schema = json!({"type": "object", "properties": {"a": {"type": "integer",
             "description": "the \u{202e}first\u{202c} number"}}})
     });
-    assert_eq!(forbidden(&e), ("input_schema", "/properties/a/description", 0x202e));
+    assert_eq!(
+        forbidden(&e),
+        ("input_schema", "/properties/a/description", 0x202e)
+    );
     let e = refusal(|s| s.output_schema = Some(json!({"type": "integer", "title": "sum\u{1b}[8m"})));
     assert_eq!(forbidden(&e), ("output_schema", "/title", 0x1b));
     let e = refusal(|s| {
         s.input_schema = json!({"type": "object", "properties": {"a\u{200d}": {"type": "string"}}})
     });
-    assert_eq!(forbidden(&e), ("input_schema", "/properties/a\u{200d}#key", 0x200d));
-    let e = refusal(|s| s.input_schema = json!({"type": "object", "properties": {"m": {"enum": ["x\u{7f}"]}}}));
+    assert_eq!(
+        forbidden(&e),
+        ("input_schema", "/properties/a\u{200d}#key", 0x200d)
+    );
+    let e =
+        refusal(|s| s.input_schema = json!({"type": "object", "properties": {"m": {"enum": ["x\u{7f}"]}}}));
     assert_eq!(forbidden(&e), ("input_schema", "/properties/m/enum/0", 0x7f));
     // Examples (exports hand them to models), command arguments, license, revocation reasons.
     let e = refusal(|s| s.examples[0].input = json!({"a": 1, "b": 2, "note": "\u{2067}"}));
@@ -84,10 +91,19 @@ fn issue_14_a_manifest_with_hidden_characters_is_refused_naming_the_field() {
         "description = \"\\u001b]8;;https://evil.example\\u001b\\\\click\\u001b]8;;\\u001b\\\\ ",
         1,
     );
-    assert_ne!(src, fixtures::CALCULATOR_TOML, "the fixture has a description line");
+    assert_ne!(
+        src,
+        fixtures::CALCULATOR_TOML,
+        "the fixture has a description line"
+    );
     let m = Manifest::from_toml(&src, "calculator.toml").unwrap();
     let e = m
-        .to_spec("calculator.toml", fixtures::key(1).public(), fixtures::CREATED, Some(fixtures::DIGEST))
+        .to_spec(
+            "calculator.toml",
+            fixtures::key(1).public(),
+            fixtures::CREATED,
+            Some(fixtures::DIGEST),
+        )
         .unwrap_err();
     let text = e.to_string();
     assert!(text.contains("description") && text.contains("U+001B"), "{text}");
@@ -107,7 +123,13 @@ fn issue_14_a_signed_spec_with_a_bidi_override_does_not_verify() {
     let sig = fixtures::key(2).sign(&signing_message(b"atr-spec-v1", &body));
     let e = SignedSpec::from_parts(body, sig).unwrap_err();
     assert!(
-        matches!(e, VerifyError::Invalid { source: ValidationError::ForbiddenChar { .. }, .. }),
+        matches!(
+            e,
+            VerifyError::Invalid {
+                source: ValidationError::ForbiddenChar { .. },
+                ..
+            }
+        ),
         "{e:?}"
     );
 }

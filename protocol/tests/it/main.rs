@@ -2,8 +2,8 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod fixtures;
 mod clean_text;
+mod fixtures;
 mod items;
 mod manifest;
 mod props;

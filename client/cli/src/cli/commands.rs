@@ -22,7 +22,7 @@ use serde_json::Value;
 
 use super::Usage;
 use super::args::{ExportArgs, FindArgs, InvokeArgs};
-use super::output::{MAX_CELL_CHARS, Table, bytes, cut, out, outln, print_json, utc, with_spinner};
+use super::output::{MAX_CELL_CHARS, Table, bytes, cut, out, outln, print_json, safe, utc, with_spinner};
 
 /// What every command needs: the client and the output mode.
 pub(crate) struct Ctx {
@@ -201,8 +201,8 @@ pub(crate) async fn search(ctx: &Ctx, text: &str, limit: usize) -> anyhow::Resul
 }
 
 fn indented_json(v: &Value) -> String {
-    serde_json::to_string_pretty(v)
-        .unwrap_or_default()
+    let text = serde_json::to_string_pretty(v).unwrap_or_default();
+    atr_protocol::text::escape_json(&text)
         .lines()
         .map(|l| format!("  {l}\n"))
         .collect()
@@ -818,7 +818,7 @@ pub(crate) async fn invoke(ctx: &Ctx, a: &InvokeArgs) -> anyhow::Result<()> {
         }
     };
     if namesakes.len() > 1 && !ctx.json {
-        eprintln!(
+        let note = format!(
             "note: {} active tools are named `{tool}`; ran {} ({}). Pick another by its id (`atr find --name {tool}`).",
             namesakes.len(),
             inv.response.id.fmt_short(),
@@ -827,6 +827,7 @@ pub(crate) async fn invoke(ctx: &Ctx, a: &InvokeArgs) -> anyhow::Result<()> {
                 .find(|v| v.id == inv.response.id)
                 .map_or_else(String::new, |v| v.spec.label())
         );
+        eprintln!("{}", safe(&note));
     }
     if ctx.json {
         print_json(&inv.response)?;
@@ -837,13 +838,12 @@ pub(crate) async fn invoke(ctx: &Ctx, a: &InvokeArgs) -> anyhow::Result<()> {
     let Some(message) = inv.error_message() else {
         return Ok(());
     };
-    let stderr: Vec<String> = inv
-        .response
-        .output
-        .pointer("/error/stderr")
-        .and_then(Value::as_str)
-        .map(|s| s.lines().rev().take(5).collect::<Vec<_>>())
-        .unwrap_or_default()
+    let stderr = inv.stderr().unwrap_or_default();
+    let stderr: Vec<String> = stderr
+        .lines()
+        .rev()
+        .take(5)
+        .collect::<Vec<_>>()
         .into_iter()
         .rev()
         .filter(|l| !l.trim().is_empty())
