@@ -18,6 +18,7 @@
 
 mod catalog;
 mod handler;
+pub mod http_auth;
 mod invoke;
 
 use std::collections::BTreeSet;
@@ -37,7 +38,7 @@ pub use catalog::{
     OutputShape, RESULT_FIELD, Selection, ServedTool, ToolSet, newest_per_tool, stable_order,
     wrapped_output_schema,
 };
-pub use handler::{Handler, SERVER_NAME};
+pub use handler::{Handler, SERVER_NAME, TEXT_COPY_MAX_BYTES};
 pub use invoke::{Invoker, NodeInvoker, NotAvailable, ToolOutput};
 
 use atr_client::Client;
@@ -50,6 +51,12 @@ pub const DEFAULT_REFRESH: Duration = Duration::from_secs(5);
 pub const MIN_REFRESH: Duration = Duration::from_millis(100);
 /// Path of the MCP endpoint of [`ToolServer::serve_http`].
 pub const HTTP_PATH: &str = "/mcp";
+/// Default cap on the output one `tools/call` hands a model, bytes of JSON
+/// ([`McpOptions::max_output_bytes`]): 64 KiB is about 16 000 tokens, a large answer already;
+/// a tool may legitimately write up to 8 MiB, which would flood a model's context.
+pub const DEFAULT_MAX_OUTPUT_BYTES: usize = 64 * 1024;
+/// Smallest output cap accepted: below this even an error message is cut.
+pub const MIN_MAX_OUTPUT_BYTES: usize = 256;
 
 /// Why the MCP server could not start or stopped with an error.
 #[derive(Debug, thiserror::Error)]
@@ -84,8 +91,16 @@ pub struct McpOptions {
     /// How often to re-check the selection ([`DEFAULT_REFRESH`]; at least [`MIN_REFRESH`]).
     pub refresh: Duration,
     /// Extra `Host` header values the HTTP server accepts, besides `localhost`, `127.0.0.1`,
-    /// `::1` and the address it is bound to (a guard against DNS rebinding).
+    /// `::1` and the address it is bound to (a guard against DNS rebinding). A browser
+    /// `Origin` is accepted only for these hosts and loopback; any other is refused (403).
     pub allowed_hosts: Vec<String>,
+    /// The bearer token every HTTP request must carry (`Authorization: Bearer …`), `None` for
+    /// none. `atr mcp` sets it whenever the bound address is not loopback (see [`http_auth`]).
+    pub http_token: Option<String>,
+    /// Most bytes of output JSON one call hands the client ([`DEFAULT_MAX_OUTPUT_BYTES`], at
+    /// least [`MIN_MAX_OUTPUT_BYTES`]); a larger output becomes a tool error holding its
+    /// first bytes and a marker.
+    pub max_output_bytes: usize,
 }
 
 impl Default for McpOptions {
@@ -93,6 +108,8 @@ impl Default for McpOptions {
         Self {
             refresh: DEFAULT_REFRESH,
             allowed_hosts: Vec::new(),
+            http_token: None,
+            max_output_bytes: DEFAULT_MAX_OUTPUT_BYTES,
         }
     }
 }
@@ -136,6 +153,7 @@ impl ToolServer {
             return Err(McpServeError::EmptySelection);
         }
         options.refresh = options.refresh.max(MIN_REFRESH);
+        options.max_output_bytes = options.max_output_bytes.max(MIN_MAX_OUTPUT_BYTES);
         let views = selection.load(&client, selection.network).await?;
         let loaded = build(views).await;
         let (changes, _) = watch::channel(0);
@@ -160,6 +178,11 @@ impl ToolServer {
     /// The refresh interval.
     pub fn refresh_interval(&self) -> Duration {
         self.options.refresh
+    }
+
+    /// The cap on the output of one call, bytes of JSON.
+    pub fn max_output_bytes(&self) -> usize {
+        self.options.max_output_bytes
     }
 
     /// The invoker behind `tools/call`.
@@ -262,12 +285,24 @@ impl ToolServer {
             .local_addr()
             .map_err(|e| McpServeError::Transport(e.to_string()))?;
         let mut hosts: Vec<String> = vec!["localhost".into(), "127.0.0.1".into(), "::1".into()];
-        if !local.ip().is_unspecified() && !local.ip().is_loopback() {
+        // The bound address (also another loopback one, e.g. 127.0.0.2).
+        if !local.ip().is_unspecified() && !hosts.contains(&local.ip().to_string()) {
             hosts.push(local.ip().to_string());
         }
         hosts.extend(self.options.allowed_hosts.iter().cloned());
+        // Origin validation on: a browser page may call only from loopback or an allowed host
+        // (any port); a request without `Origin` (not a browser) passes to the token check.
+        let origins: Vec<String> = hosts
+            .iter()
+            .flat_map(|h| {
+                let h = origin_host(h);
+                [format!("http://{h}:*"), format!("https://{h}:*")]
+            })
+            .collect();
         let config = StreamableHttpServerConfig::default()
             .with_allowed_hosts(hosts)
+            .with_allowed_origins(origins)
+            .enforce_origin_validation()
             .with_cancellation_token(cancel.child_token());
         let handler = self.handler();
         let service = StreamableHttpService::new(
@@ -275,11 +310,36 @@ impl ToolServer {
             Arc::new(LocalSessionManager::default()),
             config,
         );
-        let router = axum::Router::new().route_service(HTTP_PATH, service);
+        let mut router = axum::Router::new().route_service(HTTP_PATH, service);
+        if let Some(token) = self.options.http_token.clone() {
+            let token: Arc<str> = token.into();
+            router = router.layer(axum::middleware::from_fn(
+                move |req: axum::extract::Request, next: axum::middleware::Next| {
+                    http_auth::require(token.clone(), req, next)
+                },
+            ));
+        }
         axum::serve(listener, router)
             .with_graceful_shutdown(async move { cancel.cancelled().await })
             .await
             .map_err(|e| McpServeError::Transport(e.to_string()))
+    }
+}
+
+/// An allowed `Host` value as the host of an origin: without its port, IPv6 in brackets.
+fn origin_host(h: &str) -> String {
+    if let Ok(sa) = h.parse::<SocketAddr>() {
+        return match sa.ip() {
+            std::net::IpAddr::V6(ip) => format!("[{ip}]"),
+            ip => ip.to_string(),
+        };
+    }
+    if let Ok(std::net::IpAddr::V6(ip)) = h.parse::<std::net::IpAddr>() {
+        return format!("[{ip}]");
+    }
+    match h.rsplit_once(':') {
+        Some((name, port)) if port.parse::<u16>().is_ok() => name.to_owned(),
+        _ => h.to_owned(),
     }
 }
 
