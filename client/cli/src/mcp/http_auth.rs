@@ -103,17 +103,33 @@ pub fn authorizes(value: Option<&[u8]>, token: &str) -> bool {
     same(given.trim_ascii(), token.as_bytes())
 }
 
-/// The middleware: `401 Unauthorized` with `WWW-Authenticate: Bearer` unless the request
-/// carries the token, before the MCP service sees it.
+/// JSON-RPC error code of a refused token (the implementation-defined server range): the
+/// 401's body is a JSON-RPC error, so MCP clients show its message instead of a bare status.
+pub const UNAUTHORIZED_CODE: i64 = -32001;
+
+/// The middleware: `401 Unauthorized` with `WWW-Authenticate: Bearer` and a JSON-RPC error
+/// body unless the request carries the token, before the MCP service sees it.
 pub async fn require(token: Arc<str>, req: axum::extract::Request, next: axum::middleware::Next) -> Response {
     let header = req.headers().get(header::AUTHORIZATION).map(|v| v.as_bytes());
     if authorizes(header, &token) {
         return next.run(req).await;
     }
+    let body = serde_json::json!({
+        "jsonrpc": "2.0",
+        "id": null,
+        "error": {
+            "code": UNAUTHORIZED_CODE,
+            "message": "Unauthorized: this MCP server needs `Authorization: Bearer <token>`; \
+                        the token is in the node's data dir, file mcp.token",
+        },
+    });
     (
         StatusCode::UNAUTHORIZED,
-        [(header::WWW_AUTHENTICATE, "Bearer realm=\"atr mcp\"")],
-        "Unauthorized: this MCP server needs `Authorization: Bearer <token>`; the token is in the node's data dir, file mcp.token",
+        [
+            (header::WWW_AUTHENTICATE, "Bearer realm=\"atr mcp\""),
+            (header::CONTENT_TYPE, "application/json"),
+        ],
+        body.to_string(),
     )
         .into_response()
 }

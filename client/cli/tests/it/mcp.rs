@@ -376,7 +376,8 @@ fn http_requires_a_token_off_loopback_refuses_foreign_origins_and_caps_output() 
         .trim_end_matches("/mcp")
         .to_owned();
 
-    // The official SDK without the header, then with a wrong token: refused (401).
+    // The official SDK without the header, then with a wrong token: refused (a 401 whose
+    // JSON-RPC error body the SDK reports).
     for extra in [
         vec![],
         vec![
@@ -390,7 +391,7 @@ fn http_requires_a_token_off_loopback_refuses_foreign_origins_and_caps_output() 
         assert_eq!(out.code, 3, "the session must not open: {out:#?}");
         let last: Value = serde_json::from_str(out.stdout.lines().last().unwrap()).unwrap();
         assert!(
-            last["connect_error"].to_string().contains("401"),
+            last["connect_error"].to_string().contains("Unauthorized"),
             "{extra:?}: {last}"
         );
     }
