@@ -316,7 +316,20 @@ async fn resolve_tool(ctx: &Ctx, text: &str) -> anyhow::Result<atr_protocol::Too
         [one] => Ok(one.id),
         [] => match with_spinner("looking up the id", ctx.client.resolve_id(text)).await {
             Ok(id) => Ok(id),
-            Err(ClientError::InvalidId { .. }) => Err(unknown_name(ctx, text, None).await),
+            // Too short to be looked up as an id: if it could be one, say so.
+            Err(ClientError::InvalidId { .. }) => {
+                let base32 = !text.is_empty()
+                    && text
+                        .bytes()
+                        .all(|b| b.is_ascii_lowercase() || (b'2'..=b'7').contains(&b));
+                let note = (base32 && text.len() < atr_protocol::id::MIN_SHORT_ID_LEN).then(|| {
+                    format!(
+                        "a short id needs at least {} characters",
+                        atr_protocol::id::MIN_SHORT_ID_LEN
+                    )
+                });
+                Err(unknown_name(ctx, text, note).await)
+            }
             Err(e @ ClientError::NotFound { .. }) => Err(unknown_name(ctx, text, Some(e.to_string())).await),
             Err(e) => Err(e.into()),
         },
