@@ -8,9 +8,13 @@
 //! - [`Handler`] is the per-session rmcp handler (`tools/list`, `tools/call`,
 //!   `notifications/tools/list_changed`). A call runs through the [`Invoker`]
 //!   ([`NodeInvoker`]: through the node, receipts verified); its output comes
-//!   back as structured content (an object: see [`OutputShape`]) and as text,
-//!   with the receipt under `_meta` ([`META_RECEIPT_KEY`], …); a failed run or
-//!   a refused call is a tool error (`isError: true`), never a protocol error.
+//!   back once in full, as structured content (an object: see [`OutputShape`]),
+//!   copied as text only when small ([`TEXT_COPY_MAX_BYTES`]) and capped at
+//!   [`McpOptions::max_output_bytes`], with the receipt under `_meta`
+//!   ([`META_RECEIPT_KEY`], …); a failed run or a refused call is a tool error
+//!   (`isError: true`), never a protocol error. Remote text is escaped with
+//!   `atr_protocol::text`.
+//! - [`http_auth`]: the bearer token of the HTTP transport off loopback.
 //! - [`ToolServer::serve_stdio`] and [`ToolServer::serve_http`] run it.
 //!
 //! Who stops whom: the caller's `CancellationToken` stops the refresher and
