@@ -7,6 +7,7 @@
 //! | GET | `/v1/status` | token | peer id, listen addresses, peers, store counts |
 //! | POST | `/v1/publish` | token | publish a manifest |
 //! | GET | `/v1/specs/{id}` | – | one spec |
+//! | GET | `/v1/ids?prefix=` | – | ids of stored specs starting with a short id (≥ 12 characters) |
 //! | GET | `/v1/find` | – (token with `network=true`) | find by tag, name, version, publisher, … (`network=true` asks peers) |
 //! | GET | `/v1/search?q=` | – | ranked full-text search |
 //! | POST | `/v1/revoke` | token | revoke or deprecate |
@@ -108,6 +109,7 @@ pub fn router(ctx: ApiContext) -> Router {
         .route("/v1/status", get(status))
         .route("/v1/publish", post(publish_spec))
         .route("/v1/specs/{id}", get(get_spec))
+        .route("/v1/ids", get(ids_with_prefix))
         .route("/v1/find", get(find))
         .route("/v1/search", get(search))
         .route("/v1/revoke", post(revoke))
@@ -300,6 +302,37 @@ async fn get_spec(
         .verify(v.spec.homepage.as_deref(), &v.spec.publisher)
         .await;
     Ok(ok(v))
+}
+
+/// Query string of `GET /v1/ids`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IdsParams {
+    prefix: String,
+}
+
+/// `GET /v1/ids?prefix=`: the short-id lookup, a range scan of the store's id-ordered specs
+/// table over every spec held (revoked included), so a prefix resolves however many specs
+/// the node holds. Public like `/v1/specs/{id}`: it reveals only which ids are held.
+async fn ids_with_prefix(
+    State(state): State<AppState>,
+    params: Result<Query<IdsParams>, axum::extract::rejection::QueryRejection>,
+) -> Result<axum::response::Response, ApiError> {
+    let Query(p) = params?;
+    let prefix: atr_protocol::id::ToolIdPrefix = p.prefix.parse().map_err(|e| {
+        ApiError::bad_request(format!(
+            "`{}`: {e}",
+            atr_protocol::text::escape(&p.prefix.chars().take(80).collect::<String>())
+        ))
+        .with_field("prefix")
+    })?;
+    let (ids, more) = state
+        .repo
+        .blocking(move |r| r.spec_ids_with_prefix(&prefix, atr_protocol::api::MAX_PREFIX_MATCHES))
+        .await
+        .map_err(|e| ApiError::internal(e.to_string()))?
+        .map_err(|e| ApiError::internal(e.to_string()))?;
+    Ok(ok(atr_protocol::api::IdsResponse { ids, more }))
 }
 
 /// Query string of `GET /v1/find`.

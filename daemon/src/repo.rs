@@ -758,6 +758,15 @@ impl Repo {
         self.inner.store.ids_in_buckets(buckets, max)
     }
 
+    /// Ids of the stored specs starting with `prefix` (at most `max`; true when more match).
+    pub fn spec_ids_with_prefix(
+        &self,
+        prefix: &atr_protocol::id::ToolIdPrefix,
+        max: usize,
+    ) -> Result<(Vec<ToolId>, bool), StoreError> {
+        self.inner.store.spec_ids_with_prefix(prefix, max)
+    }
+
     /// Row counts of the store.
     pub fn counts(&self) -> Result<StoreCounts, StoreError> {
         self.inner.store.counts()

@@ -597,6 +597,28 @@ impl Store {
         decode_signed("specs", id.as_bytes(), bytes.value()).map(Some)
     }
 
+    /// Ids of the stored specs that start with `prefix`, in id order, at most `max`; true when
+    /// more match. One range scan of the id-keyed specs table (a prefix is one contiguous
+    /// range of ids, [`ToolIdPrefix::range`]), so it costs the same with a million specs.
+    pub fn spec_ids_with_prefix(
+        &self,
+        prefix: &atr_protocol::id::ToolIdPrefix,
+        max: usize,
+    ) -> Result<(Vec<ToolId>, bool), StoreError> {
+        let (lo, hi) = prefix.range();
+        let txn = self.read()?;
+        let specs = txn.open_table(SPECS)?;
+        let mut out = Vec::new();
+        for row in specs.range::<&[u8; 32]>(lo.as_bytes()..=hi.as_bytes())? {
+            let (key, _) = row?;
+            if out.len() >= max {
+                return Ok((out, true));
+            }
+            out.push(ToolId(*key.value()));
+        }
+        Ok((out, false))
+    }
+
     /// The spec or revocation with this hash as a wire object, for the fetch
     /// protocol, served as stored: it was verified when it was written, so
     /// only its body's hash is checked again (blake3, no decoding, no
@@ -1138,6 +1160,36 @@ mod tests {
         assert_eq!(a.sync_digests()?, a.recompute_digests()?);
         a.put_revocation(&rev)?;
         assert_eq!(a.sync_digests()?, da);
+        Ok(())
+    }
+
+    #[test]
+    fn short_ids_resolve_by_one_range_scan() -> TestResult {
+        use atr_protocol::id::ToolIdPrefix;
+        let store = mem(StoreOptions::default())?;
+        let specs: Vec<SignedSpec> = (0..40).map(|i| spec(2, &format!("p{i}"), "1.0.0", &[])).collect();
+        for s in &specs {
+            store.put_spec(s)?;
+        }
+        for s in &specs {
+            let text = s.id().to_string();
+            let p: ToolIdPrefix = text[..16].parse()?;
+            assert_eq!(store.spec_ids_with_prefix(&p, 8)?, (vec![s.id()], false));
+        }
+        // Nothing stored starts like this (ids are blake3; the chance of a clash is 2^-60).
+        let absent = ToolId::of(b"absent").to_string();
+        assert_eq!(
+            store.spec_ids_with_prefix(&absent[..16].parse()?, 8)?,
+            (vec![], false)
+        );
+        // A revocation's hash is not a spec id.
+        let rev = revoke_id(2, specs[0].id());
+        store.put_revocation(&rev)?;
+        let rev_text = ToolId(rev.hash()).to_string();
+        assert_eq!(
+            store.spec_ids_with_prefix(&rev_text[..16].parse()?, 8)?,
+            (vec![], false)
+        );
         Ok(())
     }
 

@@ -102,6 +102,20 @@ pub struct FindResponse {
     pub fetched_from_network: usize,
 }
 
+/// Most ids `GET /v1/ids?prefix=` lists: one is the answer, more are only shown to say the
+/// prefix is ambiguous.
+pub const MAX_PREFIX_MATCHES: usize = 8;
+
+/// Answer to `GET /v1/ids?prefix=…` ([`crate::id::ToolIdPrefix`]): the ids of the specs this
+/// node holds (revoked included) that start with the prefix, in id order.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IdsResponse {
+    /// At most [`MAX_PREFIX_MATCHES`] ids.
+    pub ids: Vec<ToolId>,
+    /// Whether more ids match than are listed.
+    pub more: bool,
+}
+
 /// One search hit.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct SearchHit {

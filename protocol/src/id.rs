@@ -93,6 +93,113 @@ impl FromStr for ToolId {
     }
 }
 
+/// Fewest characters of a short id ([`ToolIdPrefix`]): 12 base32 characters are 60 bits, so
+/// finding a second spec whose id starts like a given one costs about 2⁶⁰ hashes (a 4-character
+/// prefix, 20 bits, costs a laptop a second). It is also exactly what [`ToolId::fmt_short`]
+/// and the CLI's tables show, so what a person copies from a table resolves.
+pub const MIN_SHORT_ID_LEN: usize = 12;
+
+/// Characters of a [`ToolId`]'s text after [`TOOL_ID_PREFIX`].
+pub const TOOL_ID_CHARS: usize = 52;
+
+/// Why text is not a short id ([`ToolIdPrefix`]).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum PrefixError {
+    /// Fewer than [`MIN_SHORT_ID_LEN`] characters after the optional `atr_`.
+    #[error("a short id needs at least {MIN_SHORT_ID_LEN} characters (it has {len}); copy more of the id")]
+    TooShort {
+        /// Characters given.
+        len: usize,
+    },
+    /// More characters than a whole id has.
+    #[error("an id has {TOOL_ID_CHARS} characters after `{TOOL_ID_PREFIX}`, this has {len}")]
+    TooLong {
+        /// Characters given.
+        len: usize,
+    },
+    /// A character outside the id alphabet.
+    #[error("ids are written with a-z and 2-7 only")]
+    Alphabet,
+}
+
+/// The start of a [`ToolId`]'s text, as a person copies it from a table: at least
+/// [`MIN_SHORT_ID_LEN`] base32 characters, with or without `atr_`. Its ids form one
+/// contiguous range of 32-byte values ([`Self::range`]), so a node finds them with one range
+/// scan of an id-ordered table.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ToolIdPrefix {
+    chars: String,
+}
+
+impl ToolIdPrefix {
+    /// The base32 characters, without `atr_`.
+    pub fn as_str(&self) -> &str {
+        &self.chars
+    }
+
+    /// The smallest and largest id starting with this prefix (both inclusive).
+    pub fn range(&self) -> (ToolId, ToolId) {
+        let mut lo = [0u8; 32];
+        let mut hi = [0xffu8; 32];
+        let mut bit = 0usize;
+        for c in self.chars.bytes() {
+            let v = match c {
+                b'a'..=b'z' => c - b'a',
+                _ => c - b'2' + 26,
+            };
+            for k in (0..5).rev() {
+                if bit >= 256 {
+                    break;
+                }
+                let (byte, mask) = (bit / 8, 0x80u8 >> (bit % 8));
+                if (v >> k) & 1 == 1 {
+                    lo[byte] |= mask;
+                } else {
+                    hi[byte] &= !mask;
+                }
+                bit += 1;
+            }
+        }
+        (ToolId(lo), ToolId(hi))
+    }
+
+    /// Whether `id`'s text starts with this prefix.
+    pub fn matches(&self, id: &ToolId) -> bool {
+        let (lo, hi) = self.range();
+        (lo..=hi).contains(id)
+    }
+}
+
+impl fmt::Display for ToolIdPrefix {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{TOOL_ID_PREFIX}{}", self.chars)
+    }
+}
+
+impl FromStr for ToolIdPrefix {
+    type Err = PrefixError;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let body = s.strip_prefix(TOOL_ID_PREFIX).unwrap_or(s);
+        if !body
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || (b'2'..=b'7').contains(&b))
+        {
+            return Err(PrefixError::Alphabet);
+        }
+        let len = body.len();
+        if len < MIN_SHORT_ID_LEN {
+            return Err(PrefixError::TooShort { len });
+        }
+        if len > TOOL_ID_CHARS {
+            return Err(PrefixError::TooLong { len });
+        }
+        Ok(Self {
+            chars: body.to_owned(),
+        })
+    }
+}
+
 macro_rules! bytes_serde {
     ($t:ty, $n:expr) => {
         impl Serialize for $t {
@@ -221,6 +328,47 @@ mod tests {
         assert!(s.starts_with("atr_") && s.len() == 56, "{s}");
         assert_eq!(s.parse::<ToolId>().unwrap(), id);
         assert_eq!(id.fmt_short().len(), 12);
+    }
+
+    #[test]
+    fn a_prefix_range_holds_exactly_the_ids_that_start_with_it() {
+        let ids: Vec<ToolId> = (0u8..=255).map(|i| ToolId::of(&[i])).collect();
+        for id in &ids {
+            let text = id.to_string();
+            for n in [12, 13, 17, 31, 51, 52] {
+                let p: ToolIdPrefix = text[4..4 + n].parse().unwrap();
+                let (lo, hi) = p.range();
+                assert!(lo <= *id && *id <= hi, "{text} {n}");
+                assert!(lo.to_string().starts_with(&p.to_string()));
+                assert!(hi.to_string().starts_with(&p.to_string()));
+                for other in &ids {
+                    assert_eq!(p.matches(other), other.to_string().starts_with(&p.to_string()));
+                }
+            }
+        }
+        // With `atr_`, and the whole id.
+        let t = ids[7].to_string();
+        assert_eq!(t.parse::<ToolIdPrefix>().unwrap().range(), (ids[7], ids[7]));
+        assert!(t[..16].parse::<ToolIdPrefix>().unwrap().matches(&ids[7]));
+    }
+
+    #[test]
+    fn short_ids_need_twelve_characters_of_the_alphabet() {
+        assert_eq!(
+            "abcdefghijk".parse::<ToolIdPrefix>(),
+            Err(PrefixError::TooShort { len: 11 })
+        );
+        assert_eq!(
+            "atr_abcd".parse::<ToolIdPrefix>(),
+            Err(PrefixError::TooShort { len: 4 })
+        );
+        assert_eq!("abcdefghijk1".parse::<ToolIdPrefix>(), Err(PrefixError::Alphabet));
+        assert_eq!("ABCDEFGHIJKL".parse::<ToolIdPrefix>(), Err(PrefixError::Alphabet));
+        assert_eq!(
+            "a".repeat(53).parse::<ToolIdPrefix>(),
+            Err(PrefixError::TooLong { len: 53 })
+        );
+        assert!("abcdefghijkl".parse::<ToolIdPrefix>().is_ok());
     }
 
     #[test]

@@ -23,6 +23,7 @@
 //! - [`query`]: find filters and semver requirements shared by node and clients.
 //! - [`sandbox`]: the container hardening every tool run gets ([`sandbox::SandboxProfile`]).
 //! - [`trust`]: the node's trust list and the one rule every selection path applies ([`trust::Standing`]).
+//! - [`text`]: the characters remote text may not hold, and the one sanitiser for showing it.
 #![cfg_attr(not(test), deny(clippy::unwrap_used))]
 #![deny(missing_docs, rustdoc::broken_intra_doc_links)]
 
@@ -43,6 +44,7 @@ pub mod revocation;
 pub mod sandbox;
 pub mod signed;
 pub mod spec;
+pub mod text;
 pub mod trust;
 pub mod validate;
 pub mod wire;

@@ -23,6 +23,12 @@ pub const ENV_TOKEN: &str = "ATR_TOKEN";
 pub const ENV_DATA_DIR: &str = "ATR_DATA_DIR";
 /// Name of the API token file in the node's data directory (mode 0600).
 pub const TOKEN_FILE: &str = "api.token";
+/// Name of the bearer token file of `atr mcp --http` in the node's data directory (mode
+/// 0600, 64 hex characters, created on first need): an MCP client that reaches the server
+/// over a network sends it as `Authorization: Bearer <token>`. Separate from
+/// [`TOKEN_FILE`], so a client allowed to call the served tools is not handed the node
+/// (publish, revoke, provide).
+pub const MCP_TOKEN_FILE: &str = "mcp.token";
 /// Largest token file a client reads, bytes: a token is 64 characters; anything much larger
 /// is not one.
 pub const MAX_TOKEN_FILE_BYTES: u64 = 4096;

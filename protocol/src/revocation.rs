@@ -82,6 +82,7 @@ impl SignedBody for Revocation {
                 max: MAX_REASON_LEN,
             });
         }
+        validate::check_clean("reason", String::new(), &self.reason)?;
         if let RevocationTarget::Name(n) = &self.target {
             validate::check_name(n)?;
         }

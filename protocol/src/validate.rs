@@ -138,6 +138,23 @@ pub enum ValidationError {
         /// [`MAX_SPEC_JSON_ITEMS`].
         max: usize,
     },
+    /// A human-readable field holds a control, invisible or bidi-override character
+    /// ([`crate::text::is_forbidden`]): text that could rewrite a terminal or hide words from
+    /// the person reading it while a model reads them.
+    #[error(
+        "`{field}{path}` holds U+{code_point:04X} at character {index}: control, invisible and bidi-override characters are not allowed in spec text"
+    )]
+    ForbiddenChar {
+        /// The spec field (`description`, `input_schema`, `examples`, …).
+        field: &'static str,
+        /// Where inside it: `[i]` for a list item, a JSON pointer (`/properties/a/title`,
+        /// a key's own name ending in `#key`) inside a schema or example; empty for plain text.
+        path: String,
+        /// The character, as a number (`U+…` in the message).
+        code_point: u32,
+        /// Its position in that string, in characters.
+        index: usize,
+    },
     /// Creation time is zero.
     #[error("`created_at_ms` must be set")]
     CreatedAtMissing,
@@ -159,7 +176,7 @@ impl ValidationError {
             Self::LimitOutOfRange { .. } => "limits",
             Self::SideEffectsInvalid => "side_effects",
             Self::ImageDigestInvalid { .. } => "runtime.digest",
-            Self::TextInvalid { field, .. } => field,
+            Self::TextInvalid { field, .. } | Self::ForbiddenChar { field, .. } => field,
             Self::CommandTooLong { .. } => "runtime.command",
             Self::HomepageInvalid => "homepage",
             Self::TooManyExamples { .. } | Self::ExampleInvalid { .. } => "examples",
@@ -206,6 +223,68 @@ pub fn check_tag(tag: &str) -> Result<(), ValidationError> {
 fn check_text(field: &'static str, s: &str, max: usize) -> Result<(), ValidationError> {
     if s.is_empty() || s.len() > max || s.chars().any(char::is_control) {
         return Err(ValidationError::TextInvalid { field, max });
+    }
+    check_clean(field, String::new(), s)
+}
+
+/// Ok when `s` holds no forbidden character ([`crate::text::is_forbidden`]); else
+/// [`ValidationError::ForbiddenChar`] naming `field`, `path` and the character.
+pub fn check_clean(field: &'static str, path: impl Into<String>, s: &str) -> Result<(), ValidationError> {
+    crate::text::check(s).map_err(|f| ValidationError::ForbiddenChar {
+        field,
+        path: path.into(),
+        code_point: u32::from(f.ch),
+        index: f.index,
+    })
+}
+
+/// Ok when no string and no object key anywhere in `v` holds a forbidden character. The
+/// walk is iterative and allocation-free; only a failure walks again to name the place.
+/// Its cost is bounded by the item budget ([`check_items`] runs first).
+pub fn check_clean_json(
+    field: &'static str,
+    prefix: &str,
+    v: &serde_json::Value,
+) -> Result<(), ValidationError> {
+    use serde_json::Value;
+    let dirty = |s: &str| s.chars().any(crate::text::is_forbidden);
+    let mut stack = vec![v];
+    let mut found = false;
+    while let Some(v) = stack.pop() {
+        match v {
+            Value::String(s) if dirty(s) => {
+                found = true;
+                break;
+            }
+            Value::Array(a) => stack.extend(a.iter()),
+            Value::Object(o) => {
+                if o.keys().any(|k| dirty(k)) {
+                    found = true;
+                    break;
+                }
+                stack.extend(o.values());
+            }
+            _ => {}
+        }
+    }
+    if !found {
+        return Ok(());
+    }
+    // Second walk, with JSON pointers, to name the first bad string.
+    let mut stack = vec![(v, prefix.to_owned())];
+    while let Some((v, path)) = stack.pop() {
+        match v {
+            Value::String(s) => check_clean(field, path.clone(), s)?,
+            Value::Array(a) => stack.extend(a.iter().enumerate().map(|(i, x)| (x, format!("{path}/{i}")))),
+            Value::Object(o) => {
+                for (k, x) in o {
+                    let escaped = k.replace('~', "~0").replace('/', "~1");
+                    check_clean(field, format!("{path}/{escaped}#key"), k)?;
+                    stack.push((x, format!("{path}/{escaped}")));
+                }
+            }
+            _ => {}
+        }
     }
     Ok(())
 }
@@ -417,12 +496,36 @@ pub fn check_spec(s: &ToolSpec) -> Result<(), ValidationError> {
         return Err(ValidationError::CreatedAtMissing);
     }
     check_items(s)?;
+    check_clean_text(s)?;
     check_schema("input_schema", &s.input_schema)?;
     if s.input_schema.get("type").and_then(|t| t.as_str()) != Some("object") {
         return Err(ValidationError::InputNotObject);
     }
     if let Some(o) = &s.output_schema {
         check_schema("output_schema", o)?;
+    }
+    Ok(())
+}
+
+/// Every human-readable string of a spec is free of control, invisible and bidi-override
+/// characters ([`crate::text::is_forbidden`]): the description (which may hold `\n` and
+/// `\t`), the version (semver already limits it to ASCII; checked so the rule has no
+/// exception), every string and key of the schemas (titles, descriptions, property names,
+/// enum values: all shown to models) and of the examples (shown to models by exports).
+/// Name, tags, image, workdir, homepage and license have stricter rules of their own.
+pub fn check_clean_text(s: &ToolSpec) -> Result<(), ValidationError> {
+    check_clean("description", String::new(), &s.description)?;
+    check_clean("version", String::new(), &s.version.to_string())?;
+    for (i, arg) in s.runtime.command.iter().enumerate() {
+        check_clean("runtime.command", format!("[{i}]"), arg)?;
+    }
+    check_clean_json("input_schema", "", &s.input_schema)?;
+    if let Some(o) = &s.output_schema {
+        check_clean_json("output_schema", "", o)?;
+    }
+    for (i, e) in s.examples.iter().enumerate() {
+        check_clean_json("examples", &format!("[{i}].input"), &e.input)?;
+        check_clean_json("examples", &format!("[{i}].output"), &e.output)?;
     }
     Ok(())
 }

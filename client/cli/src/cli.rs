@@ -55,9 +55,10 @@ pub async fn run(args: Args) -> ExitCode {
         // The reader of stdout went away (`atr show … | head -1`): what it wanted, it got.
         Err(e) if output::is_broken_pipe(&e) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("error: {}", one_line(&e));
+            // Errors carry remote text (a provider's refusal, a tool's stderr): one sanitiser.
+            eprintln!("error: {}", output::safe(&one_line(&e)));
             for line in commands::details(&e) {
-                eprintln!("  {line}");
+                eprintln!("  {}", output::safe(line));
             }
             if commands::is_usage(&e) {
                 ExitCode::from(EXIT_USAGE)

@@ -8,9 +8,13 @@
 //! - [`Handler`] is the per-session rmcp handler (`tools/list`, `tools/call`,
 //!   `notifications/tools/list_changed`). A call runs through the [`Invoker`]
 //!   ([`NodeInvoker`]: through the node, receipts verified); its output comes
-//!   back as structured content (an object: see [`OutputShape`]) and as text,
-//!   with the receipt under `_meta` ([`META_RECEIPT_KEY`], …); a failed run or
-//!   a refused call is a tool error (`isError: true`), never a protocol error.
+//!   back once in full, as structured content (an object: see [`OutputShape`]),
+//!   copied as text only when small ([`TEXT_COPY_MAX_BYTES`]) and capped at
+//!   [`McpOptions::max_output_bytes`], with the receipt under `_meta`
+//!   ([`META_RECEIPT_KEY`], …); a failed run or a refused call is a tool error
+//!   (`isError: true`), never a protocol error. Remote text is escaped with
+//!   `atr_protocol::text`.
+//! - [`http_auth`]: the bearer token of the HTTP transport off loopback.
 //! - [`ToolServer::serve_stdio`] and [`ToolServer::serve_http`] run it.
 //!
 //! Who stops whom: the caller's `CancellationToken` stops the refresher and
@@ -18,6 +22,7 @@
 
 mod catalog;
 mod handler;
+pub mod http_auth;
 mod invoke;
 pub mod lock;
 pub mod select;
@@ -38,7 +43,7 @@ pub use catalog::{
     OutputShape, RESULT_FIELD, Selection, ServedTool, ToolSet, newest_per_tool, stable_order,
     wrapped_output_schema,
 };
-pub use handler::{Handler, SERVER_NAME};
+pub use handler::{Handler, SERVER_NAME, TEXT_COPY_MAX_BYTES};
 pub use invoke::{Invoker, NodeInvoker, NotAvailable, ToolOutput};
 
 use atr_client::Client;
@@ -51,6 +56,12 @@ pub const DEFAULT_REFRESH: Duration = Duration::from_secs(5);
 pub const MIN_REFRESH: Duration = Duration::from_millis(100);
 /// Path of the MCP endpoint of [`ToolServer::serve_http`].
 pub const HTTP_PATH: &str = "/mcp";
+/// Default cap on the output one `tools/call` hands a model, bytes of JSON
+/// ([`McpOptions::max_output_bytes`]): 64 KiB is about 16 000 tokens, a large answer already;
+/// a tool may legitimately write up to 8 MiB, which would flood a model's context.
+pub const DEFAULT_MAX_OUTPUT_BYTES: usize = 64 * 1024;
+/// Smallest output cap accepted: below this even an error message is cut.
+pub const MIN_MAX_OUTPUT_BYTES: usize = 256;
 
 /// Why the MCP server could not start or stopped with an error.
 #[derive(Debug, thiserror::Error)]
@@ -88,8 +99,16 @@ pub struct McpOptions {
     /// How often to re-check the selection ([`DEFAULT_REFRESH`]; at least [`MIN_REFRESH`]).
     pub refresh: Duration,
     /// Extra `Host` header values the HTTP server accepts, besides `localhost`, `127.0.0.1`,
-    /// `::1` and the address it is bound to (a guard against DNS rebinding).
+    /// `::1` and the address it is bound to (a guard against DNS rebinding). A browser
+    /// `Origin` is accepted only for these hosts and loopback; any other is refused (403).
     pub allowed_hosts: Vec<String>,
+    /// The bearer token every HTTP request must carry (`Authorization: Bearer …`), `None` for
+    /// none. `atr mcp` sets it whenever the bound address is not loopback (see [`http_auth`]).
+    pub http_token: Option<String>,
+    /// Most bytes of output JSON one call hands the client ([`DEFAULT_MAX_OUTPUT_BYTES`], at
+    /// least [`MIN_MAX_OUTPUT_BYTES`]); a larger output becomes a tool error holding its
+    /// first bytes and a marker.
+    pub max_output_bytes: usize,
 }
 
 impl Default for McpOptions {
@@ -97,6 +116,8 @@ impl Default for McpOptions {
         Self {
             refresh: DEFAULT_REFRESH,
             allowed_hosts: Vec::new(),
+            http_token: None,
+            max_output_bytes: DEFAULT_MAX_OUTPUT_BYTES,
         }
     }
 }
@@ -142,6 +163,7 @@ impl ToolServer {
             return Err(McpServeError::EmptySelection);
         }
         options.refresh = options.refresh.max(MIN_REFRESH);
+        options.max_output_bytes = options.max_output_bytes.max(MIN_MAX_OUTPUT_BYTES);
         let picked = selection.load(&client, selection.network).await?;
         if let Some(lock) = &selection.lock {
             lock.check(&picked)?;
@@ -171,6 +193,11 @@ impl ToolServer {
     /// The refresh interval.
     pub fn refresh_interval(&self) -> Duration {
         self.options.refresh
+    }
+
+    /// The cap on the output of one call, bytes of JSON.
+    pub fn max_output_bytes(&self) -> usize {
+        self.options.max_output_bytes
     }
 
     /// The invoker behind `tools/call`.
@@ -281,12 +308,24 @@ impl ToolServer {
             .local_addr()
             .map_err(|e| McpServeError::Transport(e.to_string()))?;
         let mut hosts: Vec<String> = vec!["localhost".into(), "127.0.0.1".into(), "::1".into()];
-        if !local.ip().is_unspecified() && !local.ip().is_loopback() {
+        // The bound address (also another loopback one, e.g. 127.0.0.2).
+        if !local.ip().is_unspecified() && !hosts.contains(&local.ip().to_string()) {
             hosts.push(local.ip().to_string());
         }
         hosts.extend(self.options.allowed_hosts.iter().cloned());
+        // Origin validation on: a browser page may call only from loopback or an allowed host
+        // (any port); a request without `Origin` (not a browser) passes to the token check.
+        let origins: Vec<String> = hosts
+            .iter()
+            .flat_map(|h| {
+                let h = origin_host(h);
+                [format!("http://{h}:*"), format!("https://{h}:*")]
+            })
+            .collect();
         let config = StreamableHttpServerConfig::default()
             .with_allowed_hosts(hosts)
+            .with_allowed_origins(origins)
+            .enforce_origin_validation()
             .with_cancellation_token(cancel.child_token());
         let handler = self.handler();
         let service = StreamableHttpService::new(
@@ -294,7 +333,15 @@ impl ToolServer {
             Arc::new(LocalSessionManager::default()),
             config,
         );
-        let router = axum::Router::new().route_service(HTTP_PATH, service);
+        let mut router = axum::Router::new().route_service(HTTP_PATH, service);
+        if let Some(token) = self.options.http_token.clone() {
+            let token: Arc<str> = token.into();
+            router = router.layer(axum::middleware::from_fn(
+                move |req: axum::extract::Request, next: axum::middleware::Next| {
+                    http_auth::require(token.clone(), req, next)
+                },
+            ));
+        }
         axum::serve(listener, router)
             .with_graceful_shutdown(async move { cancel.cancelled().await })
             .await
@@ -308,6 +355,23 @@ fn picked_key(p: &select::Picked) -> Vec<(String, atr_protocol::ToolId, atr_prot
         .iter()
         .map(|c| (c.name.clone(), c.view.id, c.standing))
         .collect()
+}
+
+/// An allowed `Host` value as the host of an origin: without its port, IPv6 in brackets.
+fn origin_host(h: &str) -> String {
+    if let Ok(sa) = h.parse::<SocketAddr>() {
+        return match sa.ip() {
+            std::net::IpAddr::V6(ip) => format!("[{ip}]"),
+            ip => ip.to_string(),
+        };
+    }
+    if let Ok(std::net::IpAddr::V6(ip)) = h.parse::<std::net::IpAddr>() {
+        return format!("[{ip}]");
+    }
+    match h.rsplit_once(':') {
+        Some((name, port)) if port.parse::<u16>().is_ok() => name.to_owned(),
+        _ => h.to_owned(),
+    }
 }
 
 /// Builds the tool set off the runtime (schemas are compiled).

@@ -4,6 +4,10 @@ client/cli/tests/it/mcp.rs against the real `atr mcp` server.
     python3 mcp_client.py [options] stdio ATR_PATH [ATR_ARGS...]
     python3 mcp_client.py [options] http URL
 
+With --bearer TOKEN the HTTP requests carry `Authorization: Bearer TOKEN`. A session that
+cannot be opened (e.g. the server answers 401) prints {"connect_error": [...messages...]} as
+its last line and exits with 3.
+
 It connects (mode `legacy`: the initialize handshake; `auto`: server/discover first, so
 2026-07-28 when the server speaks it), lists the tools, makes the calls it is asked for
 (--call with --args, then --bad-args that break the input schema and --fail-args on which the
@@ -27,6 +31,8 @@ import anyio
 try:
     import mcp_types as types
     from mcp import Client
+    from mcp.client.streamable_http import streamable_http_client
+    from mcp.shared._httpx_utils import create_mcp_http_client
     from mcp.client.stdio import StdioServerParameters
     from mcp.shared.exceptions import MCPError
 except ImportError as e:  # the Rust test turns this exit code into a skip (or a failure in CI)
@@ -36,6 +42,13 @@ except ImportError as e:  # the Rust test turns this exit code into a skip (or a
 
 def dump(model: Any) -> Any:
     return model.model_dump(by_alias=True, exclude_none=True, mode="json")
+
+
+def messages(e: BaseException) -> list[str]:
+    """The messages of an exception and, for a group, of every exception in it."""
+    if isinstance(e, BaseExceptionGroup):
+        return [m for inner in e.exceptions for m in messages(inner)]
+    return [f"{type(e).__name__}: {e}"]
 
 
 def call_report(result: Any) -> dict[str, Any]:
@@ -56,6 +69,7 @@ async def main() -> None:
     parser.add_argument("--bad-args", help="JSON arguments of --call that break its input schema")
     parser.add_argument("--fail-args", help="JSON arguments of --call on which the tool itself fails")
     parser.add_argument("--wait-change", action="store_true")
+    parser.add_argument("--bearer", help="HTTP only: send `Authorization: Bearer BEARER`")
     parser.add_argument("transport", choices=["stdio", "http"])
     parser.add_argument("target")
     parser.add_argument("rest", nargs=argparse.REMAINDER)
@@ -63,6 +77,9 @@ async def main() -> None:
 
     if a.transport == "stdio":
         server: Any = StdioServerParameters(command=a.target, args=a.rest, env=dict(os.environ))
+    elif a.bearer is not None:
+        headers = {"Authorization": f"Bearer {a.bearer}"}
+        server = streamable_http_client(a.target, http_client=create_mcp_http_client(headers=headers))
     else:
         server = a.target
 
@@ -73,6 +90,14 @@ async def main() -> None:
         if getattr(inner, "method", None) == "notifications/tools/list_changed":
             changed.set()
 
+    try:
+        await session(a, server, changed, on_message)
+    except Exception as e:  # noqa: BLE001 - reported to the Rust test, which asserts on it
+        print(json.dumps({"connect_error": messages(e)}), flush=True)
+        sys.exit(3)
+
+
+async def session(a: Any, server: Any, changed: Any, on_message: Any) -> None:
     report: dict[str, Any] = {"mode": a.mode}
     async with Client(server, mode=a.mode, read_timeout_seconds=30, message_handler=on_message) as client:
         report["protocol_version"] = client.protocol_version

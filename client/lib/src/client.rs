@@ -25,13 +25,14 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use atr_protocol::api::{
-    ApiErrorBody, DelegateRequest, DelegateResponse, FindResponse, InvokeRequest, InvokeResponse,
-    PeersResponse, ProvideRequest, ProvideResponse, ProvidedResponse, PublishRequest, PublishResponse,
-    ReceiptsResponse, RevokeRequest, RevokeResponse, SearchResponse, SpecView, StatusResponse,
+    ApiErrorBody, DelegateRequest, DelegateResponse, FindResponse, IdsResponse, InvokeRequest,
+    InvokeResponse, PeersResponse, ProvideRequest, ProvideResponse, ProvidedResponse, PublishRequest,
+    PublishResponse, ReceiptsResponse, RevokeRequest, RevokeResponse, SearchResponse, SpecView,
+    StatusResponse,
 };
-use atr_protocol::id::TOOL_ID_PREFIX;
+use atr_protocol::id::{TOOL_ID_PREFIX, ToolIdPrefix};
 use atr_protocol::manifest::{MAX_MANIFEST_BYTES, Manifest};
-use atr_protocol::query::{FindQuery, MAX_FIND_LIMIT};
+use atr_protocol::query::FindQuery;
 use atr_protocol::receipt::{Expected, InvocationStatus, verify_receipt};
 use atr_protocol::trust::{TrustList, TrustRequest, TrustResponse};
 use atr_protocol::{PublicKey, SignedReceipt, SignedSpec, ToolId};
@@ -42,12 +43,12 @@ use tokio::sync::OnceCell;
 use crate::endpoint::Endpoint;
 use crate::error::ClientError;
 
-/// Largest answer read from the node: a find of [`MAX_FIND_LIMIT`] specs of up to 64 KiB
+/// Largest answer read from the node: a find of [`atr_protocol::query::MAX_FIND_LIMIT`] specs of up to 64 KiB
 /// each, with room to spare. A larger answer is refused rather than buffered.
 pub const MAX_RESPONSE_BYTES: usize = 96 * 1024 * 1024;
 
-/// Fewest characters of a short id [`Client::resolve_id`] accepts: fewer match too much.
-pub const MIN_SHORT_ID_LEN: usize = 4;
+/// Fewest characters of a short id [`Client::resolve_id`] accepts (the protocol's one constant).
+pub use atr_protocol::id::MIN_SHORT_ID_LEN;
 
 /// Deadlines of the calls a [`Client`] makes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -134,7 +135,22 @@ impl Invocation {
             .pointer("/error/message")
             .and_then(serde_json::Value::as_str)
             .unwrap_or("the tool failed");
-        Some(format!("{} ({})", message, self.response.status.as_str()))
+        Some(format!(
+            "{} ({})",
+            atr_protocol::text::shown(message),
+            self.response.status.as_str()
+        ))
+    }
+
+    /// The tail of the tool's stderr a failed run carries (`error.stderr`), capped at
+    /// [`atr_protocol::text::MAX_SHOWN_REMOTE_TEXT`] and escaped
+    /// ([`atr_protocol::text::shown`]); the output itself is left as the receipt covers it.
+    pub fn stderr(&self) -> Option<String> {
+        self.response
+            .output
+            .pointer("/error/stderr")
+            .and_then(serde_json::Value::as_str)
+            .map(atr_protocol::text::shown)
     }
 }
 
@@ -494,47 +510,41 @@ impl Client {
 
     /// Turns what a person typed into a tool id: a full id (`atr_…`), or the start of one as
     /// tables show it (at least [`MIN_SHORT_ID_LEN`] characters, with or without `atr_`)
-    /// that matches exactly one spec stored on this node.
+    /// that matches exactly one spec stored on this node. The node looks the prefix up over
+    /// every id it holds (`GET /v1/ids`, one range scan), so this works at any store size.
     pub async fn resolve_id(&self, text: &str) -> Result<ToolId, ClientError> {
         let text = text.trim();
         if let Ok(id) = text.parse::<ToolId>() {
             return Ok(id);
         }
-        let prefix = text.strip_prefix(TOOL_ID_PREFIX).unwrap_or(text);
-        let shown: String = text.chars().take(80).collect();
-        let base32 = |c: char| c.is_ascii_lowercase() || ('2'..='7').contains(&c);
-        if prefix.len() < MIN_SHORT_ID_LEN || prefix.len() >= 52 || !prefix.chars().all(base32) {
-            return Err(ClientError::InvalidId {
-                input: shown,
-                message: format!(
-                    "give a full id (`{TOOL_ID_PREFIX}` + 52 characters of a-z2-7) or at least {MIN_SHORT_ID_LEN} of its first characters"
-                ),
-            });
-        }
-        let all = self
-            .find(&FindQuery {
-                include_revoked: true,
-                limit: Some(MAX_FIND_LIMIT),
-                ..FindQuery::default()
-            })
-            .await?;
-        let full = format!("{TOOL_ID_PREFIX}{prefix}");
-        let matches: Vec<ToolId> = all
-            .results
-            .iter()
-            .map(|v| v.id)
-            .filter(|id| id.to_string().starts_with(&full))
-            .collect();
-        match matches.as_slice() {
-            [one] => Ok(*one),
-            [] => Err(ClientError::NotFound {
+        let shown = atr_protocol::text::escape(&text.chars().take(80).collect::<String>()).into_owned();
+        let prefix: ToolIdPrefix = text.parse().map_err(|e| ClientError::InvalidId {
+            input: shown.clone(),
+            message: format!(
+                "{e}; give a full id (`{TOOL_ID_PREFIX}` + 52 characters of a-z2-7) or at least {MIN_SHORT_ID_LEN} of its first characters"
+            ),
+        })?;
+        let found = self.ids_with_prefix(&prefix).await?;
+        match (found.ids.as_slice(), found.more) {
+            ([one], false) => Ok(*one),
+            ([], _) => Err(ClientError::NotFound {
                 message: format!("no spec on this node has an id starting with `{shown}`"),
             }),
-            many => Err(ClientError::AmbiguousId {
+            _ => Err(ClientError::AmbiguousId {
                 prefix: shown,
-                count: many.len(),
+                matches: found.ids,
+                more: found.more,
             }),
         }
+    }
+
+    /// `GET /v1/ids?prefix=`: ids of the specs this node holds that start with `prefix`
+    /// (at most [`atr_protocol::api::MAX_PREFIX_MATCHES`]).
+    pub async fn ids_with_prefix(&self, prefix: &ToolIdPrefix) -> Result<IdsResponse, ClientError> {
+        let req = self
+            .request(Method::GET, "/v1/ids")
+            .query(&[("prefix", prefix.as_str())]);
+        self.call(req, self.timeouts.request).await
     }
 
     fn request(&self, method: Method, path: &str) -> RequestBuilder {

@@ -13,6 +13,9 @@ use std::time::Duration;
 use atr_protocol::api::{ApiErrorBody, ErrorCode, InvokeAttempt};
 use atr_protocol::input::Violation;
 
+/// Most provider attempts a `no_provider` error keeps (the node tries at most a few).
+pub const MAX_ATTEMPTS_SHOWN: usize = 16;
+
 /// Why a call to the node failed.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -129,12 +132,21 @@ pub enum ClientError {
         message: String,
     },
     /// A short id matches several specs.
-    #[error("`{prefix}` matches {count} specs; give more characters of the id")]
+    #[error(
+        "`{prefix}` matches {}{} specs ({}{}); give more characters of the id",
+        matches.len(),
+        if *more { "+" } else { "" },
+        matches.iter().map(ToString::to_string).collect::<Vec<_>>().join(", "),
+        if *more { ", …" } else { "" }
+    )]
     AmbiguousId {
         /// The short id given.
         prefix: String,
-        /// How many specs start with it.
-        count: usize,
+        /// Some of the ids that start with it (at most
+        /// [`atr_protocol::api::MAX_PREFIX_MATCHES`]).
+        matches: Vec<atr_protocol::ToolId>,
+        /// Whether more ids match than are listed.
+        more: bool,
     },
     /// The node cannot run tools yet.
     #[error("invocation is not available on this node yet")]
@@ -192,6 +204,10 @@ impl ClientError {
             field,
             details,
         } = body;
+        // The message may carry a provider's refusal detail or a tool's text: capped at
+        // `MAX_SHOWN_REMOTE_TEXT` and made inert here, once, for every caller.
+        let message = atr_protocol::text::shown(&message);
+        let field = field.map(|f| atr_protocol::text::shown(&f));
         match code {
             ErrorCode::Unauthorized => Self::Unauthorized {
                 message,
@@ -218,8 +234,15 @@ impl ClientError {
             ErrorCode::NoProvider => Self::NoProvider {
                 message,
                 attempts: details
-                    .and_then(|d| serde_json::from_value(d).ok())
-                    .unwrap_or_default(),
+                    .and_then(|d| serde_json::from_value::<Vec<InvokeAttempt>>(d).ok())
+                    .unwrap_or_default()
+                    .into_iter()
+                    .take(MAX_ATTEMPTS_SHOWN)
+                    .map(|a| InvokeAttempt {
+                        provider: atr_protocol::text::shown(&a.provider),
+                        outcome: atr_protocol::text::shown(&a.outcome),
+                    })
+                    .collect(),
             },
             code => Self::Api {
                 status,

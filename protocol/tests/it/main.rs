@@ -2,6 +2,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod clean_text;
 mod fixtures;
 mod items;
 mod manifest;

@@ -100,7 +100,7 @@ pub(crate) enum Command {
     },
     /// Run another publisher's tool on this node for callers (its pinned image must be here).
     Provide {
-        /// Tool id, its first characters, or a tool name (unambiguous among active tools).
+        /// Tool id, its first 12 or more characters, or a tool name (unambiguous among active tools).
         tool: String,
     },
     /// Stop running another publisher's tool for callers.
@@ -351,6 +351,14 @@ pub(crate) struct McpArgs {
     /// Also accept this Host header over HTTP (repeatable; loopback names are always accepted).
     #[arg(long = "allow-host", value_name = "HOST", requires = "http")]
     pub(crate) allow_hosts: Vec<String>,
+    /// Require the bearer token (in <data-dir>/mcp.token) on a loopback address too; it is
+    /// always required on any other address.
+    #[arg(long, requires = "http")]
+    pub(crate) require_token: bool,
+    /// Most bytes of JSON output one call hands the MCP client; a larger output becomes a tool
+    /// error with its first bytes and a marker.
+    #[arg(long, value_name = "BYTES", default_value_t = crate::mcp::DEFAULT_MAX_OUTPUT_BYTES)]
+    pub(crate) max_output_bytes: usize,
     /// Ask the network for the selection at start, not only this node.
     #[arg(long)]
     pub(crate) network: bool,

@@ -23,7 +23,7 @@ use serde_json::Value;
 
 use super::Usage;
 use super::args::{ExportArgs, FindArgs, InvokeArgs};
-use super::output::{MAX_CELL_CHARS, Table, bytes, cut, out, outln, print_json, utc, with_spinner};
+use super::output::{MAX_CELL_CHARS, Table, bytes, cut, out, outln, print_json, safe, utc, with_spinner};
 use super::trust::publisher_cell;
 use atr_protocol::trust::TrustList;
 
@@ -226,8 +226,8 @@ pub(crate) async fn search(ctx: &Ctx, text: &str, limit: usize) -> anyhow::Resul
 }
 
 fn indented_json(v: &Value) -> String {
-    serde_json::to_string_pretty(v)
-        .unwrap_or_default()
+    let text = serde_json::to_string_pretty(v).unwrap_or_default();
+    atr_protocol::text::escape_json(&text)
         .lines()
         .map(|l| format!("  {l}\n"))
         .collect()
@@ -384,7 +384,20 @@ async fn resolve_tool(ctx: &Ctx, text: &str) -> anyhow::Result<atr_protocol::Too
         [one] => Ok(one.id),
         [] => match with_spinner("looking up the id", ctx.client.resolve_id(text)).await {
             Ok(id) => Ok(id),
-            Err(ClientError::InvalidId { .. }) => Err(unknown_name(ctx, text, None).await),
+            // Too short to be looked up as an id: if it could be one, say so.
+            Err(ClientError::InvalidId { .. }) => {
+                let base32 = !text.is_empty()
+                    && text
+                        .bytes()
+                        .all(|b| b.is_ascii_lowercase() || (b'2'..=b'7').contains(&b));
+                let note = (base32 && text.len() < atr_protocol::id::MIN_SHORT_ID_LEN).then(|| {
+                    format!(
+                        "a short id needs at least {} characters",
+                        atr_protocol::id::MIN_SHORT_ID_LEN
+                    )
+                });
+                Err(unknown_name(ctx, text, note).await)
+            }
             Err(e @ ClientError::NotFound { .. }) => Err(unknown_name(ctx, text, Some(e.to_string())).await),
             Err(e) => Err(e.into()),
         },
@@ -914,7 +927,7 @@ pub(crate) async fn invoke(ctx: &Ctx, a: &InvokeArgs) -> anyhow::Result<()> {
         }
     };
     if namesakes.len() > 1 && !ctx.json {
-        eprintln!(
+        let note = format!(
             "note: {} active tools are named `{tool}`; ran {} ({}). Pick another by its id (`atr find --name {tool}`).",
             namesakes.len(),
             inv.response.id.fmt_short(),
@@ -923,6 +936,7 @@ pub(crate) async fn invoke(ctx: &Ctx, a: &InvokeArgs) -> anyhow::Result<()> {
                 .find(|v| v.id == inv.response.id)
                 .map_or_else(String::new, |v| v.spec.label())
         );
+        eprintln!("{}", safe(&note));
     }
     if ctx.json {
         print_json(&inv.response)?;
@@ -933,13 +947,12 @@ pub(crate) async fn invoke(ctx: &Ctx, a: &InvokeArgs) -> anyhow::Result<()> {
     let Some(message) = inv.error_message() else {
         return Ok(());
     };
-    let stderr: Vec<String> = inv
-        .response
-        .output
-        .pointer("/error/stderr")
-        .and_then(Value::as_str)
-        .map(|s| s.lines().rev().take(5).collect::<Vec<_>>())
-        .unwrap_or_default()
+    let stderr = inv.stderr().unwrap_or_default();
+    let stderr: Vec<String> = stderr
+        .lines()
+        .rev()
+        .take(5)
+        .collect::<Vec<_>>()
         .into_iter()
         .rev()
         .filter(|l| !l.trim().is_empty())

@@ -1,4 +1,10 @@
 //! Human output: aligned tables, a delayed spinner, short texts and dates.
+//!
+//! Everything written to stdout goes through [`write_stdout`], which passes it through the
+//! protocol's one sanitiser ([`atr_protocol::text::escape`]): a spec's description, a
+//! provider's message or a tool's output can never send a control or bidi character to the
+//! terminal, whichever command printed it. JSON goes through [`atr_protocol::text::escape_json`]
+//! first, so it stays valid JSON. Lines written to stderr use [`safe`].
 
 use std::future::Future;
 use std::io::IsTerminal;
@@ -25,8 +31,15 @@ impl Table {
         }
     }
 
+    /// Adds a row; cells are escaped now ([`atr_protocol::text::escape`]) so the columns are
+    /// measured as they will print.
     pub(crate) fn row(&mut self, cells: Vec<String>) {
-        self.rows.push(cells);
+        self.rows.push(
+            cells
+                .into_iter()
+                .map(|c| atr_protocol::text::escape(&c).into_owned())
+                .collect(),
+        );
     }
 
     pub(crate) fn render(&self) -> String {
@@ -59,8 +72,10 @@ impl Table {
     }
 }
 
-/// `s` cut to `max` characters, with `…` when cut; newlines become spaces.
+/// `s` escaped ([`atr_protocol::text::escape`]) and cut to `max` characters, with `…` when
+/// cut; newlines become spaces.
 pub(crate) fn cut(s: &str, max: usize) -> String {
+    let s = atr_protocol::text::escape(s);
     let flat: String = s.split_whitespace().collect::<Vec<_>>().join(" ");
     if flat.chars().count() <= max {
         flat
@@ -71,9 +86,17 @@ pub(crate) fn cut(s: &str, max: usize) -> String {
     }
 }
 
-/// Prints `v` as pretty JSON on stdout.
+/// Prints `v` as pretty JSON on stdout, forbidden characters as `\uXXXX` escapes (the same
+/// JSON, inert on a terminal).
 pub(crate) fn print_json<T: Serialize>(v: &T) -> anyhow::Result<()> {
-    outln!("{}", serde_json::to_string_pretty(v)?)
+    let text = serde_json::to_string_pretty(v)?;
+    outln!("{}", atr_protocol::text::escape_json(&text))
+}
+
+/// `s` safe for stderr: remote text capped at [`atr_protocol::text::MAX_SHOWN_REMOTE_TEXT`]
+/// and escaped ([`atr_protocol::text::shown`]).
+pub(crate) fn safe(s: &str) -> String {
+    atr_protocol::text::shown(s)
 }
 
 /// Writes to stdout and flushes, returning the error `print!` would panic with: a reader that
@@ -81,8 +104,12 @@ pub(crate) fn print_json<T: Serialize>(v: &T) -> anyhow::Result<()> {
 /// [`crate::cli::run`] turns into a quiet exit 0.
 pub(crate) fn write_stdout(args: std::fmt::Arguments<'_>) -> anyhow::Result<()> {
     use std::io::Write;
+    let text = match args.as_str() {
+        Some(s) => std::borrow::Cow::Borrowed(s),
+        None => std::borrow::Cow::Owned(args.to_string()),
+    };
     let mut out = std::io::stdout().lock();
-    out.write_fmt(args)?;
+    out.write_all(atr_protocol::text::escape(&text).as_bytes())?;
     out.flush()?;
     Ok(())
 }

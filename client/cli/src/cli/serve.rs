@@ -30,9 +30,16 @@ pub(crate) async fn mcp(ctx: &Ctx, a: McpArgs) -> anyhow::Result<()> {
     for text in &a.ids {
         selection.ids.push(ctx.resolve(text).await?);
     }
+    // Over a network, anyone who reaches the port would run tools through this node: a token.
+    let http_token = match a.http {
+        Some(addr) if needs_token(addr, a.require_token) => Some(mcp_token()?),
+        _ => None,
+    };
     let options = McpOptions {
         refresh: Duration::from_millis(a.refresh_ms),
         allowed_hosts: a.allow_hosts,
+        http_token,
+        max_output_bytes: a.max_output_bytes,
     };
     // Calls run through the node; every output's receipt is verified here first.
     let invoker = Arc::new(NodeInvoker::new(ctx.client.clone()));
@@ -94,6 +101,35 @@ pub(crate) async fn mcp(ctx: &Ctx, a: McpArgs) -> anyhow::Result<()> {
     Ok(served?)
 }
 
+/// Whether an HTTP server bound to `addr` requires the bearer token: always off loopback
+/// (`0.0.0.0`, `::`, a LAN address), on loopback when asked (`--require-token`).
+fn needs_token(addr: std::net::SocketAddr, require: bool) -> bool {
+    require || !addr.ip().is_loopback()
+}
+
+/// The bearer token of `--http` from the node's data dir (`ATR_DATA_DIR`, else the default),
+/// created on first need and then printed, once.
+fn mcp_token() -> anyhow::Result<String> {
+    let dir = std::env::var_os(atr_protocol::local::ENV_DATA_DIR)
+        .filter(|v| !v.is_empty())
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(atr_client::endpoint::default_data_dir);
+    let (token, created) = crate::mcp::http_auth::load_or_create(&dir)?;
+    let path = dir.join(atr_protocol::local::MCP_TOKEN_FILE);
+    if created {
+        eprintln!(
+            "atr mcp: created the bearer token {token} in {} (shown once); clients send `Authorization: Bearer <token>`",
+            path.display()
+        );
+    } else {
+        eprintln!(
+            "atr mcp: clients must send `Authorization: Bearer <token>`, the token in {}",
+            path.display()
+        );
+    }
+    Ok(token)
+}
+
 /// Fails now, with the fix, rather than on every call later: the node must answer and the
 /// API token (which every tool call needs) must be found and accepted.
 async fn check_node(ctx: &Ctx) -> anyhow::Result<()> {
@@ -144,4 +180,21 @@ async fn shutdown_signal() {
         }
     }
     let _ = tokio::signal::ctrl_c().await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_token_is_needed_off_loopback() {
+        let at = |s: &str| s.parse::<std::net::SocketAddr>().unwrap();
+        assert!(needs_token(at("0.0.0.0:8787"), false));
+        assert!(needs_token(at("[::]:8787"), false));
+        assert!(needs_token(at("192.168.1.20:8787"), false));
+        assert!(!needs_token(at("127.0.0.1:8787"), false));
+        assert!(!needs_token(at("127.0.0.2:8787"), false));
+        assert!(!needs_token(at("[::1]:8787"), false));
+        assert!(needs_token(at("127.0.0.1:8787"), true));
+    }
 }

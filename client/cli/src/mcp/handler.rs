@@ -69,28 +69,62 @@ fn result_meta(id: &atr_protocol::ToolId, out: &ToolOutput) -> MetaObject {
     MetaObject(meta)
 }
 
+/// Largest output also copied into the result's text block, bytes of JSON.
+///
+/// A successful output is sent once in full, as `structuredContent`: the value MCP clients
+/// validate against the tool's `outputSchema` and hand on. The MCP spec asks (SHOULD) for the
+/// same JSON in a text block too, for clients that predate structured content; a host that
+/// forwards both to its model would then pay for the output twice. So the text block holds the
+/// JSON only up to this size (small answers: the cost is nothing and old clients see them),
+/// and above it one line saying the output is in `structuredContent` and how large it is.
+pub const TEXT_COPY_MAX_BYTES: usize = 1024;
+
 /// A run's result: on success the output as structured content (an object, see
-/// [`OutputShape`]) and as JSON text; on failure a tool error with the provider's message
-/// (and the tail of the tool's stderr). Both carry the receipt in `_meta`.
+/// [`OutputShape`]; strings escaped by [`atr_protocol::text::escape_value`]) and, when small,
+/// as JSON text ([`TEXT_COPY_MAX_BYTES`]); an output over `max_output_bytes` becomes a tool
+/// error holding its first bytes and `… (N bytes more)`. On failure a tool error with the
+/// provider's message and the tail of the tool's stderr, each capped and escaped
+/// ([`atr_protocol::text::shown`]). All carry the receipt in `_meta`.
 fn tool_result(
     name: &str,
     id: &atr_protocol::ToolId,
     shape: OutputShape,
     out: ToolOutput,
+    max_output_bytes: usize,
 ) -> CallToolResponse {
     let meta = result_meta(id, &out);
     let result = if out.is_ok() {
-        let text = out.output.to_string();
-        let mut r = CallToolResult::structured(shape.structured(out.output));
-        r.content = vec![ContentBlock::text(text)];
-        r
+        let mut output = out.output;
+        atr_protocol::text::escape_value(&mut output);
+        let text = output.to_string();
+        if text.len() > max_output_bytes {
+            let cut = atr_protocol::text::cap(&text, max_output_bytes);
+            CallToolResult::error(vec![ContentBlock::text(format!(
+                "`{name}` returned {} bytes of JSON output, over this server's cap of {max_output_bytes} bytes \
+                 (atr mcp --max-output-bytes); output truncated:\n{cut}",
+                text.len()
+            ))])
+        } else {
+            let copy = if text.len() <= TEXT_COPY_MAX_BYTES {
+                text
+            } else {
+                format!("(output: {} bytes of JSON, in structuredContent)", text.len())
+            };
+            let mut r = CallToolResult::structured(shape.structured(output));
+            r.content = vec![ContentBlock::text(copy)];
+            r
+        }
     } else {
         let err = out.output.get("error");
         let message = err
             .and_then(|e| e.get("message"))
             .and_then(Value::as_str)
             .unwrap_or("the tool failed");
-        let mut text = format!("`{name}` failed ({}): {message}", out.status.as_str());
+        let mut text = format!(
+            "`{name}` failed ({}): {}",
+            out.status.as_str(),
+            atr_protocol::text::shown(message)
+        );
         if let Some(stderr) = err
             .and_then(|e| e.get("stderr"))
             .and_then(Value::as_str)
@@ -98,18 +132,37 @@ fn tool_result(
             .filter(|s| !s.is_empty())
         {
             text.push_str("\nstderr: ");
-            text.push_str(stderr);
+            text.push_str(&atr_protocol::text::shown(stderr));
         }
         CallToolResult::error(vec![ContentBlock::text(text)])
     };
     result.with_meta(Some(meta)).into()
 }
 
+/// A tool definition with every string escaped, when any holds a forbidden character (only a
+/// spec stored before validation refused them can; one serialisation per tool otherwise).
+fn clean_tool(tool: Tool) -> Tool {
+    let Ok(text) = serde_json::to_string(&tool) else {
+        return tool;
+    };
+    if !text.chars().any(atr_protocol::text::is_forbidden) {
+        return tool;
+    }
+    let Ok(mut v) = serde_json::from_str::<Value>(&text) else {
+        return tool;
+    };
+    atr_protocol::text::escape_value(&mut v);
+    serde_json::from_value(v).unwrap_or(tool)
+}
+
 /// A call the node refused or could not complete, as a tool error.
 fn call_error(name: &str, e: &ClientError) -> CallToolResponse {
     match e {
         ClientError::InvalidInput { .. } => text_error(format!("invalid arguments for `{name}`: {e}")),
-        _ => text_error(format!("`{name}` could not run: {e}")),
+        _ => text_error(format!(
+            "`{name}` could not run: {}",
+            atr_protocol::text::shown(&e.to_string())
+        )),
     }
 }
 
@@ -140,7 +193,14 @@ impl ServerHandler for Handler {
         _request: Option<PaginatedRequestParams>,
         _context: RequestContext<RoleServer>,
     ) -> Result<ListToolsResult, ErrorData> {
-        let mut result = ListToolsResult::with_all_items(self.server.current().tools());
+        let tools = self
+            .server
+            .current()
+            .tools()
+            .into_iter()
+            .map(clean_tool)
+            .collect();
+        let mut result = ListToolsResult::with_all_items(tools);
         // Fresh until the next poll of the node; list changes are also announced.
         result.ttl_ms = Some(u64::try_from(self.server.refresh_interval().as_millis()).unwrap_or(u64::MAX));
         Ok(result)
@@ -172,7 +232,7 @@ impl ServerHandler for Handler {
         let (id, shape) = (tool.id, tool.output);
         drop(set);
         match self.server.invoker().invoke(id, input).await {
-            Ok(out) => Ok(tool_result(name, &id, shape, out)),
+            Ok(out) => Ok(tool_result(name, &id, shape, out, self.server.max_output_bytes())),
             Err(e) => Ok(call_error(name, &e)),
         }
     }

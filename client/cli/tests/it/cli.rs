@@ -351,10 +351,19 @@ fn unknown_ids_fail_with_exit_1() {
     );
     let out = run(&mut node.atr(&["--json", "show", &unknown])).failure(1);
     out.error_line();
-    let out = run(&mut node.atr(&["show", "abcdefgh"])).failure(1);
+    let out = run(&mut node.atr(&["show", "abcdefghijkl"])).failure(1);
     assert!(
         out.error_line()
             .contains("no spec on this node has an id starting with"),
+        "{out:?}"
+    );
+    // Shorter than a short id (12 characters): not looked up as one, and said so.
+    let out = run(&mut node.atr(&["show", "abcdefgh"])).failure(1);
+    assert!(
+        out.error_line().contains("no active tool named `abcdefgh`")
+            && out
+                .error_line()
+                .contains("a short id needs at least 12 characters"),
         "{out:?}"
     );
     let out = run(&mut node.atr(&["revoke", &unknown])).failure(1);

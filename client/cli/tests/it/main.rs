@@ -3,6 +3,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod clean_text;
 mod cli;
 mod first_run;
 mod harness;
