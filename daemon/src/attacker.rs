@@ -32,9 +32,14 @@ pub struct Attacker {
     peer_id: PeerId,
 }
 
+/// The most padding [`junk_spec`] can carry: just under the item budget
+/// (`atr_protocol::limits::MAX_SPEC_JSON_ITEMS`) that validation applies.
+pub const JUNK_MAX_PAD: usize = 4_000;
+
 /// A valid spec of `key` named `junk<i>`, whose input schema carries `pad`
 /// zeros under an unknown keyword (the memory-amplification shape), or
-/// `None` if validation refuses that much padding.
+/// `None` if validation refuses that much padding (over
+/// [`JUNK_MAX_PAD`]: the spec's JSON item budget).
 pub fn junk_spec(key: &SecretKey, i: usize, pad: usize) -> Option<SignedSpec> {
     let zeros = vec!["0"; pad].join(",");
     let src = format!(
@@ -406,5 +411,22 @@ impl Attacker {
     pub async fn shutdown(self) {
         self.cancel.cancel();
         let _ = tokio::time::timeout(Duration::from_secs(5), self.join).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The junk-spec flood sends specs every node accepts as valid: were
+    /// validation to refuse them, the attack would silently be a no-op.
+    #[test]
+    fn junk_specs_at_the_largest_padding_are_valid() {
+        let key = SecretKey::from_seed(&[1; 32]);
+        let spec = junk_spec(&key, 0, JUNK_MAX_PAD).expect("valid at JUNK_MAX_PAD");
+        assert!(SignedSpec::from_bytes(&spec.to_bytes()).is_ok());
+        assert!(junk_spec(&key, 0, atr_protocol::limits::MAX_SPEC_JSON_ITEMS + 1).is_none());
+        assert_eq!(junk_specs(2, 3, JUNK_MAX_PAD).len(), 6);
+        assert_eq!(junk_revocations(5).len(), 5);
     }
 }

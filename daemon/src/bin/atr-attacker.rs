@@ -149,7 +149,7 @@ async fn main() -> anyhow::Result<()> {
         Behaviour::Specs | Behaviour::Revocations => {
             // Made before the clock starts: the attack is the sending.
             let objects = match a.behaviour {
-                Behaviour::Specs => attacker::junk_specs(10, a.count.div_ceil(10), 8_000),
+                Behaviour::Specs => attacker::junk_specs(10, a.count.div_ceil(10), attacker::JUNK_MAX_PAD),
                 _ => attacker::junk_revocations(a.count),
             };
             let at = Attacker::spawn().await.context("spawn")?;
