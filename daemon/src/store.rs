@@ -493,22 +493,30 @@ impl Store {
     }
 
     fn put_revocation_capped(&self, rev: &SignedRevocation, max: u64) -> Result<Put, StoreError> {
-        let hash = rev.hash();
+        self.put_synced(REVOCATIONS, "revocations", rev.hash(), &rev.to_bytes(), max)
+    }
+
+    /// Stores `envelope` under `hash` in a synced object table holding at
+    /// most `max` rows, and updates the hash's sync digest, in one transaction.
+    fn put_synced(
+        &self,
+        def: redb::TableDefinition<&[u8; 32], &[u8]>,
+        what: &'static str,
+        hash: [u8; 32],
+        envelope: &[u8],
+        max: u64,
+    ) -> Result<Put, StoreError> {
         self.write(|txn| {
-            let mut revs = txn.open_table(REVOCATIONS)?;
-            if revs.get(&hash)?.is_some() {
+            let mut t = txn.open_table(def)?;
+            if t.get(&hash)?.is_some() {
                 return Ok((false, Put::Existing));
             }
-            let count = revs.len()?;
+            let count = t.len()?;
             if count >= max {
-                return Err(StoreError::Full {
-                    what: "revocations",
-                    count,
-                    max,
-                });
+                return Err(StoreError::Full { what, count, max });
             }
-            revs.insert(&hash, rev.to_bytes().as_slice())?;
-            drop(revs);
+            t.insert(&hash, envelope)?;
+            drop(t);
             sync::update_digest(txn, &hash)?;
             Ok((true, Put::Inserted))
         })
@@ -717,25 +725,7 @@ impl Store {
     /// Stores a delegation the catalog accepted, with its sync digest.
     /// Refuses with [`StoreError::Full`] at `max`.
     pub fn put_delegation(&self, d: &SignedDelegation, max: u64) -> Result<Put, StoreError> {
-        let hash = d.hash();
-        self.write(|txn| {
-            let mut t = txn.open_table(DELEGATIONS)?;
-            if t.get(&hash)?.is_some() {
-                return Ok((false, Put::Existing));
-            }
-            let count = t.len()?;
-            if count >= max {
-                return Err(StoreError::Full {
-                    what: "delegations",
-                    count,
-                    max,
-                });
-            }
-            t.insert(&hash, d.to_bytes().as_slice())?;
-            drop(t);
-            sync::update_digest(txn, &hash)?;
-            Ok((true, Put::Inserted))
-        })
+        self.put_synced(DELEGATIONS, "delegations", d.hash(), &d.to_bytes(), max)
     }
 
     /// Deletes delegations (expired, or no longer accepted); returns how many were stored.
