@@ -14,6 +14,10 @@ use tokio::net::UdpSocket;
 
 use crate::harness::*;
 
+/// TTL of the claim the test verifies, seconds (long enough that the
+/// "still cached" check right after it cannot race it on a busy machine).
+const TTL: u32 = 3;
+
 /// Domain (lower case, no trailing dot) → TXT strings and TTL seconds.
 type Zone = Arc<Mutex<HashMap<String, (Vec<String>, u32)>>>;
 
@@ -98,7 +102,7 @@ async fn domain_claims_are_verified_refused_and_expire() {
         let mut z = zone.lock().unwrap();
         z.insert(
             "tools.example.test".into(),
-            (vec!["other=1".into(), claim::txt_record(&me)], 1),
+            (vec!["other=1".into(), claim::txt_record(&me)], TTL),
         );
         z.insert(
             "other.example.test".into(),
@@ -149,9 +153,20 @@ async fn domain_claims_are_verified_refused_and_expire() {
     }));
 
     let v = show(&api, &mine.id()).await;
+    // The answer was cached before this instant, so it expires before `verified_at + TTL`.
+    let verified_at = std::time::Instant::now();
     let d = v.domain.unwrap();
     assert_eq!(d.domain, "tools.example.test");
     assert!(d.status.is_verified(), "{d:?}");
+    // The record now names another key; the verified answer stays cached for its TTL.
+    zone.lock().unwrap().insert(
+        "tools.example.test".into(),
+        (vec![claim::txt_record(&stranger)], TTL),
+    );
+    assert!(
+        show(&api, &mine.id()).await.domain.unwrap().status.is_verified(),
+        "still cached"
+    );
     let v = show(&api, &wrong.id()).await;
     assert!(
         matches!(&v.domain.as_ref().unwrap().status, ClaimStatus::Refused { reason } if reason.contains("another key")),
@@ -163,17 +178,9 @@ async fn domain_claims_are_verified_refused_and_expire() {
         "{v:?}"
     );
 
-    // The verified answer is cached for its 1 s TTL: the record now names
-    // another key, and once the answer expires the claim is refused.
-    zone.lock().unwrap().insert(
-        "tools.example.test".into(),
-        (vec![claim::txt_record(&stranger)], 1),
-    );
-    assert!(
-        show(&api, &mine.id()).await.domain.unwrap().status.is_verified(),
-        "still cached"
-    );
-    tokio::time::sleep(Duration::from_millis(1300)).await;
+    // Once the answer expires, the claim is checked again and refused.
+    let expiry = verified_at + Duration::from_secs(u64::from(TTL)) + Duration::from_millis(300);
+    tokio::time::sleep_until(expiry.into()).await;
     let d = show(&api, &mine.id()).await.domain.unwrap();
     assert!(matches!(d.status, ClaimStatus::Refused { .. }), "{d:?}");
     node.node.shutdown().await.unwrap();
