@@ -172,3 +172,66 @@ impl DomainClaims {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key() -> PublicKey {
+        atr_protocol::SecretKey::from_seed(&[5; 32]).public()
+    }
+
+    /// More lookups at once than [`MAX_IN_FLIGHT`] (against a name server
+    /// that never answers): the extra ones are not looked up (`Unchecked`,
+    /// not cached), the others end at [`LOOKUP_TIMEOUT`].
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn lookups_past_the_in_flight_budget_are_not_made() {
+        // Silent over UDP and over TCP (connections accepted by the backlog, never answered).
+        let silent = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        let addr = silent.local_addr().unwrap();
+        let _silent_tcp = std::net::TcpListener::bind(addr).unwrap();
+        let claims = DomainClaims::new(&ClaimOptions {
+            nameservers: vec![addr],
+            min_ttl: Duration::ZERO,
+        });
+        let k = key();
+        let tasks: Vec<_> = (0..MAX_IN_FLIGHT + 4)
+            .map(|i| {
+                let c = claims.clone();
+                tokio::spawn(async move { c.verify(Some(&format!("https://d{i}.example.test/")), &k).await })
+            })
+            .collect();
+        let mut unchecked = 0;
+        for t in tasks {
+            let c = t.await.unwrap().unwrap();
+            match c.status {
+                ClaimStatus::Unchecked => unchecked += 1,
+                ClaimStatus::Refused { .. } => {}
+                other => panic!("{other:?}"),
+            }
+        }
+        assert_eq!(unchecked, 4, "exactly the lookups over the budget were skipped");
+        assert!(lock::lock(&claims.cache).len() <= MAX_IN_FLIGHT + 4);
+    }
+
+    /// The answer cache never holds more than [`MAX_CACHED`] entries.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_answer_cache_is_bounded() {
+        // No resolver: every check is answered at once (refused) and cached.
+        let claims = Arc::new(DomainClaims {
+            resolver: None,
+            min_ttl: Duration::from_secs(60),
+            cache: Mutex::new(HashMap::new()),
+            in_flight: Semaphore::new(MAX_IN_FLIGHT),
+        });
+        let k = key();
+        for i in 0..MAX_CACHED + 10 {
+            let c = claims
+                .verify(Some(&format!("https://d{i}.example.test/")), &k)
+                .await
+                .unwrap();
+            assert!(matches!(c.status, ClaimStatus::Refused { .. }));
+            assert!(lock::lock(&claims.cache).len() <= MAX_CACHED);
+        }
+    }
+}
