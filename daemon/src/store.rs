@@ -453,24 +453,14 @@ impl Store {
     }
 
     fn put_spec_in(&self, txn: &WriteTransaction, spec: &SignedSpec) -> Result<Put, StoreError> {
-        let id = spec.hash();
-        let max = self.opts.max_specs as u64;
-        let mut specs = txn.open_table(SPECS)?;
-        if specs.get(&id)?.is_some() {
-            return Ok(Put::Existing);
-        }
-        let count = specs.len()?;
-        if count >= max {
-            return Err(StoreError::Full {
-                what: "specs",
-                count,
-                max,
-            });
-        }
-        specs.insert(&id, spec.to_bytes().as_slice())?;
-        drop(specs);
-        sync::update_digest(txn, &id)?;
-        Ok(Put::Inserted)
+        put_synced_in(
+            txn,
+            SPECS,
+            "specs",
+            spec.hash(),
+            &spec.to_bytes(),
+            self.opts.max_specs as u64,
+        )
     }
 
     /// Stores a verified revocation under its hash, with its sync digest.
@@ -496,8 +486,7 @@ impl Store {
         self.put_synced(REVOCATIONS, "revocations", rev.hash(), &rev.to_bytes(), max)
     }
 
-    /// Stores `envelope` under `hash` in a synced object table holding at
-    /// most `max` rows, and updates the hash's sync digest, in one transaction.
+    /// [`put_synced_in`] in a transaction of its own.
     fn put_synced(
         &self,
         def: redb::TableDefinition<&[u8; 32], &[u8]>,
@@ -507,18 +496,8 @@ impl Store {
         max: u64,
     ) -> Result<Put, StoreError> {
         self.write(|txn| {
-            let mut t = txn.open_table(def)?;
-            if t.get(&hash)?.is_some() {
-                return Ok((false, Put::Existing));
-            }
-            let count = t.len()?;
-            if count >= max {
-                return Err(StoreError::Full { what, count, max });
-            }
-            t.insert(&hash, envelope)?;
-            drop(t);
-            sync::update_digest(txn, &hash)?;
-            Ok((true, Put::Inserted))
+            let put = put_synced_in(txn, def, what, hash, envelope, max)?;
+            Ok((put == Put::Inserted, put))
         })
     }
 
@@ -873,6 +852,32 @@ fn check_stored_hash(table: &'static str, key: &[u8; 32], bytes: &[u8]) -> Resul
             hex::encode(key)
         ),
     })
+}
+
+/// Stores `envelope` under `hash` in a synced object table (specs,
+/// revocations, delegations) holding at most `max` rows, and updates the
+/// hash's sync digest. An object already stored is [`Put::Existing`], even
+/// at the cap.
+fn put_synced_in(
+    txn: &WriteTransaction,
+    def: redb::TableDefinition<&[u8; 32], &[u8]>,
+    what: &'static str,
+    hash: [u8; 32],
+    envelope: &[u8],
+    max: u64,
+) -> Result<Put, StoreError> {
+    let mut t = txn.open_table(def)?;
+    if t.get(&hash)?.is_some() {
+        return Ok(Put::Existing);
+    }
+    let count = t.len()?;
+    if count >= max {
+        return Err(StoreError::Full { what, count, max });
+    }
+    t.insert(&hash, envelope)?;
+    drop(t);
+    sync::update_digest(txn, &hash)?;
+    Ok(Put::Inserted)
 }
 
 /// Decodes and verifies a stored envelope and checks it is stored under its
