@@ -167,18 +167,20 @@ impl Caller {
         delegated: &[PublicKey],
         me: &PublicKey,
     ) -> VecDeque<Candidate> {
-        let mut keys: Vec<PublicKey> = std::iter::once(spec.value().publisher)
-            .chain(delegated.iter().copied())
-            .filter(|k| k != me)
+        let publisher = Candidate {
+            key: spec.value().publisher,
+            kind: ProviderKind::Publisher,
+        };
+        let delegates = delegated.iter().map(|&key| Candidate {
+            key,
+            kind: ProviderKind::Delegated,
+        });
+        let mut first: Vec<Candidate> = std::iter::once(publisher)
+            .chain(delegates)
+            .filter(|c| c.key != *me)
             .collect();
-        keys.dedup();
-        self.ranking.order(&mut keys);
-        keys.into_iter()
-            .filter_map(|key| {
-                self.kind_of(spec, delegated, &key)
-                    .map(|kind| Candidate { key, kind })
-            })
-            .collect()
+        self.ranking.order_by(&mut first, |c| c.key);
+        first.into()
     }
 
     /// Resolves the API request to one active spec.
@@ -314,15 +316,12 @@ impl Caller {
                         continue;
                     }
                     match self.kind_of(&spec, &delegated, &key) {
-                        Some(_) => allowed.push(key),
+                        Some(kind) => allowed.push(Candidate { key, kind }),
                         None => skipped_leads += 1,
                     }
                 }
-                self.ranking.order(&mut allowed);
-                candidates.extend(allowed.into_iter().filter_map(|key| {
-                    self.kind_of(&spec, &delegated, &key)
-                        .map(|kind| Candidate { key, kind })
-                }));
+                self.ranking.order_by(&mut allowed, |c| c.key);
+                candidates.extend(allowed);
             }
             let Some(candidate) = candidates.pop_front() else {
                 break;

@@ -86,18 +86,18 @@ impl Ranking {
         f(m.entry(*provider).or_default());
     }
 
-    /// Sorts `providers` best first: higher success rate, then lower
-    /// latency; ties keep the order given (the caller's preference, e.g.
-    /// the publisher first).
-    pub fn order(&self, providers: &mut [PublicKey]) {
+    /// Sorts `items` (each naming a provider) best first: higher success
+    /// rate, then lower latency; ties keep the order given (the caller's
+    /// preference, e.g. the publisher first).
+    pub fn order_by<T>(&self, items: &mut [T], provider: impl Fn(&T) -> PublicKey) {
         let m = lock::lock(&self.records);
         let key = |p: &PublicKey| {
             let r = m.get(p).copied().unwrap_or_default();
             (r.success(), if r.ok == 0 { f64::MAX } else { r.latency_ms })
         };
-        providers.sort_by(|a, b| {
-            let (sa, la) = key(a);
-            let (sb, lb) = key(b);
+        items.sort_by(|a, b| {
+            let (sa, la) = key(&provider(a));
+            let (sb, lb) = key(&provider(b));
             sb.total_cmp(&sa).then(la.total_cmp(&lb))
         });
     }
@@ -121,11 +121,11 @@ mod tests {
             r.succeeded(&c, Duration::from_millis(20));
         }
         let mut v = vec![a, d, b, c];
-        r.order(&mut v);
+        r.order_by(&mut v, |k| *k);
         // c and b always answered (c faster), d is unknown (½), a always failed.
         assert_eq!(v, vec![c, b, d, a]);
         let mut ties = vec![key(9), key(8)];
-        r.order(&mut ties);
+        r.order_by(&mut ties, |k| *k);
         assert_eq!(
             ties,
             vec![key(9), key(8)],
