@@ -532,31 +532,8 @@ impl Config {
                 });
             }
         }
-        let trusted = file.trusted_publishers.unwrap_or_default();
-        if trusted.len() > atr_protocol::trust::MAX_TRUSTED {
-            return Err(ConfigError::Invalid {
-                field: "trusted_publishers",
-                message: format!(
-                    "{} publishers, over the trust list's limit of {}",
-                    trusted.len(),
-                    atr_protocol::trust::MAX_TRUSTED
-                ),
-            });
-        }
-        for p in trusted {
-            c.trusted_publishers
-                .push(p.parse().map_err(|e| ConfigError::Invalid {
-                    field: "trusted_publishers",
-                    message: format!("`{p}`: {e}"),
-                })?);
-        }
-        for p in file.trusted_providers.unwrap_or_default() {
-            c.trusted_providers
-                .push(p.parse().map_err(|e| ConfigError::Invalid {
-                    field: "trusted_providers",
-                    message: format!("`{p}`: {e}"),
-                })?);
-        }
+        c.trusted_publishers = parse_keys(file.trusted_publishers, "trusted_publishers")?;
+        c.trusted_providers = parse_keys(file.trusted_providers, "trusted_providers")?;
         if let Some(cl) = file.claims {
             if let Some(ns) = cl.nameservers {
                 if ns.len() > 8 {
@@ -652,6 +629,30 @@ impl Config {
             message: e.to_string(),
         })
     }
+}
+
+/// Peer ids (publisher or provider keys) of a config list, at most the
+/// trust list's limit ([`atr_protocol::trust::MAX_TRUSTED`]).
+fn parse_keys(
+    list: Option<Vec<String>>,
+    field: &'static str,
+) -> Result<Vec<atr_protocol::PublicKey>, ConfigError> {
+    let list = list.unwrap_or_default();
+    let max = atr_protocol::trust::MAX_TRUSTED;
+    if list.len() > max {
+        return Err(ConfigError::Invalid {
+            field,
+            message: format!("{} entries, over the limit of {max}", list.len()),
+        });
+    }
+    list.iter()
+        .map(|p| {
+            p.parse().map_err(|e| ConfigError::Invalid {
+                field,
+                message: format!("`{p}`: {e}"),
+            })
+        })
+        .collect()
 }
 
 /// Applies `[store]` over the defaults and checks the caps fit together.
