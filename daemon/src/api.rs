@@ -689,17 +689,24 @@ async fn provided(
     authorize(&state, &headers)?;
     let list = state.consent.provided();
     let (me, now) = (state.repo.me(), crate::time::now_ms());
+    // One catalog read for every entry's delegation.
+    let until: Vec<Option<u64>> = state.repo.read(|c| {
+        list.iter()
+            .map(|(id, _)| c.delegated_until(id, &me, now))
+            .collect()
+    });
     Ok(ok(ProvidedResponse {
         provided: list
             .into_iter()
-            .map(|(id, spec)| {
+            .zip(until)
+            .map(|((id, spec), delegated_until_ms)| {
                 let v = spec.as_ref().map(|s| s.value());
                 ProvidedView {
                     id,
                     name: v.map(|v| v.name.clone()),
                     version: v.map(|v| v.version.to_string()),
                     publisher: v.map(|v| v.publisher),
-                    delegated_until_ms: state.repo.read(|c| c.delegated_until(&id, &me, now)),
+                    delegated_until_ms,
                 }
             })
             .collect(),

@@ -181,12 +181,6 @@ impl<T: SignedBody> Signed<T> {
 
     /// Decodes and fully verifies an envelope received from anyone.
     pub fn from_bytes(envelope: &[u8]) -> Result<Self, VerifyError> {
-        if envelope.len() > MAX_ENVELOPE_BYTES {
-            return Err(VerifyError::EnvelopeTooLarge {
-                len: envelope.len(),
-                max: MAX_ENVELOPE_BYTES,
-            });
-        }
         let (body, signature) = split_envelope(envelope)?;
         Self::from_parts(body, signature)
     }
@@ -196,12 +190,6 @@ impl<T: SignedBody> Signed<T> {
     /// deciding cheaply that an object is not worth verifying (e.g. a
     /// revocation of nothing this node holds); never store or act on it.
     pub fn peek(envelope: &[u8]) -> Result<T, VerifyError> {
-        if envelope.len() > MAX_ENVELOPE_BYTES {
-            return Err(VerifyError::EnvelopeTooLarge {
-                len: envelope.len(),
-                max: MAX_ENVELOPE_BYTES,
-            });
-        }
         let (body, _) = split_envelope(envelope)?;
         Self::decode_body(&body)
     }
@@ -318,7 +306,14 @@ fn write_bytes_head(out: &mut Vec<u8>, len: usize) {
     out.extend_from_slice(&v[1..]);
 }
 
+/// The body and signature of an envelope of at most [`MAX_ENVELOPE_BYTES`].
 fn split_envelope(envelope: &[u8]) -> Result<(Vec<u8>, Signature), VerifyError> {
+    if envelope.len() > MAX_ENVELOPE_BYTES {
+        return Err(VerifyError::EnvelopeTooLarge {
+            len: envelope.len(),
+            max: MAX_ENVELOPE_BYTES,
+        });
+    }
     let v = cbor::decode(envelope, MAX_ENVELOPE_BYTES).map_err(|e| VerifyError::Envelope(e.to_string()))?;
     let Value::Array(items) = v else {
         return Err(VerifyError::Envelope(
