@@ -925,6 +925,31 @@ mod tests {
         assert!(e.to_string().contains("/p2p/"), "{e}");
     }
 
+    /// Key lists in the config file are parsed by one rule and capped: one
+    /// entry over the trust list's limit is refused, as is a malformed key.
+    #[test]
+    fn key_lists_are_capped_and_checked() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("c.toml");
+        let key = atr_protocol::SecretKey::from_seed(&[3; 32]).public().to_string();
+        for field in ["trusted_publishers", "trusted_providers"] {
+            let ok = format!("{field} = [\"{key}\"]\n");
+            std::fs::write(&f, ok).unwrap();
+            let c = Config::resolve(&Cli::parse_from(["atrd", "--config", f.to_str().unwrap()])).unwrap();
+            assert_eq!(c.trusted_publishers.len() + c.trusted_providers.len(), 1);
+            let many = vec![format!("\"{key}\""); atr_protocol::trust::MAX_TRUSTED + 1].join(",");
+            std::fs::write(&f, format!("{field} = [{many}]\n")).unwrap();
+            let e = Config::resolve(&Cli::parse_from(["atrd", "--config", f.to_str().unwrap()])).unwrap_err();
+            assert!(
+                e.to_string().contains(field) && e.to_string().contains("over the limit"),
+                "{e}"
+            );
+            std::fs::write(&f, format!("{field} = [\"nope\"]\n")).unwrap();
+            let e = Config::resolve(&Cli::parse_from(["atrd", "--config", f.to_str().unwrap()])).unwrap_err();
+            assert!(e.to_string().contains(field), "{e}");
+        }
+    }
+
     /// `atrd` with its default settings renders the same host config as `atr tool test`
     /// (the CLI's side of this check is `tool::sandbox::tests::tool_test_profile_is_the_nodes`;
     /// both compare to the fixture `atr_sandbox::profile` is tested against).

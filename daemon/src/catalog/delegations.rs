@@ -237,6 +237,32 @@ mod tests {
         assert_eq!(ds.len(), 0);
     }
 
+    /// The total cap is exceeded by one (from publishers each under their own cap).
+    #[test]
+    fn total_cap() {
+        let mut ds = Delegations::default();
+        let now = 1_000_000;
+        let per = MAX_DELEGATIONS_PER_PUBLISHER as u64;
+        let publishers = (MAX_DELEGATIONS as u64).div_ceil(per);
+        'fill: for p in 0..publishers {
+            let key = SecretKey::from_seed(&[p as u8 + 10; 32]);
+            for i in 0..per {
+                if ds.len() == MAX_DELEGATIONS {
+                    break 'fill;
+                }
+                let x = d(&key, i, now, now + 1_000);
+                assert_eq!(ds.room_for(&x, now), Ok(()));
+                ds.insert(x, now);
+            }
+        }
+        assert_eq!(ds.len(), MAX_DELEGATIONS);
+        let fresh = SecretKey::from_seed(&[250; 32]);
+        assert_eq!(
+            ds.room_for(&d(&fresh, 0, now, now + 1_000), now),
+            Err(DelegationRefused::Full)
+        );
+    }
+
     #[test]
     fn providers_of_lists_only_live_matching_delegates() {
         let p = SecretKey::from_seed(&[1; 32]);
