@@ -33,6 +33,18 @@ fn bench(c: &mut Criterion) {
             atr_protocol::cbor::encode(&v).expect("encodes")
         })
     });
+    g.bench_function("decode_typed_direct", |b| {
+        b.iter(|| {
+            atr_protocol::cbor::from_canonical::<atr_protocol::spec::ToolSpec>(black_box(signed.body()), 1 << 16)
+                .expect("decodes")
+        })
+    });
+    g.bench_function("decode_typed_through_value_tree", |b| {
+        b.iter(|| {
+            let v = atr_protocol::cbor::decode(black_box(signed.body()), 1 << 16).expect("decodes");
+            v.deserialized::<atr_protocol::spec::ToolSpec>().expect("shape")
+        })
+    });
     g.bench_function("validation_rules_only", |b| {
         b.iter(|| atr_protocol::validate::check_spec(black_box(signed.value())).expect("valid"))
     });

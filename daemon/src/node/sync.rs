@@ -46,8 +46,11 @@ pub const MAX_ROUND_BYTES: usize = 64 * 1024 * 1024;
 pub const MAX_START_DIALS: usize = 32;
 /// Most rounds in a row with one peer while each makes progress.
 pub const MAX_CATCHUP_ROUNDS: usize = 64;
-/// Fetch requests of one round in flight at once.
-pub const FETCHES_IN_FLIGHT: usize = 3;
+/// Fetch requests of one round in flight at once. A responder reserves
+/// [`wire::MAX_FETCH_RESPONSE_BYTES`] per fetch it answers, within a
+/// per-peer budget of at least twice that (`response_bytes_in_flight` / 8,
+/// 8 MiB by default), so two fit and a third could be dropped.
+pub const FETCHES_IN_FLIGHT: usize = 2;
 
 /// Result of one round.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
