@@ -866,6 +866,11 @@ impl Repo {
         self.inner.store.sync_digests()
     }
 
+    /// [`Store::sync_digests_for_peers`].
+    pub fn sync_digests_for_peers(&self) -> Result<Vec<[u8; 32]>, StoreError> {
+        self.inner.store.sync_digests_for_peers()
+    }
+
     /// Hashes of the objects in `buckets`, at most `max`; true when cut.
     pub fn ids_in_buckets(&self, buckets: &[u8], max: usize) -> Result<(Vec<[u8; 32]>, bool), StoreError> {
         self.inner.store.ids_in_buckets(buckets, max)

@@ -74,7 +74,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use atr_protocol::id::ByteBuf;
 use atr_protocol::signed::SignedBody;
-use atr_protocol::wire::{SYNC_BUCKETS, WireObject};
+use atr_protocol::wire::WireObject;
 use atr_protocol::{Signed, SignedDelegation, SignedReceipt, SignedRevocation, SignedSpec, ToolId};
 use redb::{
     Database, ReadTransaction, ReadableDatabase, ReadableTable, ReadableTableMetadata, WriteTransaction,
@@ -313,6 +313,8 @@ pub struct Store {
     /// [`MAX_PEERS`]; a field so tests can shrink it.
     max_peers: u64,
     corrupt_skipped: Arc<AtomicU64>,
+    /// The sync digests ([`sync`]), shared by clones.
+    digests: Arc<std::sync::Mutex<sync::Digests>>,
 }
 
 impl fmt::Debug for Store {
@@ -366,7 +368,9 @@ impl Store {
             for legacy in tables::LEGACY_INDEXES {
                 txn.delete_table(legacy)?;
             }
-            txn.open_table(tables::DIGESTS)?;
+            // Digests live in memory now (`sync.rs`); the table of
+            // earlier builds is dropped.
+            txn.delete_table(tables::DIGESTS)?;
             txn.open_table(tables::PROVIDED)?;
             txn.open_table(tables::TRUSTED)?;
             let mut meta = txn.open_table(META)?;
@@ -390,6 +394,7 @@ impl Store {
             opts,
             max_peers: MAX_PEERS,
             corrupt_skipped: Arc::new(AtomicU64::new(0)),
+            digests: Arc::new(std::sync::Mutex::new(sync::Digests::new())),
         })
     }
 
@@ -418,6 +423,19 @@ impl Store {
         Ok(out)
     }
 
+    /// [`Store::write`] for writes that add or remove synced objects: the
+    /// buckets `f` notes in its [`sync::Touched`] are marked stale once the
+    /// transaction committed.
+    fn write_synced<T>(
+        &self,
+        f: impl FnOnce(&WriteTransaction, &mut sync::Touched) -> Result<(bool, T), StoreError>,
+    ) -> Result<T, StoreError> {
+        let mut touched = sync::Touched::new();
+        let out = self.write(|txn| f(txn, &mut touched))?;
+        self.mark_stale(&touched);
+        Ok(out)
+    }
+
     /// Notes a corrupt row skipped by a listing read.
     fn skip(&self, err: &StoreError) {
         self.corrupt_skipped.fetch_add(1, Ordering::Relaxed);
@@ -429,8 +447,8 @@ impl Store {
     /// [`StoreOptions::max_specs`]; a spec already stored is
     /// [`Put::Existing`] even at the cap.
     pub fn put_spec(&self, spec: &SignedSpec) -> Result<Put, StoreError> {
-        self.write(|txn| {
-            let put = self.put_spec_in(txn, spec)?;
+        self.write_synced(|txn, touched| {
+            let put = self.put_spec_in(txn, touched, spec)?;
             Ok((put == Put::Inserted, put))
         })
     }
@@ -440,46 +458,44 @@ impl Store {
     /// Other errors abort the whole batch. The sync digest of each bucket a
     /// batch touches is recomputed once, after its inserts.
     pub fn put_specs(&self, specs: &[SignedSpec]) -> Result<Vec<Result<Put, StoreError>>, StoreError> {
-        self.write(|txn| {
+        self.write_synced(|txn, touched| {
             let mut out = Vec::with_capacity(specs.len());
-            let mut buckets = [false; SYNC_BUCKETS];
-            {
-                let mut t = txn.open_table(SPECS)?;
-                let max = self.opts.max_specs as u64;
-                let mut count = t.len()?;
-                for spec in specs {
-                    let hash = spec.hash();
-                    if t.get(&hash)?.is_some() {
-                        out.push(Ok(Put::Existing));
-                        continue;
-                    }
-                    if count >= max {
-                        out.push(Err(StoreError::Full {
-                            what: "specs",
-                            count,
-                            max,
-                        }));
-                        continue;
-                    }
-                    t.insert(&hash, spec.to_bytes().as_slice())?;
-                    count += 1;
-                    buckets[usize::from(hash[0])] = true;
-                    out.push(Ok(Put::Inserted));
+            let mut t = txn.open_table(SPECS)?;
+            let max = self.opts.max_specs as u64;
+            let mut count = t.len()?;
+            for spec in specs {
+                let hash = spec.hash();
+                if t.get(&hash)?.is_some() {
+                    out.push(Ok(Put::Existing));
+                    continue;
                 }
-            }
-            for (b, _) in buckets.iter().enumerate().filter(|(_, touched)| **touched) {
-                let mut key = [0u8; 32];
-                key[0] = b as u8;
-                sync::update_digest(txn, &key)?;
+                if count >= max {
+                    out.push(Err(StoreError::Full {
+                        what: "specs",
+                        count,
+                        max,
+                    }));
+                    continue;
+                }
+                t.insert(&hash, spec.to_bytes().as_slice())?;
+                count += 1;
+                touched.add(&hash);
+                out.push(Ok(Put::Inserted));
             }
             let commit = out.iter().any(|r| matches!(r, Ok(Put::Inserted)));
             Ok((commit, out))
         })
     }
 
-    fn put_spec_in(&self, txn: &WriteTransaction, spec: &SignedSpec) -> Result<Put, StoreError> {
+    fn put_spec_in(
+        &self,
+        txn: &WriteTransaction,
+        touched: &mut sync::Touched,
+        spec: &SignedSpec,
+    ) -> Result<Put, StoreError> {
         put_synced_in(
             txn,
+            touched,
             SPECS,
             "specs",
             spec.hash(),
@@ -520,8 +536,8 @@ impl Store {
         envelope: &[u8],
         max: u64,
     ) -> Result<Put, StoreError> {
-        self.write(|txn| {
-            let put = put_synced_in(txn, def, what, hash, envelope, max)?;
+        self.write_synced(|txn, touched| {
+            let put = put_synced_in(txn, touched, def, what, hash, envelope, max)?;
             Ok((put == Put::Inserted, put))
         })
     }
@@ -531,10 +547,10 @@ impl Store {
     /// ([`crate::catalog::Catalog::take_rejected_revocations`]), so it is not
     /// offered to peers. Returns whether it was stored.
     pub fn remove_revocation(&self, hash: &[u8; 32]) -> Result<bool, StoreError> {
-        self.write(|txn| {
+        self.write_synced(|txn, touched| {
             let removed = txn.open_table(REVOCATIONS)?.remove(hash)?.is_some();
             if removed {
-                sync::update_digest(txn, hash)?;
+                touched.add(hash);
             }
             Ok((removed, removed))
         })
@@ -734,7 +750,7 @@ impl Store {
 
     /// Deletes delegations (expired, or no longer accepted); returns how many were stored.
     pub fn remove_delegations(&self, hashes: &[[u8; 32]]) -> Result<usize, StoreError> {
-        self.write(|txn| {
+        self.write_synced(|txn, touched| {
             let mut removed = Vec::new();
             {
                 let mut t = txn.open_table(DELEGATIONS)?;
@@ -745,7 +761,7 @@ impl Store {
                 }
             }
             for h in &removed {
-                sync::update_digest(txn, h)?;
+                touched.add(h);
             }
             Ok((!removed.is_empty(), removed.len()))
         })
@@ -885,6 +901,7 @@ fn check_stored_hash(table: &'static str, key: &[u8; 32], bytes: &[u8]) -> Resul
 /// at the cap.
 fn put_synced_in(
     txn: &WriteTransaction,
+    touched: &mut sync::Touched,
     def: redb::TableDefinition<&[u8; 32], &[u8]>,
     what: &'static str,
     hash: [u8; 32],
@@ -900,8 +917,7 @@ fn put_synced_in(
         return Err(StoreError::Full { what, count, max });
     }
     t.insert(&hash, envelope)?;
-    drop(t);
-    sync::update_digest(txn, &hash)?;
+    touched.add(&hash);
     Ok(Put::Inserted)
 }
 

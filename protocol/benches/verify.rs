@@ -35,8 +35,11 @@ fn bench(c: &mut Criterion) {
     });
     g.bench_function("decode_typed_direct", |b| {
         b.iter(|| {
-            atr_protocol::cbor::from_canonical::<atr_protocol::spec::ToolSpec>(black_box(signed.body()), 1 << 16)
-                .expect("decodes")
+            atr_protocol::cbor::from_canonical::<atr_protocol::spec::ToolSpec>(
+                black_box(signed.body()),
+                1 << 16,
+            )
+            .expect("decodes")
         })
     });
     g.bench_function("decode_typed_through_value_tree", |b| {

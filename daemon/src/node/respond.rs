@@ -246,7 +246,7 @@ fn answer_index(repo: &Repo, req: &IndexRequest) -> IndexResponse {
 
 /// Lists this node's objects in the buckets whose digests differ (blocking).
 fn answer_sync(repo: &Repo, req: &SyncRequest) -> SyncResponse {
-    let mine = match repo.sync_digests() {
+    let mine = match repo.sync_digests_for_peers() {
         Ok(d) => d,
         Err(e) => {
             warn!(error = %e, "cannot compute sync digests");

@@ -1,19 +1,31 @@
 //! Anti-entropy support: per-bucket digests and bucket scans.
 //!
-//! Objects (specs and revocations together) fall into one of
+//! Objects (specs, revocations and delegations together) fall into one of
 //! [`SYNC_BUCKETS`] buckets by the first byte of their hash. A bucket's
-//! digest is blake3 over its hashes in ascending order, recomputed in the
-//! transaction that adds or removes an object ([`update_digest`]; a bucket
-//! holds ≈ n/256 objects, so this hashes a few KiB). Not XOR: XOR digests
+//! digest is blake3 over its hashes in ascending order. Not XOR: XOR digests
 //! are linear, and a peer free to sign objects could pick a set whose XOR
 //! hides an object (e.g. a missed revocation) from anti-entropy. Two nodes
 //! whose digests are equal hold the same objects.
+//!
+//! Digests live in memory ([`Digests`]) and are recomputed lazily: a write
+//! marks the buckets it touched stale **after** it committed, and
+//! [`Store::sync_digests`] rescans only stale buckets, at most once per
+//! [`DIGEST_REFRESH`] (in between it answers with the last digests: a
+//! stale digest only delays a bucket's repair by one round). So a batch
+//! write costs nothing for digests, and a node answering a flood of sync
+//! requests during a write flood rescans at most a few times a second.
+
+use std::time::{Duration, Instant};
 
 use atr_protocol::wire::SYNC_BUCKETS;
-use redb::{ReadableTable, WriteTransaction};
+use redb::ReadableTable;
 
-use super::tables::{DELEGATIONS, DIGESTS, REVOCATIONS, SPECS};
+use super::tables::{DELEGATIONS, REVOCATIONS, SPECS};
 use super::{MAX_ID, Store, StoreError};
+use crate::lock;
+
+/// Least time between two rescans of stale buckets.
+pub(crate) const DIGEST_REFRESH: Duration = Duration::from_millis(200);
 
 /// The digest of a bucket's sorted hashes; all zero for an empty bucket.
 pub(super) fn bucket_digest(mut hashes: Vec<[u8; 32]>) -> [u8; 32] {
@@ -29,47 +41,90 @@ pub(super) fn bucket_digest(mut hashes: Vec<[u8; 32]>) -> [u8; 32] {
     *h.finalize().as_bytes()
 }
 
-/// Recomputes the digest of `hash`'s bucket. Callers must have closed their
-/// handles on the spec, revocation and delegation tables (redb opens a table once per
-/// write transaction).
-pub(super) fn update_digest(txn: &WriteTransaction, hash: &[u8; 32]) -> Result<(), StoreError> {
-    let bucket = hash[0];
-    let mut lo = [0u8; 32];
-    lo[0] = bucket;
-    let mut hi = MAX_ID;
-    hi[0] = bucket;
-    let mut members = Vec::new();
-    for def in [SPECS, REVOCATIONS, DELEGATIONS] {
-        let table = txn.open_table(def)?;
-        for row in table.range::<&[u8; 32]>(&lo..=&hi)? {
-            let (key, _) = row?;
-            members.push(*key.value());
+/// The buckets a write touched (marked stale once it committed).
+#[derive(Debug)]
+pub(super) struct Touched([bool; SYNC_BUCKETS]);
+
+impl Touched {
+    pub(super) fn new() -> Self {
+        Self([false; SYNC_BUCKETS])
+    }
+    /// Notes the bucket of `hash`.
+    pub(super) fn add(&mut self, hash: &[u8; 32]) {
+        self.0[usize::from(hash[0])] = true;
+    }
+}
+
+/// The in-memory digests: every bucket starts stale (computed on first use).
+#[derive(Debug)]
+pub(super) struct Digests {
+    value: Vec<[u8; 32]>,
+    stale: [bool; SYNC_BUCKETS],
+    refreshed: Option<Instant>,
+}
+
+impl Digests {
+    pub(super) fn new() -> Self {
+        Self {
+            value: vec![[0u8; 32]; SYNC_BUCKETS],
+            stale: [true; SYNC_BUCKETS],
+            refreshed: None,
         }
     }
-    let digest = bucket_digest(members);
-    let mut digests = txn.open_table(DIGESTS)?;
-    if digest == [0u8; 32] {
-        digests.remove(bucket)?;
-    } else {
-        digests.insert(bucket, &digest)?;
-    }
-    Ok(())
 }
 
 impl Store {
+    /// Marks the buckets a committed write touched as stale.
+    pub(super) fn mark_stale(&self, touched: &Touched) {
+        let mut d = lock::lock(&self.digests);
+        for (b, t) in touched.0.iter().enumerate() {
+            d.stale[b] |= *t;
+        }
+    }
+
     /// The [`SYNC_BUCKETS`] (256) digests: for bucket `b`, the blake3 digest of the sorted
     /// hashes of every stored spec, revocation and delegation whose hash starts with `b`
-    /// (all zero for an empty bucket). O(256): digests are kept up to date
-    /// by every write.
+    /// (all zero for an empty bucket). Stale buckets are rescanned first.
     pub fn sync_digests(&self) -> Result<Vec<[u8; 32]>, StoreError> {
-        let txn = self.read()?;
-        let table = txn.open_table(DIGESTS)?;
-        let mut out = vec![[0u8; 32]; SYNC_BUCKETS];
-        for row in table.iter()? {
-            let (bucket, digest) = row?;
-            out[usize::from(bucket.value())] = *digest.value();
+        self.digests_within(Duration::ZERO)
+    }
+
+    /// [`Store::sync_digests`] for answering peers: stale buckets are
+    /// rescanned only if the last rescan is [`DIGEST_REFRESH`] old.
+    pub fn sync_digests_for_peers(&self) -> Result<Vec<[u8; 32]>, StoreError> {
+        self.digests_within(DIGEST_REFRESH)
+    }
+
+    fn digests_within(&self, refresh: Duration) -> Result<Vec<[u8; 32]>, StoreError> {
+        let mut d = lock::lock(&self.digests);
+        let due = d.refreshed.is_none_or(|t| t.elapsed() >= refresh);
+        if due && d.stale.iter().any(|s| *s) {
+            let txn = self.read()?;
+            let tables = [
+                txn.open_table(SPECS)?,
+                txn.open_table(REVOCATIONS)?,
+                txn.open_table(DELEGATIONS)?,
+            ];
+            for b in 0..SYNC_BUCKETS {
+                if !d.stale[b] {
+                    continue;
+                }
+                let mut lo = [0u8; 32];
+                lo[0] = b as u8;
+                let mut hi = MAX_ID;
+                hi[0] = b as u8;
+                let mut members = Vec::new();
+                for table in &tables {
+                    for row in table.range::<&[u8; 32]>(&lo..=&hi)? {
+                        members.push(*row?.0.value());
+                    }
+                }
+                d.value[b] = bucket_digest(members);
+                d.stale[b] = false;
+            }
+            d.refreshed = Some(Instant::now());
         }
-        Ok(out)
+        Ok(d.value.clone())
     }
 
     /// Hashes of stored specs, revocations and delegations in these buckets, at most
