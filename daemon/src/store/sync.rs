@@ -18,7 +18,6 @@
 use std::time::{Duration, Instant};
 
 use atr_protocol::wire::SYNC_BUCKETS;
-use redb::ReadableTable;
 
 use super::tables::{DELEGATIONS, REVOCATIONS, SPECS};
 use super::{MAX_ID, Store, StoreError};
@@ -176,6 +175,7 @@ impl Store {
     /// digests against it).
     #[cfg(test)]
     pub(super) fn recompute_digests(&self) -> Result<Vec<[u8; 32]>, StoreError> {
+        use redb::ReadableTable;
         let txn = self.read()?;
         let mut members: Vec<Vec<[u8; 32]>> = vec![Vec::new(); SYNC_BUCKETS];
         for def in [SPECS, REVOCATIONS, DELEGATIONS] {
