@@ -22,8 +22,9 @@
 //! Writes are serialized by a writer mutex that readers never take; it is
 //! the one lock held across a redb commit (fsync). The catalog's
 //! `RwLock` is write-locked only for the in-memory step after the store
-//! committed, so readers ([`Repo::read`]) never wait for a disk and see
-//! either the state before a write or after it.
+//! committed (for a batch of specs, in slices of 64), so readers
+//! ([`Repo::read`]) never wait for a disk and never see a spec the store
+//! does not hold.
 //!
 //! # The invariant
 //!
@@ -176,11 +177,14 @@ struct Inner {
     /// The writer lock; guards the revocations applied but not yet stored.
     writer: Mutex<Vec<SignedRevocation>>,
     /// Spec batches waiting for the writer ([`Repo::insert_specs`]).
-    queue: Mutex<Vec<Queued>>,
+    queue: Mutex<std::collections::VecDeque<Queued>>,
 }
 
-/// Most specs written in one transaction by a group commit.
+/// Most specs written in one transaction by a group commit (a single
+/// caller's larger batch is written whole).
 pub const MAX_COMMIT_BATCH: usize = 1000;
+/// Specs indexed per hold of the catalog's write lock after a commit.
+const CATALOG_SLICE: usize = 64;
 
 /// One caller's batch waiting for the writer, and where its answer goes.
 struct Queued {
@@ -286,7 +290,7 @@ impl Repo {
                 trust: RwLock::new(trust),
                 opts,
                 writer: Mutex::new(Vec::new()),
-                queue: Mutex::new(Vec::new()),
+                queue: Mutex::new(std::collections::VecDeque::new()),
             }),
         })
     }
@@ -414,13 +418,14 @@ impl Repo {
     /// order given. A pending revocation that a spec proves forged (signed
     /// by someone else) is deleted.
     ///
-    /// **Group commit.** Callers queue their specs and then take the writer
-    /// lock; whoever gets it writes everything queued by then (its own
-    /// batch and those of callers that arrived while the previous commit
-    /// was on disk) in transactions of at most [`MAX_COMMIT_BATCH`] specs,
-    /// one fsync each, and answers each caller. So concurrent writers
-    /// (gossip, sync, publish) share fsyncs without a timer, and a caller
-    /// returns only once its specs are durable. Readers never wait on it.
+    /// **Group commit.** Callers queue their specs and take turns with the
+    /// writer lock; a turn writes the oldest queued batches (those of
+    /// callers that arrived while the previous commit was on disk), about
+    /// [`MAX_COMMIT_BATCH`] specs in one transaction with one fsync, and
+    /// answers each of their callers. So concurrent writers (gossip, sync,
+    /// publish) share fsyncs without a timer, a caller returns only once
+    /// its specs are durable, and another writer (a revocation) waits for
+    /// at most one commit. Readers never wait for the disk.
     ///
     /// Refused with [`RepoError::Quota`] when an untrusted publisher's quota
     /// is used up, and with [`StoreError::Full`] at the store's caps (for
@@ -430,24 +435,44 @@ impl Repo {
             return Vec::new();
         }
         let (tx, rx) = std::sync::mpsc::sync_channel(1);
-        lock::lock(&self.inner.queue).push(Queued {
+        lock::lock(&self.inner.queue).push_back(Queued {
             specs: specs.to_vec(),
             answer: tx,
         });
-        {
+        // Each turn with the writer lock writes the oldest queued batches,
+        // about MAX_COMMIT_BATCH specs, then lets go: other writers (a
+        // revocation) wait for one commit at most, never for a whole flood.
+        // This caller's batch is ahead of every batch queued after it, so
+        // it is answered after a bounded number of turns.
+        loop {
             let mut writer = lock::lock(&self.inner.writer);
-            let queued = std::mem::take(&mut *lock::lock(&self.inner.queue));
-            if !queued.is_empty() {
-                self.flush_unpersisted(&mut writer);
-                self.commit_queued(queued);
+            // Checked under the lock: the writer that took this batch
+            // answered before letting go of it.
+            if let Ok(answer) = rx.try_recv() {
+                return answer;
             }
+            let turn = {
+                let mut q = lock::lock(&self.inner.queue);
+                let mut turn = Vec::new();
+                let mut n = 0;
+                while let Some(front) = q.front()
+                    && (turn.is_empty() || n + front.specs.len() <= MAX_COMMIT_BATCH)
+                {
+                    n += front.specs.len();
+                    turn.extend(q.pop_front());
+                }
+                turn
+            };
+            if turn.is_empty() {
+                // Nothing queued and no answer: the batch was lost (cannot
+                // happen; a writer answers before letting go of the lock).
+                break;
+            }
+            self.flush_unpersisted(&mut writer);
+            self.commit_queued(turn);
         }
-        // Answered by this caller or by the writer that took its batch
-        // (before it let go of the writer lock).
-        rx.try_recv().unwrap_or_else(|_| {
-            let gone = StoreError::Database("the writer that took this batch did not answer".into());
-            specs.iter().map(|_| Err(gone.clone().into())).collect()
-        })
+        let gone = StoreError::Database("the writer that took this batch did not answer".into());
+        specs.iter().map(|_| Err(gone.clone().into())).collect()
     }
 
     /// Writes queued batches (writer lock held) in chunks of at most
@@ -546,15 +571,22 @@ impl Repo {
                     .collect();
             }
         };
-        let dropped = {
+        // Indexed in slices, the catalog's write lock let go between them,
+        // so readers wait for one slice, not a whole commit's worth.
+        let mut dropped = Vec::new();
+        let committed: Vec<&SignedSpec> = accepted
+            .iter()
+            .zip(&stored)
+            .filter(|(_, put)| put.is_ok())
+            .map(|(spec, _)| spec)
+            .collect();
+        for slice in committed.chunks(CATALOG_SLICE) {
             let mut cat = lock::write(&self.inner.catalog);
-            for (spec, put) in accepted.iter().zip(&stored) {
-                if put.is_ok() {
-                    cat.insert_spec(spec.clone());
-                }
+            for spec in slice {
+                cat.insert_spec((*spec).clone());
             }
-            cat.take_rejected_revocations()
-        };
+            dropped.extend(cat.take_rejected_revocations());
+        }
         for forged in dropped {
             warn!(revocation = %hex::encode(forged), "pending revocation was not signed by the publisher; removed");
             self.remove_revocations(&[forged]);

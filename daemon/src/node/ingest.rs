@@ -127,7 +127,7 @@ impl IngestError {
 
 /// A fully verified wire object.
 enum Verified {
-    Spec(SignedSpec),
+    Spec(Box<SignedSpec>),
     Revocation(SignedRevocation),
     Delegation(SignedDelegation),
 }
@@ -138,7 +138,7 @@ impl Verified {
         let invalid = |kind| move |source| IngestError::Invalid { kind, source };
         match obj {
             WireObject::Spec(b) => SignedSpec::from_bytes(&b.0)
-                .map(Self::Spec)
+                .map(|s| Self::Spec(Box::new(s)))
                 .map_err(invalid("spec")),
             WireObject::Revocation(b) => SignedRevocation::from_bytes(&b.0)
                 .map(Self::Revocation)
@@ -495,7 +495,7 @@ impl Ingest {
         let specs: Vec<SignedSpec> = verified
             .iter()
             .filter_map(|v| match v {
-                Ok(Some(Verified::Spec(s))) => Some(s.clone()),
+                Ok(Some(Verified::Spec(s))) => Some(SignedSpec::clone(s)),
                 _ => None,
             })
             .collect();

@@ -217,6 +217,7 @@ impl Syncer {
             let (wanted, size, got) = r?;
             done += 1;
             budget = budget.saturating_sub(size);
+            self.metrics.sync_objects.inc_by(got.stored as u64);
             stats.stored += got.stored;
             stats.refused += got.refused;
             if got.received == 0 {
@@ -232,7 +233,6 @@ impl Syncer {
             }
         }
         stats.more |= done < n_chunks;
-        self.metrics.sync_objects.inc_by(stats.stored as u64);
         Ok(stats)
     }
 
