@@ -1,0 +1,38 @@
+//! Receipts a page at a time, newest first, from a position in the receipt log.
+
+use atr_protocol::SignedReceipt;
+use super::tables::{RECEIPT_LOG, RECEIPTS};
+use super::{Store, StoreError, decode_receipt};
+
+impl Store {
+    /// Up to `limit` receipts stored before sequence number `before` (all when `None`),
+    /// newest first, each with its sequence number, and whether older ones remain. Corrupt
+    /// rows are skipped with a warning. The log's keys never change, so a page starting
+    /// where the last one ended misses and repeats nothing while receipts are added.
+    pub fn receipts_page(
+        &self,
+        before: Option<u64>,
+        limit: usize,
+    ) -> Result<(Vec<(u64, SignedReceipt)>, bool), StoreError> {
+        let txn = self.read()?;
+        let log = txn.open_table(RECEIPT_LOG)?;
+        let receipts = txn.open_table(RECEIPTS)?;
+        let mut out = Vec::new();
+        let rows = log.range::<u64>(..before.unwrap_or(u64::MAX))?;
+        for row in rows.rev() {
+            let (seq, invocation) = row?;
+            if out.len() >= limit {
+                return Ok((out, true));
+            }
+            let invocation = *invocation.value();
+            let Some(bytes) = receipts.get(&invocation)? else {
+                continue;
+            };
+            match decode_receipt(&invocation, bytes.value()) {
+                Ok(r) => out.push((seq.value(), r)),
+                Err(e) => self.skip(&e),
+            }
+        }
+        Ok((out, false))
+    }
+}
