@@ -1538,4 +1538,75 @@ mod tests {
         let status = c.iter().next().map(|(_, e)| e.status);
         assert!(matches!(status, Some(Status::Revoked { .. })));
     }
+
+    /// Pages of a find by tag, with specs of that tag arriving between pages: every spec
+    /// held before the first page comes exactly once, none comes twice.
+    #[test]
+    fn find_pages_return_each_spec_once_while_specs_arrive() {
+        let mut c = Catalog::new();
+        let mut before = BTreeSet::new();
+        for i in 0..300u32 {
+            // Few names, many versions and publishers: ties on name and version are common.
+            let s = spec((i % 7) as u8 + 1, &format!("t{}", i % 13), &format!("1.{}.0", i % 5), &["page"]);
+            before.insert(s.id());
+            c.insert_spec(s);
+        }
+        let q = query(|q| {
+            q.tag = Some("page".into());
+            q.limit = Some(17);
+        });
+        let mut seen = Vec::new();
+        let mut after: Option<ListingKey> = None;
+        let mut added = 0u32;
+        loop {
+            let page = c.find_page(&q, None, after.as_ref());
+            assert!(page.results.len() <= 17);
+            seen.extend(page.results.iter().map(|e| e.spec.id()));
+            after = page.results.last().map(|e| ListingKey::of(e));
+            if !page.more {
+                break;
+            }
+            for _ in 0..5 {
+                added += 1;
+                c.insert_spec(spec(9, &format!("t{}", added % 13), &format!("2.{added}.0"), &["page"]));
+            }
+        }
+        let unique: BTreeSet<ToolId> = seen.iter().copied().collect();
+        assert_eq!(unique.len(), seen.len(), "a spec came twice");
+        assert!(before.is_subset(&unique), "a spec held from the start was skipped");
+    }
+
+    #[test]
+    fn search_pages_score_the_first_pages_documents() {
+        let mut c = Catalog::new();
+        for i in 0..120u32 {
+            c.insert_spec(spec((i % 5) as u8 + 1, &format!("weather{i}"), "1.0.0", &["weather"]));
+        }
+        let all: Vec<ToolId> = c.search("weather", 1000).iter().map(|(_, e)| e.spec.id()).collect();
+        assert_eq!(all.len(), 120);
+        let mut seen = Vec::new();
+        let mut after: Option<SearchKey> = None;
+        loop {
+            let page = c.search_page("weather", 25, after.as_ref()).unwrap();
+            seen.extend(page.results.iter().map(|(_, e)| e.spec.id()));
+            after = page.results.last().map(|(score, e)| SearchKey {
+                docs: page.docs,
+                score: *score,
+                id: e.spec.id(),
+            });
+            if !page.more {
+                break;
+            }
+            // New documents change every score of a fresh search, not those of this one.
+            c.insert_spec(spec(9, &format!("weather-new{}", seen.len()), "1.0.0", &["weather"]));
+        }
+        assert_eq!(seen, all, "the pages are the first page's search, in order");
+        // A position this index never gave is refused.
+        let bad = SearchKey {
+            docs: 1_000_000,
+            score: 1.0,
+            id: all[0],
+        };
+        assert!(c.search_page("weather", 25, Some(&bad)).is_none());
+    }
 }

@@ -36,3 +36,34 @@ impl Store {
         Ok((out, false))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::catalog::test_support::{receipt, spec};
+    use crate::store::StoreOptions;
+
+    #[test]
+    fn receipt_pages_go_back_in_time_without_gaps() -> Result<(), StoreError> {
+        let store = Store::open_in_memory(StoreOptions::default())?;
+        let tool = spec(1, "t", "1.0.0", &[]).id();
+        for n in 1..=10u8 {
+            store.put_receipt(&receipt(2, n, tool))?;
+        }
+        let (first, more) = store.receipts_page(None, 4)?;
+        assert!(more);
+        let mut all: Vec<(u64, SignedReceipt)> = first;
+        while let Some(&(last, _)) = all.last() {
+            // One arrives between pages: it is newer, so not on a later page.
+            store.put_receipt(&receipt(2, 100 + all.len() as u8, tool))?;
+            let (page, more) = store.receipts_page(Some(last), 4)?;
+            all.extend(page);
+            if !more {
+                break;
+            }
+        }
+        let invocations: Vec<u8> = all.iter().map(|(_, r)| r.value().invocation.0[0]).collect();
+        assert_eq!(invocations, (1..=10u8).rev().collect::<Vec<_>>());
+        Ok(())
+    }
+}
