@@ -518,10 +518,11 @@ async fn close_names(ctx: &Ctx, name: &str) -> Vec<String> {
         limit: Some(atr_protocol::query::MAX_FIND_LIMIT),
         ..Default::default()
     };
-    let Ok(all) = ctx.client.find(&q).await else {
+    // Names only: the compact view, no schemas.
+    let Ok(all) = ctx.client.find_compact(&q, None).await else {
         return Vec::new();
     };
-    let names: std::collections::BTreeSet<String> = all.results.into_iter().map(|v| v.spec.name).collect();
+    let names: std::collections::BTreeSet<String> = all.results.into_iter().map(|v| v.name).collect();
     suggest(name, names.iter().map(String::as_str))
 }
 

@@ -12,7 +12,7 @@ use atr_protocol::Manifest;
 use crate::harness::*;
 
 /// Specs tagged `bulk` published before the listing.
-const HELD: usize = 1_200;
+const HELD: usize = 600;
 
 fn bulk_manifest(name: &str) -> Manifest {
     Manifest::from_toml(
