@@ -21,12 +21,56 @@ use atr_protocol::{Manifest, SecretKey, SignedSpec};
 use atrd::store::{Store, StoreOptions};
 
 const WORDS: [&str; 50] = [
-    "weather", "forecast", "convert", "currency", "translate", "summarize", "search", "image",
-    "resize", "math", "solve", "equation", "calendar", "schedule", "email", "parse", "json",
-    "csv", "sql", "query", "vector", "embed", "hash", "encrypt", "compress", "audio",
-    "transcribe", "video", "geo", "route", "stock", "price", "news", "feed", "pdf", "extract",
-    "table", "chart", "plot", "random", "uuid", "time", "zone", "unit", "distance", "text",
-    "grammar", "spell", "code", "lint",
+    "weather",
+    "forecast",
+    "convert",
+    "currency",
+    "translate",
+    "summarize",
+    "search",
+    "image",
+    "resize",
+    "math",
+    "solve",
+    "equation",
+    "calendar",
+    "schedule",
+    "email",
+    "parse",
+    "json",
+    "csv",
+    "sql",
+    "query",
+    "vector",
+    "embed",
+    "hash",
+    "encrypt",
+    "compress",
+    "audio",
+    "transcribe",
+    "video",
+    "geo",
+    "route",
+    "stock",
+    "price",
+    "news",
+    "feed",
+    "pdf",
+    "extract",
+    "table",
+    "chart",
+    "plot",
+    "random",
+    "uuid",
+    "time",
+    "zone",
+    "unit",
+    "distance",
+    "text",
+    "grammar",
+    "spell",
+    "code",
+    "lint",
 ];
 const DIGEST: &str = "sha256:2222222222222222222222222222222222222222222222222222222222222222";
 
@@ -134,7 +178,8 @@ async fn start(dir: &std::path::Path, http: &reqwest::Client) -> (Child, String)
 /// The ancestor's `list_tools(tag)` on the same tools: (p50 ms, p95 ms, mean results, KiB per tool).
 fn ancestor(n: usize, queries: usize) -> Option<(f64, f64, f64, f64)> {
     use std::io::Write;
-    let python = std::env::var("ATR_ANCESTOR_PYTHON").unwrap_or_else(|_| "/tmp/atr-ancestor/bin/python".into());
+    let python =
+        std::env::var("ATR_ANCESTOR_PYTHON").unwrap_or_else(|_| "/tmp/atr-ancestor/bin/python".into());
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/benches/ancestor_list_tools.py");
     let tags: Vec<Vec<&str>> = (0..n).map(tags_of).collect();
     let mut child = Command::new(&python)
@@ -163,12 +208,7 @@ fn ancestor(n: usize, queries: usize) -> Option<(f64, f64, f64, f64)> {
 
 /// Times `queries` finds by tag (cycling over the 50 words): per query, until the answer is
 /// read, and decoding it; also the mean result count.
-async fn finds(
-    http: &reqwest::Client,
-    base: &str,
-    view: &str,
-    queries: usize,
-) -> (Vec<f64>, Vec<f64>, f64) {
+async fn finds(http: &reqwest::Client, base: &str, view: &str, queries: usize) -> (Vec<f64>, Vec<f64>, f64) {
     let (mut read, mut decode, mut results) = (Vec::new(), Vec::new(), 0usize);
     for q in 0..queries {
         let url = format!("{base}/v1/find?tag={}&limit=1000{view}", WORDS[q % 50]);
@@ -184,7 +224,10 @@ async fn finds(
         read.push(t.elapsed().as_secs_f64() * 1000.0);
         let t = Instant::now();
         let n = if view.is_empty() {
-            serde_json::from_slice::<FindResponse>(&body).expect("decode").results.len()
+            serde_json::from_slice::<FindResponse>(&body)
+                .expect("decode")
+                .results
+                .len()
         } else {
             serde_json::from_slice::<FindResponse<CompactView>>(&body)
                 .expect("decode")
@@ -216,8 +259,11 @@ async fn run(rows: &mut Vec<String>) {
         .collect();
     let envelope_bytes: usize = specs.iter().map(|s| s.to_bytes().len()).sum();
     {
-        let store = Store::open(&full_dir.path().join(atrd::node::STORE_FILE), StoreOptions::default())
-            .expect("store");
+        let store = Store::open(
+            &full_dir.path().join(atrd::node::STORE_FILE),
+            StoreOptions::default(),
+        )
+        .expect("store");
         for batch in specs.chunks(1000) {
             store.put_specs(batch).expect("put");
         }
@@ -292,7 +338,10 @@ fn main() {
         .enable_all()
         .build()
         .expect("runtime");
-    let mut rows = vec!["| measurement | result | vs ancestor p50 |".to_owned(), "|---|---|---|".to_owned()];
+    let mut rows = vec![
+        "| measurement | result | vs ancestor p50 |".to_owned(),
+        "|---|---|---|".to_owned(),
+    ];
     rt.block_on(run(&mut rows));
     println!("{}", rows.join("\n"));
 }

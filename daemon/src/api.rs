@@ -40,10 +40,9 @@ use std::time::Duration;
 use atr_protocol::ToolId;
 use atr_protocol::api::ErrorCode;
 use atr_protocol::api::{
-    DEFAULT_DELEGATION_SECS, DelegateRequest, DelegateResponse, MAX_API_BODY_BYTES, PeerView,
-    PeersResponse, ProvideRequest, ProvideResponse, ProvidedResponse, ProvidedView, PublishRequest,
-    PublishResponse, RevokeRequest, RevokeResponse, SpecStatus, SpecView,
-    StatusResponse, StoreCountsView,
+    DEFAULT_DELEGATION_SECS, DelegateRequest, DelegateResponse, MAX_API_BODY_BYTES, PeerView, PeersResponse,
+    ProvideRequest, ProvideResponse, ProvidedResponse, ProvidedView, PublishRequest, PublishResponse,
+    RevokeRequest, RevokeResponse, SpecStatus, SpecView, StatusResponse, StoreCountsView,
 };
 use atr_protocol::delegation::{DelegationScope, MAX_DELEGATION_MS};
 use atr_protocol::revocation::{RevocationKind, RevocationTarget};

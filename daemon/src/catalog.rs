@@ -808,7 +808,12 @@ impl Catalog {
 
     /// [`Catalog::find`] from a position: only specs after `after` in find order, and
     /// whether more than the page holds match (the next page starts after its last spec).
-    pub fn find_page(&self, q: &FindQuery, req: Option<&VersionReq>, after: Option<&ListingKey>) -> Page<&Entry> {
+    pub fn find_page(
+        &self,
+        q: &FindQuery,
+        req: Option<&VersionReq>,
+        after: Option<&ListingKey>,
+    ) -> Page<&Entry> {
         let mut sets: Vec<&BTreeSet<ToolId>> = Vec::new();
         let lookups = [
             q.tag.as_ref().map(|t| self.by_tag.get(t)),
@@ -960,7 +965,8 @@ impl Catalog {
             Some(k) => Some((k.score, self.entries.get(&k.id)?)),
             None => None,
         };
-        let order = |a: &(f32, &Entry), b: &(f32, &Entry)| b.0.total_cmp(&a.0).then_with(|| listing_order(a.1, b.1));
+        let order =
+            |a: &(f32, &Entry), b: &(f32, &Entry)| b.0.total_cmp(&a.0).then_with(|| listing_order(a.1, b.1));
         let mut hits: Vec<(f32, &Entry)> = self
             .text
             .score(text, docs)
@@ -1547,7 +1553,12 @@ mod tests {
         let mut before = BTreeSet::new();
         for i in 0..300u32 {
             // Few names, many versions and publishers: ties on name and version are common.
-            let s = spec((i % 7) as u8 + 1, &format!("t{}", i % 13), &format!("1.{}.0", i % 5), &["page"]);
+            let s = spec(
+                (i % 7) as u8 + 1,
+                &format!("t{}", i % 13),
+                &format!("1.{}.0", i % 5),
+                &["page"],
+            );
             before.insert(s.id());
             c.insert_spec(s);
         }
@@ -1568,21 +1579,38 @@ mod tests {
             }
             for _ in 0..5 {
                 added += 1;
-                c.insert_spec(spec(9, &format!("t{}", added % 13), &format!("2.{added}.0"), &["page"]));
+                c.insert_spec(spec(
+                    9,
+                    &format!("t{}", added % 13),
+                    &format!("2.{added}.0"),
+                    &["page"],
+                ));
             }
         }
         let unique: BTreeSet<ToolId> = seen.iter().copied().collect();
         assert_eq!(unique.len(), seen.len(), "a spec came twice");
-        assert!(before.is_subset(&unique), "a spec held from the start was skipped");
+        assert!(
+            before.is_subset(&unique),
+            "a spec held from the start was skipped"
+        );
     }
 
     #[test]
     fn search_pages_score_the_first_pages_documents() {
         let mut c = Catalog::new();
         for i in 0..120u32 {
-            c.insert_spec(spec((i % 5) as u8 + 1, &format!("weather{i}"), "1.0.0", &["weather"]));
+            c.insert_spec(spec(
+                (i % 5) as u8 + 1,
+                &format!("weather{i}"),
+                "1.0.0",
+                &["weather"],
+            ));
         }
-        let all: Vec<ToolId> = c.search("weather", 1000).iter().map(|(_, e)| e.spec.id()).collect();
+        let all: Vec<ToolId> = c
+            .search("weather", 1000)
+            .iter()
+            .map(|(_, e)| e.spec.id())
+            .collect();
         assert_eq!(all.len(), 120);
         let mut seen = Vec::new();
         let mut after: Option<SearchKey> = None;
@@ -1598,7 +1626,12 @@ mod tests {
                 break;
             }
             // New documents change every score of a fresh search, not those of this one.
-            c.insert_spec(spec(9, &format!("weather-new{}", seen.len()), "1.0.0", &["weather"]));
+            c.insert_spec(spec(
+                9,
+                &format!("weather-new{}", seen.len()),
+                "1.0.0",
+                &["weather"],
+            ));
         }
         assert_eq!(seen, all, "the pages are the first page's search, in order");
         // A position this index never gave is refused.

@@ -261,7 +261,9 @@ mod tests {
         }
         let longest = Cursor::Find {
             name: "n".repeat(MAX_NAME_LEN),
-            version: format!("1.0.0-{}", "a".repeat(MAX_VERSION_LEN - 6)).parse().unwrap(),
+            version: format!("1.0.0-{}", "a".repeat(MAX_VERSION_LEN - 6))
+                .parse()
+                .unwrap(),
             id,
         };
         assert!(longest.encode().len() <= MAX_CURSOR_LEN);
@@ -283,7 +285,12 @@ mod tests {
             assert!(Cursor::decode(text, "find").is_err(), "{text}");
             assert!(Cursor::decode(text, "receipts").is_err(), "{text}");
         }
-        let nan = [&[KIND_SEARCH, 0, 0, 0, 1][..], &f32::NAN.to_bits().to_be_bytes(), &[0; 32]].concat();
+        let nan = [
+            &[KIND_SEARCH, 0, 0, 0, 1][..],
+            &f32::NAN.to_bits().to_be_bytes(),
+            &[0; 32],
+        ]
+        .concat();
         assert!(Cursor::decode(&BASE64URL_NOPAD.encode(&nan), "search").is_err());
     }
 }

@@ -8,8 +8,7 @@
 //! chunks as they are serialized ([`stream_list`]), not built as one buffer first.
 
 use atr_protocol::api::{
-    DEFAULT_RECEIPTS_LIMIT, DEFAULT_SEARCH_LIMIT, ErrorCode, MAX_RECEIPTS_LIMIT, MAX_SEARCH_LIMIT,
-    SearchHit,
+    DEFAULT_RECEIPTS_LIMIT, DEFAULT_SEARCH_LIMIT, ErrorCode, MAX_RECEIPTS_LIMIT, MAX_SEARCH_LIMIT, SearchHit,
 };
 use atr_protocol::page::{Cursor, CursorError, View};
 use atr_protocol::query::{FindQuery, parse_version_req};
@@ -54,7 +53,8 @@ fn cursor_error(e: CursorError) -> ApiError {
 
 /// Decodes the `cursor` parameter of the `kind` listing.
 fn cursor(text: Option<&str>, kind: &'static str) -> Result<Option<Cursor>, ApiError> {
-    text.map(|t| Cursor::decode(t, kind).map_err(cursor_error)).transpose()
+    text.map(|t| Cursor::decode(t, kind).map_err(cursor_error))
+        .transpose()
 }
 
 fn find_query(p: &FindParams) -> Result<FindQuery, ApiError> {
@@ -258,10 +258,7 @@ pub(super) async fn search(
         Some(Cursor::Search { docs, score, id }) => Some(SearchKey { docs, score, id }),
         _ => None,
     };
-    let limit = p
-        .limit
-        .unwrap_or(DEFAULT_SEARCH_LIMIT)
-        .clamp(1, MAX_SEARCH_LIMIT);
+    let limit = p.limit.unwrap_or(DEFAULT_SEARCH_LIMIT).clamp(1, MAX_SEARCH_LIMIT);
     let out = state.repo.read(|cat| {
         let page = cat.search_page(&p.q, limit, after.as_ref())?;
         let next = page
@@ -338,7 +335,10 @@ pub(super) async fn receipts(
         .map_err(|e| ApiError::internal(e.to_string()))?
         .map_err(|e| ApiError::internal(e.to_string()))?;
     let next_cursor = more
-        .then(|| list.last().map(|(seq, _)| Cursor::Receipts { before: *seq }.encode()))
+        .then(|| {
+            list.last()
+                .map(|(seq, _)| Cursor::Receipts { before: *seq }.encode())
+        })
         .flatten();
     Ok(super::ok(atr_protocol::api::ReceiptsResponse {
         receipts: list.into_iter().map(|(_, r)| r.value().clone()).collect(),

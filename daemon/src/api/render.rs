@@ -93,7 +93,10 @@ impl SpecJson {
     pub fn render_all<'a, T>(&self, items: Vec<(T, &'a Entry)>) -> Vec<(T, &'a Entry, Arc<Rendered>)> {
         let cached: Vec<Option<Arc<Rendered>>> = {
             let inner = lock::lock(&self.inner);
-            items.iter().map(|(_, e)| inner.map.get(&e.spec.id()).cloned()).collect()
+            items
+                .iter()
+                .map(|(_, e)| inner.map.get(&e.spec.id()).cloned())
+                .collect()
         };
         let mut fresh: Vec<(ToolId, Arc<Rendered>)> = Vec::new();
         let out = items
@@ -205,7 +208,8 @@ mod tests {
     }
 
     #[test]
-    fn rendered_json_is_the_spec_and_the_cache_stays_in_its_budget() -> Result<(), Box<dyn std::error::Error>> {
+    fn rendered_json_is_the_spec_and_the_cache_stays_in_its_budget() -> Result<(), Box<dyn std::error::Error>>
+    {
         let entries: Vec<Entry> = (0..50u8).map(|i| entry(i % 5 + 1, &format!("tool{i}"))).collect();
         let one = Rendered::of(&entries[0]).ok_or("render")?;
         let back: ToolSpec = serde_json::from_str(one.json.get())?;

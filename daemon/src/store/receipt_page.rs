@@ -1,8 +1,8 @@
 //! Receipts a page at a time, newest first, from a position in the receipt log.
 
-use atr_protocol::SignedReceipt;
 use super::tables::{RECEIPT_LOG, RECEIPTS};
 use super::{Store, StoreError, decode_receipt};
+use atr_protocol::SignedReceipt;
 
 impl Store {
     /// Up to `limit` receipts stored before sequence number `before` (all when `None`),

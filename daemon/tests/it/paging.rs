@@ -21,9 +21,13 @@ fn fill(dir: &std::path::Path) -> BTreeSet<ToolId> {
     let specs: Vec<SignedSpec> = (0..HELD)
         .map(|i| {
             let k = SecretKey::from_seed(&[(i % 50) as u8 + 1; 32]);
-            let s = manifest(&format!("page{}", i % 400), &format!("1.{}.0", i / 400), &["page"])
-                .to_spec("test.toml", k.public(), 1_764_000_000_000 + i as u64, None)
-                .unwrap();
+            let s = manifest(
+                &format!("page{}", i % 400),
+                &format!("1.{}.0", i / 400),
+                &["page"],
+            )
+            .to_spec("test.toml", k.public(), 1_764_000_000_000 + i as u64, None)
+            .unwrap();
             SignedSpec::sign(s, &k).unwrap()
         })
         .collect();
@@ -155,7 +159,9 @@ async fn issue_15_pages_return_every_spec_once_while_specs_arrive() {
 
     // A full view from a listing is the spec `GET /v1/specs/{id}` answers.
     let one = *held.iter().next().unwrap();
-    let (_, listed) = api.get(&format!("/v1/find?tag=page&name={}&limit=1000", "page0")).await;
+    let (_, listed) = api
+        .get(&format!("/v1/find?tag=page&name={}&limit=1000", "page0"))
+        .await;
     let listed = listed["results"]
         .as_array()
         .unwrap()

@@ -218,7 +218,13 @@ pub(crate) async fn find(ctx: &Ctx, f: &FindCmd) -> anyhow::Result<()> {
     Ok(())
 }
 
-pub(crate) async fn search(ctx: &Ctx, text: &str, limit: usize, all: bool, compact: bool) -> anyhow::Result<()> {
+pub(crate) async fn search(
+    ctx: &Ctx,
+    text: &str,
+    limit: usize,
+    all: bool,
+    compact: bool,
+) -> anyhow::Result<()> {
     if ctx.json && !compact {
         let r = if all {
             with_spinner("searching", ctx.client.search_all(text, Some(limit))).await?

@@ -44,7 +44,11 @@ fn client(node: &Node) -> Client {
 }
 
 /// Publishes `bulk-late<n>` specs until `stop` is set; counts them in `done`.
-fn publish_meanwhile(node: &Node, stop: Arc<AtomicBool>, done: Arc<AtomicUsize>) -> std::thread::JoinHandle<()> {
+fn publish_meanwhile(
+    node: &Node,
+    stop: Arc<AtomicBool>,
+    done: Arc<AtomicUsize>,
+) -> std::thread::JoinHandle<()> {
     let c = client(node);
     std::thread::spawn(move || {
         let rt = tokio::runtime::Builder::new_current_thread()
@@ -85,13 +89,24 @@ fn issue_15_find_all_and_export_follow_cursors_while_specs_arrive() {
     let bg = publish_meanwhile(&node, stop.clone(), done.clone());
     let out = run(&mut node.atr(&["--json", "find", "--tag", "bulk", "--all", "--limit", "100"])).success();
     let compact = run(&mut node.atr(&[
-        "--json", "find", "--tag", "bulk", "--all", "--compact", "--limit", "250",
+        "--json",
+        "find",
+        "--tag",
+        "bulk",
+        "--all",
+        "--compact",
+        "--limit",
+        "250",
     ]))
     .success();
-    let export = run(&mut node.atr(&["export", "--format", "openai", "--tag", "bulk", "--limit", "100"])).success();
+    let export =
+        run(&mut node.atr(&["export", "--format", "openai", "--tag", "bulk", "--limit", "100"])).success();
     stop.store(true, Ordering::Relaxed);
     bg.join().unwrap();
-    assert!(done.load(Ordering::Relaxed) > 0, "nothing was published during the listing");
+    assert!(
+        done.load(Ordering::Relaxed) > 0,
+        "nothing was published during the listing"
+    );
 
     let mut seen: BTreeMap<String, usize> = BTreeMap::new();
     let results = out.json()["results"].as_array().unwrap().clone();
@@ -122,7 +137,10 @@ fn issue_15_find_all_and_export_follow_cursors_while_specs_arrive() {
     let unique: std::collections::BTreeSet<&str> = exported.iter().copied().collect();
     assert_eq!(unique.len(), exported.len(), "a tool exported twice");
     for i in 0..HELD {
-        assert!(unique.contains(format!("bulk{i:04}").as_str()), "bulk{i:04} not exported");
+        assert!(
+            unique.contains(format!("bulk{i:04}").as_str()),
+            "bulk{i:04} not exported"
+        );
     }
 
     // Without --all the table says more match.
