@@ -175,6 +175,17 @@ struct Inner {
     opts: StoreOptions,
     /// The writer lock; guards the revocations applied but not yet stored.
     writer: Mutex<Vec<SignedRevocation>>,
+    /// Spec batches waiting for the writer ([`Repo::insert_specs`]).
+    queue: Mutex<Vec<Queued>>,
+}
+
+/// Most specs written in one transaction by a group commit.
+pub const MAX_COMMIT_BATCH: usize = 1000;
+
+/// One caller's batch waiting for the writer, and where its answer goes.
+struct Queued {
+    specs: Vec<SignedSpec>,
+    answer: std::sync::mpsc::SyncSender<Vec<Result<Ingested, RepoError>>>,
 }
 
 impl Repo {
@@ -275,6 +286,7 @@ impl Repo {
                 trust: RwLock::new(trust),
                 opts,
                 writer: Mutex::new(Vec::new()),
+                queue: Mutex::new(Vec::new()),
             }),
         })
     }
@@ -391,72 +403,173 @@ impl Repo {
         Ok(stored || live)
     }
 
-    /// Stores and indexes a verified spec. A pending revocation that the
-    /// spec proves forged (signed by someone else) is deleted.
+    /// Stores and indexes a verified spec; [`Repo::insert_specs`] of one.
+    pub fn insert_spec(&self, spec: &SignedSpec) -> Result<Ingested, RepoError> {
+        self.insert_specs(std::slice::from_ref(spec))
+            .pop()
+            .unwrap_or(Ok(Ingested::Known))
+    }
+
+    /// Stores and indexes verified specs, each with its own outcome, in the
+    /// order given. A pending revocation that a spec proves forged (signed
+    /// by someone else) is deleted.
+    ///
+    /// **Group commit.** Callers queue their specs and then take the writer
+    /// lock; whoever gets it writes everything queued by then (its own
+    /// batch and those of callers that arrived while the previous commit
+    /// was on disk) in transactions of at most [`MAX_COMMIT_BATCH`] specs,
+    /// one fsync each, and answers each caller. So concurrent writers
+    /// (gossip, sync, publish) share fsyncs without a timer, and a caller
+    /// returns only once its specs are durable. Readers never wait on it.
     ///
     /// Refused with [`RepoError::Quota`] when an untrusted publisher's quota
     /// is used up, and with [`StoreError::Full`] at the store's caps (for
     /// untrusted publishers at nine tenths of them).
-    pub fn insert_spec(&self, spec: &SignedSpec) -> Result<Ingested, RepoError> {
-        let mut writer = lock::lock(&self.inner.writer);
-        self.flush_unpersisted(&mut writer);
-        let id = spec.id();
-        let publisher = spec.value().publisher;
-        let (known, usage, total, count) = self.read(|c| {
-            (
-                c.get(&id).is_some(),
-                c.usage(&publisher),
-                c.spec_bytes(),
-                c.len() as u64,
-            )
+    pub fn insert_specs(&self, specs: &[SignedSpec]) -> Vec<Result<Ingested, RepoError>> {
+        if specs.is_empty() {
+            return Vec::new();
+        }
+        let (tx, rx) = std::sync::mpsc::sync_channel(1);
+        lock::lock(&self.inner.queue).push(Queued {
+            specs: specs.to_vec(),
+            answer: tx,
         });
-        if known {
-            return Ok(Ingested::Known);
+        {
+            let mut writer = lock::lock(&self.inner.writer);
+            let queued = std::mem::take(&mut *lock::lock(&self.inner.queue));
+            if !queued.is_empty() {
+                self.flush_unpersisted(&mut writer);
+                self.commit_queued(queued);
+            }
         }
-        let len = spec.to_bytes().len() as u64;
+        // Answered by this caller or by the writer that took its batch
+        // (before it let go of the writer lock).
+        rx.try_recv().unwrap_or_else(|_| {
+            let gone = StoreError::Database("the writer that took this batch did not answer".into());
+            specs.iter().map(|_| Err(gone.clone().into())).collect()
+        })
+    }
+
+    /// Writes queued batches (writer lock held) in chunks of at most
+    /// [`MAX_COMMIT_BATCH`] specs and answers each batch.
+    fn commit_queued(&self, queued: Vec<Queued>) {
+        let all: Vec<&SignedSpec> = queued.iter().flat_map(|q| q.specs.iter()).collect();
+        let mut results = Vec::with_capacity(all.len());
+        for chunk in all.chunks(MAX_COMMIT_BATCH) {
+            results.extend(self.commit_chunk(chunk));
+        }
+        let mut results = results.into_iter();
+        for q in queued {
+            let answer: Vec<_> = results.by_ref().take(q.specs.len()).collect();
+            // The caller waits on a channel of one; it cannot be gone.
+            let _ = q.answer.try_send(answer);
+        }
+    }
+
+    /// Checks quotas and caps for `chunk` against the catalog plus what the
+    /// chunk itself adds, writes the accepted specs in one transaction and
+    /// indexes them (writer lock held).
+    fn commit_chunk(&self, chunk: &[&SignedSpec]) -> Vec<Result<Ingested, RepoError>> {
         let o = &self.inner.opts;
-        let (max_bytes, max_specs) = if self.exempt(&publisher) {
-            (o.max_spec_bytes, o.max_specs as u64)
-        } else {
-            if usage.specs >= o.publisher_max_specs || usage.bytes + len > o.publisher_max_bytes {
-                return Err(RepoError::Quota {
-                    publisher,
-                    specs: usage.specs,
-                    bytes: usage.bytes,
-                });
+        let mut out: Vec<Option<Result<Ingested, RepoError>>> = Vec::with_capacity(chunk.len());
+        let mut accepted: Vec<SignedSpec> = Vec::new();
+        let mut seen: HashSet<ToolId> = HashSet::new();
+        let mut added: BTreeMap<PublicKey, crate::catalog::Usage> = BTreeMap::new();
+        let (mut total, mut count) = self.read(|c| (c.spec_bytes(), c.len() as u64));
+        let exempt: HashSet<PublicKey> = chunk
+            .iter()
+            .map(|s| s.value().publisher)
+            .filter(|p| self.exempt(p))
+            .collect();
+        {
+            let cat = lock::read(&self.inner.catalog);
+            for spec in chunk {
+                let id = spec.id();
+                if cat.get(&id).is_some() || !seen.insert(id) {
+                    out.push(Some(Ok(Ingested::Known)));
+                    continue;
+                }
+                let publisher = spec.value().publisher;
+                let len = spec.to_bytes().len() as u64;
+                let (max_bytes, max_specs) = if exempt.contains(&publisher) {
+                    (o.max_spec_bytes, o.max_specs as u64)
+                } else {
+                    let before = cat.usage(&publisher);
+                    let more = added.get(&publisher).copied().unwrap_or_default();
+                    let (specs, bytes) = (before.specs + more.specs, before.bytes + more.bytes);
+                    if specs >= o.publisher_max_specs || bytes + len > o.publisher_max_bytes {
+                        out.push(Some(Err(RepoError::Quota {
+                            publisher,
+                            specs,
+                            bytes,
+                        })));
+                        continue;
+                    }
+                    (
+                        o.max_spec_bytes - o.max_spec_bytes / 10,
+                        (o.max_specs - o.max_specs / 10) as u64,
+                    )
+                };
+                if count >= max_specs {
+                    out.push(Some(Err(StoreError::Full {
+                        what: "specs",
+                        count,
+                        max: max_specs,
+                    }
+                    .into())));
+                    continue;
+                }
+                if total + len > max_bytes {
+                    out.push(Some(Err(StoreError::Full {
+                        what: "spec bytes",
+                        count: total,
+                        max: max_bytes,
+                    }
+                    .into())));
+                    continue;
+                }
+                let u = added.entry(publisher).or_default();
+                u.specs += 1;
+                u.bytes += len;
+                total += len;
+                count += 1;
+                accepted.push((*spec).clone());
+                out.push(None);
             }
-            (
-                o.max_spec_bytes - o.max_spec_bytes / 10,
-                (o.max_specs - o.max_specs / 10) as u64,
-            )
+        }
+        let stored = match self.inner.store.put_specs(&accepted) {
+            Ok(r) => r,
+            Err(e) => {
+                return out
+                    .into_iter()
+                    .map(|r| r.unwrap_or_else(|| Err(e.clone().into())))
+                    .collect();
+            }
         };
-        if count >= max_specs {
-            return Err(StoreError::Full {
-                what: "specs",
-                count,
-                max: max_specs,
-            }
-            .into());
-        }
-        if total + len > max_bytes {
-            return Err(StoreError::Full {
-                what: "spec bytes",
-                count: total,
-                max: max_bytes,
-            }
-            .into());
-        }
-        self.inner.store.put_spec(spec)?;
         let dropped = {
             let mut cat = lock::write(&self.inner.catalog);
-            cat.insert_spec(spec.clone());
+            for (spec, put) in accepted.iter().zip(&stored) {
+                if put.is_ok() {
+                    cat.insert_spec(spec.clone());
+                }
+            }
             cat.take_rejected_revocations()
         };
         for forged in dropped {
             warn!(revocation = %hex::encode(forged), "pending revocation was not signed by the publisher; removed");
-            self.inner.store.remove_revocation(&forged)?;
+            self.remove_revocations(&[forged]);
         }
-        Ok(Ingested::New)
+        let mut stored = stored.into_iter();
+        out.into_iter()
+            .map(|r| {
+                r.unwrap_or_else(|| match stored.next() {
+                    Some(Ok(crate::store::Put::Inserted)) => Ok(Ingested::New),
+                    Some(Ok(_)) => Ok(Ingested::Known),
+                    Some(Err(e)) => Err(e.into()),
+                    None => Err(StoreError::Database("batch result missing".into()).into()),
+                })
+            })
+            .collect()
     }
 
     /// Keeps and stores a verified delegation if it names a held spec of

@@ -74,7 +74,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use atr_protocol::id::ByteBuf;
 use atr_protocol::signed::SignedBody;
-use atr_protocol::wire::WireObject;
+use atr_protocol::wire::{SYNC_BUCKETS, WireObject};
 use atr_protocol::{Signed, SignedDelegation, SignedReceipt, SignedRevocation, SignedSpec, ToolId};
 use redb::{
     Database, ReadTransaction, ReadableDatabase, ReadableTable, ReadableTableMetadata, WriteTransaction,
@@ -125,7 +125,7 @@ const MAX_ID: [u8; 32] = [0xff; 32];
 pub const MAX_PROVIDED: usize = 10_000;
 
 /// Why a store operation failed.
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 #[non_exhaustive]
 pub enum StoreError {
     /// Another process holds the database file.
@@ -438,15 +438,40 @@ impl Store {
 
     /// [`Store::put_spec`] for many specs in one transaction (one commit):
     /// each spec's outcome, or [`StoreError::Full`] for those past the cap.
-    /// Other errors abort the whole batch.
+    /// Other errors abort the whole batch. The sync digest of each bucket a
+    /// batch touches is recomputed once, after its inserts.
     pub fn put_specs(&self, specs: &[SignedSpec]) -> Result<Vec<Result<Put, StoreError>>, StoreError> {
         self.write(|txn| {
             let mut out = Vec::with_capacity(specs.len());
-            for spec in specs {
-                match self.put_spec_in(txn, spec) {
-                    Err(e @ StoreError::Full { .. }) => out.push(Err(e)),
-                    r => out.push(Ok(r?)),
+            let mut buckets = [false; SYNC_BUCKETS];
+            {
+                let mut t = txn.open_table(SPECS)?;
+                let max = self.opts.max_specs as u64;
+                let mut count = t.len()?;
+                for spec in specs {
+                    let hash = spec.hash();
+                    if t.get(&hash)?.is_some() {
+                        out.push(Ok(Put::Existing));
+                        continue;
+                    }
+                    if count >= max {
+                        out.push(Err(StoreError::Full {
+                            what: "specs",
+                            count,
+                            max,
+                        }));
+                        continue;
+                    }
+                    t.insert(&hash, spec.to_bytes().as_slice())?;
+                    count += 1;
+                    buckets[usize::from(hash[0])] = true;
+                    out.push(Ok(Put::Inserted));
                 }
+            }
+            for (b, _) in buckets.iter().enumerate().filter(|(_, touched)| **touched) {
+                let mut key = [0u8; 32];
+                key[0] = b as u8;
+                sync::update_digest(txn, &key)?;
             }
             let commit = out.iter().any(|r| matches!(r, Ok(Put::Inserted)));
             Ok((commit, out))
@@ -1219,9 +1244,25 @@ mod tests {
         got.sort();
         assert_eq!(got, want);
 
+        // Truncated at a bucket boundary: every bucket listed is whole.
         let (ids, truncated) = store.ids_in_buckets(&every, 10)?;
         assert!(truncated);
-        assert_eq!(ids.len(), 10);
+        assert!(!ids.is_empty() && ids.len() <= 10, "{}", ids.len());
+        for h in &ids {
+            let whole = all.iter().filter(|x| x[0] == h[0]).count();
+            let listed = ids.iter().filter(|x| x[0] == h[0]).count();
+            assert_eq!(listed, whole, "bucket {} listed in part", h[0]);
+        }
+        // A first bucket larger than the cap is listed in part (61 objects
+        // in 256 buckets: some bucket holds two).
+        let fullest = (0..=255u8)
+            .max_by_key(|b| all.iter().filter(|h| h[0] == *b).count())
+            .unwrap_or(0);
+        let big = all.iter().filter(|h| h[0] == fullest).count();
+        assert!(big > 1);
+        let (ids, truncated) = store.ids_in_buckets(&[fullest], big - 1)?;
+        assert!(truncated);
+        assert_eq!(ids.len(), big - 1);
         let (ids, truncated) = store.ids_in_buckets(&every, all.len())?;
         assert!(!truncated);
         assert_eq!(ids.len(), all.len());

@@ -25,10 +25,12 @@
 //! The serde bridge keeps atr types plain serde types: [`to_canonical`]
 //! serializes directly to canonical bytes (the same bytes as
 //! `encode(&Value::serialized(v))`, without the intermediate tree), and
-//! [`from_canonical`] goes through a strictly decoded [`ciborium::Value`].
+//! [`from_canonical`] deserializes directly from them, applying [`decode`]'s
+//! rules item by item.
 
 use std::cmp::Ordering;
 
+mod de;
 mod direct;
 
 use ciborium::value::{Integer, Value};
@@ -151,10 +153,11 @@ pub fn to_canonical<T: Serialize + ?Sized>(value: &T) -> Result<Vec<u8>, EncodeE
     direct::to_vec(value)
 }
 
-/// Decodes canonical bytes of at most `max_len` bytes into a serde type.
+/// Decodes canonical bytes of at most `max_len` bytes into a serde type,
+/// straight from the bytes (no [`Value`] tree), under the same rules and
+/// budgets as [`decode`].
 pub fn from_canonical<T: DeserializeOwned>(bytes: &[u8], max_len: usize) -> Result<T, DecodeError> {
-    let v = decode(bytes, max_len)?;
-    v.deserialized().map_err(|e| DecodeError::Shape(e.to_string()))
+    de::from_slice(bytes, max_len)
 }
 
 /// Most items a value decoded under a size cap of `max_len` bytes may hold:
@@ -687,6 +690,92 @@ mod tests {
         assert_eq!(decode(&deep, 1000), Err(DecodeError::TooDeep { max: MAX_DEPTH }));
         let ok_deep = [vec![0x81u8; MAX_DEPTH], vec![0x00]].concat();
         assert!(decode(&ok_deep, 1000).is_ok());
+    }
+
+    /// The direct deserializer refuses exactly what [`decode`] refuses, with
+    /// the same error (offsets included), for every malformation above, the
+    /// caps, and single-byte corruptions of a real spec body.
+    #[test]
+    fn direct_deserializer_applies_the_same_rules() {
+        use serde::de::IgnoredAny;
+        let direct = |b: &[u8], max: usize| from_canonical::<IgnoredAny>(b, max).err();
+        let cases = [
+            "1817",
+            "190017",
+            "5f41014102ff",
+            "f93c00",
+            "fb3ff8000000000000",
+            "a2616201616101",
+            "a2616101616102",
+            "c11a514b67b0",
+            "f7",
+            "f97e00",
+            "f97c00",
+            "6261",
+            "9bffffffffffffffff",
+            "0101",
+            "62c328",
+        ];
+        for h in cases {
+            let b = hex::decode(h).unwrap();
+            let want = decode(&b, 64).err();
+            assert!(want.is_some(), "{h}");
+            assert_eq!(direct(&b, 64), want, "{h}");
+        }
+        assert_eq!(
+            direct(&[0u8; 65], 64),
+            Some(DecodeError::TooLarge { len: 65, max: 64 })
+        );
+        let deep = [vec![0x81u8; MAX_DEPTH + 1], vec![0x00]].concat();
+        assert_eq!(direct(&deep, 1000), Some(DecodeError::TooDeep { max: MAX_DEPTH }));
+        let ok_deep = [vec![0x81u8; MAX_DEPTH], vec![0x00]].concat();
+        assert_eq!(direct(&ok_deep, 1000), None);
+        // The item budget: an array of one-byte items past it.
+        let budget = item_budget(64);
+        let mut many = vec![0x99];
+        many.extend_from_slice(&(budget as u16).to_be_bytes());
+        many.extend(std::iter::repeat_n(0u8, budget));
+        let max = many.len();
+        assert_eq!(direct(&many, max), decode(&many, max).err());
+        assert!(matches!(
+            direct(&many, max),
+            Some(DecodeError::TooManyItems { .. })
+        ));
+
+        // Corruptions of a real body: accepted by both or refused by both.
+        let spec = crate::manifest::Manifest::from_toml(
+            r#"
+name = "calc"
+version = "1.2.3"
+description = "Adds, with a float 1.5 and a negative -3."
+tags = ["math", "calc"]
+input_schema = { type = "object", properties = { a = { type = "number", minimum = -3, maximum = 1.5 } }, required = ["a"] }
+[runtime]
+image = "calc:1"
+digest = "sha256:2222222222222222222222222222222222222222222222222222222222222222"
+"#,
+            "t.toml",
+        )
+        .unwrap()
+        .to_spec("t.toml", crate::SecretKey::from_seed(&[3; 32]).public(), 1, None)
+        .unwrap();
+        let body = to_canonical(&spec).unwrap();
+        let back: crate::spec::ToolSpec = from_canonical(&body, 1 << 16).unwrap();
+        assert_eq!(to_canonical(&back).unwrap(), body);
+        let mut agree = 0;
+        for i in 0..body.len() {
+            for x in [0x01u8, 0x20, 0x80, 0xff] {
+                let mut b = body.clone();
+                b[i] ^= x;
+                let (slow, fast) = (decode(&b, 1 << 16), from_canonical::<IgnoredAny>(&b, 1 << 16));
+                assert_eq!(slow.is_ok(), fast.is_ok(), "byte {i} ^ {x:#x}");
+                if let (Err(s), Err(f)) = (slow, fast) {
+                    assert_eq!(s, f, "byte {i} ^ {x:#x}");
+                }
+                agree += 1;
+            }
+        }
+        assert_eq!(agree, body.len() * 4);
     }
 
     /// The direct serializer writes exactly what the `Value` path writes.

@@ -65,6 +65,9 @@ impl SignedBody for Delegation {
     const MAX_BODY_BYTES: usize = MAX_DELEGATION_BYTES;
     const FORMAT: u64 = DELEGATION_FORMAT;
 
+    fn format(&self) -> u64 {
+        self.v
+    }
     fn signer(&self) -> &PublicKey {
         &self.publisher
     }

@@ -99,6 +99,9 @@ impl SignedBody for Receipt {
     const MAX_BODY_BYTES: usize = MAX_RECEIPT_BYTES;
     const FORMAT: u64 = RECEIPT_FORMAT;
 
+    fn format(&self) -> u64 {
+        self.v
+    }
     fn signer(&self) -> &PublicKey {
         &self.provider
     }

@@ -71,6 +71,9 @@ impl SignedBody for Revocation {
     const MAX_BODY_BYTES: usize = MAX_REVOCATION_BYTES;
     const FORMAT: u64 = REVOCATION_FORMAT;
 
+    fn format(&self) -> u64 {
+        self.v
+    }
     fn signer(&self) -> &PublicKey {
         &self.publisher
     }

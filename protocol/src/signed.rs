@@ -14,7 +14,7 @@ use ciborium::value::Value;
 use serde::{Serialize, de::DeserializeOwned};
 
 use crate::cbor::{self, DecodeError, EncodeError};
-use crate::id::ToolId;
+use crate::id::{ByteBuf, ToolId};
 use crate::key::{PublicKey, SecretKey, Signature};
 use crate::limits::MAX_ENVELOPE_BYTES;
 use crate::validate::ValidationError;
@@ -31,6 +31,8 @@ pub trait SignedBody: Serialize + DeserializeOwned + Clone {
     const FORMAT: u64;
     /// The key that must have signed it.
     fn signer(&self) -> &PublicKey;
+    /// Its format version (the `v` field).
+    fn format(&self) -> u64;
     /// Its validation rules.
     fn check(&self) -> Result<(), ValidationError>;
 }
@@ -194,8 +196,15 @@ impl<T: SignedBody> Signed<T> {
         Self::decode_body(&body)
     }
 
-    /// Size, CBOR, format version and shape of a body.
+    /// Size, CBOR, format version and shape of a body: read straight into
+    /// `T`; when that fails, the body is decoded again through a value tree
+    /// only to name the error (unknown version, shape).
     fn decode_body(body: &[u8]) -> Result<T, VerifyError> {
+        if let Ok(v) = cbor::from_canonical::<T>(body, T::MAX_BODY_BYTES)
+            && v.format() == T::FORMAT
+        {
+            return Ok(v);
+        }
         let kind = T::KIND;
         if body.len() > T::MAX_BODY_BYTES {
             return Err(VerifyError::BodyTooLarge {
@@ -313,6 +322,13 @@ fn split_envelope(envelope: &[u8]) -> Result<(Vec<u8>, Signature), VerifyError> 
             len: envelope.len(),
             max: MAX_ENVELOPE_BYTES,
         });
+    }
+    // The common case straight from the bytes; anything else is decoded
+    // again through a value tree only to name the error.
+    if let Ok((body, sig)) = cbor::from_canonical::<(ByteBuf, ByteBuf)>(envelope, MAX_ENVELOPE_BYTES)
+        && let Ok(sig) = <[u8; 64]>::try_from(sig.0)
+    {
+        return Ok((body.0, Signature(sig)));
     }
     let v = cbor::decode(envelope, MAX_ENVELOPE_BYTES).map_err(|e| VerifyError::Envelope(e.to_string()))?;
     let Value::Array(items) = v else {

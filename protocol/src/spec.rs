@@ -84,6 +84,9 @@ impl SignedBody for ToolSpec {
     const MAX_BODY_BYTES: usize = limits::MAX_SPEC_BYTES;
     const FORMAT: u64 = SPEC_FORMAT;
 
+    fn format(&self) -> u64 {
+        self.v
+    }
     fn signer(&self) -> &PublicKey {
         &self.publisher
     }

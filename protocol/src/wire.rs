@@ -32,10 +32,11 @@ pub const INDEX_PROTOCOL: &str = "/atr/index/1";
 
 /// Cap of one gossip message: one envelope and its tag.
 pub const MAX_GOSSIP_BYTES: usize = MAX_ENVELOPE_BYTES + 64;
-/// Most ids in one fetch request.
-pub const MAX_FETCH_IDS: usize = 64;
+/// Most ids in one fetch request (as many as one response may carry, so
+/// a catching-up node needs few requests).
+pub const MAX_FETCH_IDS: usize = MAX_FETCH_OBJECTS;
 /// Cap of a fetch request.
-pub const MAX_FETCH_REQUEST_BYTES: usize = 64 * 40;
+pub const MAX_FETCH_REQUEST_BYTES: usize = MAX_FETCH_IDS * 40 + 64;
 /// Most objects in one fetch response.
 pub const MAX_FETCH_OBJECTS: usize = 512;
 /// Cap of a fetch response; a responder stops adding objects before it.
@@ -44,8 +45,9 @@ pub const MAX_FETCH_RESPONSE_BYTES: usize = 4 * 1024 * 1024;
 pub const SYNC_BUCKETS: usize = 256;
 /// Cap of a sync request: 256 digests of 32 bytes plus framing.
 pub const MAX_SYNC_REQUEST_BYTES: usize = SYNC_BUCKETS * 40 + 64;
-/// Most object refs in one sync response; the rest wait for the next round.
-pub const MAX_SYNC_REFS: usize = 4096;
+/// Most object refs in one sync response (≈ 40 buckets' worth at 100 000
+/// objects); the rest wait for the next round.
+pub const MAX_SYNC_REFS: usize = 16_384;
 /// Cap of a sync response.
 pub const MAX_SYNC_RESPONSE_BYTES: usize = MAX_SYNC_REFS * 40 + 64;
 /// Most ids in one index response (a responder lists at most

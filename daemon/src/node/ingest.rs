@@ -52,6 +52,9 @@ pub enum IngestError {
     /// A wire object of a kind this node does not know.
     #[error("unknown object kind")]
     UnknownKind,
+    /// An object in a fetch response that was not asked for: the sender is to blame.
+    #[error("an object that was not asked for")]
+    Unrequested,
     /// The blocking task did not finish.
     #[error(transparent)]
     Task(#[from] crate::repo::TaskFailed),
@@ -76,7 +79,7 @@ impl IngestError {
         // A forged revocation is provable only against its author (a relayer
         // may not have known the target when it accepted it); a full pending
         // table is this node's own limit.
-        matches!(self, Self::Invalid { .. })
+        matches!(self, Self::Invalid { .. } | Self::Unrequested)
     }
 
     /// Whether the object is provably bad (reject it on gossip), even if
@@ -93,6 +96,7 @@ impl IngestError {
     pub fn reason(&self) -> &'static str {
         match self {
             Self::Invalid { .. } => "invalid_object",
+            Self::Unrequested => "unrequested_object",
             Self::Revocation(RevocationRejected::NotPublisher { .. }) => "revocation_not_publisher",
             Self::Revocation(_) => "revocation_refused",
             Self::Delegation(DelegationRefused::NotPublisher { .. }) => "delegation_not_publisher",
@@ -117,6 +121,32 @@ impl IngestError {
                 Some("delegations_full")
             }
             _ => None,
+        }
+    }
+}
+
+/// A fully verified wire object.
+enum Verified {
+    Spec(SignedSpec),
+    Revocation(SignedRevocation),
+    Delegation(SignedDelegation),
+}
+
+impl Verified {
+    /// Decodes and fully verifies a wire object (blocking, CPU only).
+    fn from_wire(obj: &WireObject) -> Result<Self, IngestError> {
+        let invalid = |kind| move |source| IngestError::Invalid { kind, source };
+        match obj {
+            WireObject::Spec(b) => SignedSpec::from_bytes(&b.0)
+                .map(Self::Spec)
+                .map_err(invalid("spec")),
+            WireObject::Revocation(b) => SignedRevocation::from_bytes(&b.0)
+                .map(Self::Revocation)
+                .map_err(invalid("revocation")),
+            WireObject::Delegation(b) => SignedDelegation::from_bytes(&b.0)
+                .map(Self::Delegation)
+                .map_err(invalid("delegation")),
+            _ => Err(IngestError::UnknownKind),
         }
     }
 }
@@ -174,16 +204,34 @@ impl Ingest {
 
     /// Stores and indexes an already verified spec (blocking).
     pub fn store_spec(&self, spec: SignedSpec) -> Result<(SignedSpec, Ingested), IngestError> {
-        let ingested = self.repo.insert_spec(&spec).map_err(|e| {
-            let e = IngestError::from(e);
-            self.count_refusal(&e);
-            e
-        })?;
-        if ingested == Ingested::New {
-            self.metrics.specs_stored.inc();
-            info!(target: "atr::_events::spec::stored", tool = %spec.id(), name = %spec.value().name, version = %spec.value().version, "spec stored");
-        }
-        Ok((spec, ingested))
+        let r = self
+            .store_specs(std::slice::from_ref(&spec))
+            .pop()
+            .unwrap_or(Ok(Ingested::Known));
+        r.map(|i| (spec, i))
+    }
+
+    /// Stores and indexes already verified specs in one group commit
+    /// ([`Repo::insert_specs`]), each with its own outcome (blocking).
+    pub fn store_specs(&self, specs: &[SignedSpec]) -> Vec<Result<Ingested, IngestError>> {
+        let results = self.repo.insert_specs(specs);
+        specs
+            .iter()
+            .zip(results)
+            .map(|(spec, r)| match r {
+                Ok(Ingested::New) => {
+                    self.metrics.specs_stored.inc();
+                    info!(target: "atr::_events::spec::stored", tool = %spec.id(), name = %spec.value().name, version = %spec.value().version, "spec stored");
+                    Ok(Ingested::New)
+                }
+                Ok(i) => Ok(i),
+                Err(e) => {
+                    let e = IngestError::from(e);
+                    self.count_refusal(&e);
+                    Err(e)
+                }
+            })
+            .collect()
     }
 
     /// Verifies and stores a revocation envelope (blocking).
@@ -229,6 +277,11 @@ impl Ingest {
             kind: "delegation",
             source,
         })?;
+        self.store_delegation(d)
+    }
+
+    /// Keeps a verified delegation (blocking).
+    pub fn store_delegation(&self, d: SignedDelegation) -> Result<(SignedDelegation, Ingested), IngestError> {
         let ingested = self.repo.insert_delegation(&d).map_err(|e| {
             let e = IngestError::from(e);
             self.count_refusal(&e);
@@ -389,25 +442,7 @@ impl Ingest {
         }
         let received = resp.objects.len();
         let results = self
-            .blocking(move |s| {
-                resp.objects
-                    .iter()
-                    .map(|o| {
-                        let hash = envelope_hash(o.envelope()).unwrap_or_default();
-                        if let Some(a) = &asked
-                            && !a.contains(&hash)
-                        {
-                            return Err("unrequested_object");
-                        }
-                        match s.object(o) {
-                            Ok((_, Ingested::New)) => Ok(true),
-                            Ok((_, Ingested::Known)) => Ok(false),
-                            Err(e) if e.blames_sender() => Err(e.reason()),
-                            Err(_) => Ok(false),
-                        }
-                    })
-                    .collect::<Vec<_>>()
-            })
+            .blocking(move |s| s.objects(&resp.objects, asked.as_ref()))
             .await
             .unwrap_or_default();
         let mut got = Fetched {
@@ -416,14 +451,63 @@ impl Ingest {
         };
         for r in results {
             match r {
-                Ok(true) => got.stored += 1,
-                Ok(false) => {}
-                Err(reason) => {
+                Ok(Ingested::New) => got.stored += 1,
+                Ok(Ingested::Known) => {}
+                Err(e) if e.blames_sender() => {
                     got.refused += 1;
-                    self.net.penalize(peer, reason);
+                    self.net.penalize(peer, e.reason());
                 }
+                Err(_) => {}
             }
         }
         got
+    }
+
+    /// Verifies and stores many objects (blocking), each with its outcome:
+    /// those already known are recognised by hash first, the rest are
+    /// verified in parallel on every core, their specs stored in one group
+    /// commit, then their revocations and delegations (so one that targets
+    /// a spec of the same batch finds it held). With `asked`, an object not
+    /// asked for is refused ([`IngestError::Unrequested`]) unverified.
+    pub fn objects(
+        &self,
+        objects: &[WireObject],
+        asked: Option<&HashSet<[u8; 32]>>,
+    ) -> Vec<Result<Ingested, IngestError>> {
+        use rayon::prelude::*;
+        let repo = &self.repo;
+        let verified: Vec<Result<Option<Verified>, IngestError>> = objects
+            .par_iter()
+            .map(|o| {
+                let envelope = o.envelope();
+                let hash = envelope_hash(envelope);
+                if let Some(a) = asked
+                    && !hash.is_some_and(|h| a.contains(&h))
+                {
+                    return Err(IngestError::Unrequested);
+                }
+                if hash.is_some_and(|h| repo.knows(&h)) {
+                    return Ok(None);
+                }
+                Verified::from_wire(o).map(Some)
+            })
+            .collect();
+        let specs: Vec<SignedSpec> = verified
+            .iter()
+            .filter_map(|v| match v {
+                Ok(Some(Verified::Spec(s))) => Some(s.clone()),
+                _ => None,
+            })
+            .collect();
+        let mut stored = self.store_specs(&specs).into_iter();
+        verified
+            .into_iter()
+            .map(|v| match v? {
+                None => Ok(Ingested::Known),
+                Some(Verified::Spec(_)) => stored.next().unwrap_or(Ok(Ingested::Known)),
+                Some(Verified::Revocation(r)) => self.store_revocation(r).map(|(_, i, _)| i),
+                Some(Verified::Delegation(d)) => self.store_delegation(d).map(|(_, i)| i),
+            })
+            .collect()
     }
 }

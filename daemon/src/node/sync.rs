@@ -1,10 +1,13 @@
 //! Anti-entropy: a node that was offline or just joined catches up.
 //!
 //! One round with a peer: send our 256 bucket digests; the peer answers with
-//! the hashes of its objects in buckets that differ; fetch the ones we lack
-//! in batches of [`wire::MAX_FETCH_IDS`], verifying each, until the round's
-//! byte budget ([`MAX_ROUND_BYTES`]) is spent. Rounds run when a peer
-//! connects and every `sync_interval` with a random connected peer.
+//! the hashes of its objects in whole buckets that differ; fetch the ones we
+//! lack in batches of [`wire::MAX_FETCH_IDS`], [`FETCHES_IN_FLIGHT`] at once,
+//! verifying each batch in parallel and storing it in one group commit,
+//! until the round's byte budget ([`MAX_ROUND_BYTES`]) is spent. Rounds run
+//! when a peer connects and every `sync_interval` with a random connected
+//! peer; while a round stores objects and the peer has more, the next one
+//! follows at once (catch-up).
 //!
 //! Budgets (`[network.budgets]`): at most `sync_rounds` rounds run at once
 //! (a round that finds no slot is skipped and counted; the periodic round
@@ -18,6 +21,7 @@ use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Duration;
 
+use futures::StreamExt;
 use tokio::sync::Semaphore;
 
 use atr_protocol::id::ByteBuf;
@@ -37,9 +41,13 @@ use crate::store::PeerRecord;
 use crate::time::now_ms;
 
 /// Most object bytes fetched in one round; the rest waits for the next.
-pub const MAX_ROUND_BYTES: usize = 16 * 1024 * 1024;
+pub const MAX_ROUND_BYTES: usize = 64 * 1024 * 1024;
 /// Most known peers dialed at start.
 pub const MAX_START_DIALS: usize = 32;
+/// Most rounds in a row with one peer while each makes progress.
+pub const MAX_CATCHUP_ROUNDS: usize = 64;
+/// Fetch requests of one round in flight at once.
+pub const FETCHES_IN_FLIGHT: usize = 3;
 
 /// Result of one round.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
@@ -50,6 +58,8 @@ pub struct RoundStats {
     pub stored: usize,
     /// Objects refused (invalid).
     pub refused: usize,
+    /// The peer listed or held more than this round fetched.
+    pub more: bool,
 }
 
 /// Anti-entropy rounds and the peer address book.
@@ -102,23 +112,41 @@ impl Syncer {
         }
     }
 
-    /// Runs one round with `peer` if a round slot is free, within the round
-    /// deadline, logging the outcome.
+    /// Runs rounds with `peer` if a round slot is free, each within the
+    /// round deadline, logging the outcome: another round follows at once
+    /// while the last one stored objects and the peer has more (a joining
+    /// node catches up without waiting for the periodic round), at most
+    /// [`MAX_CATCHUP_ROUNDS`] in a row.
     pub async fn with_peer(&self, peer: PeerId) {
         let Ok(_slot) = self.rounds.clone().try_acquire_owned() else {
             self.metrics.budget_exceeded("sync_rounds");
             debug!(%peer, "every sync slot is busy: round skipped");
             return;
         };
-        match tokio::time::timeout(self.deadline, self.round(peer)).await {
-            Ok(Ok(s)) if s.missing > 0 => {
-                info!(%peer, missing = s.missing, stored = s.stored, refused = s.refused, "sync round")
+        for _ in 0..MAX_CATCHUP_ROUNDS {
+            if self.cancel.is_cancelled() {
+                return;
             }
-            Ok(Ok(_)) => debug!(%peer, "sync round: in sync"),
-            Ok(Err(e)) => debug!(%peer, error = %e, "sync round failed"),
-            Err(_) => {
-                self.metrics.budget_exceeded("sync_deadline");
-                debug!(%peer, deadline = ?self.deadline, "sync round cut at its deadline");
+            match tokio::time::timeout(self.deadline, self.round(peer)).await {
+                Ok(Ok(s)) if s.missing > 0 => {
+                    info!(%peer, missing = s.missing, stored = s.stored, refused = s.refused, more = s.more, "sync round");
+                    if !(s.more && s.stored > 0) {
+                        return;
+                    }
+                }
+                Ok(Ok(_)) => {
+                    debug!(%peer, "sync round: in sync");
+                    return;
+                }
+                Ok(Err(e)) => {
+                    debug!(%peer, error = %e, "sync round failed");
+                    return;
+                }
+                Err(_) => {
+                    self.metrics.budget_exceeded("sync_deadline");
+                    debug!(%peer, deadline = ?self.deadline, "sync round cut at its deadline");
+                    return;
+                }
             }
         }
     }
@@ -156,21 +184,36 @@ impl Syncer {
             .unwrap_or_default();
         let mut stats = RoundStats {
             missing: missing.len(),
+            more: resp.truncated,
             ..Default::default()
         };
         let mut budget = MAX_ROUND_BYTES;
-        for chunk in missing.chunks(wire::MAX_FETCH_IDS) {
-            if budget == 0 || self.cancel.is_cancelled() {
-                break;
-            }
-            let asked: HashSet<[u8; 32]> = chunk.iter().map(|id| id.0).collect();
-            let Ok(bytes) = wire::encode_message(&FetchRequest::Ids(chunk.to_vec())) else {
-                break;
-            };
-            let raw = self.net.request(Proto::Fetch, peer, bytes).await?;
-            budget = budget.saturating_sub(raw.len());
-            let size = raw.len();
-            let got = self.ingest.fetched(peer, &raw, Some(asked)).await;
+        let chunks: Vec<Vec<atr_protocol::ToolId>> =
+            missing.chunks(wire::MAX_FETCH_IDS).map(<[_]>::to_vec).collect();
+        let n_chunks = chunks.len();
+        // Fetch → verify → store, pipelined: the next responses are on their
+        // way while one is verified. Results are taken in order, so the
+        // round's stop rules hold; dropping the stream cancels the rest.
+        let mut fetches = futures::stream::iter(chunks)
+            .map(|chunk| async move {
+                let asked: HashSet<[u8; 32]> = chunk.iter().map(|id| id.0).collect();
+                let wanted = chunk.len();
+                let bytes = wire::encode_message(&FetchRequest::Ids(chunk)).map_err(|e| {
+                    crate::network::NetworkError::Request {
+                        peer,
+                        detail: format!("cannot encode a fetch request: {e}"),
+                    }
+                })?;
+                let raw = self.net.request(Proto::Fetch, peer, bytes).await?;
+                let got = self.ingest.fetched(peer, &raw, Some(asked)).await;
+                Ok::<_, crate::network::NetworkError>((wanted, raw.len(), got))
+            })
+            .buffered(FETCHES_IN_FLIGHT);
+        let mut done = 0;
+        while let Some(r) = fetches.next().await {
+            let (wanted, size, got) = r?;
+            done += 1;
+            budget = budget.saturating_sub(size);
             stats.stored += got.stored;
             stats.refused += got.refused;
             if got.received == 0 {
@@ -178,10 +221,14 @@ impl Syncer {
                 self.net.penalize(peer, "sync_undelivered");
                 break;
             }
-            if got.received < chunk.len() && size < wire::MAX_FETCH_RESPONSE_BYTES / 2 {
+            if got.received < wanted && size < wire::MAX_FETCH_RESPONSE_BYTES / 2 {
+                break;
+            }
+            if budget == 0 || self.cancel.is_cancelled() {
                 break;
             }
         }
+        stats.more |= done < n_chunks;
         self.metrics.sync_objects.inc_by(stats.stored as u64);
         Ok(stats)
     }

@@ -76,7 +76,9 @@ impl Store {
     /// `max` of them, and whether more were left out.
     ///
     /// Buckets are scanned in the order given (duplicates ignored), specs
-    /// before revocations within a bucket. When the answer is truncated, a
+    /// before revocations within a bucket, and listed whole: the answer
+    /// stops before the first bucket that does not fit (a first bucket
+    /// larger than `max` is listed in part). When the answer is truncated, a
     /// caller that rotates or shuffles the bucket order between rounds makes
     /// progress even if the first buckets hold only objects the peer has.
     pub fn ids_in_buckets(&self, buckets: &[u8], max: usize) -> Result<(Vec<[u8; 32]>, bool), StoreError> {
@@ -94,10 +96,18 @@ impl Store {
             lo[0] = b;
             let mut hi = MAX_ID;
             hi[0] = b;
+            // Whole buckets only: a bucket listed whole is in sync once
+            // fetched, so every round makes progress. The bucket that does
+            // not fit is left for a later round, unless it is the first
+            // (one larger than `max` is listed in part).
+            let start = out.len();
             for table in [&specs, &revocations, &delegations] {
                 for row in table.range::<&[u8; 32]>(&lo..=&hi)? {
                     let (key, _) = row?;
                     if out.len() >= max {
+                        if start > 0 {
+                            out.truncate(start);
+                        }
                         return Ok((out, true));
                     }
                     out.push(*key.value());

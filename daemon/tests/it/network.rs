@@ -114,6 +114,52 @@ async fn a_node_started_late_catches_up_by_sync() {
     }
 }
 
+/// Issue 15: a joining node catches up past one sync answer
+/// ([`atr_protocol::wire::MAX_SYNC_REFS`]) in rounds that follow each other
+/// at once: the periodic round is an hour away, so only catch-up chaining
+/// can fetch the rest.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_joining_node_catches_up_past_one_sync_answer_without_waiting() {
+    use rayon::prelude::*;
+    init_tracing();
+    let n = atr_protocol::wire::MAX_SYNC_REFS + 1_500;
+    let slow_sync = |c: &mut atrd::config::Config| {
+        c.network.sync_interval = Duration::from_secs(3600);
+        c.store.max_specs = 40_000;
+    };
+    let a = start_node_with(70, vec![], tempfile::tempdir().unwrap(), slow_sync).await;
+    // 100 specs per publisher (within the default quota), signed on every core.
+    let specs: Vec<SignedSpec> = (0..n)
+        .into_par_iter()
+        .map(|i| {
+            let mut seed = [9u8; 32];
+            seed[..4].copy_from_slice(&((i / 100) as u32).to_le_bytes());
+            let key = SecretKey::from_seed(&seed);
+            let spec = manifest(&format!("c{i}"), "1.0.0", &["catchup"])
+                .to_spec("t.toml", key.public(), 1_764_000_000_000, None)
+                .unwrap();
+            SignedSpec::sign(spec, &key).unwrap()
+        })
+        .collect();
+    let ingest = a.node.services().ingest.clone();
+    tokio::task::spawn_blocking(move || {
+        for chunk in specs.chunks(1000) {
+            assert!(ingest.store_specs(chunk).iter().all(|r| r.is_ok()));
+        }
+    })
+    .await
+    .unwrap();
+    let b = start_node_with(71, a.node.dial_addrs(), tempfile::tempdir().unwrap(), slow_sync).await;
+    wait_for(Duration::from_secs(300), "B holds every spec of A", || async {
+        b.node.repo().read(|c| c.len()) == n
+    })
+    .await;
+    // Every one came by sync.
+    assert_eq!(b.node.services().ingest.metrics().sync_objects.get(), n as u64);
+    b.node.shutdown().await.unwrap();
+    a.node.shutdown().await.unwrap();
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn three_hundred_publishers_of_one_tag_are_all_found_by_a_fresh_node() {
     init_tracing();

@@ -95,6 +95,81 @@ async fn published_spec_survives_sigkill_and_restart() {
     assert!(status.success(), "graceful exit on SIGTERM: {status:?}");
 }
 
+/// Issue 15: publishes share fsyncs (group commit), and an answer comes only
+/// after its batch committed. 16 clients publish at once while the node is
+/// killed with SIGKILL mid-stream; after a restart every spec whose publish
+/// was answered `201 Created` is there.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill_during_group_commits_loses_no_answered_publish() {
+    init_tracing();
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("atrd.toml"), "[sandbox]\nenabled = false\n").unwrap();
+    let port = free_port();
+    let base = format!("http://127.0.0.1:{port}");
+    let http = reqwest::Client::new();
+    let mut child = spawn_atrd(dir.path(), port);
+    wait_healthy(&http, &base).await;
+    let token = std::fs::read_to_string(dir.path().join("api.token")).unwrap();
+    let answered = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let mut clients = tokio::task::JoinSet::new();
+    for c in 0..16 {
+        let (http, base, token, answered) = (http.clone(), base.clone(), token.clone(), answered.clone());
+        clients.spawn(async move {
+            for i in 0..1000 {
+                let req = PublishRequest {
+                    manifest: manifest(&format!("k{c}x{i}"), "1.0.0", &["killed"]),
+                    file: None,
+                };
+                let sent = http
+                    .post(format!("{base}/v1/publish"))
+                    .bearer_auth(token.trim())
+                    .json(&req)
+                    .send()
+                    .await;
+                let Ok(resp) = sent else { return };
+                if resp.status() != reqwest::StatusCode::CREATED {
+                    return;
+                }
+                let Ok(p) = resp.json::<PublishResponse>().await else {
+                    return;
+                };
+                answered.lock().unwrap().push(p.id);
+            }
+        });
+    }
+    // Kill once a few hundred publishes were answered (bounded wait).
+    wait_for(Duration::from_secs(120), "publishes answered", || {
+        let answered = answered.clone();
+        async move { answered.lock().unwrap().len() >= 300 }
+    })
+    .await;
+    child.kill().unwrap();
+    child.wait().unwrap();
+    while clients.join_next().await.is_some() {}
+    let mut ids = answered.lock().unwrap().clone();
+    assert!(ids.len() >= 300 && ids.len() < 16_000, "{} answered", ids.len());
+
+    let mut child = spawn_atrd(dir.path(), port);
+    wait_healthy(&http, &base).await;
+    let mut missing = Vec::new();
+    for id in &ids {
+        let r = http.get(format!("{base}/v1/specs/{id}")).send().await.unwrap();
+        if r.status() != reqwest::StatusCode::OK {
+            missing.push(*id);
+        }
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    ids.sort();
+    assert!(
+        missing.is_empty(),
+        "{} of {} answered publishes lost: {:?}",
+        missing.len(),
+        ids.len(),
+        &missing[..missing.len().min(5)]
+    );
+}
+
 /// Resident set of a process, bytes (`VmRSS` of `/proc/PID/status`).
 fn rss_bytes(pid: u32) -> u64 {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
