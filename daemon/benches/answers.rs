@@ -281,7 +281,14 @@ async fn run(rows: &mut Vec<String>) {
     // First touch of every tag (the render cache is empty): the cold cost.
     let (mut cold, _, _) = finds(&http, &base, "", 50).await;
     let (mut full, mut full_decode, full_n) = finds(&http, &base, "", queries).await;
-    let (mut compact, mut compact_decode, compact_n) = finds(&http, &base, "&view=compact", queries).await;
+    // `ATR_BENCH_FULL_ONLY=1`: an `atrd` without the compact view (`ATR_BENCH_ATRD`, e.g. an
+    // older build, for a before/after comparison).
+    let full_only = std::env::var_os("ATR_BENCH_FULL_ONLY").is_some();
+    let (mut compact, mut compact_decode, compact_n) = if full_only {
+        (vec![f64::NAN], vec![f64::NAN], 0.0)
+    } else {
+        finds(&http, &base, "&view=compact", queries).await
+    };
     let anc2 = ancestor(n, queries);
     let rss_after = rss_kib(node.id());
     let _ = node.kill();

@@ -145,7 +145,14 @@ pub fn router(ctx: ApiContext) -> Router {
 
 /// Runs the API on `listener` until `cancel` fires, then drains in-flight requests.
 pub async fn run(listener: tokio::net::TcpListener, ctx: ApiContext, cancel: CancellationToken) {
+    use axum::serve::ListenerExt;
     let app = router(ctx);
+    // No Nagle: a listing's last small chunk would otherwise wait for the client's delayed ACK.
+    let listener = listener.tap_io(|tcp| {
+        if let Err(e) = tcp.set_nodelay(true) {
+            warn!(error = %e, "TCP_NODELAY not set on an API connection");
+        }
+    });
     let res = axum::serve(listener, app)
         .with_graceful_shutdown(async move { cancel.cancelled().await })
         .await;

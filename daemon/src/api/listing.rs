@@ -19,7 +19,7 @@ use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 
-use super::render::{SpecViewOut, compact};
+use super::render::SpecViewOut;
 use super::{ApiError, AppState, authorize};
 use crate::catalog::{Entry, ListingKey, SearchKey};
 use crate::metrics;
@@ -109,38 +109,58 @@ fn find_query(p: &FindParams) -> Result<FindQuery, ApiError> {
 }
 
 /// Writes `{<open>[item,item,…]<close>}` in chunks of about [`CHUNK_BYTES`], serializing
-/// items as the connection takes them.
+/// items as the connection takes them; an answer that fits in one chunk is sent whole, with
+/// its length.
 fn stream_list<T: Serialize + Send + 'static>(open: &str, items: Vec<T>, close: String) -> Response {
     metrics::API_REQUESTS.with_label("ok").inc();
-    let mut head = Some(format!("{{{open}[").into_bytes());
-    let mut tail = Some(format!("]{close}}}").into_bytes());
-    let mut items = items.into_iter();
-    let mut first = true;
-    let chunks = std::iter::from_fn(move || {
-        let mut buf = head.take().unwrap_or_default();
+    let mut chunks = Chunks {
+        head: Some(format!("{{{open}[").into_bytes()),
+        tail: Some(format!("]{close}}}").into_bytes()),
+        items: items.into_iter(),
+        first: true,
+    };
+    let body = match chunks.next() {
+        Some(Ok(first)) if chunks.tail.is_none() => Body::from(first),
+        first => Body::from_stream(futures::stream::iter(first.into_iter().chain(chunks))),
+    };
+    let mut resp = body.into_response();
+    resp.headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    resp
+}
+
+/// The chunks of a listing ([`stream_list`]).
+struct Chunks<T> {
+    head: Option<Vec<u8>>,
+    tail: Option<Vec<u8>>,
+    items: std::vec::IntoIter<T>,
+    first: bool,
+}
+
+impl<T: Serialize> Iterator for Chunks<T> {
+    type Item = Result<Bytes, std::io::Error>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        let mut buf = self.head.take().unwrap_or_default();
         while buf.len() < CHUNK_BYTES {
-            match items.next() {
+            match self.items.next() {
                 Some(item) => {
-                    if !first {
+                    if !self.first {
                         buf.push(b',');
                     }
-                    first = false;
+                    self.first = false;
                     if let Err(e) = serde_json::to_writer(&mut buf, &item) {
                         return Some(Err(std::io::Error::other(e)));
                     }
                 }
                 None => {
-                    buf.extend(tail.take().unwrap_or_default());
+                    buf.extend(self.tail.take().unwrap_or_default());
                     break;
                 }
             }
         }
         (!buf.is_empty()).then(|| Ok(Bytes::from(buf)))
-    });
-    let mut resp = Body::from_stream(futures::stream::iter(chunks)).into_response();
-    resp.headers_mut()
-        .insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
-    resp
+    }
 }
 
 /// `,"name":value` for the end of a listing, or nothing when `value` is `None`.
@@ -189,7 +209,14 @@ pub(super) async fn find(
             .then(|| page.results.last().map(|e| next_find(e)))
             .flatten();
         let body = match p.view {
-            View::Compact => Listing::Compact(page.results.into_iter().map(compact).collect()),
+            View::Compact => Listing::Compact(
+                state
+                    .spec_json
+                    .compact_all(page.results.into_iter().map(|e| ((), e)).collect())
+                    .into_iter()
+                    .map(|(_, v)| v)
+                    .collect(),
+            ),
             _ => Listing::Full(
                 full(&state, page.results.into_iter().map(|e| ((), e)).collect())
                     .into_iter()
@@ -276,12 +303,11 @@ pub(super) async fn search(
             .flatten();
         let body = match p.view {
             View::Compact => Listing::Compact(
-                page.results
+                state
+                    .spec_json
+                    .compact_all(page.results)
                     .into_iter()
-                    .map(|(score, e)| SearchHit {
-                        score,
-                        view: compact(e),
-                    })
+                    .map(|(score, view)| SearchHit { score, view })
                     .collect(),
             ),
             _ => Listing::Full(
@@ -344,4 +370,32 @@ pub(super) async fn receipts(
         receipts: list.into_iter().map(|(_, r)| r.value().clone()).collect(),
         next_cursor,
     }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn chunks(items: Vec<String>) -> Chunks<String> {
+        Chunks {
+            head: Some(b"{\"results\":[".to_vec()),
+            tail: Some(b"],\"n\":1}".to_vec()),
+            items: items.into_iter(),
+            first: true,
+        }
+    }
+
+    #[test]
+    fn chunks_join_to_the_listing_json() -> Result<(), Box<dyn std::error::Error>> {
+        let items: Vec<String> = (0..20_000).map(|i| format!("item {i}")).collect();
+        let parts: Vec<Bytes> = chunks(items.clone()).collect::<Result<_, _>>()?;
+        assert!(parts.len() > 2, "{} chunks", parts.len());
+        assert!(parts.iter().all(|p| p.len() < CHUNK_BYTES + 64));
+        let all: Vec<u8> = parts.concat();
+        let v: serde_json::Value = serde_json::from_slice(&all)?;
+        assert_eq!(v, serde_json::json!({"results": items, "n": 1}));
+        let empty: Vec<Bytes> = chunks(Vec::new()).collect::<Result<_, _>>()?;
+        assert_eq!(empty.concat(), b"{\"results\":[],\"n\":1}");
+        Ok(())
+    }
 }

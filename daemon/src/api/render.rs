@@ -11,7 +11,8 @@
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
 
-use atr_protocol::api::{CompactView, SpecStatus};
+use atr_protocol::PublicKey;
+use atr_protocol::api::SpecStatus;
 use atr_protocol::claim::DomainClaim;
 use atr_protocol::{ToolId, ToolSpec};
 use serde::Serialize;
@@ -57,7 +58,13 @@ impl Rendered {
 pub struct SpecJson {
     budget: usize,
     inner: Mutex<Inner>,
+    /// Publisher keys as text (base58 costs microseconds a key, and a compact listing
+    /// writes one per spec); at most [`MAX_PUBLISHER_TEXTS`], emptied when full.
+    publishers: Mutex<HashMap<PublicKey, Arc<str>>>,
 }
+
+/// Most publisher texts [`SpecJson`] keeps (~150 bytes each).
+const MAX_PUBLISHER_TEXTS: usize = 65_536;
 
 #[derive(Debug, Default)]
 struct Inner {
@@ -79,6 +86,7 @@ impl SpecJson {
         Self {
             budget,
             inner: Mutex::new(Inner::default()),
+            publishers: Mutex::new(HashMap::new()),
         }
     }
 
@@ -115,6 +123,34 @@ impl SpecJson {
             self.insert(fresh);
         }
         out
+    }
+
+    /// The compact views of `entries`, from the catalog's summary fields (nothing is decoded).
+    pub fn compact_all<T>(&self, entries: Vec<(T, &Entry)>) -> Vec<(T, CompactOut)> {
+        let mut texts = lock::lock(&self.publishers);
+        if texts.len() > MAX_PUBLISHER_TEXTS {
+            texts.clear();
+        }
+        entries
+            .into_iter()
+            .map(|(t, e)| {
+                let s = e.spec.value();
+                let publisher = texts
+                    .entry(s.publisher)
+                    .or_insert_with(|| s.publisher.to_string().into())
+                    .clone();
+                let view = CompactOut {
+                    id: e.spec.id(),
+                    name: s.name.clone(),
+                    version: s.version.clone(),
+                    publisher,
+                    description: s.description.clone(),
+                    tags: s.tags.clone(),
+                    status: status(&e.status),
+                };
+                (t, view)
+            })
+            .collect()
     }
 
     fn insert(&self, fresh: Vec<(ToolId, Arc<Rendered>)>) {
@@ -162,6 +198,11 @@ pub struct SpecViewOut {
     domain: Option<DomainClaim>,
 }
 
+/// Writes a shared string.
+fn shared_str<S: serde::Serializer>(v: &Arc<str>, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(v)
+}
+
 /// Writes a rendered spec's JSON text as it is.
 fn prepared<S: serde::Serializer>(r: &Arc<Rendered>, s: S) -> Result<S::Ok, S::Error> {
     r.json.serialize(s)
@@ -180,18 +221,17 @@ impl SpecViewOut {
     }
 }
 
-/// The compact view of `e`, from the fields the catalog keeps (nothing is decoded).
-pub fn compact(e: &Entry) -> CompactView {
-    let s = e.spec.value();
-    CompactView {
-        id: e.spec.id(),
-        name: s.name.clone(),
-        version: s.version.clone(),
-        publisher: s.publisher,
-        description: s.description.clone(),
-        tags: s.tags.clone(),
-        status: status(&e.status),
-    }
+/// [`CompactView`] as the node writes it (the same JSON), with the publisher's text shared.
+#[derive(Debug, Serialize)]
+pub struct CompactOut {
+    id: ToolId,
+    name: String,
+    version: semver::Version,
+    #[serde(serialize_with = "shared_str")]
+    publisher: Arc<str>,
+    description: String,
+    tags: Vec<String>,
+    status: SpecStatus,
 }
 
 #[cfg(test)]
@@ -220,6 +260,11 @@ mod tests {
         assert_eq!(all.len(), 50);
         assert!(cache.bytes() <= one.cost() * 10, "{}", cache.bytes());
         // The last rendered are cached and shared, not rendered again.
+        let compact = cache.compact_all(vec![((), &entries[0])]);
+        let back: atr_protocol::api::CompactView =
+            serde_json::from_value(serde_json::to_value(&compact[0].1)?)?;
+        assert_eq!(back.publisher, entries[0].spec.value().publisher);
+        assert_eq!(back.label(), entries[0].spec.value().label());
         let again = cache.render_all(entries[45..].iter().map(|e| ((), e)).collect());
         for ((_, _, a), (_, _, b)) in again.iter().zip(&all[45..]) {
             assert!(Arc::ptr_eq(a, b));
