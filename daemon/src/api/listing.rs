@@ -24,8 +24,9 @@ use super::{ApiError, AppState, authorize};
 use crate::catalog::{Entry, ListingKey, SearchKey};
 use crate::metrics;
 
-/// Size of the chunks a listing is written in.
-const CHUNK_BYTES: usize = 64 * 1024;
+/// Size of the chunks a listing is written in: a compact page of 1000 specs is one chunk,
+/// a full page a few.
+const CHUNK_BYTES: usize = 512 * 1024;
 
 /// Query string of `GET /v1/find`.
 #[derive(Debug, Deserialize)]
@@ -387,7 +388,7 @@ mod tests {
 
     #[test]
     fn chunks_join_to_the_listing_json() -> Result<(), Box<dyn std::error::Error>> {
-        let items: Vec<String> = (0..20_000).map(|i| format!("item {i}")).collect();
+        let items: Vec<String> = (0..100_000).map(|i| format!("item {i}")).collect();
         let parts: Vec<Bytes> = chunks(items.clone()).collect::<Result<_, _>>()?;
         assert!(parts.len() > 2, "{} chunks", parts.len());
         assert!(parts.iter().all(|p| p.len() < CHUNK_BYTES + 64));
