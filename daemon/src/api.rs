@@ -8,12 +8,12 @@
 //! | POST | `/v1/publish` | token | publish a manifest |
 //! | GET | `/v1/specs/{id}` | – | one spec |
 //! | GET | `/v1/ids?prefix=` | – | ids of stored specs starting with a short id (≥ 12 characters) |
-//! | GET | `/v1/find` | – (token with `network=true`) | find by tag, name, version, publisher, … (`network=true` asks peers) |
-//! | GET | `/v1/search?q=` | – | ranked full-text search |
+//! | GET | `/v1/find` | – (token with `network=true`) | find by tag, name, version, publisher, … (`network=true` asks peers); paged, `view=compact` |
+//! | GET | `/v1/search?q=` | – | ranked full-text search; paged, `view=compact` |
 //! | POST | `/v1/revoke` | token | revoke or deprecate |
 //! | GET | `/v1/peers` | token | connected peers |
 //! | POST | `/v1/invoke` | token | run a tool (locally or on a provider), with a verified receipt |
-//! | GET | `/v1/receipts` | token | receipts this node issued or received |
+//! | GET | `/v1/receipts` | token | receipts this node issued or received; paged |
 //! | POST | `/v1/provide` | token | agree to run another publisher's spec (`{"id"}`) |
 //! | DELETE | `/v1/provide/{id}` | token | withdraw that consent |
 //! | GET | `/v1/provided` | token | foreign specs this node provides |
@@ -30,6 +30,8 @@
 
 pub mod error;
 pub mod guard;
+mod listing;
+pub mod render;
 mod trust;
 
 use std::sync::Arc;
@@ -38,13 +40,11 @@ use std::time::Duration;
 use atr_protocol::ToolId;
 use atr_protocol::api::ErrorCode;
 use atr_protocol::api::{
-    DEFAULT_DELEGATION_SECS, DelegateRequest, DelegateResponse, FindResponse, MAX_API_BODY_BYTES, PeerView,
-    PeersResponse, ProvideRequest, ProvideResponse, ProvidedResponse, ProvidedView, PublishRequest,
-    PublishResponse, RevokeRequest, RevokeResponse, SearchHit, SearchResponse, SpecStatus, SpecView,
-    StatusResponse, StoreCountsView,
+    DEFAULT_DELEGATION_SECS, DelegateRequest, DelegateResponse, MAX_API_BODY_BYTES, PeerView, PeersResponse,
+    ProvideRequest, ProvideResponse, ProvidedResponse, ProvidedView, PublishRequest, PublishResponse,
+    RevokeRequest, RevokeResponse, SpecStatus, SpecView, StatusResponse, StoreCountsView,
 };
 use atr_protocol::delegation::{DelegationScope, MAX_DELEGATION_MS};
-use atr_protocol::query::{FindQuery, parse_version_req};
 use atr_protocol::revocation::{RevocationKind, RevocationTarget};
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
@@ -95,6 +95,8 @@ pub struct ApiContext {
     pub warnings: Vec<String>,
     /// Publishers' domain claims.
     pub claims: Arc<crate::claims::DomainClaims>,
+    /// The JSON of recently listed specs, rendered once ([`render::SpecJson`]).
+    pub spec_json: Arc<render::SpecJson>,
 }
 
 type AppState = Arc<ApiContext>;
@@ -110,13 +112,13 @@ pub fn router(ctx: ApiContext) -> Router {
         .route("/v1/publish", post(publish_spec))
         .route("/v1/specs/{id}", get(get_spec))
         .route("/v1/ids", get(ids_with_prefix))
-        .route("/v1/find", get(find))
-        .route("/v1/search", get(search))
+        .route("/v1/find", get(listing::find))
+        .route("/v1/search", get(listing::search))
         .route("/v1/revoke", post(revoke))
         .route("/v1/delegations", post(delegate))
         .route("/v1/peers", get(peers))
         .route("/v1/invoke", post(invoke))
-        .route("/v1/receipts", get(receipts))
+        .route("/v1/receipts", get(listing::receipts))
         .route("/v1/provide", post(provide_spec))
         .route("/v1/provide/{id}", axum::routing::delete(unprovide_spec))
         .route("/v1/provided", get(provided))
@@ -143,7 +145,14 @@ pub fn router(ctx: ApiContext) -> Router {
 
 /// Runs the API on `listener` until `cancel` fires, then drains in-flight requests.
 pub async fn run(listener: tokio::net::TcpListener, ctx: ApiContext, cancel: CancellationToken) {
+    use axum::serve::ListenerExt;
     let app = router(ctx);
+    // No Nagle: a listing's last small chunk would otherwise wait for the client's delayed ACK.
+    let listener = listener.tap_io(|tcp| {
+        if let Err(e) = tcp.set_nodelay(true) {
+            warn!(error = %e, "TCP_NODELAY not set on an API connection");
+        }
+    });
     let res = axum::serve(listener, app)
         .with_graceful_shutdown(async move { cancel.cancelled().await })
         .await;
@@ -335,140 +344,6 @@ async fn ids_with_prefix(
     Ok(ok(atr_protocol::api::IdsResponse { ids, more }))
 }
 
-/// Query string of `GET /v1/find`.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct FindParams {
-    tag: Option<String>,
-    name: Option<String>,
-    version: Option<String>,
-    publisher: Option<String>,
-    side_effects: Option<String>,
-    max_cost: Option<String>,
-    #[serde(default)]
-    include_revoked: bool,
-    #[serde(default)]
-    network: bool,
-    limit: Option<usize>,
-}
-
-fn find_query(p: FindParams) -> Result<FindQuery, ApiError> {
-    let publisher = p
-        .publisher
-        .map(|s| {
-            s.parse()
-                .map_err(|e| ApiError::bad_request(format!("publisher: {e}")).with_field("publisher"))
-        })
-        .transpose()?;
-    let allowed_side_effects = p
-        .side_effects
-        .map(|s| {
-            s.split(',')
-                .map(|x| {
-                    x.trim()
-                        .parse()
-                        .map_err(|e: String| ApiError::bad_request(e).with_field("side_effects"))
-                })
-                .collect::<Result<Vec<_>, _>>()
-        })
-        .transpose()?;
-    let max_cost = p
-        .max_cost
-        .map(|c| {
-            c.parse()
-                .map_err(|e: String| ApiError::bad_request(e).with_field("max_cost"))
-        })
-        .transpose()?;
-    if let Some(t) = &p.tag {
-        atr_protocol::validate::check_tag(t)
-            .map_err(|e| ApiError::bad_request(e.to_string()).with_field("tag"))?;
-    }
-    if let Some(n) = &p.name {
-        atr_protocol::validate::check_name(n)
-            .map_err(|e| ApiError::bad_request(e.to_string()).with_field("name"))?;
-    }
-    Ok(FindQuery {
-        tag: p.tag,
-        name: p.name,
-        version: p.version,
-        publisher,
-        allowed_side_effects,
-        max_cost,
-        include_revoked: p.include_revoked,
-        network: p.network,
-        limit: p.limit,
-    })
-}
-
-async fn find(
-    State(state): State<AppState>,
-    headers: HeaderMap,
-    params: Result<Query<FindParams>, axum::extract::rejection::QueryRejection>,
-) -> Result<axum::response::Response, ApiError> {
-    let Query(p) = params?;
-    let q = find_query(p)?;
-    if q.network {
-        // Asking peers costs this node connections, requests and store writes.
-        authorize(&state, &headers)?;
-    }
-    let req = q
-        .version
-        .as_deref()
-        .map(parse_version_req)
-        .transpose()
-        .map_err(|e| ApiError::bad_request(e.to_string()).with_field("version"))?;
-    let fetched = if q.network {
-        state
-            .discovery
-            .from_network(q.tag.as_deref(), q.name.as_deref())
-            .await
-            .stored
-    } else {
-        0
-    };
-    let results = state.repo.read(|cat| {
-        cat.find(&q, req.as_ref())
-            .into_iter()
-            .filter_map(|e| view(e, false, &state.claims))
-            .collect()
-    });
-    Ok(ok(FindResponse {
-        results,
-        fetched_from_network: fetched,
-    }))
-}
-
-/// Query string of `GET /v1/search`.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct SearchParams {
-    q: String,
-    limit: Option<usize>,
-}
-
-async fn search(
-    State(state): State<AppState>,
-    params: Result<Query<SearchParams>, axum::extract::rejection::QueryRejection>,
-) -> Result<axum::response::Response, ApiError> {
-    let Query(p) = params?;
-    if p.q.len() > 256 {
-        return Err(ApiError::bad_request("query over 256 bytes").with_field("q"));
-    }
-    let limit = p.limit.unwrap_or(20).clamp(1, 200);
-    let hits = state.repo.read(|cat| {
-        cat.search(&p.q, limit)
-            .into_iter()
-            .filter_map(|(score, e)| {
-                Some(SearchHit {
-                    score,
-                    view: view(e, false, &state.claims)?,
-                })
-            })
-            .collect()
-    });
-    Ok(ok(SearchResponse { hits }))
-}
-
 async fn revoke(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -589,32 +464,6 @@ async fn invoke(
     let Json(req) = body?;
     let resp = state.caller.invoke(req).await?;
     Ok(ok(resp))
-}
-
-/// Query string of `GET /v1/receipts`.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ReceiptParams {
-    limit: Option<usize>,
-}
-
-async fn receipts(
-    State(state): State<AppState>,
-    headers: HeaderMap,
-    params: Result<Query<ReceiptParams>, axum::extract::rejection::QueryRejection>,
-) -> Result<axum::response::Response, ApiError> {
-    authorize(&state, &headers)?;
-    let Query(p) = params?;
-    let limit = p.limit.unwrap_or(50).clamp(1, 1000);
-    let list = state
-        .repo
-        .blocking(move |r| r.receipts(limit))
-        .await
-        .map_err(|e| ApiError::internal(e.to_string()))?
-        .map_err(|e| ApiError::internal(e.to_string()))?;
-    Ok(ok(atr_protocol::api::ReceiptsResponse {
-        receipts: list.into_iter().map(|r| r.value().clone()).collect(),
-    }))
 }
 
 impl From<ProvideError> for ApiError {

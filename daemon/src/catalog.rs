@@ -803,6 +803,17 @@ impl Catalog {
     /// The smallest of the tag, name and publisher index sets given seeds
     /// the candidates; [`FindQuery::matches`] checks the rest.
     pub fn find(&self, q: &FindQuery, req: Option<&VersionReq>) -> Vec<&Entry> {
+        self.find_page(q, req, None).results
+    }
+
+    /// [`Catalog::find`] from a position: only specs after `after` in find order, and
+    /// whether more than the page holds match (the next page starts after its last spec).
+    pub fn find_page(
+        &self,
+        q: &FindQuery,
+        req: Option<&VersionReq>,
+        after: Option<&ListingKey>,
+    ) -> Page<&Entry> {
         let mut sets: Vec<&BTreeSet<ToolId>> = Vec::new();
         let lookups = [
             q.tag.as_ref().map(|t| self.by_tag.get(t)),
@@ -813,11 +824,14 @@ impl Catalog {
             match lookup {
                 Some(set) => sets.push(set),
                 // A filter no spec satisfies.
-                None => return Vec::new(),
+                None => return Page::default(),
             }
         }
-        let keep =
-            |e: &&Entry| (q.include_revoked || e.status.is_active()) && matches(q, e.spec.value(), req);
+        let keep = |e: &&Entry| {
+            (q.include_revoked || e.status.is_active())
+                && after.is_none_or(|k| k.precedes(e))
+                && matches(q, e.spec.value(), req)
+        };
         let mut out: Vec<&Entry> = match sets.into_iter().min_by_key(|s| s.len()) {
             Some(set) => set
                 .iter()
@@ -827,12 +841,13 @@ impl Catalog {
             None => self.entries.values().filter(keep).collect(),
         };
         let limit = q.effective_limit();
-        if out.len() > limit {
+        let more = out.len() > limit;
+        if more {
             out.select_nth_unstable_by(limit - 1, |a, b| listing_order(a, b));
             out.truncate(limit);
         }
         out.sort_by(|a, b| listing_order(a, b));
-        out
+        Page { results: out, more }
     }
 
     /// The spec to invoke for `name`: the highest active version matching
@@ -932,9 +947,29 @@ impl Catalog {
     /// and id; at most `limit` (capped at [`MAX_FIND_LIMIT`]) results. The
     /// query is cut to [`MAX_QUERY_BYTES`] and [`MAX_QUERY_TERMS`] terms.
     pub fn search(&self, text: &str, limit: usize) -> Vec<(f32, &Entry)> {
+        self.search_page(text, limit, None)
+            .map(|p| p.results)
+            .unwrap_or_default()
+    }
+
+    /// [`Catalog::search`] from a position: scored over the documents `after` was scored
+    /// over (all of them on a first page), only hits after it. `None` when `after` names
+    /// more documents than are indexed or a spec not held (not a position this node gave).
+    pub fn search_page(&self, text: &str, limit: usize, after: Option<&SearchKey>) -> Option<SearchPage<'_>> {
+        let docs = match after {
+            Some(k) if k.docs > self.text.len() => return None,
+            Some(k) => k.docs,
+            None => self.text.len(),
+        };
+        let after = match after {
+            Some(k) => Some((k.score, self.entries.get(&k.id)?)),
+            None => None,
+        };
+        let order =
+            |a: &(f32, &Entry), b: &(f32, &Entry)| b.0.total_cmp(&a.0).then_with(|| listing_order(a.1, b.1));
         let mut hits: Vec<(f32, &Entry)> = self
             .text
-            .score(text)
+            .score(text, docs)
             .into_iter()
             .filter_map(|(score, id)| {
                 self.entries
@@ -942,11 +977,95 @@ impl Catalog {
                     .filter(|e| e.status.is_active())
                     .map(|e| (score, e))
             })
+            .filter(|h| after.is_none_or(|a| order(&a, h) == Ordering::Less))
             .collect();
-        hits.sort_by(|a, b| b.0.total_cmp(&a.0).then_with(|| listing_order(a.1, b.1)));
-        hits.truncate(limit.min(MAX_FIND_LIMIT));
-        hits
+        let limit = limit.clamp(1, MAX_FIND_LIMIT);
+        let more = hits.len() > limit;
+        if more {
+            hits.select_nth_unstable_by(limit - 1, order);
+            hits.truncate(limit);
+        }
+        hits.sort_by(order);
+        Some(SearchPage {
+            results: hits,
+            more,
+            docs,
+        })
     }
+}
+
+/// A position in find order (name, version descending, id): where a page ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ListingKey {
+    /// Name of the last spec.
+    pub name: String,
+    /// Its version.
+    pub version: semver::Version,
+    /// Its id.
+    pub id: ToolId,
+}
+
+impl ListingKey {
+    /// The key of `e`.
+    pub fn of(e: &Entry) -> Self {
+        let s = e.spec.value();
+        Self {
+            name: s.name.clone(),
+            version: s.version.clone(),
+            id: e.spec.id(),
+        }
+    }
+
+    /// Whether `e` comes after this position in find order.
+    fn precedes(&self, e: &Entry) -> bool {
+        let s = e.spec.value();
+        s.name
+            .as_str()
+            .cmp(&self.name)
+            .then_with(|| self.version.cmp(&s.version))
+            .then_with(|| e.spec.id().cmp(&self.id))
+            == Ordering::Greater
+    }
+}
+
+/// A position in a search's order: the documents scored over, the last hit's score and id.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct SearchKey {
+    /// Documents the first page scored over.
+    pub docs: u32,
+    /// The last hit's score.
+    pub score: f32,
+    /// The last hit's id.
+    pub id: ToolId,
+}
+
+/// One page of a listing.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Page<T> {
+    /// The page, in listing order.
+    pub results: Vec<T>,
+    /// Whether more match after it.
+    pub more: bool,
+}
+
+impl<T> Default for Page<T> {
+    fn default() -> Self {
+        Self {
+            results: Vec::new(),
+            more: false,
+        }
+    }
+}
+
+/// One page of a search.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SearchPage<'a> {
+    /// Hits, best first.
+    pub results: Vec<(f32, &'a Entry)>,
+    /// Whether more hits follow.
+    pub more: bool,
+    /// Documents scored over (the next page's [`SearchKey::docs`]).
+    pub docs: u32,
 }
 
 #[cfg(test)]
@@ -1424,5 +1543,103 @@ mod tests {
         );
         let status = c.iter().next().map(|(_, e)| e.status);
         assert!(matches!(status, Some(Status::Revoked { .. })));
+    }
+
+    /// Pages of a find by tag, with specs of that tag arriving between pages: every spec
+    /// held before the first page comes exactly once, none comes twice.
+    #[test]
+    fn find_pages_return_each_spec_once_while_specs_arrive() {
+        let mut c = Catalog::new();
+        let mut before = BTreeSet::new();
+        for i in 0..300u32 {
+            // Few names, many versions and publishers: ties on name and version are common.
+            let s = spec(
+                (i % 7) as u8 + 1,
+                &format!("t{}", i % 13),
+                &format!("1.{}.0", i % 5),
+                &["page"],
+            );
+            before.insert(s.id());
+            c.insert_spec(s);
+        }
+        let q = query(|q| {
+            q.tag = Some("page".into());
+            q.limit = Some(17);
+        });
+        let mut seen = Vec::new();
+        let mut after: Option<ListingKey> = None;
+        let mut added = 0u32;
+        loop {
+            let page = c.find_page(&q, None, after.as_ref());
+            assert!(page.results.len() <= 17);
+            seen.extend(page.results.iter().map(|e| e.spec.id()));
+            after = page.results.last().map(|e| ListingKey::of(e));
+            if !page.more {
+                break;
+            }
+            for _ in 0..5 {
+                added += 1;
+                c.insert_spec(spec(
+                    9,
+                    &format!("t{}", added % 13),
+                    &format!("2.{added}.0"),
+                    &["page"],
+                ));
+            }
+        }
+        let unique: BTreeSet<ToolId> = seen.iter().copied().collect();
+        assert_eq!(unique.len(), seen.len(), "a spec came twice");
+        assert!(
+            before.is_subset(&unique),
+            "a spec held from the start was skipped"
+        );
+    }
+
+    #[test]
+    fn search_pages_score_the_first_pages_documents() {
+        let mut c = Catalog::new();
+        for i in 0..120u32 {
+            c.insert_spec(spec(
+                (i % 5) as u8 + 1,
+                &format!("weather{i}"),
+                "1.0.0",
+                &["weather"],
+            ));
+        }
+        let all: Vec<ToolId> = c
+            .search("weather", 1000)
+            .iter()
+            .map(|(_, e)| e.spec.id())
+            .collect();
+        assert_eq!(all.len(), 120);
+        let mut seen = Vec::new();
+        let mut after: Option<SearchKey> = None;
+        loop {
+            let page = c.search_page("weather", 25, after.as_ref()).unwrap();
+            seen.extend(page.results.iter().map(|(_, e)| e.spec.id()));
+            after = page.results.last().map(|(score, e)| SearchKey {
+                docs: page.docs,
+                score: *score,
+                id: e.spec.id(),
+            });
+            if !page.more {
+                break;
+            }
+            // New documents change every score of a fresh search, not those of this one.
+            c.insert_spec(spec(
+                9,
+                &format!("weather-new{}", seen.len()),
+                "1.0.0",
+                &["weather"],
+            ));
+        }
+        assert_eq!(seen, all, "the pages are the first page's search, in order");
+        // A position this index never gave is refused.
+        let bad = SearchKey {
+            docs: 1_000_000,
+            score: 1.0,
+            id: all[0],
+        };
+        assert!(c.search_page("weather", 25, Some(&bad)).is_none());
     }
 }

@@ -257,6 +257,7 @@ impl Node {
         };
         let api = ApiContext {
             claims: crate::claims::DomainClaims::new(&config.claims),
+            spec_json: Arc::default(),
             repo: repo.clone(),
             net: net.clone(),
             metrics: metrics.clone(),

@@ -937,6 +937,15 @@ impl Repo {
         self.inner.store.receipts(limit)
     }
 
+    /// A page of receipts ([`Store::receipts_page`]).
+    pub fn receipts_page(
+        &self,
+        before: Option<u64>,
+        limit: usize,
+    ) -> Result<(Vec<(u64, SignedReceipt)>, bool), StoreError> {
+        self.inner.store.receipts_page(before, limit)
+    }
+
     /// Remembers a peer's addresses.
     pub fn put_peer(&self, peer: &str, rec: &PeerRecord) -> Result<(), StoreError> {
         self.inner.store.put_peer(peer, rec)

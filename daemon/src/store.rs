@@ -83,6 +83,7 @@ use serde::Serialize;
 use tracing::warn;
 
 mod peers;
+mod receipt_page;
 mod sync;
 mod tables;
 

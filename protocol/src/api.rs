@@ -93,13 +93,44 @@ pub struct SpecView {
     pub domain: Option<crate::claim::DomainClaim>,
 }
 
-/// Answer to `GET /v1/find`.
+/// One spec in a compact listing (`view=compact`): what a person or an agent reads to
+/// choose a tool, without its schemas, examples or runtime.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CompactView {
+    /// Its id.
+    pub id: ToolId,
+    /// Tool name.
+    pub name: String,
+    /// Semantic version.
+    pub version: semver::Version,
+    /// The publisher.
+    pub publisher: PublicKey,
+    /// What the tool does.
+    pub description: String,
+    /// Its tags.
+    pub tags: Vec<String>,
+    /// Lifecycle state.
+    pub status: SpecStatus,
+}
+
+impl CompactView {
+    /// `name@version`, for messages.
+    pub fn label(&self) -> String {
+        format!("{}@{}", self.name, self.version)
+    }
+}
+
+/// Answer to `GET /v1/find`: [`SpecView`]s, or [`CompactView`]s with `view=compact`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct FindResponse {
-    /// Matching specs.
-    pub results: Vec<SpecView>,
+pub struct FindResponse<V = SpecView> {
+    /// Matching specs, by name, then version descending, then id.
+    pub results: Vec<V>,
     /// How many came from the network in this call.
     pub fetched_from_network: usize,
+    /// Present when more specs match: pass it back as `cursor` for the next page
+    /// ([`crate::page`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next_cursor: Option<String>,
 }
 
 /// Most ids `GET /v1/ids?prefix=` lists: one is the answer, more are only shown to say the
@@ -118,19 +149,32 @@ pub struct IdsResponse {
 
 /// One search hit.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct SearchHit {
+pub struct SearchHit<V = SpecView> {
     /// BM25 score.
     pub score: f32,
     /// The spec.
-    pub view: SpecView,
+    pub view: V,
 }
 
-/// Answer to `GET /v1/search`.
+/// Answer to `GET /v1/search`: hits with [`SpecView`]s, or [`CompactView`]s with `view=compact`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct SearchResponse {
+pub struct SearchResponse<V = SpecView> {
     /// Hits, best first.
-    pub hits: Vec<SearchHit>,
+    pub hits: Vec<SearchHit<V>>,
+    /// Present when more hits exist: pass it back as `cursor` for the next page
+    /// ([`crate::page`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next_cursor: Option<String>,
 }
+
+/// Default hit count of a search page.
+pub const DEFAULT_SEARCH_LIMIT: usize = 20;
+/// Largest hit count of a search page.
+pub const MAX_SEARCH_LIMIT: usize = 200;
+/// Default receipt count of a receipts page.
+pub const DEFAULT_RECEIPTS_LIMIT: usize = 50;
+/// Largest receipt count of a receipts page.
+pub const MAX_RECEIPTS_LIMIT: usize = 1000;
 
 /// `POST /v1/revoke`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -342,6 +386,10 @@ impl InvokeResponse {
 pub struct ReceiptsResponse {
     /// Receipts, newest first.
     pub receipts: Vec<crate::receipt::Receipt>,
+    /// Present when older receipts exist: pass it back as `cursor` for the next page
+    /// ([`crate::page`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next_cursor: Option<String>,
 }
 
 /// `POST /v1/provide`: agree to run another publisher's spec.

@@ -21,6 +21,7 @@
 //! - [`local`]: conventions of a local node: data dir, token file, API address, env vars.
 //! - [`export`]: tool definitions for OpenAI, Anthropic, MCP and Gemini.
 //! - [`query`]: find filters and semver requirements shared by node and clients.
+//! - [`page`]: the cursors and page sizes of the API's listings.
 //! - [`sandbox`]: the container hardening every tool run gets ([`sandbox::SandboxProfile`]).
 //! - [`trust`]: the node's trust list and the one rule every selection path applies ([`trust::Standing`]).
 //! - [`text`]: the characters remote text may not hold, and the one sanitiser for showing it.
@@ -38,6 +39,7 @@ pub mod key;
 pub mod limits;
 pub mod local;
 pub mod manifest;
+pub mod page;
 pub mod query;
 pub mod receipt;
 pub mod revocation;

@@ -106,7 +106,12 @@ async fn dispatch(args: Args) -> anyhow::Result<()> {
         Command::Status => commands::status(&ctx).await,
         Command::Publish { manifest } => commands::publish(&ctx, &manifest).await,
         Command::Find(f) => commands::find(&ctx, &f).await,
-        Command::Search { text, limit } => commands::search(&ctx, &text.join(" "), limit).await,
+        Command::Search {
+            text,
+            limit,
+            all,
+            compact,
+        } => commands::search(&ctx, &text.join(" "), limit, all, compact).await,
         Command::Show { id } => commands::show(&ctx, &id).await,
         Command::Revoke {
             id,
@@ -118,7 +123,7 @@ async fn dispatch(args: Args) -> anyhow::Result<()> {
         Command::Export(e) => commands::export(&ctx, &e).await,
         Command::Peers => commands::peers(&ctx).await,
         Command::Invoke(i) => commands::invoke(&ctx, &i).await,
-        Command::Receipts { limit } => commands::receipts(&ctx, limit).await,
+        Command::Receipts { limit, all } => commands::receipts(&ctx, limit, all).await,
         Command::Provide { tool } => commands::provide(&ctx, &tool).await,
         Command::Unprovide { tool } => commands::unprovide(&ctx, &tool).await,
         Command::Provided => commands::provided(&ctx).await,

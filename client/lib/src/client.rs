@@ -25,13 +25,14 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use atr_protocol::api::{
-    ApiErrorBody, DelegateRequest, DelegateResponse, FindResponse, IdsResponse, InvokeRequest,
+    ApiErrorBody, CompactView, DelegateRequest, DelegateResponse, FindResponse, IdsResponse, InvokeRequest,
     InvokeResponse, PeersResponse, ProvideRequest, ProvideResponse, ProvidedResponse, PublishRequest,
     PublishResponse, ReceiptsResponse, RevokeRequest, RevokeResponse, SearchResponse, SpecView,
     StatusResponse,
 };
 use atr_protocol::id::{TOOL_ID_PREFIX, ToolIdPrefix};
 use atr_protocol::manifest::{MAX_MANIFEST_BYTES, Manifest};
+use atr_protocol::page::View;
 use atr_protocol::query::FindQuery;
 use atr_protocol::receipt::{Expected, InvocationStatus, verify_receipt};
 use atr_protocol::trust::{TrustList, TrustRequest, TrustResponse};
@@ -70,7 +71,51 @@ pub struct Timeouts {
 /// Default deadline of an invocation: the node answers (or gives up) within 150 s.
 pub const DEFAULT_INVOKE_TIMEOUT: Duration = Duration::from_secs(150);
 /// Most receipts one [`Client::receipts`] call asks for (the node's cap).
-pub const MAX_RECEIPTS_LIMIT: usize = 1000;
+pub use atr_protocol::api::MAX_RECEIPTS_LIMIT;
+/// Most hits one search page holds (the node's cap).
+pub use atr_protocol::api::MAX_SEARCH_LIMIT;
+/// Most specs one find page holds (the node's cap).
+pub use atr_protocol::query::MAX_FIND_LIMIT;
+
+/// Most pages [`Client::find_all`], [`Client::search_all`] and [`Client::receipts_all`]
+/// follow: 2 000 pages of 1 000 specs, twice the most specs a node stores by default.
+pub const MAX_FOLLOWED_PAGES: usize = 2_000;
+
+/// The cursors a `*_all` call has followed: refuses a loop and a runaway page count.
+#[derive(Default)]
+struct Pages {
+    seen: std::collections::HashSet<String>,
+}
+
+impl Pages {
+    /// The cursor to follow next, `None` when the listing ended.
+    fn next(&mut self, cursor: Option<String>, url: &str) -> Result<Option<String>, ClientError> {
+        let Some(c) = cursor else {
+            return Ok(None);
+        };
+        let message = if self.seen.len() >= MAX_FOLLOWED_PAGES {
+            format!("more than {MAX_FOLLOWED_PAGES} pages; stopped")
+        } else if !self.seen.insert(c.clone()) {
+            "the node gave the same cursor twice; stopped".to_owned()
+        } else {
+            return Ok(Some(c));
+        };
+        Err(ClientError::Decode {
+            url: url.to_owned(),
+            message,
+        })
+    }
+}
+
+/// Adds `cursor` and a non-default `view` to a listing's query string.
+fn push_page_params(params: &mut Vec<(&str, String)>, cursor: Option<&str>, view: View) {
+    if let Some(c) = cursor {
+        params.push(("cursor", c.to_owned()));
+    }
+    if view != View::Full {
+        params.push(("view", view.as_str().to_owned()));
+    }
+}
 
 impl Default for Timeouts {
     fn default() -> Self {
@@ -304,9 +349,67 @@ impl Client {
             .await
     }
 
-    /// `GET /v1/find`. With `q.network` (which needs the API token) the node also asks its peers, which takes up to
-    /// [`Timeouts::network`].
+    /// `GET /v1/find`: the first page (at most `q.limit`, default 100, at most
+    /// [`MAX_FIND_LIMIT`]). With `q.network` (which needs the API token) the node also asks
+    /// its peers, which takes up to [`Timeouts::network`]. More pages: [`Self::find_page`],
+    /// every match: [`Self::find_all`].
     pub async fn find(&self, q: &FindQuery) -> Result<FindResponse, ClientError> {
+        self.find_page(q, None).await
+    }
+
+    /// One page of `GET /v1/find`, from `cursor` (the `next_cursor` of the page before).
+    pub async fn find_page(&self, q: &FindQuery, cursor: Option<&str>) -> Result<FindResponse, ClientError> {
+        self.find_view(q, cursor, View::Full).await
+    }
+
+    /// One page of `GET /v1/find?view=compact`: id, name, version, publisher, description,
+    /// tags and status of each match, no schemas.
+    pub async fn find_compact(
+        &self,
+        q: &FindQuery,
+        cursor: Option<&str>,
+    ) -> Result<FindResponse<CompactView>, ClientError> {
+        self.find_view(q, cursor, View::Compact).await
+    }
+
+    /// Every spec `q` matches, following the node's cursors page by page (`q.limit` is the
+    /// page size, default [`MAX_FIND_LIMIT`]); `fetched_from_network` is the first page's.
+    /// Stops with [`ClientError::Decode`] past [`MAX_FOLLOWED_PAGES`] pages or when the node
+    /// hands back a cursor it already gave.
+    pub async fn find_all(&self, q: &FindQuery) -> Result<FindResponse, ClientError> {
+        self.find_all_view(q, View::Full).await
+    }
+
+    /// [`Self::find_all`] in the compact view.
+    pub async fn find_all_compact(&self, q: &FindQuery) -> Result<FindResponse<CompactView>, ClientError> {
+        self.find_all_view(q, View::Compact).await
+    }
+
+    async fn find_all_view<V: DeserializeOwned>(
+        &self,
+        q: &FindQuery,
+        view: View,
+    ) -> Result<FindResponse<V>, ClientError> {
+        let mut q = q.clone();
+        q.limit = Some(q.limit.unwrap_or(MAX_FIND_LIMIT));
+        let mut first: FindResponse<V> = self.find_view(&q, None, view).await?;
+        // Only the first page asks the network.
+        q.network = false;
+        let mut pages = Pages::default();
+        while let Some(c) = pages.next(first.next_cursor.take(), &self.endpoint.api)? {
+            let page: FindResponse<V> = self.find_view(&q, Some(&c), view).await?;
+            first.results.extend(page.results);
+            first.next_cursor = page.next_cursor;
+        }
+        Ok(first)
+    }
+
+    async fn find_view<V: DeserializeOwned>(
+        &self,
+        q: &FindQuery,
+        cursor: Option<&str>,
+        view: View,
+    ) -> Result<FindResponse<V>, ClientError> {
         let mut params: Vec<(&str, String)> = Vec::new();
         if let Some(t) = &q.tag {
             params.push(("tag", t.clone()));
@@ -336,6 +439,7 @@ impl Client {
         if let Some(l) = q.limit {
             params.push(("limit", l.to_string()));
         }
+        push_page_params(&mut params, cursor, view);
         let deadline = if q.network {
             self.timeouts.network
         } else {
@@ -346,12 +450,76 @@ impl Client {
         self.call(req, deadline).await
     }
 
-    /// `GET /v1/search`: ranked full-text search of this node's specs (default 20 hits).
+    /// `GET /v1/search`: ranked full-text search of this node's specs, the first page
+    /// (default 20 hits, at most [`MAX_SEARCH_LIMIT`]).
     pub async fn search(&self, text: &str, limit: Option<usize>) -> Result<SearchResponse, ClientError> {
+        self.search_page(text, limit, None).await
+    }
+
+    /// One page of `GET /v1/search`, from `cursor` (the `next_cursor` of the page before).
+    pub async fn search_page(
+        &self,
+        text: &str,
+        limit: Option<usize>,
+        cursor: Option<&str>,
+    ) -> Result<SearchResponse, ClientError> {
+        self.search_view(text, limit, cursor, View::Full).await
+    }
+
+    /// One page of `GET /v1/search?view=compact` (no schemas).
+    pub async fn search_compact(
+        &self,
+        text: &str,
+        limit: Option<usize>,
+        cursor: Option<&str>,
+    ) -> Result<SearchResponse<CompactView>, ClientError> {
+        self.search_view(text, limit, cursor, View::Compact).await
+    }
+
+    /// Every hit of a search, best first, following the node's cursors (`limit` is the
+    /// page size, default [`MAX_SEARCH_LIMIT`]); bounded like [`Self::find_all`].
+    pub async fn search_all(&self, text: &str, limit: Option<usize>) -> Result<SearchResponse, ClientError> {
+        self.search_all_view(text, limit, View::Full).await
+    }
+
+    /// [`Self::search_all`] in the compact view.
+    pub async fn search_all_compact(
+        &self,
+        text: &str,
+        limit: Option<usize>,
+    ) -> Result<SearchResponse<CompactView>, ClientError> {
+        self.search_all_view(text, limit, View::Compact).await
+    }
+
+    async fn search_all_view<V: DeserializeOwned>(
+        &self,
+        text: &str,
+        limit: Option<usize>,
+        view: View,
+    ) -> Result<SearchResponse<V>, ClientError> {
+        let limit = Some(limit.unwrap_or(MAX_SEARCH_LIMIT));
+        let mut first: SearchResponse<V> = self.search_view(text, limit, None, view).await?;
+        let mut pages = Pages::default();
+        while let Some(c) = pages.next(first.next_cursor.take(), &self.endpoint.api)? {
+            let page: SearchResponse<V> = self.search_view(text, limit, Some(&c), view).await?;
+            first.hits.extend(page.hits);
+            first.next_cursor = page.next_cursor;
+        }
+        Ok(first)
+    }
+
+    async fn search_view<V: DeserializeOwned>(
+        &self,
+        text: &str,
+        limit: Option<usize>,
+        cursor: Option<&str>,
+        view: View,
+    ) -> Result<SearchResponse<V>, ClientError> {
         let mut params = vec![("q", text.to_owned())];
         if let Some(l) = limit {
             params.push(("limit", l.to_string()));
         }
+        push_page_params(&mut params, cursor, view);
         let req = self.request(Method::GET, "/v1/search").query(&params);
         self.call(req, self.timeouts.request).await
     }
@@ -477,13 +645,39 @@ impl Client {
     }
 
     /// `GET /v1/receipts` (needs the API token): the receipts this node issued or received, newest first (the node
-    /// returns 50 by default, at most [`MAX_RECEIPTS_LIMIT`]).
+    /// returns 50 by default, at most [`MAX_RECEIPTS_LIMIT`]); the first page.
     pub async fn receipts(&self, limit: Option<usize>) -> Result<ReceiptsResponse, ClientError> {
-        let mut req = self.authed(Method::GET, "/v1/receipts");
+        self.receipts_page(limit, None).await
+    }
+
+    /// One page of `GET /v1/receipts`, from `cursor` (the `next_cursor` of the page before).
+    pub async fn receipts_page(
+        &self,
+        limit: Option<usize>,
+        cursor: Option<&str>,
+    ) -> Result<ReceiptsResponse, ClientError> {
+        let mut params: Vec<(&str, String)> = Vec::new();
         if let Some(l) = limit {
-            req = req.query(&[("limit", l.to_string())]);
+            params.push(("limit", l.to_string()));
         }
+        if let Some(c) = cursor {
+            params.push(("cursor", c.to_owned()));
+        }
+        let req = self.authed(Method::GET, "/v1/receipts").query(&params);
         self.call(req, self.timeouts.request).await
+    }
+
+    /// Every receipt, newest first, following the node's cursors; bounded like [`Self::find_all`].
+    pub async fn receipts_all(&self) -> Result<ReceiptsResponse, ClientError> {
+        let limit = Some(MAX_RECEIPTS_LIMIT);
+        let mut first = self.receipts_page(limit, None).await?;
+        let mut pages = Pages::default();
+        while let Some(c) = pages.next(first.next_cursor.take(), &self.endpoint.api)? {
+            let page = self.receipts_page(limit, Some(&c)).await?;
+            first.receipts.extend(page.receipts);
+            first.next_cursor = page.next_cursor;
+        }
+        Ok(first)
     }
 
     /// This node's public key (its peer id), fetched once from `/v1/status`.

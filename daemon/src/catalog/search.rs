@@ -86,11 +86,22 @@ impl TextIndex {
         self.total_len += u64::from(len);
     }
 
+    /// Documents indexed.
+    pub(super) fn len(&self) -> u32 {
+        // `add` never lets the count pass `u32::MAX`.
+        u32::try_from(self.docs.len()).unwrap_or(u32::MAX)
+    }
+
     /// The BM25 score of every document matching at least one term of
     /// `query`, unordered. The query is cut to [`MAX_QUERY_BYTES`] and
     /// [`MAX_QUERY_TERMS`] distinct terms.
-    pub(super) fn score(&self, query: &str) -> Vec<(f32, ToolId)> {
-        let n = self.docs.len();
+    ///
+    /// Only the first `upto` documents are scored, with the statistics (count, lengths,
+    /// document frequencies) of those documents alone: the index only grows, so a later
+    /// call with the same `upto` gives the same scores however many documents were added
+    /// since (what search paging relies on). `upto` is capped at [`Self::len`].
+    pub(super) fn score(&self, query: &str, upto: u32) -> Vec<(f32, ToolId)> {
+        let n = (upto as usize).min(self.docs.len());
         if n == 0 {
             return Vec::new();
         }
@@ -103,12 +114,22 @@ impl TextIndex {
                 }
             }
         }
-        let avg_len = self.total_len as f32 / n as f32;
+        let total_len = if n == self.docs.len() {
+            self.total_len
+        } else {
+            self.doc_len[..n].iter().map(|&l| u64::from(l)).sum()
+        };
+        let avg_len = total_len as f32 / n as f32;
         let mut scores: HashMap<u32, f32> = HashMap::new();
         for term in &terms {
             let Some(postings) = self.postings.get(term.as_str()) else {
                 continue;
             };
+            // Postings are in document order.
+            let postings = &postings[..postings.partition_point(|&(doc, _)| (doc as usize) < n)];
+            if postings.is_empty() {
+                continue;
+            }
             let df = postings.len() as f32;
             let idf = (1.0 + (n as f32 - df + 0.5) / (df + 0.5)).ln();
             for &(doc, tf) in postings {

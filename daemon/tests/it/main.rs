@@ -13,6 +13,7 @@ mod delegation;
 mod harness;
 mod hostile_image;
 mod network;
+mod paging;
 mod process;
 mod provide;
 mod quotas;

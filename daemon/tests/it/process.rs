@@ -7,7 +7,7 @@ use atr_protocol::api::{FindResponse, PublishRequest, PublishResponse};
 
 use crate::harness::*;
 
-fn free_port() -> u16 {
+pub(crate) fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
@@ -15,7 +15,7 @@ fn free_port() -> u16 {
         .port()
 }
 
-fn spawn_atrd(dir: &std::path::Path, api_port: u16) -> Child {
+pub(crate) fn spawn_atrd(dir: &std::path::Path, api_port: u16) -> Child {
     Command::new(env!("CARGO_BIN_EXE_atrd"))
         .args(["--data-dir", dir.to_str().unwrap()])
         .args(["--api", &format!("127.0.0.1:{api_port}")])
@@ -27,7 +27,7 @@ fn spawn_atrd(dir: &std::path::Path, api_port: u16) -> Child {
         .unwrap()
 }
 
-async fn wait_healthy(http: &reqwest::Client, base: &str) {
+pub(crate) async fn wait_healthy(http: &reqwest::Client, base: &str) {
     wait_for(Duration::from_secs(30), "atrd healthy", || async {
         http.get(format!("{base}/health"))
             .send()

@@ -61,6 +61,8 @@ error_codes! {
     BadRequest => "bad_request",
     /// 400: the query string does not parse.
     BadQuery => "bad_query",
+    /// 400: the `cursor` of a listing is not one this node issued (or belongs to another listing).
+    InvalidCursor => "invalid_cursor",
     /// 400: the body is not the expected JSON.
     MalformedJson => "malformed_json",
     /// 413: the body is over the API's body limit.

@@ -46,15 +46,21 @@ pub(crate) enum Command {
         manifest: PathBuf,
     },
     /// Find tools by tag, name, version or publisher (all filters must match).
-    Find(FindArgs),
+    Find(FindCmd),
     /// Full-text search of the tools this node knows, best first.
     Search {
         /// Words to look for.
         #[arg(required = true, num_args = 1..)]
         text: Vec<String>,
-        /// At most this many hits.
+        /// At most this many hits (with --all: per page).
         #[arg(long, default_value_t = 20)]
         limit: usize,
+        /// Every hit, page after page, not only the first --limit.
+        #[arg(long)]
+        all: bool,
+        /// With --json: id, name, version, publisher, description and tags only, no schemas.
+        #[arg(long)]
+        compact: bool,
     },
     /// Show one tool spec: everything an agent or operator needs to judge it.
     Show {
@@ -94,9 +100,12 @@ pub(crate) enum Command {
     Invoke(InvokeArgs),
     /// Show the receipts of invocations this node ran or received, newest first.
     Receipts {
-        /// At most this many (the node's default is 50, its cap 1000).
+        /// At most this many (the node's default is 50, its cap 1000; with --all: per page).
         #[arg(long)]
         limit: Option<usize>,
+        /// Every receipt the node holds, page after page.
+        #[arg(long)]
+        all: bool,
     },
     /// Run another publisher's tool on this node for callers (its pinned image must be here).
     Provide {
@@ -178,9 +187,23 @@ pub(crate) struct FindArgs {
     /// Include revoked and deprecated tools.
     #[arg(long)]
     pub(crate) include_revoked: bool,
-    /// At most this many results.
+    /// At most this many results (`atr find --all` and `atr export`: per page).
     #[arg(long)]
     pub(crate) limit: Option<usize>,
+}
+
+/// `atr find`.
+#[derive(Debug, Clone, Default, clap::Args)]
+pub(crate) struct FindCmd {
+    /// The filters.
+    #[command(flatten)]
+    pub(crate) filters: FindArgs,
+    /// Every match, page after page, not only the first --limit (default 100).
+    #[arg(long)]
+    pub(crate) all: bool,
+    /// With --json: id, name, version, publisher, description and tags only, no schemas.
+    #[arg(long)]
+    pub(crate) compact: bool,
 }
 
 /// The formats of `atr export`.

@@ -14,7 +14,7 @@ use anyhow::Context;
 use atr_client::client::{Client, Invocation};
 use atr_client::endpoint::Endpoint;
 use atr_client::error::ClientError;
-use atr_protocol::api::{DelegateRequest, InvokeRequest, RevokeRequest, SpecStatus, SpecView};
+use atr_protocol::api::{CompactView, DelegateRequest, InvokeRequest, RevokeRequest, SpecStatus, SpecView};
 use atr_protocol::export::{self as exports, ExportFormat, ExportOptions};
 use atr_protocol::id::TOOL_ID_PREFIX;
 use atr_protocol::query::FindQuery;
@@ -22,8 +22,10 @@ use atr_protocol::revocation::RevocationKind;
 use serde_json::Value;
 
 use super::Usage;
-use super::args::{ExportArgs, FindArgs, InvokeArgs};
-use super::output::{MAX_CELL_CHARS, Table, bytes, cut, out, outln, print_json, safe, utc, with_spinner};
+use super::args::{ExportArgs, FindCmd, InvokeArgs};
+use super::output::{
+    MAX_CELL_CHARS, Table, bytes, cut, out, outln, print_json, print_json_array, safe, utc, with_spinner,
+};
 use super::trust::publisher_cell;
 use atr_protocol::trust::TrustList;
 
@@ -140,7 +142,7 @@ pub(crate) async fn publish(ctx: &Ctx, manifest: &Path) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn spec_table(views: &[SpecView], trust: Option<&TrustList>) -> String {
+fn spec_table(views: &[CompactView], trust: Option<&TrustList>) -> String {
     let mut t = Table::new(&[
         "ID",
         "NAME",
@@ -153,12 +155,12 @@ fn spec_table(views: &[SpecView], trust: Option<&TrustList>) -> String {
     for v in views {
         t.row(vec![
             v.id.fmt_short(),
-            v.spec.name.clone(),
-            v.spec.version.to_string(),
+            v.name.clone(),
+            v.version.to_string(),
             status_word(&v.status).into(),
-            publisher_cell(trust, &v.spec.publisher),
-            v.spec.tags.join(","),
-            cut(&v.spec.description, MAX_CELL_CHARS),
+            publisher_cell(trust, &v.publisher),
+            v.tags.join(","),
+            cut(&v.description, MAX_CELL_CHARS),
         ]);
     }
     t.render()
@@ -170,14 +172,27 @@ async fn trust_for_display(ctx: &Ctx) -> Option<TrustList> {
     ctx.client.trust_list().await.ok()
 }
 
-pub(crate) async fn find(ctx: &Ctx, f: &FindArgs) -> anyhow::Result<()> {
-    let q = f.query();
+pub(crate) async fn find(ctx: &Ctx, f: &FindCmd) -> anyhow::Result<()> {
+    let q = f.filters.query();
     let what = if q.network {
         "asking the network"
     } else {
         "searching"
     };
-    let r = with_spinner(what, ctx.client.find(&q)).await?;
+    if ctx.json && !f.compact {
+        let r = if f.all {
+            with_spinner(what, ctx.client.find_all(&q)).await?
+        } else {
+            with_spinner(what, ctx.client.find(&q)).await?
+        };
+        return print_json(&r);
+    }
+    // Tables show no schemas: the compact view carries everything they print.
+    let r = if f.all {
+        with_spinner(what, ctx.client.find_all_compact(&q)).await?
+    } else {
+        with_spinner(what, ctx.client.find_compact(&q, None)).await?
+    };
     if ctx.json {
         return print_json(&r);
     }
@@ -197,11 +212,32 @@ pub(crate) async fn find(ctx: &Ctx, f: &FindArgs) -> anyhow::Result<()> {
     if r.fetched_from_network > 0 {
         outln!("({} fetched from the network)", r.fetched_from_network)?;
     }
+    if r.next_cursor.is_some() {
+        outln!("(more tools match: --all lists every one)")?;
+    }
     Ok(())
 }
 
-pub(crate) async fn search(ctx: &Ctx, text: &str, limit: usize) -> anyhow::Result<()> {
-    let r = with_spinner("searching", ctx.client.search(text, Some(limit))).await?;
+pub(crate) async fn search(
+    ctx: &Ctx,
+    text: &str,
+    limit: usize,
+    all: bool,
+    compact: bool,
+) -> anyhow::Result<()> {
+    if ctx.json && !compact {
+        let r = if all {
+            with_spinner("searching", ctx.client.search_all(text, Some(limit))).await?
+        } else {
+            with_spinner("searching", ctx.client.search(text, Some(limit))).await?
+        };
+        return print_json(&r);
+    }
+    let r = if all {
+        with_spinner("searching", ctx.client.search_all_compact(text, Some(limit))).await?
+    } else {
+        with_spinner("searching", ctx.client.search_compact(text, Some(limit), None)).await?
+    };
     if ctx.json {
         return print_json(&r);
     }
@@ -215,13 +251,16 @@ pub(crate) async fn search(ctx: &Ctx, text: &str, limit: usize) -> anyhow::Resul
         t.row(vec![
             format!("{:.2}", h.score),
             h.view.id.fmt_short(),
-            h.view.spec.name.clone(),
-            h.view.spec.version.to_string(),
-            publisher_cell(trust.as_ref(), &h.view.spec.publisher),
-            cut(&h.view.spec.description, MAX_CELL_CHARS),
+            h.view.name.clone(),
+            h.view.version.to_string(),
+            publisher_cell(trust.as_ref(), &h.view.publisher),
+            cut(&h.view.description, MAX_CELL_CHARS),
         ]);
     }
     out!("{}", t.render())?;
+    if r.next_cursor.is_some() {
+        outln!("(more tools match: --all lists every one)")?;
+    }
     Ok(())
 }
 
@@ -485,10 +524,11 @@ async fn close_names(ctx: &Ctx, name: &str) -> Vec<String> {
         limit: Some(atr_protocol::query::MAX_FIND_LIMIT),
         ..Default::default()
     };
-    let Ok(all) = ctx.client.find(&q).await else {
+    // Names only: the compact view, no schemas.
+    let Ok(all) = ctx.client.find_compact(&q, None).await else {
         return Vec::new();
     };
-    let names: std::collections::BTreeSet<String> = all.results.into_iter().map(|v| v.spec.name).collect();
+    let names: std::collections::BTreeSet<String> = all.results.into_iter().map(|v| v.name).collect();
     suggest(name, names.iter().map(String::as_str))
 }
 
@@ -621,7 +661,8 @@ pub(crate) async fn export_picked(ctx: &Ctx, a: &ExportArgs) -> anyhow::Result<P
         } else {
             "finding tools"
         };
-        found = with_spinner(what, ctx.client.find(&q)).await?.results;
+        // Every match, page after page: an export is of all the tools the filters select.
+        found = with_spinner(what, ctx.client.find_all(&q)).await?.results;
     }
     if let Some(lock) = &lock {
         // Every locked tool's name too, so a new definition of it is found (and refused).
@@ -635,7 +676,7 @@ pub(crate) async fn export_picked(ctx: &Ctx, a: &ExportArgs) -> anyhow::Result<P
                 name: Some(name),
                 ..FindQuery::default()
             };
-            match ctx.client.find(&q).await {
+            match ctx.client.find_all(&q).await {
                 Ok(r) => found.extend(r.results),
                 Err(ClientError::BadRequest { .. }) => {}
                 Err(e) => return Err(e.into()),
@@ -670,7 +711,7 @@ pub(crate) async fn export(ctx: &Ctx, a: &ExportArgs) -> anyhow::Result<()> {
             )
         })?);
     }
-    print_json(&Value::Array(out))?;
+    print_json_array(&out)?;
     if let Some(note) = picked.hidden_note() {
         eprintln!("note: {note}");
     } else if picked.tools.is_empty() && !ctx.json {
@@ -970,8 +1011,12 @@ pub(crate) async fn invoke(ctx: &Ctx, a: &InvokeArgs) -> anyhow::Result<()> {
     .into())
 }
 
-pub(crate) async fn receipts(ctx: &Ctx, limit: Option<usize>) -> anyhow::Result<()> {
-    let r = with_spinner("asking the node", ctx.client.receipts(limit)).await?;
+pub(crate) async fn receipts(ctx: &Ctx, limit: Option<usize>, all: bool) -> anyhow::Result<()> {
+    let r = if all {
+        with_spinner("asking the node", ctx.client.receipts_all()).await?
+    } else {
+        with_spinner("asking the node", ctx.client.receipts(limit)).await?
+    };
     if ctx.json {
         return print_json(&r);
     }

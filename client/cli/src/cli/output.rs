@@ -93,6 +93,38 @@ pub(crate) fn print_json<T: Serialize>(v: &T) -> anyhow::Result<()> {
     outln!("{}", atr_protocol::text::escape_json(&text))
 }
 
+/// [`print_json`] of an array, written one element at a time (the same text): a large export
+/// is never one string in memory.
+pub(crate) fn print_json_array<T: Serialize>(items: &[T]) -> anyhow::Result<()> {
+    if items.is_empty() {
+        return outln!("[]");
+    }
+    outln!("[")?;
+    for (i, item) in items.iter().enumerate() {
+        let text = array_element(item, i + 1 == items.len())?;
+        outln!("{}", atr_protocol::text::escape_json(&text))?;
+    }
+    outln!("]")
+}
+
+/// One element of a pretty JSON array as `to_string_pretty` writes it inside the array:
+/// indented by two spaces, with its comma unless it is the last.
+fn array_element<T: Serialize>(item: &T, last: bool) -> serde_json::Result<String> {
+    let text = serde_json::to_string_pretty(item)?;
+    let mut out = String::with_capacity(text.len() + text.len() / 8);
+    for (n, line) in text.lines().enumerate() {
+        if n > 0 {
+            out.push('\n');
+        }
+        out.push_str("  ");
+        out.push_str(line);
+    }
+    if !last {
+        out.push(',');
+    }
+    Ok(out)
+}
+
 /// `s` safe for stderr: remote text capped at [`atr_protocol::text::MAX_SHOWN_REMOTE_TEXT`]
 /// and escaped ([`atr_protocol::text::shown`]).
 pub(crate) fn safe(s: &str) -> String {
@@ -201,6 +233,21 @@ pub(crate) fn bytes(n: u64) -> String {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn an_array_printed_by_element_is_the_pretty_array() {
+        let items = vec![
+            serde_json::json!({"name": "a", "parameters": {"type": "object", "required": ["x"]}}),
+            serde_json::json!({"name": "b", "list": [1, 2, {"k": []}], "text": "two\nlines"}),
+        ];
+        let whole = serde_json::to_string_pretty(&items).unwrap();
+        let mut by_element = vec!["[".to_owned()];
+        for (i, item) in items.iter().enumerate() {
+            by_element.push(super::array_element(item, i + 1 == items.len()).unwrap());
+        }
+        by_element.push("]".into());
+        assert_eq!(by_element.join("\n"), whole);
+    }
+
     use super::*;
 
     #[test]

@@ -174,7 +174,8 @@ impl Selection {
             }));
         let mut found = Vec::new();
         for q in queries {
-            match client.find(&q).await {
+            // Every page: a tag selection serves all its tools, not the first hundred.
+            match client.find_all(&q).await {
                 Ok(r) => found.extend(r.results),
                 // A locked name that is not a valid tool name any more finds nothing.
                 Err(ClientError::BadRequest { .. }) if q.name.is_some() => {}

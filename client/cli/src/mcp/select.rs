@@ -149,6 +149,9 @@ pub fn pick(
     let mut first: BTreeMap<ToolId, (SpecView, bool)> = BTreeMap::new();
     let mut strangers: Vec<SpecView> = Vec::new();
     let mut hidden: Vec<SpecView> = Vec::new();
+    // Ids already placed among the strangers or the hidden (a selection of every page of a
+    // large find holds many: a set, not a scan per spec).
+    let mut placed: BTreeSet<ToolId> = BTreeSet::new();
     for v in pinned {
         first.insert(v.id, (v, true));
     }
@@ -158,11 +161,11 @@ pub fn pick(
         }
         if trust.standing(&v.spec.publisher).is_trusted() {
             first.insert(v.id, (v, false));
+        } else if !placed.insert(v.id) {
+            continue;
         } else if any_publisher {
-            if !strangers.iter().any(|s| s.id == v.id) {
-                strangers.push(v);
-            }
-        } else if !hidden.iter().any(|h: &SpecView| h.id == v.id) {
+            strangers.push(v);
+        } else {
             hidden.push(v);
         }
     }

@@ -9,7 +9,7 @@
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpListener;
 
-use atr_protocol::api::{FindResponse, IdsResponse, SearchHit, SearchResponse, SpecStatus, SpecView};
+use atr_protocol::api::{CompactView, IdsResponse, SpecStatus, SpecView};
 use atr_protocol::{Manifest, SecretKey, ToolId};
 use serde_json::json;
 
@@ -53,6 +53,18 @@ digest = "sha256:000000000000000000000000000000000000000000000000000000000000000
                 reason: HOSTILE.into(),
             },
         }),
+    }
+}
+
+fn compact(v: &SpecView) -> CompactView {
+    CompactView {
+        id: v.id,
+        name: v.spec.name.clone(),
+        version: v.spec.version.clone(),
+        publisher: v.spec.publisher,
+        description: v.spec.description.clone(),
+        tags: v.spec.tags.clone(),
+        status: v.status.clone(),
     }
 }
 
@@ -114,25 +126,22 @@ fn fake_node() -> (String, SpecView) {
                     )
                 }
             } else if path.starts_with("/v1/find") {
+                let results = if path.contains("view=compact") {
+                    json!([compact(&v)])
+                } else {
+                    json!([v])
+                };
                 (
                     200,
-                    serde_json::to_value(FindResponse {
-                        results: vec![v.clone()],
-                        fetched_from_network: 0,
-                    })
-                    .unwrap(),
+                    json!({"results": results, "fetched_from_network": 0, "next_cursor": "AQ"}),
                 )
             } else if path.starts_with("/v1/search") {
-                (
-                    200,
-                    serde_json::to_value(SearchResponse {
-                        hits: vec![SearchHit {
-                            score: 1.0,
-                            view: v.clone(),
-                        }],
-                    })
-                    .unwrap(),
-                )
+                let view = if path.contains("view=compact") {
+                    json!(compact(&v))
+                } else {
+                    json!(v)
+                };
+                (200, json!({"hits": [{"score": 1.0, "view": view}]}))
             } else {
                 (404, json!({"code": "not_found", "message": "no such endpoint"}))
             };
@@ -174,8 +183,10 @@ fn issue_14_atr_prints_no_escape_byte_whatever_the_node_sends() {
         vec!["--json", "show", id.as_str()],
         vec!["find", "--tag", "x"],
         vec!["--json", "find", "--tag", "x"],
+        vec!["--json", "find", "--compact", "--tag", "x"],
         vec!["search", "adds"],
         vec!["--json", "search", "adds"],
+        vec!["--json", "search", "--compact", "adds"],
     ] {
         let out = atr_at(&url, &args);
         assert_eq!(out.code, 0, "{args:?}: {out:#?}");

@@ -8,4 +8,5 @@ mod cli;
 mod first_run;
 mod harness;
 mod mcp;
+mod paging;
 mod trust;
