@@ -95,8 +95,10 @@ def _add_file(tar: tarfile.TarFile, host: str, seen: set[str], arcname: str | No
     seen.add(name)
 
 
-def runtime_rootfs(interpreter: str = DEFAULT_INTERPRETER) -> tuple[bytes, str]:
-    """The runtime image's root filesystem as a tarball, and the interpreter's version."""
+def runtime_rootfs(interpreter: str = DEFAULT_INTERPRETER, extra: list[str] | None = None) -> tuple[bytes, str]:
+    """The runtime image's root filesystem as a tarball, and the interpreter's version;
+    ``extra`` host binaries (e.g. a shell) are added with their libraries."""
+    extra = [e for e in (extra or []) if os.path.exists(e)]
     info = _probe(interpreter)
     exe, stdlib, dynload = info["exe"], info["stdlib"], info["dynload"]
     files: list[str] = []
@@ -105,7 +107,7 @@ def runtime_rootfs(interpreter: str = DEFAULT_INTERPRETER) -> tuple[bytes, str]:
         dirs[:] = sorted(d for d in dirs if os.path.normpath(os.path.join(rel, d)).lstrip("./") not in EXCLUDED and not d.startswith("config-"))
         for n in sorted(names):
             files.append(os.path.join(root, n))
-    elves = [exe] + [f for f in files if f.endswith(".so")]
+    elves = [exe] + [os.path.realpath(e) for e in extra] + [f for f in files if f.endswith(".so")]
     if os.path.isdir(dynload) and not dynload.startswith(stdlib + os.sep):
         for n in sorted(os.listdir(dynload)):
             p = os.path.join(dynload, n)
@@ -130,26 +132,32 @@ def runtime_rootfs(interpreter: str = DEFAULT_INTERPRETER) -> tuple[bytes, str]:
             real = os.path.realpath(lib)
             if real != lib:
                 _add_file(tar, real, seen)
+        for e in extra:
+            _add_file(tar, e, seen)
         for f in files:
             if os.path.isfile(f) and not os.path.islink(f) and ".opt-" not in os.path.basename(f):
                 _add_file(tar, f, seen)
     return buf.getvalue(), info["version"]
 
 
-def runtime_tag(interpreter: str = DEFAULT_INTERPRETER) -> str:
-    """``atr-python:<version>-<hash of the interpreter binary>``: one tag per interpreter build."""
+def runtime_tag(interpreter: str = DEFAULT_INTERPRETER, extra: list[str] | None = None) -> str:
+    """``atr-python:<version>-<hash of the interpreter binary and the extra binaries>``: one tag
+    per interpreter build (``atr-python-shell`` with extra binaries)."""
     info = _probe(interpreter)
-    with open(info["exe"], "rb") as f:
-        h = hashlib.sha256(f.read()).hexdigest()[:12]
-    return f"{RUNTIME_REPO}:{info['version']}-{h}"
+    h = hashlib.sha256()
+    for p in [info["exe"], *[e for e in (extra or []) if os.path.exists(e)]]:
+        with open(os.path.realpath(p), "rb") as f:
+            h.update(f.read())
+    repo = RUNTIME_REPO + ("-shell" if extra else "")
+    return f"{repo}:{info['version']}-{h.hexdigest()[:12]}"
 
 
-def python_runtime_image(interpreter: str = DEFAULT_INTERPRETER, force: bool = False) -> str:
+def python_runtime_image(interpreter: str = DEFAULT_INTERPRETER, force: bool = False, extra: list[str] | None = None) -> str:
     """The runtime image's tag, built first unless an image of that tag is already here."""
-    tag = runtime_tag(interpreter)
+    tag = runtime_tag(interpreter, extra)
     if not force and docker.image_id(tag) is not None:
         return tag
-    tar, _ = runtime_rootfs(interpreter)
+    tar, _ = runtime_rootfs(interpreter, extra)
     repo, t = tag.split(":", 1)
     docker.import_rootfs(
         tar,

@@ -49,6 +49,33 @@ def _names(tree: ast.AST) -> set[str]:
     return out
 
 
+def _annotation_names(node: ast.AST) -> set[str]:
+    out: set[str] = set()
+    for n in ast.walk(node):
+        anns: list[ast.expr | None] = []
+        if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef)):
+            a = n.args
+            anns = [x.annotation for x in a.args + a.kwonlyargs + a.posonlyargs] + [n.returns]
+        elif isinstance(n, ast.AnnAssign):
+            anns = [n.annotation]
+        for x in anns:
+            if x is not None:
+                out |= _names(x)
+    return out
+
+
+def _import_line(name: str, v: Any) -> str | None:
+    """``from M import X as name`` when module ``M`` (the object's own) holds it under some name."""
+    mod = getattr(v, "__module__", None)
+    m = sys.modules.get(mod) if isinstance(mod, str) else None
+    if m is None:
+        return None
+    for attr in (getattr(v, "__qualname__", None), getattr(v, "__name__", None), getattr(v, "_name", None), name):
+        if isinstance(attr, str) and attr and "." not in attr and getattr(m, attr, None) is v:
+            return f"from {mod} import {attr}" + (f" as {name}" if attr != name else "")
+    return None
+
+
 def _is_atr_decorator(d: ast.expr) -> bool:
     target = d.func if isinstance(d, ast.Call) else d
     return ast.unparse(target) in _ATR_DECORATORS
@@ -118,6 +145,7 @@ def ship(fn: Callable[..., Any]) -> Shipment:
         own = {obj.__name__}
         args = node.args if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) else None
         params = {a.arg for a in (args.args + args.kwonlyargs)} if args else set()
+        only_ann = _annotation_names(node) - (_names(node) - _annotation_names(node))
         for name in sorted(_names(node) - own - params):
             if name in done or name not in g:
                 continue
@@ -132,11 +160,11 @@ def ship(fn: Callable[..., Any]) -> Shipment:
                     lib.update(_top_package_files(v))
             elif (inspect.isfunction(v) or inspect.isclass(v)) and getattr(v, "__module__", None) == module_name:
                 visit(v, True)
-            elif getattr(v, "__module__", None) and getattr(sys.modules.get(v.__module__), getattr(v, "__qualname__", "") or "", None) is v:
+            elif (line := _import_line(name, v)) is not None:
                 mod = v.__module__
                 if mod.split(".")[0] == "atr":
                     continue
-                imports.append(f"from {mod} import {v.__qualname__} as {name}" if v.__qualname__ != name else f"from {mod} import {name}")
+                imports.append(line)
                 top = mod.split(".")[0]
                 if top not in stdlib and top not in sys.builtin_module_names and top != "builtins":
                     lib.update(_top_package_files(sys.modules[mod]))
@@ -144,6 +172,8 @@ def ship(fn: Callable[..., Any]) -> Shipment:
                 consts.append(f"{name} = {v!r}")
             elif name in dir(__builtins__) if isinstance(__builtins__, dict) else hasattr(__builtins__, name):
                 continue
+            elif name in only_ann:
+                continue  # annotations are never evaluated (`from __future__ import annotations`)
             else:
                 raise ShipError(f"{fn.__qualname__} uses the global `{name}` ({type(v).__name__}), which cannot be shipped to the sandbox: make it a parameter, a constant or an importable object")
         defs.append(src)
