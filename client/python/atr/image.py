@@ -4,8 +4,7 @@
   image ``FROM scratch``: a host interpreter (default ``/usr/bin/python3``, Debian's), its
   standard library without tests, IDLE, tkinter, ensurepip and site-packages, and exactly the
   shared libraries ``ldd`` names for the interpreter and its extension modules, imported with
-  ``docker import`` (user 65534:65534). Command: ``python -m atr.image`` (or
-  ``atr-python-image``).
+  ``docker import`` (user 65534:65534). Command: ``python3 -m atr.image``.
 - :func:`tool_image` builds a function's tool image ``FROM`` that runtime image (or any local
   base image the user names, e.g. ``python:3.12-slim`` already on the machine): ``/app`` holds
   the runner, the function's shipped source, its argument plan and its pure-Python
