@@ -22,5 +22,5 @@ def test_offline_install_is_typed_and_complete(tmp_path: Path) -> None:
     meta = next(target.glob("atr_client-*.dist-info")) / "METADATA"
     text = meta.read_text()
     assert "Requires-Python: >=3.10" in text and "Requires-Dist: cryptography" in text and "Requires-Dist: blake3" in text and "Requires-Dist: cbor2" in text
-    out = subprocess.run([sys.executable, "-c", "import atr, sys; print(atr.__file__)"], env={"PYTHONPATH": str(target)}, capture_output=True, text=True, timeout=60)
+    out = subprocess.run([sys.executable, "-c", "import atr, sys; print(atr.__file__)"], env={"PYTHONPATH": str(target)}, cwd=tmp_path, capture_output=True, text=True, timeout=60)
     assert out.returncode == 0 and out.stdout.startswith(str(target)), out.stderr
