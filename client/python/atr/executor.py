@@ -19,7 +19,6 @@ import json
 import threading
 from typing import Any, Callable
 
-from . import image as _image
 from .errors import ApiError, ExecutionTimeoutError, ExecutorError, ToolAlreadyExistsError, ValidationError
 from .receipt import VerifiedInvocation
 from .schema import function_schema
@@ -85,7 +84,7 @@ class DockerExecutor:
     ``/usr/bin/python3`` may be named instead (e.g. ``python:3.12-slim`` already on the machine;
     nothing is ever pulled). ``interpreter`` is the Python path inside that image."""
 
-    def __init__(self, image: str | None = None, *, registry: Any = None, interpreter: str = _image.DEFAULT_INTERPRETER, auto_pull: bool = False) -> None:
+    def __init__(self, image: str | None = None, *, registry: Any = None, interpreter: str = "/usr/bin/python3", auto_pull: bool = False) -> None:
         if auto_pull:
             raise ExecutorError("auto_pull is not supported: images are never pulled (there may be no registry); build the base image locally")
         self.image = image
@@ -103,6 +102,8 @@ class DockerExecutor:
         return self._registry
 
     def base_image(self) -> str:
+        from . import image as _image
+
         if self.image is not None:
             if _image.docker.image_id(self.image) is None:
                 raise ExecutorError(f"base image {self.image} is not on this machine (images are never pulled: build or load it first)")
@@ -116,6 +117,8 @@ class DockerExecutor:
         fn = spec.function
         if fn is None:
             raise ExecutorError(f"{spec.name} has neither an id nor a function")
+        from . import image as _image
+
         with self._lock:
             reg = self.registry
             shipment = ship(fn)
