@@ -27,15 +27,17 @@ class ExportError(AtrError):
     code = "export_error"
 
 
-def export(spec: dict[str, Any], fmt: str, name: str | None = None) -> dict[str, Any]:
+def export(spec: dict[str, Any], fmt: str, name: str | None = None, fresh: bool = False) -> dict[str, Any]:
     """``spec`` (a ToolSpec as JSON: name, description, input_schema, output_schema?,
-    side_effects, examples?) in format ``fmt``."""
+    side_effects, examples?) in format ``fmt``. ``fresh``: the schemas in ``spec`` are the
+    caller's own copies and may be handed out as they are."""
+    dc = (lambda x: x) if fresh else copy.deepcopy
     if fmt not in FORMATS:
         raise ExportError(f"unknown format {fmt!r} (one of {', '.join(FORMATS)})")
     n = name or spec["name"]
     if not re.fullmatch(_RULES[fmt], n):
         raise ExportError(f"tool name `{n[:140]}` is not valid for {fmt}: it must match {_RULES[fmt]}")
-    params = copy.deepcopy(spec["input_schema"])
+    params = dc(spec["input_schema"])
     if params.get("type") != "object":
         raise ExportError('the input schema must have `"type": "object"` at its root (every agent format requires it)')
     desc = spec["description"]
@@ -45,7 +47,7 @@ def export(spec: dict[str, Any], fmt: str, name: str | None = None) -> dict[str,
     if fmt == "openai-responses":
         t: dict[str, Any] = {"type": "function", "name": n, "description": desc, "parameters": params, "strict": False}
         if out_schema is not None:
-            t["output_schema"] = copy.deepcopy(out_schema)
+            t["output_schema"] = dc(out_schema)
         return t
     if fmt == "anthropic":
         for k in ("oneOf", "allOf", "anyOf"):
@@ -57,13 +59,13 @@ def export(spec: dict[str, Any], fmt: str, name: str | None = None) -> dict[str,
             from .validate import violations
 
             if all(not violations(params, e["input"]) for e in ex):
-                t["input_examples"] = [copy.deepcopy(e["input"]) for e in ex]
+                t["input_examples"] = [dc(e["input"]) for e in ex]
         t["input_schema"] = params
         return t
     if fmt == "mcp":
         t = {"name": n, "description": desc, "inputSchema": params}
         if isinstance(out_schema, dict) and out_schema.get("type") == "object":
-            t["outputSchema"] = copy.deepcopy(out_schema)
+            t["outputSchema"] = dc(out_schema)
         se = set(spec.get("side_effects") or ["none"])
         read_only = se <= {"none", "reads"}
         t["annotations"] = {
@@ -75,5 +77,5 @@ def export(spec: dict[str, Any], fmt: str, name: str | None = None) -> dict[str,
         return t
     d: dict[str, Any] = {"name": n, "description": desc, "parametersJsonSchema": params}
     if out_schema is not None:
-        d["responseJsonSchema"] = copy.deepcopy(out_schema)
+        d["responseJsonSchema"] = dc(out_schema)
     return d

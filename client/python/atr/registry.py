@@ -46,6 +46,8 @@ class Registry:
         self._lock = threading.RLock()
         self._tools: dict[str, dict[str, ToolSpec]] = {}
         self._by_id: dict[str, ToolSpec] = {}
+        # name lookups resolved on the node, pinned for this process: (name, version, publisher) -> id
+        self._resolved: dict[tuple[str, str | None, str | None], str] = {}
 
     @property
     def client(self) -> Client:
@@ -167,14 +169,27 @@ class Registry:
         with self._lock:
             return self._by_id.setdefault(spec.id, spec)
 
-    def get_tool(self, name: str, version: str | None = None, *, publisher: str | None = None, network: bool = False, include_deprecated: bool = False) -> ToolSpec:
+    def get_tool(self, name: str, version: str | None = None, *, publisher: str | None = None, network: bool = False, include_deprecated: bool = False, refresh: bool = False) -> ToolSpec:
         """The tool ``name`` (a version requirement optional): registered here, else on the node
-        (``network=True`` asks its peers too). A spec id (``atr_…``) is looked up by id."""
+        (``network=True`` asks its peers too). A spec id (``atr_…``) is looked up by id.
+
+        A name resolved on the node stays pinned to that spec id for the life of this registry
+        (a lockfile in memory): a version published later does not silently change what this
+        process runs; ``refresh=True`` resolves again."""
         if name.startswith("atr_"):
             return self.show(name)
         spec = self._local(name, version) if publisher is None else None
         if spec is None:
-            spec = self._remote(name, version, publisher, network)
+            key = (name, version, publisher)
+            pinned = None if refresh else self._resolved.get(key)
+            if pinned is not None:
+                with self._lock:
+                    spec = self._by_id.get(pinned)
+            if spec is None:
+                spec = self._remote(name, version, publisher, network)
+                if spec is not None and spec.id is not None:
+                    with self._lock:
+                        self._resolved[key] = spec.id
         if spec is None:
             where = "" if version is None else f" matching '{version}'"
             raise ToolNotFoundError(f"Tool '{name}'{where} not found in this process or on the node at {self.client.endpoint.api}")
@@ -263,3 +278,4 @@ class Registry:
         with self._lock:
             self._tools.clear()
             self._by_id.clear()
+            self._resolved.clear()

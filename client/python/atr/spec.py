@@ -74,7 +74,7 @@ class ToolSpec:
 
     def export(self, fmt: str, name: str | None = None) -> dict[str, Any]:
         """This tool in an agent format: ``openai``, ``openai-responses``, ``anthropic``, ``mcp``, ``gemini``."""
-        return exports.export(self.to_json(), fmt, name)
+        return exports.export(self.to_json(), fmt, name, fresh=True)
 
     def to_openai_function_schema(self) -> dict[str, Any]:
         """The ancestor's shape, ``{name, description, parameters}`` (the ``function`` of an

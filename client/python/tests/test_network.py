@@ -211,3 +211,20 @@ def test_readme_examples_run_unchanged(node_a: Node, runtime_image: str, tmp_pat
         assert {"calculator", "processor"} <= names
     finally:
         n.stop()
+
+
+def test_a_resolved_name_stays_pinned_until_refresh(node_a: Node, runtime_image: str) -> None:
+    c = node_a.client()
+
+    def publish(version: str) -> str:
+        m = {"name": "pinned-tool", "version": version, "description": "Pinned.", "input_schema": {"type": "object"}, "runtime": {"image": runtime_image, "command": ["/usr/bin/python3", "-c", "print(1)"]}}
+        return str(c.publish(m)["id"])
+
+    v1 = publish("1.0.0")
+    reg = atr.Registry(c)
+    assert reg.get_tool("pinned-tool").id == v1
+    v11 = publish("1.1.0")
+    assert reg.get_tool("pinned-tool").id == v1  # a later version does not take over silently
+    assert reg.get_tool("pinned-tool", refresh=True).id == v11
+    assert reg.get_tool("pinned-tool").id == v11
+    assert atr.Registry(c).get_tool("pinned-tool", "=1.0.0").id == v1
