@@ -130,7 +130,7 @@ class DockerExecutor:
                 "description": spec.description,
                 "tags": list(spec.tags),
                 "input_schema": spec.input_schema,
-                "runtime": {"image": tag, "command": _image.runner_command(self.interpreter)},
+                "runtime": {"image": tag, "digest": _image.docker.image_id(tag), "command": _image.runner_command(self.interpreter)},
                 "limits": {"timeout_ms": spec.timeout_ms, "memory_mb": spec.memory_mb, "pids": 32},
                 "side_effects": list(spec.side_effects),
                 "cost": spec.cost,

@@ -153,6 +153,9 @@ class Registry:
     def _remote(self, name: str, version: str | None, publisher: str | None, network: bool) -> ToolSpec | None:
         try:
             views = self.client.find(name=name, version=version, publisher=publisher, network=network)
+            if not views and not network and self.client.endpoint.token:
+                # Not on the node yet: ask its peers (needs the token), as `atr find --network`.
+                views = self.client.find(name=name, version=version, publisher=publisher, network=True)
         except Unreachable:
             return None
         views = [v for v in views if v.get("status", {}).get("state") == "active"]

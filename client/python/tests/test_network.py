@@ -228,3 +228,38 @@ def test_a_resolved_name_stays_pinned_until_refresh(node_a: Node, runtime_image:
     assert reg.get_tool("pinned-tool", refresh=True).id == v11
     assert reg.get_tool("pinned-tool").id == v11
     assert atr.Registry(c).get_tool("pinned-tool", "=1.0.0").id == v1
+
+
+def test_module_level_verbs_on_node_b_run_a_tool_published_on_a(node_a: Node, node_b: Node, runtime_image: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    reg_a = atr.Registry(node_a.client())
+
+    def shout(text: str, times: int = 2) -> str:
+        """Repeat a text in capitals.
+
+        Args:
+            text: What to repeat.
+            times: How often.
+        """
+        return " ".join([text.upper()] * times)
+
+    reg_a.register(shout, name="py-shout", version="1.0.0")
+    published = atr.DockerExecutor(registry=reg_a).publish(reg_a.get_tool("py-shout"))
+    monkeypatch.setattr(atr, "_default", None)
+    atr.configure(api=node_b.api, data_dir=node_b.dir)
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                spec = atr.get_tool("py-shout")  # not on B yet: asked of B's peers
+                break
+            except atr.ToolNotFoundError:
+                assert time.monotonic() < deadline
+                time.sleep(0.5)
+        assert spec.id == published.id
+        ex = atr.DockerExecutor()
+        assert atr.execute_tool("py-shout", {"text": "hi"}, executor=ex) == "HI HI"
+        assert ex.last is not None and ex.last.provider == node_a.client().status()["peer_id"]
+        with pytest.raises(atr.ExecutorError):
+            atr.execute_tool("py-shout", {"text": "hi"})  # no local function on B: LocalExecutor refuses
+    finally:
+        monkeypatch.setattr(atr, "_default", None)
