@@ -104,14 +104,14 @@ def _enc(v: Any, out: bytearray, depth: int) -> None:
         for item in v:
             _enc(item, out, depth + 1)
     elif isinstance(v, dict):
-        entries = []
+        entries: list[tuple[bytes, Any]] = []
         for k, val in v.items():
-            kb = bytearray()
-            _enc(k, kb, depth + 1)
-            entries.append((bytes(kb), val))
+            key = bytearray()
+            _enc(k, key, depth + 1)
+            entries.append((bytes(key), val))
         entries.sort(key=lambda e: e[0])
-        for a, b in zip(entries, entries[1:]):
-            if a[0] == b[0]:
+        for prev, nxt in zip(entries, entries[1:]):
+            if prev[0] == nxt[0]:
                 raise CborError("a map holds a duplicate key")
         _head(5, len(entries), out)
         for kb, val in entries:

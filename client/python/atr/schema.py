@@ -198,23 +198,23 @@ def _object_schema(cls: type, ctx: _Ctx, path: str, typed_dict: bool) -> tuple[d
                 if f in req_keys:
                     required.append(f)
         else:
-            for f in dataclasses.fields(cls):  # type: ignore[arg-type]
-                if not f.init:
+            for fld in dataclasses.fields(cls):  # type: ignore[arg-type]
+                if not fld.init:
                     continue
-                h = hints.get(f.name, Any)
-                s, p = hint_schema(h, ctx, f"{path}.{f.name}")
-                if f.name in docs:
-                    s = {**s, "description": docs[f.name]}
-                if f.default is not dataclasses.MISSING:
-                    if f.default is not None:
-                        s = {**s, "default": _json_default(ctx, f"{path}.{f.name}", f.default)}
-                elif f.default_factory is not dataclasses.MISSING:  # type: ignore[misc]
-                    s = {**s, "default": _json_default(ctx, f"{path}.{f.name}", f.default_factory())}  # type: ignore[misc]
+                h = hints.get(fld.name, Any)
+                s, p = hint_schema(h, ctx, f"{path}.{fld.name}")
+                if fld.name in docs:
+                    s = {**s, "description": docs[fld.name]}
+                if fld.default is not dataclasses.MISSING:
+                    if fld.default is not None:
+                        s = {**s, "default": _json_default(ctx, f"{path}.{fld.name}", fld.default)}
+                elif fld.default_factory is not dataclasses.MISSING:
+                    s = {**s, "default": _json_default(ctx, f"{path}.{fld.name}", fld.default_factory())}
                 else:
-                    required.append(f.name)
-                props[f.name] = s
+                    required.append(fld.name)
+                props[fld.name] = s
                 if p:
-                    plans[f.name] = p
+                    plans[fld.name] = p
         schema: dict[str, Any] = {"type": "object", "properties": props, "required": required, "additionalProperties": False}
         summary = _summary(cls.__doc__) if cls.__doc__ and not cls.__doc__.startswith(cls.__name__ + "(") else ""
         if summary:

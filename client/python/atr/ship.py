@@ -138,7 +138,7 @@ def ship(fn: Callable[..., Any]) -> Shipment:
     consts: list[str] = []
     lib: dict[str, bytes] = {}
     done: set[str] = set()
-    stdlib = getattr(sys, "stdlib_module_names", frozenset())
+    stdlib: frozenset[str] = getattr(sys, "stdlib_module_names", frozenset())
 
     def visit(obj: Any, strip: bool) -> None:
         src, node = _def_source(obj, strip)

@@ -132,5 +132,6 @@ def publish_agent_tools(registry: Any = None, version: str = "1.0.0") -> dict[st
         if spec is None:
             reg.register(fn, name=fn.__name__, version=version, tags=["code", "sandbox"], timeout_ms=TOOL_TIMEOUT_MS, memory_mb=256)
             spec = reg._local(fn.__name__, version)
+        assert spec is not None
         out[fn.__name__] = DockerExecutor(image=shell_image(), registry=reg).publish(spec)
     return out
