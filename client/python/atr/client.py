@@ -10,6 +10,7 @@ import http.client
 import json
 import os
 import threading
+import time
 import urllib.parse
 from collections import OrderedDict
 from typing import Any
@@ -25,6 +26,8 @@ MAX_RESPONSE_BYTES = 64 * 1024 * 1024
 REQUEST_TIMEOUT = 30.0
 #: Timeout of an invocation: the longest tool time limit (120 s) plus container start and transfer.
 INVOKE_TIMEOUT = 160.0
+#: A kept-alive connection idle longer than this is not reused for a POST.
+IDLE_REUSE_SECS = 2.0
 #: Specs kept in the by-id cache.
 SPEC_CACHE = 4096
 
@@ -50,11 +53,15 @@ class Client:
 
     # -- transport -------------------------------------------------------------------------
 
-    def _conn(self, timeout: float) -> http.client.HTTPConnection:
+    def _conn(self, timeout: float, fresh: bool = False) -> http.client.HTTPConnection:
         c = getattr(self._local, "conn", None)
+        if c is not None and fresh and time.monotonic() - getattr(self._local, "used", 0.0) > IDLE_REUSE_SECS:
+            c.close()
+            c = None
         if c is None:
             c = http.client.HTTPConnection(self._host, self._port, timeout=timeout)
             self._local.conn = c
+        self._local.used = time.monotonic()
         c.timeout = timeout
         if c.sock is not None:
             c.sock.settimeout(timeout)
@@ -77,8 +84,12 @@ class Client:
             if not self.endpoint.token:
                 raise ApiError("unauthorized", f"this call needs the node's API token; token: {self.endpoint.token_source}", status=401)
             headers["Authorization"] = f"Bearer {self.endpoint.token}"
+        # Only requests that change nothing are sent twice (a kept-alive connection the node
+        # closed); a POST gets a fresh connection after an idle spell instead, so a tool is
+        # never invoked twice by a retry.
+        idempotent = method in ("GET", "HEAD", "DELETE")
         for attempt in (0, 1):
-            conn = self._conn(t)
+            conn = self._conn(t, fresh=not idempotent)
             try:
                 conn.request(method, url, body=data, headers=headers)
                 resp = conn.getresponse()
@@ -87,7 +98,7 @@ class Client:
             except (http.client.RemoteDisconnected, BrokenPipeError, ConnectionResetError) as e:
                 conn.close()
                 self._local.conn = None
-                if attempt == 1:
+                if attempt == 1 or not idempotent:
                     raise Unreachable(f"node at {self.endpoint.api}: {e}") from None
             except TimeoutError:
                 conn.close()

@@ -182,13 +182,12 @@ class DockerExecutor:
             spec = self.publish(spec)
         assert spec.id is not None
         client = self.registry.client
-        old = client.timeout
         try:
             inv = client.invoke(id=spec.id, input=args)
         except ApiError as e:
-            raise ExecutorError(f"{spec.name}: {e}") from e
-        finally:
-            client.timeout = old
+            err = ExecutorError(f"{spec.name}: {e}")
+            err.code = e.code  # the API's code (no_provider, revoked, invalid_input, ...)
+            raise err from e
         self.last = inv
         status = inv.status
         if status == "ok":
