@@ -1,7 +1,8 @@
 """``atr.Client``: the node's local HTTP API (``/v1``) from Python, and ``AsyncClient``, its
 asyncio twin. Standard library HTTP (``http.client``, one kept-alive connection per thread);
 answers are capped in size; every call has a timeout; every error answer is an
-:class:`~atr.errors.ApiError` with the API's code. Immutable specs are cached by id."""
+:class:`~atr.errors.ApiError` with the API's code. Verified signed specs are cached by id
+(immutable); views, which carry a status, are not."""
 
 from __future__ import annotations
 
@@ -12,7 +13,6 @@ import os
 import threading
 import time
 import urllib.parse
-from collections import OrderedDict
 from typing import Any
 
 from .endpoint import Endpoint
@@ -44,7 +44,6 @@ class Client:
         self._base = parsed.path.rstrip("/")
         self.timeout = timeout
         self._local = threading.local()
-        self._specs: OrderedDict[str, dict[str, Any]] = OrderedDict()
         self._verified: dict[str, Verified] = {}
         self._lock = threading.Lock()
 
@@ -166,21 +165,12 @@ class Client:
         return self.request("POST", "/v1/publish", body=body, auth=True, timeout=120.0)
 
     def show(self, tool_id: str) -> dict[str, Any]:
-        """``GET /v1/specs/{id}``: one spec view (with its envelope), cached by id (immutable)."""
-        with self._lock:
-            v = self._specs.get(tool_id)
-            if v is not None:
-                self._specs.move_to_end(tool_id)
-                return v
-        v = self.request("GET", f"/v1/specs/{urllib.parse.quote(tool_id, safe='')}")
-        with self._lock:
-            self._specs[tool_id] = v
-            while len(self._specs) > SPEC_CACHE:
-                self._specs.popitem(last=False)
-        return v
+        """``GET /v1/specs/{id}``: one spec view with its envelope and current status."""
+        return self.request("GET", f"/v1/specs/{urllib.parse.quote(tool_id, safe='')}")
 
     def signed_spec(self, tool_id: str) -> Verified:
-        """The spec ``tool_id`` verified here: signature, canonical form, and id = blake3(body)."""
+        """The spec ``tool_id`` verified here: signature, canonical form, and id = blake3(body);
+        cached by id (a signed spec never changes)."""
         v = self._verified.get(tool_id)
         if v is None:
             view = self.show(tool_id)
@@ -190,7 +180,10 @@ class Client:
 
                 raise BadReceipt(f"the node sent spec {tool_id} without its envelope")
             v = verify_spec_envelope(env, tool_id)
-            self._verified[tool_id] = v
+            with self._lock:
+                self._verified[tool_id] = v
+                while len(self._verified) > SPEC_CACHE:
+                    self._verified.pop(next(iter(self._verified)))
         return v
 
     def find(self, *, tag: str | None = None, name: str | None = None, version: str | None = None, publisher: str | None = None, side_effects: str | None = None, max_cost: str | None = None, include_revoked: bool = False, network: bool = False, limit: int | None = None) -> list[dict[str, Any]]:

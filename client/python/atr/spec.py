@@ -19,7 +19,9 @@ class ToolSpec:
     effects, cost and limits; ``id``/``publisher`` once it is a signed spec on a node.
 
     Frozen: ``get_tool`` hands out a spec that cannot be edited in place (the ancestor returned
-    the registry's live object); the schema properties return fresh copies."""
+    the registry's live object); the schema properties return fresh copies. ``status`` is the
+    node's answer when the spec was fetched (a revocation is enforced by the node at invoke;
+    ``Client.show`` gives the current one)."""
 
     name: str
     version: str

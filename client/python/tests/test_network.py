@@ -263,3 +263,26 @@ def test_module_level_verbs_on_node_b_run_a_tool_published_on_a(node_a: Node, no
             atr.execute_tool("py-shout", {"text": "hi"})  # no local function on B: LocalExecutor refuses
     finally:
         monkeypatch.setattr(atr, "_default", None)
+
+
+def test_revoke_trust_and_receipts_through_the_client(node_a: Node, node_b: Node, runtime_image: str) -> None:
+    c = node_a.client()
+    m = {"name": "py-revoked", "version": "1.0.0", "description": "To revoke.", "input_schema": {"type": "object"}, "runtime": {"image": runtime_image, "command": ["/usr/bin/python3", "-c", "print(1)"]}}
+    tool_id = c.publish(m)["id"]
+    assert c.invoke(id=tool_id, input={}).output == 1
+    r = c.revoke(id=tool_id, reason="test")
+    assert tool_id in r["affected"]
+    with pytest.raises(atr.ApiError) as e:
+        c.invoke(id=tool_id, input={})
+    assert e.value.code == "revoked"
+    assert c.show(tool_id)["status"]["state"] == "revoked"  # a view's status is never cached
+    a_peer = c.status()["peer_id"]
+    cb = node_b.client()
+    cb.trust_add(a_peer, label="node-a")
+    assert any(t["publisher"] == a_peer for t in cb.trust()["entries"])
+    cb.trust_remove(a_peer)
+    assert not any(t["publisher"] == a_peer for t in cb.trust()["entries"])
+    with pytest.raises(atr.ApiError) as e:
+        cb.trust_add("not-a-key")
+    assert e.value.code == "bad_request" and e.value.field == "publisher"
+    assert any(rc["tool"] == tool_id for rc in c.receipts(limit=10))
