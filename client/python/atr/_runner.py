@@ -105,7 +105,12 @@ def main():
     with open("/app/tool.json", encoding="utf-8") as f:
         meta = json.load(f)
     sys.path.insert(0, "/app/lib")
-    ns = {"__name__": "__atr_tool__"}
+    import types
+
+    module = types.ModuleType("__atr_tool__")
+    module.__file__ = "/app/tool_src.py"
+    sys.modules["__atr_tool__"] = module  # dataclasses and typing look their module up there
+    ns = module.__dict__
     with open("/app/tool_src.py", encoding="utf-8") as f:
         src = f.read()
     exec(compile(src, "/app/tool_src.py", "exec"), ns)
