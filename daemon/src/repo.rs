@@ -178,6 +178,8 @@ struct Inner {
     writer: Mutex<Vec<SignedRevocation>>,
     /// Spec batches waiting for the writer ([`Repo::insert_specs`]).
     queue: Mutex<std::collections::VecDeque<Queued>>,
+    /// Revocations waiting for the writer; spec batches let them go first.
+    urgent: std::sync::atomic::AtomicUsize,
 }
 
 /// Most specs written in one transaction by a group commit (a single
@@ -291,6 +293,7 @@ impl Repo {
                 opts,
                 writer: Mutex::new(Vec::new()),
                 queue: Mutex::new(std::collections::VecDeque::new()),
+                urgent: std::sync::atomic::AtomicUsize::new(0),
             }),
         })
     }
@@ -445,6 +448,12 @@ impl Repo {
         // This caller's batch is ahead of every batch queued after it, so
         // it is answered after a bounded number of turns.
         loop {
+            // A revocation waiting for the writer goes first (a flood of
+            // valid specs must not hold back a genuine revocation); it
+            // holds the writer for one commit.
+            while self.inner.urgent.load(std::sync::atomic::Ordering::SeqCst) > 0 {
+                std::thread::sleep(std::time::Duration::from_millis(1));
+            }
             let mut writer = lock::lock(&self.inner.writer);
             // Checked under the lock: the writer that took this batch
             // answered before letting go of it.
@@ -646,7 +655,14 @@ impl Repo {
     /// could not store, and counts against the pending cap (after those
     /// past their time to live are dropped).
     pub fn insert_revocation(&self, rev: &SignedRevocation) -> Result<Revoked, RepoError> {
+        // Ahead of spec batches: they wait while a revocation waits.
+        self.inner
+            .urgent
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
         let mut writer = lock::lock(&self.inner.writer);
+        self.inner
+            .urgent
+            .fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
         self.flush_unpersisted(&mut writer);
         if writer.iter().any(|r| r.hash() == rev.hash()) {
             return Ok(Revoked::known());

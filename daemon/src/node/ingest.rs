@@ -170,16 +170,22 @@ pub struct Ingest {
     announcer: Announcer,
     net: NetworkHandle,
     metrics: Arc<Metrics>,
+    /// Gossip specs verified and stored at once (twice the cores). A flood
+    /// of valid specs then queues here instead of taking every CPU slice,
+    /// and revocations and delegations, which skip it, are handled at once.
+    spec_gossip: Arc<tokio::sync::Semaphore>,
 }
 
 impl Ingest {
     /// An ingest service writing to `repo`.
     pub fn new(repo: Repo, announcer: Announcer, net: NetworkHandle, metrics: Arc<Metrics>) -> Self {
+        let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
         Self {
             repo,
             announcer,
             net,
             metrics,
+            spec_gossip: Arc::new(tokio::sync::Semaphore::new(2 * cores)),
         }
     }
 
@@ -374,6 +380,10 @@ impl Ingest {
                 self.reject(source, message_id, "undecodable_gossip");
                 return;
             }
+        };
+        let _slot = match obj {
+            WireObject::Spec(_) => self.spec_gossip.clone().acquire_owned().await.ok(),
+            _ => None,
         };
         let result = self.blocking(move |s| s.gossip_object(&obj)).await;
         match result {
