@@ -646,6 +646,15 @@ fn catalog_never_runs_ahead_of_the_store() {
             }
             checks
         });
+        // Stops the reader however this closure ends: a writer that panics
+        // fails the test instead of leaving the reader spinning.
+        struct StopOnDrop<'a>(&'a std::sync::atomic::AtomicBool);
+        impl Drop for StopOnDrop<'_> {
+            fn drop(&mut self) {
+                self.0.store(true, std::sync::atomic::Ordering::Relaxed);
+            }
+        }
+        let stop_guard = StopOnDrop(&stop);
         let writers: Vec<_> = batches
             .iter()
             .map(|(seed, specs)| {
@@ -661,7 +670,7 @@ fn catalog_never_runs_ahead_of_the_store() {
         for w in writers {
             w.join().unwrap();
         }
-        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        drop(stop_guard);
         reader.join().unwrap()
     });
     assert!(checks > 0, "the reader ran alongside the writers");
