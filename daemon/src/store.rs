@@ -448,10 +448,9 @@ impl Store {
     /// [`StoreOptions::max_specs`]; a spec already stored is
     /// [`Put::Existing`] even at the cap.
     pub fn put_spec(&self, spec: &SignedSpec) -> Result<Put, StoreError> {
-        self.write_synced(|txn, touched| {
-            let put = self.put_spec_in(txn, touched, spec)?;
-            Ok((put == Put::Inserted, put))
-        })
+        self.put_specs(std::slice::from_ref(spec))?
+            .pop()
+            .unwrap_or(Ok(Put::Existing))
     }
 
     /// [`Store::put_spec`] for many specs in one transaction (one commit):
@@ -486,23 +485,6 @@ impl Store {
             let commit = out.iter().any(|r| matches!(r, Ok(Put::Inserted)));
             Ok((commit, out))
         })
-    }
-
-    fn put_spec_in(
-        &self,
-        txn: &WriteTransaction,
-        touched: &mut sync::Touched,
-        spec: &SignedSpec,
-    ) -> Result<Put, StoreError> {
-        put_synced_in(
-            txn,
-            touched,
-            SPECS,
-            "specs",
-            spec.hash(),
-            &spec.to_bytes(),
-            self.opts.max_specs as u64,
-        )
     }
 
     /// Stores a verified revocation under its hash, with its sync digest.

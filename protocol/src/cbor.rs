@@ -429,15 +429,20 @@ impl Decoder<'_> {
         Ok(n)
     }
 
-    fn item(&mut self, depth: usize) -> Result<Value, DecodeError> {
+    /// Counts one item against the budget and reads its head byte:
+    /// where the item starts, its major type and additional information.
+    fn head(&mut self) -> Result<(usize, u8, u8), DecodeError> {
         self.items_left = self
             .items_left
             .checked_sub(1)
             .ok_or(DecodeError::TooManyItems { max: self.budget })?;
         let start = self.pos;
         let head = self.take(1, start)?[0];
-        let major = head >> 5;
-        let info = head & 0x1f;
+        Ok((start, head >> 5, head & 0x1f))
+    }
+
+    fn item(&mut self, depth: usize) -> Result<Value, DecodeError> {
+        let (start, major, info) = self.head()?;
         match major {
             0 => Ok(Value::Integer(Integer::from(self.argument(info, start)?))),
             1 => {

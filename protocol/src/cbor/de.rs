@@ -68,18 +68,8 @@ struct Head {
 
 impl<'de> Direct<'de> {
     fn head(&mut self) -> Result<Head, DecodeError> {
-        let d = &mut self.dec;
-        d.items_left = d
-            .items_left
-            .checked_sub(1)
-            .ok_or(DecodeError::TooManyItems { max: d.budget })?;
-        let start = d.pos;
-        let b = d.take(1, start)?[0];
-        Ok(Head {
-            start,
-            major: b >> 5,
-            info: b & 0x1f,
-        })
+        let (start, major, info) = self.dec.head()?;
+        Ok(Head { start, major, info })
     }
 
     fn peek_null(&self) -> bool {
