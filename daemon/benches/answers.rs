@@ -20,59 +20,8 @@ use atr_protocol::api::{CompactView, FindResponse};
 use atr_protocol::{Manifest, SecretKey, SignedSpec};
 use atrd::store::{Store, StoreOptions};
 
-const WORDS: [&str; 50] = [
-    "weather",
-    "forecast",
-    "convert",
-    "currency",
-    "translate",
-    "summarize",
-    "search",
-    "image",
-    "resize",
-    "math",
-    "solve",
-    "equation",
-    "calendar",
-    "schedule",
-    "email",
-    "parse",
-    "json",
-    "csv",
-    "sql",
-    "query",
-    "vector",
-    "embed",
-    "hash",
-    "encrypt",
-    "compress",
-    "audio",
-    "transcribe",
-    "video",
-    "geo",
-    "route",
-    "stock",
-    "price",
-    "news",
-    "feed",
-    "pdf",
-    "extract",
-    "table",
-    "chart",
-    "plot",
-    "random",
-    "uuid",
-    "time",
-    "zone",
-    "unit",
-    "distance",
-    "text",
-    "grammar",
-    "spell",
-    "code",
-    "lint",
-];
-const DIGEST: &str = "sha256:2222222222222222222222222222222222222222222222222222222222222222";
+mod support;
+use support::{DIGEST, WORDS, pct};
 
 /// 5 distinct tags of tool `i` (a fixed xorshift sequence: the same on both sides).
 fn tags_of(i: usize) -> Vec<&'static str> {
@@ -119,11 +68,6 @@ digest = "{DIGEST}"
         "bench.toml",
     )
     .expect("bench manifest")
-}
-
-fn pct(v: &mut [f64], p: f64) -> f64 {
-    v.sort_by(|a, b| a.total_cmp(b));
-    v[((v.len() as f64 - 1.0) * p).round() as usize]
 }
 
 fn rss_kib(pid: u32) -> u64 {

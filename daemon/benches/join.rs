@@ -19,7 +19,8 @@ use atrd::config::Config;
 use atrd::identity::Identity;
 use rayon::prelude::*;
 
-const DIGEST: &str = "sha256:2222222222222222222222222222222222222222222222222222222222222222";
+mod support;
+use support::DIGEST;
 
 fn manifest(name: &str, tag: &str) -> Manifest {
     Manifest::from_toml(
@@ -42,12 +43,7 @@ digest = "{DIGEST}"
 }
 
 fn config(dir: &std::path::Path, boot: Vec<libp2p::Multiaddr>, max_specs: usize) -> Config {
-    let mut c = Config::with_data_dir(dir);
-    c.api = "127.0.0.1:0".parse().expect("addr");
-    c.network.listen = vec!["/ip4/127.0.0.1/tcp/0".parse().expect("addr")];
-    c.network.bootstrap = boot;
-    c.network.heartbeat = Duration::from_millis(100);
-    c.sandbox.enabled = false;
+    let mut c = support::config(dir, boot);
     c.store.max_specs = max_specs;
     c.store.max_spec_bytes = max_specs as u64 * 8192;
     c

@@ -11,62 +11,10 @@ use std::time::{Duration, Instant};
 use atr_protocol::query::FindQuery;
 use atr_protocol::{Manifest, SecretKey, SignedSpec};
 use atrd::Node;
-use atrd::config::Config;
 use atrd::identity::Identity;
 
-const DIGEST: &str = "sha256:2222222222222222222222222222222222222222222222222222222222222222";
-const WORDS: &[&str] = &[
-    "weather",
-    "forecast",
-    "convert",
-    "currency",
-    "translate",
-    "summarize",
-    "search",
-    "image",
-    "resize",
-    "math",
-    "solve",
-    "equation",
-    "calendar",
-    "schedule",
-    "email",
-    "parse",
-    "json",
-    "csv",
-    "sql",
-    "query",
-    "vector",
-    "embed",
-    "hash",
-    "encrypt",
-    "compress",
-    "audio",
-    "transcribe",
-    "video",
-    "geo",
-    "route",
-    "stock",
-    "price",
-    "news",
-    "feed",
-    "pdf",
-    "extract",
-    "table",
-    "chart",
-    "plot",
-    "random",
-    "uuid",
-    "time",
-    "zone",
-    "unit",
-    "distance",
-    "text",
-    "grammar",
-    "spell",
-    "code",
-    "lint",
-];
+mod support;
+use support::{DIGEST, WORDS, config, pct};
 
 fn manifest(name: &str, tags: &[&str], words: &str) -> Manifest {
     let tags = tags
@@ -90,25 +38,6 @@ digest = "{DIGEST}"
         "bench.toml",
     )
     .expect("bench manifest")
-}
-
-fn pct(v: &mut [f64], p: f64) -> f64 {
-    v.sort_by(|a, b| a.partial_cmp(b).unwrap_or(std::cmp::Ordering::Equal));
-    if v.is_empty() {
-        return f64::NAN;
-    }
-    let i = ((v.len() as f64 - 1.0) * p).round() as usize;
-    v[i]
-}
-
-fn config(dir: &std::path::Path, boot: Vec<libp2p::Multiaddr>) -> Config {
-    let mut c = Config::with_data_dir(dir);
-    c.api = "127.0.0.1:0".parse().expect("addr");
-    c.network.listen = vec!["/ip4/127.0.0.1/tcp/0".parse().expect("addr")];
-    c.network.bootstrap = boot;
-    c.network.heartbeat = Duration::from_millis(100);
-    c.sandbox.enabled = false;
-    c
 }
 
 async fn propagation(rows: &mut Vec<String>) {
