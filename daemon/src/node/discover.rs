@@ -164,7 +164,7 @@ impl Discovery {
             Err(NetworkError::Unsupported { .. }) => {
                 match self.net.request(Proto::Fetch, peer, legacy.to_vec()).await {
                     Ok(raw) => {
-                        let got = self.ingest.fetched(peer, &raw, None).await;
+                        let got = self.ingest.fetched(peer, &raw, None, false).await;
                         self.metrics.find_bodies_fetched.inc_by(got.received as u64);
                         let mut s = lock::lock(shared);
                         s.stats.fetched += got.received;
@@ -229,7 +229,7 @@ impl Discovery {
                     return;
                 }
             };
-            let got = self.ingest.fetched(peer, &raw, Some(asked)).await;
+            let got = self.ingest.fetched(peer, &raw, Some(asked), false).await;
             self.metrics.find_bodies_fetched.inc_by(got.received as u64);
             let mut s = lock::lock(shared);
             s.stats.fetched += got.received;

@@ -337,23 +337,18 @@ impl Ingest {
         envelope_hash(envelope).filter(|h| self.repo.knows(h))
     }
 
-    /// Verifies and stores any wire object (blocking). An object already
-    /// known (by the hash of its body, an in-memory lookup) is
-    /// [`Ingested::Known`] before anything is decoded or verified.
+    /// Verifies and stores any wire object (blocking): [`Ingest::objects`]
+    /// of one. An object already known (by the hash of its body, an
+    /// in-memory lookup) is [`Ingested::Known`] before anything is decoded
+    /// or verified.
     pub fn object(&self, obj: &WireObject) -> Result<([u8; 32], Ingested), IngestError> {
-        let envelope = match obj {
-            WireObject::Spec(b) | WireObject::Revocation(b) | WireObject::Delegation(b) => &b.0,
-            _ => return Err(IngestError::UnknownKind),
-        };
-        if let Some(hash) = self.known(envelope) {
-            return Ok((hash, Ingested::Known));
-        }
-        match obj {
-            WireObject::Spec(b) => self.spec(&b.0).map(|(s, i)| (s.hash(), i)),
-            WireObject::Revocation(b) => self.revocation(&b.0).map(|(r, i, _)| (r.hash(), i)),
-            WireObject::Delegation(b) => self.delegation(&b.0).map(|(d, i)| (d.hash(), i)),
-            _ => Err(IngestError::UnknownKind),
-        }
+        let ingested = self
+            .objects(std::slice::from_ref(obj), None)
+            .pop()
+            .unwrap_or(Err(IngestError::UnknownKind))?;
+        // A stored or known object's envelope has a body, so it has a hash.
+        let hash = envelope_hash(obj.envelope()).ok_or(IngestError::UnknownKind)?;
+        Ok((hash, ingested))
     }
 
     /// Runs `f` on a clone of this service off the async runtime.
@@ -432,7 +427,17 @@ impl Ingest {
 
     /// Verifies and stores the objects of a fetch response. With `asked`, an
     /// object that was not asked for is refused and counted against the peer.
-    pub async fn fetched(&self, peer: PeerId, raw: &[u8], asked: Option<HashSet<[u8; 32]>>) -> Fetched {
+    ///
+    /// With `by_sync`, the objects stored are counted in `sync_objects` as
+    /// they are stored (in the blocking task, so a round that stops while
+    /// the task runs still counts them).
+    pub async fn fetched(
+        &self,
+        peer: PeerId,
+        raw: &[u8],
+        asked: Option<HashSet<[u8; 32]>>,
+        by_sync: bool,
+    ) -> Fetched {
         let refused_whole = Fetched {
             refused: 1,
             ..Fetched::default()
@@ -452,7 +457,14 @@ impl Ingest {
         }
         let received = resp.objects.len();
         let results = self
-            .blocking(move |s| s.objects(&resp.objects, asked.as_ref()))
+            .blocking(move |s| {
+                let results = s.objects(&resp.objects, asked.as_ref());
+                if by_sync {
+                    let stored = results.iter().filter(|r| matches!(r, Ok(Ingested::New))).count();
+                    s.metrics.sync_objects.inc_by(stored as u64);
+                }
+                results
+            })
             .await
             .unwrap_or_default();
         let mut got = Fetched {

@@ -208,7 +208,7 @@ impl Syncer {
                     }
                 })?;
                 let raw = self.net.request(Proto::Fetch, peer, bytes).await?;
-                let got = self.ingest.fetched(peer, &raw, Some(asked)).await;
+                let got = self.ingest.fetched(peer, &raw, Some(asked), true).await;
                 Ok::<_, crate::network::NetworkError>((wanted, raw.len(), got))
             })
             .buffered(FETCHES_IN_FLIGHT);
@@ -217,7 +217,6 @@ impl Syncer {
             let (wanted, size, got) = r?;
             done += 1;
             budget = budget.saturating_sub(size);
-            self.metrics.sync_objects.inc_by(got.stored as u64);
             stats.stored += got.stored;
             stats.refused += got.refused;
             if got.received == 0 {
