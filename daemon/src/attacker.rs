@@ -128,6 +128,8 @@ impl Attacker {
                 max_connections: 10_000,
                 peer_requests_per_sec: 1_000_000,
                 peer_request_burst: 1_000_000,
+                peer_gossip_per_sec: 1_000_000,
+                peer_gossip_burst: 1_000_000,
                 response_bytes_in_flight: 1 << 30,
                 ..Budgets::default()
             },

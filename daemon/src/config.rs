@@ -273,10 +273,19 @@ pub struct Budgets {
     /// New connections are refused while this process uses more than this
     /// share of the machine's memory, percent (1..=100).
     pub max_memory_percent: u8,
+    /// New connections are refused while this process uses more than this
+    /// many MiB of physical memory; when set, it replaces `max_memory_percent`
+    /// (a share of a large machine's memory is no budget for one node).
+    pub max_memory_mib: Option<u64>,
     /// Requests one peer may send per second on each protocol (sync: a tenth).
     pub peer_requests_per_sec: u32,
     /// Requests one peer may send at once above its rate (sync: a tenth).
     pub peer_request_burst: u32,
+    /// Gossip messages one peer may deliver per second (its own and relayed
+    /// ones together); the rest are ignored unverified.
+    pub peer_gossip_per_sec: u32,
+    /// Gossip messages one peer may deliver at once above its rate.
+    pub peer_gossip_burst: u32,
     /// Bytes of responses built or queued for peers, all peers together.
     pub response_bytes_in_flight: usize,
     /// Anti-entropy rounds at once.
@@ -298,8 +307,11 @@ impl Default for Budgets {
             max_pending_incoming: 32,
             max_pending_outgoing: 64,
             max_memory_percent: 90,
+            max_memory_mib: None,
             peer_requests_per_sec: 20,
             peer_request_burst: 60,
+            peer_gossip_per_sec: 100,
+            peer_gossip_burst: 500,
             response_bytes_in_flight: 64 << 20,
             sync_rounds: 4,
             sync_round_deadline: Duration::from_secs(60),
@@ -329,6 +341,8 @@ impl Budgets {
                 self.peer_requests_per_sec,
             ),
             ("network.budgets.peer_request_burst", self.peer_request_burst),
+            ("network.budgets.peer_gossip_per_sec", self.peer_gossip_per_sec),
+            ("network.budgets.peer_gossip_burst", self.peer_gossip_burst),
         ];
         for (field, v) in positive {
             if v == 0 {
@@ -337,6 +351,9 @@ impl Budgets {
         }
         if !(1..=100).contains(&self.max_memory_percent) {
             return Err(invalid("network.budgets.max_memory_percent", "must be 1..=100"));
+        }
+        if matches!(self.max_memory_mib, Some(0)) {
+            return Err(invalid("network.budgets.max_memory_mib", "must be at least 1"));
         }
         if self.response_bytes_in_flight < atr_protocol::wire::MAX_FETCH_RESPONSE_BYTES {
             return Err(invalid(

@@ -35,7 +35,7 @@ use tokio_util::sync::CancellationToken;
 use crate::metrics::Metrics;
 
 pub use event::NetworkEvent;
-pub use handle::{NetworkError, NetworkHandle, PeerInfo, StatusInfo};
+pub use handle::{Lookup, NetworkError, NetworkHandle, PeerInfo, StatusInfo};
 pub use keys::{TAG_SHARDS, all_shard_keys, name_key, tag_key};
 pub use proto::Proto;
 

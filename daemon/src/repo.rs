@@ -185,6 +185,9 @@ struct Inner {
 /// Most specs written in one transaction by a group commit (a single
 /// caller's larger batch is written whole).
 pub const MAX_COMMIT_BATCH: usize = 1000;
+/// Longest a spec batch lets waiting revocations go ahead of it, per turn
+/// with the writer.
+pub const REVOCATION_PRIORITY: std::time::Duration = std::time::Duration::from_millis(50);
 /// Specs indexed per hold of the catalog's write lock after a commit.
 const CATALOG_SLICE: usize = 64;
 
@@ -450,8 +453,13 @@ impl Repo {
         loop {
             // A revocation waiting for the writer goes first (a flood of
             // valid specs must not hold back a genuine revocation); it
-            // holds the writer for one commit.
-            while self.inner.urgent.load(std::sync::atomic::Ordering::SeqCst) > 0 {
+            // holds the writer for one commit. A stream of revocations
+            // holds a spec batch back for at most REVOCATION_PRIORITY per
+            // turn, so it cannot starve spec ingest either.
+            let yielded = std::time::Instant::now();
+            while self.inner.urgent.load(std::sync::atomic::Ordering::SeqCst) > 0
+                && yielded.elapsed() < REVOCATION_PRIORITY
+            {
                 std::thread::sleep(std::time::Duration::from_millis(1));
             }
             let mut writer = lock::lock(&self.inner.writer);

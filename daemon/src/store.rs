@@ -1182,6 +1182,41 @@ mod tests {
         Ok(())
     }
 
+    /// Peers asking for digests while every write makes a bucket stale: the store rescans at
+    /// most once per `DIGEST_REFRESH` (in between peers get the last digests), while its own
+    /// rounds (`sync_digests`) always see the exact set.
+    #[test]
+    fn peers_asking_for_digests_during_writes_cause_one_rescan_per_refresh() -> TestResult {
+        use crate::store::sync::DIGEST_REFRESH;
+        let store = mem(StoreOptions::default())?;
+        let first = spec(0, "first", "1.0.0", &[]);
+        store.put_spec(&first)?;
+        let before = store.sync_digests_for_peers()?;
+        assert_eq!(store.digest_rescans(), 1);
+        let started = std::time::Instant::now();
+        let (mut asked, mut i) = (0u32, 0u32);
+        // Bounded: at most 2 000 writes or 3 refresh periods.
+        while started.elapsed() < DIGEST_REFRESH * 3 && i < 2_000 {
+            store.put_spec(&spec(1, &format!("w{i}"), "1.0.0", &[]))?;
+            i += 1;
+            for _ in 0..50 {
+                store.sync_digests_for_peers()?;
+                asked += 1;
+            }
+        }
+        let periods = started.elapsed().as_millis() / DIGEST_REFRESH.as_millis() + 1;
+        let rescans = u128::from(store.digest_rescans() - 1);
+        assert!(asked > 1_000, "only {asked} requests made");
+        assert!(
+            rescans <= periods,
+            "{rescans} rescans for {asked} requests in {periods} refresh periods"
+        );
+        // Peers may have been answered stale digests; the node's own rounds are exact.
+        assert_ne!(store.sync_digests()?, before);
+        assert_eq!(store.sync_digests()?, store.recompute_digests()?);
+        Ok(())
+    }
+
     #[test]
     fn short_ids_resolve_by_one_range_scan() -> TestResult {
         use atr_protocol::id::ToolIdPrefix;

@@ -24,5 +24,6 @@ pub mod image;
 pub mod image_policy;
 pub mod profile;
 pub mod runner;
+pub mod seccomp;
 
 pub use runner::{RunOutcome, RunRequest, Sandbox, SandboxError, SandboxOptions, Timings};

@@ -10,11 +10,11 @@
 //! `noexec,nosuid,nodev` tmpfs that shares the `/tmp` scratch budget, so the engine never
 //! creates a disk-backed anonymous volume.
 //!
-//! Confinement is named, not left to the engine's mood: `no-new-privileges` and
-//! `apparmor=docker-default` (the engine ignores the latter on a host without AppArmor).
-//! Seccomp is the engine's default profile: atr never sends `seccomp=unconfined`, and
+//! Confinement is named, not left to the engine's mood: `no-new-privileges`,
+//! `apparmor=docker-default` (the engine ignores it on a host without AppArmor) and atr's own
+//! seccomp allowlist ([`crate::seccomp`]), sent inline with every container; and
 //! [`crate::runner::Sandbox::connect`] warns when `docker info` reports neither seccomp nor
-//! AppArmor. What this cannot do: check that the engine honours the configuration (a daemon
+//! AppArmor (an engine without seccomp support cannot apply the profile). What this cannot do: check that the engine honours the configuration (a daemon
 //! with `--userns-remap`, a custom default seccomp profile or an old kernel may apply less).
 
 use std::collections::HashMap;
@@ -82,7 +82,10 @@ pub fn host_config(profile: &SandboxProfile) -> HostConfig {
                 .no_new_privileges
                 .then(|| "no-new-privileges".to_owned())
                 .into_iter()
-                .chain([format!("apparmor={APPARMOR_PROFILE}")])
+                .chain([
+                    format!("apparmor={APPARMOR_PROFILE}"),
+                    crate::seccomp::security_opt().to_owned(),
+                ])
                 .collect(),
         ),
         ulimits: Some(vec![
@@ -159,7 +162,8 @@ mod tests {
             hc.security_opt,
             Some(vec![
                 "no-new-privileges".to_owned(),
-                "apparmor=docker-default".to_owned()
+                "apparmor=docker-default".to_owned(),
+                crate::seccomp::security_opt().to_owned(),
             ])
         );
         let ulimits: Vec<_> = hc

@@ -23,6 +23,7 @@ use super::render::SpecViewOut;
 use super::{ApiError, AppState, authorize};
 use crate::catalog::{Entry, ListingKey, SearchKey};
 use crate::metrics;
+use crate::network::Lookup;
 
 /// Size of the chunks a listing is written in: a compact page of 1000 specs is one chunk,
 /// a full page a few.
@@ -41,11 +42,33 @@ pub(super) struct FindParams {
     #[serde(default)]
     include_revoked: bool,
     #[serde(default)]
-    network: bool,
+    network: NetworkParam,
     limit: Option<usize>,
     cursor: Option<String>,
     #[serde(default)]
     view: View,
+}
+
+/// `network=`: `false` (default), `true` (each shard's DHT lookup stops at
+/// its first answer naming a provider) or `complete` (every lookup runs until
+/// it converges).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+enum NetworkParam {
+    #[default]
+    False,
+    True,
+    Complete,
+}
+
+impl NetworkParam {
+    fn lookup(self) -> Option<Lookup> {
+        match self {
+            Self::False => None,
+            Self::True => Some(Lookup::First),
+            Self::Complete => Some(Lookup::Complete),
+        }
+    }
 }
 
 fn cursor_error(e: CursorError) -> ApiError {
@@ -104,7 +127,7 @@ fn find_query(p: &FindParams) -> Result<FindQuery, ApiError> {
         allowed_side_effects,
         max_cost,
         include_revoked: p.include_revoked,
-        network: p.network,
+        network: p.network != NetworkParam::False,
         limit: p.limit,
     })
 }
@@ -194,14 +217,15 @@ pub(super) async fn find(
         .transpose()
         .map_err(|e| ApiError::bad_request(e.to_string()).with_field("version"))?;
     // A later page reads only this node's catalog: the network was asked for the first.
-    let fetched = if q.network && after.is_none() {
-        state
-            .discovery
-            .from_network(q.tag.as_deref(), q.name.as_deref())
-            .await
-            .stored
-    } else {
-        0
+    let fetched = match p.network.lookup() {
+        Some(lookup) if after.is_none() => {
+            state
+                .discovery
+                .from_network(q.tag.as_deref(), q.name.as_deref(), lookup)
+                .await
+                .stored
+        }
+        _ => 0,
     };
     let out = state.repo.read(|cat| {
         let page = cat.find_page(&q, req.as_ref(), after.as_ref());

@@ -79,8 +79,14 @@ impl Behaviour {
                 .with_max_pending_incoming(Some(b.max_pending_incoming))
                 .with_max_pending_outgoing(Some(b.max_pending_outgoing)),
         );
-        let memory =
-            memory_connection_limits::Behaviour::with_max_percentage(f64::from(b.max_memory_percent) / 100.0);
+        let memory = match b.max_memory_mib {
+            Some(mib) => memory_connection_limits::Behaviour::with_max_bytes(
+                usize::try_from(mib.saturating_mul(1 << 20)).unwrap_or(usize::MAX),
+            ),
+            None => memory_connection_limits::Behaviour::with_max_percentage(
+                f64::from(b.max_memory_percent) / 100.0,
+            ),
+        };
         let peer_id = key.public().to_peer_id();
         let identify = identify::Behaviour::new(
             identify::Config::new("/atr/id/1".into(), key.public())

@@ -2,7 +2,11 @@
 //! libp2p's `connection_limits`, see [`super::behaviour`]):
 //!
 //! - [`RequestRates`]: a token bucket per peer and protocol; a request over
-//!   the rate is dropped unanswered before it is decoded;
+//!   the rate is dropped unanswered before it is decoded; likewise a bucket
+//!   per peer for the gossip messages it delivers: one over the rate is
+//!   ignored (not decoded, verified or forwarded; the sender is not
+//!   penalized, since an honest peer may be relaying someone's flood, and
+//!   anti-entropy repairs what an honest object missed);
 //! - [`ResponseBudget`]: bytes of responses being built or waiting to be
 //!   sent, all peers together and per peer; a request that does not fit is
 //!   dropped unanswered;
@@ -40,6 +44,8 @@ pub struct RequestRates {
     sync: DefaultKeyedRateLimiter<PeerId>,
     invoke: DefaultKeyedRateLimiter<PeerId>,
     index: DefaultKeyedRateLimiter<PeerId>,
+    /// Gossip messages a peer delivers (its own and those it relays).
+    gossip: DefaultKeyedRateLimiter<PeerId>,
 }
 
 impl RequestRates {
@@ -62,12 +68,19 @@ impl RequestRates {
             sync: RateLimiter::keyed(sync),
             invoke: RateLimiter::keyed(normal),
             index: RateLimiter::keyed(normal),
+            gossip: RateLimiter::keyed(quota(b.peer_gossip_per_sec, b.peer_gossip_burst)),
         }
     }
 
     /// Takes one token of `peer` for `proto`; false when the bucket is empty.
     pub fn allow(&self, proto: Proto, peer: &PeerId) -> bool {
         self.limiter(proto).check_key(peer).is_ok()
+    }
+
+    /// Takes one gossip token of `peer` (the peer that delivered a message,
+    /// not its author); false when the bucket is empty.
+    pub fn allow_gossip(&self, peer: &PeerId) -> bool {
+        self.gossip.check_key(peer).is_ok()
     }
 
     fn limiter(&self, proto: Proto) -> &DefaultKeyedRateLimiter<PeerId> {
@@ -83,7 +96,7 @@ impl RequestRates {
     /// from new peers); called periodically, so the maps hold only recently
     /// active peers (at most the connected ones times the refill time).
     pub fn forget_idle(&self) {
-        for l in [&self.fetch, &self.sync, &self.invoke, &self.index] {
+        for l in [&self.fetch, &self.sync, &self.invoke, &self.index, &self.gossip] {
             l.retain_recent();
             l.shrink_to_fit();
         }
@@ -91,7 +104,7 @@ impl RequestRates {
 
     /// Peers with a bucket, all protocols together (tests).
     pub fn tracked(&self) -> usize {
-        [&self.fetch, &self.sync, &self.invoke, &self.index]
+        [&self.fetch, &self.sync, &self.invoke, &self.index, &self.gossip]
             .iter()
             .map(|l| l.len())
             .sum()

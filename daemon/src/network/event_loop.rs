@@ -21,7 +21,7 @@ use tracing::{debug, info, trace, warn};
 use super::behaviour::{Behaviour, BehaviourEvent};
 use super::budget::{PeerLedger, RequestRates, ResponsePermit};
 use super::event::NetworkEvent;
-use super::handle::{Command, NetworkError, PeerInfo, StatusInfo};
+use super::handle::{Command, Lookup, NetworkError, PeerInfo, StatusInfo};
 use super::proto::Proto;
 use crate::metrics::Metrics;
 
@@ -37,6 +37,8 @@ pub const BOOTSTRAP_RETRY_MIN: Duration = Duration::from_secs(1);
 pub const BOOTSTRAP_RETRY_MAX: Duration = Duration::from_secs(30);
 
 type Reply<T> = oneshot::Sender<Result<T, NetworkError>>;
+/// A provider lookup in progress: providers so far, how far it goes, who waits.
+type ProviderQuery = (HashSet<PeerId>, Lookup, Reply<HashSet<PeerId>>);
 
 /// The loop's state.
 pub(crate) struct NetworkLoop {
@@ -47,7 +49,7 @@ pub(crate) struct NetworkLoop {
     metrics: Arc<Metrics>,
     cancel: CancellationToken,
     topic: IdentTopic,
-    providers: HashMap<kad::QueryId, (HashSet<PeerId>, Reply<HashSet<PeerId>>)>,
+    providers: HashMap<kad::QueryId, ProviderQuery>,
     fetches: HashMap<OutboundRequestId, (PeerId, Reply<Vec<u8>>)>,
     syncs: HashMap<OutboundRequestId, (PeerId, Reply<Vec<u8>>)>,
     invokes: HashMap<OutboundRequestId, (PeerId, Reply<Vec<u8>>)>,
@@ -298,13 +300,13 @@ impl NetworkLoop {
                     .kad
                     .stop_providing(&kad::RecordKey::new(&key));
             }
-            Command::GetProviders { key, reply } => {
+            Command::GetProviders { key, lookup, reply } => {
                 let id = self
                     .swarm
                     .behaviour_mut()
                     .kad
                     .get_providers(kad::RecordKey::new(&key));
-                self.providers.insert(id, (HashSet::new(), reply));
+                self.providers.insert(id, (HashSet::new(), lookup, reply));
             }
             Command::Request {
                 proto,
@@ -362,6 +364,10 @@ impl NetworkLoop {
                         self.dials.insert(id, (addr.to_string(), reply));
                     }
                     Err(e) => {
+                        // Refused by a budget before the dial started (no event follows).
+                        if let libp2p::swarm::DialError::Denied { cause } = &e {
+                            self.metrics.budget_exceeded(denial_budget(cause));
+                        }
                         let _ = reply.send(Err(NetworkError::Dial {
                             addr: addr.to_string(),
                             detail: e.to_string(),
@@ -473,14 +479,14 @@ impl NetworkLoop {
                 error: libp2p::swarm::ListenError::Denied { cause },
                 ..
             } => {
-                self.metrics.budget_exceeded("connections");
+                self.metrics.budget_exceeded(denial_budget(&cause));
                 debug!(%cause, "inbound connection refused");
             }
             SwarmEvent::OutgoingConnectionError {
                 connection_id, error, ..
             } => {
-                if matches!(error, libp2p::swarm::DialError::Denied { .. }) {
-                    self.metrics.budget_exceeded("connections");
+                if let libp2p::swarm::DialError::Denied { cause } = &error {
+                    self.metrics.budget_exceeded(denial_budget(cause));
                 }
                 if let Some((addr, reply)) = self.dials.remove(&connection_id) {
                     let _ = reply.send(Err(NetworkError::Dial {
@@ -519,6 +525,18 @@ impl NetworkLoop {
                 message,
             } => {
                 self.metrics.gossip_received.inc();
+                if !self.rates.allow_gossip(&propagation_source) {
+                    self.metrics.budget_exceeded("peer_gossip");
+                    self.swarm
+                        .behaviour_mut()
+                        .gossipsub
+                        .report_message_validation_result(
+                            &message_id,
+                            &propagation_source,
+                            gossipsub::MessageAcceptance::Ignore,
+                        );
+                    return;
+                }
                 self.emit(NetworkEvent::Gossip {
                     source: propagation_source,
                     author: message.source,
@@ -536,10 +554,20 @@ impl NetworkLoop {
                 kad::QueryResult::GetProviders(Ok(kad::GetProvidersOk::FoundProviders {
                     providers, ..
                 })) => {
-                    if let Some((set, _)) = self.providers.get_mut(&id) {
-                        set.extend(providers);
+                    let first = match self.providers.get_mut(&id) {
+                        Some((set, lookup, _)) => {
+                            set.extend(providers);
+                            *lookup == Lookup::First && !set.is_empty()
+                        }
+                        None => false,
+                    };
+                    if first && !step.last {
+                        // Enough: the rest of the lookup would cost more round trips.
+                        if let Some(mut q) = self.swarm.behaviour_mut().kad.query_mut(&id) {
+                            q.finish();
+                        }
                     }
-                    if step.last {
+                    if step.last || first {
                         self.finish_providers(id);
                     }
                 }
@@ -561,7 +589,7 @@ impl NetworkLoop {
     }
 
     fn finish_providers(&mut self, id: kad::QueryId) {
-        if let Some((set, reply)) = self.providers.remove(&id) {
+        if let Some((set, _, reply)) = self.providers.remove(&id) {
             let _ = reply.send(Ok(set));
         }
     }
@@ -653,5 +681,18 @@ impl NetworkLoop {
                 }
             }
         }
+    }
+}
+
+/// The budget a refused connection ran into: `memory` when the process used more than
+/// `max_memory_percent`/`max_memory_mib`, else `connections` (counts).
+fn denial_budget(cause: &libp2p::swarm::ConnectionDenied) -> &'static str {
+    if cause
+        .downcast_ref::<libp2p::memory_connection_limits::MemoryUsageLimitExceeded>()
+        .is_some()
+    {
+        "memory"
+    } else {
+        "connections"
     }
 }

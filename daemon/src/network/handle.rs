@@ -15,6 +15,19 @@ use super::budget::{ResponseBudget, ResponsePermit};
 use super::proto::Proto;
 use crate::metrics::{GossipCounts, GossipMetrics};
 
+/// How far a DHT provider lookup goes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Lookup {
+    /// Stop at the first answer that names any provider. A key's provider
+    /// records are stored on the same closest nodes, so the first of them to
+    /// answer names (nearly) all: one round trip where the routing table
+    /// already knows them.
+    #[default]
+    First,
+    /// Ask until the lookup converges (every closest node answered).
+    Complete,
+}
+
 /// Why a network operation failed.
 #[derive(Debug, Clone, thiserror::Error)]
 #[non_exhaustive]
@@ -104,6 +117,7 @@ pub(crate) enum Command {
     },
     GetProviders {
         key: Vec<u8>,
+        lookup: Lookup,
         reply: oneshot::Sender<Result<HashSet<PeerId>, NetworkError>>,
     },
     Request {
@@ -206,9 +220,11 @@ impl NetworkHandle {
         let _ = self.send_nowait(Command::Withdraw { key });
     }
 
-    /// Finds the providers of `key` in the DHT.
-    pub async fn get_providers(&self, key: Vec<u8>) -> Result<HashSet<PeerId>, NetworkError> {
-        self.call(|reply| Command::GetProviders { key, reply }).await?
+    /// Finds the providers of `key` in the DHT, to the end of the lookup or only its first
+    /// answer that names any ([`Lookup`]).
+    pub async fn get_providers(&self, key: Vec<u8>, lookup: Lookup) -> Result<HashSet<PeerId>, NetworkError> {
+        self.call(|reply| Command::GetProviders { key, lookup, reply })
+            .await?
     }
 
     /// Sends a request and waits for the response (the protocol's timeout applies).

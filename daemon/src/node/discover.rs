@@ -23,7 +23,7 @@ use tokio_util::sync::CancellationToken;
 use super::ingest::Ingest;
 use crate::lock;
 use crate::metrics::Metrics;
-use crate::network::{self, NetworkError, NetworkHandle, Proto};
+use crate::network::{self, Lookup, NetworkError, NetworkHandle, Proto};
 use crate::repo::Repo;
 
 /// Deadline of the DHT phase of a network find.
@@ -92,7 +92,12 @@ impl Discovery {
 
     /// Asks the network for specs with `tag` or `name`, storing the ones this
     /// node lacks; the API's `fetched_from_network` is [`FindStats::stored`].
-    pub async fn from_network(&self, tag: Option<&str>, name: Option<&str>) -> FindStats {
+    ///
+    /// With [`Lookup::First`] each shard's DHT lookup stops at its first
+    /// answer naming a provider (one round trip where the routing table knows
+    /// the key's closest nodes); [`Lookup::Complete`] asks until every lookup
+    /// converges.
+    pub async fn from_network(&self, tag: Option<&str>, name: Option<&str>, lookup: Lookup) -> FindStats {
         let (kind, value, index, legacy) = match (tag, name) {
             (Some(t), _) => (
                 "tag",
@@ -119,7 +124,7 @@ impl Discovery {
             .map(|k| {
                 let net = self.net.clone();
                 async move {
-                    match tokio::time::timeout(DHT_DEADLINE, net.get_providers(k)).await {
+                    match tokio::time::timeout(DHT_DEADLINE, net.get_providers(k, lookup)).await {
                         Ok(Ok(p)) => p,
                         _ => HashSet::new(),
                     }

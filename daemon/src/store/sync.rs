@@ -60,6 +60,8 @@ pub(super) struct Digests {
     value: Vec<[u8; 32]>,
     stale: [bool; SYNC_BUCKETS],
     refreshed: Option<Instant>,
+    /// Rescans so far (each reads every stale bucket).
+    rescans: u64,
 }
 
 impl Digests {
@@ -68,6 +70,7 @@ impl Digests {
             value: vec![[0u8; 32]; SYNC_BUCKETS],
             stale: [true; SYNC_BUCKETS],
             refreshed: None,
+            rescans: 0,
         }
     }
 }
@@ -122,6 +125,7 @@ impl Store {
                 d.stale[b] = false;
             }
             d.refreshed = Some(Instant::now());
+            d.rescans += 1;
         }
         Ok(d.value.clone())
     }
@@ -173,6 +177,11 @@ impl Store {
 
     /// Recomputes the digests from the tables (tests check the incremental
     /// digests against it).
+    /// How many times stale buckets were rescanned so far.
+    pub fn digest_rescans(&self) -> u64 {
+        lock::lock(&self.digests).rescans
+    }
+
     #[cfg(test)]
     pub(super) fn recompute_digests(&self) -> Result<Vec<[u8; 32]>, StoreError> {
         use redb::ReadableTable;

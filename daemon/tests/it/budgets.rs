@@ -78,6 +78,94 @@ async fn a_connection_flood_stops_at_the_connection_budget() {
     victim.node.shutdown().await.unwrap();
 }
 
+/// A node over its memory budget (`max_memory_mib` 1, far below any process's memory) takes
+/// no new connection, in either direction: each is refused and counted as `memory`, and the
+/// node keeps serving its local API.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_over_its_memory_budget_takes_no_new_connection() {
+    init_tracing();
+    let victim = start_node_with(153, vec![], tempfile::tempdir().unwrap(), |c| {
+        c.network.budgets.max_memory_mib = Some(1);
+    })
+    .await;
+    let addr = victim.node.dial_addrs()[0].clone();
+    let stranger = Attacker::spawn().await.unwrap();
+    for _ in 0..3 {
+        // Refused during the upgrade: the dial fails, or the connection is closed at once.
+        let _ = stranger.connect(addr.clone()).await;
+    }
+    wait_for(T, "inbound connections refused for memory", || async {
+        victim.node.metrics().budget_exceeded_count("memory") >= 1
+    })
+    .await;
+    assert_eq!(
+        peers(&victim.node).await,
+        0,
+        "a connection got past the memory budget"
+    );
+    // Outbound too: the victim's own dial is refused before it is made.
+    let refused = victim.node.metrics().budget_exceeded_count("memory");
+    let honest = start_node(154, vec![]).await;
+    let dialed = victim.node.net().dial(honest.node.dial_addrs()[0].clone()).await;
+    assert!(
+        dialed.is_err(),
+        "an outbound connection got past the memory budget"
+    );
+    assert!(victim.node.metrics().budget_exceeded_count("memory") > refused);
+    assert_eq!(victim.node.metrics().budget_exceeded_count("connections"), 0);
+    // Still serving: a local publish works.
+    publish(&victim.node, "still_here", &["memory"]).await;
+    stranger.shutdown().await;
+    honest.node.shutdown().await.unwrap();
+    victim.node.shutdown().await.unwrap();
+}
+
+/// One peer delivers 400 gossip messages to a node allowing 10/s with a burst of 20: what is
+/// over the rate is ignored before it is decoded (counted `peer_gossip`, never checked,
+/// stored or forwarded), and the sender is not penalized (it may be relaying).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_gossip_flood_is_cut_at_the_peer_gossip_rate() {
+    init_tracing();
+    let victim = start_node_with(155, vec![], tempfile::tempdir().unwrap(), |c| {
+        c.network.budgets.peer_gossip_per_sec = 10;
+        c.network.budgets.peer_gossip_burst = 20;
+        c.network.sync_interval = Duration::from_secs(3600);
+    })
+    .await;
+    let attacker = Attacker::spawn().await.unwrap();
+    attacker
+        .connect(victim.node.dial_addrs()[0].clone())
+        .await
+        .unwrap();
+    let checked = || victim.node.metrics().store_refused_count("unheld_gossip");
+    let cut = || victim.node.metrics().budget_exceeded_count("peer_gossip");
+    wait_for(T, "the attacker's gossip reaches the victim", || async {
+        let _ = attacker.flood_revocations(1).await;
+        checked() >= 1
+    })
+    .await;
+    let (checked_before, cut_before) = (checked(), cut());
+    let started = Instant::now();
+    let sent = attacker.flood_revocations(400).await;
+    assert_eq!(sent, 400);
+    wait_for(T, "the flood is cut at the rate", || async {
+        checked() + cut() >= checked_before + cut_before + 400
+    })
+    .await;
+    let secs = started.elapsed().as_secs_f64();
+    let passed = checked() - checked_before;
+    // The burst, the refill while the flood lasted, and the tokens left from the warm-up.
+    let allowed = 20 + (10.0 * secs).ceil() as u64;
+    assert!(
+        passed <= allowed,
+        "{passed} of 400 gossip messages checked in {secs:.1} s with a rate of 10/s and a burst of 20"
+    );
+    assert!(cut() - cut_before >= 400 - allowed);
+    assert_eq!(bad_messages(&victim.node, attacker.peer_id()).await, 0);
+    attacker.shutdown().await;
+    victim.node.shutdown().await.unwrap();
+}
+
 /// One stranger sends 300 index requests at once to a node allowing 10/s
 /// with a burst of 20: at most the burst plus the refill is answered, the
 /// rest is dropped unanswered and counted, and an honest peer is still answered.
@@ -302,7 +390,7 @@ async fn a_dht_provider_flood_stops_at_the_per_peer_budget_and_own_keys_still_wo
         honest
             .node
             .net()
-            .get_providers(key.clone())
+            .get_providers(key.clone(), atrd::network::Lookup::Complete)
             .await
             .is_ok_and(|p| p.contains(&victim.node.peer_id()))
     })

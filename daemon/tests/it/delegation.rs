@@ -52,7 +52,7 @@ async fn announced_by(caller: &atrd::Node, name: &str, peer: libp2p::PeerId) -> 
     for k in atrd::network::all_shard_keys("name", name) {
         if caller
             .net()
-            .get_providers(k)
+            .get_providers(k, atrd::network::Lookup::Complete)
             .await
             .is_ok_and(|p| p.contains(&peer))
         {

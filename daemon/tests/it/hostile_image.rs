@@ -23,7 +23,7 @@ use crate::harness::*;
 
 const WRITER_SRC: &str = r#"
 use std::io::{Read, Write};
-extern "C" {
+unsafe extern "C" {
     fn signal(sig: i32, handler: usize) -> usize;
 }
 fn main() {
@@ -59,32 +59,48 @@ fn main() {
 
 /// Compiles the writer as a static binary (the way `atr tool build` links tools).
 fn writer_binary() -> Vec<u8> {
+    static_binary("writer", WRITER_SRC)
+}
+
+/// Compiles the one-file program `src` as a static binary.
+pub(crate) fn static_binary(name: &str, src: &str) -> Vec<u8> {
     let dir = tempfile::tempdir().unwrap();
-    let src = dir.path().join("writer.rs");
-    let out = dir.path().join("writer");
-    std::fs::write(&src, WRITER_SRC).unwrap();
+    let src_path = dir.path().join(format!("{name}.rs"));
+    let out = dir.path().join(name);
+    std::fs::write(&src_path, src).unwrap();
     let rustc = std::env::var("RUSTC").unwrap_or_else(|_| "rustc".into());
     let status = std::process::Command::new(rustc)
-        .args(["--edition", "2021", "-O", "-C", "target-feature=+crt-static"])
+        .args(["--edition", "2024", "-O", "-C", "target-feature=+crt-static"])
         .args(["--target", atr_sandbox::image::STATIC_TARGET, "-o"])
         .arg(&out)
-        .arg(&src)
+        .arg(&src_path)
         .status()
         .expect("run rustc");
-    assert!(status.success(), "compiling the writer failed");
+    assert!(status.success(), "compiling {name} failed");
     std::fs::read(&out).unwrap()
 }
 
-async fn build(docker: &Docker, tag: &str, writer: &[u8], opts: ScratchImageOptions) -> String {
+/// A `FROM scratch` image holding `binary` as `/{name}`; its id.
+pub(crate) async fn scratch_image(
+    docker: &Docker,
+    tag: &str,
+    name: &str,
+    binary: &[u8],
+    opts: ScratchImageOptions,
+) -> String {
     image::build_scratch_image(
         docker,
         tag,
-        &[ImageFile::executable("/writer", writer.to_vec())],
+        &[ImageFile::executable(format!("/{name}"), binary.to_vec())],
         &opts,
     )
     .await
     .unwrap_or_else(|e| panic!("build {tag}: {e}"))
     .to_string()
+}
+
+async fn build(docker: &Docker, tag: &str, writer: &[u8], opts: ScratchImageOptions) -> String {
+    scratch_image(docker, tag, "writer", writer, opts).await
 }
 
 fn writer_manifest(name: &str, image: &str, command: &[&str]) -> Manifest {

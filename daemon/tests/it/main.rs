@@ -19,4 +19,5 @@ mod provide;
 mod quotas;
 mod remote;
 mod sandbox;
+mod seccomp;
 mod short_ids;

@@ -1,7 +1,7 @@
 //! Real swarms on loopback: publish, propagate, discover, revoke, sync, and
 //! hostile peers.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use atr_protocol::id::ByteBuf;
 use atr_protocol::query::{FindQuery, parse_version_req};
@@ -235,7 +235,11 @@ async fn dht_finds_every_provider_of_a_tag_across_shards() {
     wait_for(T, "all 5 providers found in the DHT", || async {
         let mut found = std::collections::HashSet::new();
         for k in atrd::network::all_shard_keys("tag", "shared") {
-            if let Ok(p) = asker.net().get_providers(k).await {
+            if let Ok(p) = asker
+                .net()
+                .get_providers(k, atrd::network::Lookup::Complete)
+                .await
+            {
                 found.extend(p);
             }
         }
@@ -245,12 +249,61 @@ async fn dht_finds_every_provider_of_a_tag_across_shards() {
     let n = asker
         .services()
         .discovery
-        .from_network(Some("shared"), None)
+        .from_network(Some("shared"), None, atrd::network::Lookup::Complete)
         .await;
     assert!(
         find_local(asker, by_tag("shared")).len() == 5,
         "{n:?}, found all five"
     );
+    for t in nodes {
+        t.node.shutdown().await.unwrap();
+    }
+}
+
+/// Issue 15 item 6: shard lookups that each stop at their first answer naming a provider
+/// (`Lookup::First`, the API's `network=true`) still name every provider of a tag: a key's
+/// provider records live on the same closest nodes, so the first of them to answer names
+/// them all. Checked against complete lookups, then through a whole network find.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn first_answer_lookups_name_every_provider_of_a_tag() {
+    use atrd::network::{Lookup, all_shard_keys};
+    init_tracing();
+    let nodes = start_network(8, 76).await;
+    for (i, t) in nodes.iter().enumerate().take(6) {
+        publish_on(&t.node, &format!("first{i}"), "1.0.0", &["first"]).await;
+    }
+    let asker = &nodes[7].node;
+    let expected: std::collections::HashSet<_> = nodes.iter().take(6).map(|t| t.node.peer_id()).collect();
+    let union = |lookup: Lookup| async move {
+        let mut found = std::collections::HashSet::new();
+        for k in all_shard_keys("tag", "first") {
+            if let Ok(p) = asker.net().get_providers(k, lookup).await {
+                found.extend(p);
+            }
+        }
+        found
+    };
+    wait_for(T, "all 6 providers announced", || async {
+        expected.is_subset(&union(Lookup::Complete).await)
+    })
+    .await;
+    let started = Instant::now();
+    let first = union(Lookup::First).await;
+    let first_took = started.elapsed();
+    let started = Instant::now();
+    let complete = union(Lookup::Complete).await;
+    let complete_took = started.elapsed();
+    eprintln!("16 shard lookups one after another: first answer {first_took:?}, complete {complete_took:?}");
+    assert_eq!(first, complete, "a first answer left providers out");
+    assert!(expected.is_subset(&first));
+    let stats = asker
+        .services()
+        .discovery
+        .from_network(Some("first"), None, Lookup::First)
+        .await;
+    assert_eq!(stats.providers, 6, "{stats:?}");
+    // Every provider holds all six (gossip) and lists them.
+    assert_eq!(stats.listed, 6 * 6, "{stats:?}");
     for t in nodes {
         t.node.shutdown().await.unwrap();
     }
@@ -534,7 +587,12 @@ async fn network_find_fetches_only_the_bodies_it_lacks() {
     wait_for(T, "A and B found in the DHT", || async {
         let mut found = std::collections::HashSet::new();
         for k in atrd::network::all_shard_keys("tag", "held") {
-            if let Ok(p) = d.node.net().get_providers(k).await {
+            if let Ok(p) = d
+                .node
+                .net()
+                .get_providers(k, atrd::network::Lookup::Complete)
+                .await
+            {
                 found.extend(p);
             }
         }
@@ -546,7 +604,12 @@ async fn network_find_fetches_only_the_bodies_it_lacks() {
         "D must still lack X"
     );
 
-    let first = d.node.services().discovery.from_network(Some("held"), None).await;
+    let first = d
+        .node
+        .services()
+        .discovery
+        .from_network(Some("held"), None, atrd::network::Lookup::Complete)
+        .await;
     assert!(first.providers >= 2, "{first:?}");
     assert!(first.listed >= 6, "A and B list 3 ids each: {first:?}");
     assert_eq!(
@@ -560,7 +623,12 @@ async fn network_find_fetches_only_the_bodies_it_lacks() {
     got.sort();
     assert_eq!(got, want);
 
-    let again = d.node.services().discovery.from_network(Some("held"), None).await;
+    let again = d
+        .node
+        .services()
+        .discovery
+        .from_network(Some("held"), None, atrd::network::Lookup::Complete)
+        .await;
     assert!(again.listed >= 6, "{again:?}");
     assert_eq!(
         (again.missing, again.fetched, again.stored),
@@ -617,7 +685,7 @@ async fn a_node_started_before_its_bootstrap_peer_connects_when_it_comes_up() {
         b.node
             .services()
             .discovery
-            .from_network(Some("late-boot"), None)
+            .from_network(Some("late-boot"), None, atrd::network::Lookup::Complete)
             .await;
         find_local(&b.node, by_tag("late-boot")) == vec![spec.id()]
     })

@@ -184,7 +184,12 @@ async fn a_node_provides_a_foreign_spec_via_the_api_and_keeps_it_across_a_restar
     wait_for(T, "B is a DHT provider of echo", || async {
         let mut found = std::collections::HashSet::new();
         for k in atrd::network::all_shard_keys("name", "echo") {
-            if let Ok(p) = c.node.net().get_providers(k).await {
+            if let Ok(p) = c
+                .node
+                .net()
+                .get_providers(k, atrd::network::Lookup::Complete)
+                .await
+            {
                 found.extend(p);
             }
         }

@@ -847,3 +847,65 @@ fn group_commits_keep_quotas_caps_and_durability() {
     assert_eq!(repo.read(|c| c.len()), 360);
     assert_eq!(repo.counts().unwrap().specs, 360);
 }
+
+/// Revocations go ahead of spec batches at the writer, but a stream of them cannot starve spec
+/// ingest: four threads store junk revocations back to back (each its own commit) while spec
+/// batches are written; the batches all land while the revocation flood is still running,
+/// each after at most a few `REVOCATION_PRIORITY` waits, not after the flood.
+#[test]
+fn a_revocation_flood_does_not_starve_spec_batches() {
+    use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+    init_tracing();
+    let dir = tempfile::tempdir().unwrap();
+    let repo = open(&dir.path().join("atr.redb"), StoreOptions::default(), &[]);
+    let stop = AtomicBool::new(false);
+    let stored = AtomicU32::new(0);
+    // Bounded: at most 4 × 2 000 revocations or 60 s.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let (flood_over, batches_took) = std::thread::scope(|sc| {
+        let floods: Vec<_> = (0..4u32)
+            .map(|t| {
+                let (repo, stop, stored) = (&repo, &stop, &stored);
+                sc.spawn(move || {
+                    for n in 0..2_000u32 {
+                        if stop.load(Ordering::SeqCst) || Instant::now() > deadline {
+                            return false;
+                        }
+                        repo.insert_revocation(&junk(90, t * 10_000 + n)).unwrap();
+                        stored.fetch_add(1, Ordering::SeqCst);
+                    }
+                    true
+                })
+            })
+            .collect();
+        // Let the flood get going before the specs come.
+        while stored.load(Ordering::SeqCst) < 50 && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        let started = Instant::now();
+        for b in 0..10u64 {
+            let batch: Vec<SignedSpec> = (0..20)
+                .map(|i| spec(91, &format!("s{b}-{i}"), b * 20 + i))
+                .collect();
+            let r = repo.insert_specs(&batch);
+            assert!(r.iter().all(|r| matches!(r, Ok(Ingested::New))), "{r:?}");
+        }
+        let took = started.elapsed();
+        stop.store(true, Ordering::SeqCst);
+        let over = floods
+            .into_iter()
+            .map(|f| f.join().unwrap())
+            .collect::<Vec<bool>>()
+            .contains(&true);
+        (over, took)
+    });
+    assert!(
+        !flood_over,
+        "the spec batches waited for the whole revocation flood ({batches_took:?})"
+    );
+    assert_eq!(repo.read(|c| c.len()), 200);
+    eprintln!(
+        "10 spec batches took {batches_took:?} beside {} revocations",
+        stored.load(Ordering::SeqCst)
+    );
+}

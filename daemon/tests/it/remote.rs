@@ -251,7 +251,12 @@ async fn a_busy_provider_answers_busy_and_the_caller_fails_over() {
     wait_for(T, "B is a DHT provider of echo", || async {
         let mut found = std::collections::HashSet::new();
         for k in atrd::network::all_shard_keys("name", "echo") {
-            if let Ok(p) = caller.node.net().get_providers(k).await {
+            if let Ok(p) = caller
+                .node
+                .net()
+                .get_providers(k, atrd::network::Lookup::Complete)
+                .await
+            {
                 found.extend(p);
             }
         }

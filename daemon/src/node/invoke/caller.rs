@@ -463,7 +463,13 @@ impl Caller {
             .into_iter()
             .map(|k| {
                 let net = self.net.clone();
-                async move { tokio::time::timeout(DHT_LOOKUP_TIMEOUT, net.get_providers(k)).await }
+                async move {
+                    tokio::time::timeout(
+                        DHT_LOOKUP_TIMEOUT,
+                        net.get_providers(k, crate::network::Lookup::Complete),
+                    )
+                    .await
+                }
             });
         let mut found: Vec<PeerId> = futures::future::join_all(lookups)
             .await
