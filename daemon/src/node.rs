@@ -487,8 +487,7 @@ impl Dispatcher {
                 } => {
                     let ingest = self.ingest.clone();
                     self.tasks.spawn(async move {
-                        ingest.on_gossip(source, author, message_id, data).await;
-                        drop(permit);
+                        ingest.on_gossip(source, author, message_id, data, permit).await;
                     });
                 }
                 NetworkEvent::InboundRequest {

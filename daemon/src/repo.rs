@@ -187,7 +187,7 @@ struct Inner {
 pub const MAX_COMMIT_BATCH: usize = 1000;
 /// Longest a spec batch lets waiting revocations go ahead of it, per turn
 /// with the writer.
-pub const REVOCATION_PRIORITY: std::time::Duration = std::time::Duration::from_millis(50);
+pub const REVOCATION_PRIORITY: std::time::Duration = std::time::Duration::from_secs(2);
 /// Specs indexed per hold of the catalog's write lock after a commit.
 const CATALOG_SLICE: usize = 64;
 

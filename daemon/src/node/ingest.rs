@@ -174,7 +174,17 @@ pub struct Ingest {
     /// of valid specs then queues here instead of taking every CPU slice,
     /// and revocations and delegations, which skip it, are handled at once.
     spec_gossip: Arc<tokio::sync::Semaphore>,
+    /// Gossip specs waiting for a `spec_gossip` slot; at
+    /// [`SPEC_GOSSIP_QUEUE`] further ones are ignored (not forwarded;
+    /// anti-entropy fetches what an honest one missed).
+    spec_waiting: Arc<std::sync::atomic::AtomicUsize>,
 }
+
+/// Most gossip specs waiting to be verified. They wait without a peer-task
+/// permit, so a flood of valid specs never stalls the node's other events
+/// (honest gossip, requests, revocations); this cap bounds their memory
+/// (each at most `MAX_GOSSIP_BYTES`).
+pub const SPEC_GOSSIP_QUEUE: usize = 512;
 
 impl Ingest {
     /// An ingest service writing to `repo`.
@@ -186,6 +196,7 @@ impl Ingest {
             net,
             metrics,
             spec_gossip: Arc::new(tokio::sync::Semaphore::new(2 * cores)),
+            spec_waiting: Arc::new(std::sync::atomic::AtomicUsize::new(0)),
         }
     }
 
@@ -367,6 +378,7 @@ impl Ingest {
         author: Option<PeerId>,
         message_id: MessageId,
         data: Vec<u8>,
+        permit: tokio::sync::OwnedSemaphorePermit,
     ) {
         let obj: WireObject = match wire::decode_message(&data, wire::MAX_GOSSIP_BYTES, "gossip") {
             Ok(o) => o,
@@ -377,7 +389,23 @@ impl Ingest {
             }
         };
         let _slot = match obj {
-            WireObject::Spec(_) => self.spec_gossip.clone().acquire_owned().await.ok(),
+            WireObject::Spec(_) => match self.spec_gossip.clone().try_acquire_owned() {
+                Ok(slot) => Some(slot),
+                Err(_) => {
+                    // Wait in the bounded queue, giving the peer-task permit back.
+                    use std::sync::atomic::Ordering;
+                    if self.spec_waiting.fetch_add(1, Ordering::SeqCst) >= SPEC_GOSSIP_QUEUE {
+                        self.spec_waiting.fetch_sub(1, Ordering::SeqCst);
+                        self.metrics.budget_exceeded("gossip_spec_queue");
+                        self.net.verdict(message_id, source, MessageAcceptance::Ignore);
+                        return;
+                    }
+                    drop(permit);
+                    let slot = self.spec_gossip.clone().acquire_owned().await.ok();
+                    self.spec_waiting.fetch_sub(1, Ordering::SeqCst);
+                    slot
+                }
+            },
             _ => None,
         };
         let result = self.blocking(move |s| s.gossip_object(&obj)).await;
