@@ -286,6 +286,9 @@ pub struct Budgets {
     pub peer_gossip_per_sec: u32,
     /// Gossip messages one peer may deliver at once above its rate.
     pub peer_gossip_burst: u32,
+    /// Gossip specs waiting to be verified, all peers together; the rest are
+    /// ignored (anti-entropy fetches what an honest one missed).
+    pub gossip_spec_queue: usize,
     /// Bytes of responses built or queued for peers, all peers together.
     pub response_bytes_in_flight: usize,
     /// Anti-entropy rounds at once.
@@ -312,6 +315,7 @@ impl Default for Budgets {
             peer_request_burst: 60,
             peer_gossip_per_sec: 1_000,
             peer_gossip_burst: 5_000,
+            gossip_spec_queue: 512,
             response_bytes_in_flight: 64 << 20,
             sync_rounds: 4,
             sync_round_deadline: Duration::from_secs(60),

@@ -199,7 +199,8 @@ impl Node {
 
         let tasks = TaskTracker::new();
         let announcer = Announcer::new(net.clone(), me);
-        let ingest = Ingest::new(repo.clone(), announcer.clone(), net.clone(), metrics.clone());
+        let ingest = Ingest::new(repo.clone(), announcer.clone(), net.clone(), metrics.clone())
+            .with_spec_queue(config.network.budgets.gossip_spec_queue);
         let schemas = Arc::new(invoke::SchemaCache::default());
         let provider = Provider::new(
             repo.clone(),

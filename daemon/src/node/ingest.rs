@@ -174,17 +174,17 @@ pub struct Ingest {
     /// of valid specs then queues here instead of taking every CPU slice,
     /// and revocations and delegations, which skip it, are handled at once.
     spec_gossip: Arc<tokio::sync::Semaphore>,
-    /// Gossip specs waiting for a `spec_gossip` slot; at
-    /// [`SPEC_GOSSIP_QUEUE`] further ones are ignored (not forwarded;
-    /// anti-entropy fetches what an honest one missed).
+    /// Gossip specs waiting for a `spec_gossip` slot; at `spec_queue`
+    /// further ones are ignored (not forwarded; anti-entropy fetches what an
+    /// honest one missed).
     spec_waiting: Arc<std::sync::atomic::AtomicUsize>,
+    /// Most gossip specs waiting to be verified (`[network.budgets]
+    /// gossip_spec_queue`). They wait without a peer-task permit, so a flood
+    /// of valid specs never stalls the node's other events (honest gossip,
+    /// requests, revocations); this cap bounds their memory (each at most
+    /// `MAX_GOSSIP_BYTES`).
+    spec_queue: usize,
 }
-
-/// Most gossip specs waiting to be verified. They wait without a peer-task
-/// permit, so a flood of valid specs never stalls the node's other events
-/// (honest gossip, requests, revocations); this cap bounds their memory
-/// (each at most `MAX_GOSSIP_BYTES`).
-pub const SPEC_GOSSIP_QUEUE: usize = 512;
 
 impl Ingest {
     /// An ingest service writing to `repo`.
@@ -197,7 +197,14 @@ impl Ingest {
             metrics,
             spec_gossip: Arc::new(tokio::sync::Semaphore::new(2 * cores)),
             spec_waiting: Arc::new(std::sync::atomic::AtomicUsize::new(0)),
+            spec_queue: crate::config::Budgets::default().gossip_spec_queue,
         }
+    }
+
+    /// Sets how many gossip specs may wait to be verified.
+    pub fn with_spec_queue(mut self, n: usize) -> Self {
+        self.spec_queue = n;
+        self
     }
 
     /// This node's metrics.
@@ -394,7 +401,7 @@ impl Ingest {
                 Err(_) => {
                     // Wait in the bounded queue, giving the peer-task permit back.
                     use std::sync::atomic::Ordering;
-                    if self.spec_waiting.fetch_add(1, Ordering::SeqCst) >= SPEC_GOSSIP_QUEUE {
+                    if self.spec_waiting.fetch_add(1, Ordering::SeqCst) >= self.spec_queue {
                         self.spec_waiting.fetch_sub(1, Ordering::SeqCst);
                         self.metrics.budget_exceeded("gossip_spec_queue");
                         self.net.verdict(message_id, source, MessageAcceptance::Ignore);

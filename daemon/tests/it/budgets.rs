@@ -166,6 +166,45 @@ async fn a_gossip_flood_is_cut_at_the_peer_gossip_rate() {
     victim.node.shutdown().await.unwrap();
 }
 
+/// A flood of valid gossip specs beyond the verification queue (`gossip_spec_queue` 1 here,
+/// with 2 × cores verifying): the rest are ignored before any signature check (counted
+/// `gossip_spec_queue`, not stored, not forwarded), the node keeps working, and the sender
+/// is not penalized (the specs are valid).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn gossip_specs_beyond_the_verification_queue_are_ignored() {
+    init_tracing();
+    let victim = start_node_with(156, vec![], tempfile::tempdir().unwrap(), |c| {
+        c.network.budgets.gossip_spec_queue = 1;
+        c.network.sync_interval = Duration::from_secs(3600);
+    })
+    .await;
+    let attacker = Attacker::spawn().await.unwrap();
+    attacker
+        .connect(victim.node.dial_addrs()[0].clone())
+        .await
+        .unwrap();
+    wait_for(T, "the attacker's gossip reaches the victim", || async {
+        let _ = attacker.flood_revocations(1).await;
+        victim.node.metrics().store_refused_count("unheld_gossip") >= 1
+    })
+    .await;
+    let sent = attacker.flood_specs(10, 40, 0).await;
+    assert_eq!(sent, 400);
+    let ignored = || victim.node.metrics().budget_exceeded_count("gossip_spec_queue");
+    wait_for(T, "specs beyond the queue ignored", || async { ignored() >= 1 }).await;
+    // Everything sent was either stored or ignored at the queue (bounded wait for the rest).
+    wait_for(T, "the flood handled", || async {
+        victim.node.repo().counts().unwrap().specs + ignored() >= 400
+    })
+    .await;
+    let stored = victim.node.repo().counts().unwrap().specs;
+    assert!(stored < 400, "{stored} stored: the queue was never full");
+    assert_eq!(bad_messages(&victim.node, attacker.peer_id()).await, 0);
+    publish(&victim.node, "still_here", &["queue"]).await;
+    attacker.shutdown().await;
+    victim.node.shutdown().await.unwrap();
+}
+
 /// One stranger sends 300 index requests at once to a node allowing 10/s
 /// with a burst of 20: at most the burst plus the refill is answered, the
 /// rest is dropped unanswered and counted, and an honest peer is still answered.
