@@ -29,6 +29,7 @@ pub mod demo;
 pub mod docker;
 pub mod linkem;
 pub mod logs;
+pub mod nat;
 pub mod plot;
 pub mod process;
 pub mod report;

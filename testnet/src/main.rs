@@ -113,6 +113,26 @@ enum Cmd {
         #[arg(long)]
         no_build: bool,
     },
+    /// The NAT experiment (docker mode): N nodes each behind its own NAT
+    /// (a masquerading router container) and one public relay; prints the
+    /// measures as Markdown and JSON.
+    Nat {
+        /// NATed nodes (2..=16).
+        #[arg(long, default_value_t = 3)]
+        nats: usize,
+        /// Working directory (removed containers and networks at the end).
+        #[arg(long)]
+        dir: PathBuf,
+        /// Key seed.
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        /// Watch connections this long after the finds before counting them.
+        #[arg(long, default_value = "20s", value_parser = duration)]
+        settle: std::time::Duration,
+        /// Reuse the existing atrd image.
+        #[arg(long)]
+        no_build: bool,
+    },
     /// List the built-in scenarios, or print one's TOML.
     Scenarios {
         /// Print this scenario's file.
@@ -232,6 +252,24 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 build,
             })
             .await?;
+        }
+        Cmd::Nat {
+            nats,
+            dir,
+            seed,
+            settle,
+            no_build,
+        } => {
+            let report = atr_testnet::nat::run(atr_testnet::nat::NatOptions {
+                nats,
+                dir,
+                build_image: !no_build,
+                seed,
+                settle,
+            })
+            .await?;
+            println!("{}", atr_testnet::nat::markdown(&report));
+            println!("{}", serde_json::to_string_pretty(&report)?);
         }
         Cmd::Scenarios { show } => commands::scenarios(show)?,
         Cmd::Demo {

@@ -168,6 +168,10 @@ pub fn node_config(network: &NetworkSettings, sandbox: bool) -> String {
     // Every node shares 127.0.0.1: without this gossipsub would score all
     // peers down as a Sybil cluster.
     s += "ip_colocation_penalty = false\n";
+    // Nodes find each other through their bootstrap peers only (mDNS would
+    // connect every node on a shared Docker network and change the
+    // topology a scenario measures); AutoNAT answers on private networks.
+    s += "\n[network.nat]\nmdns = \"off\"\nautonat_only_global_ips = false\n";
     s += &format!("\n[sandbox]\nenabled = {sandbox}\n");
     s
 }

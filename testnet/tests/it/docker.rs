@@ -192,3 +192,43 @@ command = ["/bin/add"]
     compose(&file, &project, &["down"])?;
     result
 }
+
+/// Two nodes each behind its own NAT (a masquerading router container) and
+/// a public relay: each finds it is unreachable (AutoNAT), reserves on the
+/// relay, and finds the other's tool locally (gossip through the relay) and
+/// over the network (DHT + a request to the NATed provider, relayed or hole
+/// punched). The share of direct connections is reported, not required: it
+/// depends on the NAT.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs a Docker Engine"]
+async fn nodes_behind_different_nats_find_each_others_tools() -> TestResult {
+    let _serial = SERIAL.lock().await;
+    let tmp = tempfile::tempdir()?;
+    let dir = tmp.path().join("nat");
+    let report = atr_testnet::nat::run(atr_testnet::nat::NatOptions {
+        nats: 2,
+        dir: dir.clone(),
+        build_image: true,
+        seed: 7,
+        settle: Duration::from_secs(10),
+    })
+    .await?;
+    println!("{}", atr_testnet::nat::markdown(&report));
+    assert_eq!(report.reachability, vec!["private", "private"], "{report:?}");
+    assert_eq!(report.relayed_addr_ms.len(), 2);
+    assert_eq!(report.discoverable_ms.len(), 2);
+    assert_eq!(report.network_find_ok, 2, "{report:?}");
+    assert!(
+        report.pairs_connected >= 1,
+        "the NATed nodes connected: {report:?}"
+    );
+    assert!(report.relayed_connections >= 1, "{report:?}");
+    assert!(report.relay_bytes > 0);
+    println!("direct share: {:.2}", report.direct_share);
+    assert_eq!(
+        docker_objects(&dir.canonicalize()?)?,
+        "",
+        "no container or network is left"
+    );
+    Ok(())
+}
