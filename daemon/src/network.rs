@@ -75,6 +75,10 @@ pub async fn spawn(
         )
         .map_err(|e| NetworkError::Setup(e.to_string()))?
         .with_quic()
+        // `/dns4/…` and `/dns/…` addresses (bootstrap by name: Swarm services,
+        // Kubernetes pods), resolved with the system's resolver configuration.
+        .with_dns()
+        .map_err(|e| NetworkError::Setup(format!("cannot read the system DNS configuration: {e}")))?
         .with_relay_client(noise::Config::new, yamux::Config::default)
         .map_err(|e| NetworkError::Setup(e.to_string()))?
         .with_behaviour(|key, relay_client| {

@@ -37,4 +37,5 @@ pub mod resources;
 pub mod runner;
 pub mod scenario;
 pub mod state;
+pub mod swarm;
 pub mod tools_image;

@@ -19,6 +19,7 @@ struct Cli {
 enum ModeArg {
     Process,
     Docker,
+    Swarm,
 }
 
 impl From<ModeArg> for atr_testnet::state::Mode {
@@ -26,6 +27,7 @@ impl From<ModeArg> for atr_testnet::state::Mode {
         match m {
             ModeArg::Process => Self::Process,
             ModeArg::Docker => Self::Docker,
+            ModeArg::Swarm => Self::Swarm,
         }
     }
 }

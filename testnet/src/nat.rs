@@ -238,12 +238,22 @@ fn run_node(
     Ok(())
 }
 
-fn client(addr: Ipv4Addr) -> anyhow::Result<Client> {
+fn client(addr: Ipv4Addr, token: Option<String>) -> anyhow::Result<Client> {
     Ok(Client::new(Endpoint {
         api: format!("http://{addr}:{API_PORT}"),
-        token: None,
+        token,
         token_source: TokenSource::Explicit,
     })?)
+}
+
+/// Waits until the node at `addr` answers, then returns a client with its
+/// API token (written into its directory at start).
+async fn node_client(addr: Ipv4Addr, dir: &Path) -> anyhow::Result<Client> {
+    let anon = client(addr, None)?;
+    wait_until("a node's API", || async { anon.health().await.is_ok() }).await?;
+    let token = std::fs::read_to_string(dir.join("api.token"))
+        .with_context(|| format!("no api.token in {}", dir.display()))?;
+    client(addr, Some(token.trim().to_owned()))
 }
 
 /// The value of one series in a metrics text (0 when absent).
@@ -455,10 +465,10 @@ async fn experiment(opts: &NatOptions, dir: &Path) -> anyhow::Result<NatReport> 
         in_netns(npid, &["ip", "route", "replace", "default", "via", &lan_router])?;
         nodes.push(n);
     }
-    let relay_client = client(relay.api)?;
-    let clients: Vec<Client> = nodes.iter().map(|n| client(n.api)).collect::<Result<_, _>>()?;
-    for c in std::iter::once(&relay_client).chain(clients.iter()) {
-        wait_until("a node's API", || async { c.health().await.is_ok() }).await?;
+    let relay_client = node_client(relay.api, &relay.dir).await?;
+    let mut clients = Vec::new();
+    for n in &nodes {
+        clients.push(node_client(n.api, &n.dir).await?);
     }
     let relay_pid = docker::container_pid(&relay.name).context("the relay is not running")?;
     let relay_bytes_before = interface_bytes(relay_pid)?;
@@ -469,13 +479,12 @@ async fn experiment(opts: &NatOptions, dir: &Path) -> anyhow::Result<NatReport> 
     };
     // Relayed addresses (AutoNAT → private → reservation).
     for c in &clients {
-        let t = wait_until("a relayed listen address", || async {
+        wait_until("a relayed listen address", || async {
             c.status()
                 .await
                 .is_ok_and(|s| s.listen_addrs.iter().any(|a| a.contains("/p2p-circuit")))
         })
         .await?;
-        let _ = t;
         report
             .relayed_addr_ms
             .push(started.elapsed().as_secs_f64() * 1000.0);

@@ -76,6 +76,9 @@ pub(crate) struct NetworkLoop {
     reachability: autonat::NatStatus,
     /// When to reserve relay slots.
     reserve: ReserveMode,
+    /// This node relays for others: its listen addresses are its external
+    /// addresses (a relay hands them to the peers that reserve on it).
+    relay_server: bool,
     /// Relays: candidates and the reservations held.
     reservations: Reservations,
     /// Peers found by mDNS (capped, private addresses only).
@@ -151,6 +154,12 @@ impl NetworkLoop {
         // Armed from the start: the first check comes after BOOTSTRAP_RETRY_MIN
         // and does nothing if the initial dials connected.
         let retry_armed = !bootstrap_addrs.is_empty();
+        let mut swarm = swarm;
+        if nat_opts.relay_server {
+            for a in &listen_addrs {
+                swarm.add_external_address(a.clone());
+            }
+        }
         Self {
             swarm,
             commands,
@@ -175,6 +184,7 @@ impl NetworkLoop {
             retry_delay: BOOTSTRAP_RETRY_MIN,
             reachability: autonat::NatStatus::Unknown,
             reserve: nat_opts.reserve,
+            relay_server: nat_opts.relay_server,
             reservations: Reservations::new(&nat_opts.relays, nat_opts.max_relays),
             mdns_peers: MdnsPeers::new(nat_opts.mdns_max_peers),
             dialed: HashMap::new(),
@@ -499,6 +509,8 @@ impl NetworkLoop {
                 if nat::is_relayed(&address) {
                     // Advertised through identify (listen addresses) and kad.
                     self.metrics.nat_event("relay_address");
+                } else if self.relay_server {
+                    self.swarm.add_external_address(address.clone());
                 }
                 self.listen_addrs.push(address);
             }
