@@ -27,6 +27,7 @@ pub mod commands;
 pub mod compose;
 pub mod demo;
 pub mod docker;
+pub mod kube;
 pub mod linkem;
 pub mod logs;
 pub mod nat;

@@ -115,6 +115,22 @@ enum Cmd {
         #[arg(long)]
         no_build: bool,
     },
+    /// Render a scenario's network as Kubernetes objects (a StatefulSet, its
+    /// headless Service, a ConfigMap and a Secret), one YAML stream.
+    Kube {
+        /// Built-in scenario (see `scenarios`) or a scenario file: its
+        /// node count and `[network]` settings.
+        scenario: String,
+        /// Pods (default: the scenario's node count).
+        #[arg(long)]
+        nodes: Option<usize>,
+        /// Key seed (default: the scenario's).
+        #[arg(long)]
+        seed: Option<u64>,
+        /// Output file.
+        #[arg(long)]
+        file: PathBuf,
+    },
     /// The NAT experiment (docker mode): N nodes each behind its own NAT
     /// (a masquerading router container) and one public relay; prints the
     /// measures as Markdown and JSON.
@@ -254,6 +270,18 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 build,
             })
             .await?;
+        }
+        Cmd::Kube {
+            scenario,
+            nodes,
+            seed,
+            file,
+        } => {
+            let s = atr_testnet::scenario::Scenario::load(&scenario)?;
+            let yaml =
+                atr_testnet::kube::render(nodes.unwrap_or(s.nodes), seed.unwrap_or(s.seed), &s.network)?;
+            std::fs::write(&file, yaml)?;
+            eprintln!("wrote {} (kubectl apply -f it)", file.display());
         }
         Cmd::Nat {
             nats,

@@ -232,3 +232,53 @@ async fn nodes_behind_different_nats_find_each_others_tools() -> TestResult {
     );
     Ok(())
 }
+
+/// Swarm mode: `atr-testnet run propagation --mode swarm --nodes 10` on a
+/// single-node swarm. The test initialises the swarm when the engine is in
+/// none, and checks that the run left the engine as it found it: no stack
+/// container or network, and the swarm left again (with its
+/// `docker_gwbridge`) when the run initialised it.
+#[test]
+#[ignore = "needs a Docker Engine"]
+fn propagation_runs_on_a_single_node_swarm_and_cleans_up() -> TestResult {
+    let _serial = SERIAL.blocking_lock();
+    let was_active = atr_testnet::swarm::swarm_active()?;
+    let networks_before = Command::new("docker")
+        .args(["network", "ls", "-q"])
+        .output()?
+        .stdout;
+    let tmp = tempfile::tempdir()?;
+    let out = tmp.path().join("out");
+    let run = Command::new(env!("CARGO_BIN_EXE_atr-testnet"))
+        .args(["run", "propagation", "--mode", "swarm", "--nodes", "10", "--out"])
+        .arg(&out)
+        .output()?;
+    let stderr = String::from_utf8_lossy(&run.stderr).into_owned();
+    assert!(run.status.success(), "{stderr}");
+    let summary: serde_json::Value = serde_json::from_slice(&std::fs::read(out.join("summary.json"))?)?;
+    assert_eq!(summary["mode"], "swarm");
+    assert_eq!(summary["nodes"], 10);
+    let prop = summary["series"]
+        .as_array()
+        .ok_or("no series")?
+        .iter()
+        .find(|s| s["kind"] == "propagation")
+        .ok_or("no propagation series")?;
+    assert_eq!(prop["success_rate"], 1.0, "{prop}");
+    assert_eq!(
+        atr_testnet::swarm::swarm_active()?,
+        was_active,
+        "the swarm state is restored"
+    );
+    let networks_after = Command::new("docker")
+        .args(["network", "ls", "-q"])
+        .output()?
+        .stdout;
+    assert_eq!(
+        String::from_utf8_lossy(&networks_before),
+        String::from_utf8_lossy(&networks_after),
+        "no network is left"
+    );
+    assert!(!out.join("net").exists(), "the testnet directory is removed");
+    Ok(())
+}
