@@ -254,6 +254,8 @@ pub struct NetworkSection {
     pub idontwant_threshold: Option<usize>,
     /// What peers can make this node spend (`[network.budgets]`).
     pub budgets: Option<Budgets>,
+    /// Connectivity behind NAT (`[network.nat]`).
+    pub nat: Option<NatOptions>,
 }
 
 /// `[network.budgets]`: what peers, strangers included, can make this node
@@ -381,6 +383,185 @@ impl Budgets {
     }
 }
 
+/// When to look for peers on the local network with mDNS (`[network.nat] mdns`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum MdnsMode {
+    /// When a listen address is private (RFC 1918, link-local, unique-local)
+    /// or unspecified (`0.0.0.0`, `::`); never for loopback-only or public
+    /// listeners.
+    #[default]
+    Auto,
+    /// Always.
+    On,
+    /// Never.
+    Off,
+}
+
+/// When to reserve a slot on a relay (`[network.nat] reserve`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ReserveMode {
+    /// When AutoNAT finds this node unreachable (private).
+    #[default]
+    Auto,
+    /// As soon as a relay is known (nodes known to sit behind a NAT, tests).
+    Always,
+    /// Never.
+    Never,
+}
+
+/// Connectivity behind NAT (`[network.nat]`): AutoNAT, circuit relay v2
+/// (client always; server only when `relay_server`), DCUtR hole punching and
+/// mDNS. Every field a stranger can spend is capped here; see
+/// `docs/security.md`.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct NatOptions {
+    /// Run AutoNAT: probe whether this node is reachable, and answer other
+    /// peers' probes (dial-backs, capped below).
+    pub autonat: bool,
+    /// First AutoNAT probe after start.
+    #[serde(with = "humantime_serde")]
+    pub autonat_boot_delay: Duration,
+    /// Probe again after this while the status is unknown or unconfirmed.
+    #[serde(with = "humantime_serde")]
+    pub autonat_retry_interval: Duration,
+    /// Only probe through, and answer probes of, peers seen at global IP
+    /// addresses (off for private testnets).
+    pub autonat_only_global_ips: bool,
+    /// Dial-backs this node does for other peers per second, all together.
+    pub autonat_dialbacks_per_sec: usize,
+    /// Dial-backs this node does for one peer per second.
+    pub autonat_dialbacks_per_peer: usize,
+    /// Serve as a circuit relay v2 for other peers (off: the operator opts in).
+    pub relay_server: bool,
+    /// Relay reservations held for other peers, all together.
+    pub relay_max_reservations: usize,
+    /// Relay reservations held for one peer.
+    pub relay_max_reservations_per_peer: usize,
+    /// How long one reservation lasts (the client renews it).
+    #[serde(with = "humantime_serde")]
+    pub relay_reservation_duration: Duration,
+    /// Relayed circuits at once, all together.
+    pub relay_max_circuits: usize,
+    /// Relayed circuits at once from or to one peer.
+    pub relay_max_circuits_per_peer: usize,
+    /// Longest life of one relayed circuit.
+    #[serde(with = "humantime_serde")]
+    pub relay_max_circuit_duration: Duration,
+    /// Bytes one relayed circuit may carry (both directions together).
+    pub relay_max_circuit_bytes: u64,
+    /// When to reserve a slot on a relay.
+    pub reserve: ReserveMode,
+    /// Relays to reserve on (each ends in `/p2p/PEERID`); when empty,
+    /// connected peers that offer the relay protocol are used.
+    pub relays: Vec<Multiaddr>,
+    /// Relays this node reserves a slot on at once.
+    pub max_relays: usize,
+    /// DCUtR: upgrade relayed connections to direct ones by hole punching.
+    pub hole_punching: bool,
+    /// mDNS discovery on the local network.
+    pub mdns: MdnsMode,
+    /// Peers found by mDNS that are remembered and dialed; beyond, new ones
+    /// are ignored until old ones expire.
+    pub mdns_max_peers: usize,
+}
+
+impl Default for NatOptions {
+    fn default() -> Self {
+        Self {
+            autonat: true,
+            autonat_boot_delay: Duration::from_secs(15),
+            autonat_retry_interval: Duration::from_secs(90),
+            autonat_only_global_ips: true,
+            autonat_dialbacks_per_sec: 30,
+            autonat_dialbacks_per_peer: 3,
+            relay_server: false,
+            relay_max_reservations: 128,
+            relay_max_reservations_per_peer: 4,
+            relay_reservation_duration: Duration::from_secs(3600),
+            relay_max_circuits: 16,
+            relay_max_circuits_per_peer: 4,
+            relay_max_circuit_duration: Duration::from_secs(120),
+            relay_max_circuit_bytes: 4 << 20,
+            reserve: ReserveMode::Auto,
+            relays: Vec::new(),
+            max_relays: 2,
+            hole_punching: true,
+            mdns: MdnsMode::Auto,
+            mdns_max_peers: 64,
+        }
+    }
+}
+
+impl NatOptions {
+    /// Refuses limits that would make a feature useless, and relay addresses
+    /// without a peer id.
+    fn check(&self) -> Result<(), ConfigError> {
+        let invalid = |field: &'static str, message: &str| ConfigError::Invalid {
+            field,
+            message: message.into(),
+        };
+        for (field, v) in [
+            (
+                "network.nat.autonat_dialbacks_per_sec",
+                self.autonat_dialbacks_per_sec,
+            ),
+            (
+                "network.nat.autonat_dialbacks_per_peer",
+                self.autonat_dialbacks_per_peer,
+            ),
+            ("network.nat.relay_max_reservations", self.relay_max_reservations),
+            (
+                "network.nat.relay_max_reservations_per_peer",
+                self.relay_max_reservations_per_peer,
+            ),
+            ("network.nat.relay_max_circuits", self.relay_max_circuits),
+            (
+                "network.nat.relay_max_circuits_per_peer",
+                self.relay_max_circuits_per_peer,
+            ),
+            ("network.nat.max_relays", self.max_relays),
+            ("network.nat.mdns_max_peers", self.mdns_max_peers),
+        ] {
+            if v == 0 {
+                return Err(invalid(field, "must be at least 1"));
+            }
+        }
+        if self.relay_max_circuit_bytes < 1024 {
+            return Err(invalid(
+                "network.nat.relay_max_circuit_bytes",
+                "must be at least 1024",
+            ));
+        }
+        for (field, d) in [
+            (
+                "network.nat.relay_max_circuit_duration",
+                self.relay_max_circuit_duration,
+            ),
+            (
+                "network.nat.relay_reservation_duration",
+                self.relay_reservation_duration,
+            ),
+            ("network.nat.autonat_retry_interval", self.autonat_retry_interval),
+        ] {
+            if d < Duration::from_secs(1) {
+                return Err(invalid(field, "must be at least 1s"));
+            }
+        }
+        for r in &self.relays {
+            if !matches!(r.iter().last(), Some(libp2p::multiaddr::Protocol::P2p(_))) {
+                return Err(ConfigError::Invalid {
+                    field: "network.nat.relays",
+                    message: format!("`{r}` must end in /p2p/PEERID"),
+                });
+            }
+        }
+        Ok(())
+    }
+}
+
 /// Network tuning, resolved.
 #[derive(Debug, Clone)]
 pub struct NetworkOptions {
@@ -405,6 +586,8 @@ pub struct NetworkOptions {
     pub idontwant_threshold: usize,
     /// What peers can make this node spend.
     pub budgets: Budgets,
+    /// Connectivity behind NAT.
+    pub nat: NatOptions,
 }
 
 impl Default for NetworkOptions {
@@ -420,6 +603,7 @@ impl Default for NetworkOptions {
             flood_publish: true,
             idontwant_threshold: DEFAULT_IDONTWANT_THRESHOLD,
             budgets: Budgets::default(),
+            nat: NatOptions::default(),
         }
     }
 }
@@ -613,6 +797,10 @@ impl Config {
             if let Some(b) = n.budgets {
                 b.check()?;
                 c.network.budgets = b;
+            }
+            if let Some(nat) = n.nat {
+                nat.check()?;
+                c.network.nat = nat;
             }
         }
         if let Some(i) = file.invoke {
@@ -889,6 +1077,44 @@ mod tests {
             "gossip_mesh = 4",
         ] {
             assert!(load(&format!("[network]\n{bad}\n")).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn nat_settings_are_read_and_checked() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("c.toml");
+        let load = |text: &str| {
+            std::fs::write(&f, text).unwrap();
+            Config::resolve(&Cli::parse_from(["atrd", "--config", f.to_str().unwrap()]))
+        };
+        assert_eq!(load("").unwrap().network.nat, NatOptions::default());
+        let relay = format!("/ip4/10.0.0.1/tcp/4077/p2p/{}", libp2p::PeerId::random());
+        let c = load(&format!(
+            "[network.nat]\nrelay_server = true\nrelay_max_circuit_bytes = 65536\nrelay_max_circuit_duration = \"30s\"\nmdns = \"off\"\nreserve = \"always\"\nrelays = [\"{relay}\"]\n"
+        ))
+        .unwrap();
+        let n = &c.network.nat;
+        assert!(n.relay_server);
+        assert_eq!(n.relay_max_circuit_bytes, 65536);
+        assert_eq!(n.relay_max_circuit_duration, Duration::from_secs(30));
+        assert_eq!((n.mdns, n.reserve), (MdnsMode::Off, ReserveMode::Always));
+        assert_eq!(n.relays.len(), 1);
+        assert_eq!(
+            n.relay_max_reservations,
+            NatOptions::default().relay_max_reservations
+        );
+        for bad in [
+            "relay_max_reservations = 0",
+            "relay_max_circuits = 0",
+            "relay_max_circuit_bytes = 10",
+            "relay_max_circuit_duration = \"10ms\"",
+            "mdns_max_peers = 0",
+            "mdns = \"sometimes\"",
+            "relays = [\"/ip4/10.0.0.1/tcp/4077\"]",
+            "relay_sever = true",
+        ] {
+            assert!(load(&format!("[network.nat]\n{bad}\n")).is_err(), "{bad}");
         }
     }
 

@@ -82,6 +82,18 @@ pub struct Metrics {
     revocations: Gauge,
     /// Connected peers (set at scrape time).
     connected_peers: Gauge,
+    /// Connections established, label `kind` (`direct`, `relayed`).
+    connections: LabeledCounter,
+    /// DCUtR hole punching attempts, label `outcome` (`success`, `failure`).
+    hole_punches: LabeledCounter,
+    /// This node's NAT events, label `event` (relay reservations and
+    /// circuits as a client, relay addresses, mDNS discoveries).
+    nat_events: LabeledCounter,
+    /// Relay work done for other peers, label `event`.
+    relay_served: LabeledCounter,
+    /// What AutoNAT concluded: 1 on the current `status` (`public`,
+    /// `private`, `unknown`), 0 on the others.
+    reachability: Family<[(&'static str, &'static str); 1], Gauge>,
 }
 
 impl Default for Metrics {
@@ -116,6 +128,11 @@ impl Metrics {
             specs: Gauge::default(),
             revocations: Gauge::default(),
             connected_peers: Gauge::default(),
+            connections: LabeledCounter::default(),
+            hole_punches: LabeledCounter::default(),
+            nat_events: LabeledCounter::default(),
+            relay_served: LabeledCounter::default(),
+            reachability: Family::default(),
         };
         let r = &mut registry;
         r.register(
@@ -192,6 +209,32 @@ impl Metrics {
         r.register("specs", "Specs in the store", m.specs.clone());
         r.register("revocations", "Revocations in the store", m.revocations.clone());
         r.register("connected_peers", "Connected peers", m.connected_peers.clone());
+        r.register(
+            "connections",
+            "Connections established, by kind (direct or relayed)",
+            m.connections.clone(),
+        );
+        r.register(
+            "hole_punches",
+            "DCUtR hole punching attempts, by outcome",
+            m.hole_punches.clone(),
+        );
+        r.register(
+            "nat_events",
+            "Relay reservations and circuits as a client, relay addresses, mDNS discoveries",
+            m.nat_events.clone(),
+        );
+        r.register(
+            "relay_served",
+            "Relay reservations and circuits served to other peers",
+            m.relay_served.clone(),
+        );
+        r.register(
+            "reachability",
+            "What AutoNAT concluded (1 on the current status)",
+            m.reachability.clone(),
+        );
+        m.set_reachability("unknown");
         r.register_collector(Box::new(GossipCollector(gossip)));
         Self { registry, ..m }
     }
@@ -229,6 +272,55 @@ impl Metrics {
     /// Counts one refusal at `budget`.
     pub fn budget_exceeded(&self, budget: &'static str) {
         self.budget_exceeded.get_or_create(&[("budget", budget)]).inc();
+    }
+
+    /// Counts one connection established (`direct` or `relayed`).
+    pub fn connection_established(&self, kind: &'static str) {
+        self.connections.get_or_create(&[("kind", kind)]).inc();
+    }
+
+    /// Connections of `kind` established so far.
+    pub fn connections_count(&self, kind: &'static str) -> u64 {
+        self.connections.get_or_create(&[("kind", kind)]).get()
+    }
+
+    /// Counts one hole punching attempt.
+    pub fn hole_punch(&self, outcome: &'static str) {
+        self.hole_punches.get_or_create(&[("outcome", outcome)]).inc();
+    }
+
+    /// Hole punching attempts with `outcome` so far.
+    pub fn hole_punch_count(&self, outcome: &'static str) -> u64 {
+        self.hole_punches.get_or_create(&[("outcome", outcome)]).get()
+    }
+
+    /// Counts one NAT event of this node.
+    pub fn nat_event(&self, event: &'static str) {
+        self.nat_events.get_or_create(&[("event", event)]).inc();
+    }
+
+    /// NAT events `event` so far.
+    pub fn nat_event_count(&self, event: &'static str) -> u64 {
+        self.nat_events.get_or_create(&[("event", event)]).get()
+    }
+
+    /// Counts one piece of relay work done for others.
+    pub fn relay_served(&self, event: &'static str) {
+        self.relay_served.get_or_create(&[("event", event)]).inc();
+    }
+
+    /// Relay work `event` done so far.
+    pub fn relay_served_count(&self, event: &'static str) -> u64 {
+        self.relay_served.get_or_create(&[("event", event)]).get()
+    }
+
+    /// Sets the AutoNAT status gauge.
+    pub fn set_reachability(&self, status: &'static str) {
+        for s in ["public", "private", "unknown"] {
+            self.reachability
+                .get_or_create(&[("status", s)])
+                .set(i64::from(s == status));
+        }
     }
 
     /// The refusal counter itself, for parts built before the node (the DHT store).
@@ -409,6 +501,11 @@ mod tests {
         m.peer_request("fetch");
         m.gossip_verdict("accept");
         m.dht_query_seconds.observe(0.02);
+        m.connection_established("relayed");
+        m.hole_punch("success");
+        m.nat_event("reservation_accepted");
+        m.relay_served("circuit_accepted");
+        m.set_reachability("private");
         let text = m.render(Snapshot {
             specs: 3,
             revocations: 1,
@@ -433,6 +530,12 @@ mod tests {
             "atr_connected_peers 2",
             "atr_gossip_messages_received_total 0",
             "atr_gossip_duplicates_received_total 0",
+            "atr_connections_total{kind=\"relayed\"} 1",
+            "atr_hole_punches_total{outcome=\"success\"} 1",
+            "atr_nat_events_total{event=\"reservation_accepted\"} 1",
+            "atr_relay_served_total{event=\"circuit_accepted\"} 1",
+            "atr_reachability{status=\"private\"} 1",
+            "atr_reachability{status=\"public\"} 0",
         ] {
             assert!(text.lines().any(|l| l == line), "{line} missing in\n{text}");
         }

@@ -23,6 +23,7 @@ pub mod event;
 pub mod event_loop;
 pub mod handle;
 pub mod keys;
+pub mod nat;
 pub mod proto;
 
 use std::sync::Arc;
@@ -64,12 +65,6 @@ pub async fn spawn(
     ),
     NetworkError,
 > {
-    let behaviour = metrics
-        .gossip()
-        .with_registry(|registry| {
-            behaviour::Behaviour::new(&identity.keypair, opts, registry, metrics.budget_counter())
-        })
-        .map_err(|e| NetworkError::Setup(e.to_string()))?;
     let idle = opts.idle_timeout;
     let mut swarm = SwarmBuilder::with_existing_identity(identity.keypair.clone())
         .with_tokio()
@@ -80,7 +75,18 @@ pub async fn spawn(
         )
         .map_err(|e| NetworkError::Setup(e.to_string()))?
         .with_quic()
-        .with_behaviour(|_| behaviour)
+        // `/dns4/…` and `/dns/…` addresses (bootstrap by name: Swarm services,
+        // Kubernetes pods), resolved with the system's resolver configuration.
+        .with_dns()
+        .map_err(|e| NetworkError::Setup(format!("cannot read the system DNS configuration: {e}")))?
+        .with_relay_client(noise::Config::new, yamux::Config::default)
+        .map_err(|e| NetworkError::Setup(e.to_string()))?
+        .with_behaviour(|key, relay_client| {
+            metrics.gossip().with_registry(|registry| {
+                behaviour::Behaviour::new(key, opts, registry, metrics.budget_counter(), relay_client)
+                    .map_err(|e| Box::new(e) as Box<dyn std::error::Error + Send + Sync>)
+            })
+        })
         .map_err(|e| NetworkError::Setup(e.to_string()))?
         .with_swarm_config(|c| c.with_idle_connection_timeout(idle))
         .build();
@@ -111,6 +117,7 @@ pub async fn spawn(
         ev_tx,
         listen_addrs,
         opts.bootstrap.clone(),
+        &opts.nat,
         metrics,
         cancel,
     );

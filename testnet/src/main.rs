@@ -19,6 +19,7 @@ struct Cli {
 enum ModeArg {
     Process,
     Docker,
+    Swarm,
 }
 
 impl From<ModeArg> for atr_testnet::state::Mode {
@@ -26,6 +27,7 @@ impl From<ModeArg> for atr_testnet::state::Mode {
         match m {
             ModeArg::Process => Self::Process,
             ModeArg::Docker => Self::Docker,
+            ModeArg::Swarm => Self::Swarm,
         }
     }
 }
@@ -110,6 +112,42 @@ enum Cmd {
         #[arg(long, default_value_t = 17800)]
         api_base: u16,
         /// Do not build the atrd image (it must exist where the file runs).
+        #[arg(long)]
+        no_build: bool,
+    },
+    /// Render a scenario's network as Kubernetes objects (a StatefulSet, its
+    /// headless Service, a ConfigMap and a Secret), one YAML stream.
+    Kube {
+        /// Built-in scenario (see `scenarios`) or a scenario file: its
+        /// node count and `[network]` settings.
+        scenario: String,
+        /// Pods (default: the scenario's node count).
+        #[arg(long)]
+        nodes: Option<usize>,
+        /// Key seed (default: the scenario's).
+        #[arg(long)]
+        seed: Option<u64>,
+        /// Output file.
+        #[arg(long)]
+        file: PathBuf,
+    },
+    /// The NAT experiment (docker mode): N nodes each behind its own NAT
+    /// (a masquerading router container) and one public relay; prints the
+    /// measures as Markdown and JSON.
+    Nat {
+        /// NATed nodes (2..=16).
+        #[arg(long, default_value_t = 3)]
+        nats: usize,
+        /// Working directory (removed containers and networks at the end).
+        #[arg(long)]
+        dir: PathBuf,
+        /// Key seed.
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        /// Watch connections this long after the finds before counting them.
+        #[arg(long, default_value = "20s", value_parser = duration)]
+        settle: std::time::Duration,
+        /// Reuse the existing atrd image.
         #[arg(long)]
         no_build: bool,
     },
@@ -232,6 +270,36 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 build,
             })
             .await?;
+        }
+        Cmd::Kube {
+            scenario,
+            nodes,
+            seed,
+            file,
+        } => {
+            let s = atr_testnet::scenario::Scenario::load(&scenario)?;
+            let yaml =
+                atr_testnet::kube::render(nodes.unwrap_or(s.nodes), seed.unwrap_or(s.seed), &s.network)?;
+            std::fs::write(&file, yaml)?;
+            eprintln!("wrote {} (kubectl apply -f it)", file.display());
+        }
+        Cmd::Nat {
+            nats,
+            dir,
+            seed,
+            settle,
+            no_build,
+        } => {
+            let report = atr_testnet::nat::run(atr_testnet::nat::NatOptions {
+                nats,
+                dir,
+                build_image: !no_build,
+                seed,
+                settle,
+            })
+            .await?;
+            println!("{}", atr_testnet::nat::markdown(&report));
+            println!("{}", serde_json::to_string_pretty(&report)?);
         }
         Cmd::Scenarios { show } => commands::scenarios(show)?,
         Cmd::Demo {

@@ -106,6 +106,8 @@ pub struct Testnet {
     docker: Option<(String, [u8; 3], u16)>,
     /// User-space link emulators of nodes with conditions (docker mode).
     emulators: Mutex<Vec<crate::linkem::Emulator>>,
+    /// Swarm mode: node i's API is on 127.0.0.1:(this + i).
+    swarm_api_base: Option<u16>,
 }
 
 impl std::fmt::Debug for Testnet {
@@ -115,6 +117,21 @@ impl std::fmt::Debug for Testnet {
             .field("nodes", &self.nodes.len())
             .finish()
     }
+}
+
+/// The first of `n` consecutive TCP ports that were free a moment ago on
+/// 0.0.0.0 (swarm mode publishes on every interface), from a per-run start.
+fn free_port_run(n: usize) -> anyhow::Result<u16> {
+    let start = 30_000 + (crate::state::unix_ms() % 20_000) as u16;
+    'outer: for base in (start..60_000u16.saturating_sub(n as u16)).step_by(n.max(1)) {
+        for k in 0..n as u16 {
+            if TcpListener::bind(("0.0.0.0", base + k)).is_err() {
+                continue 'outer;
+            }
+        }
+        return Ok(base);
+    }
+    bail!("no {n} consecutive free ports")
 }
 
 /// A TCP port that was free a moment ago on 127.0.0.1.
@@ -168,6 +185,10 @@ pub fn node_config(network: &NetworkSettings, sandbox: bool) -> String {
     // Every node shares 127.0.0.1: without this gossipsub would score all
     // peers down as a Sybil cluster.
     s += "ip_colocation_penalty = false\n";
+    // Nodes find each other through their bootstrap peers only (mDNS would
+    // connect every node on a shared Docker network and change the
+    // topology a scenario measures); AutoNAT answers on private networks.
+    s += "\n[network.nat]\nmdns = \"off\"\nautonat_only_global_ips = false\n";
     s += &format!("\n[sandbox]\nenabled = {sandbox}\n");
     s
 }
@@ -206,7 +227,7 @@ impl Testnet {
             );
         }
         let atrd = match opts.mode {
-            Mode::Docker => PathBuf::from(crate::docker::IMAGE),
+            Mode::Docker | Mode::Swarm => PathBuf::from(crate::docker::IMAGE),
             _ => opts
                 .atrd
                 .canonicalize()
@@ -224,8 +245,33 @@ impl Testnet {
             nodes: Vec::new(),
             docker_containers: Vec::new(),
             docker_networks: Vec::new(),
+            swarm_stack: None,
+            swarm_initialised: false,
         };
         state.save()?;
+        let swarm_api_base = if opts.mode == Mode::Swarm {
+            anyhow::ensure!(
+                n <= crate::docker::MAX_DOCKER_NODES,
+                "swarm mode runs at most {} nodes",
+                crate::docker::MAX_DOCKER_NODES
+            );
+            if opts.build_image {
+                let root = Path::new(env!("CARGO_MANIFEST_DIR"))
+                    .parent()
+                    .context("no workspace")?
+                    .to_owned();
+                crate::docker::build_image(&root).await?;
+            }
+            let initialised = tokio::task::spawn_blocking(crate::swarm::ensure_swarm).await??;
+            let mut st = state.clone();
+            st.swarm_stack = Some(crate::swarm::stack_name(&dir));
+            st.swarm_initialised = initialised;
+            st.save()?;
+            // Consecutive free ports for the APIs (host mode publishing).
+            Some(free_port_run(n)?)
+        } else {
+            None
+        };
         let docker = match opts.mode {
             Mode::Docker => {
                 anyhow::ensure!(
@@ -271,7 +317,9 @@ impl Testnet {
             detached: false,
             docker,
             emulators: Mutex::new(Vec::new()),
+            swarm_api_base,
         };
+        let mut stack_nodes = Vec::new();
         for (index, (group, role)) in opts.assignment.nodes.iter().enumerate() {
             let mut seed = [0u8; 32];
             rng.fill(&mut seed);
@@ -304,10 +352,85 @@ impl Testnet {
                 bootstrap,
                 container: None,
             };
-            net.start_new(record).await?;
+            if let Some(base) = net.swarm_api_base {
+                stack_nodes.push(NodeRecord {
+                    api: SocketAddr::from(([127, 0, 0, 1], base + index as u16)),
+                    p2p_port: crate::docker::P2P_PORT,
+                    ..record
+                });
+            } else {
+                net.start_new(record).await?;
+            }
+        }
+        if net.swarm_api_base.is_some() {
+            net.deploy_stack(stack_nodes).await?;
         }
         net.wait_connected().await?;
         Ok(net)
+    }
+
+    /// Swarm mode: renders the stack file, deploys it, and waits for every
+    /// node's API.
+    async fn deploy_stack(&mut self, records: Vec<NodeRecord>) -> anyhow::Result<()> {
+        let base = self.swarm_api_base.context("not swarm mode")?;
+        let label = self.dir.display().to_string();
+        let stack_nodes: Vec<crate::swarm::StackNode<'_>> = records
+            .iter()
+            .map(|r| crate::swarm::StackNode {
+                index: r.index,
+                peer_id: &r.peer_id,
+                dir: &r.dir,
+                bootstrap: &r.bootstrap,
+            })
+            .collect();
+        let file = self.dir.join("stack.yml");
+        std::fs::write(
+            &file,
+            crate::swarm::stack_file(&label, &stack_nodes, base, &crate::logs::node_log_filter())?,
+        )?;
+        {
+            let mut st = self.lock_state();
+            st.nodes = records.clone();
+            st.save()?;
+        }
+        let stack = crate::swarm::stack_name(&self.dir);
+        let f = file.clone();
+        tokio::task::spawn_blocking(move || crate::swarm::deploy(&f, &stack)).await??;
+        for r in records {
+            let anon = Client::new(Endpoint {
+                api: format!("http://{}", r.api),
+                token: None,
+                token_source: TokenSource::Explicit,
+            })?;
+            let deadline = Instant::now() + 3 * NODE_START_TIMEOUT;
+            while anon.health().await.is_err() {
+                if Instant::now() > deadline {
+                    bail!("swarm node {} did not answer on {}", r.index, r.api);
+                }
+                tokio::time::sleep(POLL).await;
+            }
+            let token = std::fs::read_to_string(r.dir.join("api.token"))
+                .with_context(|| format!("node {} has no api.token", r.index))?;
+            self.alive[r.index].store(true, Ordering::SeqCst);
+            let client = Client::new(Endpoint {
+                api: format!("http://{}", r.api),
+                token: Some(token.trim().to_owned()),
+                token_source: TokenSource::Explicit,
+            })?;
+            self.nodes.push(NodeInfo {
+                index: r.index,
+                group: r.group.clone(),
+                role: r.role,
+                api: r.api,
+                p2p_port: r.p2p_port,
+                peer_id: r.peer_id.clone(),
+                dir: r.dir.clone(),
+                log: r.dir.join(LOG_FILE),
+                client,
+                bootstrap: r.bootstrap.clone(),
+            });
+        }
+        Ok(())
     }
 
     /// Starts a node for the first time, on fresh ports (retrying if a port
@@ -519,7 +642,11 @@ impl Testnet {
             if self.nodes.len() < 2 || !self.is_alive(n.index) {
                 continue;
             }
-            let mut restart_at = Some(Instant::now() + ISOLATED_RESTART);
+            // Swarm mode does not own the containers: no restart there.
+            let mut restart_at = self
+                .swarm_api_base
+                .is_none()
+                .then(|| Instant::now() + ISOLATED_RESTART);
             loop {
                 if let Ok(s) = n.client.status().await
                     && !s.connected_peers.is_empty()
@@ -674,6 +801,10 @@ impl Testnet {
 
     /// Stops node `i`: SIGKILL (a crash), or SIGTERM and wait (`graceful`).
     pub async fn kill(&self, i: usize, graceful: bool) -> anyhow::Result<()> {
+        anyhow::ensure!(
+            self.swarm_api_base.is_none(),
+            "swarm mode cannot stop single nodes"
+        );
         self.alive[i].store(false, Ordering::SeqCst);
         let child = self.lock_children()[i].take();
         if let Some(name) = self.container(i) {
@@ -708,6 +839,10 @@ impl Testnet {
     /// Starts stopped node `i` again with its old ports, key and store;
     /// returns how long it took to answer.
     pub async fn restart(&self, i: usize) -> anyhow::Result<Duration> {
+        anyhow::ensure!(
+            self.swarm_api_base.is_none(),
+            "swarm mode cannot restart single nodes"
+        );
         anyhow::ensure!(!self.is_alive(i), "node {i} is running");
         let record = self
             .lock_state()

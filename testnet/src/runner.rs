@@ -131,7 +131,7 @@ struct RepeatOutcome {
 /// Runs the scenario; returns the summary it wrote.
 pub async fn run(opts: RunOptions) -> anyhow::Result<Summary> {
     let s = &opts.scenario;
-    if s.needs_docker() && opts.mode == Mode::Process {
+    if s.needs_docker() && opts.mode != Mode::Docker {
         bail!(
             "scenario `{}` cuts links (partition/heal), which needs docker mode (--mode docker): in process \
              mode every node shares the loopback interface, and cutting chosen node pairs off needs a \
@@ -152,7 +152,7 @@ pub async fn run(opts: RunOptions) -> anyhow::Result<Summary> {
     let out = opts.out.canonicalize()?;
     let net_dir = opts.net_dir.clone().unwrap_or_else(|| out.join("net"));
     let mut notes = Vec::new();
-    if s.has_conditions() && opts.mode == Mode::Process {
+    if s.has_conditions() && opts.mode != Mode::Docker {
         notes.push(
             "the scenario's network conditions (delay, jitter, loss, bandwidth) were NOT applied: in process \
              mode all nodes share the loopback interface, where `tc netem` would delay every node alike \
@@ -167,7 +167,7 @@ pub async fn run(opts: RunOptions) -> anyhow::Result<Summary> {
         file: BufWriter::new(file),
         all: Vec::new(),
     }));
-    if opts.mode == Mode::Docker {
+    if matches!(opts.mode, Mode::Docker | Mode::Swarm) {
         let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
             .parent()
             .context("no workspace")?
@@ -224,6 +224,7 @@ pub async fn run(opts: RunOptions) -> anyhow::Result<Summary> {
         command: opts.command.clone(),
         mode: match opts.mode {
             Mode::Docker => "docker".into(),
+            Mode::Swarm => "swarm".into(),
             _ => "process".into(),
         },
         nodes,

@@ -35,6 +35,8 @@ pub enum Mode {
     Process,
     /// `atrd` containers on a private Docker network.
     Docker,
+    /// A Docker Swarm stack on an overlay network ([`crate::swarm`]).
+    Swarm,
 }
 
 /// One node as recorded in the state file.
@@ -90,6 +92,12 @@ pub struct TestnetState {
     /// Docker networks made (docker mode).
     #[serde(default)]
     pub docker_networks: Vec<String>,
+    /// The stack deployed (swarm mode).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub swarm_stack: Option<String>,
+    /// Whether the harness initialised the swarm (then `down` leaves it).
+    #[serde(default)]
+    pub swarm_initialised: bool,
 }
 
 impl TestnetState {
@@ -179,6 +187,9 @@ pub fn down(dir: &Path) -> anyhow::Result<DownReport> {
         }
     }
     report.stopped = running.len();
+    if let Some(stack) = &state.swarm_stack {
+        crate::swarm::teardown(stack, state.swarm_initialised)?;
+    }
     if state.mode == Mode::Docker || !state.docker_containers.is_empty() || !state.docker_networks.is_empty()
     {
         let (c, n) = docker_cleanup(&dir)?;

@@ -13,8 +13,10 @@ use atr_protocol::wire;
 use libp2p::identity::Keypair;
 use libp2p::metrics::Registry;
 use libp2p::swarm::NetworkBehaviour;
+use libp2p::swarm::behaviour::toggle::Toggle;
 use libp2p::{
-    StreamProtocol, connection_limits, gossipsub, identify, kad, memory_connection_limits, request_response,
+    StreamProtocol, autonat, connection_limits, dcutr, gossipsub, identify, kad, mdns,
+    memory_connection_limits, relay, request_response,
 };
 
 use super::codec::CappedBytes;
@@ -53,6 +55,16 @@ pub struct Behaviour {
     pub invoke: request_response::Behaviour<CappedBytes>,
     /// Ids of the specs a peer holds with a tag or name.
     pub index: request_response::Behaviour<CappedBytes>,
+    /// Reserving slots on relays and dialing through them (always on).
+    pub relay_client: relay::client::Behaviour,
+    /// Relaying for others (`[network.nat] relay_server`, off by default).
+    pub relay: Toggle<relay::Behaviour>,
+    /// Whether this node is reachable, and dial-backs for others.
+    pub autonat: Toggle<autonat::Behaviour>,
+    /// Hole punching: relayed connections upgraded to direct ones.
+    pub dcutr: Toggle<dcutr::Behaviour>,
+    /// Peers on the local network.
+    pub mdns: Toggle<mdns::tokio::Behaviour>,
 }
 
 /// Why the behaviour could not be built.
@@ -70,6 +82,7 @@ impl Behaviour {
         opts: &NetworkOptions,
         registry: &mut Registry,
         refused: LabeledCounter,
+        relay_client: relay::client::Behaviour,
     ) -> Result<Self, BuildError> {
         let b = &opts.budgets;
         let limits = connection_limits::Behaviour::new(
@@ -198,7 +211,33 @@ impl Behaviour {
                 .with_request_timeout(INDEX_TIMEOUT)
                 .with_max_concurrent_streams(64),
         );
+        let nat = &opts.nat;
+        let relay = nat.relay_server.then(|| {
+            let mut r = relay::Behaviour::new(peer_id, super::nat::relay_config(nat));
+            // The operator opted in: offer the hop protocol without waiting
+            // for a confirmed external address.
+            r.set_status(Some(relay::Status::Enable));
+            r
+        });
+        let autonat = nat
+            .autonat
+            .then(|| autonat::Behaviour::new(peer_id, super::nat::autonat_config(nat)));
+        let dcutr = nat.hole_punching.then(|| dcutr::Behaviour::new(peer_id));
+        let mdns = if super::nat::mdns_enabled(nat.mdns, &opts.listen) {
+            let cfg = mdns::Config {
+                query_interval: Duration::from_secs(60),
+                ..Default::default()
+            };
+            Some(mdns::tokio::Behaviour::new(cfg, peer_id).map_err(|e| BuildError(format!("mdns: {e}")))?)
+        } else {
+            None
+        };
         Ok(Self {
+            relay_client,
+            relay: relay.into(),
+            autonat: autonat.into(),
+            dcutr: dcutr.into(),
+            mdns: mdns.into(),
             limits,
             memory,
             identify,

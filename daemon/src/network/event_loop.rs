@@ -13,7 +13,7 @@ use libp2p::gossipsub::{self, IdentTopic};
 use libp2p::request_response::{self, InboundRequestId, OutboundRequestId};
 use libp2p::swarm::SwarmEvent;
 use libp2p::swarm::dial_opts::{DialOpts, PeerCondition};
-use libp2p::{Multiaddr, PeerId, Swarm, identify, kad};
+use libp2p::{Multiaddr, PeerId, Swarm, autonat, dcutr, identify, kad, mdns, relay};
 use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, trace, warn};
@@ -22,7 +22,9 @@ use super::behaviour::{Behaviour, BehaviourEvent};
 use super::budget::{PeerLedger, RequestRates, ResponsePermit};
 use super::event::NetworkEvent;
 use super::handle::{Command, Lookup, NetworkError, PeerInfo, StatusInfo};
+use super::nat::{self, MdnsPeers, MdnsVerdict, Reservations};
 use super::proto::Proto;
+use crate::config::{NatOptions, ReserveMode};
 use crate::metrics::Metrics;
 
 /// How often per-peer tables are trimmed (idle rate buckets, decayed
@@ -72,6 +74,20 @@ pub(crate) struct NetworkLoop {
     retry_armed: bool,
     /// Delay before the retry after the next one (doubles, capped).
     retry_delay: Duration,
+    /// What AutoNAT last concluded.
+    reachability: autonat::NatStatus,
+    /// When to reserve relay slots.
+    reserve: ReserveMode,
+    /// This node relays for others: its listen addresses are its external
+    /// addresses (a relay hands them to the peers that reserve on it).
+    relay_server: bool,
+    /// Relays: candidates and the reservations held.
+    reservations: Reservations,
+    /// Peers found by mDNS (capped, private addresses only).
+    mdns_peers: MdnsPeers,
+    /// The address each peer was last dialed at directly (to reserve on it
+    /// if it turns out to be a relay); removed when its connections close.
+    dialed: HashMap<PeerId, Multiaddr>,
 }
 
 /// `delay` with equal jitter: half of it plus a random part of the other half,
@@ -133,12 +149,19 @@ impl NetworkLoop {
         events: mpsc::Sender<NetworkEvent>,
         listen_addrs: Vec<Multiaddr>,
         bootstrap_addrs: Vec<Multiaddr>,
+        nat_opts: &NatOptions,
         metrics: Arc<Metrics>,
         cancel: CancellationToken,
     ) -> Self {
         // Armed from the start: the first check comes after BOOTSTRAP_RETRY_MIN
         // and does nothing if the initial dials connected.
         let retry_armed = !bootstrap_addrs.is_empty();
+        let mut swarm = swarm;
+        if nat_opts.relay_server {
+            for a in &listen_addrs {
+                swarm.add_external_address(a.clone());
+            }
+        }
         Self {
             swarm,
             commands,
@@ -161,6 +184,12 @@ impl NetworkLoop {
             retry: Box::pin(tokio::time::sleep(jittered(BOOTSTRAP_RETRY_MIN))),
             retry_armed,
             retry_delay: BOOTSTRAP_RETRY_MIN,
+            reachability: autonat::NatStatus::Unknown,
+            reserve: nat_opts.reserve,
+            relay_server: nat_opts.relay_server,
+            reservations: Reservations::new(&nat_opts.relays, nat_opts.max_relays),
+            mdns_peers: MdnsPeers::new(nat_opts.mdns_max_peers),
+            dialed: HashMap::new(),
         }
     }
 
@@ -198,6 +227,41 @@ impl NetworkLoop {
         let expired = self.swarm.behaviour_mut().kad.store_mut().sweep_expired(now);
         if expired > 0 {
             debug!(expired, "expired DHT provider records dropped");
+        }
+        self.update_reservations();
+    }
+
+    /// Whether this node should hold relay reservations now.
+    fn wants_reservations(&self) -> bool {
+        match self.reserve {
+            ReserveMode::Always => true,
+            ReserveMode::Never => false,
+            ReserveMode::Auto => matches!(self.reachability, autonat::NatStatus::Private),
+        }
+    }
+
+    /// Listens on `<relay>/p2p-circuit` for the wanted relays, or closes
+    /// every circuit listener when reservations are no longer wanted.
+    fn update_reservations(&mut self) {
+        if !self.wants_reservations() {
+            let active: Vec<_> = self.reservations.active.drain().collect();
+            for (relay, id) in active {
+                info!(%relay, "reachable: relay reservation dropped");
+                self.swarm.remove_listener(id);
+            }
+            return;
+        }
+        for (relay, addr) in self.reservations.wanted() {
+            match self.swarm.listen_on(addr.clone()) {
+                Ok(id) => {
+                    info!(%relay, %addr, "reserving a slot on a relay");
+                    self.reservations.active.insert(relay, id);
+                }
+                Err(e) => {
+                    warn!(%addr, error = %e, "cannot listen through relay");
+                    self.reservations.forget(&relay);
+                }
+            }
         }
     }
 
@@ -411,6 +475,13 @@ impl NetworkLoop {
             listen_addrs: listen,
             peers,
             mesh_peers: gs.mesh_peers(&self.topic.hash()).count(),
+            reachability: match &self.reachability {
+                autonat::NatStatus::Public(_) => "public",
+                autonat::NatStatus::Private => "private",
+                autonat::NatStatus::Unknown => "unknown",
+            }
+            .into(),
+            relays: self.reservations.active.keys().map(|p| p.to_string()).collect(),
         }
     }
 
@@ -434,9 +505,39 @@ impl NetworkLoop {
             SwarmEvent::Behaviour(BehaviourEvent::Sync(e)) => self.on_request_response(Proto::Sync, e),
             SwarmEvent::Behaviour(BehaviourEvent::Invoke(e)) => self.on_request_response(Proto::Invoke, e),
             SwarmEvent::Behaviour(BehaviourEvent::Index(e)) => self.on_request_response(Proto::Index, e),
+            SwarmEvent::Behaviour(BehaviourEvent::RelayClient(e)) => self.on_relay_client(e),
+            SwarmEvent::Behaviour(BehaviourEvent::Relay(e)) => self.on_relay_server(e),
+            SwarmEvent::Behaviour(BehaviourEvent::Autonat(e)) => self.on_autonat(e),
+            SwarmEvent::Behaviour(BehaviourEvent::Dcutr(e)) => self.on_dcutr(e),
+            SwarmEvent::Behaviour(BehaviourEvent::Mdns(e)) => self.on_mdns(e),
             SwarmEvent::NewListenAddr { address, .. } => {
                 info!(%address, "listening");
+                if nat::is_relayed(&address) {
+                    // Advertised through identify (listen addresses) and kad.
+                    self.metrics.nat_event("relay_address");
+                } else if self.relay_server {
+                    self.swarm.add_external_address(address.clone());
+                }
                 self.listen_addrs.push(address);
+            }
+            SwarmEvent::ExpiredListenAddr { address, .. } => {
+                self.listen_addrs.retain(|a| a != &address);
+            }
+            SwarmEvent::ListenerClosed {
+                listener_id, reason, ..
+            } => {
+                let relay = self
+                    .reservations
+                    .active
+                    .iter()
+                    .find(|(_, id)| **id == listener_id)
+                    .map(|(p, _)| *p);
+                if let Some(relay) = relay {
+                    self.reservations.active.remove(&relay);
+                    self.reservations.forget(&relay);
+                    warn!(%relay, ?reason, "relay reservation ended");
+                    self.metrics.nat_event("reservation_lost");
+                }
             }
             SwarmEvent::ConnectionEstablished {
                 peer_id,
@@ -451,6 +552,12 @@ impl NetworkLoop {
                 }
                 if let Some((_, reply)) = self.dials.remove(&connection_id) {
                     let _ = reply.send(Ok(()));
+                }
+                let relayed = endpoint.is_relayed();
+                self.metrics
+                    .connection_established(if relayed { "relayed" } else { "direct" });
+                if endpoint.is_dialer() && !relayed {
+                    self.dialed.insert(peer_id, endpoint.get_remote_address().clone());
                 }
                 self.connections
                     .insert(connection_id, (peer_id, endpoint.get_remote_address().clone()));
@@ -505,6 +612,7 @@ impl NetworkLoop {
                 if num_established > 0 {
                     return;
                 }
+                self.dialed.remove(&peer_id);
                 debug!(peer = %peer_id, "disconnected");
                 let isolated = self.swarm.connected_peers().next().is_none();
                 if isolated && !self.bootstrap_addrs.is_empty() && !self.retry_armed {
@@ -597,6 +705,27 @@ impl NetworkLoop {
     fn on_identify(&mut self, e: identify::Event) {
         if let identify::Event::Received { peer_id, info, .. } = e {
             let speaks_kad = info.protocols.iter().any(|p| p.as_ref() == wire::KAD_PROTOCOL);
+            let relays = info
+                .protocols
+                .iter()
+                .any(|p| p.as_ref() == nat::RELAY_HOP_PROTOCOL);
+            if relays {
+                let addr = self.dialed.get(&peer_id).cloned().or_else(|| {
+                    info.listen_addrs
+                        .iter()
+                        .find(|a| {
+                            !nat::is_relayed(a)
+                                && !a.iter().any(|p| {
+                                    p == libp2p::multiaddr::Protocol::Ip4(std::net::Ipv4Addr::UNSPECIFIED)
+                                })
+                        })
+                        .cloned()
+                });
+                if let Some(addr) = addr {
+                    self.reservations.learn(peer_id, addr);
+                    self.update_reservations();
+                }
+            }
             if speaks_kad {
                 for a in &info.listen_addrs {
                     self.swarm.behaviour_mut().kad.add_address(&peer_id, a.clone());
@@ -606,6 +735,137 @@ impl NetworkLoop {
                 peer: peer_id,
                 addrs: info.listen_addrs,
             });
+        }
+    }
+
+    fn on_autonat(&mut self, e: autonat::Event) {
+        match e {
+            autonat::Event::StatusChanged { old, new } => {
+                info!(?old, ?new, "reachability changed");
+                self.metrics.set_reachability(match &new {
+                    autonat::NatStatus::Public(_) => "public",
+                    autonat::NatStatus::Private => "private",
+                    autonat::NatStatus::Unknown => "unknown",
+                });
+                self.reachability = new;
+                self.update_reservations();
+            }
+            autonat::Event::InboundProbe(autonat::InboundProbeEvent::Error { peer, error, .. }) => {
+                if matches!(
+                    error,
+                    autonat::InboundProbeError::Response(autonat::ResponseError::DialRefused)
+                ) {
+                    self.metrics.budget_exceeded("autonat_dialbacks");
+                }
+                debug!(%peer, ?error, "inbound AutoNAT probe refused");
+            }
+            other => trace!(?other, "autonat event"),
+        }
+    }
+
+    fn on_relay_client(&mut self, e: relay::client::Event) {
+        match e {
+            relay::client::Event::ReservationReqAccepted {
+                relay_peer_id,
+                renewal,
+                ..
+            } => {
+                if !renewal {
+                    info!(relay = %relay_peer_id, "relay reservation accepted");
+                }
+                self.metrics.nat_event("reservation_accepted");
+            }
+            relay::client::Event::OutboundCircuitEstablished { relay_peer_id, .. } => {
+                debug!(relay = %relay_peer_id, "outbound relayed circuit");
+                self.metrics.nat_event("circuit_outbound");
+            }
+            relay::client::Event::InboundCircuitEstablished { src_peer_id, .. } => {
+                debug!(peer = %src_peer_id, "inbound relayed circuit");
+                self.metrics.nat_event("circuit_inbound");
+            }
+        }
+    }
+
+    #[allow(deprecated)]
+    fn on_relay_server(&mut self, e: relay::Event) {
+        match e {
+            relay::Event::ReservationReqAccepted { src_peer_id, renewed } => {
+                debug!(peer = %src_peer_id, renewed, "relaying for a peer");
+                self.metrics.relay_served("reservation_accepted");
+            }
+            relay::Event::ReservationReqDenied { src_peer_id, status } => {
+                debug!(peer = %src_peer_id, ?status, "relay reservation denied");
+                self.metrics.relay_served("reservation_denied");
+                self.metrics.budget_exceeded("relay_reservations");
+            }
+            relay::Event::ReservationTimedOut { .. } => self.metrics.relay_served("reservation_expired"),
+            relay::Event::CircuitReqAccepted { .. } => self.metrics.relay_served("circuit_accepted"),
+            relay::Event::CircuitReqDenied {
+                src_peer_id,
+                dst_peer_id,
+                status,
+            } => {
+                debug!(src = %src_peer_id, dst = %dst_peer_id, ?status, "relayed circuit denied");
+                self.metrics.relay_served("circuit_denied");
+                self.metrics.budget_exceeded("relay_circuits");
+            }
+            relay::Event::CircuitClosed { error, .. } => {
+                self.metrics.relay_served("circuit_closed");
+                if error.is_some() {
+                    self.metrics.relay_served("circuit_failed");
+                }
+            }
+            other => trace!(?other, "relay server event"),
+        }
+    }
+
+    fn on_dcutr(&mut self, e: dcutr::Event) {
+        match e.result {
+            Ok(_) => {
+                info!(peer = %e.remote_peer_id, "hole punched: direct connection");
+                self.metrics.hole_punch("success");
+            }
+            Err(err) => {
+                debug!(peer = %e.remote_peer_id, error = %err, "hole punching failed");
+                self.metrics.hole_punch("failure");
+            }
+        }
+    }
+
+    fn on_mdns(&mut self, e: mdns::Event) {
+        match e {
+            mdns::Event::Discovered(list) => {
+                for (peer, addr) in list {
+                    if peer == *self.swarm.local_peer_id() {
+                        continue;
+                    }
+                    match self.mdns_peers.discovered(peer, &addr) {
+                        MdnsVerdict::Dial => {
+                            debug!(%peer, %addr, "found on the local network");
+                            self.metrics.nat_event("mdns_discovered");
+                            self.swarm.behaviour_mut().kad.add_address(&peer, addr.clone());
+                            let opts = DialOpts::peer_id(peer)
+                                .addresses(vec![addr])
+                                .condition(PeerCondition::DisconnectedAndNotDialing)
+                                .build();
+                            if let Err(e) = self.swarm.dial(opts) {
+                                trace!(%peer, error = %e, "mDNS dial not started");
+                            }
+                        }
+                        MdnsVerdict::Known => {}
+                        MdnsVerdict::NotPrivate => {
+                            trace!(%peer, %addr, "mDNS answer with a public address ignored");
+                            self.metrics.nat_event("mdns_not_private");
+                        }
+                        MdnsVerdict::Full => self.metrics.budget_exceeded("mdns_peers"),
+                    }
+                }
+            }
+            mdns::Event::Expired(list) => {
+                for (peer, addr) in list {
+                    self.mdns_peers.expired(&peer, &addr);
+                }
+            }
         }
     }
 

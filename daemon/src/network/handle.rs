@@ -90,6 +90,10 @@ pub struct StatusInfo {
     pub peers: Vec<PeerInfo>,
     /// Peers in the gossip mesh of the atr topic.
     pub mesh_peers: usize,
+    /// What AutoNAT concluded: `public`, `private` or `unknown`.
+    pub reachability: String,
+    /// Relays this node holds (or is requesting) a reservation on.
+    pub relays: Vec<String>,
 }
 
 /// Commands the handle sends to the loop.

@@ -12,6 +12,7 @@ mod cycles;
 mod delegation;
 mod harness;
 mod hostile_image;
+mod nat;
 mod network;
 mod paging;
 mod process;

@@ -192,3 +192,93 @@ command = ["/bin/add"]
     compose(&file, &project, &["down"])?;
     result
 }
+
+/// Two nodes each behind its own NAT (a masquerading router container) and
+/// a public relay: each finds it is unreachable (AutoNAT), reserves on the
+/// relay, and finds the other's tool locally (gossip through the relay) and
+/// over the network (DHT + a request to the NATed provider, relayed or hole
+/// punched). The share of direct connections is reported, not required: it
+/// depends on the NAT.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs a Docker Engine"]
+async fn nodes_behind_different_nats_find_each_others_tools() -> TestResult {
+    let _serial = SERIAL.lock().await;
+    let tmp = tempfile::tempdir()?;
+    let dir = tmp.path().join("nat");
+    let report = atr_testnet::nat::run(atr_testnet::nat::NatOptions {
+        nats: 2,
+        dir: dir.clone(),
+        build_image: true,
+        seed: 7,
+        settle: Duration::from_secs(10),
+    })
+    .await?;
+    println!("{}", atr_testnet::nat::markdown(&report));
+    assert_eq!(report.reachability, vec!["private", "private"], "{report:?}");
+    assert_eq!(report.relayed_addr_ms.len(), 2);
+    assert_eq!(report.discoverable_ms.len(), 2);
+    assert_eq!(report.network_find_ok, 2, "{report:?}");
+    assert!(
+        report.pairs_connected >= 1,
+        "the NATed nodes connected: {report:?}"
+    );
+    assert!(report.relayed_connections >= 1, "{report:?}");
+    assert!(report.relay_bytes > 0);
+    println!("direct share: {:.2}", report.direct_share);
+    assert_eq!(
+        docker_objects(&dir.canonicalize()?)?,
+        "",
+        "no container or network is left"
+    );
+    Ok(())
+}
+
+/// Swarm mode: `atr-testnet run propagation --mode swarm --nodes 10` on a
+/// single-node swarm. The test initialises the swarm when the engine is in
+/// none, and checks that the run left the engine as it found it: no stack
+/// container or network, and the swarm left again (with its
+/// `docker_gwbridge`) when the run initialised it.
+#[test]
+#[ignore = "needs a Docker Engine"]
+fn propagation_runs_on_a_single_node_swarm_and_cleans_up() -> TestResult {
+    let _serial = SERIAL.blocking_lock();
+    let was_active = atr_testnet::swarm::swarm_active()?;
+    let networks_before = Command::new("docker")
+        .args(["network", "ls", "-q"])
+        .output()?
+        .stdout;
+    let tmp = tempfile::tempdir()?;
+    let out = tmp.path().join("out");
+    let run = Command::new(env!("CARGO_BIN_EXE_atr-testnet"))
+        .args(["run", "propagation", "--mode", "swarm", "--nodes", "10", "--out"])
+        .arg(&out)
+        .output()?;
+    let stderr = String::from_utf8_lossy(&run.stderr).into_owned();
+    assert!(run.status.success(), "{stderr}");
+    let summary: serde_json::Value = serde_json::from_slice(&std::fs::read(out.join("summary.json"))?)?;
+    assert_eq!(summary["mode"], "swarm");
+    assert_eq!(summary["nodes"], 10);
+    let prop = summary["series"]
+        .as_array()
+        .ok_or("no series")?
+        .iter()
+        .find(|s| s["kind"] == "propagation")
+        .ok_or("no propagation series")?;
+    assert_eq!(prop["success_rate"], 1.0, "{prop}");
+    assert_eq!(
+        atr_testnet::swarm::swarm_active()?,
+        was_active,
+        "the swarm state is restored"
+    );
+    let networks_after = Command::new("docker")
+        .args(["network", "ls", "-q"])
+        .output()?
+        .stdout;
+    assert_eq!(
+        String::from_utf8_lossy(&networks_before),
+        String::from_utf8_lossy(&networks_after),
+        "no network is left"
+    );
+    assert!(!out.join("net").exists(), "the testnet directory is removed");
+    Ok(())
+}
