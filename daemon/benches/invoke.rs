@@ -93,6 +93,9 @@ async fn fresh_cycle(rows: &mut Vec<String>) -> f64 {
                 limits: &limits,
                 input: br#"{"hello":"world"}"#,
                 invocation: &inv,
+                permissions: &atr_protocol::policy::Permissions::EMPTY,
+                egress: None,
+                secrets: Default::default(),
             })
             .await
             .expect("run");
@@ -142,6 +145,9 @@ async fn pooled_cycle(rows: &mut Vec<String>) -> f64 {
                 limits: &limits,
                 input: br#"{"hello":"world"}"#,
                 invocation: &inv,
+                permissions: &atr_protocol::policy::Permissions::EMPTY,
+                egress: None,
+                secrets: Default::default(),
             })
             .await
             .expect("run");

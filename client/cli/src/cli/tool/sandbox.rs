@@ -57,9 +57,12 @@ pub(super) async fn run_once(
     command: &[String],
     workdir: Option<&str>,
     limits: &Limits,
+    permissions: &atr_protocol::policy::Permissions,
     input: &[u8],
     invocation: &str,
 ) -> anyhow::Result<Outcome> {
+    // `atr tool test` has no egress proxy and no secrets: a tool that declares them runs with
+    // no network and without the values (its examples cannot need the outside world).
     let req = RunRequest {
         image,
         command,
@@ -67,6 +70,9 @@ pub(super) async fn run_once(
         limits,
         input,
         invocation,
+        permissions,
+        egress: None,
+        secrets: Default::default(),
     };
     let out = match sandbox.run(req).await {
         Ok(out) => out,

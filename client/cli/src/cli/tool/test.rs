@@ -71,6 +71,7 @@ pub(super) async fn test(path: &Path, manifests: &[PathBuf], json: bool) -> anyh
                 &spec.runtime.command,
                 spec.runtime.workdir.as_deref(),
                 &spec.limits,
+                &spec.permissions,
                 &input,
                 &invocation,
             )
