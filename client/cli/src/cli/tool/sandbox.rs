@@ -11,7 +11,6 @@ use std::time::Duration;
 
 use anyhow::Context;
 use atr_protocol::receipt::InvocationStatus;
-use atr_protocol::spec::Limits;
 use atr_sandbox::{RunRequest, Sandbox, SandboxError, SandboxOptions};
 use bollard::Docker;
 
@@ -56,8 +55,7 @@ pub(super) async fn run_once(
     image: &str,
     command: &[String],
     workdir: Option<&str>,
-    limits: &Limits,
-    permissions: &atr_protocol::policy::Permissions,
+    policy: &atr_protocol::policy::Policy,
     input: &[u8],
     invocation: &str,
 ) -> anyhow::Result<Outcome> {
@@ -67,10 +65,10 @@ pub(super) async fn run_once(
         image,
         command,
         workdir,
-        limits,
+        limits: &policy.limits,
         input,
         invocation,
-        permissions,
+        permissions: &policy.permissions,
         egress: None,
         secrets: Default::default(),
     };
@@ -93,6 +91,7 @@ pub(super) async fn run_once(
 
 #[cfg(test)]
 mod tests {
+    use atr_protocol::spec::Limits;
     use atr_sandbox::profile::host_config;
 
     use super::*;
