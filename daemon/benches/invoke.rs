@@ -7,7 +7,12 @@
 //!   removal of an exited container runs off the critical path);
 //! - `docker run --rm -i` of the same image and command, in the same run;
 //! - end to end across two nodes on loopback (caller without a sandbox → provider);
-//! - sustained throughput of one provider with 4 concurrent callers, and its RSS.
+//! - sustained throughput of one provider with 4 concurrent callers, and its RSS;
+//! - egress (issue 17): `http_fetch` GETting a small page through the node's egress proxy
+//!   (internal network, token, allowlist, byte counting) against the no-network `echo` fresh
+//!   cycle, interleaved in one phase so both see the same load.
+//!
+//! `ATR_BENCH_ONLY=egress` runs only the egress phase.
 
 use std::io::Write;
 use std::time::{Duration, Instant};
@@ -93,6 +98,9 @@ async fn fresh_cycle(rows: &mut Vec<String>) -> f64 {
                 limits: &limits,
                 input: br#"{"hello":"world"}"#,
                 invocation: &inv,
+                permissions: &atr_protocol::policy::Permissions::EMPTY,
+                egress: None,
+                secrets: Default::default(),
             })
             .await
             .expect("run");
@@ -142,6 +150,9 @@ async fn pooled_cycle(rows: &mut Vec<String>) -> f64 {
                 limits: &limits,
                 input: br#"{"hello":"world"}"#,
                 invocation: &inv,
+                permissions: &atr_protocol::policy::Permissions::EMPTY,
+                egress: None,
+                secrets: Default::default(),
             })
             .await
             .expect("run");
@@ -347,6 +358,148 @@ async fn end_to_end(rows: &mut Vec<String>) -> (f64, f64, f64, usize) {
     (pct(&v, 0.5), ok as f64 / secs, rss1 - rss0, failed)
 }
 
+/// A small HTTP server on the gateway of a bridge network of the bench's own; its address.
+async fn bench_web(docker: &bollard::Docker) -> std::net::SocketAddr {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let net = "atr-bench-web";
+    let _ = docker.remove_network(net).await;
+    docker
+        .create_network(bollard::models::NetworkCreateRequest {
+            name: net.into(),
+            driver: Some("bridge".into()),
+            ..Default::default()
+        })
+        .await
+        .expect("create bench network");
+    let info = docker.inspect_network(net, None).await.expect("inspect");
+    let ip: std::net::IpAddr = info
+        .ipam
+        .and_then(|i| i.config)
+        .and_then(|c| c.first().and_then(|c| c.gateway.clone()))
+        .expect("gateway")
+        .parse()
+        .expect("ip");
+    let l = tokio::net::TcpListener::bind((ip, 0)).await.expect("bind");
+    let addr = l.local_addr().expect("addr");
+    tokio::spawn(async move {
+        while let Ok((mut s, _)) = l.accept().await {
+            tokio::spawn(async move {
+                let mut buf = [0u8; 4096];
+                let mut got = Vec::new();
+                while !got.windows(4).any(|w| w == b"\r\n\r\n") && got.len() < 16384 {
+                    match s.read(&mut buf).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => got.extend_from_slice(&buf[..n]),
+                    }
+                }
+                let body = "{\"hello\":\"world\"}";
+                let resp = format!(
+                    "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                    body.len()
+                );
+                let _ = s.write_all(resp.as_bytes()).await;
+            });
+        }
+    });
+    addr
+}
+
+async fn egress_cycle(rows: &mut Vec<String>) -> (f64, f64) {
+    use atr_protocol::policy::{EgressRule, Permissions};
+    use atr_protocol::sandbox::EgressAttachment;
+    use atrd::egress::{EgressProxy, ProxyConfig, network};
+    let sb = Sandbox::connect("bench-egress", SandboxOptions::default())
+        .await
+        .expect("docker");
+    let image = sb.resolve_image(IMAGE).await.expect("image");
+    let web = bench_web(sb.docker()).await;
+    let egress_net = "atr-egress-bench";
+    let gw = network::ensure(sb.docker(), egress_net, None)
+        .await
+        .expect("egress network");
+    let config = ProxyConfig {
+        allow_networks: vec![format!("{}/32", web.ip()).parse().expect("net")],
+        hosts: std::collections::HashMap::from([("web.bench".to_owned(), web.ip())]),
+        ..Default::default()
+    };
+    let proxy = EgressProxy::start(std::net::SocketAddr::new(gw, 0), config, Default::default())
+        .await
+        .expect("proxy");
+    let perms = Permissions {
+        egress: vec![EgressRule::parse(&format!("web.bench:{}", web.port())).expect("rule")],
+        ..Default::default()
+    };
+    let limits = Limits {
+        timeout_ms: 10_000,
+        memory_bytes: 64 << 20,
+        cpu_millis: 500,
+        pids: 16,
+        max_output_bytes: 1 << 20,
+    };
+    let echo = vec!["/bin/echo".to_owned()];
+    let fetch = vec!["/bin/http_fetch".to_owned()];
+    let input = format!(r#"{{"url":"http://web.bench:{}/"}}"#, web.port());
+    let (mut plain, mut via) = (Vec::new(), Vec::new());
+    for i in 0..RUNS + 5 {
+        let inv = format!("{i:032x}");
+        let t0 = Instant::now();
+        let out = sb
+            .run(RunRequest {
+                image: &image,
+                command: &echo,
+                workdir: None,
+                limits: &limits,
+                input: br#"{"hello":"world"}"#,
+                invocation: &inv,
+                permissions: &Permissions::EMPTY,
+                egress: None,
+                secrets: Default::default(),
+            })
+            .await
+            .expect("run");
+        assert_eq!(out.stdout.trim_ascii(), br#"{"hello":"world"}"#);
+        let plain_ms = t0.elapsed().as_secs_f64() * 1000.0;
+        let grant = proxy.grant(&perms);
+        let t0 = Instant::now();
+        let out = sb
+            .run(RunRequest {
+                image: &image,
+                command: &fetch,
+                workdir: None,
+                limits: &limits,
+                input: input.as_bytes(),
+                invocation: &inv,
+                permissions: &perms,
+                egress: Some(EgressAttachment {
+                    network: egress_net.into(),
+                    proxy_url: grant.proxy_url(),
+                }),
+                secrets: Default::default(),
+            })
+            .await
+            .expect("run");
+        let via_ms = t0.elapsed().as_secs_f64() * 1000.0;
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+        assert_eq!(v["status"], 200, "{v}");
+        assert!(grant.usage().in_bytes > 0);
+        if i >= 5 {
+            plain.push(plain_ms);
+            via.push(via_ms);
+        }
+    }
+    sb.settle().await;
+    let _ = sb.docker().remove_network("atr-bench-web").await;
+    rows.push(row(
+        "fresh cycle, no network (`echo`, interleaved with the next row)",
+        &plain,
+    ));
+    rows.push(row(
+        "**egress: `http_fetch` small GET through the proxy, fresh cycle**",
+        &via,
+    ));
+    (pct(&plain, 0.5), pct(&via, 0.5))
+}
+
 fn main() {
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -356,12 +509,23 @@ fn main() {
         "| step | p50 ms | p95 ms | runs |".to_owned(),
         "|---|---|---|---|".to_owned(),
     ];
+    if std::env::var("ATR_BENCH_ONLY").as_deref() == Ok("egress") {
+        let (plain, via) = rt.block_on(egress_cycle(&mut rows));
+        println!("{}", rows.join("\n"));
+        println!();
+        println!(
+            "- egress overhead (p50 http_fetch through the proxy − p50 no-network echo, same phase): {:.1} ms",
+            via - plain
+        );
+        return;
+    }
     let (fresh, cli, (e2e, tput, rss, failed)) = rt.block_on(async {
         let fresh = fresh_cycle(&mut rows).await;
         let _ = pooled_cycle(&mut rows).await;
         let cli = docker_run(&mut rows);
         let e = end_to_end(&mut rows).await;
         end_to_end_pool(&mut rows).await;
+        let _ = egress_cycle(&mut rows).await;
         (fresh, cli, e)
     });
     println!("{}", rows.join("\n"));

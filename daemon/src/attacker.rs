@@ -387,6 +387,8 @@ impl Attacker {
                     finished_at_ms: now,
                     limits: v.limits,
                     provider: secret.public(),
+                    policy_hash: None,
+                    usage: None,
                 };
                 let Ok(signed) = SignedReceipt::sign(receipt, &secret) else {
                     continue;

@@ -129,6 +129,56 @@ pub struct ConfigFile {
     pub invoke: Option<InvokeSection>,
     /// The Docker sandbox.
     pub sandbox: Option<SandboxSection>,
+    /// Egress for tools that declare it (off by default).
+    pub egress: Option<EgressSection>,
+}
+
+/// `[egress]` of the config file: the filtering proxy tools with declared egress use.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EgressSection {
+    /// Run tools that declare egress (default false: they are refused).
+    pub enabled: Option<bool>,
+    /// Internal Docker network name (default `atr-egress`).
+    pub network: Option<String>,
+    /// Its subnet when atr creates it (default: the engine's choice).
+    pub subnet: Option<String>,
+    /// Non-public networks tools may reach anyway (`addr/prefix`); default none.
+    pub allow_networks: Option<Vec<String>>,
+    /// Fixed name → address answers for the proxy's resolver.
+    pub hosts: Option<std::collections::HashMap<String, std::net::IpAddr>>,
+    /// Proxied connections at once, all tools (default 64).
+    pub max_connections: Option<usize>,
+    /// Connections per invocation (default 16).
+    pub max_connections_per_run: Option<u32>,
+    /// Bytes in + out per invocation (default 16 MiB).
+    pub max_bytes_per_run: Option<u64>,
+    /// Name lookups per invocation (default 16).
+    pub max_lookups: Option<u32>,
+}
+
+/// Egress settings, resolved.
+#[derive(Debug, Clone)]
+pub struct EgressConfig {
+    /// Run tools that declare egress.
+    pub enabled: bool,
+    /// Internal Docker network name.
+    pub network: String,
+    /// Its subnet when created.
+    pub subnet: Option<String>,
+    /// The proxy's rules and budgets.
+    pub proxy: crate::egress::ProxyConfig,
+}
+
+impl Default for EgressConfig {
+    fn default() -> Self {
+        Self {
+            enabled: false,
+            network: "atr-egress".into(),
+            subnet: None,
+            proxy: crate::egress::ProxyConfig::default(),
+        }
+    }
 }
 
 /// `[invoke]` of the config file.
@@ -642,6 +692,8 @@ pub struct Config {
     pub invoke: InvokeOptions,
     /// Sandbox.
     pub sandbox: SandboxConfig,
+    /// Egress proxy for tools that declare egress.
+    pub egress: EgressConfig,
 }
 
 fn default_listen() -> Vec<Multiaddr> {
@@ -684,6 +736,7 @@ impl Config {
             network: NetworkOptions::default(),
             invoke: InvokeOptions::default(),
             sandbox: SandboxConfig::default(),
+            egress: EgressConfig::default(),
         }
     }
 
@@ -824,6 +877,37 @@ impl Config {
             }
             c.sandbox.options.runtime = s.runtime;
             c.sandbox.options.warm_pool = s.warm_pool.unwrap_or(0).min(8);
+        }
+        if let Some(e) = file.egress {
+            let d = crate::egress::EgressLimits::default();
+            c.egress.enabled = e.enabled.unwrap_or(false);
+            if let Some(n) = e.network {
+                c.egress.network = n;
+            }
+            c.egress.subnet = e.subnet;
+            c.egress.proxy.allow_networks = e
+                .allow_networks
+                .unwrap_or_default()
+                .iter()
+                .map(|n| {
+                    n.parse().map_err(|message| ConfigError::Invalid {
+                        field: "egress.allow_networks",
+                        message,
+                    })
+                })
+                .collect::<Result<_, _>>()?;
+            c.egress.proxy.hosts = e
+                .hosts
+                .unwrap_or_default()
+                .into_iter()
+                .map(|(k, v)| (k.to_ascii_lowercase(), v))
+                .collect();
+            c.egress.proxy.limits = crate::egress::EgressLimits {
+                max_connections: e.max_connections.unwrap_or(d.max_connections).clamp(1, 4096),
+                max_connections_per_run: e.max_connections_per_run.unwrap_or(d.max_connections_per_run),
+                max_bytes_per_run: e.max_bytes_per_run.unwrap_or(d.max_bytes_per_run),
+                max_lookups: e.max_lookups.unwrap_or(d.max_lookups),
+            };
         }
         Ok(c)
     }

@@ -5,9 +5,11 @@
 //! Map of the crate:
 //!
 //! - [`config`]: the config file, environment and flags, resolved into [`config::Config`].
+//! - [`egress`]: the filtering egress proxy and internal network for tools that declare egress.
 //! - [`identity`]: the node's ed25519 key (its peer id and publisher identity).
 //! - [`store`]: the redb store: signed specs, revocations, receipts, peers.
 //! - [`catalog`]: the in-memory index that answers find and search.
+//! - [`secrets`]: the operator's secret values (read per invocation, never logged).
 //! - [`repo`]: [`Repo`], the one owner and writer of store, catalog and
 //!   provided set.
 //! - [`network`]: the libp2p swarm, its event loop and handle.
@@ -31,6 +33,7 @@ pub mod attacker;
 pub mod catalog;
 pub mod claims;
 pub mod config;
+pub mod egress;
 pub mod identity;
 mod lock;
 pub mod metrics;
@@ -38,6 +41,7 @@ pub mod network;
 pub mod node;
 pub mod repo;
 pub mod sandbox;
+pub mod secrets;
 pub mod store;
 pub mod time;
 

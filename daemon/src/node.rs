@@ -89,6 +89,9 @@ pub enum NodeError {
     /// Network.
     #[error(transparent)]
     Network(#[from] crate::network::NetworkError),
+    /// Egress was enabled but its network or proxy could not be set up.
+    #[error("egress: {0}")]
+    Egress(String),
     /// API bind.
     #[error(
         "cannot serve the local API on {addr}: {source} (is another atrd running? use --api to pick another address)"
@@ -202,13 +205,23 @@ impl Node {
         let ingest = Ingest::new(repo.clone(), announcer.clone(), net.clone(), metrics.clone())
             .with_spec_queue(config.network.budgets.gossip_spec_queue);
         let schemas = Arc::new(invoke::SchemaCache::default());
+        let egress = match (&sandbox, config.egress.enabled) {
+            (Some(sb), true) => Some(start_egress(sb, &config.egress, cancel.child_token()).await?),
+            (None, true) => {
+                warn!("egress enabled but no sandbox: tools with egress are refused");
+                None
+            }
+            _ => None,
+        };
         let provider = Provider::new(
             repo.clone(),
             sandbox.clone(),
             identity.clone(),
             config.invoke.clone(),
             schemas.clone(),
-        );
+        )
+        .with_egress(egress)
+        .with_secrets_dir(crate::secrets::dir(&config.data_dir));
         let services = Services {
             publisher: Publisher::new(
                 repo.clone(),
@@ -518,4 +531,25 @@ impl Dispatcher {
             }
         }
     }
+}
+
+/// Creates (or finds) the internal egress network and starts the proxy on its gateway.
+async fn start_egress(
+    sb: &crate::sandbox::Sandbox,
+    cfg: &crate::config::EgressConfig,
+    cancel: CancellationToken,
+) -> Result<invoke::provider::EgressService, NodeError> {
+    let gateway = crate::egress::network::ensure(sb.docker(), &cfg.network, cfg.subnet.as_deref())
+        .await
+        .map_err(|e| NodeError::Egress(e.to_string()))?;
+    let mut proxy_cfg = cfg.proxy.clone();
+    proxy_cfg.deny.push(gateway);
+    let proxy = crate::egress::EgressProxy::start(SocketAddr::new(gateway, 0), proxy_cfg, cancel)
+        .await
+        .map_err(|e| NodeError::Egress(format!("cannot listen on the egress gateway {gateway}: {e}")))?;
+    info!(network = %cfg.network, proxy = %proxy.addr(), "egress proxy ready");
+    Ok(invoke::provider::EgressService {
+        network: cfg.network.clone(),
+        proxy,
+    })
 }

@@ -878,6 +878,7 @@ mod tests {
             },
             limits: Limits::default(),
             side_effects: vec![SideEffect::None],
+            permissions: Default::default(),
             cost: Cost::Low,
             homepage: None,
             license: None,

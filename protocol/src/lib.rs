@@ -20,6 +20,7 @@
 //! - [`input`]: checking a JSON input against a spec's input schema.
 //! - [`local`]: conventions of a local node: data dir, token file, API address, env vars.
 //! - [`export`]: tool definitions for OpenAI, Anthropic, MCP and Gemini.
+//! - [`policy`]: declared permissions ([`policy::Permissions`]) and the enforced [`policy::Policy`] and its hash.
 //! - [`query`]: find filters and semver requirements shared by node and clients.
 //! - [`page`]: the cursors and page sizes of the API's listings.
 //! - [`sandbox`]: the container hardening every tool run gets ([`sandbox::SandboxProfile`]).
@@ -40,6 +41,7 @@ pub mod limits;
 pub mod local;
 pub mod manifest;
 pub mod page;
+pub mod policy;
 pub mod query;
 pub mod receipt;
 pub mod revocation;

@@ -73,3 +73,16 @@ pub const DEFAULT_MAX_OUTPUT_BYTES: u64 = 1024 * 1024;
 /// Hard maximum output cap, in bytes (8 MiB): the invoke response must fit
 /// one request-response message.
 pub const MAX_OUTPUT_BYTES: u64 = 8 * 1024 * 1024;
+
+/// Most egress entries in one spec: each is checked on every proxied connection.
+pub const MAX_EGRESS_RULES: usize = 32;
+/// Longest egress host (a DNS name is at most 253 characters).
+pub const MAX_HOST_LEN: usize = 253;
+/// Most secrets one tool may need.
+pub const MAX_SECRETS: usize = 16;
+/// Longest secret name.
+pub const MAX_SECRET_NAME_LEN: usize = 64;
+/// Smallest scratch space, bytes (1 MiB).
+pub const MIN_SCRATCH_BYTES: u64 = 1024 * 1024;
+/// Largest scratch space, bytes (256 MiB): tmpfs pages count against the host's memory.
+pub const MAX_SCRATCH_BYTES: u64 = 256 * 1024 * 1024;

@@ -32,6 +32,12 @@ pub const MCP_TOKEN_FILE: &str = "mcp.token";
 /// Largest token file a client reads, bytes: a token is 64 characters; anything much larger
 /// is not one.
 pub const MAX_TOKEN_FILE_BYTES: u64 = 4096;
+/// Directory (mode 0700) under the data dir holding the operator's secret values, one file per
+/// name (mode 0600), written by `atr secret set NAME` and read by the node when a tool that
+/// declares the name runs. Values never leave the machine.
+pub const SECRETS_DIR: &str = "secrets";
+/// Largest secret value, bytes (64 KiB): keys and tokens, not files.
+pub const MAX_SECRET_BYTES: u64 = 64 * 1024;
 /// Name of the data directory under `$XDG_DATA_HOME` (or `~/.local/share`).
 pub const DATA_DIR_NAME: &str = "atr";
 /// The data directory when neither `XDG_DATA_HOME` nor `HOME` is set (relative to the

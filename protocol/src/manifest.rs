@@ -31,7 +31,10 @@
 use serde::{Deserialize, Serialize};
 
 use crate::key::PublicKey;
-use crate::limits::{MAX_SCHEMA_BYTES, MAX_TAGS};
+use crate::limits::{
+    MAX_EGRESS_RULES, MAX_SCHEMA_BYTES, MAX_SCRATCH_BYTES, MAX_SECRETS, MAX_TAGS, MIN_SCRATCH_BYTES,
+};
+use crate::policy::{EgressRule, Permissions};
 use crate::spec::{Cost, Example, Limits, Runtime, RuntimeKind, SPEC_FORMAT, SideEffect, ToolSpec};
 use crate::validate::{self, ValidationError};
 
@@ -125,6 +128,10 @@ pub struct ManifestRuntime {
     pub workdir: Option<String>,
 }
 
+fn is_default<T: Default + PartialEq>(v: &T) -> bool {
+    *v == T::default()
+}
+
 fn default_kind() -> String {
     "docker".into()
 }
@@ -148,6 +155,71 @@ pub struct ManifestLimits {
     /// Output cap in bytes (default 1 MiB, max 8 MiB).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_output_bytes: Option<u64>,
+}
+
+/// `[permissions]` of a manifest; everything is off by default.
+///
+/// ```toml
+/// side_effects = ["network", "reads"]
+/// [permissions]
+/// egress = ["api.example.com:443", "*.example.org:443"]
+/// secrets = ["API_TOKEN"]
+/// scratch_mb = 32
+/// output_dir = "/out"
+/// ```
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ManifestPermissions {
+    /// `host:port` entries the tool may reach through the node's egress proxy.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub egress: Vec<String>,
+    /// Names of the secrets the tool needs.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub secrets: Vec<String>,
+    /// Scratch space in MiB (default 16, max 256).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scratch_mb: Option<u64>,
+    /// An extra writable directory.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub output_dir: Option<String>,
+}
+
+impl ManifestPermissions {
+    /// Normalizes into sorted, unique [`Permissions`]; errors name the field.
+    pub fn to_permissions(&self) -> Result<Permissions, ValidationError> {
+        let mut egress = Vec::with_capacity(self.egress.len().min(MAX_EGRESS_RULES + 1));
+        for e in self.egress.iter().take(MAX_EGRESS_RULES + 1) {
+            egress.push(EgressRule::parse(e.trim())?);
+        }
+        egress.sort();
+        egress.dedup();
+        let mut secrets: Vec<String> = self
+            .secrets
+            .iter()
+            .take(MAX_SECRETS + 1)
+            .map(|s| s.trim().to_owned())
+            .collect();
+        secrets.sort();
+        secrets.dedup();
+        let scratch_bytes = match self.scratch_mb {
+            Some(mb) => Some(
+                mb.checked_mul(1024 * 1024)
+                    .ok_or(ValidationError::LimitOutOfRange {
+                        field: "scratch_bytes",
+                        value: u64::MAX,
+                        min: MIN_SCRATCH_BYTES,
+                        max: MAX_SCRATCH_BYTES,
+                    })?,
+            ),
+            None => None,
+        };
+        Ok(Permissions {
+            egress,
+            secrets,
+            scratch_bytes,
+            output_dir: self.output_dir.clone(),
+        })
+    }
 }
 
 /// A tool manifest as written by an operator.
@@ -176,6 +248,9 @@ pub struct Manifest {
     /// Side effects; default `["none"]`.
     #[serde(default)]
     pub side_effects: Vec<String>,
+    /// Declared permissions; default none.
+    #[serde(default, skip_serializing_if = "is_default")]
+    pub permissions: ManifestPermissions,
     /// Cost hint; default `free`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cost: Option<String>,
@@ -329,6 +404,7 @@ impl Manifest {
             None => Cost::Free,
         };
         let limits = self.limits_spec().map_err(|(f, r)| field_err(f, r))?;
+        let permissions = self.permissions.to_permissions().map_err(from_rule)?;
         let spec = ToolSpec {
             v: SPEC_FORMAT,
             name: self.name.clone(),
@@ -346,6 +422,7 @@ impl Manifest {
             },
             limits,
             side_effects,
+            permissions,
             cost,
             homepage: self.homepage.clone(),
             license: self.license.clone(),

@@ -15,6 +15,7 @@ use serde::{Deserialize, Serialize};
 use crate::id::{ContentHash, InvocationId, ToolId};
 use crate::key::PublicKey;
 use crate::limits::MAX_RECEIPT_BYTES;
+use crate::policy::Policy;
 use crate::signed::{Signed, SignedBody, VerifyError};
 use crate::spec::{Limits, SignedSpec};
 use crate::validate::{self, ValidationError};
@@ -91,6 +92,33 @@ pub struct Receipt {
     pub limits: Limits,
     /// The provider that ran it and signs this receipt.
     pub provider: PublicKey,
+    /// [`crate::policy::Policy::hash`] of the policy the provider enforced. Always written
+    /// by current providers; absent only in receipts from before policies, which a caller
+    /// checking against a spec refuses.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub policy_hash: Option<ContentHash>,
+    /// What the run cost, as measured by the provider.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub usage: Option<Usage>,
+}
+
+/// What one run cost, as the provider measured it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Usage {
+    /// Wall time from container start to exit (or kill), milliseconds.
+    pub wall_ms: u64,
+    /// CPU time of the container's processes, milliseconds; absent when the engine did not
+    /// report it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cpu_ms: Option<u64>,
+    /// Peak memory of the container, bytes; absent when the engine did not report it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub peak_memory_bytes: Option<u64>,
+    /// Bytes the tool sent through the egress proxy (request bytes, tunnel payload).
+    pub egress_out_bytes: u64,
+    /// Bytes the tool received through the egress proxy.
+    pub egress_in_bytes: u64,
 }
 
 impl SignedBody for Receipt {
@@ -189,6 +217,19 @@ pub enum ReceiptMismatch {
     /// The receipt's limits are not the spec's.
     #[error("receipt limits are not the spec's limits")]
     Limits,
+    /// The receipt binds no policy hash, so it does not say which policy ran.
+    #[error("receipt binds no policy hash (a provider from before policies, or one hiding what it enforced)")]
+    PolicyMissing,
+    /// The provider enforced another policy than the spec declares.
+    #[error(
+        "receipt policy hash {receipt} is not the spec's policy {spec}: the provider enforced a different policy"
+    )]
+    Policy {
+        /// What the receipt binds.
+        receipt: ContentHash,
+        /// The spec's [`crate::policy::Policy::hash`].
+        spec: ContentHash,
+    },
 }
 
 /// Why a receipt envelope does not prove an answer.
@@ -220,13 +261,13 @@ pub struct Expected<'a> {
     /// The status the answer reports, when it reports one apart from the receipt.
     pub status: Option<InvocationStatus>,
     /// The tool's signed spec: when given, its id must be [`Self::tool`] and the receipt's
-    /// image digest and limits must be the ones it pins.
+    /// image digest, limits and policy hash must be the ones it pins.
     pub spec: Option<&'a SignedSpec>,
 }
 
 /// Checks that `receipt` (whose signature [`Signed`] has verified) answers `expected`: the
 /// invocation, tool and provider, the input and output hashes, the output length, the status
-/// and, with a spec, the image and limits. The first difference found is returned.
+/// and, with a spec, the image, limits and policy hash. The first difference found is returned.
 pub fn verify_receipt(receipt: &SignedReceipt, expected: &Expected<'_>) -> Result<(), ReceiptMismatch> {
     let r = receipt.value();
     let invocation = expected.invocation.unwrap_or(&r.invocation);
@@ -269,6 +310,17 @@ pub fn verify_receipt(receipt: &SignedReceipt, expected: &Expected<'_>) -> Resul
         }
         if r.limits != s.limits {
             return Err(ReceiptMismatch::Limits);
+        }
+        let policy = Policy::of(s).hash();
+        match r.policy_hash {
+            None => return Err(ReceiptMismatch::PolicyMissing),
+            Some(h) if h != policy => {
+                return Err(ReceiptMismatch::Policy {
+                    receipt: h,
+                    spec: policy,
+                });
+            }
+            Some(_) => {}
         }
     }
     Ok(())

@@ -5,10 +5,17 @@
 //! both render it to the Docker Engine's container configuration through
 //! `atr_sandbox::profile` (this crate has no I/O and does not know Docker's types).
 //!
+//! [`SandboxProfile::for_policy`] renders a spec's whole [`Policy`]: its limits, its scratch
+//! size and output dir, the names of the secrets it receives, and whether it has egress. A tool
+//! with egress is attached to the node's internal egress network (no route out) and reaches
+//! the outside only through the node's filtering proxy ([`EgressAttachment`]); every other tool
+//! has no network at all.
+//!
 //! What a profile cannot say: anything about the host (the renderer names AppArmor's
-//! `docker-default`; seccomp is the engine's default profile), egress (there is no network at
-//! all), or secrets (none are passed).
+//! `docker-default`; seccomp is the engine's default profile), or secret values (only names:
+//! values are handed to the renderer separately and never sit in a profile).
 
+use crate::policy::{Permissions, Policy};
 use crate::spec::Limits;
 
 /// The user tools run as: `nobody:nogroup`, numeric so that it needs no `/etc/passwd` in the
@@ -54,9 +61,14 @@ pub struct SandboxProfile {
     pub max_stderr_bytes: usize,
     /// `user[:group]` the process runs as.
     pub user: String,
-    /// Whether the container has any network (`false`: network mode `none`, no interfaces but
-    /// loopback).
-    pub network: bool,
+    /// The egress attachment: `None` is network mode `none` (no interfaces but loopback);
+    /// `Some` attaches the container to the node's internal egress network, with the proxy in
+    /// its environment. Set by the node for a spec that declares egress.
+    pub egress: Option<EgressAttachment>,
+    /// An extra writable tmpfs (the spec's output dir), sharing the scratch budget.
+    pub output_dir: Option<String>,
+    /// Names of the secrets the container receives as environment variables.
+    pub secrets: Vec<String>,
     /// Whether the root filesystem is read-only.
     pub read_only_root: bool,
     /// Size of the tmpfs at [`TMPFS_PATH`], bytes (mounted with [`TMPFS_OPTIONS`]).
@@ -76,9 +88,40 @@ pub struct SandboxProfile {
     pub runtime: Option<String>,
 }
 
+/// How a container with egress is attached: the node's internal network and its proxy.
+#[derive(Clone, PartialEq, Eq, Hash)]
+pub struct EgressAttachment {
+    /// Docker network name (created `internal`: no route out, no inter-container traffic).
+    pub network: String,
+    /// Proxy URL set as `HTTP_PROXY`/`HTTPS_PROXY`, e.g. `http://atr:<token>@172.30.0.1:3128`;
+    /// the token names this invocation to the proxy.
+    pub proxy_url: String,
+}
+
+impl std::fmt::Debug for EgressAttachment {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // The URL holds the invocation's proxy token: not for logs.
+        f.debug_struct("EgressAttachment")
+            .field("network", &self.network)
+            .finish_non_exhaustive()
+    }
+}
+
 impl SandboxProfile {
-    /// The hardened profile for a spec's `limits`, on the engine's default runtime.
+    /// The hardened profile for a spec's `limits` with no permissions, on the engine's default
+    /// runtime.
     pub fn new(limits: &Limits) -> Self {
+        Self::for_policy(&Policy {
+            limits: *limits,
+            permissions: Permissions::EMPTY,
+        })
+    }
+
+    /// The hardened profile for a spec's whole policy (no egress attachment yet: the node
+    /// adds it with [`Self::with_egress`] when it has set up the proxy).
+    pub fn for_policy(policy: &Policy) -> Self {
+        let limits = &policy.limits;
+        let p = &policy.permissions;
         Self {
             memory_bytes: limits.memory_bytes,
             cpu_millis: limits.cpu_millis,
@@ -87,16 +130,25 @@ impl SandboxProfile {
             max_output_bytes: limits.max_output_bytes,
             max_stderr_bytes: STDERR_CAP,
             user: SANDBOX_USER.to_owned(),
-            network: false,
+            egress: None,
+            output_dir: p.output_dir.clone(),
+            secrets: p.secrets.clone(),
             read_only_root: true,
-            tmpfs_bytes: TMPFS_BYTES,
+            tmpfs_bytes: p.scratch(),
             drop_all_capabilities: true,
             no_new_privileges: true,
             max_open_files: MAX_OPEN_FILES,
-            max_file_bytes: MAX_FILE_BYTES,
+            max_file_bytes: MAX_FILE_BYTES.min(p.scratch() / 2),
             keep_logs: false,
             runtime: None,
         }
+    }
+
+    /// The same profile attached to egress network and proxy `egress`.
+    #[must_use]
+    pub fn with_egress(mut self, egress: Option<EgressAttachment>) -> Self {
+        self.egress = egress;
+        self
     }
 
     /// The same profile on OCI runtime `runtime` (`None`: the engine's default).
@@ -126,10 +178,30 @@ mod tests {
             (p.cpu_millis, p.pids, p.timeout_ms, p.max_output_bytes),
             (250, 8, 1_500, 4096)
         );
-        assert!(!p.network && p.read_only_root && p.drop_all_capabilities && p.no_new_privileges);
+        assert!(p.egress.is_none() && p.read_only_root && p.drop_all_capabilities && p.no_new_privileges);
         assert!(!p.keep_logs);
         assert_eq!(p.user, SANDBOX_USER);
         assert_eq!(p.runtime.as_deref(), Some("runsc"));
         assert!(p.max_file_bytes < p.tmpfs_bytes);
+    }
+
+    #[test]
+    fn for_policy_carries_the_permissions() {
+        let policy = Policy {
+            limits: Limits::default(),
+            permissions: Permissions {
+                egress: vec![crate::policy::EgressRule::parse("a.example:443").unwrap()],
+                secrets: vec!["TOKEN".into()],
+                scratch_bytes: Some(4 << 20),
+                output_dir: Some("/out".into()),
+            },
+        };
+        let p = SandboxProfile::for_policy(&policy);
+        assert_eq!(p.tmpfs_bytes, 4 << 20);
+        assert_eq!(p.output_dir.as_deref(), Some("/out"));
+        assert_eq!(p.secrets, ["TOKEN"]);
+        // Egress needs the node's attachment; the policy alone gives none.
+        assert!(p.egress.is_none());
+        assert_eq!(SandboxProfile::new(&Limits::default()).tmpfs_bytes, TMPFS_BYTES);
     }
 }

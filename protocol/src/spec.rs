@@ -47,6 +47,11 @@ pub struct ToolSpec {
     pub limits: Limits,
     /// Sorted, unique side effects; `[none]` alone when it has none.
     pub side_effects: Vec<SideEffect>,
+    /// Declared permissions (egress, secrets, scratch, output dir); with [`Self::limits`]
+    /// they are the enforced [`crate::policy::Policy`]. Skipped when empty, so specs from
+    /// before permissions keep their encoding and id.
+    #[serde(default, skip_serializing_if = "crate::policy::Permissions::is_empty")]
+    pub permissions: crate::policy::Permissions,
     /// Cost hint.
     pub cost: Cost,
     /// Project homepage (http or https URL).

@@ -161,6 +161,51 @@ pub enum ValidationError {
     /// A revocation or receipt field is inconsistent.
     #[error("{0}")]
     Inconsistent(&'static str),
+    /// An egress entry is not `host:port` with a DNS name, `*.domain` or IP literal and a
+    /// port 1-65535.
+    #[error(
+        "egress entry `{rule}` must be `host:port`: a lowercase DNS name, `*.domain` or an IP literal, and a port 1-65535"
+    )]
+    EgressInvalid {
+        /// The entry, truncated.
+        rule: String,
+    },
+    /// Too many egress entries.
+    #[error("{count} egress entries is more than the {max} allowed")]
+    TooManyEgressRules {
+        /// Count.
+        count: usize,
+        /// Cap.
+        max: usize,
+    },
+    /// `side_effects` has `network` but the egress list is empty.
+    #[error(
+        "side_effects has `network` but `permissions.egress` lists no host: declare the hosts the tool reaches"
+    )]
+    NetworkWithoutEgress,
+    /// The egress list is non-empty but `side_effects` lacks `network`.
+    #[error("`permissions.egress` lists hosts but side_effects lacks `network`: declare it")]
+    EgressWithoutNetwork,
+    /// A secret name is not `^[A-Z][A-Z0-9_]{0,63}$`.
+    #[error("secret name `{name}` must be 1-64 characters of A-Z, 0-9 or `_`, starting with a letter")]
+    SecretNameInvalid {
+        /// The name, truncated.
+        name: String,
+    },
+    /// Too many secrets.
+    #[error("{count} secrets is more than the {max} allowed")]
+    TooManySecrets {
+        /// Count.
+        count: usize,
+        /// Cap.
+        max: usize,
+    },
+    /// The output dir is not an absolute, normal path outside the system directories.
+    #[error("output dir `{dir}` must be an absolute path of plain segments, outside /proc, /sys, /dev")]
+    OutputDirInvalid {
+        /// The path, truncated.
+        dir: String,
+    },
 }
 
 impl ValidationError {
@@ -173,6 +218,7 @@ impl ValidationError {
             Self::DescriptionEmpty | Self::DescriptionTooLong { .. } => "description",
             Self::SchemaTooLarge { field, .. } | Self::SchemaInvalid { field, .. } => field,
             Self::InputNotObject => "input_schema",
+            Self::LimitOutOfRange { field, .. } if *field == "scratch_bytes" => "permissions.scratch_mb",
             Self::LimitOutOfRange { .. } => "limits",
             Self::SideEffectsInvalid => "side_effects",
             Self::ImageDigestInvalid { .. } => "runtime.digest",
@@ -183,6 +229,10 @@ impl ValidationError {
             Self::TooManyItems { .. } => "input_schema",
             Self::CreatedAtMissing => "created_at_ms",
             Self::Inconsistent(_) => "-",
+            Self::EgressInvalid { .. } | Self::TooManyEgressRules { .. } => "permissions.egress",
+            Self::NetworkWithoutEgress | Self::EgressWithoutNetwork => "side_effects",
+            Self::SecretNameInvalid { .. } | Self::TooManySecrets { .. } => "permissions.secrets",
+            Self::OutputDirInvalid { .. } => "permissions.output_dir",
         }
     }
 }
@@ -442,6 +492,7 @@ pub fn check_spec(s: &ToolSpec) -> Result<(), ValidationError> {
     }
     check_side_effects(&s.side_effects)?;
     check_limits(&s.limits)?;
+    s.permissions.check(&s.side_effects)?;
     let RuntimeKind::Docker = s.runtime.kind;
     check_text("runtime.image", &s.runtime.image, MAX_SHORT_TEXT)?;
     check_image_digest(&s.runtime.image_digest)?;

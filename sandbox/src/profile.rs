@@ -22,8 +22,49 @@ use std::collections::HashMap;
 use atr_protocol::sandbox::{SandboxProfile, TMPFS_OPTIONS, TMPFS_PATH};
 use bollard::models::{ContainerCreateBody, HealthConfig, HostConfig, HostConfigLogConfig, ResourcesUlimits};
 
+/// The resolver a container with egress is given: its own loopback, where nothing listens, so
+/// that names are resolved by the proxy only (the engine's embedded resolver forwards to it).
+pub const NO_DNS: &str = "127.0.0.1";
+
 /// The AppArmor profile every container is confined by where the host has AppArmor.
 pub const APPARMOR_PROFILE: &str = "docker-default";
+
+/// Environment values of one run (secret values, the proxy URL): never printed. `Debug`
+/// shows the names only.
+#[derive(Clone, Default, PartialEq, Eq, Hash)]
+pub struct Env(pub Vec<(String, String)>);
+
+impl std::fmt::Debug for Env {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_list().entries(self.0.iter().map(|(k, _)| k)).finish()
+    }
+}
+
+/// The environment of a container under `profile`: the proxy variables when it has egress
+/// (`NO_PROXY` empty: everything goes through the proxy), then `secrets` (only the names the
+/// profile lists; others are dropped).
+pub fn environment(profile: &SandboxProfile, secrets: &Env) -> Vec<String> {
+    let mut env = Vec::new();
+    if let Some(e) = &profile.egress {
+        for k in [
+            "HTTP_PROXY",
+            "HTTPS_PROXY",
+            "http_proxy",
+            "https_proxy",
+            "ALL_PROXY",
+        ] {
+            env.push(format!("{k}={}", e.proxy_url));
+        }
+        env.push("NO_PROXY=".to_owned());
+        env.push("no_proxy=".to_owned());
+    }
+    for (k, v) in &secrets.0 {
+        if profile.secrets.contains(k) {
+            env.push(format!("{k}={v}"));
+        }
+    }
+    env
+}
 
 /// What to run in a container: the image (by id) and its command.
 #[derive(Debug, Clone, Copy)]
@@ -44,7 +85,7 @@ pub struct Program<'a> {
 /// has all of it).
 pub fn scratch_mounts(profile: &SandboxProfile, volumes: &[String]) -> HashMap<String, String> {
     let mut paths = vec![TMPFS_PATH.to_owned()];
-    for v in volumes {
+    for v in profile.output_dir.iter().chain(volumes) {
         if !paths.contains(v) {
             paths.push(v.clone());
         }
@@ -68,8 +109,15 @@ pub fn host_config(profile: &SandboxProfile) -> HostConfig {
         }
     };
     HostConfig {
-        // With a network, the engine's default mode; no profile asks for one today.
-        network_mode: (!profile.network).then(|| "none".into()),
+        // Without egress: no network at all. With egress: only the node's internal network,
+        // whose one reachable address is the proxy; DNS goes nowhere (the proxy resolves).
+        network_mode: Some(
+            profile
+                .egress
+                .as_ref()
+                .map_or_else(|| "none".to_owned(), |e| e.network.clone()),
+        ),
+        dns: profile.egress.as_ref().map(|_| vec![NO_DNS.to_owned()]),
         memory: Some(mem),
         memory_swap: Some(mem),
         nano_cpus: Some(i64::from(profile.cpu_millis) * 1_000_000),
@@ -110,6 +158,16 @@ pub fn container_body(
     program: Program<'_>,
     labels: HashMap<String, String>,
 ) -> ContainerCreateBody {
+    container_body_with(profile, program, labels, &Env::default())
+}
+
+/// [`container_body`] with the run's secret values (`secrets`, filtered by the profile's names).
+pub fn container_body_with(
+    profile: &SandboxProfile,
+    program: Program<'_>,
+    labels: HashMap<String, String>,
+    secrets: &Env,
+) -> ContainerCreateBody {
     let cmd = program.command;
     let mut host = host_config(profile);
     host.tmpfs = Some(scratch_mounts(profile, program.volumes));
@@ -125,8 +183,8 @@ pub fn container_body(
         open_stdin: Some(true),
         stdin_once: Some(true),
         tty: Some(false),
-        network_disabled: Some(!profile.network),
-        env: Some(vec![]),
+        network_disabled: Some(profile.egress.is_none()),
+        env: Some(environment(profile, secrets)),
         labels: Some(labels),
         // An image's HEALTHCHECK would run extra processes in the container, on the engine's
         // schedule; `NONE` switches it off.
@@ -258,5 +316,69 @@ mod tests {
         let expected: serde_json::Value =
             serde_json::from_str(include_str!("../tests/host_config.json")).unwrap();
         assert_eq!(rendered, expected);
+    }
+}
+
+#[cfg(test)]
+mod policy_tests {
+    use atr_protocol::policy::{EgressRule, Permissions, Policy};
+    use atr_protocol::sandbox::EgressAttachment;
+    use atr_protocol::spec::Limits;
+
+    use super::*;
+
+    fn policy() -> Policy {
+        Policy {
+            limits: Limits::default(),
+            permissions: Permissions {
+                egress: vec![EgressRule::parse("web.test:80").unwrap()],
+                secrets: vec!["API_TOKEN".into()],
+                scratch_bytes: Some(8 << 20),
+                output_dir: Some("/out".into()),
+            },
+        }
+    }
+
+    /// Egress, scratch, output dir and secrets are rendered from the policy alone, plus the
+    /// node's attachment.
+    #[test]
+    fn a_policy_with_egress_and_secrets_renders_once() {
+        let attach = EgressAttachment {
+            network: "atr-egress-x".into(),
+            proxy_url: "http://atr:t0k@172.30.0.1:3128".into(),
+        };
+        let profile = SandboxProfile::for_policy(&policy()).with_egress(Some(attach));
+        let secrets = Env(vec![
+            ("API_TOKEN".into(), "s3cret".into()),
+            ("NOT_DECLARED".into(), "x".into()),
+        ]);
+        let program = Program {
+            image: "sha256:ab",
+            command: &[],
+            workdir: None,
+            volumes: &[],
+        };
+        let body = container_body_with(&profile, program, HashMap::new(), &secrets);
+        let hc = body.host_config.clone().unwrap();
+        assert_eq!(hc.network_mode.as_deref(), Some("atr-egress-x"));
+        assert_eq!(hc.dns, Some(vec![NO_DNS.to_owned()]));
+        assert_eq!(body.network_disabled, Some(false));
+        let tmpfs = hc.tmpfs.unwrap();
+        assert_eq!(tmpfs["/tmp"], format!("rw,noexec,nosuid,nodev,size={}", 4 << 20));
+        assert_eq!(tmpfs["/out"], tmpfs["/tmp"]);
+        let env = body.env.unwrap();
+        assert!(env.contains(&"HTTPS_PROXY=http://atr:t0k@172.30.0.1:3128".to_owned()));
+        assert!(env.contains(&"API_TOKEN=s3cret".to_owned()));
+        assert!(!env.iter().any(|e| e.starts_with("NOT_DECLARED")));
+        assert!(!format!("{profile:?} {secrets:?}").contains("s3cret"));
+        assert!(!format!("{profile:?}").contains("t0k"));
+    }
+
+    /// Without the node's attachment, a policy with egress still gets no network at all.
+    #[test]
+    fn egress_without_an_attachment_has_no_network() {
+        let hc = host_config(&SandboxProfile::for_policy(&policy()));
+        assert_eq!(hc.network_mode.as_deref(), Some("none"));
+        assert_eq!(hc.dns, None);
     }
 }

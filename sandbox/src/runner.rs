@@ -107,6 +107,11 @@ impl SandboxOptions {
     pub fn profile(&self, limits: &Limits) -> SandboxProfile {
         SandboxProfile::new(limits).with_runtime(self.runtime.clone())
     }
+
+    /// The profile of a spec's whole `policy` with these options (no egress attachment).
+    pub fn profile_for(&self, policy: &atr_protocol::policy::Policy) -> SandboxProfile {
+        SandboxProfile::for_policy(policy).with_runtime(self.runtime.clone())
+    }
 }
 
 impl Default for SandboxOptions {
@@ -328,8 +333,8 @@ impl Sandbox {
             .clone()
             .try_acquire_owned()
             .map_err(|_| SandboxError::Busy(self.opts.max_concurrent))?;
-        let out = if self.opts.warm_pool > 0 {
-            let key = ContainerKey::of(&req);
+        let key = ContainerKey::of(&req);
+        let out = if self.opts.warm_pool > 0 && key.poolable() {
             let warm = self.take_warm(&key);
             self.refill(key);
             match warm {

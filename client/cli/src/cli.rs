@@ -11,6 +11,7 @@ mod args;
 mod commands;
 mod lock;
 mod output;
+mod secret;
 mod serve;
 mod tool;
 mod trust;
@@ -101,6 +102,9 @@ async fn dispatch(args: Args) -> anyhow::Result<()> {
     if let Command::Tool(t) = args.command {
         return tool::run(t, args.json).await;
     }
+    if let Command::Secret(s) = args.command {
+        return secret::run(s.command);
+    }
     let ctx = commands::Ctx::new(args.api.as_deref(), args.json)?;
     match args.command {
         Command::Status => commands::status(&ctx).await,
@@ -130,6 +134,6 @@ async fn dispatch(args: Args) -> anyhow::Result<()> {
         Command::Mcp(m) => serve::mcp(&ctx, m).await,
         Command::Trust(t) => trust::trust(&ctx, t.command).await,
         Command::Lock(l) => lock::lock(&ctx, l.command).await,
-        Command::Completions { .. } | Command::Tool(_) => Ok(()),
+        Command::Completions { .. } | Command::Tool(_) | Command::Secret(_) => Ok(()),
     }
 }

@@ -1072,6 +1072,11 @@ pub(crate) mod testing {
             finished_at_ms: 1_700_000_000_100,
             limits: spec.value().limits,
             provider: provider.public(),
+            policy_hash: Some(atr_protocol::policy::Policy::of(spec.value()).hash()),
+            usage: Some(atr_protocol::receipt::Usage {
+                wall_ms: 90,
+                ..Default::default()
+            }),
         };
         let signed = SignedReceipt::sign(receipt, provider).unwrap();
         let resp = InvokeResponse {

@@ -7,7 +7,8 @@ receipt equals the answer's ``receipt`` object; it names the tool that ran (the 
 its input hash is blake3 of the input sent and its output hash and length those of the output
 received (the exact bytes are the compact JSON serialization the provider hashed, with object
 keys in the order received or sorted); its status is the answer's; and its image digest and
-limits are those the tool's signed spec pins."""
+limits are those the tool's signed spec pins, and its ``policy_hash`` is the hash of the policy the
+spec declares (:func:`policy_hash`: a provider that enforced another policy is caught)."""
 
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ from typing import Any
 
 import blake3
 
+from . import cbor
 from .errors import BadReceipt
 from .keys import key_of_peer_id, peer_id
 from .signed import RECEIPT, SPEC, Verified, tool_id_bytes, tool_id_text, verify_envelope
@@ -93,6 +95,17 @@ def _receipt_as_json(r: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+POLICY_HASH_PREFIX = b"atr-policy-v1"
+
+
+def policy_hash(spec: dict[str, Any]) -> bytes:
+    """``atr_protocol::policy::Policy::hash`` of a decoded spec: blake3 of the prefix and the
+    canonical CBOR of ``{"limits": …, "permissions": …}`` (``permissions`` is ``{}`` for a spec
+    that declares none)."""
+    policy = {"limits": spec.get("limits"), "permissions": spec.get("permissions", {})}
+    return blake3.blake3(POLICY_HASH_PREFIX + cbor.encode(policy)).digest()
+
+
 def verify_spec_envelope(envelope_hex: str, tool_id: str) -> Verified:
     """The signed spec of ``tool_id``, verified (its hash must be the id)."""
     try:
@@ -146,6 +159,10 @@ def verify_invocation(
             raise BadReceipt("receipt names another image than the spec pins")
         if r.get("limits") != s.get("limits"):
             raise BadReceipt("receipt limits are not the spec's limits")
+        if r.get("policy_hash") is None:
+            raise BadReceipt("receipt binds no policy hash")
+        if r.get("policy_hash") != policy_hash(s):
+            raise BadReceipt("receipt policy hash is not the spec's policy: the provider enforced a different policy")
         if request.get("id") is None and request.get("name") is not None and s.get("name") != request["name"]:
             raise BadReceipt(f"the node ran `{s.get('name')}`, not `{request['name']}`")
     return VerifiedInvocation(response, signed)

@@ -102,6 +102,11 @@ def test_tampered_answers_are_refused(published: atr.ToolSpec, node_a: Node) -> 
     bad_spec = atr.signed.Verified({**spec.value, "limits": {**spec.value["limits"], "pids": 1}}, spec.body, spec.signature, spec.hash)
     with pytest.raises(atr.BadReceipt, match="limits"):
         verify_invocation(req, resp, bad_spec)
+    assert resp["receipt"]["policy_hash"] and resp["receipt"]["usage"]["wall_ms"] >= 0
+    other_policy = {**spec.value, "permissions": {"scratch_bytes": 2 << 20}}
+    bad_policy = atr.signed.Verified(other_policy, spec.body, spec.signature, spec.hash)
+    with pytest.raises(atr.BadReceipt, match="different policy"):
+        verify_invocation(req, resp, bad_policy)
 
 
 def test_errors_carry_api_codes(node_a: Node) -> None:

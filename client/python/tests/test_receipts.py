@@ -72,3 +72,23 @@ def test_non_canonical_cbor_is_refused() -> None:
     for bad in ("1801", "a2616201616102", "9f01ff", "c11a5f5e1000", "f97e00"):
         with pytest.raises(cbor.CborError):
             cbor.decode(bytes.fromhex(bad), 1024)
+
+
+def test_policy_hash_matches_the_rust_vector() -> None:
+    """The receipt vector binds the Rust-computed policy hash of the minimal spec vector."""
+    from atr.receipt import policy_hash
+
+    spec = next(x for x in VALID if x["kind"] == "spec")
+    receipt = next(x for x in VALID if x["kind"] == "receipt")
+    s = verify_envelope(SPEC, bytes.fromhex(spec["envelope_hex"])).value
+    r = verify_envelope(RECEIPT, bytes.fromhex(receipt["envelope_hex"])).value
+    assert r["tool"] == bytes.fromhex(spec["id_hex"])
+    assert r["policy_hash"] == policy_hash(s)
+    assert r["usage"]["wall_ms"] == 40
+    looser = {**s, "permissions": {"egress": [{"host": "exfil.example", "port": 443}]}}
+    assert policy_hash(looser) != policy_hash(s)
+    # a spec with permissions round-trips through the Python canonical encoder
+    permitted = next(x for x in VALID if "permissions" in x["description"])
+    p = verify_envelope(SPEC, bytes.fromhex(permitted["envelope_hex"])).value
+    assert p["permissions"]["secrets"] == ["API_TOKEN"]
+    assert policy_hash(p) != policy_hash(s)

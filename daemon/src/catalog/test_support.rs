@@ -109,6 +109,8 @@ pub(crate) fn receipt(seed: u8, n: u8, tool: ToolId) -> SignedReceipt {
         finished_at_ms: CREATED + 5,
         limits: Limits::default(),
         provider: key(seed).public(),
+        policy_hash: None,
+        usage: None,
     };
     SignedReceipt::sign(r, &key(seed)).expect("test receipt signs")
 }

@@ -348,6 +348,9 @@ async fn an_image_with_too_many_volumes_is_refused_at_publish_provide_and_run() 
             limits: &limits,
             input: b"{}",
             invocation: "refused-image",
+            permissions: &atr_protocol::policy::Permissions::EMPTY,
+            egress: None,
+            secrets: Default::default(),
         })
         .await
         .unwrap_err();

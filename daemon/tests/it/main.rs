@@ -10,6 +10,7 @@ mod claims;
 mod clean_text;
 mod cycles;
 mod delegation;
+mod egress;
 mod harness;
 mod hostile_image;
 mod nat;

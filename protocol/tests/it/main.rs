@@ -6,6 +6,7 @@ mod clean_text;
 mod fixtures;
 mod items;
 mod manifest;
+mod permissions;
 mod props;
 mod receipt;
 mod rfc_vectors;

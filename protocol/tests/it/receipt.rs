@@ -1,8 +1,9 @@
 //! `verify_receipt`: the one check of a receipt against the question, one test per failure.
 
 use atr_protocol::id::{ContentHash, InvocationId};
+use atr_protocol::policy::{EgressRule, Policy};
 use atr_protocol::receipt::{
-    Expected, InvocationStatus, Receipt, ReceiptError, ReceiptMismatch, SignedReceipt, verify_receipt,
+    Expected, InvocationStatus, Receipt, ReceiptError, ReceiptMismatch, SignedReceipt, Usage, verify_receipt,
     verify_receipt_bytes,
 };
 use atr_protocol::signed::VerifyError;
@@ -34,6 +35,14 @@ fn receipt(edit: impl FnOnce(&mut Receipt)) -> SignedReceipt {
         finished_at_ms: CREATED + 42,
         limits: spec.value().limits,
         provider: fixtures::key(4).public(),
+        policy_hash: Some(Policy::of(spec.value()).hash()),
+        usage: Some(Usage {
+            wall_ms: 40,
+            cpu_ms: Some(3),
+            peak_memory_bytes: Some(1 << 20),
+            egress_out_bytes: 0,
+            egress_in_bytes: 0,
+        }),
     };
     edit(&mut r);
     SignedReceipt::sign(r, &fixtures::key(4)).unwrap()
@@ -247,4 +256,61 @@ fn envelopes_are_decoded_and_signatures_verified() {
         verify_receipt_bytes(&good, &Expected { output: b"3", ..e }),
         Err(ReceiptError::Mismatch(ReceiptMismatch::Output))
     ));
+}
+
+/// A provider that ran the tool under another policy (here: with an extra egress host, as one
+/// that loosened the allowlist would) signs that policy's hash; the caller holding the spec
+/// sees it.
+#[test]
+fn a_provider_enforcing_another_policy_is_detected() {
+    let c = Caller::new();
+    let mut looser = Policy::of(c.spec.value());
+    looser
+        .permissions
+        .egress
+        .push(EgressRule::parse("exfil.example:443").unwrap());
+    let r = receipt(|r| r.policy_hash = Some(looser.hash()));
+    let e = verify_receipt(&r, &c.expected()).unwrap_err();
+    assert!(matches!(e, ReceiptMismatch::Policy { .. }), "{e}");
+    // Without the spec there is nothing to compare against: the hash is only carried.
+    let no_spec = Expected {
+        spec: None,
+        ..c.expected()
+    };
+    verify_receipt(&r, &no_spec).unwrap();
+}
+
+/// A receipt that binds no policy hash proves nothing about the policy: refused with a spec.
+#[test]
+fn a_receipt_without_a_policy_hash_is_refused() {
+    let c = Caller::new();
+    let r = receipt(|r| r.policy_hash = None);
+    assert_eq!(
+        verify_receipt(&r, &c.expected()).unwrap_err(),
+        ReceiptMismatch::PolicyMissing
+    );
+}
+
+/// Usage is signed: editing it after signing breaks the envelope.
+#[test]
+fn usage_is_signed() {
+    let r = receipt(|_| {});
+    assert_eq!(r.value().usage.map(|u| u.wall_ms), Some(40));
+    let mut bytes = r.to_bytes();
+    let body = r.body().to_vec();
+    let mut edited: Receipt = r.value().clone();
+    edited.usage = Some(Usage {
+        wall_ms: 41,
+        ..edited.usage.unwrap()
+    });
+    let new_body = atr_protocol::cbor::to_canonical(&edited).unwrap();
+    assert_eq!(new_body.len(), body.len());
+    let pos = bytes.windows(body.len()).position(|w| w == body).unwrap();
+    bytes[pos..pos + body.len()].copy_from_slice(&new_body);
+    let c = Caller::new();
+    let e = verify_receipt_bytes(&bytes, &c.expected()).unwrap_err();
+    assert!(
+        matches!(e, ReceiptError::Envelope(VerifyError::BadSignature { .. })),
+        "{e}"
+    );
 }

@@ -304,6 +304,8 @@ fn receipt(input: &[u8], output: &[u8]) -> Receipt {
         finished_at_ms: CREATED + 42,
         limits: Limits::default(),
         provider: fixtures::key(4).public(),
+        policy_hash: None,
+        usage: None,
     }
 }
 

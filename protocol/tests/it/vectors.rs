@@ -7,7 +7,8 @@
 
 use atr_protocol::cbor;
 use atr_protocol::id::{ContentHash, InvocationId};
-use atr_protocol::receipt::{InvocationStatus, Receipt};
+use atr_protocol::policy::{EgressRule, Permissions, Policy};
+use atr_protocol::receipt::{InvocationStatus, Receipt, Usage};
 use atr_protocol::revocation::{Revocation, RevocationKind, RevocationTarget};
 use atr_protocol::signed::{SignedBody, VerifyError, signing_message};
 use atr_protocol::spec::{Cost, Limits, Runtime, RuntimeKind, SideEffect, ToolSpec};
@@ -36,6 +37,7 @@ fn minimal_spec(key: &SecretKey) -> ToolSpec {
         },
         limits: Limits::default(),
         side_effects: vec![SideEffect::None],
+        permissions: Default::default(),
         cost: Cost::Free,
         homepage: None,
         license: None,
@@ -123,6 +125,19 @@ fn generate() -> Json {
     v2.v = 2;
     let v2_body = cbor::to_canonical(&v2).unwrap();
 
+    let mut permitted = minimal.clone();
+    permitted.name = "http_fetch".into();
+    permitted.side_effects = vec![SideEffect::Reads, SideEffect::Network];
+    permitted.permissions = Permissions {
+        egress: vec![
+            EgressRule::parse("*.example.org:443").unwrap(),
+            EgressRule::parse("api.example.com:443").unwrap(),
+        ],
+        secrets: vec!["API_TOKEN".into()],
+        scratch_bytes: Some(32 << 20),
+        output_dir: Some("/out".into()),
+    };
+
     json!([
         valid("minimal spec, seed 0x01 x32", "spec", seed1, minimal.clone()),
         valid(
@@ -163,6 +178,14 @@ fn generate() -> Json {
                 finished_at_ms: 1_764_000_000_142,
                 limits: Limits::default(),
                 provider: k1.public(),
+                policy_hash: Some(Policy::of(&minimal).hash()),
+                usage: Some(Usage {
+                    wall_ms: 40,
+                    cpu_ms: Some(3),
+                    peak_memory_bytes: Some(1_500_000),
+                    egress_out_bytes: 0,
+                    egress_in_bytes: 0,
+                }),
             }
         ),
         invalid(
@@ -204,6 +227,12 @@ fn generate() -> Json {
             sign_raw(seed1, &min_body[..min_body.len() - 1]),
             None,
             "Truncated"
+        ),
+        valid(
+            "spec with permissions (egress, a secret, scratch size, output dir), seed 0x01 x32",
+            "spec",
+            seed1,
+            permitted
         ),
     ])
 }

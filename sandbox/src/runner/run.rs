@@ -15,7 +15,10 @@ use tokio::io::AsyncWriteExt;
 use tracing::{debug, warn};
 
 use super::{Sandbox, SandboxError, timed};
-use crate::profile::{self, Program};
+use atr_protocol::policy::{Permissions, Policy};
+use atr_protocol::sandbox::EgressAttachment;
+
+use crate::profile::{self, Env, Program};
 
 /// What to run.
 #[derive(Debug, Clone)]
@@ -32,6 +35,12 @@ pub struct RunRequest<'a> {
     pub input: &'a [u8],
     /// Invocation id (hex), for labels and the container name.
     pub invocation: &'a str,
+    /// The spec's declared permissions (scratch, output dir, secret names, egress).
+    pub permissions: &'a Permissions,
+    /// The node's egress attachment for this run (`None`: no network).
+    pub egress: Option<EgressAttachment>,
+    /// Secret values for this run, by name (only the names the spec declares are passed).
+    pub secrets: Env,
 }
 
 /// Where the time went, milliseconds.
@@ -69,6 +78,8 @@ pub struct RunOutcome {
     pub finished_at_ms: u64,
     /// Breakdown.
     pub timings: Timings,
+    /// Wall time of the process, milliseconds (input written → exit or kill).
+    pub wall_ms: u64,
 }
 
 fn now_ms() -> u64 {
@@ -121,6 +132,9 @@ pub(crate) struct ContainerKey {
     pub(crate) command: Vec<String>,
     pub(crate) workdir: Option<String>,
     pub(crate) limits: Limits,
+    pub(crate) permissions: Permissions,
+    pub(crate) egress: Option<EgressAttachment>,
+    pub(crate) secrets: Env,
 }
 
 impl ContainerKey {
@@ -130,6 +144,22 @@ impl ContainerKey {
             command: req.command.to_vec(),
             workdir: req.workdir.map(str::to_owned),
             limits: *req.limits,
+            permissions: req.permissions.clone(),
+            egress: req.egress.clone(),
+            secrets: req.secrets.clone(),
+        }
+    }
+
+    /// Whether a pre-started container may serve this key: not when the run carries
+    /// per-invocation values (a proxy token, secrets).
+    pub(crate) fn poolable(&self) -> bool {
+        self.egress.is_none() && self.secrets.0.is_empty()
+    }
+
+    pub(crate) fn policy(&self) -> Policy {
+        Policy {
+            limits: self.limits,
+            permissions: self.permissions.clone(),
         }
     }
 }
@@ -148,7 +178,11 @@ impl Sandbox {
             workdir: key.workdir.as_deref(),
             volumes,
         };
-        profile::container_body(&self.opts.profile(&key.limits), program, self.labels(invocation))
+        let profile = self
+            .opts
+            .profile_for(&key.policy())
+            .with_egress(key.egress.clone());
+        profile::container_body_with(&profile, program, self.labels(invocation), &key.secrets)
     }
 }
 
@@ -270,6 +304,7 @@ pub(crate) async fn execute(
     }
     let (status, stdout, stderr, exit_code) = result?;
     debug!(?status, exit_code, ?timings, "sandbox run finished");
+    let wall_ms = (timings.run_ms + timings.wait_ms).round() as u64;
     Ok(RunOutcome {
         status,
         stdout,
@@ -278,6 +313,7 @@ pub(crate) async fn execute(
         started_at_ms,
         finished_at_ms: now_ms(),
         timings,
+        wall_ms,
     })
 }
 

@@ -29,6 +29,8 @@
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 
+pub mod http;
+
 pub use atr_tool::run_json as run;
 pub use atr_tool::{EXIT_BAD_INPUT, EXIT_TOOL_FAILURE, ErrorKind, MAX_INPUT_BYTES, ToolError, read_input};
 

@@ -67,6 +67,19 @@ const TOOLS: &[(&str, &str, bool, Examples)] = &[
         Examples::Run,
     ),
     ("sleeper", env!("CARGO_BIN_EXE_sleeper"), true, Examples::Run),
+    // Tools with declared egress: their calls need a node's egress proxy (daemon tests).
+    (
+        "http_fetch",
+        env!("CARGO_BIN_EXE_http_fetch"),
+        false,
+        Examples::Skip("it needs the node's egress proxy"),
+    ),
+    (
+        "authed_fetch",
+        env!("CARGO_BIN_EXE_authed_fetch"),
+        false,
+        Examples::Skip("it needs the node's egress proxy and a secret"),
+    ),
     (
         "disk_filler",
         env!("CARGO_BIN_EXE_disk_filler"),

@@ -238,6 +238,7 @@ pub trait Tool {
             homepage: non_empty(m.homepage),
             license: non_empty(m.license),
             examples: self.examples(),
+            permissions: Default::default(),
         }
     }
 }

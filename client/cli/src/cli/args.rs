@@ -126,6 +126,9 @@ pub(crate) enum Command {
     Trust(TrustArgs),
     /// Manage an agent project's lock file of tool definitions (update).
     Lock(LockArgs),
+    /// Bind secret values to names on this machine's node (`set`, `remove`, `list`): tools
+    /// whose signed spec names a secret run only on a provider holding it.
+    Secret(SecretArgs),
     /// Write, build and test a tool with the atr-tool SDK (new, build, test).
     Tool(super::tool::ToolArgs),
     /// Print a shell completion script.
@@ -430,4 +433,30 @@ mod tests {
         assert_eq!(e.exit_code(), 2);
         assert!(Args::try_parse_from(["atr", "find", "--name", "x", "--version", "^1.2"]).is_ok());
     }
+}
+
+/// `atr secret`.
+#[derive(Debug, clap::Args)]
+pub(crate) struct SecretArgs {
+    /// What to do.
+    #[command(subcommand)]
+    pub(crate) command: SecretCommand,
+}
+
+/// `atr secret` subcommands. Values are read from stdin (never from the command line, where
+/// they would land in shell history and `ps`).
+#[derive(Debug, Subcommand)]
+pub(crate) enum SecretCommand {
+    /// Store the value read from stdin under NAME (file mode 0600 in the node's data dir).
+    Set {
+        /// The name a spec's `[permissions] secrets` uses, e.g. `API_TOKEN`.
+        name: String,
+    },
+    /// Remove the value of NAME.
+    Remove {
+        /// The name.
+        name: String,
+    },
+    /// List the names held (never the values).
+    List,
 }

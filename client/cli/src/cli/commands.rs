@@ -923,13 +923,22 @@ fn receipt_summary(inv: &Invocation) -> String {
             None => r.provider.fmt_short(),
         }
     };
-    format!(
+    let mut line = format!(
         "{} · {} · provider {provider} · receipt {} verified · {} ms",
         r.status.as_str(),
         inv.response.id.fmt_short(),
         &inv.receipt_id()[..12],
         r.finished_at_ms.saturating_sub(r.started_at_ms)
-    )
+    );
+    if let Some(u) = r.usage
+        && (u.egress_in_bytes > 0 || u.egress_out_bytes > 0)
+    {
+        line.push_str(&format!(
+            " · egress {} B out, {} B in",
+            u.egress_out_bytes, u.egress_in_bytes
+        ));
+    }
+    line
 }
 
 pub(crate) async fn invoke(ctx: &Ctx, a: &InvokeArgs) -> anyhow::Result<()> {

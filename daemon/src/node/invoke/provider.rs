@@ -14,6 +14,7 @@ use atr_protocol::SignedSpec;
 use atr_protocol::id::{ByteBuf, ContentHash, InvocationId};
 use atr_protocol::input::SchemaCheckError;
 use atr_protocol::receipt::{InvocationStatus, Receipt, SignedReceipt};
+use atr_protocol::sandbox::EgressAttachment;
 use atr_protocol::signed::SignError;
 use atr_protocol::wire::{self, InvokeResponse, Refusal};
 use libp2p::PeerId;
@@ -45,6 +46,10 @@ pub enum RunError {
     /// The pinned image is not on this host.
     #[error("this provider does not hold image {0}")]
     ImageMissing(String),
+    /// The spec declares a permission this provider cannot grant (egress without an egress
+    /// proxy, a secret it does not hold); the tool is not run under a narrower policy.
+    #[error("this provider cannot enforce the spec's policy: {0}")]
+    PolicyUnavailable(String),
     /// The input is not JSON.
     #[error("input is not JSON: {0}")]
     InputNotJson(#[source] serde_json::Error),
@@ -77,6 +82,7 @@ impl RunError {
         match self {
             Self::Busy(_) => None,
             Self::ImageMissing(_) => Some(Refusal::ImageMissing),
+            Self::PolicyUnavailable(_) => Some(Refusal::Denied),
             Self::InputNotJson(_) | Self::InvalidInput(_) => Some(Refusal::InvalidInput),
             _ => Some(Refusal::Internal),
         }
@@ -116,11 +122,22 @@ impl SeenInvocations {
     }
 }
 
+/// This provider's egress: the internal network tools with egress join and the proxy.
+#[derive(Clone)]
+pub struct EgressService {
+    /// Docker network name.
+    pub network: String,
+    /// The filtering proxy.
+    pub proxy: crate::egress::EgressProxy,
+}
+
 /// Runs tools for peers and for this node's caller.
 #[derive(Clone)]
 pub struct Provider {
     repo: Repo,
     sandbox: Option<Sandbox>,
+    egress: Option<EgressService>,
+    secrets_dir: Option<std::path::PathBuf>,
     identity: Identity,
     access: InvokeOptions,
     seen: Arc<SeenInvocations>,
@@ -139,11 +156,27 @@ impl Provider {
         Self {
             repo,
             sandbox,
+            egress: None,
+            secrets_dir: None,
             identity,
             access,
             seen: Arc::default(),
             schemas,
         }
+    }
+
+    /// The same provider running tools with egress through `egress`.
+    #[must_use]
+    pub fn with_egress(mut self, egress: Option<EgressService>) -> Self {
+        self.egress = egress;
+        self
+    }
+
+    /// The same provider reading secret values from `dir`.
+    #[must_use]
+    pub fn with_secrets_dir(mut self, dir: std::path::PathBuf) -> Self {
+        self.secrets_dir = Some(dir);
+        self
     }
 
     /// Whether this node can run `spec` here: it provides it and holds its image.
@@ -238,6 +271,32 @@ impl Provider {
     ) -> Result<(Vec<u8>, SignedReceipt), RunError> {
         let sandbox = self.sandbox.as_ref().ok_or(RunError::NoSandbox)?;
         let v = spec.value();
+        // A spec's policy is enforced exactly or not at all: running an egress tool without
+        // network, or a secret-needing tool without its secret, would sign a receipt for a
+        // policy that did not run.
+        let grant = if v.permissions.egress.is_empty() {
+            None
+        } else {
+            let e = self.egress.as_ref().ok_or_else(|| {
+                RunError::PolicyUnavailable(
+                    "it declares network egress and this provider runs no egress tools".into(),
+                )
+            })?;
+            Some((e.network.clone(), e.proxy.grant(&v.permissions)))
+        };
+        let secrets = if v.permissions.secrets.is_empty() {
+            atr_sandbox::profile::Env::default()
+        } else {
+            let dir = self
+                .secrets_dir
+                .clone()
+                .ok_or_else(|| RunError::PolicyUnavailable("this provider holds no secrets".into()))?;
+            let names = v.permissions.secrets.clone();
+            tokio::task::spawn_blocking(move || crate::secrets::load(&dir, &names))
+                .await
+                .map_err(|_| RunError::PolicyUnavailable("reading secrets failed".into()))?
+                .map_err(|e| RunError::PolicyUnavailable(e.to_string()))?
+        };
         if !sandbox.has_image(&v.runtime.image_digest).await? {
             return Err(RunError::ImageMissing(v.runtime.image_digest.clone()));
         }
@@ -264,6 +323,12 @@ impl Provider {
                 limits: &v.limits,
                 input,
                 invocation: &inv_hex,
+                permissions: &v.permissions,
+                egress: grant.as_ref().map(|(network, g)| EgressAttachment {
+                    network: network.clone(),
+                    proxy_url: g.proxy_url(),
+                }),
+                secrets,
             })
             .await?;
         let mut status = outcome.status;
@@ -318,6 +383,9 @@ impl Provider {
             _ => error_output(status, "failed", &outcome.stderr),
         };
         let output = serde_json::to_vec(&output_value).map_err(RunError::Encode)?;
+        // The container is gone: its token is revoked as the grant drops, and its byte counts
+        // are final.
+        let egress = grant.map(|(_, g)| g.usage()).unwrap_or_default();
         let receipt = Receipt {
             v: atr_protocol::receipt::RECEIPT_FORMAT,
             invocation,
@@ -332,6 +400,14 @@ impl Provider {
             finished_at_ms: outcome.finished_at_ms.max(outcome.started_at_ms),
             limits: v.limits,
             provider: self.repo.me(),
+            policy_hash: Some(atr_protocol::policy::Policy::of(v).hash()),
+            usage: Some(atr_protocol::receipt::Usage {
+                wall_ms: outcome.wall_ms,
+                cpu_ms: None,
+                peak_memory_bytes: None,
+                egress_out_bytes: egress.out_bytes,
+                egress_in_bytes: egress.in_bytes,
+            }),
         };
         let signed = SignedReceipt::sign(receipt, &self.identity.secret)?;
         let s2 = signed.clone();

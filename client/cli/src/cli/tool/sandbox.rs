@@ -11,7 +11,6 @@ use std::time::Duration;
 
 use anyhow::Context;
 use atr_protocol::receipt::InvocationStatus;
-use atr_protocol::spec::Limits;
 use atr_sandbox::{RunRequest, Sandbox, SandboxError, SandboxOptions};
 use bollard::Docker;
 
@@ -56,17 +55,22 @@ pub(super) async fn run_once(
     image: &str,
     command: &[String],
     workdir: Option<&str>,
-    limits: &Limits,
+    policy: &atr_protocol::policy::Policy,
     input: &[u8],
     invocation: &str,
 ) -> anyhow::Result<Outcome> {
+    // `atr tool test` has no egress proxy and no secrets: a tool that declares them runs with
+    // no network and without the values (its examples cannot need the outside world).
     let req = RunRequest {
         image,
         command,
         workdir,
-        limits,
+        limits: &policy.limits,
         input,
         invocation,
+        permissions: &policy.permissions,
+        egress: None,
+        secrets: Default::default(),
     };
     let out = match sandbox.run(req).await {
         Ok(out) => out,
@@ -87,6 +91,7 @@ pub(super) async fn run_once(
 
 #[cfg(test)]
 mod tests {
+    use atr_protocol::spec::Limits;
     use atr_sandbox::profile::host_config;
 
     use super::*;

@@ -70,7 +70,7 @@ pub(super) async fn test(path: &Path, manifests: &[PathBuf], json: bool) -> anyh
                 &spec.runtime.image_digest,
                 &spec.runtime.command,
                 spec.runtime.workdir.as_deref(),
-                &spec.limits,
+                &atr_protocol::policy::Policy::of(spec),
                 &input,
                 &invocation,
             )
