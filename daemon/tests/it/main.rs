@@ -5,11 +5,14 @@
 
 mod api;
 mod api_guard;
+mod browser;
 mod budgets;
 mod claims;
 mod clean_text;
 mod cycles;
 mod delegation;
+mod deploy;
+mod explorer;
 mod harness;
 mod hostile_image;
 mod network;
