@@ -265,7 +265,11 @@ async fn chromium_browses_the_catalog_and_invokes_a_tool_with_the_token() -> any
         repo.insert_spec(&foreign_spec(
             120 + i % 4,
             &format!("util-{i:02}"),
-            if i % 2 == 0 { &["text", "demo"] } else { &["data"] },
+            if i % 2 == 0 {
+                &["text", "demo"]
+            } else {
+                &["records"]
+            },
         ))?;
     }
     repo.insert_spec(&hostile_spec(91))?;
@@ -313,15 +317,15 @@ async fn chromium_browses_the_catalog_and_invokes_a_tool_with_the_token() -> any
             .await?,
         Value::from("Search")
     );
-    b.eval("document.getElementById('q').value = 'integers'; document.querySelector('form.filters').requestSubmit(); true")
+    b.eval("document.getElementById('q').value = 'add'; document.querySelector('form.filters').requestSubmit(); true")
         .await?;
-    b.wait_until("location.search.includes('q=integers') && document.readyState === 'complete'")
+    b.wait_until("location.search.includes('q=add') && document.readyState === 'complete'")
         .await?;
     let hits = row_names(&mut b).await?;
     assert_eq!(hits.first().map(String::as_str), Some("add"), "{hits:?}");
     snap(&mut b, "explorer-search", 900).await?;
     // A tag filter from a tag link.
-    b.open(&format!("{base}/explorer?tag=data")).await?;
+    b.open(&format!("{base}/explorer?tag=records")).await?;
     let rows = row_names(&mut b).await?;
     assert_eq!(rows.len(), 20);
     assert!(rows.iter().all(|n| n.starts_with("util-")), "{rows:?}");
@@ -357,7 +361,7 @@ async fn chromium_browses_the_catalog_and_invokes_a_tool_with_the_token() -> any
     snap(&mut b, "explorer-tool", 2200).await?;
 
     // Invoking without the token is refused, and nothing runs.
-    b.eval("document.getElementById('input').value = '{\"a\": 2, \"b\": 40}'; document.querySelector('form[action$=\"/invoke\"]').requestSubmit(); true")
+    b.eval("document.getElementById('invoke-input').value = '{\"a\": 2, \"b\": 40}'; document.querySelector('form[action$=\"/invoke\"]').requestSubmit(); true")
         .await?;
     b.wait_until("location.pathname.endsWith('/invoke') && document.readyState === 'complete'")
         .await?;
@@ -371,7 +375,7 @@ async fn chromium_browses_the_catalog_and_invokes_a_tool_with_the_token() -> any
     // With the token the tool runs in Docker and the page shows the verified receipt.
     b.open(&format!("{base}/explorer/tool/{add}")).await?;
     b.eval(&format!(
-        "document.getElementById('input').value = '{{\"a\": 2, \"b\": 40}}'; document.getElementById('token').value = {}; document.querySelector('form[action$=\"/invoke\"]').requestSubmit(); true",
+        "document.getElementById('invoke-input').value = '{{\"a\": 2, \"b\": 40}}'; document.getElementById('token').value = {}; document.querySelector('form[action$=\"/invoke\"]').requestSubmit(); true",
         serde_json::json!(token)
     ))
     .await?;

@@ -32,6 +32,7 @@ h1 { font-size:1.6em; margin:.4em 0; }
 h2 { font-size:1.25em; margin-top:1.6em; border-bottom:1px solid var(--line); padding-bottom:.2em; }
 code, pre, .mono { font-family:ui-monospace,SFMono-Regular,Menlo,Consolas,monospace; font-size:.9em; }
 .mono { word-break:break-all; }
+input.mono { font-size:1em; }
 pre { background:var(--panel); border:1px solid var(--line); padding:.75em; overflow:auto; max-height:28em; white-space:pre-wrap; word-break:break-word; }
 table { border-collapse:collapse; width:100%; }
 th, td { text-align:left; vertical-align:top; padding:.35em .6em; border-bottom:1px solid var(--line); }
@@ -149,7 +150,7 @@ pub(super) fn page(status: StatusCode, title: &str, tab: Tab, node: &str, body: 
             head {
                 meta charset="utf-8";
                 meta name="viewport" content="width=device-width, initial-scale=1";
-                meta name="referrer" content="no-referrer";
+                meta name="referrer" content="same-origin";
                 title { (text(title)) " · atr explorer" }
                 link rel="stylesheet" href="/explorer/static/explorer.css";
             }
@@ -189,7 +190,9 @@ pub(super) fn page(status: StatusCode, title: &str, tab: Tab, node: &str, body: 
         HeaderValue::from_static("nosniff"),
     );
     h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
-    h.insert(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
+    // Not `no-referrer`: with it the browser sends `Origin: null` on the pages' own form
+    // posts, which the guard refuses.
+    h.insert(header::REFERRER_POLICY, HeaderValue::from_static("same-origin"));
     // Pages answering a token (peers, receipts, invoke results) must not be kept.
     h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     resp

@@ -239,8 +239,8 @@ fn render(
         } @else {
             form class="stack" method="post" action={ "/explorer/tool/" (id) "/invoke" } {
                 div {
-                    label for="input" { "Input (JSON)" }
-                    textarea id="input" name="input" rows="8" spellcheck="false" aria-describedby="input-help" { (first_example) }
+                    label for="invoke-input" { "Input (JSON)" }
+                    textarea id="invoke-input" name="input" rows="8" spellcheck="false" aria-describedby="input-help" { (first_example) }
                     small id="input-help" class="muted" { "Checked against the input schema above before anything runs." }
                 }
                 (token_field())
