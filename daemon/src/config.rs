@@ -491,10 +491,10 @@ impl Config {
             Ok(m) if m.is_dir() => {
                 for f in [crate::identity::KEY_FILE, crate::node::STORE_FILE, "api.token"] {
                     let p = dir.join(f);
-                    if let Ok(m) = std::fs::symlink_metadata(&p) {
-                        if !m.is_file() {
-                            return Err(invalid(format!("{} is not a regular file", p.display())));
-                        }
+                    if let Ok(m) = std::fs::symlink_metadata(&p)
+                        && !m.is_file()
+                    {
+                        return Err(invalid(format!("{} is not a regular file", p.display())));
                     }
                 }
             }

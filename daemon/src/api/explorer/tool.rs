@@ -39,7 +39,7 @@ fn held(state: &AppState, id: &ToolId) -> Result<Held, ApiError> {
                 (
                     e.spec.signed(),
                     e.spec.envelope().to_vec(),
-                    e.status.clone(),
+                    e.status,
                     cat.delegated_providers(id, now),
                 )
             })
