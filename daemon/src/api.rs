@@ -29,6 +29,7 @@
 //! health, metrics counts). Errors are [`ApiError`]s.
 
 pub mod error;
+pub mod explorer;
 pub mod guard;
 mod listing;
 pub mod render;
@@ -97,6 +98,8 @@ pub struct ApiContext {
     pub claims: Arc<crate::claims::DomainClaims>,
     /// The JSON of recently listed specs, rendered once ([`render::SpecJson`]).
     pub spec_json: Arc<render::SpecJson>,
+    /// What the web explorer may do ([`explorer`]).
+    pub explorer: explorer::ExplorerOptions,
 }
 
 type AppState = Arc<ApiContext>;
@@ -105,6 +108,7 @@ type AppState = Arc<ApiContext>;
 pub fn router(ctx: ApiContext) -> Router {
     let metrics = ctx.metrics.clone();
     let access = Arc::new(ctx.access.clone());
+    let explorer = explorer::routes(ctx.explorer);
     Router::new()
         .route("/health", get(|| async { "ok" }))
         .route("/metrics", get(metrics_text))
@@ -124,6 +128,7 @@ pub fn router(ctx: ApiContext) -> Router {
         .route("/v1/provided", get(provided))
         .route("/v1/trust", get(trust::list).post(trust::add))
         .route("/v1/trust/{publisher}", axum::routing::delete(trust::remove))
+        .merge(explorer)
         .fallback(|| async { ApiError::not_found("no such endpoint; see docs/architecture.md for the API") })
         .layer(axum::middleware::from_fn(
             move |req: axum::extract::Request, next: axum::middleware::Next| {
@@ -174,14 +179,7 @@ fn authorize(state: &ApiContext, headers: &HeaderMap) -> Result<(), ApiError> {
                 "this call needs `Authorization: Bearer <token>`; the token is in <data-dir>/api.token",
             )
         })?;
-    // Constant-time comparison: the token guards mutations and private reads.
-    let ok = given.len() == state.token.len()
-        && given
-            .bytes()
-            .zip(state.token.bytes())
-            .fold(0u8, |acc, (a, b)| acc | (a ^ b))
-            == 0;
-    if ok {
+    if token_matches(&state.token, given) {
         Ok(())
     } else {
         Err(ApiError::new(
@@ -190,6 +188,17 @@ fn authorize(state: &ApiContext, headers: &HeaderMap) -> Result<(), ApiError> {
             "wrong API token",
         ))
     }
+}
+
+/// Whether `given` is the API token. Constant-time: the token guards mutations and
+/// private reads.
+fn token_matches(token: &str, given: &str) -> bool {
+    given.len() == token.len()
+        && given
+            .bytes()
+            .zip(token.bytes())
+            .fold(0u8, |acc, (a, b)| acc | (a ^ b))
+            == 0
 }
 
 /// `None` when the kept envelope no longer decodes (logged by the catalog's reader).

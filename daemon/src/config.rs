@@ -90,6 +90,11 @@ pub struct Cli {
     /// Log format.
     #[arg(long, env = "ATR_LOG_FORMAT", value_enum)]
     pub log_format: Option<LogFormat>,
+    /// Check the configuration (file, environment and flags) and the data directory, print
+    /// what the node would run with, and exit: 0 when it would start, 1 when not. Binds
+    /// nothing and writes nothing.
+    #[arg(long)]
+    pub check_config: bool,
 }
 
 /// The config file. Every field is optional; `None` means "use the default".
@@ -131,6 +136,18 @@ pub struct ConfigFile {
     pub sandbox: Option<SandboxSection>,
     /// Egress for tools that declare it (off by default).
     pub egress: Option<EgressSection>,
+    /// The web explorer on the API address.
+    pub explorer: Option<ExplorerSection>,
+}
+
+/// `[explorer]` of the config file.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ExplorerSection {
+    /// Serve the web explorer at `/explorer` on the API address (default true).
+    pub enabled: Option<bool>,
+    /// Offer its invoke form, which runs tools with the API token (default false: read-only).
+    pub invoke: Option<bool>,
 }
 
 /// `[egress]` of the config file: the filtering proxy tools with declared egress use.
@@ -694,6 +711,8 @@ pub struct Config {
     pub sandbox: SandboxConfig,
     /// Egress proxy for tools that declare egress.
     pub egress: EgressConfig,
+    /// The web explorer.
+    pub explorer: crate::api::explorer::ExplorerOptions,
 }
 
 fn default_listen() -> Vec<Multiaddr> {
@@ -716,6 +735,69 @@ pub fn default_data_dir() -> PathBuf {
 }
 
 impl Config {
+    /// What `atrd --check-config` checks beyond parsing: the data directory is a directory
+    /// (or can be created: its nearest existing ancestor is a directory), and a key or store
+    /// already there is a regular file. Returns the summary it prints.
+    pub fn check(&self) -> Result<Vec<String>, ConfigError> {
+        let dir = &self.data_dir;
+        let invalid = |message: String| ConfigError::Invalid {
+            field: "data_dir",
+            message,
+        };
+        match std::fs::metadata(dir) {
+            Ok(m) if m.is_dir() => {
+                for f in [crate::identity::KEY_FILE, crate::node::STORE_FILE, "api.token"] {
+                    let p = dir.join(f);
+                    if let Ok(m) = std::fs::symlink_metadata(&p)
+                        && !m.is_file()
+                    {
+                        return Err(invalid(format!("{} is not a regular file", p.display())));
+                    }
+                }
+            }
+            Ok(_) => return Err(invalid(format!("{} is not a directory", dir.display()))),
+            Err(_) => {
+                let parent = dir.ancestors().skip(1).find(|a| a.exists());
+                if !parent.is_some_and(Path::is_dir) {
+                    return Err(invalid(format!(
+                        "{} does not exist and cannot be created (no parent directory)",
+                        dir.display()
+                    )));
+                }
+            }
+        }
+        let listen: Vec<String> = self.network.listen.iter().map(ToString::to_string).collect();
+        Ok(vec![
+            format!("data_dir      {}", dir.display()),
+            format!("api           {} (remote: {})", self.api, self.api_allow_remote),
+            format!("api_hosts     {}", self.api_hosts.join(", ")),
+            format!("listen        {}", listen.join(", ")),
+            format!("bootstrap     {} peer(s)", self.network.bootstrap.len()),
+            format!(
+                "trusted       {} publisher(s), {} provider(s)",
+                self.trusted_publishers.len(),
+                self.trusted_providers.len()
+            ),
+            format!(
+                "sandbox       {}",
+                if self.sandbox.enabled {
+                    "on (needs the Docker Engine socket)"
+                } else {
+                    "off (discovery only)"
+                }
+            ),
+            format!(
+                "explorer      {}",
+                match (self.explorer.enabled, self.explorer.invoke) {
+                    (false, _) => "off",
+                    (true, false) => "on, read-only",
+                    (true, true) => "on, with the invoke form",
+                }
+            ),
+            format!("log_format    {:?}", self.log_format),
+        ])
+    }
+
     /// A config for `data_dir` with every default (tests and embedding).
     pub fn with_data_dir(data_dir: impl Into<PathBuf>) -> Self {
         Self {
@@ -737,6 +819,7 @@ impl Config {
             invoke: InvokeOptions::default(),
             sandbox: SandboxConfig::default(),
             egress: EgressConfig::default(),
+            explorer: crate::api::explorer::ExplorerOptions::default(),
         }
     }
 
@@ -908,6 +991,10 @@ impl Config {
                 max_bytes_per_run: e.max_bytes_per_run.unwrap_or(d.max_bytes_per_run),
                 max_lookups: e.max_lookups.unwrap_or(d.max_lookups),
             };
+        }
+        if let Some(e) = file.explorer {
+            c.explorer.enabled = e.enabled.unwrap_or(true);
+            c.explorer.invoke = e.invoke.unwrap_or(false);
         }
         Ok(c)
     }

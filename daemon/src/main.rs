@@ -22,6 +22,14 @@ async fn main() -> ExitCode {
 
 async fn run(cli: Cli) -> anyhow::Result<()> {
     let config = Config::resolve(&cli).context("invalid configuration")?;
+    if cli.check_config {
+        let summary = config.check().context("invalid configuration")?;
+        println!("configuration ok");
+        for line in summary {
+            println!("  {line}");
+        }
+        return Ok(());
+    }
     init_logging(config.log_format);
     let node = atrd::Node::bind(config).await.context("cannot start")?;
     wait_for_signal().await;

@@ -272,6 +272,7 @@ impl Node {
         let api = ApiContext {
             claims: crate::claims::DomainClaims::new(&config.claims),
             spec_json: Arc::default(),
+            explorer: config.explorer,
             repo: repo.clone(),
             net: net.clone(),
             metrics: metrics.clone(),

@@ -5,12 +5,15 @@
 
 mod api;
 mod api_guard;
+mod browser;
 mod budgets;
 mod claims;
 mod clean_text;
 mod cycles;
 mod delegation;
+mod deploy;
 mod egress;
+mod explorer;
 mod harness;
 mod hostile_image;
 mod nat;
