@@ -29,7 +29,7 @@
 //! health, metrics counts). Errors are [`ApiError`]s.
 
 pub mod error;
-pub mod explorer;
+mod explorer;
 pub mod guard;
 mod listing;
 pub mod render;
@@ -99,7 +99,7 @@ pub struct ApiContext {
     /// The JSON of recently listed specs, rendered once ([`render::SpecJson`]).
     pub spec_json: Arc<render::SpecJson>,
     /// What the web explorer may do ([`explorer`]).
-    pub explorer: explorer::ExplorerOptions,
+    pub explorer: crate::config::ExplorerOptions,
 }
 
 type AppState = Arc<ApiContext>;

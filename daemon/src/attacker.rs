@@ -387,7 +387,7 @@ impl Attacker {
                     finished_at_ms: now,
                     limits: v.limits,
                     provider: secret.public(),
-                    policy_hash: None,
+                    policy_hash: Some(atr_protocol::policy::Policy::of(v).hash()),
                     usage: None,
                 };
                 let Ok(signed) = SignedReceipt::sign(receipt, &secret) else {

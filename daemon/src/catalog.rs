@@ -1163,6 +1163,7 @@ mod tests {
             s.name = "fetch".into();
             s.tags = vec!["web".into()];
             s.side_effects = vec![SideEffect::Network, SideEffect::Writes];
+            s.permissions.egress = vec![atr_protocol::policy::EgressRule::parse("example.com:443").unwrap()];
             s.cost = Cost::High;
         });
         let c = catalog(&[&mine, &theirs]);
@@ -1453,6 +1454,8 @@ mod tests {
         let specs = [
             spec_with(1, |s| {
                 s.side_effects = vec![SideEffect::Network];
+                s.permissions.egress =
+                    vec![atr_protocol::policy::EgressRule::parse("example.com:443").unwrap()];
                 s.cost = Cost::High;
             }),
             spec(2, "calc", "2.0.0-rc.1", &["math", "x"]),

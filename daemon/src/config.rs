@@ -150,6 +150,24 @@ pub struct ExplorerSection {
     pub invoke: Option<bool>,
 }
 
+/// What the operator allows the explorer (`[explorer]` of the config file).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ExplorerOptions {
+    /// Serve the explorer at all (default true).
+    pub enabled: bool,
+    /// Offer the invoke form (default false: the explorer is read-only).
+    pub invoke: bool,
+}
+
+impl Default for ExplorerOptions {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            invoke: false,
+        }
+    }
+}
+
 /// `[egress]` of the config file: the filtering proxy tools with declared egress use.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -712,7 +730,7 @@ pub struct Config {
     /// Egress proxy for tools that declare egress.
     pub egress: EgressConfig,
     /// The web explorer.
-    pub explorer: crate::api::explorer::ExplorerOptions,
+    pub explorer: ExplorerOptions,
 }
 
 fn default_listen() -> Vec<Multiaddr> {
@@ -746,7 +764,7 @@ impl Config {
         };
         match std::fs::metadata(dir) {
             Ok(m) if m.is_dir() => {
-                for f in [crate::identity::KEY_FILE, crate::node::STORE_FILE, "api.token"] {
+                for f in [crate::identity::KEY_FILE, crate::store::STORE_FILE, "api.token"] {
                     let p = dir.join(f);
                     if let Ok(m) = std::fs::symlink_metadata(&p)
                         && !m.is_file()
@@ -819,7 +837,7 @@ impl Config {
             invoke: InvokeOptions::default(),
             sandbox: SandboxConfig::default(),
             egress: EgressConfig::default(),
-            explorer: crate::api::explorer::ExplorerOptions::default(),
+            explorer: ExplorerOptions::default(),
         }
     }
 

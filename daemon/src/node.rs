@@ -59,9 +59,8 @@ use publish::Publisher;
 use respond::Responder;
 use sync::Syncer;
 
+pub use crate::store::STORE_FILE;
 pub use atr_protocol::local::TOKEN_FILE;
-/// File name of the redb database inside the data dir.
-pub const STORE_FILE: &str = "atr.redb";
 /// Most peer messages processed at once; beyond, gossip waits in the channel.
 pub const MAX_INFLIGHT_PEER_TASKS: usize = 256;
 /// How long shutdown waits for in-flight tasks.

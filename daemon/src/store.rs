@@ -234,6 +234,9 @@ impl From<redb::CommitError> for StoreError {
     }
 }
 
+/// File name of the redb database inside the data dir.
+pub const STORE_FILE: &str = "atr.redb";
+
 /// Sizes of the store and the quotas of the repository. The config's
 /// `[store]` section converts into this.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -41,29 +41,13 @@ use super::{ApiError, AppState};
 use crate::catalog::{Entry, ListingKey, SearchKey, Status};
 
 /// Specs on one catalog page.
-pub const PAGE_SIZE: usize = 20;
+pub(crate) const PAGE_SIZE: usize = 20;
 /// Receipts on one receipts page.
-pub const RECEIPTS_PAGE_SIZE: usize = 25;
+pub(crate) const RECEIPTS_PAGE_SIZE: usize = 25;
 /// Longest search text accepted (the catalog's own limit).
 const MAX_QUERY_BYTES: usize = crate::catalog::MAX_QUERY_BYTES;
 
-/// What the operator allows the explorer (`[explorer]` of the config file).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct ExplorerOptions {
-    /// Serve the explorer at all (default true).
-    pub enabled: bool,
-    /// Offer the invoke form (default false: the explorer is read-only).
-    pub invoke: bool,
-}
-
-impl Default for ExplorerOptions {
-    fn default() -> Self {
-        Self {
-            enabled: true,
-            invoke: false,
-        }
-    }
-}
+pub(crate) use crate::config::ExplorerOptions;
 
 /// The explorer's routes (none when it is disabled).
 pub(super) fn routes(opts: ExplorerOptions) -> Router<AppState> {
