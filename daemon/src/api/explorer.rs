@@ -236,19 +236,7 @@ fn catalog_page(
                 };
                 // Filters narrow a search's page; the cursor still follows the search order.
                 let page = cat.search_page(q, PAGE_SIZE, after.as_ref())?;
-                let next = page
-                    .more
-                    .then(|| {
-                        page.results.last().map(|(score, e)| {
-                            Cursor::Search {
-                                docs: page.docs,
-                                score: *score,
-                                id: e.spec.id(),
-                            }
-                            .encode()
-                        })
-                    })
-                    .flatten();
+                let next = super::listing::next_search(&page);
                 let rows = page
                     .results
                     .into_iter()

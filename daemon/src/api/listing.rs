@@ -267,6 +267,23 @@ enum Listing<F, C> {
     Compact(Vec<C>),
 }
 
+/// The cursor after a search page, when more results follow (the JSON listing and the
+/// explorer page the same way).
+pub(super) fn next_search(page: &crate::catalog::SearchPage<'_>) -> Option<String> {
+    page.more
+        .then(|| {
+            page.results.last().map(|(score, e)| {
+                Cursor::Search {
+                    docs: page.docs,
+                    score: *score,
+                    id: e.spec.id(),
+                }
+                .encode()
+            })
+        })
+        .flatten()
+}
+
 fn next_find(e: &Entry) -> String {
     let k = ListingKey::of(e);
     Cursor::Find {
@@ -313,19 +330,7 @@ pub(super) async fn search(
     let limit = p.limit.unwrap_or(DEFAULT_SEARCH_LIMIT).clamp(1, MAX_SEARCH_LIMIT);
     let out = state.repo.read(|cat| {
         let page = cat.search_page(&p.q, limit, after.as_ref())?;
-        let next = page
-            .more
-            .then(|| {
-                page.results.last().map(|(score, e)| {
-                    Cursor::Search {
-                        docs: page.docs,
-                        score: *score,
-                        id: e.spec.id(),
-                    }
-                    .encode()
-                })
-            })
-            .flatten();
+        let next = next_search(&page);
         let body = match p.view {
             View::Compact => Listing::Compact(
                 state
