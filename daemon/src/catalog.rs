@@ -532,6 +532,13 @@ impl Catalog {
             .expiry(&s.publisher, provider, id, &s.name, now_ms)
     }
 
+    /// Whether a spec of `publisher` is held.
+    pub fn holds_publisher(&self, publisher: &PublicKey) -> bool {
+        self.by_publisher
+            .get(publisher)
+            .is_some_and(|ids| !ids.is_empty())
+    }
+
     /// [`Catalog::classify`] for a revocation's value alone (which may not
     /// be verified yet): whether its target is held. Never `Known`.
     pub fn target_standing(&self, r: &Revocation) -> Result<Standing, RevocationRejected> {

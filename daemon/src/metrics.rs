@@ -10,8 +10,9 @@
 //! The exposed names are read by the testnet and the tests: keep them.
 //!
 //! The gossipsub counters are libp2p-gossipsub's own (its `metrics` feature):
-//! it fills them in a registry of its own, [`GossipMetrics`], and keeps the
-//! handles private, so the two `atr_gossip_*` series derived from them are
+//! it fills them in a registry of its own, [`GossipMetrics`], rendered after
+//! atr's as `atr_gossipsub_*`, and keeps the handles private, so the two
+//! `atr_gossip_*` series derived from them are
 //! read from that registry's encoding at scrape time (the one place text is
 //! read back; prometheus-client has no other way to read a value it did not
 //! hand out).
@@ -343,8 +344,12 @@ impl Metrics {
         self.specs.set(now.specs as i64);
         self.revocations.set(now.revocations as i64);
         self.connected_peers.set(now.connected_peers as i64);
+        use prometheus_client::encoding::text::{encode_eof, encode_registry};
         let mut out = String::new();
-        if let Err(e) = prometheus_client::encoding::text::encode(&mut out, &self.registry) {
+        let encoded = encode_registry(&mut out, &self.registry)
+            .and_then(|()| self.gossip.with_registry(|r| encode_registry(&mut out, r)))
+            .and_then(|()| encode_eof(&mut out));
+        if let Err(e) = encoded {
             tracing::warn!(error = %e, "cannot encode metrics");
         }
         out
@@ -402,10 +407,23 @@ pub async fn scope_api<F: std::future::Future>(metrics: Arc<Metrics>, fut: F) ->
 }
 
 /// One node's gossipsub counters, filled by libp2p-gossipsub in a
-/// `prometheus_client` registry that only this node uses.
-#[derive(Debug, Default)]
+/// `prometheus_client` registry that only this node uses, exposed as
+/// `atr_gossipsub_*` (mesh sizes, peer scores and penalties, send queues,
+/// messages dropped from them: what tells why gossip slows down).
+#[derive(Debug)]
 pub struct GossipMetrics {
     registry: Mutex<Registry>,
+}
+
+/// Prefix of gossipsub's own series.
+const GOSSIPSUB_PREFIX: &str = "atr_gossipsub";
+
+impl Default for GossipMetrics {
+    fn default() -> Self {
+        Self {
+            registry: Mutex::new(Registry::with_prefix(GOSSIPSUB_PREFIX)),
+        }
+    }
 }
 
 /// Messages of the atr topic as gossipsub counted them.
@@ -441,7 +459,7 @@ impl GossipMetrics {
             return GossipCounts::default();
         }
         let sample = |family: &str| -> u64 {
-            let prefix = format!("{family}_total{{hash=\"{}\"}} ", escape(topic));
+            let prefix = format!("{GOSSIPSUB_PREFIX}_{family}_total{{hash=\"{}\"}} ", escape(topic));
             text.lines()
                 .find_map(|l| l.strip_prefix(prefix.as_str()))
                 .and_then(|v| v.trim().parse().ok())

@@ -30,6 +30,7 @@ pub mod invoke;
 pub mod provide;
 pub mod publish;
 pub mod respond;
+pub mod spec_queue;
 pub mod sync;
 
 use std::net::SocketAddr;

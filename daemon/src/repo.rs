@@ -334,6 +334,13 @@ impl Repo {
         *publisher == self.inner.me || lock::read(&self.inner.trust).contains_key(publisher)
     }
 
+    /// Whether `publisher` is established here: this node, a trusted
+    /// publisher, or one with a spec held (an in-memory lookup). Their
+    /// gossip specs are verified before those of publishers new to this node.
+    pub fn established(&self, publisher: &PublicKey) -> bool {
+        self.exempt(publisher) || self.read(|c| c.holds_publisher(publisher))
+    }
+
     /// The trust list as every selection path reads it: this node's key and the trusted
     /// publishers, config entries first, then by key.
     pub fn trust_list(&self) -> TrustList {

@@ -34,6 +34,19 @@ pub const SYNC_TIMEOUT: Duration = Duration::from_secs(10);
 /// Timeout of one index request (as a fetch).
 pub const INDEX_TIMEOUT: Duration = FETCH_TIMEOUT;
 
+/// How long gossipsub keeps a received message in its cache (at least 5
+/// heartbeats, its default). A message is forwarded only if its validation
+/// verdict arrives while it is still cached: a spec verified after a wait
+/// (a busy CPU, the verification queue) would otherwise be stored but never
+/// passed on, and reach the other nodes only through anti-entropy.
+pub const GOSSIP_CACHE_WINDOW: Duration = Duration::from_secs(3);
+
+/// [`GOSSIP_CACHE_WINDOW`] in heartbeats (5 to 100).
+fn history_length(heartbeat: Duration) -> usize {
+    let beats = GOSSIP_CACHE_WINDOW.as_millis() / heartbeat.as_millis().max(1);
+    usize::try_from(beats).map_or(100, |b| b.clamp(5, 100))
+}
+
 /// All of atrd's protocols.
 #[derive(NetworkBehaviour)]
 pub struct Behaviour {
@@ -121,6 +134,7 @@ impl Behaviour {
 
         let gcfg = gossipsub::ConfigBuilder::default()
             .heartbeat_interval(opts.heartbeat)
+            .history_length(history_length(opts.heartbeat))
             .validation_mode(gossipsub::ValidationMode::Strict)
             .validate_messages()
             .max_transmit_size(wire::MAX_GOSSIP_BYTES + 1024)
@@ -271,4 +285,18 @@ fn score_params(
         ..Default::default()
     };
     (params, thresholds)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_message_cache_spans_the_window_at_any_heartbeat() {
+        assert_eq!(history_length(Duration::from_millis(200)), 15);
+        assert_eq!(history_length(Duration::from_secs(1)), 5);
+        assert_eq!(history_length(Duration::from_secs(10)), 5);
+        assert_eq!(history_length(Duration::from_millis(1)), 100);
+        assert_eq!(history_length(Duration::ZERO), 100);
+    }
 }

@@ -16,6 +16,7 @@ use crate::announce::Announcer;
 use crate::catalog::{DelegationRefused, RevocationRejected, Standing, envelope_hash};
 use crate::metrics::Metrics;
 use crate::network::NetworkHandle;
+use crate::node::spec_queue::SpecQueue;
 pub use crate::repo::Ingested;
 use crate::repo::{Repo, RepoError};
 use crate::store::StoreError;
@@ -170,20 +171,15 @@ pub struct Ingest {
     announcer: Announcer,
     net: NetworkHandle,
     metrics: Arc<Metrics>,
-    /// Gossip specs verified and stored at once (twice the cores). A flood
-    /// of valid specs then queues here instead of taking every CPU slice,
-    /// and revocations and delegations, which skip it, are handled at once.
-    spec_gossip: Arc<tokio::sync::Semaphore>,
-    /// Gossip specs waiting for a `spec_gossip` slot; at `spec_queue`
-    /// further ones are ignored (not forwarded; anti-entropy fetches what an
-    /// honest one missed).
-    spec_waiting: Arc<std::sync::atomic::AtomicUsize>,
-    /// Most gossip specs waiting to be verified (`[network.budgets]
-    /// gossip_spec_queue`). They wait without a peer-task permit, so a flood
-    /// of valid specs never stalls the node's other events (honest gossip,
-    /// requests, revocations); this cap bounds their memory (each at most
-    /// `MAX_GOSSIP_BYTES`).
-    spec_queue: usize,
+    /// Gossip specs verified and stored at once (twice the cores), and the
+    /// bounded, fair queue of those waiting (`[network.budgets]
+    /// gossip_spec_queue`; beyond it they are ignored: not forwarded,
+    /// anti-entropy fetches what an honest one missed). A flood of valid
+    /// specs queues there instead of taking every CPU slice; revocations and
+    /// delegations skip it; a waiting spec holds no peer-task permit, so a
+    /// flood never stalls the node's other events; and honest publishers'
+    /// specs do not wait behind a flood ([`SpecQueue`]).
+    spec_gossip: SpecQueue,
 }
 
 impl Ingest {
@@ -195,16 +191,20 @@ impl Ingest {
             announcer,
             net,
             metrics,
-            spec_gossip: Arc::new(tokio::sync::Semaphore::new(2 * cores)),
-            spec_waiting: Arc::new(std::sync::atomic::AtomicUsize::new(0)),
-            spec_queue: crate::config::Budgets::default().gossip_spec_queue,
+            spec_gossip: SpecQueue::new(2 * cores, crate::config::Budgets::default().gossip_spec_queue),
         }
     }
 
     /// Sets how many gossip specs may wait to be verified.
     pub fn with_spec_queue(mut self, n: usize) -> Self {
-        self.spec_queue = n;
+        let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+        self.spec_gossip = SpecQueue::new(2 * cores, n);
         self
+    }
+
+    /// Gossip specs waiting for verification now.
+    pub fn specs_waiting(&self) -> usize {
+        self.spec_gossip.waiting()
     }
 
     /// This node's metrics.
@@ -395,24 +395,40 @@ impl Ingest {
                 return;
             }
         };
-        let _slot = match obj {
-            WireObject::Spec(_) => match self.spec_gossip.clone().try_acquire_owned() {
-                Ok(slot) => Some(slot),
-                Err(_) => {
-                    // Wait in the bounded queue, giving the peer-task permit back.
-                    use std::sync::atomic::Ordering;
-                    if self.spec_waiting.fetch_add(1, Ordering::SeqCst) >= self.spec_queue {
-                        self.spec_waiting.fetch_sub(1, Ordering::SeqCst);
-                        self.metrics.budget_exceeded("gossip_spec_queue");
+        let _slot = match &obj {
+            WireObject::Spec(b) => {
+                let envelope = b.0.clone();
+                // Known already (by hash), or whose publisher (unverified).
+                let peeked = self
+                    .blocking(move |s| match s.known(&envelope) {
+                        Some(_) => Ok(None),
+                        None => SignedSpec::peek(&envelope)
+                            .map(|v| Some((v.publisher, s.repo.established(&v.publisher)))),
+                    })
+                    .await;
+                match peeked {
+                    Ok(Ok(None)) => {
+                        self.metrics.gossip_verdict("ignore");
                         self.net.verdict(message_id, source, MessageAcceptance::Ignore);
                         return;
                     }
-                    drop(permit);
-                    let slot = self.spec_gossip.clone().acquire_owned().await.ok();
-                    self.spec_waiting.fetch_sub(1, Ordering::SeqCst);
-                    slot
+                    Ok(Ok(Some((publisher, established)))) => {
+                        // Wait in the fair queue, giving the peer-task permit back.
+                        drop(permit);
+                        match self.spec_gossip.acquire(publisher, established).await {
+                            Ok(slot) => Some(slot),
+                            Err(_) => {
+                                self.metrics.budget_exceeded("gossip_spec_queue");
+                                self.net.verdict(message_id, source, MessageAcceptance::Ignore);
+                                return;
+                            }
+                        }
+                    }
+                    // Undecodable: ingest below names the error (it fails
+                    // at the same early step, without a slot).
+                    Ok(Err(_)) | Err(_) => None,
                 }
-            },
+            }
             _ => None,
         };
         let result = self.blocking(move |s| s.gossip_object(&obj)).await;

@@ -205,6 +205,82 @@ async fn gossip_specs_beyond_the_verification_queue_are_ignored() {
     victim.node.shutdown().await.unwrap();
 }
 
+/// A flood of valid padded specs from one established key fills the
+/// victim's verification queue; an honest publisher's spec arriving behind
+/// it is verified next (the fair queue), not after the whole flood: at most
+/// a slot's worth of junk is stored between its publish and its arrival.
+/// (First-come order stored every queued junk spec first: 30 or more.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_honest_spec_is_verified_ahead_of_a_queued_spec_flood() {
+    init_tracing();
+    let victim = start_node_with(170, vec![], tempfile::tempdir().unwrap(), |c| {
+        c.network.sync_interval = Duration::from_secs(3600);
+    })
+    .await;
+    let honest = start_node(171, vec![victim.node.dial_addrs()[0].clone()]).await;
+    // Both publishers established on the victim: a spec of each held there
+    // (published again until gossip between the two is up).
+    let tries = std::sync::atomic::AtomicUsize::new(0);
+    wait_for(T, "the honest publisher's first spec", || async {
+        let i = tries.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        let first = publish(&honest.node, &format!("honest_first{i}"), &["fair"]).await;
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        victim.node.repo().spec(&first.id()).is_some()
+    })
+    .await;
+    let attacker = Attacker::spawn().await.unwrap();
+    attacker
+        .connect(victim.node.dial_addrs()[0].clone())
+        .await
+        .unwrap();
+    let mut seed = [7u8; 32];
+    seed[0] = 0xEE; // no node's key
+    let key = atr_protocol::SecretKey::from_seed(&seed);
+    let specs: Vec<_> = (0..401)
+        .filter_map(|i| atrd::attacker::junk_spec(&key, i, atrd::attacker::JUNK_MAX_PAD))
+        .collect();
+    let junk0 = specs[0].id();
+    let junk: Vec<_> = specs
+        .iter()
+        .map(|s| wire::WireObject::Spec(atr_protocol::id::ByteBuf(s.to_bytes())))
+        .collect();
+    wait_for(T, "the junk publisher's first spec", || async {
+        attacker.publish_until(&junk[..1], None).await;
+        victim.node.repo().spec(&junk0).is_some()
+    })
+    .await;
+    let ingest = victim.node.services().ingest.clone();
+    let flood = {
+        let junk = junk[1..].to_vec();
+        let attacker_net = attacker.net().clone();
+        tokio::spawn(async move {
+            for o in &junk {
+                let _ = attacker_net.publish(wire::encode_message(o).unwrap()).await;
+            }
+        })
+    };
+    wait_for(T, "30 junk specs waiting", || async {
+        ingest.specs_waiting() >= 30
+    })
+    .await;
+    let before = victim.node.repo().counts().unwrap().specs;
+    let spec = publish(&honest.node, "honest_second", &["fair"]).await;
+    wait_for(T, "the honest spec on the victim", || async {
+        victim.node.repo().spec(&spec.id()).is_some()
+    })
+    .await;
+    let between = victim.node.repo().counts().unwrap().specs - before;
+    let cores = std::thread::available_parallelism().map_or(2, |n| n.get()) as u64;
+    assert!(
+        between <= 2 * cores + 8,
+        "{between} specs stored between the honest publish and its arrival"
+    );
+    flood.abort();
+    attacker.shutdown().await;
+    honest.node.shutdown().await.unwrap();
+    victim.node.shutdown().await.unwrap();
+}
+
 /// One stranger sends 300 index requests at once to a node allowing 10/s
 /// with a burst of 20: at most the burst plus the refill is answered, the
 /// rest is dropped unanswered and counted, and an honest peer is still answered.
