@@ -423,13 +423,18 @@ async fn egress_cycle(rows: &mut Vec<String>) -> (f64, f64) {
         hosts: std::collections::HashMap::from([("web.bench".to_owned(), web.ip())]),
         ..Default::default()
     };
-    let proxy = EgressProxy::start(std::net::SocketAddr::new(gw.into(), 0), config, Default::default())
-        .await
-        .expect("proxy");
+    let proxy = EgressProxy::start(
+        std::net::SocketAddr::new(gw.into(), 0),
+        config,
+        Default::default(),
+    )
+    .await
+    .expect("proxy");
     // As a node runs it: the host firewall chain in front of INPUT for the bridge.
-    let firewall = atrd::egress::firewall::HostFirewall::install(egress_net, &net.bridge, gw, proxy.addr().port())
-        .await
-        .expect("egress host firewall (run as root)");
+    let firewall =
+        atrd::egress::firewall::HostFirewall::install(egress_net, &net.bridge, gw, proxy.addr().port())
+            .await
+            .expect("egress host firewall (run as root)");
     let perms = Permissions {
         egress: vec![EgressRule::parse(&format!("web.bench:{}", web.port())).expect("rule")],
         ..Default::default()

@@ -563,9 +563,13 @@ async fn start_egress(
     let mut proxy_cfg = cfg.proxy.clone();
     proxy_cfg.deny.push(gateway.into());
     let proxy_cancel = cancel.child_token();
-    let proxy = crate::egress::EgressProxy::start(SocketAddr::new(gateway.into(), 0), proxy_cfg, proxy_cancel.clone())
-        .await
-        .map_err(|e| NodeError::Egress(format!("cannot listen on the egress gateway {gateway}: {e}")))?;
+    let proxy = crate::egress::EgressProxy::start(
+        SocketAddr::new(gateway.into(), 0),
+        proxy_cfg,
+        proxy_cancel.clone(),
+    )
+    .await
+    .map_err(|e| NodeError::Egress(format!("cannot listen on the egress gateway {gateway}: {e}")))?;
     let firewall = match cfg.host_firewall {
         crate::config::HostFirewallMode::Atr => {
             let fw = crate::egress::firewall::HostFirewall::install(

@@ -94,7 +94,9 @@ impl Cgroups {
         let (mut cpuacct, mut memory, mut unified) = (None, None, None);
         for line in text.lines() {
             // `id parent dev root mountpoint opts [optional…] - fstype source superopts`
-            let Some((left, right)) = line.split_once(" - ") else { continue };
+            let Some((left, right)) = line.split_once(" - ") else {
+                continue;
+            };
             let left: Vec<&str> = left.split(' ').collect();
             let right: Vec<&str> = right.split(' ').collect();
             let (Some(root), Some(point), Some(fstype)) = (left.get(3), left.get(4), right.first()) else {
@@ -192,7 +194,9 @@ impl Cgroups {
             match tokio::fs::remove_dir(m.join(&rel)).await {
                 Ok(()) => {}
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-                Err(e) => debug!(dir = %m.join(&rel).display(), error = %e, "could not remove a sandbox parent cgroup"),
+                Err(e) => {
+                    debug!(dir = %m.join(&rel).display(), error = %e, "could not remove a sandbox parent cgroup")
+                }
             }
         }
     }
@@ -203,10 +207,15 @@ impl Cgroups {
     pub async fn sweep(&self, live: &std::collections::HashSet<String>) {
         let mut removed = 0usize;
         for m in &self.mounts {
-            let Ok(mut dir) = tokio::fs::read_dir(m.join(PARENT_ROOT)).await else { continue };
+            let Ok(mut dir) = tokio::fs::read_dir(m.join(PARENT_ROOT)).await else {
+                continue;
+            };
             while let Ok(Some(e)) = dir.next_entry().await {
                 let name = e.file_name().to_string_lossy().into_owned();
-                if name.starts_with("atr-") && !live.contains(&name) && tokio::fs::remove_dir(e.path()).await.is_ok() {
+                if name.starts_with("atr-")
+                    && !live.contains(&name)
+                    && tokio::fs::remove_dir(e.path()).await.is_ok()
+                {
                     removed += 1;
                 }
             }

@@ -34,7 +34,9 @@ const LOCK_WAIT_SECS: &str = "5";
 #[non_exhaustive]
 pub enum FirewallError {
     /// The program could not be started (not installed?).
-    #[error("cannot run `{cmd}`: {source} (install iptables, or set `[egress] host_firewall = \"operator\"` once your own firewall drops traffic from the egress bridge to the host)")]
+    #[error(
+        "cannot run `{cmd}`: {source} (install iptables, or set `[egress] host_firewall = \"operator\"` once your own firewall drops traffic from the egress bridge to the host)"
+    )]
     Spawn {
         /// The command line.
         cmd: String,
@@ -49,7 +51,9 @@ pub enum FirewallError {
         cmd: String,
     },
     /// The program failed.
-    #[error("`{cmd}` failed: {stderr} (atrd needs CAP_NET_ADMIN to install its egress rules, or set `[egress] host_firewall = \"operator\"` once your own firewall drops traffic from the egress bridge to the host)")]
+    #[error(
+        "`{cmd}` failed: {stderr} (atrd needs CAP_NET_ADMIN to install its egress rules, or set `[egress] host_firewall = \"operator\"` once your own firewall drops traffic from the egress bridge to the host)"
+    )]
     Failed {
         /// The command line.
         cmd: String,

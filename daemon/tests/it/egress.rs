@@ -264,11 +264,18 @@ async fn issue_17_egress_cannot_reach_host_services_directly() {
     let net = "atr-egress-test-open";
     let t = provider_with(174, net, &web, HostFirewallMode::Operator).await;
     let gw = egress_gateway(net).await;
-    assert_eq!(chain_rules("iptables", &atrd::egress::firewall::chain_for(net)), "");
+    assert_eq!(
+        chain_rules("iptables", &atrd::egress::firewall::chain_for(net)),
+        ""
+    );
     let spec = publish(&t.node, "http_fetch", std::slice::from_ref(&allowed)).await;
     for addr in probe(gw) {
         let r = call(&t.node, spec.id(), json!({"direct": addr})).await.unwrap();
-        assert_eq!(r.output["connected"], true, "control: {addr} should be open: {}", r.output);
+        assert_eq!(
+            r.output["connected"], true,
+            "control: {addr} should be open: {}",
+            r.output
+        );
     }
     t.node.shutdown().await.unwrap();
     let docker = Docker::connect_with_local_defaults().unwrap();
@@ -284,7 +291,11 @@ async fn issue_17_egress_cannot_reach_host_services_directly() {
     let spec = publish(&t.node, "http_fetch", std::slice::from_ref(&allowed)).await;
     for addr in probe(gw) {
         let r = call(&t.node, spec.id(), json!({"direct": addr})).await.unwrap();
-        assert_eq!(r.output["connected"], false, "{addr} reached around the proxy: {}", r.output);
+        assert_eq!(
+            r.output["connected"], false,
+            "{addr} reached around the proxy: {}",
+            r.output
+        );
     }
     let r = call(&t.node, spec.id(), json!({"url": format!("http://{allowed}/")}))
         .await
@@ -400,6 +411,7 @@ async fn issue_17_secrets_reach_only_the_container() {
     let text = String::from_utf8_lossy(&logs.0.lock().unwrap()).to_string();
     assert!(!text.is_empty(), "no logs captured");
     assert!(!text.contains(SECRET), "secret in the logs");
-    drop(t);
+    // Shut down (not dropped): the node removes its egress firewall chain.
+    t.node.shutdown().await.unwrap();
     web.stop().await;
 }
