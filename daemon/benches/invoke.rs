@@ -450,6 +450,9 @@ async fn egress_cycle(rows: &mut Vec<String>) -> (f64, f64) {
     let fetch = vec!["/bin/http_fetch".to_owned()];
     let input = format!(r#"{{"url":"http://web.bench:{}/"}}"#, web.port());
     let (mut plain, mut via) = (Vec::new(), Vec::new());
+    // Where the difference goes: `start` (the network attachment happens there) and `run`
+    // (stdin → stdout EOF: the GET through the proxy) of each row.
+    let (mut plain_start, mut via_start, mut plain_run, mut via_run) = (vec![], vec![], vec![], vec![]);
     for i in 0..RUNS + 5 {
         let inv = format!("{i:032x}");
         let t0 = Instant::now();
@@ -469,6 +472,7 @@ async fn egress_cycle(rows: &mut Vec<String>) -> (f64, f64) {
             .expect("run");
         assert_eq!(out.stdout.trim_ascii(), br#"{"hello":"world"}"#);
         let plain_ms = t0.elapsed().as_secs_f64() * 1000.0;
+        let plain_t = out.timings;
         let grant = proxy.grant(&perms);
         let t0 = Instant::now();
         let out = sb
@@ -489,12 +493,17 @@ async fn egress_cycle(rows: &mut Vec<String>) -> (f64, f64) {
             .await
             .expect("run");
         let via_ms = t0.elapsed().as_secs_f64() * 1000.0;
+        let via_t = out.timings;
         let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
         assert_eq!(v["status"], 200, "{v}");
         assert!(grant.usage().in_bytes > 0);
         if i >= 5 {
             plain.push(plain_ms);
             via.push(via_ms);
+            plain_start.push(plain_t.start_ms);
+            via_start.push(via_t.start_ms);
+            plain_run.push(plain_t.run_ms);
+            via_run.push(via_t.run_ms);
         }
     }
     sb.settle().await;
@@ -507,6 +516,16 @@ async fn egress_cycle(rows: &mut Vec<String>) -> (f64, f64) {
     rows.push(row(
         "**egress: `http_fetch` small GET through the proxy, fresh cycle**",
         &via,
+    ));
+    rows.push(row("… of which start, no network (`echo`)", &plain_start));
+    rows.push(row(
+        "… of which start, egress network attached (`http_fetch`)",
+        &via_start,
+    ));
+    rows.push(row("… of which run (stdin → stdout EOF), `echo`", &plain_run));
+    rows.push(row(
+        "… of which run (stdin → stdout EOF), `http_fetch` GET through the proxy",
+        &via_run,
     ));
     (pct(&plain, 0.5), pct(&via, 0.5))
 }
