@@ -1153,6 +1153,21 @@ mod tests {
     use clap::Parser;
 
     #[test]
+    fn the_egress_host_firewall_is_atrs_unless_the_operator_takes_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("c.toml");
+        let load = |text: &str| {
+            std::fs::write(&f, text).unwrap();
+            Config::resolve(&Cli::parse_from(["atrd", "--config", f.to_str().unwrap()]))
+        };
+        let c = load("[egress]\nenabled = true\n").unwrap();
+        assert_eq!(c.egress.host_firewall, HostFirewallMode::Atr);
+        let c = load("[egress]\nenabled = true\nhost_firewall = \"operator\"\n").unwrap();
+        assert_eq!(c.egress.host_firewall, HostFirewallMode::Operator);
+        assert!(load("[egress]\nhost_firewall = \"none\"\n").is_err());
+    }
+
+    #[test]
     fn a_remote_api_needs_an_explicit_yes() {
         for addr in ["0.0.0.0:7878", "[::]:7878", "192.168.1.5:7878"] {
             let e = Config::resolve(&Cli::parse_from([

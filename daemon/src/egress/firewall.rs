@@ -68,6 +68,7 @@ pub enum FirewallError {
 pub struct HostFirewall {
     chain: String,
     v6: bool,
+    programs: [&'static str; 2],
 }
 
 /// The chain name for network `network` (≤ 28 characters, the iptables limit).
@@ -85,12 +86,23 @@ impl HostFirewall {
         gateway: Ipv4Addr,
         proxy_port: u16,
     ) -> Result<Self, FirewallError> {
+        Self::install_with(["iptables", "ip6tables"], network, bridge, gateway, proxy_port).await
+    }
+
+    /// [`Self::install`] with the two programs named (tests).
+    async fn install_with(
+        [prog4, prog6]: [&'static str; 2],
+        network: &str,
+        bridge: &str,
+        gateway: Ipv4Addr,
+        proxy_port: u16,
+    ) -> Result<Self, FirewallError> {
         let chain = chain_for(network);
         let (c, port, gw) = (chain.as_str(), proxy_port.to_string(), gateway.to_string());
         let proxy_rule = ["-A", c, "-d", &gw, "-p", "tcp", "--dport", &port, "-j", "RETURN"];
         let drop_rule = ["-A", c, "-j", "DROP"];
-        fill("iptables", c, bridge, &[&proxy_rule, &drop_rule]).await?;
-        let v6 = match fill("ip6tables", c, bridge, &[&drop_rule]).await {
+        fill(prog4, c, bridge, &[&proxy_rule, &drop_rule]).await?;
+        let v6 = match fill(prog6, c, bridge, &[&drop_rule]).await {
             Ok(()) => true,
             // A host without IPv6 has no IPv6 path to close.
             Err(e) if !ipv6_enabled() => {
@@ -98,12 +110,16 @@ impl HostFirewall {
                 false
             }
             Err(e) => {
-                remove_chain("iptables", &chain).await;
+                remove_chain(prog4, &chain).await;
                 return Err(e);
             }
         };
         info!(%chain, %bridge, proxy = %format!("{gateway}:{proxy_port}"), "egress host firewall installed");
-        Ok(Self { chain, v6 })
+        Ok(Self {
+            chain,
+            v6,
+            programs: [prog4, prog6],
+        })
     }
 
     /// The chain's name.
@@ -113,9 +129,10 @@ impl HostFirewall {
 
     /// Removes the rules (shutdown); failures are logged.
     pub async fn remove(self) {
-        remove_chain("iptables", &self.chain).await;
+        let [prog4, prog6] = self.programs;
+        remove_chain(prog4, &self.chain).await;
         if self.v6 {
-            remove_chain("ip6tables", &self.chain).await;
+            remove_chain(prog6, &self.chain).await;
         }
         info!(chain = %self.chain, "egress host firewall removed");
     }
@@ -204,5 +221,27 @@ mod tests {
         assert!(a.len() <= 28, "{a}");
         assert_ne!(a, b);
         assert_eq!(a, chain_for("atr-egress"));
+    }
+
+    /// Egress is not enabled without the rules: a missing or failing `iptables` is an error
+    /// naming the way out (`node::start_egress` turns it into a start failure).
+    #[tokio::test]
+    async fn without_iptables_installing_fails_with_a_clear_error() {
+        let gw = Ipv4Addr::new(172, 31, 0, 1);
+        let e = HostFirewall::install_with(
+            ["/nonexistent/iptables", "/nonexistent/ip6tables"],
+            "n",
+            "br-x",
+            gw,
+            1,
+        )
+        .await
+        .unwrap_err();
+        assert!(matches!(e, FirewallError::Spawn { .. }), "{e}");
+        assert!(e.to_string().contains("host_firewall = \"operator\""), "{e}");
+        let e = HostFirewall::install_with(["false", "false"], "n", "br-x", gw, 1)
+            .await
+            .unwrap_err();
+        assert!(matches!(e, FirewallError::Failed { .. }), "{e}");
     }
 }
