@@ -16,7 +16,8 @@
 //!
 //! Only with the engine's `cgroupfs` driver (with `systemd`, parents must be slices that
 //! systemd manages) and only when this process sees the host's cgroup tree (not inside a
-//! container of its own): otherwise nothing is measured and the receipt's `cpu_ms` and
+//! container of its own) and may write it (it makes `atr-sandbox` in every hierarchy at
+//! start, to be able to remove the parents): otherwise nothing is measured and the receipt's `cpu_ms` and
 //! `peak_memory_bytes` are absent. The first run whose parent is not visible turns it off.
 
 use std::path::{Path, PathBuf};
@@ -81,11 +82,20 @@ impl Cgroups {
         }
         let v2 = info.cgroup_version == Some(SystemInfoCgroupVersionEnum::_2);
         let text = tokio::fs::read_to_string("/proc/self/mountinfo").await.ok()?;
-        let found = Self::from_mountinfo(&text, v2);
-        if found.is_none() {
+        let Some(found) = Self::from_mountinfo(&text, v2) else {
             info!("no cgroup mounts visible: CPU time and peak memory are not measured");
+            return None;
+        };
+        // Parents must be removable, or every run would leave one behind: a read-only
+        // cgroup tree (systemd's ProtectControlGroups) or no right to write it turns
+        // measuring off.
+        for m in &found.mounts {
+            if let Err(e) = tokio::fs::create_dir_all(m.join(PARENT_ROOT)).await {
+                info!(mount = %m.display(), error = %e, "cannot write the cgroup tree: CPU time and peak memory are not measured");
+                return None;
+            }
         }
-        found
+        Some(found)
     }
 
     /// Parses `/proc/self/mountinfo`; `v2` when the engine uses the unified hierarchy.
