@@ -16,7 +16,8 @@
 //! only; the bridge's IPv6 link-local address would otherwise reach services bound to `::`).
 //! Installing is idempotent: the chain is named after the network, flushed and refilled, and
 //! every older jump to it (a node killed before it could clean up, a recreated bridge) is
-//! removed first. [`HostFirewall::remove`] undoes it at shutdown. Every `iptables` call runs
+//! removed first. Hence one node per egress network: a second node on the same network
+//! would replace the first's proxy port (two nodes on one host use distinct networks). [`HostFirewall::remove`] undoes it at shutdown. Every `iptables` call runs
 //! under [`CALL_TIMEOUT`] and waits at most [`LOCK_WAIT_SECS`] for the xtables lock.
 
 use std::net::Ipv4Addr;
