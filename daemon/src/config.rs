@@ -190,6 +190,21 @@ pub struct EgressSection {
     pub max_bytes_per_run: Option<u64>,
     /// Name lookups per invocation (default 16).
     pub max_lookups: Option<u32>,
+    /// Who keeps the egress bridge away from the host's own services (default `atr`).
+    pub host_firewall: Option<HostFirewallMode>,
+}
+
+/// Who closes the egress bridge's way to the host's own addresses (`[egress] host_firewall`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+#[non_exhaustive]
+pub enum HostFirewallMode {
+    /// atrd installs its own iptables chain (dropping everything from the bridge to the host
+    /// but the proxy's port) and refuses to enable egress when it cannot.
+    #[default]
+    Atr,
+    /// The operator's firewall already does it; atrd installs nothing.
+    Operator,
 }
 
 /// Egress settings, resolved.
@@ -203,6 +218,8 @@ pub struct EgressConfig {
     pub subnet: Option<String>,
     /// The proxy's rules and budgets.
     pub proxy: crate::egress::ProxyConfig,
+    /// Who keeps the bridge away from the host's own services.
+    pub host_firewall: HostFirewallMode,
 }
 
 impl Default for EgressConfig {
@@ -212,6 +229,7 @@ impl Default for EgressConfig {
             network: "atr-egress".into(),
             subnet: None,
             proxy: crate::egress::ProxyConfig::default(),
+            host_firewall: HostFirewallMode::Atr,
         }
     }
 }
@@ -986,6 +1004,7 @@ impl Config {
                 c.egress.network = n;
             }
             c.egress.subnet = e.subnet;
+            c.egress.host_firewall = e.host_firewall.unwrap_or_default();
             c.egress.proxy.allow_networks = e
                 .allow_networks
                 .unwrap_or_default()
@@ -1132,6 +1151,21 @@ fn check_api_hosts(hosts: Vec<String>) -> Result<Vec<String>, ConfigError> {
 mod tests {
     use super::*;
     use clap::Parser;
+
+    #[test]
+    fn the_egress_host_firewall_is_atrs_unless_the_operator_takes_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("c.toml");
+        let load = |text: &str| {
+            std::fs::write(&f, text).unwrap();
+            Config::resolve(&Cli::parse_from(["atrd", "--config", f.to_str().unwrap()]))
+        };
+        let c = load("[egress]\nenabled = true\n").unwrap();
+        assert_eq!(c.egress.host_firewall, HostFirewallMode::Atr);
+        let c = load("[egress]\nenabled = true\nhost_firewall = \"operator\"\n").unwrap();
+        assert_eq!(c.egress.host_firewall, HostFirewallMode::Operator);
+        assert!(load("[egress]\nhost_firewall = \"none\"\n").is_err());
+    }
 
     #[test]
     fn a_remote_api_needs_an_explicit_yes() {

@@ -1,7 +1,8 @@
 //! The egress proxy: the only way out for a tool that declares network egress.
 //!
 //! A tool with egress runs on the node's internal Docker network ([`network`]), which has no
-//! route out; its `HTTP(S)_PROXY` names this proxy with a per-invocation token
+//! route out and, by the node's host firewall chain ([`firewall`]), no way to the host but
+//! this proxy's port; its `HTTP(S)_PROXY` names this proxy with a per-invocation token
 //! (`http://atr:<token>@<gateway>:<port>`). The proxy:
 //!
 //! 1. reads one request head (capped at [`MAX_HEAD_BYTES`], under [`HEAD_TIMEOUT`]): `CONNECT
@@ -22,6 +23,7 @@
 //! per invocation; bytes per invocation; lookups per invocation; head size and time.
 //! Every refusal answers a short HTTP status and is counted in the invocation's grant.
 
+pub mod firewall;
 pub mod network;
 
 use std::collections::HashMap;

@@ -124,6 +124,8 @@ pub struct Node {
     api_task: tokio::task::JoinHandle<()>,
     net_task: tokio::task::JoinHandle<()>,
     listen_addrs: Vec<libp2p::Multiaddr>,
+    /// The egress bridge's host firewall chain, removed at shutdown.
+    egress_firewall: Option<crate::egress::firewall::HostFirewall>,
 }
 
 impl Node {
@@ -205,13 +207,16 @@ impl Node {
         let ingest = Ingest::new(repo.clone(), announcer.clone(), net.clone(), metrics.clone())
             .with_spec_queue(config.network.budgets.gossip_spec_queue);
         let schemas = Arc::new(invoke::SchemaCache::default());
-        let egress = match (&sandbox, config.egress.enabled) {
-            (Some(sb), true) => Some(start_egress(sb, &config.egress, cancel.child_token()).await?),
+        let (egress, egress_firewall) = match (&sandbox, config.egress.enabled) {
+            (Some(sb), true) => {
+                let (service, firewall) = start_egress(sb, &config.egress, cancel.child_token()).await?;
+                (Some(service), firewall)
+            }
             (None, true) => {
                 warn!("egress enabled but no sandbox: tools with egress are refused");
-                None
+                (None, None)
             }
-            _ => None,
+            _ => (None, None),
         };
         let provider = Provider::new(
             repo.clone(),
@@ -315,6 +320,7 @@ impl Node {
             api_task,
             net_task,
             listen_addrs,
+            egress_firewall,
         })
     }
 
@@ -389,6 +395,9 @@ impl Node {
                 ),
                 Err(e) => warn!(error = %e, "could not remove sandbox containers at shutdown"),
             }
+        }
+        if let Some(fw) = self.egress_firewall {
+            fw.remove().await;
         }
         info!("stopped");
         Ok(())
@@ -534,23 +543,69 @@ impl Dispatcher {
     }
 }
 
-/// Creates (or finds) the internal egress network and starts the proxy on its gateway.
+/// Creates (or finds) the internal egress network, starts the proxy on its gateway and, unless
+/// the operator's firewall does it, installs the rules closing the bridge's way to the host
+/// (egress is not enabled without them).
 async fn start_egress(
     sb: &crate::sandbox::Sandbox,
     cfg: &crate::config::EgressConfig,
     cancel: CancellationToken,
-) -> Result<invoke::provider::EgressService, NodeError> {
-    let gateway = crate::egress::network::ensure(sb.docker(), &cfg.network, cfg.subnet.as_deref())
+) -> Result<
+    (
+        invoke::provider::EgressService,
+        Option<crate::egress::firewall::HostFirewall>,
+    ),
+    NodeError,
+> {
+    let net = crate::egress::network::ensure(sb.docker(), &cfg.network, cfg.subnet.as_deref())
         .await
         .map_err(|e| NodeError::Egress(e.to_string()))?;
+    let gateway = net.gateway;
     let mut proxy_cfg = cfg.proxy.clone();
-    proxy_cfg.deny.push(gateway);
-    let proxy = crate::egress::EgressProxy::start(SocketAddr::new(gateway, 0), proxy_cfg, cancel)
-        .await
-        .map_err(|e| NodeError::Egress(format!("cannot listen on the egress gateway {gateway}: {e}")))?;
+    proxy_cfg.deny.push(gateway.into());
+    let proxy_cancel = cancel.child_token();
+    let proxy = crate::egress::EgressProxy::start(
+        SocketAddr::new(gateway.into(), 0),
+        proxy_cfg,
+        proxy_cancel.clone(),
+    )
+    .await
+    .map_err(|e| NodeError::Egress(format!("cannot listen on the egress gateway {gateway}: {e}")))?;
+    let firewall = match cfg.host_firewall {
+        crate::config::HostFirewallMode::Atr => {
+            let fw = crate::egress::firewall::HostFirewall::install(
+                &cfg.network,
+                &net.bridge,
+                gateway,
+                proxy.addr().port(),
+            )
+            .await;
+            match fw {
+                Ok(fw) => Some(fw),
+                Err(e) => {
+                    proxy_cancel.cancel();
+                    return Err(NodeError::Egress(format!(
+                        "cannot close the egress bridge `{}` to the host: {e}",
+                        net.bridge
+                    )));
+                }
+            }
+        }
+        crate::config::HostFirewallMode::Operator => {
+            warn!(
+                bridge = %net.bridge,
+                proxy = %proxy.addr(),
+                "egress host firewall left to the operator: the host must drop every packet from this bridge except TCP to the proxy"
+            );
+            None
+        }
+    };
     info!(network = %cfg.network, proxy = %proxy.addr(), "egress proxy ready");
-    Ok(invoke::provider::EgressService {
-        network: cfg.network.clone(),
-        proxy,
-    })
+    Ok((
+        invoke::provider::EgressService {
+            network: cfg.network.clone(),
+            proxy,
+        },
+        firewall,
+    ))
 }

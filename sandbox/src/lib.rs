@@ -14,6 +14,7 @@
 //!   containers: neutralised or refused, at publish, provide and run.
 //! - [`confinement`]: what `docker info` says about seccomp and AppArmor, and the warning
 //!   when neither confines tools.
+//! - [`usage`]: CPU time and peak memory of a run, from its parent cgroup.
 //! - [`cargo`]: a nested `cargo` command that does not undo the outer build.
 #![cfg_attr(not(test), deny(clippy::unwrap_used))]
 #![deny(missing_docs)]
@@ -25,5 +26,6 @@ pub mod image_policy;
 pub mod profile;
 pub mod runner;
 pub mod seccomp;
+pub mod usage;
 
 pub use runner::{RunOutcome, RunRequest, Sandbox, SandboxError, SandboxOptions, Timings};

@@ -137,6 +137,8 @@ pub struct Sandbox {
     images: Arc<std::sync::Mutex<HashMap<String, std::time::Instant>>>,
     policies: Arc<std::sync::Mutex<HashMap<String, Arc<ImagePolicy>>>>,
     confinement: Option<EngineConfinement>,
+    /// Where CPU time and peak memory are read (`None`: not measured here).
+    cgroups: Option<Arc<crate::usage::Cgroups>>,
 }
 
 /// Most image policies cached (an image id names its config, so an entry never goes stale).
@@ -179,8 +181,10 @@ impl Sandbox {
             Err(_) => return Err(SandboxError::Unreachable("ping timed out".into())),
         }
         let confinement = crate::confinement::warn_if_unconfined(&docker).await;
+        let cgroups = crate::usage::Cgroups::discover(&docker).await.map(Arc::new);
         let mut sb = Self::with_docker(docker, node, opts);
         sb.confinement = confinement;
+        sb.cgroups = cgroups;
         Ok(sb)
     }
 
@@ -201,6 +205,7 @@ impl Sandbox {
             images: Arc::new(std::sync::Mutex::new(HashMap::new())),
             policies: Arc::new(std::sync::Mutex::new(HashMap::new())),
             confinement: None,
+            cgroups: None,
         }
     }
 
@@ -468,7 +473,34 @@ impl Sandbox {
         if removed > 0 {
             info!(removed, "removed sandbox containers left by an earlier run");
         }
+        self.sweep_cgroups().await;
         Ok(removed)
+    }
+
+    /// Removes the parent cgroups ([`crate::usage`]) of sandbox containers that no longer
+    /// exist (a crashed run, or containers removed by [`Self::remove_all_own`]). A parent
+    /// whose container still exists is kept; one still holding a cgroup cannot be removed.
+    async fn sweep_cgroups(&self) {
+        let Some(c) = &self.cgroups else { return };
+        let opts = ListContainersOptions {
+            all: true,
+            filters: Some(HashMap::from([(
+                "label".to_owned(),
+                vec![format!("{LABEL_SANDBOX}=1")],
+            )])),
+            ..Default::default()
+        };
+        match timed("list containers", self.docker.list_containers(Some(opts))).await {
+            Ok(all) => {
+                let live: std::collections::HashSet<String> = all
+                    .into_iter()
+                    .flat_map(|c| c.names.unwrap_or_default())
+                    .map(|n| n.trim_start_matches('/').to_owned())
+                    .collect();
+                c.sweep(&live).await;
+            }
+            Err(e) => debug!(error = %e, "cannot list containers; sandbox parent cgroups not swept"),
+        }
     }
 
     pub(crate) async fn remove(&self, id: &str) -> Result<(), SandboxError> {

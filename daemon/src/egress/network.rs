@@ -3,11 +3,12 @@
 //! Created once per node as a bridge with `internal: true` (the engine installs no route or
 //! masquerade out of it) and inter-container traffic off (`enable_icc=false`: two tools
 //! running at once cannot talk to each other). The host keeps the bridge's gateway address;
-//! the egress proxy listens there and nowhere else on that network, so the one thing a tool on
-//! it can reach is the proxy.
+//! the egress proxy listens there and nowhere else on that network, and the node's host
+//! firewall chain ([`super::firewall`]) drops every other packet from the bridge to the host,
+//! so the one thing a tool on it can reach is the proxy.
 
 use std::collections::HashMap;
-use std::net::IpAddr;
+use std::net::Ipv4Addr;
 use std::time::Duration;
 
 use bollard::Docker;
@@ -38,11 +39,30 @@ pub enum EgressNetworkError {
     /// The network has no IPv4 gateway to listen on.
     #[error("network `{0}` has no IPv4 gateway address")]
     NoGateway(String),
+    /// The network's host interface could not be told (no id, no bridge name).
+    #[error("network `{0}` has no bridge interface name")]
+    NoBridge(String),
+}
+
+/// Docker's option naming a bridge network's host interface.
+const BRIDGE_NAME_OPTION: &str = "com.docker.network.bridge.name";
+
+/// The egress network as the host sees it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EgressNetwork {
+    /// Its IPv4 gateway: the host's address on it, where the proxy listens.
+    pub gateway: Ipv4Addr,
+    /// The host's bridge interface (`br-<12 hex of the id>` unless named by the creator).
+    pub bridge: String,
 }
 
 /// Creates (or finds) the internal network `name`, with subnet `subnet` when given; returns
-/// its gateway address (on the host).
-pub async fn ensure(docker: &Docker, name: &str, subnet: Option<&str>) -> Result<IpAddr, EgressNetworkError> {
+/// its gateway address and bridge interface (on the host).
+pub async fn ensure(
+    docker: &Docker,
+    name: &str,
+    subnet: Option<&str>,
+) -> Result<EgressNetwork, EgressNetworkError> {
     let err = |op, e: String| EgressNetworkError::Docker {
         op,
         name: name.to_owned(),
@@ -86,13 +106,21 @@ pub async fn ensure(docker: &Docker, name: &str, subnet: Option<&str>) -> Result
     if info.internal != Some(true) {
         return Err(EgressNetworkError::NotInternal(name.to_owned()));
     }
-    info.ipam
+    let bridge = info
+        .options
+        .as_ref()
+        .and_then(|o| o.get(BRIDGE_NAME_OPTION).cloned())
+        .or_else(|| Some(format!("br-{}", info.id.as_deref()?.get(..12)?)))
+        .ok_or_else(|| EgressNetworkError::NoBridge(name.to_owned()))?;
+    let gateway = info
+        .ipam
         .and_then(|i| i.config)
         .unwrap_or_default()
         .into_iter()
-        .filter_map(|c| c.gateway?.parse::<IpAddr>().ok())
-        .find(IpAddr::is_ipv4)
-        .ok_or_else(|| EgressNetworkError::NoGateway(name.to_owned()))
+        .filter_map(|c| c.gateway?.parse::<Ipv4Addr>().ok())
+        .next()
+        .ok_or_else(|| EgressNetworkError::NoGateway(name.to_owned()))?;
+    Ok(EgressNetwork { gateway, bridge })
 }
 
 /// Removes network `name` (tests; a node keeps its network across restarts).

@@ -14,6 +14,7 @@ use atr_protocol::api::{InvokeRequest, InvokeResponse};
 use atr_protocol::policy::Policy;
 use atr_protocol::receipt::InvocationStatus;
 use atrd::Node;
+use atrd::config::HostFirewallMode;
 use atrd::identity::Identity;
 use bollard::Docker;
 use bollard::models::NetworkCreateRequest;
@@ -98,11 +99,17 @@ impl Web {
 
 /// A provider with egress on network `egress_net`, allowed to reach `web`.
 async fn provider(seed: u8, egress_net: &str, web: &Web) -> TestNode {
+    provider_with(seed, egress_net, web, HostFirewallMode::Atr).await
+}
+
+/// [`provider`], with the host firewall kept by `firewall`.
+async fn provider_with(seed: u8, egress_net: &str, web: &Web, firewall: HostFirewallMode) -> TestNode {
     ensure_tools_image();
     let dir = tempfile::tempdir().unwrap();
     let mut c = test_config(dir.path());
     c.sandbox.enabled = true;
     c.egress.enabled = true;
+    c.egress.host_firewall = firewall;
     c.egress.network = egress_net.into();
     c.egress.proxy.allow_networks = vec![format!("{}/32", web.ip).parse().unwrap()];
     c.egress.proxy.hosts = HashMap::from([("web.atr-test".to_owned(), web.ip)]);
@@ -209,17 +216,97 @@ async fn issue_17_egress_reaches_only_the_allowed_host() {
         let r = call(n, spec.id(), json!({"lookup": name})).await.unwrap();
         assert!(r.output.get("error").is_some(), "{name} resolved: {}", r.output);
     }
-    // No route around the proxy to the host's API (bound to loopback). KNOWN GAP (security.md
-    // "Declared permissions"): a service bound to one of the host's own addresses (here the
-    // web server on a bridge gateway) IS reachable directly, because traffic to the host goes
-    // through its INPUT chain, which an internal network does not filter; the fix is a host
-    // firewall rule or running the proxy in its own namespace.
-    for addr in [format!("{gw}:{api}")] {
+    // No route around the proxy to the host's API (bound to loopback) nor to the allowed
+    // server (bound to another bridge's gateway, one of the host's own addresses): the node's
+    // host firewall chain drops it (`issue_17_egress_cannot_reach_host_services_directly`).
+    for addr in [format!("{gw}:{api}"), format!("{}:{}", web.ip, web.port)] {
         let r = call(n, spec.id(), json!({"direct": addr})).await.unwrap();
         assert_eq!(r.output["connected"], false, "{addr}: {}", r.output);
     }
     n.sandbox().unwrap().settle().await;
-    drop(t);
+    t.node.shutdown().await.unwrap();
+    web.stop().await;
+}
+
+/// `iptables -S <chain>` (empty when the chain does not exist).
+fn chain_rules(prog: &str, chain: &str) -> String {
+    let out = std::process::Command::new(prog)
+        .args(["-w", "5", "-S", chain])
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// The egress host bypass (security.md, "Egress"): traffic from a tool to the host's own
+/// addresses goes through the host's INPUT chain, which Docker does not filter. A TCP server
+/// on the host bound to `0.0.0.0` is reachable from an egress tool at the egress gateway and
+/// at the host's other addresses when nothing closes it (the first node, whose operator says
+/// the host firewall is theirs and did nothing: this shows the probe works), and is not once
+/// atrd installs its chain (the second node), while the allowed host through the proxy
+/// still answers. At shutdown the chain is gone.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs a Docker Engine and root (iptables)"]
+async fn issue_17_egress_cannot_reach_host_services_directly() {
+    init_tracing();
+    let web = Web::start("atr-test-web-bypass", None).await;
+    // A service on every host address.
+    let host = tokio::net::TcpListener::bind(("0.0.0.0", 0)).await.unwrap();
+    let port = host.local_addr().unwrap().port();
+    tokio::spawn(async move {
+        while let Ok((s, _)) = host.accept().await {
+            drop(s);
+        }
+    });
+    let allowed = format!("web.atr-test:{}", web.port);
+    let probe = |gw: IpAddr| [format!("{gw}:{port}"), format!("{}:{port}", web.ip)];
+
+    // Without the chain: the bypass exists.
+    let net = "atr-egress-test-open";
+    let t = provider_with(174, net, &web, HostFirewallMode::Operator).await;
+    let gw = egress_gateway(net).await;
+    assert_eq!(
+        chain_rules("iptables", &atrd::egress::firewall::chain_for(net)),
+        ""
+    );
+    let spec = publish(&t.node, "http_fetch", std::slice::from_ref(&allowed)).await;
+    for addr in probe(gw) {
+        let r = call(&t.node, spec.id(), json!({"direct": addr})).await.unwrap();
+        assert_eq!(
+            r.output["connected"], true,
+            "control: {addr} should be open: {}",
+            r.output
+        );
+    }
+    t.node.shutdown().await.unwrap();
+    let docker = Docker::connect_with_local_defaults().unwrap();
+    atrd::egress::network::remove(&docker, net).await;
+
+    // With atrd's chain: closed, but the proxy still works.
+    let net = "atr-egress-test-closed";
+    let t = provider_with(175, net, &web, HostFirewallMode::Atr).await;
+    let gw = egress_gateway(net).await;
+    let chain = atrd::egress::firewall::chain_for(net);
+    let rules = chain_rules("iptables", &chain);
+    assert!(rules.contains("-p tcp") && rules.contains("-j DROP"), "{rules}");
+    let spec = publish(&t.node, "http_fetch", std::slice::from_ref(&allowed)).await;
+    for addr in probe(gw) {
+        let r = call(&t.node, spec.id(), json!({"direct": addr})).await.unwrap();
+        assert_eq!(
+            r.output["connected"], false,
+            "{addr} reached around the proxy: {}",
+            r.output
+        );
+    }
+    let r = call(&t.node, spec.id(), json!({"url": format!("http://{allowed}/")}))
+        .await
+        .unwrap();
+    assert_eq!(r.output["status"], 200, "{}", r.output);
+    assert_eq!(r.output["body"], "hello from the allowed host");
+    t.node.sandbox().unwrap().settle().await;
+    t.node.shutdown().await.unwrap();
+    assert_eq!(chain_rules("iptables", &chain), "", "chain left after shutdown");
+    assert_eq!(chain_rules("ip6tables", &chain), "", "chain left after shutdown");
+    atrd::egress::network::remove(&docker, net).await;
     web.stop().await;
 }
 
@@ -324,6 +411,7 @@ async fn issue_17_secrets_reach_only_the_container() {
     let text = String::from_utf8_lossy(&logs.0.lock().unwrap()).to_string();
     assert!(!text.is_empty(), "no logs captured");
     assert!(!text.contains(SECRET), "secret in the logs");
-    drop(t);
+    // Shut down (not dropped): the node removes its egress firewall chain.
+    t.node.shutdown().await.unwrap();
     web.stop().await;
 }

@@ -111,6 +111,36 @@ async fn hostile_tools_are_contained_and_cleaned_up() {
     t.node.shutdown().await.unwrap();
 }
 
+/// Issue 17: the receipt's `usage` carries the run's CPU time and peak memory, measured from
+/// the container's parent cgroup (`atr_sandbox::usage`; this needs the engine's `cgroupfs`
+/// driver, as on the CI machine). A tool that writes 32 MiB reports at least that much peak
+/// memory and some CPU time; `echo` reports less memory than it; both are signed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs a Docker Engine (cgroupfs driver)"]
+async fn issue_17_receipts_measure_cpu_and_peak_memory() {
+    init_tracing();
+    let t = start_provider(141, vec![], 2).await;
+    let n = &t.node;
+    let hog = publish_tool(n, "memory_hog").await.id();
+    let r = call(n, hog, json!({"mb": 32})).await;
+    assert_eq!(r.status, InvocationStatus::Ok, "{}", r.output);
+    let u = r.receipt.usage.expect("usage");
+    let cpu = u.cpu_ms.expect("cpu_ms measured");
+    let peak = u.peak_memory_bytes.expect("peak_memory_bytes measured");
+    assert!(cpu > 0, "{u:?}");
+    assert!(peak >= 32 << 20, "peak {peak} below the 32 MiB written: {u:?}");
+    assert!(peak <= 64 << 20, "peak {peak} above the 64 MiB limit: {u:?}");
+
+    let echo = publish_tool(n, "echo").await.id();
+    let r = call(n, echo, json!({"x": 1})).await;
+    assert_eq!(r.status, InvocationStatus::Ok, "{}", r.output);
+    let e = r.receipt.usage.expect("usage");
+    let echo_peak = e.peak_memory_bytes.expect("peak_memory_bytes measured");
+    assert!(echo_peak > 0 && echo_peak < peak, "echo {e:?} vs hog {u:?}");
+    assert!(e.cpu_ms.is_some(), "{e:?}");
+    t.node.shutdown().await.unwrap();
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "needs a Docker Engine"]
 async fn every_example_of_every_tool_runs_in_the_sandbox() {

@@ -80,6 +80,8 @@ pub struct RunOutcome {
     pub timings: Timings,
     /// Wall time of the process, milliseconds (input written → exit or kill).
     pub wall_ms: u64,
+    /// CPU time and peak memory, from the container's parent cgroup ([`crate::usage`]).
+    pub measured: crate::usage::Measured,
 }
 
 fn now_ms() -> u64 {
@@ -98,19 +100,40 @@ fn ms(since: Instant) -> f64 {
 struct RemoveOnDrop {
     sandbox: Sandbox,
     id: Option<String>,
+    /// The container's name when it has a parent cgroup to remove after it.
+    cgroup: Option<String>,
 }
 
 impl Drop for RemoveOnDrop {
     fn drop(&mut self) {
         if let Some(id) = self.id.take() {
             let sb = self.sandbox.clone();
+            let cgroup = self.cgroup.take();
             if let Ok(rt) = tokio::runtime::Handle::try_current() {
                 rt.spawn(async move {
                     if let Err(e) = sb.remove(&id).await {
                         warn!(container = %id, error = %e, "could not remove sandbox container");
                     }
+                    sb.release_cgroup(cgroup.as_deref()).await;
                 });
             }
+        }
+    }
+}
+
+impl Sandbox {
+    /// Removes the parent cgroup of container `name` (after the container).
+    async fn release_cgroup(&self, name: Option<&str>) {
+        if let (Some(c), Some(name)) = (&self.cgroups, name) {
+            c.release(name).await;
+        }
+    }
+
+    /// CPU time and peak memory of container `name` so far (its process has ended).
+    async fn measure(&self, name: Option<&str>) -> crate::usage::Measured {
+        match (&self.cgroups, name) {
+            (Some(c), Some(name)) => c.measure(name).await,
+            _ => crate::usage::Measured::default(),
         }
     }
 }
@@ -195,11 +218,19 @@ pub(crate) async fn prepare(
     let mut t = Timings::default();
     // The image's VOLUMEs become tmpfs mounts; a refused image is never started.
     let policy = sb.image_policy(&key.image).await?;
-    let body = sb.container_body(key, &policy.volumes, invocation);
+    let mut body = sb.container_body(key, &policy.volumes, invocation);
     let mut suffix = [0u8; 6];
     rand::fill(&mut suffix);
+    let name = format!("atr-{}-{}", &sb.instance[..8], hex::encode(suffix));
+    // Its own parent cgroup keeps the run's CPU time and peak memory after the runtime
+    // deletes the container's cgroup (`crate::usage`).
+    let parent = sb.cgroups.as_ref().and_then(|c| c.parent(&name));
+    let cgroup = parent.as_ref().map(|_| name.clone());
+    if let Some(host) = body.host_config.as_mut() {
+        host.cgroup_parent = parent;
+    }
     let opts = CreateContainerOptions {
-        name: Some(format!("atr-{}-{}", &sb.instance[..8], hex::encode(suffix))),
+        name: Some(name),
         ..Default::default()
     };
     let t0 = Instant::now();
@@ -214,18 +245,24 @@ pub(crate) async fn prepare(
             return Err(SandboxError::ImageMissing(key.image.clone()));
         }
         Ok(Err(e)) => {
+            sb.release_cgroup(cgroup.as_deref()).await;
             return Err(SandboxError::Docker {
                 op: "create",
                 detail: e.to_string(),
             });
         }
-        Err(_) => return Err(SandboxError::Timeout("create")),
+        Err(_) => {
+            // A create that timed out may still happen: its container is a leftover
+            // (`cleanup_leftovers`), its parent cgroup stays.
+            return Err(SandboxError::Timeout("create"));
+        }
     };
     t.create_ms = ms(t0);
     let id = created.id;
     let guard = RemoveOnDrop {
         sandbox: sb.clone(),
         id: Some(id.clone()),
+        cgroup,
     };
     let t0 = Instant::now();
     let attach_opts = AttachContainerOptions {
@@ -281,17 +318,21 @@ pub(crate) async fn execute(
     } = prepared;
     let result = drive(sb, &id, attached, req, &mut timings).await;
     guard.id = None;
+    let cgroup = guard.cgroup.take();
+    let measured;
     let exited = matches!(&result, Ok((s, ..)) if !matches!(s, InvocationStatus::Timeout | InvocationStatus::OutputTooLarge));
     if exited {
         // The process has exited: the container holds no CPU or memory, so
         // its removal leaves the critical path (tracked; `Sandbox::settle`
         // and shutdown wait for it).
+        measured = sb.measure(cgroup.as_deref()).await;
         let sb2 = sb.clone();
         let id2 = id.clone();
         sb.removals.spawn(async move {
             if let Err(e) = sb2.remove(&id2).await {
                 warn!(container = %id2, error = %e, "could not remove sandbox container");
             }
+            sb2.release_cgroup(cgroup.as_deref()).await;
         });
     } else {
         // Still running (killed at its deadline or cut at its output cap):
@@ -301,6 +342,8 @@ pub(crate) async fn execute(
             warn!(container = %id, error = %e, "could not remove sandbox container");
         }
         timings.remove_ms = ms(t0);
+        measured = sb.measure(cgroup.as_deref()).await;
+        sb.release_cgroup(cgroup.as_deref()).await;
     }
     let (status, stdout, stderr, exit_code) = result?;
     debug!(?status, exit_code, ?timings, "sandbox run finished");
@@ -314,6 +357,7 @@ pub(crate) async fn execute(
         finished_at_ms: now_ms(),
         timings,
         wall_ms,
+        measured,
     })
 }
 

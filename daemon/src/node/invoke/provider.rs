@@ -403,8 +403,8 @@ impl Provider {
             policy_hash: Some(atr_protocol::policy::Policy::of(v).hash()),
             usage: Some(atr_protocol::receipt::Usage {
                 wall_ms: outcome.wall_ms,
-                cpu_ms: None,
-                peak_memory_bytes: None,
+                cpu_ms: outcome.measured.cpu_ms,
+                peak_memory_bytes: outcome.measured.peak_memory_bytes,
                 egress_out_bytes: egress.out_bytes,
                 egress_in_bytes: egress.in_bytes,
             }),
