@@ -331,22 +331,35 @@ impl Ingest {
         let WireObject::Revocation(b) = obj else {
             return self.object(obj).map(|(_, i)| (i, true));
         };
-        if self.known(&b.0).is_some() {
-            return Ok((Ingested::Known, false));
+        if let Some(decided) = self.revocation_precheck(&b.0)? {
+            return Ok(decided);
+        }
+        let (_, ingested, affected) = self.revocation(&b.0)?;
+        Ok((ingested, !affected.is_empty()))
+    }
+
+    /// The checks of a gossip revocation that need no signature check and
+    /// no store access (an in-memory hash lookup, a decode of a small body,
+    /// a catalog lookup): whether it is known already or targets nothing
+    /// held, both decided without verifying (`Some`), else `None`. Cheap
+    /// enough for an async worker, so a flood of revocations of made-up
+    /// names costs no blocking-pool hand-off per message.
+    fn revocation_precheck(&self, envelope: &[u8]) -> Result<Option<(Ingested, bool)>, IngestError> {
+        if self.known(envelope).is_some() {
+            return Ok(Some((Ingested::Known, false)));
         }
         // Whether it targets anything held is decided on the unverified
         // value: dropping it needs no signature check, so a flood of
         // revocations of made-up names costs a decode and a lookup each.
-        let value = SignedRevocation::peek(&b.0).map_err(|source| IngestError::Invalid {
+        let value = SignedRevocation::peek(envelope).map_err(|source| IngestError::Invalid {
             kind: "revocation",
             source,
         })?;
         if self.repo.read(|c| c.target_standing(&value)) == Ok(Standing::Unheld) {
             self.metrics.store_refused("unheld_gossip");
-            return Ok((Ingested::Known, false));
+            return Ok(Some((Ingested::Known, false)));
         }
-        let (_, ingested, affected) = self.revocation(&b.0)?;
-        Ok((ingested, !affected.is_empty()))
+        Ok(None)
     }
 
     /// The hash of an envelope's body if this node already holds it (an
@@ -431,7 +444,14 @@ impl Ingest {
             }
             _ => None,
         };
-        let result = self.blocking(move |s| s.gossip_object(&obj)).await;
+        let decided = match &obj {
+            WireObject::Revocation(b) => self.revocation_precheck(&b.0).transpose(),
+            _ => None,
+        };
+        let result = match decided {
+            Some(r) => Ok(r),
+            None => self.blocking(move |s| s.gossip_object(&obj)).await,
+        };
         match result {
             Ok(Ok((Ingested::New, true))) => {
                 self.metrics.gossip_verdict("accept");
