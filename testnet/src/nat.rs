@@ -369,10 +369,44 @@ pub async fn run(opts: NatOptions) -> anyhow::Result<NatReport> {
     tokio::task::spawn_blocking(move || crate::state::docker_cleanup(&d)).await??;
     let r = experiment(&opts, &dir).await;
     let d = dir.clone();
-    let cleaned = tokio::task::spawn_blocking(move || crate::state::docker_cleanup(&d)).await?;
+    let cleaned = tokio::task::spawn_blocking(move || {
+        save_logs(&d);
+        crate::state::docker_cleanup(&d)
+    })
+    .await?;
     let report = r?;
     cleaned?;
     Ok(report)
+}
+
+/// Writes each container's output (`docker logs`) to `<dir>/<name>.log`
+/// before the containers go: what the nodes said stays for inspection
+/// (`ATR_TESTNET_NODE_LOG` sets their `RUST_LOG`). Best effort.
+fn save_logs(dir: &Path) {
+    let filter = format!("label={DOCKER_LABEL}={}", dir.display());
+    let Ok(names) = docker::docker(&["ps", "-a", "--filter", &filter, "--format", "{{.Names}}"]) else {
+        return;
+    };
+    for name in names.split_whitespace() {
+        let Ok(file) = std::fs::File::create(dir.join(format!("{name}.log"))) else {
+            continue;
+        };
+        let Ok(err) = file.try_clone() else { continue };
+        let mut c = std::process::Command::new("docker");
+        c.args(["logs", name])
+            .stdin(std::process::Stdio::null())
+            .stdout(file)
+            .stderr(err);
+        if let Ok(mut child) = c.spawn() {
+            // Bounded: a container's log is read in well under this.
+            let deadline = Instant::now() + Duration::from_secs(30);
+            while matches!(child.try_wait(), Ok(None)) && Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
 }
 
 async fn experiment(opts: &NatOptions, dir: &Path) -> anyhow::Result<NatReport> {

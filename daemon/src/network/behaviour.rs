@@ -108,7 +108,12 @@ impl Behaviour {
                 // the relay accepted the reservation): push it to connected
                 // peers at once, or the relay's DHT never hands it out and no
                 // one can dial a node behind a NAT (issue 18).
-                .with_push_listen_addr_updates(true),
+                .with_push_listen_addr_updates(true)
+                // No second address book: identify's own cache would hand
+                // every listen address of a peer (loopback, each circuit) to
+                // the next dial; the DHT keeps the filtered ones
+                // (`nat::dial_candidates`).
+                .with_cache_size(0),
         );
 
         let store = DhtStore::new(

@@ -253,17 +253,24 @@ async fn nodes_behind_different_nats_find_and_invoke_each_others_tools() -> Test
 fn propagation_runs_on_a_single_node_swarm_and_cleans_up() -> TestResult {
     let _serial = SERIAL.blocking_lock();
     let was_active = atr_testnet::swarm::swarm_active()?;
+    // Only the networks a swarm and a stack make are compared: other work
+    // on the same engine may add and remove its own meanwhile.
     let networks = || -> Result<String, Box<dyn std::error::Error>> {
         let out = Command::new("docker")
-            .args(["network", "ls", "-q", "--no-trunc"])
+            .args(["network", "ls", "--format", "{{.Name}} {{.Labels}}"])
             .output()?;
         assert!(out.status.success());
-        let mut ids: Vec<String> = String::from_utf8_lossy(&out.stdout)
+        let mut ours: Vec<String> = String::from_utf8_lossy(&out.stdout)
             .lines()
+            .filter(|l| {
+                l.starts_with("ingress ")
+                    || l.starts_with("docker_gwbridge ")
+                    || l.contains("com.docker.stack.namespace")
+            })
             .map(str::to_owned)
             .collect();
-        ids.sort();
-        Ok(ids.join(" "))
+        ours.sort();
+        Ok(ours.join("\n"))
     };
     let networks_before = networks()?;
     let tmp = tempfile::tempdir()?;
@@ -297,7 +304,11 @@ fn propagation_runs_on_a_single_node_swarm_and_cleans_up() -> TestResult {
         was_active,
         "the swarm state is restored"
     );
-    assert_eq!(networks()?, networks_before, "no network is left or removed");
+    assert_eq!(
+        networks()?,
+        networks_before,
+        "no swarm or stack network is left or removed"
+    );
     let leftovers = Command::new("docker")
         .args(["ps", "-a", "-q", "--filter", "label=com.docker.stack.namespace"])
         .output()?;
