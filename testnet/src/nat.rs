@@ -507,6 +507,30 @@ async fn experiment(opts: &NatOptions, dir: &Path) -> anyhow::Result<NatReport> 
             ],
         )?;
         in_netns(rpid, &["iptables", "-A", "FORWARD", "-d", &subnet, "-j", "DROP"])?;
+        // Unsolicited packets to the router itself are dropped silently, as
+        // home routers do: answered with a TCP reset or an ICMP error, a
+        // hole punch's early packet would end the peer's attempt at once.
+        for proto in ["tcp", "udp"] {
+            in_netns(
+                rpid,
+                &[
+                    "iptables",
+                    "-A",
+                    "INPUT",
+                    "!",
+                    "-i",
+                    "lo",
+                    "-p",
+                    proto,
+                    "-m",
+                    "conntrack",
+                    "--ctstate",
+                    "NEW",
+                    "-j",
+                    "DROP",
+                ],
+            )?;
+        }
 
         let ndir = dir.join(format!("node{i}"));
         let peer = node_dir(&ndir, next_seed(), false, opts.invoke)?;
