@@ -77,21 +77,59 @@ pub fn neighbour_table_warning(nodes: usize) -> Option<String> {
     })
 }
 
-/// Runs `docker ARGS`; returns stdout, or an error with docker's stderr.
+/// Longest one docker CLI call may take (`stack deploy`, `network rm`, `run`
+/// are seconds; an engine that hangs must not hang the harness): past it the
+/// call is killed and fails.
+pub const DOCKER_CALL_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(180);
+
+/// Runs `docker ARGS`; returns stdout, or an error with docker's stderr (also
+/// when it has not ended within [`DOCKER_CALL_TIMEOUT`]).
 pub fn docker(args: &[&str]) -> anyhow::Result<String> {
-    let out = Command::new("docker")
+    use std::io::Read;
+    let mut child = Command::new("docker")
         .args(args)
         .stdin(Stdio::null())
-        .output()
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
         .context("cannot run `docker` (is the Docker CLI installed?)")?;
-    if !out.status.success() {
+    // Read both pipes on their own threads, so a full pipe never stalls the wait.
+    let drain = |pipe: Option<Box<dyn Read + Send>>| {
+        std::thread::spawn(move || {
+            let mut v = Vec::new();
+            if let Some(mut p) = pipe {
+                let _ = p.read_to_end(&mut v);
+            }
+            v
+        })
+    };
+    let out = drain(child.stdout.take().map(|p| Box::new(p) as Box<dyn Read + Send>));
+    let err = drain(child.stderr.take().map(|p| Box::new(p) as Box<dyn Read + Send>));
+    let deadline = std::time::Instant::now() + DOCKER_CALL_TIMEOUT;
+    let status = loop {
+        if let Some(s) = child.try_wait().context("waiting for `docker`")? {
+            break s;
+        }
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            bail!(
+                "docker {}: no answer within {DOCKER_CALL_TIMEOUT:?}",
+                args.first().copied().unwrap_or_default()
+            );
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    };
+    let stdout = out.join().unwrap_or_default();
+    let stderr = err.join().unwrap_or_default();
+    if !status.success() {
         bail!(
             "docker {}: {}",
             args.first().copied().unwrap_or_default(),
-            String::from_utf8_lossy(&out.stderr).trim()
+            String::from_utf8_lossy(&stderr).trim()
         );
     }
-    Ok(String::from_utf8_lossy(&out.stdout).trim().to_owned())
+    Ok(String::from_utf8_lossy(&stdout).trim().to_owned())
 }
 
 /// Builds the static `atrd` in `workspace_root` and the `FROM scratch` image

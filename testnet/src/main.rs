@@ -147,9 +147,13 @@ enum Cmd {
         /// Watch connections this long after the finds before counting them.
         #[arg(long, default_value = "20s", value_parser = duration)]
         settle: std::time::Duration,
-        /// Reuse the existing atrd image.
+        /// Reuse the existing atrd image (and example tools image).
         #[arg(long)]
         no_build: bool,
+        /// Do not invoke the tools across the NATs (then the NATed nodes run
+        /// no tools and need no Docker socket nor the example tools image).
+        #[arg(long)]
+        no_invoke: bool,
     },
     /// List the built-in scenarios, or print one's TOML.
     Scenarios {
@@ -289,6 +293,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             seed,
             settle,
             no_build,
+            no_invoke,
         } => {
             let report = atr_testnet::nat::run(atr_testnet::nat::NatOptions {
                 nats,
@@ -296,6 +301,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 build_image: !no_build,
                 seed,
                 settle,
+                invoke: !no_invoke,
             })
             .await?;
             println!("{}", atr_testnet::nat::markdown(&report));

@@ -38,8 +38,10 @@ use anyhow::{Context, bail, ensure};
 use atr_client::endpoint::TokenSource;
 use atr_client::{Client, Endpoint};
 use atr_protocol::SecretKey;
+use atr_protocol::api::InvokeRequest;
 use atr_protocol::manifest::Manifest;
 use atr_protocol::query::FindQuery;
+use atr_protocol::receipt::InvocationStatus;
 use serde::{Deserialize, Serialize};
 
 use crate::docker::{self, API_PORT, DATA_DIR, IMAGE};
@@ -51,6 +53,9 @@ pub const MAX_NATS: usize = 16;
 const WAIT: Duration = Duration::from_secs(120);
 /// Polling period of the nodes' APIs.
 const POLL: Duration = Duration::from_millis(200);
+/// Longest wait for one invocation across the NATs (the tool's own limit
+/// is far shorter; this also covers the provider's container start).
+const INVOKE_WAIT: Duration = Duration::from_secs(60);
 
 /// What [`run`] does.
 #[derive(Debug, Clone)]
@@ -66,6 +71,11 @@ pub struct NatOptions {
     /// How long to watch connections settle after the finds, before the
     /// direct/relayed census.
     pub settle: Duration,
+    /// Also invoke each NATed node's tool from the next NATed node: the
+    /// NATed nodes then run tools (sandbox on, the host's Docker socket
+    /// mounted) and the example tools image [`crate::tools_image::TOOLS_IMAGE`]
+    /// is needed (built first when `build_image`).
+    pub invoke: bool,
 }
 
 /// What [`run`] measured.
@@ -88,6 +98,14 @@ pub struct NatReport {
     pub network_find_ms: Vec<f64>,
     /// Network finds that found the tool.
     pub network_find_ok: usize,
+    /// Invocations on node i+1 of node i's tool (`add`, by id) across the
+    /// NATs, ms (empty when invocations were not asked for).
+    #[serde(default)]
+    pub invoke_ms: Vec<f64>,
+    /// Invocations answered `ok` with `3` by the NATed publisher, with a
+    /// receipt the caller's client verified.
+    #[serde(default)]
+    pub invoke_ok: usize,
     /// NATed pairs connected at the census.
     pub pairs_connected: usize,
     /// Of those, pairs with a direct (non-relayed) connection.
@@ -153,20 +171,20 @@ fn in_netns(pid: u32, cmd: &[&str]) -> anyhow::Result<String> {
     Ok(String::from_utf8_lossy(&out.stdout).into_owned())
 }
 
-/// The `atrd.toml` of a node of the experiment.
-fn config(relay: bool) -> String {
+/// The `atrd.toml` of a node of the experiment (`sandbox`: it runs tools).
+fn config(relay: bool, sandbox: bool) -> String {
     let mut s = String::from(
         "# Written by atr-testnet nat.\n[network]\nheartbeat = \"200ms\"\nsync_interval = \"5s\"\nip_colocation_penalty = false\n\n[network.nat]\nmdns = \"off\"\nautonat_only_global_ips = false\nautonat_boot_delay = \"2s\"\nautonat_retry_interval = \"5s\"\n",
     );
     if relay {
         s += "relay_server = true\nreserve = \"never\"\n";
     }
-    s += "\n[sandbox]\nenabled = false\n";
+    s += &format!("\n[sandbox]\nenabled = {sandbox}\n");
     s
 }
 
 /// Writes a node directory (identity from `seed`, config); returns the peer id.
-fn node_dir(dir: &Path, seed: [u8; 32], relay: bool) -> anyhow::Result<String> {
+fn node_dir(dir: &Path, seed: [u8; 32], relay: bool, sandbox: bool) -> anyhow::Result<String> {
     use std::io::Write;
     use std::os::unix::fs::OpenOptionsExt;
     std::fs::create_dir_all(dir)?;
@@ -177,7 +195,7 @@ fn node_dir(dir: &Path, seed: [u8; 32], relay: bool) -> anyhow::Result<String> {
         .open(dir.join("identity.key"))
         .with_context(|| format!("cannot create {}/identity.key", dir.display()))?;
     f.write_all(&seed)?;
-    std::fs::write(dir.join("atrd.toml"), config(relay))?;
+    std::fs::write(dir.join("atrd.toml"), config(relay, sandbox))?;
     Ok(SecretKey::from_seed(&seed).public().to_string())
 }
 
@@ -283,22 +301,27 @@ fn interface_bytes(pid: u32) -> anyhow::Result<u64> {
     Ok(f[0] + f[8])
 }
 
-/// A non-runnable tool (fake digest) with `tag`.
-fn manifest(name: &str, tag: &str) -> anyhow::Result<Manifest> {
+/// The example tools' `add` with `tag`: runnable (the publisher pins the
+/// local image's digest), or with a made-up digest.
+fn manifest(name: &str, tag: &str, runnable: bool) -> anyhow::Result<Manifest> {
+    let digest = if runnable {
+        String::new()
+    } else {
+        format!("digest = \"sha256:{}\"\n", "1".repeat(64))
+    };
     let src = format!(
         r#"
 name = "{name}"
 version = "1.0.0"
 description = "atr-testnet nat tool {name}"
 tags = ["{tag}"]
-input_schema = {{ type = "object" }}
+input_schema = {{ type = "object", properties = {{ a = {{ type = "integer" }}, b = {{ type = "integer" }} }}, required = ["a", "b"] }}
 output_schema = {{ type = "integer" }}
 [runtime]
-image = "atr-example-tools:latest"
-digest = "sha256:{}"
-command = ["/bin/add"]
+image = "{image}"
+{digest}command = ["/bin/add"]
 "#,
-        "1".repeat(64)
+        image = crate::tools_image::TOOLS_IMAGE,
     );
     Manifest::from_toml(&src, "atr-testnet").map_err(|e| anyhow::anyhow!("nat manifest: {e}"))
 }
@@ -333,15 +356,57 @@ pub async fn run(opts: NatOptions) -> anyhow::Result<NatReport> {
             .context("no workspace")?
             .to_owned();
         docker::build_image(&root).await?;
+        if opts.invoke {
+            crate::tools_image::build(&root, crate::tools_image::TOOLS_IMAGE).await?;
+        }
+    }
+    if opts.invoke {
+        let tools = crate::tools_image::TOOLS_IMAGE;
+        docker::docker(&["image", "inspect", "--format", "{{.Id}}", tools])
+            .with_context(|| format!("invocations need the image {tools} (`atr-testnet tools-image`)"))?;
     }
     let d = dir.clone();
     tokio::task::spawn_blocking(move || crate::state::docker_cleanup(&d)).await??;
     let r = experiment(&opts, &dir).await;
     let d = dir.clone();
-    let cleaned = tokio::task::spawn_blocking(move || crate::state::docker_cleanup(&d)).await?;
+    let cleaned = tokio::task::spawn_blocking(move || {
+        save_logs(&d);
+        crate::state::docker_cleanup(&d)
+    })
+    .await?;
     let report = r?;
     cleaned?;
     Ok(report)
+}
+
+/// Writes each container's output (`docker logs`) to `<dir>/<name>.log`
+/// before the containers go: what the nodes said stays for inspection
+/// (`ATR_TESTNET_NODE_LOG` sets their `RUST_LOG`). Best effort.
+fn save_logs(dir: &Path) {
+    let filter = format!("label={DOCKER_LABEL}={}", dir.display());
+    let Ok(names) = docker::docker(&["ps", "-a", "--filter", &filter, "--format", "{{.Names}}"]) else {
+        return;
+    };
+    for name in names.split_whitespace() {
+        let Ok(file) = std::fs::File::create(dir.join(format!("{name}.log"))) else {
+            continue;
+        };
+        let Ok(err) = file.try_clone() else { continue };
+        let mut c = std::process::Command::new("docker");
+        c.args(["logs", name])
+            .stdin(std::process::Stdio::null())
+            .stdout(file)
+            .stderr(err);
+        if let Ok(mut child) = c.spawn() {
+            // Bounded: a container's log is read in well under this.
+            let deadline = Instant::now() + Duration::from_secs(30);
+            while matches!(child.try_wait(), Ok(None)) && Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
 }
 
 async fn experiment(opts: &NatOptions, dir: &Path) -> anyhow::Result<NatReport> {
@@ -364,7 +429,7 @@ async fn experiment(opts: &NatOptions, dir: &Path) -> anyhow::Result<NatReport> 
 
     // The public relay.
     let relay_dir = dir.join("relay");
-    let relay_peer = node_dir(&relay_dir, next_seed(), true)?;
+    let relay_peer = node_dir(&relay_dir, next_seed(), true, false)?;
     let relay = Box_ {
         name: format!("{short}-relay"),
         dir: relay_dir,
@@ -390,7 +455,7 @@ async fn experiment(opts: &NatOptions, dir: &Path) -> anyhow::Result<NatReport> 
         let lan_name = format!("{short}-lan{i}");
         let lan = create_network(&label, &lan_name, 214)?;
         let router_dir = dir.join(format!("router{i}"));
-        node_dir(&router_dir, next_seed(), false)?;
+        node_dir(&router_dir, next_seed(), false, false)?;
         let router = format!("{short}-router{i}");
         let wan_ip = ip(wan, 20 + i as u8);
         // An idle atrd on loopback holds the router's namespace.
@@ -442,14 +507,44 @@ async fn experiment(opts: &NatOptions, dir: &Path) -> anyhow::Result<NatReport> 
             ],
         )?;
         in_netns(rpid, &["iptables", "-A", "FORWARD", "-d", &subnet, "-j", "DROP"])?;
+        // Unsolicited packets to the router itself are dropped silently, as
+        // home routers do: answered with a TCP reset or an ICMP error, a
+        // hole punch's early packet would end the peer's attempt at once.
+        for proto in ["tcp", "udp"] {
+            in_netns(
+                rpid,
+                &[
+                    "iptables",
+                    "-A",
+                    "INPUT",
+                    "!",
+                    "-i",
+                    "lo",
+                    "-p",
+                    proto,
+                    "-m",
+                    "conntrack",
+                    "--ctstate",
+                    "NEW",
+                    "-j",
+                    "DROP",
+                ],
+            )?;
+        }
 
         let ndir = dir.join(format!("node{i}"));
-        let peer = node_dir(&ndir, next_seed(), false)?;
+        let peer = node_dir(&ndir, next_seed(), false, opts.invoke)?;
         let n = Box_ {
             name: format!("{short}-nat{i}"),
             dir: ndir,
             api: ip(lan, 10),
             peer,
+        };
+        // A provider runs tools in containers of the host's engine.
+        let socket: &[&str] = if opts.invoke {
+            &["-v", "/var/run/docker.sock:/var/run/docker.sock"]
+        } else {
+            &[]
         };
         run_node(
             &label,
@@ -459,7 +554,7 @@ async fn experiment(opts: &NatOptions, dir: &Path) -> anyhow::Result<NatReport> 
             &n.dir,
             &listen,
             Some(&boot),
-            &[],
+            socket,
         )?;
         let npid = docker::container_pid(&n.name).context("the node is not running")?;
         in_netns(npid, &["ip", "route", "replace", "default", "via", &lan_router])?;
@@ -472,6 +567,11 @@ async fn experiment(opts: &NatOptions, dir: &Path) -> anyhow::Result<NatReport> 
     }
     let relay_pid = docker::container_pid(&relay.name).context("the relay is not running")?;
     let relay_bytes_before = interface_bytes(relay_pid)?;
+    // Watches, from now to the census, when each NATed node first holds a
+    // connection to another NATed node.
+    let peers: Vec<String> = nodes.iter().map(|n| n.peer.clone()).collect();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let watcher = tokio::spawn(first_connections(clients.clone(), peers, started, stopped));
 
     let mut report = NatReport {
         nats: opts.nats,
@@ -498,16 +598,16 @@ async fn experiment(opts: &NatOptions, dir: &Path) -> anyhow::Result<NatReport> 
 
     // Publish on i, then find on i+1: locally (gossip through the relay),
     // then over the network (DHT + index request to the NATed provider),
-    // which connects the two NATed nodes.
+    // then invoke it there (the request goes to the NATed publisher).
     let n = clients.len();
-    let mut first_conn: Vec<Option<f64>> = vec![None; n];
     for i in 0..n {
         let j = (i + 1) % n;
         let tag = format!("nat{i}");
-        clients[i]
-            .publish(manifest(&format!("nat-tool-{i}"), &tag)?)
+        let id = clients[i]
+            .publish(manifest(&format!("nat-tool-{i}"), &tag, opts.invoke)?)
             .await
-            .with_context(|| format!("publish on NATed node {i}"))?;
+            .with_context(|| format!("publish on NATed node {i}"))?
+            .id;
         let q = FindQuery {
             tag: Some(tag.clone()),
             ..Default::default()
@@ -526,26 +626,33 @@ async fn experiment(opts: &NatOptions, dir: &Path) -> anyhow::Result<NatReport> 
         let found = clients[j].find(&nq).await.is_ok_and(|r| !r.results.is_empty());
         report.network_find_ms.push(t.elapsed().as_secs_f64() * 1000.0);
         report.network_find_ok += usize::from(found);
-    }
-    // First connections between NATed nodes, then the census.
-    let deadline = Instant::now() + opts.settle;
-    loop {
-        for (i, c) in clients.iter().enumerate() {
-            if first_conn[i].is_some() {
-                continue;
-            }
-            if let Ok(p) = c.peers().await
-                && p.peers.iter().any(|v| nodes.iter().any(|o| o.peer == v.peer_id))
-            {
-                first_conn[i] = Some(started.elapsed().as_secs_f64() * 1000.0);
+        if opts.invoke {
+            let req = InvokeRequest {
+                id: Some(id),
+                name: None,
+                version: None,
+                publisher: None,
+                input: serde_json::json!({ "a": 1, "b": 2 }),
+            };
+            let t = Instant::now();
+            let r = tokio::time::timeout(INVOKE_WAIT, clients[j].invoke(&req)).await;
+            report.invoke_ms.push(t.elapsed().as_secs_f64() * 1000.0);
+            match r {
+                Ok(Ok(resp))
+                    if resp.status == InvocationStatus::Ok
+                        && resp.output == serde_json::json!(3)
+                        && resp.provider == nodes[i].peer =>
+                {
+                    report.invoke_ok += 1;
+                }
+                other => eprintln!("atr-testnet nat: invoke of node {i}'s tool from node {j}: {other:?}"),
             }
         }
-        if Instant::now() >= deadline {
-            break;
-        }
-        tokio::time::sleep(POLL).await;
     }
-    report.first_connection_ms = first_conn;
+    // Let connections settle (hole punches), then the census.
+    tokio::time::sleep(opts.settle).await;
+    let _ = stop.send(());
+    report.first_connection_ms = watcher.await?;
     let mut seen = std::collections::HashSet::new();
     for (i, c) in clients.iter().enumerate() {
         let peers = c.peers().await.map(|p| p.peers).unwrap_or_default();
@@ -577,6 +684,41 @@ async fn experiment(opts: &NatOptions, dir: &Path) -> anyhow::Result<NatReport> 
     Ok(report)
 }
 
+/// Polls every NATed node's peers until `stop`; returns, per node, the time
+/// from `started` to its first connection to another NATed node.
+async fn first_connections(
+    clients: Vec<Client>,
+    peers: Vec<String>,
+    started: Instant,
+    mut stop: tokio::sync::oneshot::Receiver<()>,
+) -> Vec<Option<f64>> {
+    let mut first = vec![None; clients.len()];
+    // Bounded: the experiment's waits end within a few `WAIT`s.
+    let deadline = Instant::now() + 10 * WAIT;
+    while Instant::now() < deadline {
+        for (i, c) in clients.iter().enumerate() {
+            if first[i].is_some() {
+                continue;
+            }
+            if let Ok(p) = c.peers().await
+                && p.peers
+                    .iter()
+                    .any(|v| v.peer_id != peers[i] && peers.contains(&v.peer_id))
+            {
+                first[i] = Some(started.elapsed().as_secs_f64() * 1000.0);
+            }
+        }
+        if first.iter().all(Option::is_some) {
+            break;
+        }
+        tokio::select! {
+            _ = &mut stop => break,
+            () = tokio::time::sleep(POLL) => {}
+        }
+    }
+    first
+}
+
 /// The report as a Markdown table.
 pub fn markdown(r: &NatReport) -> String {
     let ms = |v: &[f64]| {
@@ -596,6 +738,7 @@ pub fn markdown(r: &NatReport) -> String {
          | start → first connection between NATed nodes, ms | {} ({} of {} nodes) |\n\
          | publish → discoverable across the NATs (gossip via the relay), ms | {} |\n\
          | network find across the NATs (DHT + index request), ms | {} ({} of {} found) |\n\
+         | invoke across the NATs (`add` on the NATed publisher), ms | {} ({} of {} ok) |\n\
          | NATed pairs connected / direct | {} / {} (direct share {:.2}) |\n\
          | hole punches success / failure | {} / {} |\n\
          | relayed connections (NATed nodes) | {} |\n\
@@ -611,6 +754,9 @@ pub fn markdown(r: &NatReport) -> String {
         ms(&r.network_find_ms),
         r.network_find_ok,
         r.network_find_ms.len(),
+        ms(&r.invoke_ms),
+        r.invoke_ok,
+        r.invoke_ms.len(),
         r.pairs_connected,
         r.pairs_direct,
         r.direct_share,
@@ -636,9 +782,10 @@ mod tests {
 
     #[test]
     fn the_relay_serves_and_nated_nodes_probe() {
-        let relay = config(true);
+        let relay = config(true, false);
         assert!(relay.contains("relay_server = true") && relay.contains("mdns = \"off\""));
-        let node = config(false);
+        let node = config(false, true);
         assert!(!node.contains("relay_server") && node.contains("autonat_only_global_ips = false"));
+        assert!(node.contains("[sandbox]\nenabled = true") && relay.contains("enabled = false"));
     }
 }

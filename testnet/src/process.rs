@@ -383,7 +383,7 @@ impl Testnet {
                 bootstrap: &r.bootstrap,
             })
             .collect();
-        let file = self.dir.join("stack.yml");
+        let file = self.dir.join(crate::swarm::STACK_FILE);
         std::fs::write(
             &file,
             crate::swarm::stack_file(&label, &stack_nodes, base, &crate::logs::node_log_filter())?,
@@ -395,7 +395,12 @@ impl Testnet {
         }
         let stack = crate::swarm::stack_name(&self.dir);
         let f = file.clone();
-        tokio::task::spawn_blocking(move || crate::swarm::deploy(&f, &stack)).await??;
+        let st = stack.clone();
+        tokio::task::spawn_blocking(move || crate::swarm::deploy(&f, &st)).await??;
+        for r in &records {
+            let follower = crate::swarm::follow_service_logs(&stack, r.index, &r.dir.join(LOG_FILE))?;
+            self.lock_children()[r.index] = Some(follower);
+        }
         for r in records {
             let anon = Client::new(Endpoint {
                 api: format!("http://{}", r.api),

@@ -189,6 +189,10 @@ pub fn down(dir: &Path) -> anyhow::Result<DownReport> {
     report.stopped = running.len();
     if let Some(stack) = &state.swarm_stack {
         crate::swarm::teardown(stack, state.swarm_initialised)?;
+        let file = dir.join(crate::swarm::STACK_FILE);
+        if file.exists() {
+            std::fs::remove_file(&file).with_context(|| format!("cannot remove {}", file.display()))?;
+        }
     }
     if state.mode == Mode::Docker || !state.docker_containers.is_empty() || !state.docker_networks.is_empty()
     {

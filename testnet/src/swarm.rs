@@ -30,6 +30,9 @@ use anyhow::{Context, bail};
 
 use crate::docker::{API_PORT, DATA_DIR, IMAGE, P2P_PORT, docker};
 
+/// The stack file, in the testnet directory (removed by `down`).
+pub const STACK_FILE: &str = "stack.yml";
+
 /// Label put on the stack's services, overlay network and containers.
 pub const STACK_LABEL: &str = "atr.testnet.dir";
 
@@ -135,6 +138,33 @@ pub fn deploy(file: &Path, stack: &str) -> anyhow::Result<()> {
     let f = file.to_string_lossy();
     docker(&["stack", "deploy", "-c", &f, stack]).context("docker stack deploy")?;
     Ok(())
+}
+
+/// The service name of node `index` in `stack` (`docker stack deploy`
+/// prefixes each service with the stack name).
+pub fn service_name(stack: &str, index: usize) -> String {
+    format!("{stack}_node{index}")
+}
+
+/// Follows node `index`'s output (`docker service logs -f --raw`, which
+/// works for tasks on any swarm node) into `log`, the file the harness reads
+/// its measured events from. The nodes write only to their standard output;
+/// without this nothing reaches the harness and every propagation sample
+/// fails. The returned process ends when the service is removed.
+pub fn follow_service_logs(stack: &str, index: usize, log: &Path) -> anyhow::Result<std::process::Child> {
+    let f = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(log)
+        .with_context(|| format!("cannot open {}", log.display()))?;
+    let mut c = std::process::Command::new("docker");
+    c.args(["service", "logs", "--follow", "--raw", "--no-trunc"])
+        .arg(service_name(stack, index))
+        .stdin(std::process::Stdio::null())
+        .stdout(f.try_clone()?)
+        .stderr(f);
+    std::os::unix::process::CommandExt::process_group(&mut c, 0);
+    c.spawn().context("cannot run `docker service logs`")
 }
 
 /// Removes the stack and waits (at most a minute) until its containers and

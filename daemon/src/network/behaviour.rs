@@ -116,7 +116,17 @@ impl Behaviour {
         let peer_id = key.public().to_peer_id();
         let identify = identify::Behaviour::new(
             identify::Config::new("/atr/id/1".into(), key.public())
-                .with_agent_version(format!("atrd/{}", env!("CARGO_PKG_VERSION"))),
+                .with_agent_version(format!("atrd/{}", env!("CARGO_PKG_VERSION")))
+                // A relayed address appears after the first identify (once
+                // the relay accepted the reservation): push it to connected
+                // peers at once, or the relay's DHT never hands it out and no
+                // one can dial a node behind a NAT (issue 18).
+                .with_push_listen_addr_updates(true)
+                // No second address book: identify's own cache would hand
+                // every listen address of a peer (loopback, each circuit) to
+                // the next dial; the DHT keeps the filtered ones
+                // (`nat::dial_candidates`).
+                .with_cache_size(0),
         );
 
         let store = DhtStore::new(

@@ -703,7 +703,12 @@ impl NetworkLoop {
     }
 
     fn on_identify(&mut self, e: identify::Event) {
-        if let identify::Event::Received { peer_id, info, .. } = e {
+        if let identify::Event::Received {
+            peer_id,
+            info,
+            connection_id,
+        } = e
+        {
             let speaks_kad = info.protocols.iter().any(|p| p.as_ref() == wire::KAD_PROTOCOL);
             let relays = info
                 .protocols
@@ -727,8 +732,17 @@ impl NetworkLoop {
                 }
             }
             if speaks_kad {
-                for a in &info.listen_addrs {
-                    self.swarm.behaviour_mut().kad.add_address(&peer_id, a.clone());
+                // A peer's loopback addresses are its own business unless
+                // this node reached it over loopback (every node on one host).
+                let loopback_ok = self.connections.get(&connection_id).is_some_and(|(_, a)| {
+                    a.iter().next().is_some_and(|p| match p {
+                        libp2p::multiaddr::Protocol::Ip4(ip) => ip.is_loopback(),
+                        libp2p::multiaddr::Protocol::Ip6(ip) => ip.is_loopback(),
+                        _ => false,
+                    })
+                });
+                for a in nat::dial_candidates(&info.listen_addrs, loopback_ok) {
+                    self.swarm.behaviour_mut().kad.add_address(&peer_id, a);
                 }
             }
             self.emit(NetworkEvent::PeerIdentified {

@@ -89,6 +89,62 @@ pub fn is_relayed(addr: &Multiaddr) -> bool {
     addr.iter().any(|p| matches!(p, Protocol::P2pCircuit))
 }
 
+/// The relay's peer id in a circuit address (`…/p2p/RELAY/p2p-circuit…`).
+fn relay_of(addr: &Multiaddr) -> Option<PeerId> {
+    let mut relay = None;
+    for p in addr.iter() {
+        match p {
+            Protocol::P2p(id) => relay = Some(id),
+            Protocol::P2pCircuit => return relay,
+            _ => {}
+        }
+    }
+    None
+}
+
+/// The addresses of a peer worth putting in the DHT (which hands them to
+/// others, who dial them all at once): no loopback address unless
+/// `loopback_ok` (the peer itself was reached over loopback), every other
+/// direct address, and one circuit address per relay, not on loopback where
+/// the relay has another.
+///
+/// Both filters come from the docker NAT experiment (issue 18), where two
+/// NATed nodes never connected:
+/// - a peer's `127.0.0.1` address leads to the dialer itself when both
+///   listen on the same port (libp2p then reports `WrongPeerId`); libp2p
+///   dials up to 8 addresses at once and ends the whole dial at the first
+///   address that connects, so this quick self-connection cancelled the
+///   relayed attempts every time;
+/// - a relay lists each of its own addresses (TCP, QUIC, loopback) in a
+///   reservation, so a node behind it advertises one circuit per relay
+///   address, all through the same relay connection: dialed together from
+///   both sides they opened more circuits than the relay allows per peer
+///   and more streams than a relay connection takes.
+pub fn dial_candidates(addrs: &[Multiaddr], loopback_ok: bool) -> Vec<Multiaddr> {
+    let is_loopback = |a: &Multiaddr| ip_of(a).is_some_and(|ip| ip.is_loopback());
+    let usable = |a: &&Multiaddr| loopback_ok || !is_loopback(a);
+    let mut out: Vec<Multiaddr> = addrs
+        .iter()
+        .filter(|a| !is_relayed(a))
+        .filter(usable)
+        .cloned()
+        .collect();
+    let mut chosen: Vec<(PeerId, Multiaddr)> = Vec::new();
+    for a in addrs.iter().filter(|a| is_relayed(a)).filter(usable) {
+        let Some(relay) = relay_of(a) else { continue };
+        match chosen.iter_mut().find(|(r, _)| *r == relay) {
+            None => chosen.push((relay, a.clone())),
+            Some((_, held)) => {
+                if !is_loopback(a) && is_loopback(held) {
+                    *held = a.clone();
+                }
+            }
+        }
+    }
+    out.extend(chosen.into_iter().map(|(_, a)| a));
+    out
+}
+
 /// Whether mDNS runs with these listen addresses.
 pub fn mdns_enabled(mode: MdnsMode, listen: &[Multiaddr]) -> bool {
     match mode {
@@ -276,6 +332,43 @@ mod tests {
             .with(Protocol::P2p(relay))
             .with(Protocol::P2pCircuit);
         assert!(is_relayed(&circuit) && !is_relayed(&addr("/ip4/1.2.3.4/tcp/1")));
+    }
+
+    #[test]
+    fn one_circuit_address_per_relay_preferring_a_routable_one() {
+        let (r1, r2, me) = (PeerId::random(), PeerId::random(), PeerId::random());
+        let via = |s: &str, r: PeerId| {
+            addr(s)
+                .with(Protocol::P2p(r))
+                .with(Protocol::P2pCircuit)
+                .with(Protocol::P2p(me))
+        };
+        let direct = addr("/ip4/10.214.0.10/tcp/4077");
+        let all = vec![
+            direct.clone(),
+            via("/ip4/127.0.0.1/tcp/1", r1),
+            via("/ip4/10.213.0.10/tcp/1", r1),
+            via("/ip4/10.213.0.10/udp/1/quic-v1", r1),
+            via("/ip4/127.0.0.1/udp/1/quic-v1", r2),
+        ];
+        let kept = dial_candidates(&all, true);
+        assert_eq!(
+            kept,
+            vec![
+                direct.clone(),
+                via("/ip4/10.213.0.10/tcp/1", r1),
+                via("/ip4/127.0.0.1/udp/1/quic-v1", r2)
+            ]
+        );
+        let mut remote = all.clone();
+        remote.push(addr("/ip4/127.0.0.1/tcp/4077"));
+        assert_eq!(
+            dial_candidates(&remote, false),
+            vec![direct, via("/ip4/10.213.0.10/tcp/1", r1)],
+            "no loopback address of a peer reached from elsewhere"
+        );
+        assert_eq!(relay_of(&kept[1]), Some(r1));
+        assert_eq!(relay_of(&addr("/ip4/1.2.3.4/tcp/1")), None);
     }
 
     #[test]

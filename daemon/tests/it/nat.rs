@@ -140,6 +140,51 @@ async fn a_node_without_a_listen_address_is_reached_through_its_relay_and_answer
     }
 }
 
+/// Issue 18 regression (the docker NAT experiment's NATed nodes never
+/// connected to each other): a node behind a relay gets its relayed address
+/// only after the relay identified it, so the relay must learn that address
+/// from an identify push. Then a third node that only knows the relay finds
+/// the hidden node through the DHT and reaches it through the relay, without
+/// being told the circuit address.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_behind_a_relay_is_reached_without_being_told_its_relayed_address() {
+    init_tracing();
+    let r = relay(111, |_| {}).await;
+    let b = hidden(112, &r).await;
+    wait_relayed_addr(&b).await;
+    b.node
+        .services()
+        .publisher
+        .publish(
+            manifest("found-behind-nat", "1.0.0", &["natted-dht"]),
+            "t.toml".into(),
+        )
+        .await
+        .unwrap();
+    let c = plain(113, &r).await;
+    let req = wire::encode_message(&IndexRequest::Tag("natted-dht".into())).unwrap();
+    let mut answer = None;
+    let deadline = Instant::now() + T;
+    while answer.is_none() && Instant::now() < deadline {
+        match c
+            .node
+            .net()
+            .request(Proto::Index, b.node.peer_id(), req.clone())
+            .await
+        {
+            Ok(raw) => answer = Some(raw),
+            Err(_) => tokio::time::sleep(Duration::from_millis(250)).await,
+        }
+    }
+    let raw = answer.expect("C reached the hidden node (its relayed address came from the DHT)");
+    assert_eq!(IndexResponse::decode(&raw).unwrap().ids.len(), 1);
+    assert_eq!(relayed_only(&c, &b).await, Some(true), "through the relay");
+    assert!(c.node.metrics().connections_count("relayed") >= 1);
+    for n in [c, b, r] {
+        n.node.shutdown().await.unwrap();
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn relay_reservations_beyond_the_budget_are_denied() {
     init_tracing();
@@ -225,9 +270,14 @@ async fn circuits_beyond_the_budget_are_denied() {
     wait_relayed_addr(&b).await;
     let c1 = plain(143, &r).await;
     let c2 = plain(144, &r).await;
-    c1.node.net().dial(circuit(&r, &b)).await.unwrap();
+    // The DHT may already have made the one circuit (the relay hands out
+    // B's relayed address): of two more, at least one is refused.
+    let first = c1.node.net().dial(circuit(&r, &b)).await;
     let second = c2.node.net().dial(circuit(&r, &b)).await;
-    assert!(second.is_err(), "the relay holds one circuit at most");
+    assert!(
+        first.is_err() || second.is_err(),
+        "the relay holds one circuit at most"
+    );
     assert!(r.node.metrics().budget_exceeded_count("relay_circuits") >= 1);
     for n in [c1, c2, b, r] {
         n.node.shutdown().await.unwrap();

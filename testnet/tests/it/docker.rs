@@ -192,3 +192,127 @@ command = ["/bin/add"]
     compose(&file, &project, &["down"])?;
     result
 }
+
+/// Issue 18: two nodes each behind its own NAT (a masquerading router
+/// container) and a public relay. Each finds it is unreachable (AutoNAT),
+/// reserves on the relay, and finds the other's tool locally (gossip through
+/// the relay) and over the network (DHT + a request to the NATed provider),
+/// then invokes it there: the request crosses both NATs, relayed or hole
+/// punched. The NATed nodes must connect to each other (through the relay at
+/// least); the share of direct connections is reported, not required: it
+/// depends on the NAT.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs Docker"]
+async fn nodes_behind_different_nats_find_and_invoke_each_others_tools() -> TestResult {
+    let _serial = SERIAL.lock().await;
+    let tmp = tempfile::tempdir()?;
+    let dir = tmp.path().join("nat");
+    let report = atr_testnet::nat::run(atr_testnet::nat::NatOptions {
+        nats: 2,
+        dir: dir.clone(),
+        build_image: true,
+        seed: 7,
+        settle: Duration::from_secs(10),
+        invoke: true,
+    })
+    .await?;
+    println!("{}", atr_testnet::nat::markdown(&report));
+    assert_eq!(report.reachability, vec!["private", "private"], "{report:?}");
+    assert_eq!(report.relayed_addr_ms.len(), 2);
+    assert_eq!(report.discoverable_ms.len(), 2);
+    assert_eq!(report.network_find_ok, 2, "{report:?}");
+    assert_eq!(
+        report.invoke_ok, 2,
+        "each NATed node ran the other's call: {report:?}"
+    );
+    assert_eq!(report.pairs_connected, 1, "the NATed nodes connected: {report:?}");
+    assert!(
+        report.first_connection_ms.iter().all(Option::is_some),
+        "{report:?}"
+    );
+    assert!(report.relayed_connections >= 1, "{report:?}");
+    assert!(report.relay_circuits >= 1, "{report:?}");
+    assert!(report.relay_bytes > 0);
+    println!("direct share: {:.2}", report.direct_share);
+    assert_eq!(
+        docker_objects(&dir.canonicalize()?)?,
+        "",
+        "no container or network is left"
+    );
+    Ok(())
+}
+
+/// Issue 18: `atr-testnet run propagation --mode swarm --nodes 10` on a
+/// single-node swarm. The run initialises the swarm when the engine is in
+/// none; the test checks that every tool reached every node and that the
+/// engine is left as found: the swarm state restored (left again, with its
+/// `docker_gwbridge`, when the run initialised it), no network added, no
+/// stack container left.
+#[test]
+#[ignore = "needs Docker"]
+fn propagation_runs_on_a_single_node_swarm_and_cleans_up() -> TestResult {
+    let _serial = SERIAL.blocking_lock();
+    let was_active = atr_testnet::swarm::swarm_active()?;
+    // Only the networks a swarm and a stack make are compared: other work
+    // on the same engine may add and remove its own meanwhile.
+    let networks = || -> Result<String, Box<dyn std::error::Error>> {
+        let out = Command::new("docker")
+            .args(["network", "ls", "--format", "{{.Name}} {{.Labels}}"])
+            .output()?;
+        assert!(out.status.success());
+        let mut ours: Vec<String> = String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .filter(|l| {
+                l.starts_with("ingress ")
+                    || l.starts_with("docker_gwbridge ")
+                    || l.contains("com.docker.stack.namespace")
+            })
+            .map(str::to_owned)
+            .collect();
+        ours.sort();
+        Ok(ours.join("\n"))
+    };
+    let networks_before = networks()?;
+    let tmp = tempfile::tempdir()?;
+    let out = tmp.path().join("out");
+    let run = Command::new(env!("CARGO_BIN_EXE_atr-testnet"))
+        .args(["run", "propagation", "--mode", "swarm", "--nodes", "10", "--out"])
+        .arg(&out)
+        .output()?;
+    let stderr = String::from_utf8_lossy(&run.stderr).into_owned();
+    println!("{stderr}");
+    assert!(run.status.success(), "{stderr}");
+    let summary: serde_json::Value = serde_json::from_slice(&std::fs::read(out.join("summary.json"))?)?;
+    assert_eq!(summary["mode"], "swarm");
+    assert_eq!(summary["nodes"], 10);
+    let series = summary["series"].as_array().ok_or("no series")?;
+    let get = |kind: &str| {
+        series
+            .iter()
+            .find(|s| s["kind"] == kind)
+            .cloned()
+            .ok_or_else(|| format!("no {kind} series: {series:?}"))
+    };
+    // 20 publishes, each stored on the 9 other nodes.
+    let prop = get("propagation")?;
+    assert_eq!(prop["count"], 180, "{prop}");
+    assert_eq!(prop["success_rate"], 1.0, "{prop}");
+    assert_eq!(get("propagation_all")?["success_rate"], 1.0);
+    assert_eq!(get("find")?["success_rate"], 1.0);
+    assert_eq!(
+        atr_testnet::swarm::swarm_active()?,
+        was_active,
+        "the swarm state is restored"
+    );
+    assert_eq!(
+        networks()?,
+        networks_before,
+        "no swarm or stack network is left or removed"
+    );
+    let leftovers = Command::new("docker")
+        .args(["ps", "-a", "-q", "--filter", "label=com.docker.stack.namespace"])
+        .output()?;
+    assert!(leftovers.stdout.is_empty(), "no stack container is left");
+    assert!(!out.join("net").exists(), "the testnet directory is removed");
+    Ok(())
+}
