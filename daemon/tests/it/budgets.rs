@@ -27,6 +27,13 @@ async fn bad_messages(n: &atrd::Node, peer: libp2p::PeerId) -> u64 {
         .unwrap_or(0)
 }
 
+/// A fresh attacker, connected to `n`.
+async fn attacker_connected_to(n: &atrd::Node) -> Attacker {
+    let attacker = Attacker::spawn().await.unwrap();
+    attacker.connect(n.dial_addrs()[0].clone()).await.unwrap();
+    attacker
+}
+
 fn index_request(tag: &str) -> Vec<u8> {
     wire::encode_message(&IndexRequest::Tag(tag.into())).unwrap()
 }
@@ -132,11 +139,7 @@ async fn a_gossip_flood_is_cut_at_the_peer_gossip_rate() {
         c.network.sync_interval = Duration::from_secs(3600);
     })
     .await;
-    let attacker = Attacker::spawn().await.unwrap();
-    attacker
-        .connect(victim.node.dial_addrs()[0].clone())
-        .await
-        .unwrap();
+    let attacker = attacker_connected_to(&victim.node).await;
     let checked = || victim.node.metrics().store_refused_count("unheld_gossip");
     let cut = || victim.node.metrics().budget_exceeded_count("peer_gossip");
     wait_for(T, "the attacker's gossip reaches the victim", || async {
@@ -178,11 +181,7 @@ async fn gossip_specs_beyond_the_verification_queue_are_ignored() {
         c.network.sync_interval = Duration::from_secs(3600);
     })
     .await;
-    let attacker = Attacker::spawn().await.unwrap();
-    attacker
-        .connect(victim.node.dial_addrs()[0].clone())
-        .await
-        .unwrap();
+    let attacker = attacker_connected_to(&victim.node).await;
     wait_for(T, "the attacker's gossip reaches the victim", || async {
         let _ = attacker.flood_revocations(1).await;
         victim.node.metrics().store_refused_count("unheld_gossip") >= 1
@@ -229,11 +228,7 @@ async fn an_honest_spec_is_verified_ahead_of_a_queued_spec_flood() {
         victim.node.repo().spec(&first.id()).is_some()
     })
     .await;
-    let attacker = Attacker::spawn().await.unwrap();
-    attacker
-        .connect(victim.node.dial_addrs()[0].clone())
-        .await
-        .unwrap();
+    let attacker = attacker_connected_to(&victim.node).await;
     let mut seed = [7u8; 32];
     seed[0] = 0xEE; // no node's key
     let key = atr_protocol::SecretKey::from_seed(&seed);
@@ -296,8 +291,7 @@ async fn a_request_flood_is_cut_at_the_peer_rate_and_honest_peers_are_still_answ
     .await;
     let spec = publish(&victim.node, "counted", &["flood"]).await;
     let addr = victim.node.dial_addrs()[0].clone();
-    let attacker = Attacker::spawn().await.unwrap();
-    attacker.connect(addr.clone()).await.unwrap();
+    let attacker = attacker_connected_to(&victim.node).await;
     let started = Instant::now();
     let flood = attacker
         .flood_requests(
@@ -349,11 +343,7 @@ async fn concurrent_fetches_beyond_the_response_byte_budget_are_dropped() {
     for i in 0..20 {
         publish(&victim.node, &format!("tool{i}"), &["popular"]).await;
     }
-    let attacker = Attacker::spawn().await.unwrap();
-    attacker
-        .connect(victim.node.dial_addrs()[0].clone())
-        .await
-        .unwrap();
+    let attacker = attacker_connected_to(&victim.node).await;
     let req = wire::encode_message(&FetchRequest::Tag("popular".into())).unwrap();
     let flood = attacker
         .flood_requests(victim.node.peer_id(), Proto::Fetch, req, 40, 40)
@@ -485,8 +475,7 @@ async fn a_dht_provider_flood_stops_at_the_per_peer_budget_and_own_keys_still_wo
     })
     .await;
     let addr = victim.node.dial_addrs()[0].clone();
-    let attacker = Attacker::spawn().await.unwrap();
-    attacker.connect(addr.clone()).await.unwrap();
+    let attacker = attacker_connected_to(&victim.node).await;
     assert_eq!(attacker.flood_providers(300).await, 300);
     wait_for(T, "250 foreign records refused", || async {
         victim
@@ -537,8 +526,7 @@ async fn revocations_of_unheld_specs_stop_at_the_first_hop() {
     }
     let nodes = vec![a, b, c];
     let (a, b, c) = (&nodes[0].node, &nodes[1].node, &nodes[2].node);
-    let attacker = Attacker::spawn().await.unwrap();
-    attacker.connect(b.dial_addrs()[0].clone()).await.unwrap();
+    let attacker = attacker_connected_to(&b).await;
     let refused = || b.metrics().store_refused_count("unheld_gossip");
     wait_for(T, "the attacker's gossip reaches B", || async {
         let _ = attacker.flood_revocations(1).await;
