@@ -526,7 +526,7 @@ async fn revocations_of_unheld_specs_stop_at_the_first_hop() {
     }
     let nodes = vec![a, b, c];
     let (a, b, c) = (&nodes[0].node, &nodes[1].node, &nodes[2].node);
-    let attacker = attacker_connected_to(&b).await;
+    let attacker = attacker_connected_to(b).await;
     let refused = || b.metrics().store_refused_count("unheld_gossip");
     wait_for(T, "the attacker's gossip reaches B", || async {
         let _ = attacker.flood_revocations(1).await;
