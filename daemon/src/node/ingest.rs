@@ -126,6 +126,12 @@ impl IngestError {
     }
 }
 
+/// The gossip spec queue: twice the cores verifying, `waiting` at most waiting.
+fn spec_queue(waiting: usize) -> SpecQueue {
+    let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+    SpecQueue::new(2 * cores, waiting)
+}
+
 /// A fully verified wire object.
 enum Verified {
     Spec(Box<SignedSpec>),
@@ -185,20 +191,18 @@ pub struct Ingest {
 impl Ingest {
     /// An ingest service writing to `repo`.
     pub fn new(repo: Repo, announcer: Announcer, net: NetworkHandle, metrics: Arc<Metrics>) -> Self {
-        let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
         Self {
             repo,
             announcer,
             net,
             metrics,
-            spec_gossip: SpecQueue::new(2 * cores, crate::config::Budgets::default().gossip_spec_queue),
+            spec_gossip: spec_queue(crate::config::Budgets::default().gossip_spec_queue),
         }
     }
 
     /// Sets how many gossip specs may wait to be verified.
     pub fn with_spec_queue(mut self, n: usize) -> Self {
-        let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
-        self.spec_gossip = SpecQueue::new(2 * cores, n);
+        self.spec_gossip = spec_queue(n);
         self
     }
 
@@ -318,22 +322,16 @@ impl Ingest {
     }
 
     /// [`Ingest::object`] for gossip (blocking), and whether the object is
-    /// worth forwarding. A verified revocation that targets nothing this
-    /// node holds is neither stored nor forwarded (counted as
-    /// `store_refused{reason="unheld_gossip"}`): a flood of revocations of
-    /// made-up names then costs each first hop a decode and a catalog
-    /// lookup (no signature check, no store write) and goes no further. A genuine
+    /// worth forwarding, for an object past [`Ingest::revocation_precheck`]
+    /// ([`Ingest::on_gossip`] runs it first, on the async worker). A genuine
     /// revocation spreads through the nodes that hold its target (every
     /// node, once a spec has spread); a node that gets its spec later learns
     /// the revocation by sync from one of them. One that revokes nothing new
     /// (its spec already revoked) is stored but not forwarded.
-    pub fn gossip_object(&self, obj: &WireObject) -> Result<(Ingested, bool), IngestError> {
+    fn gossip_object(&self, obj: &WireObject) -> Result<(Ingested, bool), IngestError> {
         let WireObject::Revocation(b) = obj else {
             return self.object(obj).map(|(_, i)| (i, true));
         };
-        if let Some(decided) = self.revocation_precheck(&b.0)? {
-            return Ok(decided);
-        }
         let (_, ingested, affected) = self.revocation(&b.0)?;
         Ok((ingested, !affected.is_empty()))
     }
@@ -341,9 +339,12 @@ impl Ingest {
     /// The checks of a gossip revocation that need no signature check and
     /// no store access (an in-memory hash lookup, a decode of a small body,
     /// a catalog lookup): whether it is known already or targets nothing
-    /// held, both decided without verifying (`Some`), else `None`. Cheap
-    /// enough for an async worker, so a flood of revocations of made-up
-    /// names costs no blocking-pool hand-off per message.
+    /// held, both decided without verifying (`Some`), else `None`. One that
+    /// targets nothing held is neither stored nor forwarded (counted as
+    /// `store_refused{reason="unheld_gossip"}`): a flood of revocations of
+    /// made-up names costs each first hop a decode and a catalog lookup on
+    /// the async worker (no signature check, no store write, no
+    /// blocking-pool hand-off) and goes no further.
     fn revocation_precheck(&self, envelope: &[u8]) -> Result<Option<(Ingested, bool)>, IngestError> {
         if self.known(envelope).is_some() {
             return Ok(Some((Ingested::Known, false)));
