@@ -734,13 +734,10 @@ impl NetworkLoop {
             if speaks_kad {
                 // A peer's loopback addresses are its own business unless
                 // this node reached it over loopback (every node on one host).
-                let loopback_ok = self.connections.get(&connection_id).is_some_and(|(_, a)| {
-                    a.iter().next().is_some_and(|p| match p {
-                        libp2p::multiaddr::Protocol::Ip4(ip) => ip.is_loopback(),
-                        libp2p::multiaddr::Protocol::Ip6(ip) => ip.is_loopback(),
-                        _ => false,
-                    })
-                });
+                let loopback_ok = self
+                    .connections
+                    .get(&connection_id)
+                    .is_some_and(|(_, a)| nat::is_loopback(a));
                 for a in nat::dial_candidates(&info.listen_addrs, loopback_ok) {
                     self.swarm.behaviour_mut().kad.add_address(&peer_id, a);
                 }

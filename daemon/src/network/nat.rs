@@ -64,6 +64,11 @@ fn ip_of(addr: &Multiaddr) -> Option<IpAddr> {
     }
 }
 
+/// Whether `addr` starts with a loopback IP.
+pub fn is_loopback(addr: &Multiaddr) -> bool {
+    ip_of(addr).is_some_and(|ip| ip.is_loopback())
+}
+
 /// Whether `ip` belongs to a local network: RFC 1918, loopback,
 /// link-local, shared (100.64/10) or IPv6 unique-local.
 pub fn is_private_ip(ip: IpAddr) -> bool {
@@ -121,7 +126,6 @@ fn relay_of(addr: &Multiaddr) -> Option<PeerId> {
 ///   both sides they opened more circuits than the relay allows per peer
 ///   and more streams than a relay connection takes.
 pub fn dial_candidates(addrs: &[Multiaddr], loopback_ok: bool) -> Vec<Multiaddr> {
-    let is_loopback = |a: &Multiaddr| ip_of(a).is_some_and(|ip| ip.is_loopback());
     let usable = |a: &&Multiaddr| loopback_ok || !is_loopback(a);
     let mut out: Vec<Multiaddr> = addrs
         .iter()
